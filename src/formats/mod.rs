@@ -1,0 +1,207 @@
+//! File formats: inbound readers turn a file into raw records (text values
+//! per ledger field, with where they came from); feed writers turn items into
+//! bytes. Interpreting values (whole numbers, times) is shared, in [`quantity`].
+
+pub mod csv_in;
+pub mod csv_out;
+pub mod xml;
+
+use crate::mapping::{Field, InSource, InboundMapping, OutFormat, OutboundMapping};
+use crate::util::Millis;
+use std::io::Write;
+use std::path::Path;
+
+/// One inbound record: the text of each mapped field, as found.
+#[derive(Debug, Default, Clone)]
+pub struct RawRecord {
+    /// Line (CSV, XML) or segment position (X12) where the record starts.
+    pub line: u64,
+    pub values: [Option<String>; 11],
+}
+
+impl RawRecord {
+    pub fn get(&self, f: Field) -> Option<&str> {
+        self.values[f as usize].as_deref()
+    }
+    pub fn set(&mut self, f: Field, v: String) {
+        self.values[f as usize] = Some(v);
+    }
+}
+
+/// A problem that makes a whole file unreadable (as opposed to one bad row).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("line {line}: {message}")]
+    Format { line: u64, message: String },
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// Reads every record of `path` as `mapping` describes, in file order.
+/// The callback may stop the read by returning an error.
+pub fn read_records(path: &Path, mapping: &InboundMapping, on: &mut dyn FnMut(RawRecord) -> Result<(), String>) -> Result<u64, ReadError> {
+    match &mapping.source {
+        InSource::Csv { delimiter, header, columns } => csv_in::read(path, *delimiter, *header, columns, on),
+        InSource::Xml { item, fields } => read_xml(path, item, fields, on),
+        InSource::X12 { .. } => Err(ReadError::Format { line: 0, message: "X12 inbound is not available in this build yet".into() }),
+    }
+}
+
+/// How the operator finds a field in the file, for error messages.
+pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
+    match &mapping.source {
+        InSource::Csv { columns, .. } => columns
+            .iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, c)| format!("{c}"))
+            .unwrap_or_else(|| f.name().to_string()),
+        InSource::Xml { fields, .. } => fields.iter().find(|(g, _)| *g == f).map(|(_, p)| p.clone()).unwrap_or_else(|| f.name().into()),
+        InSource::X12 { .. } => match f {
+            Field::Sku => "LIN".into(),
+            Field::Quantity => "QTY02".into(),
+            other => other.name().into(),
+        },
+    }
+}
+
+pub mod quantity {
+    /// The whole-number rule: `12`, `+12`, ` 12 `, `12.0`, `-3` are whole;
+    /// `12.5`, `1e3`, `12,000`, `twelve` and empty are not.
+    pub fn parse_whole(s: &str) -> Result<i64, &'static str> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty quantity");
+        }
+        let (int, frac) = match t.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (t, None),
+        };
+        let digits = int.strip_prefix(['+', '-']).unwrap_or(int);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("not a whole number");
+        }
+        if let Some(f) = frac {
+            if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("not a whole number");
+            }
+            if f.bytes().any(|b| b != b'0') {
+                return Err("not a whole number (has a fraction)");
+            }
+        }
+        int.parse::<i64>().map_err(|_| "quantity out of range")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::parse_whole;
+        #[test]
+        fn contract_examples() {
+            for (s, v) in [("12", 12), ("+12", 12), (" 12 ", 12), ("12.0", 12), ("-3", -3), ("0", 0), ("12.00", 12)] {
+                assert_eq!(parse_whole(s), Ok(v), "{s:?}");
+            }
+            for s in ["12.5", "1e3", "12,000", "twelve", "", "  ", "12.", ".5", "+", "--3", "99999999999999999999"] {
+                assert!(parse_whole(s).is_err(), "{s:?} should be rejected");
+            }
+        }
+    }
+}
+
+/// One line of a feed.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub sku: String,
+    pub quantity: i64,
+    pub upc: Option<String>,
+    pub description: Option<String>,
+    pub as_of: Option<Millis>,
+}
+
+/// Writes a feed item by item, so no catalog is ever held whole.
+pub trait FeedWriter {
+    fn write_item(&mut self, item: &FeedItem) -> std::io::Result<()>;
+    fn finish(self: Box<Self>) -> std::io::Result<()>;
+}
+
+/// Context a feed writer may need beyond the items.
+pub struct FeedContext<'a> {
+    pub merchant: &'a str,
+    pub now: Millis,
+}
+
+pub fn feed_writer<'a, W: Write + 'a>(mapping: &OutboundMapping, ctx: FeedContext<'a>, out: W) -> std::io::Result<Box<dyn FeedWriter + 'a>> {
+    match &mapping.format {
+        OutFormat::Csv { delimiter, header, columns } => Ok(Box::new(csv_out::CsvFeed::new(out, *delimiter, *header, columns.clone(), ctx.merchant.to_string())?)),
+        OutFormat::Xml { root, item, fields } => Ok(Box::new(XmlFeed::new(out, root, item, fields.clone(), ctx.merchant.to_string())?)),
+        OutFormat::X12_846(_) => Err(std::io::Error::other(format!("{} feeds are not available in this build yet", mapping.format_name()))),
+    }
+}
+
+/// The text of a feed field for an item ("" when the product lacks it).
+pub fn field_text(item: &FeedItem, f: crate::mapping::OutField, merchant: &str) -> String {
+    use crate::mapping::OutField::*;
+    match f {
+        Sku => item.sku.clone(),
+        Quantity => item.quantity.to_string(),
+        Upc => item.upc.clone().unwrap_or_default(),
+        Description => item.description.clone().unwrap_or_default(),
+        Merchant => merchant.to_string(),
+        AsOf => item.as_of.map(crate::util::rfc3339).unwrap_or_default(),
+    }
+}
+
+fn read_xml(path: &Path, item: &str, fields: &[(Field, String)], on: &mut dyn FnMut(RawRecord) -> Result<(), String>) -> Result<u64, ReadError> {
+    let file = std::fs::File::open(path)?;
+    let spec = xml::ItemSpec { item_path: item.to_string(), fields: fields.iter().map(|(f, p)| (f.name().to_string(), p.clone())).collect() };
+    let summary = xml::read_items(std::io::BufReader::with_capacity(1 << 16, file), &spec, |it: xml::XmlItem| {
+        let mut r = RawRecord { line: it.line, ..Default::default() };
+        for ((f, _), v) in fields.iter().zip(it.values) {
+            if let Some(v) = v {
+                r.set(*f, v);
+            }
+        }
+        on(r)
+    });
+    match summary {
+        Ok(s) => Ok(s.items),
+        Err(xml::XmlError::Item { source, .. }) => Err(ReadError::Stopped(source.to_string())),
+        Err(e) => Err(ReadError::Format { line: e.line().unwrap_or(0), message: e.to_string() }),
+    }
+}
+
+/// XML feeds: `<Root><Item><SKU>..</SKU>..</Item></Root>`, UTF-8, escaped.
+struct XmlFeed<W: Write> {
+    w: Option<xml::XmlWriter<W>>,
+    columns: Vec<crate::mapping::OutColumn>,
+    merchant: String,
+}
+
+impl<W: Write> XmlFeed<W> {
+    fn new(out: W, root: &str, item: &str, columns: Vec<crate::mapping::OutColumn>, merchant: String) -> std::io::Result<Self> {
+        let spec = xml::FeedSpec {
+            root: root.to_string(),
+            item: item.to_string(),
+            fields: columns.iter().map(|c| (c.name.clone(), c.field.name().to_string())).collect(),
+        };
+        let w = xml::XmlWriter::new(out, &spec).map_err(std::io::Error::other)?;
+        Ok(XmlFeed { w: Some(w), columns, merchant })
+    }
+}
+
+impl<W: Write> FeedWriter for XmlFeed<W> {
+    fn write_item(&mut self, item: &FeedItem) -> std::io::Result<()> {
+        // XML 1.0 cannot carry some control characters at all: drop them.
+        let values: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| field_text(item, c.field, &self.merchant).chars().filter(|ch| xml::is_xml_char(*ch)).collect())
+            .collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.w.as_mut().expect("open until finish").write_item(&refs).map_err(std::io::Error::other)
+    }
+    fn finish(mut self: Box<Self>) -> std::io::Result<()> {
+        self.w.take().expect("finish once").finish().map_err(std::io::Error::other)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Read-only views for operators: `explain` (why a cart gets a number) and
+//! `status` (what is due, what is waiting, what went wrong).
+
+use crate::config::Config;
+use crate::ledger::{Ledger, LedgerError};
+use crate::sync::feed_query;
+use crate::util::{now_ms, rfc3339, to_datetime};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Explain {
+    pub merchant: String,
+    pub sku: String,
+    pub known: bool,
+    pub warehouses: Vec<WarehouseStock>,
+    pub orders_subtracted: Vec<OrderSubtracted>,
+    pub available: i64,
+    pub carts: Vec<CartValue>,
+    pub computed_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WarehouseStock {
+    pub warehouse: String,
+    pub quantity: i64,
+    pub as_of: String,
+    pub report: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderSubtracted {
+    pub order_id: String,
+    pub line: String,
+    pub quantity: i64,
+    pub ordered_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartValue {
+    pub cart: String,
+    pub min_level: i64,
+    pub warehouses: Vec<String>,
+    pub available: i64,
+    pub value: i64,
+}
+
+/// Explains a SKU's number: stock counted per warehouse, orders subtracted
+/// since each count, and each cart's value. With `cart`, the stock and orders
+/// shown are those that cart counts.
+pub fn explain(cfg: &Config, ledger: &Ledger, merchant: &str, sku: &str, cart: Option<&str>) -> Result<Explain, LedgerError> {
+    let now = now_ms();
+    let all: Vec<String> = vec![];
+    let counted = cart.and_then(|c| cfg.cart(c)).map(|c| c.warehouses.as_slice()).unwrap_or(&all);
+    let warehouses = ledger
+        .stock_rows(merchant, sku, counted)?
+        .into_iter()
+        .map(|r| WarehouseStock { warehouse: r.warehouse, quantity: r.quantity, as_of: rfc3339(r.as_of), report: r.report })
+        .collect::<Vec<_>>();
+    let orders = ledger.order_draws(merchant, sku, counted, now)?;
+    let available = warehouses.iter().map(|w| w.quantity).sum::<i64>() - orders.iter().map(|o| o.quantity).sum::<i64>();
+    let mut carts = vec![];
+    for c in cfg.carts.iter().filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id)) {
+        let q = feed_query(c, 0, now, &[], Some(sku));
+        ledger.compute_feed(&q)?;
+        let (avail, value) = ledger.feed_value(sku)?.unwrap_or((0, 0));
+        carts.push(CartValue { cart: c.id.clone(), min_level: c.min_level, warehouses: c.warehouses.clone(), available: avail, value });
+    }
+    Ok(Explain {
+        merchant: merchant.to_string(),
+        sku: sku.to_string(),
+        known: ledger.product_exists(merchant, sku)?,
+        warehouses,
+        orders_subtracted: orders
+            .into_iter()
+            .map(|o| OrderSubtracted { order_id: o.order_id, line: o.line, quantity: o.quantity, ordered_at: rfc3339(o.ordered_at) })
+            .collect(),
+        available,
+        carts,
+        computed_at: rfc3339(now),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub carts: Vec<CartStatus>,
+    pub inbound: Vec<InboundStatus>,
+    pub ledger: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartStatus {
+    pub cart: String,
+    pub merchant: String,
+    pub format: String,
+    pub schedule: String,
+    pub next_due: Option<String>,
+    pub last_attempt: Option<String>,
+    pub last_success: Option<String>,
+    pub last_outcome: Option<String>,
+    /// Inventory reports applied since the last successful sync.
+    pub pending: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InboundStatus {
+    pub source: String,
+    pub kind: String,
+    pub last_pickup: Option<String>,
+    pub applied: u64,
+    /// Files waiting in quarantine, rejected.
+    pub rejected: u64,
+    /// Full snapshots held in quarantine (apply with `ingest --force`).
+    pub held: u64,
+    pub last_error: Option<String>,
+}
+
+pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
+    let now = chrono::Utc::now();
+    let mut carts = vec![];
+    for c in &cfg.carts {
+        let st = ledger.cart_state(&c.id)?;
+        let next = c.schedule.next_due(st.last_attempt.map(to_datetime), now, c.tz);
+        carts.push(CartStatus {
+            cart: c.id.clone(),
+            merchant: c.merchant.clone(),
+            format: c.mapping.format_name().into(),
+            schedule: c.schedule_text.clone(),
+            next_due: next.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+            last_attempt: st.last_attempt.map(rfc3339),
+            last_success: st.last_success.map(rfc3339),
+            last_outcome: st.last_outcome,
+            pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
+        });
+    }
+    let mut inbound = vec![];
+    for i in &cfg.inbound {
+        let (last, applied) = ledger.inbound_stats(&i.id)?;
+        let (rejected, held, last_error, q_time) = crate::pickup::quarantine_stats(cfg, &i.id);
+        let last_pickup = match (last, q_time) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        inbound.push(InboundStatus {
+            source: i.id.clone(),
+            kind: i.kind.name().into(),
+            last_pickup: last_pickup.map(rfc3339),
+            applied,
+            rejected,
+            held,
+            last_error,
+        });
+    }
+    Ok(Status { carts, inbound, ledger: cfg.ledger_path.display().to_string() })
+}

@@ -1,0 +1,678 @@
+//! The SQLite ledger: stock, orders, reports, carts' sync history.
+//!
+//! Every change to stock or orders happens in one transaction per file;
+//! every rule that computes a number a cart receives is one SQL query
+//! ([`Ledger::compute_feed`]) shared by `sync` and `explain`.
+
+use crate::formats::FeedItem;
+use crate::mapping::OutField;
+use crate::util::Millis;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("ledger {path} has schema version {found}, newer than this stockgate knows ({known}); upgrade stockgate")]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("ledger: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// Schema migrations, in order; `PRAGMA user_version` = how many have run.
+/// Append only: a released migration never changes.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first release.
+    "
+    CREATE TABLE merchants (id TEXT PRIMARY KEY);
+    CREATE TABLE products (
+        merchant TEXT NOT NULL, sku TEXT NOT NULL, upc TEXT, description TEXT,
+        first_seen INTEGER NOT NULL,
+        PRIMARY KEY (merchant, sku)) WITHOUT ROWID;
+    CREATE TABLE reports (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, merchant TEXT NOT NULL, kind TEXT NOT NULL,
+        file_name TEXT NOT NULL, sha256 TEXT NOT NULL, as_of INTEGER, rows INTEGER NOT NULL,
+        stale INTEGER NOT NULL, zeroed INTEGER NOT NULL, applied_at INTEGER NOT NULL, archive_path TEXT);
+    CREATE INDEX reports_sha ON reports (source, sha256);
+    CREATE INDEX reports_merchant ON reports (merchant, id);
+    CREATE TABLE report_warehouses (
+        report_id INTEGER NOT NULL, warehouse TEXT NOT NULL, PRIMARY KEY (report_id, warehouse)) WITHOUT ROWID;
+    CREATE TABLE stock (
+        merchant TEXT NOT NULL, sku TEXT NOT NULL, warehouse TEXT NOT NULL,
+        quantity INTEGER NOT NULL, as_of INTEGER NOT NULL,
+        report_id INTEGER NOT NULL,        -- report that set the quantity
+        named_report_id INTEGER NOT NULL,  -- last report that named this row
+        PRIMARY KEY (merchant, sku, warehouse)) WITHOUT ROWID;
+    CREATE INDEX stock_warehouse ON stock (merchant, warehouse);
+    CREATE TABLE order_lines (
+        source TEXT NOT NULL, order_id TEXT NOT NULL, line TEXT NOT NULL,
+        merchant TEXT NOT NULL, sku TEXT NOT NULL, quantity INTEGER NOT NULL, warehouse TEXT,
+        ordered_at INTEGER NOT NULL, status TEXT, cancelled INTEGER NOT NULL,
+        entered_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, report_id INTEGER NOT NULL,
+        PRIMARY KEY (source, order_id, line));
+    CREATE INDEX order_lines_sku ON order_lines (merchant, sku);
+    CREATE TABLE inbound_files (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, file_name TEXT NOT NULL, sha256 TEXT NOT NULL,
+        outcome TEXT NOT NULL, report_id INTEGER, received_at INTEGER NOT NULL, archive_path TEXT);
+    CREATE INDEX inbound_files_source ON inbound_files (source, id);
+    CREATE TABLE carts (
+        id TEXT PRIMARY KEY, last_report_id INTEGER NOT NULL DEFAULT 0,
+        last_attempt INTEGER, last_success INTEGER, last_outcome TEXT, seq INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE syncs (
+        id INTEGER PRIMARY KEY, cart TEXT NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL, reason TEXT, items INTEGER NOT NULL, file TEXT, bytes INTEGER,
+        sha256 TEXT, forced INTEGER NOT NULL, archive_path TEXT,
+        interchange_control INTEGER, group_control INTEGER, ack_status TEXT, ack_codes TEXT);
+    CREATE INDEX syncs_cart ON syncs (cart, id);
+    CREATE TABLE last_sent (
+        cart TEXT NOT NULL, sku TEXT NOT NULL, value INTEGER NOT NULL, sync_id INTEGER NOT NULL,
+        PRIMARY KEY (cart, sku)) WITHOUT ROWID;
+    CREATE TABLE control_numbers (
+        sender TEXT NOT NULL, receiver TEXT NOT NULL, last INTEGER NOT NULL,
+        PRIMARY KEY (sender, receiver)) WITHOUT ROWID;
+    ",
+];
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+/// Stock and order rules for one cart (or for `explain`).
+#[derive(Debug, Clone)]
+pub struct FeedQuery<'a> {
+    pub merchant: &'a str,
+    pub cart: &'a str,
+    pub warehouses: &'a [String],
+    pub min_level: i64,
+    pub full: bool,
+    /// Reports with a larger id are "new since the last successful sync".
+    pub since_report: i64,
+    pub sync_time: Millis,
+    pub required: &'a [OutField],
+    pub sku: Option<&'a str>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FeedPlan {
+    pub items: u64,
+    /// (field, how many items lack it and were left out)
+    pub missing: Vec<(OutField, u64)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CartState {
+    pub last_report_id: i64,
+    pub last_attempt: Option<Millis>,
+    pub last_success: Option<Millis>,
+    pub last_outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncEntry {
+    pub id: i64,
+    pub cart: String,
+    pub started_at: Millis,
+    pub finished_at: Millis,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub items: u64,
+    pub file: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub forced: bool,
+    pub archive_path: Option<String>,
+    pub interchange_control: Option<i64>,
+    pub group_control: Option<i64>,
+    pub ack_status: Option<String>,
+    pub ack_codes: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StockRow {
+    pub warehouse: String,
+    pub quantity: i64,
+    pub as_of: Millis,
+    pub report: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderDraw {
+    pub order_id: String,
+    pub line: String,
+    pub quantity: i64,
+    pub ordered_at: Millis,
+}
+
+/// Counted stock for a cart: `st` its rows, `agg` summed per SKU.
+/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all).
+const COUNTED: &str = "
+    st AS (SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock
+           WHERE merchant = ?1 AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
+    agg AS (SELECT sku, SUM(quantity) AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
+            FROM st GROUP BY sku)";
+
+/// Open order lines that draw on counted stock: ordered after the as-of of
+/// the stock they draw on (the line's warehouse, else the SKU's latest count)
+/// and not after the sync time (?3). Never-counted stock draws every order.
+const DRAWING_ORDERS: &str = "
+    FROM order_lines o
+    LEFT JOIN st s ON s.sku = o.sku AND s.warehouse = o.warehouse
+    LEFT JOIN agg a ON a.sku = o.sku
+    WHERE o.merchant = ?1 AND o.cancelled = 0 AND o.ordered_at <= ?3
+      AND (o.warehouse IS NULL OR ?2 = '[]' OR o.warehouse IN (SELECT value FROM json_each(?2)))
+      AND o.ordered_at > COALESCE(CASE WHEN o.warehouse IS NULL THEN a.latest ELSE s.as_of END, -9223372036854775807)";
+
+impl Ledger {
+    pub fn open(path: &Path) -> Result<Ledger> {
+        let open_err = |source| LedgerError::Open { path: path.display().to_string(), source };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "temp_store", "FILE").map_err(open_err)?;
+        let mut l = Ledger { conn };
+        l.migrate(path)?;
+        Ok(l)
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(LedgerError::TooNew { path: path.display().to_string(), found: version, known });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Registers the config's merchants and carts (idempotent).
+    pub fn ensure(&self, merchants: &[String], carts: &[String]) -> Result<()> {
+        for m in merchants {
+            self.conn.execute("INSERT OR IGNORE INTO merchants (id) VALUES (?1)", [m])?;
+        }
+        for c in carts {
+            self.conn.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [c])?;
+        }
+        Ok(())
+    }
+
+    // ----- inbound -----
+
+    pub fn already_applied(&self, source: &str, sha256: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM reports WHERE source = ?1 AND sha256 = ?2 LIMIT 1", [source, sha256], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn record_duplicate(&self, source: &str, file_name: &str, sha256: &str, archive: Option<&str>, now: Millis) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path) VALUES (?1, ?2, ?3, 'duplicate', ?4, ?5)",
+            params![source, file_name, sha256, now, archive],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_archive_path(&self, report_id: i64, archive: &str) -> Result<()> {
+        self.conn.execute("UPDATE reports SET archive_path = ?2 WHERE id = ?1", params![report_id, archive])?;
+        self.conn.execute("UPDATE inbound_files SET archive_path = ?2 WHERE report_id = ?1", params![report_id, archive])?;
+        Ok(())
+    }
+
+    /// Starts applying one inventory file; dropped without `commit`, nothing changes.
+    pub fn inventory_batch(&mut self, merchant: &str) -> Result<InventoryBatch<'_>> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "DROP TABLE IF EXISTS temp.staging;
+             CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
+                                        as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
+        )?;
+        Ok(InventoryBatch { tx, merchant: merchant.to_string() })
+    }
+
+    pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
+        let tx = self.conn.transaction()?;
+        let report_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| r.get(0))?;
+        Ok(OrderBatch { tx, merchant: merchant.to_string(), source: source.to_string(), report_id })
+    }
+
+    // ----- carts -----
+
+    pub fn cart_state(&self, cart: &str) -> Result<CartState> {
+        Ok(self
+            .conn
+            .query_row("SELECT last_report_id, last_attempt, last_success, last_outcome FROM carts WHERE id = ?1", [cart], |r| {
+                Ok(CartState { last_report_id: r.get(0)?, last_attempt: r.get(1)?, last_success: r.get(2)?, last_outcome: r.get(3)? })
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    pub fn max_report_id(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM reports", [], |r| r.get(0))?)
+    }
+
+    /// Inventory reports for `merchant` applied after report `since`, touching
+    /// one of `warehouses` ([] = any).
+    pub fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(DISTINCT r.id) FROM reports r JOIN report_warehouses w ON w.report_id = r.id
+             WHERE r.merchant = ?1 AND r.kind = 'inventory' AND r.id > ?2
+               AND (?3 = '[]' OR w.warehouse IN (SELECT value FROM json_each(?3)))",
+            params![merchant, since, json_list(warehouses)],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Computes a cart's feed into the temporary table `feed_items`
+    /// (`include` = 1 sent, 2 left out for a missing field, 0 unchanged).
+    pub fn compute_feed(&self, q: &FeedQuery) -> Result<FeedPlan> {
+        self.conn.execute_batch(
+            "DROP TABLE IF EXISTS temp.feed_items;
+             CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
+                 available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
+        )?;
+        let sql = format!(
+            "WITH {COUNTED},
+             ord AS (SELECT o.sku, SUM(o.quantity) AS q {DRAWING_ORDERS} GROUP BY o.sku),
+             items AS (
+               SELECT p.sku, p.upc, p.description, a.latest, a.named,
+                      COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
+               FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
+               WHERE p.merchant = ?1 AND (?8 IS NULL OR p.sku = ?8))
+             INSERT INTO feed_items
+             SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
+                    CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
+                         THEN 1 ELSE 0 END
+             FROM items i
+             JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
+             LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku"
+        );
+        self.conn.execute(
+            &sql,
+            params![q.merchant, json_list(q.warehouses), q.sync_time, q.min_level, q.full, q.since_report, q.cart, q.sku],
+        )?;
+        let mut plan = FeedPlan::default();
+        for f in q.required {
+            let col = match f {
+                OutField::Upc => "upc",
+                OutField::Description => "description",
+                OutField::AsOf => "as_of",
+                _ => continue,
+            };
+            let n = self.conn.execute(&format!("UPDATE feed_items SET include = 2 WHERE include = 1 AND ({col} IS NULL OR {col} = '')"), [])?;
+            if n > 0 {
+                plan.missing.push((*f, n as u64));
+            }
+        }
+        plan.items = self.conn.query_row("SELECT COUNT(*) FROM feed_items WHERE include = 1", [], |r| r.get(0))?;
+        Ok(plan)
+    }
+
+    /// Streams the included items of the last `compute_feed`, in SKU order.
+    pub fn each_feed_item(&self, mut f: impl FnMut(FeedItem) -> std::io::Result<()>) -> Result<std::io::Result<()>> {
+        let mut stmt = self.conn.prepare("SELECT sku, value, upc, description, as_of FROM feed_items WHERE include = 1 ORDER BY sku")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let item = FeedItem { sku: r.get(0)?, quantity: r.get(1)?, upc: r.get(2)?, description: r.get(3)?, as_of: r.get(4)? };
+            if let Err(e) = f(item) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// (available, value) of one SKU from the last `compute_feed`.
+    pub fn feed_value(&self, sku: &str) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT available, value FROM feed_items WHERE sku = ?1", [sku], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    pub fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM products WHERE merchant = ?1 AND sku = ?2)", [merchant, sku], |r| r.get(0))?)
+    }
+
+    pub fn stock_rows(&self, merchant: &str, sku: &str, warehouses: &[String]) -> Result<Vec<StockRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.warehouse, s.quantity, s.as_of, COALESCE(r.file_name, '') FROM stock s LEFT JOIN reports r ON r.id = s.report_id
+             WHERE s.merchant = ?1 AND s.sku = ?2 AND (?3 = '[]' OR s.warehouse IN (SELECT value FROM json_each(?3)))
+             ORDER BY s.warehouse",
+        )?;
+        let rows = stmt.query_map(params![merchant, sku, json_list(warehouses)], |r| {
+            Ok(StockRow { warehouse: r.get(0)?, quantity: r.get(1)?, as_of: r.get(2)?, report: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The order lines that `compute_feed` subtracts for one SKU.
+    pub fn order_draws(&self, merchant: &str, sku: &str, warehouses: &[String], sync_time: Millis) -> Result<Vec<OrderDraw>> {
+        let sql = format!(
+            "WITH {COUNTED} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
+             ORDER BY o.ordered_at, o.order_id, o.line"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![merchant, json_list(warehouses), sync_time, sku], |r| {
+            Ok(OrderDraw { order_id: r.get(0)?, line: r.get(1)?, quantity: r.get(2)?, ordered_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Next `{seq}` for a cart's file names; committed at once so it never repeats.
+    pub fn next_seq(&self, cart: &str) -> Result<i64> {
+        self.conn.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [cart])?;
+        Ok(self.conn.query_row("UPDATE carts SET seq = seq + 1 WHERE id = ?1 RETURNING seq", [cart], |r| r.get(0))?)
+    }
+
+    /// Next X12 control number for (sender, receiver); committed before use,
+    /// so a crash or a failed delivery never lets one repeat.
+    pub fn next_control(&self, sender: &str, receiver: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "INSERT INTO control_numbers (sender, receiver, last) VALUES (?1, ?2, 1)
+             ON CONFLICT (sender, receiver) DO UPDATE SET last = CASE WHEN last >= 999999999 THEN 1 ELSE last + 1 END
+             RETURNING last",
+            [sender, receiver],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records a sync attempt. When `delivered_through` is set (the file is
+    /// delivered under its final name), the cart's last-sync mark and
+    /// last-sent values move in the same transaction.
+    pub fn record_sync(&mut self, e: &SyncEntry, delivered_through: Option<i64>) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO syncs (cart, started_at, finished_at, outcome, reason, items, file, bytes, sha256, forced,
+                                archive_path, interchange_control, group_control)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                e.cart, e.started_at, e.finished_at, e.outcome, e.reason, e.items, e.file, e.bytes, e.sha256, e.forced,
+                e.archive_path, e.interchange_control, e.group_control
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [&e.cart])?;
+        tx.execute("UPDATE carts SET last_attempt = ?2, last_outcome = ?3 WHERE id = ?1", params![e.cart, e.started_at, e.outcome])?;
+        if let Some(through) = delivered_through {
+            tx.execute(
+                "UPDATE carts SET last_success = ?2, last_report_id = MAX(last_report_id, ?3) WHERE id = ?1",
+                params![e.cart, e.finished_at, through],
+            )?;
+            tx.execute(
+                "INSERT INTO last_sent (cart, sku, value, sync_id) SELECT ?1, sku, value, ?2 FROM feed_items WHERE include = 1 AND true
+                 ON CONFLICT (cart, sku) DO UPDATE SET value = excluded.value, sync_id = excluded.sync_id",
+                params![e.cart, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn history(&self, cart: Option<&str>, limit: u64) -> Result<Vec<SyncEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, cart, started_at, finished_at, outcome, reason, items, file, bytes, sha256, forced, archive_path,
+                    interchange_control, group_control, ack_status, ack_codes
+             FROM syncs WHERE (?1 IS NULL OR cart = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![cart, limit as i64], |r| {
+            Ok(SyncEntry {
+                id: r.get(0)?,
+                cart: r.get(1)?,
+                started_at: r.get(2)?,
+                finished_at: r.get(3)?,
+                outcome: r.get(4)?,
+                reason: r.get(5)?,
+                items: r.get(6)?,
+                file: r.get(7)?,
+                bytes: r.get(8)?,
+                sha256: r.get(9)?,
+                forced: r.get(10)?,
+                archive_path: r.get(11)?,
+                interchange_control: r.get(12)?,
+                group_control: r.get(13)?,
+                ack_status: r.get(14)?,
+                ack_codes: r.get(15)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// (last pickup time, files applied) for an inbound source.
+    pub fn inbound_stats(&self, source: &str) -> Result<(Option<Millis>, u64)> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(received_at), COUNT(*) FILTER (WHERE outcome = 'applied') FROM inbound_files WHERE source = ?1",
+            [source],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// Row counts of every table, to prove a rejected file changed nothing.
+    pub fn table_counts(&self) -> Result<Vec<(String, i64)>> {
+        let names: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        names
+            .into_iter()
+            .map(|n| {
+                let c: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))?;
+                Ok((n, c))
+            })
+            .collect()
+    }
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// One inventory file being applied: rows are staged, then summed per
+/// (SKU, warehouse) and merged into `stock` in [`InventoryBatch::apply`].
+pub struct InventoryBatch<'a> {
+    tx: Transaction<'a>,
+    merchant: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplySummary {
+    pub report_id: i64,
+    pub rows: u64,
+    pub stale: u64,
+    pub zeroed: u64,
+}
+
+/// A full snapshot that would zero too much: (warehouse, would zero, of total).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZeroCount {
+    pub warehouse: String,
+    pub zeroed: u64,
+    pub total: u64,
+}
+
+pub struct ReportMeta<'a> {
+    pub source: &'a str,
+    pub file_name: &'a str,
+    pub sha256: &'a str,
+    pub as_of: Millis,
+    pub rows: u64,
+    pub now: Millis,
+}
+
+impl InventoryBatch<'_> {
+    pub fn add(&self, sku: &str, warehouse: &str, qty: i64, as_of: Millis, upc: Option<&str>, description: Option<&str>) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO staging (sku, warehouse, qty, as_of, upc, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![sku, warehouse, qty, as_of, upc, description])?;
+        Ok(())
+    }
+
+    /// Sums lots: one row per (SKU, warehouse). Call once, after the last `add`.
+    pub fn aggregate(&self) -> Result<()> {
+        self.tx.execute_batch(
+            "DROP TABLE IF EXISTS temp.agg;
+             CREATE TEMP TABLE agg AS
+               SELECT sku, warehouse, SUM(qty) AS qty, MAX(as_of) AS as_of, COUNT(*) AS n,
+                      MAX(upc) AS upc, MAX(description) AS description
+               FROM staging GROUP BY sku, warehouse;
+             CREATE UNIQUE INDEX temp.agg_key ON agg (sku, warehouse);",
+        )?;
+        Ok(())
+    }
+
+    /// For a full snapshot of `warehouses` as of `as_of`: how many SKUs it would zero.
+    pub fn zero_counts(&self, warehouses: &[String], as_of: Millis) -> Result<Vec<ZeroCount>> {
+        let mut out = vec![];
+        for w in warehouses {
+            let (zeroed, total): (u64, u64) = self.tx.query_row(
+                "SELECT COUNT(*) FILTER (WHERE a.sku IS NULL AND s.quantity != 0 AND s.as_of <= ?3), COUNT(*)
+                 FROM stock s LEFT JOIN agg a ON a.sku = s.sku AND a.warehouse = s.warehouse
+                 WHERE s.merchant = ?1 AND s.warehouse = ?2",
+                params![self.merchant, w, as_of],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            out.push(ZeroCount { warehouse: w.clone(), zeroed, total });
+        }
+        Ok(out)
+    }
+
+    /// Distinct warehouses named by the staged rows.
+    pub fn warehouses(&self) -> Result<Vec<String>> {
+        let mut stmt = self.tx.prepare("SELECT DISTINCT warehouse FROM agg ORDER BY warehouse")?;
+        let v = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// Merges staged rows into stock (skipping stale ones), zeroes absent SKUs
+    /// of `snapshot_warehouses`, records the report, and commits.
+    pub fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<ApplySummary> {
+        let tx = &self.tx;
+        let m = &self.merchant;
+        tx.execute(
+            "INSERT INTO reports (source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+             VALUES (?1, ?2, 'inventory', ?3, ?4, ?5, ?6, 0, 0, ?7)",
+            params![meta.source, m, meta.file_name, meta.sha256, meta.as_of, meta.rows, meta.now],
+        )?;
+        let rid = tx.last_insert_rowid();
+        // A row older than what the ledger holds changes nothing (files arrive out of order).
+        let stale: u64 = tx.query_row(
+            "SELECT COALESCE(SUM(a.n), 0) FROM agg a JOIN stock s ON s.merchant = ?1 AND s.sku = a.sku AND s.warehouse = a.warehouse
+             WHERE s.as_of > a.as_of",
+            [m],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
+             SELECT ?1, sku, warehouse, qty, as_of, ?2, ?2 FROM agg WHERE true
+             ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
+               quantity = excluded.quantity, as_of = excluded.as_of,
+               report_id = excluded.report_id, named_report_id = excluded.named_report_id
+             WHERE stock.as_of <= excluded.as_of",
+            params![m, rid],
+        )?;
+        tx.execute(
+            "INSERT INTO products (merchant, sku, upc, description, first_seen)
+             SELECT ?1, sku, MAX(NULLIF(upc, '')), MAX(NULLIF(description, '')), ?2 FROM agg WHERE true GROUP BY sku
+             ON CONFLICT (merchant, sku) DO UPDATE SET
+               upc = COALESCE(excluded.upc, products.upc),
+               description = COALESCE(excluded.description, products.description)",
+            params![m, meta.now],
+        )?;
+        let mut zeroed = 0u64;
+        for w in snapshot_warehouses {
+            zeroed += tx.execute(
+                "UPDATE stock SET quantity = 0, as_of = ?3, report_id = ?4, named_report_id = ?4
+                 WHERE merchant = ?1 AND warehouse = ?2 AND quantity != 0 AND as_of <= ?3
+                   AND NOT EXISTS (SELECT 1 FROM agg a WHERE a.sku = stock.sku AND a.warehouse = stock.warehouse)",
+                params![m, w, meta.as_of, rid],
+            )? as u64;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) SELECT DISTINCT ?1, warehouse FROM agg",
+            [rid],
+        )?;
+        for w in snapshot_warehouses {
+            tx.execute("INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) VALUES (?1, ?2)", params![rid, w])?;
+        }
+        tx.execute("UPDATE reports SET stale = ?2, zeroed = ?3 WHERE id = ?1", params![rid, stale, zeroed])?;
+        tx.execute(
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at) VALUES (?1, ?2, ?3, 'applied', ?4, ?5)",
+            params![meta.source, meta.file_name, meta.sha256, rid, meta.now],
+        )?;
+        tx.execute_batch("DROP TABLE temp.agg; DROP TABLE temp.staging;")?;
+        self.tx.commit()?;
+        Ok(ApplySummary { report_id: rid, rows: meta.rows, stale, zeroed })
+    }
+}
+
+/// One order file being applied: each line upserted by (source, order id, line).
+pub struct OrderBatch<'a> {
+    tx: Transaction<'a>,
+    merchant: String,
+    source: String,
+    report_id: i64,
+}
+
+pub struct OrderLine<'a> {
+    pub order_id: &'a str,
+    pub line: &'a str,
+    pub sku: &'a str,
+    pub quantity: i64,
+    pub warehouse: Option<&'a str>,
+    /// None: the time the line first entered the ledger.
+    pub ordered_at: Option<Millis>,
+    pub status: Option<&'a str>,
+    pub cancelled: bool,
+}
+
+impl OrderBatch<'_> {
+    pub fn upsert(&self, l: &OrderLine, now: Millis) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO order_lines (source, order_id, line, merchant, sku, quantity, warehouse, ordered_at, status,
+                                          cancelled, entered_at, updated_at, report_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, COALESCE(?8, ?11), ?9, ?10, ?11, ?11, ?12)
+                 ON CONFLICT (source, order_id, line) DO UPDATE SET
+                   sku = excluded.sku, quantity = excluded.quantity, warehouse = excluded.warehouse,
+                   ordered_at = COALESCE(?8, order_lines.ordered_at), status = excluded.status,
+                   cancelled = excluded.cancelled, updated_at = excluded.updated_at, report_id = excluded.report_id",
+            )?
+            .execute(params![
+                self.source, l.order_id, l.line, self.merchant, l.sku, l.quantity, l.warehouse, l.ordered_at, l.status,
+                l.cancelled, now, self.report_id
+            ])?;
+        Ok(())
+    }
+
+    pub fn apply(self, meta: &ReportMeta) -> Result<ApplySummary> {
+        self.tx.execute(
+            "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+             VALUES (?1, ?2, ?3, 'orders', ?4, ?5, NULL, ?6, 0, 0, ?7)",
+            params![self.report_id, meta.source, self.merchant, meta.file_name, meta.sha256, meta.rows, meta.now],
+        )?;
+        self.tx.execute(
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at) VALUES (?1, ?2, ?3, 'applied', ?4, ?5)",
+            params![meta.source, meta.file_name, meta.sha256, self.report_id, meta.now],
+        )?;
+        let id = self.report_id;
+        self.tx.commit()?;
+        Ok(ApplySummary { report_id: id, rows: meta.rows, stale: 0, zeroed: 0 })
+    }
+}

@@ -1,0 +1,20 @@
+//! stockgate: an inventory-sync gateway.
+//!
+//! Dependency direction (each module uses only those listed before it):
+//! `util` → `schedule` → `mapping` → `config` → `formats` → `ledger` →
+//! `transport` → `pickup` → `sync` → `daemon` → `init`.
+//! The binary (`src/main.rs`) is a thin shell over [`app`].
+
+pub mod app;
+pub mod config;
+pub mod daemon;
+pub mod formats;
+pub mod init;
+pub mod inspect;
+pub mod ledger;
+pub mod mapping;
+pub mod pickup;
+pub mod schedule;
+pub mod sync;
+pub mod transport;
+pub mod util;

@@ -1,0 +1,758 @@
+//! Mapping files (`mappings/NAME.toml`): how an inbound file's columns map to
+//! ledger fields, and how a cart's feed is laid out. Parsed, then validated;
+//! every problem is collected with its file, line and key.
+
+use crate::util::{Millis, Problem, line_at, line_of};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Ledger fields an inbound record can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Sku,
+    Quantity,
+    Warehouse,
+    Lot,
+    AsOf,
+    Upc,
+    Description,
+    OrderId,
+    Line,
+    OrderedAt,
+    Status,
+}
+
+impl Field {
+    pub const ALL: [Field; 11] = [
+        Field::Sku,
+        Field::Quantity,
+        Field::Warehouse,
+        Field::Lot,
+        Field::AsOf,
+        Field::Upc,
+        Field::Description,
+        Field::OrderId,
+        Field::Line,
+        Field::OrderedAt,
+        Field::Status,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Sku => "sku",
+            Field::Quantity => "quantity",
+            Field::Warehouse => "warehouse",
+            Field::Lot => "lot",
+            Field::AsOf => "as_of",
+            Field::Upc => "upc",
+            Field::Description => "description",
+            Field::OrderId => "order_id",
+            Field::Line => "line",
+            Field::OrderedAt => "ordered_at",
+            Field::Status => "status",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|f| f.name() == s)
+    }
+    fn allowed(self, record: RecordKind) -> bool {
+        match record {
+            RecordKind::Inventory => matches!(
+                self,
+                Field::Sku | Field::Quantity | Field::Warehouse | Field::Lot | Field::AsOf | Field::Upc | Field::Description
+            ),
+            RecordKind::Orders => matches!(
+                self,
+                Field::OrderId | Field::Sku | Field::Quantity | Field::Line | Field::OrderedAt | Field::Status | Field::Warehouse
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Inventory,
+    Orders,
+}
+
+impl RecordKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Inventory => "inventory",
+            RecordKind::Orders => "orders",
+        }
+    }
+    fn required(self) -> &'static [Field] {
+        match self {
+            RecordKind::Inventory => &[Field::Sku, Field::Quantity],
+            RecordKind::Orders => &[Field::OrderId, Field::Sku, Field::Quantity],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Snapshot {
+    Partial,
+    Full,
+}
+
+/// How many of a warehouse's SKUs a full snapshot may zero before it is held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxZeroed {
+    Percent(f64),
+    Count(u64),
+}
+
+impl MaxZeroed {
+    pub fn exceeded(self, zeroed: u64, total: u64) -> bool {
+        match self {
+            MaxZeroed::Percent(p) => total > 0 && (zeroed as f64) * 100.0 > p * (total as f64),
+            MaxZeroed::Count(n) => zeroed > n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AsOfFrom {
+    Column,
+    FileMtime,
+    PickupTime,
+}
+
+/// How to read a time column: RFC 3339 always, else a chrono format in a zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeSpec {
+    pub format: Option<String>,
+    pub tz: Tz,
+}
+
+impl TimeSpec {
+    pub fn parse(&self, s: &str) -> Result<Millis, String> {
+        let s = s.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(t.timestamp_millis());
+        }
+        let Some(fmt) = &self.format else {
+            return Err("not an RFC 3339 time (set [as_of] format in the mapping)".into());
+        };
+        let naive = NaiveDateTime::parse_from_str(s, fmt)
+            .or_else(|_| NaiveDate::parse_from_str(s, fmt).map(|d| d.and_time(Default::default())))
+            .map_err(|e| format!("not a time in format {fmt:?}: {e}"))?;
+        self.tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| format!("{s} does not exist in {}", self.tz))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnRef {
+    Name(String),
+    Number(usize),
+}
+
+impl std::fmt::Display for ColumnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnRef::Name(n) => write!(f, "{n}"),
+            ColumnRef::Number(n) => write!(f, "column {n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InSource {
+    Csv { delimiter: u8, header: bool, columns: Vec<(Field, ColumnRef)> },
+    Xml { item: String, fields: Vec<(Field, String)> },
+    X12 { sku_qualifier: String, quantity_qualifier: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMapping {
+    pub name: String,
+    pub path: PathBuf,
+    pub record: RecordKind,
+    pub snapshot: Snapshot,
+    pub max_zeroed: MaxZeroed,
+    pub as_of_from: AsOfFrom,
+    pub time: TimeSpec,
+    pub cancelled: Vec<String>,
+    pub source: InSource,
+}
+
+impl InboundMapping {
+    pub fn has(&self, f: Field) -> bool {
+        match &self.source {
+            InSource::Csv { columns, .. } => columns.iter().any(|(g, _)| *g == f),
+            InSource::Xml { fields, .. } => fields.iter().any(|(g, _)| *g == f),
+            InSource::X12 { .. } => matches!(f, Field::Sku | Field::Quantity | Field::AsOf | Field::OrderId | Field::Line | Field::OrderedAt),
+        }
+    }
+}
+
+/// Fields a feed can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutField {
+    Sku,
+    Quantity,
+    Upc,
+    Description,
+    Merchant,
+    AsOf,
+}
+
+impl OutField {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutField::Sku => "sku",
+            OutField::Quantity => "quantity",
+            OutField::Upc => "upc",
+            OutField::Description => "description",
+            OutField::Merchant => "merchant",
+            OutField::AsOf => "as_of",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<OutField> {
+        [OutField::Sku, OutField::Quantity, OutField::Upc, OutField::Description, OutField::Merchant, OutField::AsOf]
+            .into_iter()
+            .find(|f| f.name() == s)
+    }
+    /// Fields a product may lack; an item lacking a required one is left out.
+    pub fn optional_in_ledger(self) -> bool {
+        matches!(self, OutField::Upc | OutField::Description | OutField::AsOf)
+    }
+}
+
+/// One column/element of a CSV or XML feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutColumn {
+    pub name: String,
+    pub field: OutField,
+    /// `optional = true`: an empty value is written instead of leaving the item out.
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct X12Profile {
+    pub version: String,
+    pub sender_qualifier: String,
+    pub sender_id: String,
+    pub receiver_qualifier: String,
+    pub receiver_id: String,
+    pub usage: char,
+    pub element_separator: char,
+    pub segment_terminator: char,
+    pub component_separator: char,
+    pub bia_purpose: String,
+    pub bia_report_type: String,
+    pub item_ids: Vec<(String, OutField)>,
+    pub quantity_qualifier: String,
+    pub unit: String,
+    pub line_break: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutFormat {
+    Csv { delimiter: u8, header: bool, columns: Vec<OutColumn> },
+    Xml { root: String, item: String, fields: Vec<OutColumn> },
+    X12_846(X12Profile),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMapping {
+    pub name: String,
+    pub path: PathBuf,
+    pub format: OutFormat,
+}
+
+impl OutboundMapping {
+    /// The product fields an item must have to appear in this feed.
+    pub fn required_fields(&self) -> Vec<OutField> {
+        let mut v: Vec<OutField> = match &self.format {
+            OutFormat::Csv { columns, .. } | OutFormat::Xml { fields: columns, .. } => {
+                columns.iter().filter(|c| !c.optional).map(|c| c.field).collect()
+            }
+            OutFormat::X12_846(p) => p.item_ids.iter().map(|(_, f)| *f).collect(),
+        };
+        v.retain(|f| f.optional_in_ledger());
+        v.dedup();
+        v
+    }
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            OutFormat::Csv { .. } => "csv",
+            OutFormat::Xml { .. } => "xml",
+            OutFormat::X12_846(_) => "x12-846",
+        }
+    }
+}
+
+/// Every key any mapping may have; which apply is checked after parsing.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    format: Option<String>,
+    record: Option<String>,
+    delimiter: Option<String>,
+    header: Option<bool>,
+    snapshot: Option<String>,
+    max_zeroed: Option<toml::Value>,
+    as_of_from: Option<String>,
+    columns: Option<toml::Value>,
+    as_of: Option<RawTime>,
+    cancelled: Option<Vec<String>>,
+    item: Option<String>,
+    root: Option<String>,
+    fields: Option<toml::Value>,
+    sku_qualifier: Option<String>,
+    quantity_qualifier: Option<String>,
+    version: Option<String>,
+    sender_qualifier: Option<String>,
+    sender_id: Option<String>,
+    receiver_qualifier: Option<String>,
+    receiver_id: Option<String>,
+    usage: Option<String>,
+    element_separator: Option<String>,
+    segment_terminator: Option<String>,
+    component_separator: Option<String>,
+    bia_purpose: Option<String>,
+    bia_report_type: Option<String>,
+    item_ids: Option<Vec<Vec<String>>>,
+    unit: Option<String>,
+    line_break: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTime {
+    format: Option<String>,
+    timezone: Option<String>,
+}
+
+/// Collects problems for one file, locating keys by scanning its text.
+struct Checker<'a> {
+    path: &'a Path,
+    src: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn at(&mut self, table: &str, key: &str, message: impl Into<String>) {
+        let line = line_of(self.src, table, 0, key);
+        let full_key = if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
+        self.problems.push(Problem { file: self.path.to_path_buf(), line, key: full_key, message: message.into() });
+    }
+}
+
+fn read_raw(path: &Path) -> Result<(String, RawMapping), Vec<Problem>> {
+    let problem = |line, message: String| vec![Problem { file: path.to_path_buf(), line, key: String::new(), message }];
+    let src = std::fs::read_to_string(path).map_err(|e| problem(None, format!("cannot read mapping: {e}")))?;
+    match toml::from_str::<RawMapping>(&src) {
+        Ok(raw) => Ok((src, raw)),
+        Err(e) => {
+            let line = e.span().map(|s| line_at(&src, s.start));
+            Err(problem(line, e.message().trim().to_string()))
+        }
+    }
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn single_byte(c: &mut Checker, key: &str, v: &Option<String>, default: u8) -> u8 {
+    match v.as_deref() {
+        None => default,
+        Some("\\t") | Some("\t") => b'\t',
+        Some(s) if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+        Some(s) => {
+            c.at("", key, format!("must be one ASCII character, got {s:?}"));
+            default
+        }
+    }
+}
+
+fn single_char(c: &mut Checker, key: &str, v: &Option<String>, default: char) -> char {
+    single_byte(c, key, v, default as u8) as char
+}
+
+fn parse_tz(c: &mut Checker, table: &str, s: Option<&str>) -> Tz {
+    match s {
+        None => Tz::UTC,
+        Some(s) => s.parse::<Tz>().unwrap_or_else(|_| {
+            c.at(table, "timezone", format!("unknown time zone {s:?} (use an IANA name like \"America/Chicago\")"));
+            Tz::UTC
+        }),
+    }
+}
+
+fn check_time_format(c: &mut Checker, fmt: &str) {
+    use chrono::format::{Item, StrftimeItems};
+    if StrftimeItems::new(fmt).any(|i| matches!(i, Item::Error)) {
+        c.at("as_of", "format", format!("invalid chrono format {fmt:?}"));
+    }
+}
+
+/// Reads and validates an inbound mapping.
+pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
+    let (src, raw) = read_raw(path)?;
+    let mut c = Checker { path, src: &src, problems: vec![] };
+    let record = match raw.record.as_deref() {
+        Some("inventory") | None => RecordKind::Inventory,
+        Some("orders") => RecordKind::Orders,
+        Some(o) => {
+            c.at("", "record", format!("must be \"inventory\" or \"orders\", got {o:?}"));
+            RecordKind::Inventory
+        }
+    };
+    let snapshot = match raw.snapshot.as_deref() {
+        Some("partial") | None => Snapshot::Partial,
+        Some("full") => Snapshot::Full,
+        Some(o) => {
+            c.at("", "snapshot", format!("must be \"partial\" or \"full\", got {o:?}"));
+            Snapshot::Partial
+        }
+    };
+    let max_zeroed = match &raw.max_zeroed {
+        None => MaxZeroed::Percent(50.0),
+        Some(toml::Value::Integer(n)) if *n >= 0 => MaxZeroed::Count(*n as u64),
+        Some(toml::Value::String(s)) => match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
+            Some(Ok(p)) if (0.0..=100.0).contains(&p) => MaxZeroed::Percent(p),
+            _ => match s.trim().parse::<u64>() {
+                Ok(n) => MaxZeroed::Count(n),
+                Err(_) => {
+                    c.at("", "max_zeroed", format!("must be a percentage like \"50%\" or a count, got {s:?}"));
+                    MaxZeroed::Percent(50.0)
+                }
+            },
+        },
+        Some(v) => {
+            c.at("", "max_zeroed", format!("must be a percentage like \"50%\" or a count, got {v}"));
+            MaxZeroed::Percent(50.0)
+        }
+    };
+    let rt = raw.as_of.as_ref();
+    let tz = parse_tz(&mut c, "as_of", rt.and_then(|t| t.timezone.as_deref()));
+    let format = rt.and_then(|t| t.format.clone());
+    if let Some(f) = &format {
+        check_time_format(&mut c, f);
+    }
+    let time = TimeSpec { format, tz };
+    let cancelled = raw.cancelled.clone().unwrap_or_default();
+    if !cancelled.is_empty() && record != RecordKind::Orders {
+        c.at("", "cancelled", "only order mappings (record = \"orders\") have cancelled statuses");
+    }
+
+    let source = match raw.format.as_deref() {
+        Some("csv") => {
+            let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
+            let header = raw.header.unwrap_or(true);
+            let columns = inbound_columns(&mut c, raw.columns.as_ref(), "columns", header, record);
+            InSource::Csv { delimiter, header, columns }
+        }
+        Some("xml") => {
+            let item = raw.item.clone().unwrap_or_default();
+            if item.trim().is_empty() {
+                c.at("", "item", "required: the path to each record element, e.g. \"Inventory/Item\"");
+            }
+            let cols = inbound_columns(&mut c, raw.fields.as_ref(), "fields", true, record);
+            let fields = cols
+                .into_iter()
+                .map(|(f, r)| (f, match r { ColumnRef::Name(n) => n, ColumnRef::Number(n) => n.to_string() }))
+                .collect();
+            InSource::Xml { item, fields }
+        }
+        Some("x12") => {
+            let sku_qualifier = raw.sku_qualifier.clone().unwrap_or_else(|| "VN".into());
+            let quantity_qualifier = raw.quantity_qualifier.clone().unwrap_or_else(|| "33".into());
+            for (k, v) in [("sku_qualifier", &sku_qualifier), ("quantity_qualifier", &quantity_qualifier)] {
+                if v.is_empty() || v.len() > 3 || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+                    c.at("", k, format!("must be an X12 qualifier code of 1-3 letters or digits, got {v:?}"));
+                }
+            }
+            InSource::X12 { sku_qualifier, quantity_qualifier }
+        }
+        Some(o) => {
+            c.at("", "format", format!("inbound format must be \"csv\", \"xml\" or \"x12\", got {o:?}"));
+            InSource::Csv { delimiter: b',', header: true, columns: vec![] }
+        }
+        None => {
+            c.at("", "format", "required: \"csv\", \"xml\" or \"x12\"");
+            InSource::Csv { delimiter: b',', header: true, columns: vec![] }
+        }
+    };
+    let mut m = InboundMapping {
+        name: name_of(path),
+        path: path.to_path_buf(),
+        record,
+        snapshot,
+        max_zeroed,
+        as_of_from: AsOfFrom::FileMtime,
+        time,
+        cancelled,
+        source,
+    };
+    m.as_of_from = match raw.as_of_from.as_deref() {
+        None if m.has(Field::AsOf) && !matches!(m.source, InSource::X12 { .. }) => AsOfFrom::Column,
+        None | Some("file_mtime") => AsOfFrom::FileMtime,
+        Some("pickup_time") => AsOfFrom::PickupTime,
+        Some(o) => {
+            c.at("", "as_of_from", format!("must be \"file_mtime\" or \"pickup_time\", got {o:?}"));
+            AsOfFrom::FileMtime
+        }
+    };
+    if record == RecordKind::Orders && raw.snapshot.is_some() {
+        c.at("", "snapshot", "applies to inventory mappings only");
+    }
+    for key in ["root", "version", "sender_id", "receiver_id", "item_ids", "unit"] {
+        let present = match key {
+            "root" => raw.root.is_some(),
+            "version" => raw.version.is_some(),
+            "sender_id" => raw.sender_id.is_some(),
+            "receiver_id" => raw.receiver_id.is_some(),
+            "item_ids" => raw.item_ids.is_some(),
+            _ => raw.unit.is_some(),
+        };
+        if present {
+            c.at("", key, "is a feed (outbound) key; this mapping is used by an inbound source");
+        }
+    }
+    if c.problems.is_empty() { Ok(m) } else { Err(c.problems) }
+}
+
+/// `[columns]`/`[fields]` of an inbound mapping: field = "Header" | number.
+fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header: bool, record: RecordKind) -> Vec<(Field, ColumnRef)> {
+    let mut out = vec![];
+    let Some(v) = v else {
+        c.at("", table, format!("required: a [{table}] table naming where each field is"));
+        return out;
+    };
+    let Some(t) = v.as_table() else {
+        c.at("", table, format!("must be a table like [{table}] sku = \"Item\""));
+        return out;
+    };
+    for (k, v) in t {
+        let Some(field) = Field::from_name(k) else {
+            let known: Vec<_> = Field::ALL.iter().filter(|f| f.allowed(record)).map(|f| f.name()).collect();
+            c.at(table, k, format!("unknown field {k:?}; {} fields are: {}", record.name(), known.join(", ")));
+            continue;
+        };
+        if !field.allowed(record) {
+            c.at(table, k, format!("field {k:?} does not apply to {} records", record.name()));
+            continue;
+        }
+        let r = match v {
+            toml::Value::String(s) if !s.is_empty() => {
+                if !header && table == "columns" {
+                    match s.parse::<usize>() {
+                        Ok(n) if n >= 1 => ColumnRef::Number(n),
+                        _ => {
+                            c.at(table, k, format!("header = false: columns are 1-based numbers, got {s:?}"));
+                            continue;
+                        }
+                    }
+                } else {
+                    ColumnRef::Name(s.clone())
+                }
+            }
+            toml::Value::Integer(n) if *n >= 1 && table == "columns" => ColumnRef::Number(*n as usize),
+            other => {
+                c.at(table, k, format!("must be a column name or a 1-based column number, got {other}"));
+                continue;
+            }
+        };
+        out.push((field, r));
+    }
+    for f in record.required() {
+        if !out.iter().any(|(g, _)| g == f) && t.get(f.name()).is_none() {
+            c.at(table, f.name(), format!("required for {} records: say where the {} is", record.name(), f.name()));
+        }
+    }
+    out
+}
+
+/// Reads and validates a feed (cart) mapping.
+pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
+    let (src, raw) = read_raw(path)?;
+    let mut c = Checker { path, src: &src, problems: vec![] };
+    for (key, present) in [("record", raw.record.is_some()), ("snapshot", raw.snapshot.is_some()), ("sku_qualifier", raw.sku_qualifier.is_some())] {
+        if present {
+            c.at("", key, "is an inbound key; this mapping is used by a cart");
+        }
+    }
+    let format = match raw.format.as_deref() {
+        Some("csv") => {
+            let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
+            let columns = out_columns(&mut c, raw.columns.as_ref(), "columns", "header", |_| true);
+            OutFormat::Csv { delimiter, header: raw.header.unwrap_or(true), columns }
+        }
+        Some("xml") => {
+            let root = raw.root.clone().unwrap_or_else(|| "Inventory".into());
+            let item = raw.item.clone().unwrap_or_else(|| "Item".into());
+            for (k, v) in [("root", &root), ("item", &item)] {
+                if !valid_xml_name(v) {
+                    c.at("", k, format!("{v:?} is not a valid XML element name"));
+                }
+            }
+            let fields = out_columns(&mut c, raw.fields.as_ref(), "fields", "element", valid_xml_name);
+            OutFormat::Xml { root, item, fields }
+        }
+        Some("x12-846") => OutFormat::X12_846(x12_profile(&mut c, &raw)),
+        Some(o) => {
+            c.at("", "format", format!("feed format must be \"csv\", \"xml\" or \"x12-846\", got {o:?}"));
+            OutFormat::Csv { delimiter: b',', header: true, columns: vec![] }
+        }
+        None => {
+            c.at("", "format", "required: \"csv\", \"xml\" or \"x12-846\"");
+            OutFormat::Csv { delimiter: b',', header: true, columns: vec![] }
+        }
+    };
+    let m = OutboundMapping { name: name_of(path), path: path.to_path_buf(), format };
+    if c.problems.is_empty() { Ok(m) } else { Err(c.problems) }
+}
+
+pub fn valid_xml_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
+        && chars.all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        && !s.to_ascii_lowercase().starts_with("xml")
+}
+
+/// `columns = [ { header = "SKU", field = "sku" }, ... ]` (or `element =` for XML).
+fn out_columns(c: &mut Checker, v: Option<&toml::Value>, key: &str, name_key: &str, valid: fn(&str) -> bool) -> Vec<OutColumn> {
+    let mut out = vec![];
+    let Some(arr) = v.and_then(|v| v.as_array()) else {
+        c.at("", key, format!("required: a list like {key} = [ {{ {name_key} = \"SKU\", field = \"sku\" }} ]"));
+        return out;
+    };
+    for (i, entry) in arr.iter().enumerate() {
+        let n = i + 1;
+        let Some(t) = entry.as_table() else {
+            c.at("", key, format!("entry {n} must be {{ {name_key} = \"...\", field = \"...\" }}"));
+            continue;
+        };
+        for k in t.keys() {
+            if k != name_key && k != "field" && k != "optional" {
+                c.at("", key, format!("entry {n}: unknown key {k:?} (expected {name_key}, field, optional)"));
+            }
+        }
+        let name = t.get(name_key).and_then(|v| v.as_str()).unwrap_or("");
+        if name.is_empty() && name_key == "element" {
+            c.at("", key, format!("entry {n}: {name_key} is required"));
+        } else if !name.is_empty() && !valid(name) {
+            c.at("", key, format!("entry {n}: {name:?} is not a valid XML element name"));
+        }
+        let field_s = t.get("field").and_then(|v| v.as_str()).unwrap_or("");
+        let Some(field) = OutField::from_name(field_s) else {
+            c.at("", key, format!("entry {n}: field {field_s:?} is not one of sku, quantity, upc, description, merchant, as_of"));
+            continue;
+        };
+        let optional = t.get("optional").and_then(|v| v.as_bool()).unwrap_or(false);
+        out.push(OutColumn { name: name.to_string(), field, optional });
+    }
+    if out.is_empty() && c.problems.is_empty() {
+        c.at("", key, "must name at least one field");
+    }
+    out
+}
+
+fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
+    let s = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+    let version = s(&raw.version, "004010");
+    if version != "004010" && version != "005010" {
+        c.at("", "version", format!("must be \"004010\" or \"005010\", got {version:?}"));
+    }
+    let mut need = |key: &str, v: &Option<String>, max: usize| -> String {
+        let v = v.clone().unwrap_or_default();
+        if v.trim().is_empty() {
+            c.at("", key, "required for x12-846 feeds");
+        } else if v.len() > max {
+            c.at("", key, format!("at most {max} characters, got {} ({v:?})", v.len()));
+        }
+        v
+    };
+    let sender_id = need("sender_id", &raw.sender_id, 15);
+    let receiver_id = need("receiver_id", &raw.receiver_id, 15);
+    let sender_qualifier = need("sender_qualifier", &raw.sender_qualifier, 2);
+    let receiver_qualifier = need("receiver_qualifier", &raw.receiver_qualifier, 2);
+    let usage = match raw.usage.as_deref() {
+        None | Some("P") => 'P',
+        Some("T") => 'T',
+        Some(o) => {
+            c.at("", "usage", format!("must be \"P\" or \"T\", got {o:?}"));
+            'P'
+        }
+    };
+    let element_separator = single_char(c, "element_separator", &raw.element_separator, '*');
+    let segment_terminator = single_char(c, "segment_terminator", &raw.segment_terminator, '~');
+    let component_separator = single_char(c, "component_separator", &raw.component_separator, '>');
+    let seps = [element_separator, segment_terminator, component_separator];
+    if seps[0] == seps[1] || seps[0] == seps[2] || seps[1] == seps[2] {
+        c.at("", "element_separator", "element separator, segment terminator and component separator must differ");
+    }
+    if seps.iter().any(|ch| ch.is_ascii_alphanumeric() || *ch == ' ') {
+        c.at("", "element_separator", "separators cannot be letters, digits or spaces");
+    }
+    let mut item_ids = vec![];
+    match &raw.item_ids {
+        None => c.at("", "item_ids", "required: e.g. item_ids = [ [\"UP\", \"upc\"], [\"VN\", \"sku\"] ]"),
+        Some(list) => {
+            for (i, pair) in list.iter().enumerate() {
+                match pair.as_slice() {
+                    [q, f] if (1..=3).contains(&q.len()) && q.chars().all(|ch| ch.is_ascii_alphanumeric()) => match OutField::from_name(f) {
+                        Some(field @ (OutField::Sku | OutField::Upc | OutField::Description)) => item_ids.push((q.clone(), field)),
+                        _ => c.at("", "item_ids", format!("entry {}: field {f:?} must be sku, upc or description", i + 1)),
+                    },
+                    _ => c.at("", "item_ids", format!("entry {}: must be [\"QUALIFIER\", \"field\"] with a 1-3 character qualifier", i + 1)),
+                }
+            }
+            if list.is_empty() {
+                c.at("", "item_ids", "must name at least one LIN id");
+            }
+        }
+    }
+    X12Profile {
+        version,
+        sender_qualifier,
+        sender_id,
+        receiver_qualifier,
+        receiver_id,
+        usage,
+        element_separator,
+        segment_terminator,
+        component_separator,
+        bia_purpose: s(&raw.bia_purpose, "00"),
+        bia_report_type: s(&raw.bia_report_type, "SI"),
+        item_ids,
+        quantity_qualifier: s(&raw.quantity_qualifier, "33"),
+        unit: s(&raw.unit, "EA"),
+        line_break: raw.line_break.unwrap_or(false),
+    }
+}
+
+/// Whether a mapping file looks inbound (it says `record =` or is X12 in).
+pub fn looks_inbound(path: &Path) -> bool {
+    read_raw(path).map(|(_, r)| r.record.is_some() || r.format.as_deref() == Some("x12")).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        let t = TimeSpec { format: Some("%Y-%m-%d %H:%M:%S".into()), tz: "America/Chicago".parse().unwrap() };
+        assert_eq!(t.parse("2026-01-05 08:00:00").unwrap(), 1767621600000);
+        assert_eq!(t.parse("2026-01-05T14:00:00Z").unwrap(), 1767621600000);
+        assert!(t.parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn max_zeroed() {
+        assert!(MaxZeroed::Percent(50.0).exceeded(6, 10));
+        assert!(!MaxZeroed::Percent(50.0).exceeded(5, 10));
+        assert!(MaxZeroed::Count(3).exceeded(4, 100));
+    }
+}

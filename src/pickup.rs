@@ -1,0 +1,548 @@
+//! Inbound files into the ledger: read, validate every row, apply whole or
+//! not at all, then archive (applied, duplicate) or quarantine (rejected,
+//! held) the exact bytes.
+
+use crate::config::{Config, Inbound};
+use crate::formats::{RawRecord, ReadError, field_label, quantity::parse_whole, read_records};
+use crate::ledger::{Ledger, LedgerError, OrderLine, ReportMeta};
+use crate::mapping::{AsOfFrom, Field, RecordKind, Snapshot};
+use crate::transport::TransportError;
+use crate::util::{Millis, copy_durable, file_mtime_ms, file_name, now_ms, rfc3339, sha256_file};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PickupError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PickupError {
+    let what = what.into();
+    move |source| PickupError::Io { what, source }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Duplicate,
+    Rejected,
+    Held,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileOutcome {
+    pub file: String,
+    pub source: String,
+    pub outcome: Outcome,
+    pub rows: u64,
+    pub stale: u64,
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zeroed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Apply a held full snapshot anyway.
+    pub force: bool,
+    /// The file belongs to the gateway (picked up from an inbox): move it
+    /// into quarantine when bad. Otherwise (`ingest FILE`) copy it.
+    pub consume: bool,
+    pub pickup_time: Millis,
+}
+
+/// How many row errors are kept in memory for JSON; the `.error.txt`
+/// always lists every one.
+const ERRORS_IN_MEMORY: usize = 1000;
+
+struct Errors {
+    shown: Vec<String>,
+    total: u64,
+    file: tempfile_like::Spool,
+}
+
+impl Errors {
+    fn push(&mut self, e: String) {
+        self.total += 1;
+        self.file.line(&e);
+        if self.shown.len() < ERRORS_IN_MEMORY {
+            self.shown.push(e);
+        }
+    }
+}
+
+/// Error lines spill to a file, so a file with a million bad rows is reported in full.
+mod tempfile_like {
+    use std::io::{BufWriter, Write};
+    pub struct Spool {
+        pub path: std::path::PathBuf,
+        w: Option<BufWriter<std::fs::File>>,
+    }
+    impl Spool {
+        pub fn new(path: std::path::PathBuf) -> Spool {
+            Spool { path, w: None }
+        }
+        pub fn line(&mut self, s: &str) {
+            if self.w.is_none() {
+                if let Some(d) = self.path.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                self.w = std::fs::File::create(&self.path).ok().map(BufWriter::new);
+            }
+            if let Some(w) = &mut self.w {
+                let _ = writeln!(w, "{s}");
+            }
+        }
+        pub fn finish(mut self) -> std::io::Result<Option<std::path::PathBuf>> {
+            match self.w.take() {
+                Some(mut w) => {
+                    w.flush()?;
+                    Ok(Some(self.path.clone()))
+                }
+                None => Ok(None),
+            }
+        }
+    }
+    impl Drop for Spool {
+        fn drop(&mut self) {
+            if self.w.take().is_some() {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+fn row_error(mapping: &crate::mapping::InboundMapping, line: u64, f: Field, value: &str, reason: &str) -> String {
+    format!("line {line}, column {:?} ({}), value {:?}: {reason}", field_label(mapping, f), f.name(), value)
+}
+
+/// Applies one file as inbound source `src` would.
+pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path, opts: Options) -> Result<FileOutcome, PickupError> {
+    let name = file_name(path);
+    let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let now = now_ms();
+    let mut out = FileOutcome {
+        file: path.display().to_string(),
+        source: src.id.clone(),
+        outcome: Outcome::Applied,
+        rows: 0,
+        stale: 0,
+        errors: vec![],
+        zeroed: None,
+        report: None,
+        archived: None,
+        quarantined: None,
+    };
+    if ledger.already_applied(&src.id, &sha)?.is_some() {
+        let archived = archive(cfg, &src.id, path, &name, now)?;
+        ledger.record_duplicate(&src.id, &name, &sha, Some(&archived), now)?;
+        out.outcome = Outcome::Duplicate;
+        out.archived = Some(archived);
+        tracing::info!(source = %src.id, file = %name, "duplicate of an applied file; nothing changed");
+        return Ok(out);
+    }
+    let file_as_of = match src.mapping.as_of_from {
+        AsOfFrom::FileMtime | AsOfFrom::Column => file_mtime_ms(path).map_err(io(format!("cannot stat {}", path.display())))?,
+        AsOfFrom::PickupTime => opts.pickup_time,
+    };
+    let spool = tempfile_like::Spool::new(cfg.quarantine.join(&src.id).join(format!(".{name}.errors-{}", std::process::id())));
+    let mut errors = Errors { shown: vec![], total: 0, file: spool };
+    let meta_rows;
+    let result = match src.kind {
+        RecordKind::Inventory => {
+            let batch = ledger.inventory_batch(&src.merchant)?;
+            let mut rows = 0u64;
+            let mut max_as_of = None::<Millis>;
+            let mut db_err = None;
+            let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
+                rows += 1;
+                match inventory_row(src, &rec, file_as_of) {
+                    Ok(r) => {
+                        if errors.total == 0 {
+                            max_as_of = max_as_of.max(Some(r.as_of));
+                            if let Err(e) = batch.add(&r.sku, &r.warehouse, r.qty, r.as_of, r.upc.as_deref(), r.description.as_deref()) {
+                                db_err = Some(e);
+                                return Err("ledger error".into());
+                            }
+                        }
+                    }
+                    Err(es) => es.into_iter().for_each(|e| errors.push(e)),
+                }
+                Ok(())
+            });
+            if let Some(e) = db_err {
+                return Err(e.into());
+            }
+            meta_rows = rows;
+            match read {
+                Err(e) => {
+                    errors.push(read_error_text(&e));
+                    None
+                }
+                Ok(_) if errors.total > 0 => None,
+                Ok(_) => {
+                    batch.aggregate()?;
+                    let as_of = if src.mapping.as_of_from == AsOfFrom::Column { max_as_of.unwrap_or(file_as_of) } else { file_as_of };
+                    let mut snapshot = vec![];
+                    if src.mapping.snapshot == Snapshot::Full {
+                        snapshot = batch.warehouses()?;
+                        if let Some(w) = &src.warehouse
+                            && !src.mapping.has(Field::Warehouse)
+                            && !snapshot.contains(w)
+                        {
+                            snapshot.push(w.clone());
+                        }
+                        let counts = batch.zero_counts(&snapshot, as_of)?;
+                        let over: Vec<_> = counts.iter().filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total)).collect();
+                        if !over.is_empty() && !opts.force {
+                            let reasons: Vec<String> = over
+                                .iter()
+                                .map(|c| format!("would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete", c.zeroed, c.total, c.warehouse))
+                                .collect();
+                            drop(batch);
+                            return finish_bad(cfg, src, path, &name, opts, out, Outcome::Held, reasons, errors, rows);
+                        }
+                    }
+                    let meta = ReportMeta { source: &src.id, file_name: &name, sha256: &sha, as_of, rows, now };
+                    Some(batch.apply(&meta, &snapshot)?)
+                }
+            }
+        }
+        RecordKind::Orders => {
+            let batch = ledger.order_batch(&src.merchant, &src.id)?;
+            let mut rows = 0u64;
+            let mut ordinals: HashMap<String, u64> = HashMap::new();
+            let mut db_err = None;
+            let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
+                rows += 1;
+                match order_row(src, &rec, &mut ordinals) {
+                    Ok(o) => {
+                        if errors.total == 0 {
+                            let line = OrderLine {
+                                order_id: &o.order_id,
+                                line: &o.line,
+                                sku: &o.sku,
+                                quantity: o.qty,
+                                warehouse: o.warehouse.as_deref(),
+                                ordered_at: o.ordered_at,
+                                status: o.status.as_deref(),
+                                cancelled: o.cancelled,
+                            };
+                            if let Err(e) = batch.upsert(&line, now) {
+                                db_err = Some(e);
+                                return Err("ledger error".into());
+                            }
+                        }
+                    }
+                    Err(es) => es.into_iter().for_each(|e| errors.push(e)),
+                }
+                Ok(())
+            });
+            if let Some(e) = db_err {
+                return Err(e.into());
+            }
+            meta_rows = rows;
+            match read {
+                Err(e) => {
+                    errors.push(read_error_text(&e));
+                    None
+                }
+                Ok(_) if errors.total > 0 => None,
+                Ok(_) => {
+                    let meta = ReportMeta { source: &src.id, file_name: &name, sha256: &sha, as_of: now, rows, now };
+                    Some(batch.apply(&meta)?)
+                }
+            }
+        }
+    };
+    let Some(summary) = result else {
+        let n = errors.total;
+        let reason = if n == 1 { "1 error".to_string() } else { format!("{n} errors") };
+        return finish_bad(cfg, src, path, &name, opts, out, Outcome::Rejected, vec![reason], errors, meta_rows);
+    };
+    out.rows = summary.rows;
+    out.stale = summary.stale;
+    out.report = Some(summary.report_id);
+    if src.mapping.snapshot == Snapshot::Full && src.kind == RecordKind::Inventory {
+        out.zeroed = Some(summary.zeroed);
+    }
+    // The ledger is committed: now keep the exact bytes. A crash before this
+    // leaves the file in the inbox, and the next pickup records a duplicate.
+    let archived = archive(cfg, &src.id, path, &name, now)?;
+    ledger.set_archive_path(summary.report_id, &archived)?;
+    out.archived = Some(archived);
+    // A held file applied with --force leaves quarantine.
+    if opts.force && path.starts_with(&cfg.quarantine) {
+        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(error_txt_path(path));
+    }
+    tracing::info!(source = %src.id, file = %name, rows = out.rows, stale = out.stale, "applied");
+    Ok(out)
+}
+
+fn read_error_text(e: &ReadError) -> String {
+    match e {
+        ReadError::Format { line, message } => format!("line {line}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+fn error_txt_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".error.txt");
+    PathBuf::from(s)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_bad(
+    cfg: &Config,
+    src: &Inbound,
+    path: &Path,
+    name: &str,
+    opts: Options,
+    mut out: FileOutcome,
+    outcome: Outcome,
+    reasons: Vec<String>,
+    errors: Errors,
+    rows: u64,
+) -> Result<FileOutcome, PickupError> {
+    let dir = cfg.quarantine.join(&src.id);
+    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    // Already in quarantine (ingest --force of a held file that is still too short)?
+    let qpath = if path.parent() == Some(dir.as_path()) {
+        path.to_path_buf()
+    } else if opts.consume {
+        let dest = crate::util::free_path(&dir, name);
+        if std::fs::rename(path, &dest).is_err() {
+            copy_durable(path, &dir, &file_name(&dest)).map_err(io(format!("cannot quarantine {}", path.display())))?;
+            std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display())))?;
+        }
+        dest
+    } else {
+        copy_durable(path, &dir, name).map_err(io(format!("cannot quarantine {}", path.display())))?
+    };
+    let txt = error_txt_path(&qpath);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&txt).map_err(io(format!("cannot write {}", txt.display())))?);
+    let kind = if outcome == Outcome::Held { "held" } else { "rejected" };
+    let body = (|| -> std::io::Result<()> {
+        writeln!(w, "outcome: {kind}")?;
+        writeln!(w, "file: {name}")?;
+        writeln!(w, "source: {}", src.id)?;
+        writeln!(w, "at: {}", rfc3339(now_ms()))?;
+        for r in &reasons {
+            writeln!(w, "reason: {r}")?;
+        }
+        writeln!(w, "rows read: {rows}")?;
+        writeln!(w, "the ledger was not changed")?;
+        if let Some(spool) = errors.file.finish()? {
+            let mut f = std::fs::File::open(&spool)?;
+            std::io::copy(&mut f, &mut w)?;
+            let _ = std::fs::remove_file(&spool);
+        }
+        w.flush()
+    })();
+    body.map_err(io(format!("cannot write {}", txt.display())))?;
+    out.outcome = outcome;
+    out.rows = rows;
+    out.errors = if outcome == Outcome::Held { reasons } else { errors.shown };
+    out.quarantined = Some(qpath.display().to_string());
+    tracing::warn!(source = %src.id, file = %name, outcome = kind, report = %txt.display(), "file not applied");
+    Ok(out)
+}
+
+/// Copies the exact bytes to archive/<source or cart>/<YYYY-MM-DD>/.
+pub fn archive(cfg: &Config, id: &str, path: &Path, name: &str, now: Millis) -> Result<String, PickupError> {
+    let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
+    let dir = cfg.archive.join(id).join(day);
+    let dest = copy_durable(path, &dir, name).map_err(io(format!("cannot archive {} into {}", path.display(), dir.display())))?;
+    Ok(dest.display().to_string())
+}
+
+struct InvRow {
+    sku: String,
+    warehouse: String,
+    qty: i64,
+    as_of: Millis,
+    upc: Option<String>,
+    description: Option<String>,
+}
+
+const BAD_UTF8: char = '\u{fffd}';
+
+fn text(rec: &RawRecord, f: Field) -> Option<String> {
+    rec.get(f).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Checks every field of a record; all problems of the row are reported.
+fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
+    for f in Field::ALL {
+        if let Some(v) = rec.get(f)
+            && v.starts_with(BAD_UTF8)
+            && v.contains("invalid UTF-8")
+        {
+            errs.push(row_error(&src.mapping, rec.line, f, v.trim_start_matches(BAD_UTF8).trim_start_matches("invalid UTF-8: "), "invalid UTF-8"));
+        }
+    }
+}
+
+fn inventory_row(src: &Inbound, rec: &RawRecord, file_as_of: Millis) -> Result<InvRow, Vec<String>> {
+    let m = &src.mapping;
+    let mut errs = vec![];
+    check_utf8(src, rec, &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let sku = text(rec, Field::Sku);
+    if sku.is_none() {
+        errs.push(row_error(m, rec.line, Field::Sku, rec.get(Field::Sku).unwrap_or(""), "empty SKU"));
+    }
+    let raw_q = rec.get(Field::Quantity).unwrap_or("");
+    let qty = parse_whole(raw_q).map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r))).ok();
+    let warehouse = text(rec, Field::Warehouse).or_else(|| src.warehouse.clone());
+    if warehouse.is_none() {
+        errs.push(row_error(m, rec.line, Field::Warehouse, rec.get(Field::Warehouse).unwrap_or(""), "no warehouse (empty, and the source has no `warehouse`)"));
+    }
+    let as_of = if m.as_of_from == AsOfFrom::Column {
+        let raw = rec.get(Field::AsOf).unwrap_or("");
+        m.time.parse(raw).map_err(|r| errs.push(row_error(m, rec.line, Field::AsOf, raw, &r))).ok()
+    } else {
+        Some(file_as_of)
+    };
+    match (sku, qty, warehouse, as_of) {
+        (Some(sku), Some(qty), Some(warehouse), Some(as_of)) if errs.is_empty() => Ok(InvRow {
+            sku,
+            warehouse,
+            qty,
+            as_of,
+            upc: text(rec, Field::Upc),
+            description: text(rec, Field::Description),
+        }),
+        _ => Err(errs),
+    }
+}
+
+struct OrdRow {
+    order_id: String,
+    line: String,
+    sku: String,
+    qty: i64,
+    warehouse: Option<String>,
+    ordered_at: Option<Millis>,
+    status: Option<String>,
+    cancelled: bool,
+}
+
+fn order_row(src: &Inbound, rec: &RawRecord, ordinals: &mut HashMap<String, u64>) -> Result<OrdRow, Vec<String>> {
+    let m = &src.mapping;
+    let mut errs = vec![];
+    check_utf8(src, rec, &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let order_id = text(rec, Field::OrderId);
+    if order_id.is_none() {
+        errs.push(row_error(m, rec.line, Field::OrderId, rec.get(Field::OrderId).unwrap_or(""), "empty order id"));
+    }
+    let sku = text(rec, Field::Sku);
+    if sku.is_none() {
+        errs.push(row_error(m, rec.line, Field::Sku, rec.get(Field::Sku).unwrap_or(""), "empty SKU"));
+    }
+    let raw_q = rec.get(Field::Quantity).unwrap_or("");
+    let qty = match parse_whole(raw_q) {
+        Ok(q) if q < 0 => {
+            errs.push(row_error(m, rec.line, Field::Quantity, raw_q, "negative order quantity"));
+            None
+        }
+        Ok(q) => Some(q),
+        Err(r) => {
+            errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r));
+            None
+        }
+    };
+    let ordered_at = match text(rec, Field::OrderedAt) {
+        None => None,
+        Some(raw) => m.time.parse(&raw).map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, &raw, &r))).ok(),
+    };
+    let status = text(rec, Field::Status);
+    let cancelled = status.as_deref().is_some_and(|s| m.cancelled.iter().any(|c| c.trim().eq_ignore_ascii_case(s)));
+    let (Some(order_id), Some(sku), Some(qty)) = (order_id, sku, qty) else {
+        return Err(errs);
+    };
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    // Without a line column, a line is its place among the order's rows in this file.
+    let line = text(rec, Field::Line).unwrap_or_else(|| {
+        let n = ordinals.entry(order_id.clone()).or_insert(0);
+        *n += 1;
+        n.to_string()
+    });
+    Ok(OrdRow { order_id, line, sku, qty, warehouse: text(rec, Field::Warehouse).or_else(|| src.warehouse.clone()), ordered_at, status, cancelled })
+}
+
+/// Picks up every waiting file of one source (as `run` does), oldest first.
+pub fn pickup_source(cfg: &Config, ledger: &mut Ledger, src: &Inbound, settle_ms: i64) -> Result<Vec<FileOutcome>, PickupError> {
+    let mut transport = crate::transport::source(&src.transport)?;
+    let now = now_ms();
+    let mut outs = vec![];
+    for w in transport.list()? {
+        if settle_ms > 0 && now - w.mtime < settle_ms {
+            continue; // may still be being written; next pass
+        }
+        let work = cfg.ledger_path.parent().unwrap_or(Path::new(".")).join("work").join(&src.id);
+        let local = transport.fetch(&w, &work)?;
+        let opts = Options { force: false, consume: true, pickup_time: now };
+        let out = ingest_file(cfg, ledger, src, &local, opts)?;
+        if out.outcome == Outcome::Applied || out.outcome == Outcome::Duplicate {
+            transport.done(&w)?;
+        }
+        outs.push(out);
+    }
+    Ok(outs)
+}
+
+/// Rejected and held files waiting in a source's quarantine, newest last:
+/// (count rejected, count held, last error line, newest time).
+pub fn quarantine_stats(cfg: &Config, source: &str) -> (u64, u64, Option<String>, Option<Millis>) {
+    let dir = cfg.quarantine.join(source);
+    let mut rejected = 0;
+    let mut held = 0;
+    let mut newest: Option<(Millis, String)> = None;
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if !p.to_string_lossy().ends_with(".error.txt") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        if text.starts_with("outcome: held") {
+            held += 1;
+        } else {
+            rejected += 1;
+        }
+        let t = file_mtime_ms(&p).unwrap_or(0);
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("line ") || l.starts_with("reason: would"))
+            .or_else(|| text.lines().find(|l| l.starts_with("reason:")))
+            .map(|l| format!("{}: {}", file_name(&p).trim_end_matches(".error.txt"), l.trim_start_matches("reason: ")))
+            .unwrap_or_default();
+        if newest.as_ref().is_none_or(|(nt, _)| t >= *nt) {
+            newest = Some((t, summary));
+        }
+    }
+    (rejected, held, newest.as_ref().map(|n| n.1.clone()), newest.map(|n| n.0))
+}

@@ -1,0 +1,275 @@
+//! One cart's sync: the gate, the numbers (from the ledger), the feed
+//! (rendered to a local file, streaming), delivery under the final name,
+//! the archive, and only then the cart's marks.
+
+use crate::config::{Cart, Config};
+use crate::formats::{FeedContext, feed_writer};
+use crate::ledger::{FeedQuery, Ledger, LedgerError, SyncEntry};
+use crate::transport::{FileSink, TransportError};
+use crate::util::{Millis, hex, now_ms, rfc3339};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Ignore the gate (and, in `run`, the schedule).
+    pub force: bool,
+    pub dry_run: bool,
+    /// Write the feed to this file instead of the cart's transport.
+    pub output: Option<PathBuf>,
+}
+
+/// The JSON shape of a sync, shared by `sync --json` and `history --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub cart: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub items: u64,
+    pub file: Option<String>,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Missing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interchange_control: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_control: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Missing {
+    pub field: String,
+    pub items: u64,
+}
+
+impl SyncReport {
+    pub fn from_entry(e: &SyncEntry) -> SyncReport {
+        SyncReport {
+            cart: e.cart.clone(),
+            outcome: e.outcome.clone(),
+            reason: e.reason.clone(),
+            items: e.items,
+            file: e.file.clone(),
+            bytes: e.bytes,
+            sha256: e.sha256.clone(),
+            started_at: rfc3339(e.started_at),
+            finished_at: rfc3339(e.finished_at),
+            missing: vec![],
+            archived: e.archive_path.clone(),
+            interchange_control: e.interchange_control,
+            group_control: e.group_control,
+            ack: e.ack_status.as_ref().map(|s| match &e.ack_codes {
+                Some(c) if !c.is_empty() => format!("{s} ({c})"),
+                _ => s.clone(),
+            }),
+        }
+    }
+
+    pub fn is_failure(&self) -> bool {
+        self.outcome == "failed"
+    }
+}
+
+/// The query that gives a cart's numbers now.
+pub fn feed_query<'a>(cart: &'a Cart, since: i64, now: Millis, required: &'a [crate::mapping::OutField], sku: Option<&'a str>) -> FeedQuery<'a> {
+    FeedQuery {
+        merchant: &cart.merchant,
+        cart: &cart.id,
+        warehouses: &cart.warehouses,
+        min_level: cart.min_level,
+        full: cart.is_full(),
+        since_report: since,
+        sync_time: now,
+        required,
+        sku,
+    }
+}
+
+fn ext(cart: &Cart) -> &'static str {
+    match cart.mapping.format_name() {
+        "x12-846" => "x12",
+        other => if other == "xml" { "xml" } else { "csv" },
+    }
+}
+
+pub fn file_name(cart: &Cart, now: Millis, seq: i64) -> String {
+    let local = crate::util::to_datetime(now).with_timezone(&cart.tz);
+    cart.transport
+        .file_name
+        .replace("{cart}", &cart.id)
+        .replace("{merchant}", &cart.merchant)
+        .replace("{timestamp}", &local.format("%Y%m%d%H%M%S").to_string())
+        .replace("{seq}", &format!("{seq:06}"))
+        .replace("{ext}", ext(cart))
+}
+
+/// Bytes and SHA-256 of what passes through.
+struct Counting<W: Write> {
+    inner: W,
+    bytes: u64,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct Rendered {
+    path: PathBuf,
+    bytes: u64,
+    sha256: String,
+}
+
+/// Writes the computed feed to `path`, item by item.
+fn render(ledger: &Ledger, cart: &Cart, now: Millis, path: &Path) -> Result<Rendered, String> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut counting = Counting { inner: std::io::BufWriter::new(file), bytes: 0, hash: Sha256::new() };
+    {
+        let ctx = FeedContext { merchant: &cart.merchant, now };
+        let mut w = feed_writer(&cart.mapping, ctx, &mut counting).map_err(|e| format!("cannot render feed: {e}"))?;
+        ledger
+            .each_feed_item(|item| w.write_item(&item))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot render feed: {e}"))?;
+        w.finish().map_err(|e| format!("cannot render feed: {e}"))?;
+    }
+    counting.flush().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let Counting { inner, bytes, hash } = counting;
+    inner
+        .into_inner()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+        .sync_all()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(Rendered { path: path.to_path_buf(), bytes, sha256: hex(&hash.finalize()) })
+}
+
+pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+    let started = now_ms();
+    let state = ledger.cart_state(&cart.id)?;
+    let mut entry = SyncEntry { cart: cart.id.clone(), started_at: started, forced: opts.force, ..Default::default() };
+
+    // 1. The gate: only new inventory justifies a changed-only feed.
+    if !opts.force && !cart.is_full() && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0 {
+        entry.outcome = "skipped".into();
+        entry.reason = Some("no new inventory".into());
+        entry.finished_at = now_ms();
+        if !opts.dry_run {
+            ledger.record_sync(&entry, None)?;
+        }
+        tracing::info!(cart = %cart.id, "skipped: no new inventory");
+        return Ok(SyncReport::from_entry(&entry));
+    }
+
+    // 2. The numbers, as of now.
+    let through = ledger.max_report_id()?;
+    let required = cart.mapping.required_fields();
+    let plan = ledger.compute_feed(&feed_query(cart, state.last_report_id, started, &required, None))?;
+    entry.items = plan.items;
+    let missing: Vec<Missing> = plan.missing.iter().map(|(f, n)| Missing { field: format!("missing {}", f.name()), items: *n }).collect();
+    let missing_note = (!missing.is_empty()).then(|| {
+        missing.iter().map(|m| format!("{} left out: {}", m.items, m.field)).collect::<Vec<_>>().join("; ")
+    });
+
+    // 3. Render to a local file under the feed's final name.
+    let seq = if opts.dry_run { 0 } else { ledger.next_seq(&cart.id)? };
+    let name = file_name(cart, started, seq);
+    let outgoing = cfg.ledger_path.parent().unwrap_or(Path::new(".")).join("outgoing").join(&cart.id);
+    let local = outgoing.join(&name);
+    let fail = |ledger: &mut Ledger, mut entry: SyncEntry, reason: String| -> Result<SyncReport, SyncError> {
+        entry.outcome = "failed".into();
+        entry.reason = Some(reason);
+        entry.finished_at = now_ms();
+        tracing::error!(cart = %entry.cart, reason = entry.reason.as_deref().unwrap_or(""), "sync failed");
+        ledger.record_sync(&entry, None)?;
+        Ok(SyncReport::from_entry(&entry))
+    };
+    let rendered = match render(ledger, cart, started, &local) {
+        Ok(r) => r,
+        Err(reason) => {
+            let _ = std::fs::remove_file(&local);
+            if opts.dry_run {
+                entry.outcome = "failed".into();
+                entry.reason = Some(reason);
+                entry.finished_at = now_ms();
+                return Ok(SyncReport::from_entry(&entry));
+            }
+            return fail(ledger, entry, reason);
+        }
+    };
+    entry.bytes = Some(rendered.bytes);
+    entry.sha256 = Some(rendered.sha256.clone());
+
+    if opts.dry_run {
+        let mut report = SyncReport::from_entry(&entry);
+        report.outcome = "dry-run".into();
+        report.reason = missing_note;
+        report.missing = missing;
+        report.finished_at = rfc3339(now_ms());
+        if let Some(out) = &opts.output {
+            match FileSink::deliver_to(&rendered.path, out) {
+                Ok(dest) => report.file = Some(dest),
+                Err(e) => {
+                    report.outcome = "failed".into();
+                    report.reason = Some(e.message);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&rendered.path);
+        return Ok(report);
+    }
+
+    // 4. Deliver under the final name, archive, then move the marks.
+    let delivered: Result<String, TransportError> = match &opts.output {
+        Some(out) => FileSink::deliver_to(&rendered.path, out),
+        None => crate::transport::sink(&cart.transport).and_then(|mut s| s.deliver(&rendered.path, &name)),
+    };
+    let dest = match delivered {
+        Ok(d) => d,
+        Err(e) => {
+            let retry = if e.retryable { " (will retry on the next run)" } else { "" };
+            let _ = std::fs::remove_file(&rendered.path);
+            return fail(ledger, entry, format!("delivery failed: {}{retry}", e.message));
+        }
+    };
+    entry.file = Some(dest);
+    let archived = crate::pickup::archive(cfg, &cart.id, &rendered.path, &name, started);
+    let _ = std::fs::remove_file(&rendered.path);
+    match archived {
+        Ok(a) => entry.archive_path = Some(a),
+        Err(e) => tracing::error!(cart = %cart.id, error = %e, "feed delivered but not archived"),
+    }
+    entry.outcome = "sent".into();
+    entry.reason = missing_note;
+    entry.finished_at = now_ms();
+    entry.id = ledger.record_sync(&entry, Some(through))?;
+    tracing::info!(cart = %cart.id, items = entry.items, file = entry.file.as_deref().unwrap_or(""), "sent");
+    let mut report = SyncReport::from_entry(&entry);
+    report.missing = missing;
+    Ok(report)
+}

@@ -1,0 +1,199 @@
+//! Small shared helpers: times, hashing, file names.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Ledger times are UTC milliseconds since the epoch: they sort and compare as integers.
+pub type Millis = i64;
+
+pub fn now_ms() -> Millis {
+    Utc::now().timestamp_millis()
+}
+
+pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// RFC 3339 with an explicit offset, as the contract asks for JSON.
+pub fn rfc3339(ms: Millis) -> String {
+    to_datetime(ms).to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// SHA-256 of a file, read in blocks (files may be far larger than memory).
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((hex(&h.finalize()), total))
+}
+
+pub fn file_mtime_ms(path: &Path) -> std::io::Result<Millis> {
+    let m = std::fs::metadata(path)?.modified()?;
+    let dt: DateTime<Utc> = m.into();
+    Ok(dt.timestamp_millis())
+}
+
+/// A path inside `dir` named `name`, or `name~1`, `name~2`, ... when taken,
+/// so that nothing archived or quarantined is ever overwritten.
+pub fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|i| dir.join(format!("{name}~{i}")))
+        .find(|p| !p.exists())
+        .expect("unbounded search")
+}
+
+/// Copies `src` to a fresh name in `dir` through a temporary file, fsynced,
+/// then renamed: a crash never leaves a half-written copy under the final name.
+pub fn copy_durable(src: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::copy(src, &tmp)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    let dest = free_path(dir, name);
+    std::fs::rename(&tmp, &dest)?;
+    Ok(dest)
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into())
+}
+
+/// Shell-style glob with `*` and `?` (enough for inbox patterns like `*.csv`).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// Parses "30s", "15m", "2h", "1d" into seconds.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    (n > 0).then_some(n * mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.csv", "a.csv"));
+        assert!(!glob_match("*.csv", "a.csv.tmp"));
+        assert!(glob_match("inv-??.txt", "inv-01.txt"));
+        assert!(glob_match("*", "x"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("30s"), Some(30));
+        assert_eq!(parse_duration_secs("15m"), Some(900));
+        assert_eq!(parse_duration_secs("0s"), None);
+        assert_eq!(parse_duration_secs("5x"), None);
+    }
+}
+
+/// One thing wrong with a config or mapping file, located for the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": key `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Line (1-based) of `key` inside a TOML table, for error messages.
+///
+/// `header` names the table: "" for the top level, "columns", "cart" (the
+/// `nth` `[[cart]]`, 0-based) or "cart.transport" (the table under that cart).
+/// Falls back to the table's header line, then to None. A text scan is
+/// enough for hand-edited files and keeps the typed structs free of spans.
+pub fn line_of(src: &str, header: &str, nth: usize, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let root = header.split('.').next().unwrap_or("");
+    let mut header_line = None;
+    for (i, raw) in src.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(h) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            current = h.trim().to_string();
+            *counts.entry(current.clone()).or_insert(0) += 1;
+        } else if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = h.trim().to_string();
+        } else if current == header && counts.get(root).copied().unwrap_or(1) == nth + 1 {
+            let k = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if !key.is_empty() && line.contains('=') && k == key {
+                return Some(i + 1);
+            }
+            continue;
+        } else {
+            continue;
+        }
+        if current == header && counts.get(root).copied().unwrap_or(1) == nth + 1 && header_line.is_none() {
+            header_line = Some(i + 1);
+        }
+    }
+    header_line
+}
+
+/// Line of a byte offset, for parser errors that carry spans.
+pub fn line_at(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
