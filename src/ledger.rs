@@ -325,17 +325,22 @@ impl Ledger {
         Ok(plan)
     }
 
-    /// Streams the included items of the last `compute_feed`, in SKU order.
-    pub fn each_feed_item(&self, mut f: impl FnMut(FeedItem) -> std::io::Result<()>) -> Result<std::io::Result<()>> {
+    /// Hands the included items of the last `compute_feed` to `f`, in SKU
+    /// order, as an iterator read straight from SQLite (never all in memory).
+    /// A read error ends the iteration and is returned after `f` is done.
+    pub fn with_feed_items<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = FeedItem>) -> T) -> Result<T> {
         let mut stmt = self.conn.prepare("SELECT sku, value, upc, description, as_of FROM feed_items WHERE include = 1 ORDER BY sku")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let item = FeedItem { sku: r.get(0)?, quantity: r.get(1)?, upc: r.get(2)?, description: r.get(3)?, as_of: r.get(4)? };
-            if let Err(e) = f(item) {
-                return Ok(Err(e));
-            }
+        let rows = stmt.query_map([], |r| {
+            Ok(FeedItem { sku: r.get(0)?, quantity: r.get(1)?, upc: r.get(2)?, description: r.get(3)?, as_of: r.get(4)? })
+        })?;
+        let mut err = None;
+        let mut items = rows.map_while(|r| r.map_err(|e| err = Some(e)).ok());
+        let out = f(&mut items);
+        drop(items);
+        match err {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
         }
-        Ok(Ok(()))
     }
 
     /// (available, value) of one SKU from the last `compute_feed`.

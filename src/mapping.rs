@@ -346,14 +346,49 @@ impl Checker<'_> {
     }
 }
 
-fn read_raw(path: &Path) -> Result<(String, RawMapping), Vec<Problem>> {
+/// Top-level keys of [`RawMapping`] (keep in step with it).
+const RAW_KEYS: &[&str] = &[
+    "format", "record", "delimiter", "header", "snapshot", "max_zeroed", "as_of_from", "columns", "as_of", "cancelled", "item", "root",
+    "fields", "sku_qualifier", "quantity_qualifier", "version", "sender_qualifier", "sender_id", "receiver_qualifier", "receiver_id",
+    "usage", "element_separator", "segment_terminator", "component_separator", "bia_purpose", "bia_report_type", "item_ids", "unit",
+    "line_break",
+];
+
+/// The mapping's text and raw keys, plus one problem per unknown key: an
+/// unknown key is reported (file, line, key) and the rest is still checked.
+fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
     let problem = |line, message: String| vec![Problem { file: path.to_path_buf(), line, key: String::new(), message }];
     let src = std::fs::read_to_string(path).map_err(|e| problem(None, format!("cannot read mapping: {e}")))?;
-    match toml::from_str::<RawMapping>(&src) {
-        Ok(raw) => Ok((src, raw)),
+    let first = match toml::from_str::<RawMapping>(&src) {
+        Ok(raw) => return Ok((src, raw, vec![])),
+        Err(e) => e,
+    };
+    let first_problem = || problem(first.span().map(|s| line_at(&src, s.start)), first.message().trim().to_string());
+    let Ok(mut table) = src.parse::<toml::Table>() else { return Err(first_problem()) };
+    let mut unknown = vec![];
+    let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str]| {
+        t.retain(|k, _| {
+            if known.contains(&k.as_str()) {
+                return true;
+            }
+            let key = if table_name.is_empty() { k.clone() } else { format!("{table_name}.{k}") };
+            let message = format!("unknown key; known keys here: {}", known.join(", "));
+            unknown.push(Problem { file: path.to_path_buf(), line: line_of(&src, table_name, 0, k), key, message });
+            false
+        })
+    };
+    strip(&mut table, "", RAW_KEYS);
+    if let Some(toml::Value::Table(t)) = table.get_mut("as_of") {
+        strip(t, "as_of", &["format", "timezone"]);
+    }
+    if unknown.is_empty() {
+        return Err(first_problem());
+    }
+    match table.try_into::<RawMapping>() {
+        Ok(raw) => Ok((src, raw, unknown)),
         Err(e) => {
-            let line = e.span().map(|s| line_at(&src, s.start));
-            Err(problem(line, e.message().trim().to_string()))
+            unknown.extend(problem(None, e.message().trim().to_string()));
+            Err(unknown)
         }
     }
 }
@@ -397,8 +432,8 @@ fn check_time_format(c: &mut Checker, fmt: &str) {
 
 /// Reads and validates an inbound mapping.
 pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
-    let (src, raw) = read_raw(path)?;
-    let mut c = Checker { path, src: &src, problems: vec![] };
+    let (src, raw, unknown) = read_raw(path)?;
+    let mut c = Checker { path, src: &src, problems: unknown };
     let record = match raw.record.as_deref() {
         Some("inventory") | None => RecordKind::Inventory,
         Some("orders") => RecordKind::Orders,
@@ -575,8 +610,8 @@ fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header
 
 /// Reads and validates a feed (cart) mapping.
 pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
-    let (src, raw) = read_raw(path)?;
-    let mut c = Checker { path, src: &src, problems: vec![] };
+    let (src, raw, unknown) = read_raw(path)?;
+    let mut c = Checker { path, src: &src, problems: unknown };
     for (key, present) in [("record", raw.record.is_some()), ("snapshot", raw.snapshot.is_some()), ("sku_qualifier", raw.sku_qualifier.is_some())] {
         if present {
             c.at("", key, "is an inbound key; this mapping is used by a cart");
@@ -734,7 +769,7 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
 
 /// Whether a mapping file looks inbound (it says `record =` or is X12 in).
 pub fn looks_inbound(path: &Path) -> bool {
-    read_raw(path).map(|(_, r)| r.record.is_some() || r.format.as_deref() == Some("x12")).unwrap_or(false)
+    read_raw(path).map(|(_, r, _)| r.record.is_some() || r.format.as_deref() == Some("x12")).unwrap_or(false)
 }
 
 #[cfg(test)]

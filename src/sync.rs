@@ -3,7 +3,7 @@
 //! the archive, and only then the cart's marks.
 
 use crate::config::{Cart, Config};
-use crate::formats::{FeedContext, feed_writer};
+use crate::formats::{FeedContext, write_feed};
 use crate::ledger::{FeedQuery, Ledger, LedgerError, SyncEntry};
 use crate::transport::{FileSink, TransportError};
 use crate::util::{Millis, hex, now_ms, rfc3339};
@@ -144,21 +144,16 @@ struct Rendered {
 }
 
 /// Writes the computed feed to `path`, item by item.
-fn render(ledger: &Ledger, cart: &Cart, now: Millis, path: &Path) -> Result<Rendered, String> {
+fn render(ledger: &Ledger, cart: &Cart, ctx: &FeedContext, path: &Path) -> Result<Rendered, String> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
     let file = std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut counting = Counting { inner: std::io::BufWriter::new(file), bytes: 0, hash: Sha256::new() };
-    {
-        let ctx = FeedContext { merchant: &cart.merchant, now };
-        let mut w = feed_writer(&cart.mapping, ctx, &mut counting).map_err(|e| format!("cannot render feed: {e}"))?;
-        ledger
-            .each_feed_item(|item| w.write_item(&item))
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot render feed: {e}"))?;
-        w.finish().map_err(|e| format!("cannot render feed: {e}"))?;
-    }
+    ledger
+        .with_feed_items(|items| write_feed(&cart.mapping, ctx, &mut counting, items))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot render feed: {e}"))?;
     counting.flush().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let Counting { inner, bytes, hash } = counting;
     inner
@@ -209,7 +204,8 @@ pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOpti
         ledger.record_sync(&entry, None)?;
         Ok(SyncReport::from_entry(&entry))
     };
-    let rendered = match render(ledger, cart, started, &local) {
+    let ctx = FeedContext { merchant: &cart.merchant, now: started, control: None };
+    let rendered = match render(ledger, cart, &ctx, &local) {
         Ok(r) => r,
         Err(reason) => {
             let _ = std::fs::remove_file(&local);

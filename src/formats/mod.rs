@@ -118,23 +118,20 @@ pub struct FeedItem {
     pub as_of: Option<Millis>,
 }
 
-/// Writes a feed item by item, so no catalog is ever held whole.
-pub trait FeedWriter {
-    fn write_item(&mut self, item: &FeedItem) -> std::io::Result<()>;
-    fn finish(self: Box<Self>) -> std::io::Result<()>;
-}
-
 /// Context a feed writer may need beyond the items.
 pub struct FeedContext<'a> {
     pub merchant: &'a str,
     pub now: Millis,
+    /// X12: the interchange and group control numbers reserved for this feed.
+    pub control: Option<(i64, i64)>,
 }
 
-pub fn feed_writer<'a, W: Write + 'a>(mapping: &OutboundMapping, ctx: FeedContext<'a>, out: W) -> std::io::Result<Box<dyn FeedWriter + 'a>> {
+/// Writes a whole feed from an item iterator, so no catalog is ever held whole.
+pub fn write_feed(mapping: &OutboundMapping, ctx: &FeedContext, out: &mut dyn Write, items: &mut dyn Iterator<Item = FeedItem>) -> std::io::Result<()> {
     match &mapping.format {
-        OutFormat::Csv { delimiter, header, columns } => Ok(Box::new(csv_out::CsvFeed::new(out, *delimiter, *header, columns.clone(), ctx.merchant.to_string())?)),
-        OutFormat::Xml { root, item, fields } => Ok(Box::new(XmlFeed::new(out, root, item, fields.clone(), ctx.merchant.to_string())?)),
-        OutFormat::X12_846(_) => Err(std::io::Error::other(format!("{} feeds are not available in this build yet", mapping.format_name()))),
+        OutFormat::Csv { delimiter, header, columns } => csv_out::write(out, *delimiter, *header, columns, ctx.merchant, items),
+        OutFormat::Xml { root, item, fields } => write_xml(out, root, item, fields, ctx.merchant, items),
+        OutFormat::X12_846(_) => Err(std::io::Error::other("x12-846 feeds are not available in this build yet")),
     }
 }
 
@@ -171,37 +168,22 @@ fn read_xml(path: &Path, item: &str, fields: &[(Field, String)], on: &mut dyn Fn
 }
 
 /// XML feeds: `<Root><Item><SKU>..</SKU>..</Item></Root>`, UTF-8, escaped.
-struct XmlFeed<W: Write> {
-    w: Option<xml::XmlWriter<W>>,
-    columns: Vec<crate::mapping::OutColumn>,
-    merchant: String,
-}
-
-impl<W: Write> XmlFeed<W> {
-    fn new(out: W, root: &str, item: &str, columns: Vec<crate::mapping::OutColumn>, merchant: String) -> std::io::Result<Self> {
-        let spec = xml::FeedSpec {
-            root: root.to_string(),
-            item: item.to_string(),
-            fields: columns.iter().map(|c| (c.name.clone(), c.field.name().to_string())).collect(),
-        };
-        let w = xml::XmlWriter::new(out, &spec).map_err(std::io::Error::other)?;
-        Ok(XmlFeed { w: Some(w), columns, merchant })
-    }
-}
-
-impl<W: Write> FeedWriter for XmlFeed<W> {
-    fn write_item(&mut self, item: &FeedItem) -> std::io::Result<()> {
+fn write_xml(out: &mut dyn Write, root: &str, item: &str, columns: &[crate::mapping::OutColumn], merchant: &str, items: &mut dyn Iterator<Item = FeedItem>) -> std::io::Result<()> {
+    let spec = xml::FeedSpec {
+        root: root.to_string(),
+        item: item.to_string(),
+        fields: columns.iter().map(|c| (c.name.clone(), c.field.name().to_string())).collect(),
+    };
+    let mut w = xml::XmlWriter::new(out, &spec).map_err(std::io::Error::other)?;
+    for it in items {
         // XML 1.0 cannot carry some control characters at all: drop them.
-        let values: Vec<String> = self
-            .columns
+        let values: Vec<String> = columns
             .iter()
-            .map(|c| field_text(item, c.field, &self.merchant).chars().filter(|ch| xml::is_xml_char(*ch)).collect())
+            .map(|c| field_text(&it, c.field, merchant).chars().filter(|ch| xml::is_xml_char(*ch)).collect())
             .collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        self.w.as_mut().expect("open until finish").write_item(&refs).map_err(std::io::Error::other)
+        w.write_item(&refs).map_err(std::io::Error::other)?;
     }
-    fn finish(mut self: Box<Self>) -> std::io::Result<()> {
-        self.w.take().expect("finish once").finish().map_err(std::io::Error::other)?;
-        Ok(())
-    }
+    w.finish().map_err(std::io::Error::other)?;
+    Ok(())
 }
