@@ -218,13 +218,25 @@ pub fn default_path(flag: Option<PathBuf>) -> PathBuf {
 pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let one = |line, message: String| vec![Problem { file: path.to_path_buf(), line, key: String::new(), message }];
     let src = std::fs::read_to_string(path).map_err(|e| one(None, format!("cannot read config: {e}")))?;
-    let raw: RawConfig = toml::from_str(&src).map_err(|e| {
-        let line = e.span().map(|s| line_at(&src, s.start));
-        one(line, e.message().trim().to_string())
-    })?;
+    let (raw, unknown) = match toml::from_str::<RawConfig>(&src) {
+        Ok(raw) => (raw, vec![]),
+        Err(e) => {
+            let first = one(e.span().map(|s| line_at(&src, s.start)), e.message().trim().to_string());
+            // Unknown keys: report each one (file, line, key) and check the rest.
+            let Ok(mut table) = src.parse::<toml::Table>() else { return Err(first) };
+            let unknown = strip_unknown(path, &src, &mut table);
+            if unknown.is_empty() {
+                return Err(first);
+            }
+            match table.try_into::<RawConfig>() {
+                Ok(raw) => (raw, unknown),
+                Err(e) => return Err(unknown.into_iter().chain(one(None, e.message().trim().to_string())).collect()),
+            }
+        }
+    };
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cx = Ctx { path, src: &src, dir: &dir, problems: vec![] };
+    let mut cx = Ctx { path, src: &src, dir: &dir, problems: unknown };
 
     let mut merchants = vec![];
     for (i, m) in raw.merchant.iter().enumerate() {
@@ -462,4 +474,59 @@ fn check_template(cx: &mut Ctx, table: &str, i: usize, tpl: &str) {
     if tpl.contains('/') || tpl.contains('\\') || tpl.starts_with('.') {
         cx.at(table, i, "file_name", format!("{tpl:?} must be a plain file name (no folders, not hidden)"));
     }
+}
+
+/// Keys of the raw config structs (keep in step with them).
+const TOP_KEYS: &[&str] = &["ledger", "merchant", "inbound", "cart"];
+const LEDGER_KEYS: &[&str] = &["path", "archive", "quarantine"];
+const MERCHANT_KEYS: &[&str] = &["id"];
+const INBOUND_KEYS: &[&str] = &["id", "merchant", "kind", "mapping", "warehouse", "poll", "acknowledge", "transport", "ack_transport"];
+const CART_KEYS: &[&str] =
+    &["id", "merchant", "format", "mapping", "schedule", "timezone", "min_level", "full_sync", "warehouses", "transport"];
+const TRANSPORT_KEYS: &[&str] = &[
+    "type", "path", "pattern", "file_name", "host", "port", "user", "password", "password_env", "key_file", "known_hosts",
+    "host_key_sha256", "remote_dir", "after",
+];
+
+/// Removes keys no config struct knows, returning one problem per key.
+fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem> {
+    let mut out = vec![];
+    let mut strip = |t: &mut toml::Table, header: &str, nth: usize, known: &[&str]| {
+        t.retain(|k, _| {
+            if known.contains(&k) {
+                return true;
+            }
+            let root = header.split('.').next().unwrap_or("");
+            let shown = match header {
+                "" => k.to_string(),
+                "ledger" => format!("ledger.{k}"),
+                _ => format!("{root}[{nth}]{}.{k}", header.strip_prefix(root).unwrap_or("")),
+            };
+            out.push(Problem {
+                file: path.to_path_buf(),
+                line: line_of(src, header, nth, k),
+                key: shown,
+                message: format!("unknown key; known keys here: {}", known.join(", ")),
+            });
+            false
+        })
+    };
+    strip(table, "", 0, TOP_KEYS);
+    if let Some(toml::Value::Table(t)) = table.get_mut("ledger") {
+        strip(t, "ledger", 0, LEDGER_KEYS);
+    }
+    for (name, known) in [("merchant", MERCHANT_KEYS), ("inbound", INBOUND_KEYS), ("cart", CART_KEYS)] {
+        let Some(toml::Value::Array(items)) = table.get_mut(name) else { continue };
+        for (i, item) in items.iter_mut().enumerate() {
+            let toml::Value::Table(t) = item else { continue };
+            strip(t, name, i, known);
+            for sub in ["transport", "ack_transport"] {
+                if let Some(toml::Value::Table(tt)) = t.get_mut(sub) {
+                    strip(tt, &format!("{name}.{sub}"), i, TRANSPORT_KEYS);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|p| p.line);
+    out
 }

@@ -368,10 +368,10 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
     let mut unknown = vec![];
     let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str]| {
         t.retain(|k, _| {
-            if known.contains(&k.as_str()) {
+            if known.contains(&k) {
                 return true;
             }
-            let key = if table_name.is_empty() { k.clone() } else { format!("{table_name}.{k}") };
+            let key = if table_name.is_empty() { k.to_string() } else { format!("{table_name}.{k}") };
             let message = format!("unknown key; known keys here: {}", known.join(", "));
             unknown.push(Problem { file: path.to_path_buf(), line: line_of(&src, table_name, 0, k), key, message });
             false
@@ -384,6 +384,7 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
     if unknown.is_empty() {
         return Err(first_problem());
     }
+    unknown.sort_by_key(|p| p.line);
     match table.try_into::<RawMapping>() {
         Ok(raw) => Ok((src, raw, unknown)),
         Err(e) => {

@@ -1,0 +1,360 @@
+//! Test workspace: a temporary folder with stockgate.toml, mappings/*.toml
+//! and data files, driving the real binary.
+#![allow(dead_code)]
+
+use rusqlite::Connection;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stockgate");
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub struct Workspace {
+    pub tmp: tempfile::TempDir,
+}
+
+/// Inventory CSV mapping: SKU, Whse, Qty, AsOf (RFC 3339 column), UPC, Title.
+pub const INV_MAPPING: &str = r#"format = "csv"
+record = "inventory"
+[columns]
+sku = "SKU"
+warehouse = "Whse"
+quantity = "Qty"
+as_of = "AsOf"
+upc = "UPC"
+description = "Title"
+"#;
+
+/// Inventory CSV mapping without warehouse or as-of columns (as-of = file mtime).
+pub const INV_PLAIN_MAPPING: &str = r#"format = "csv"
+record = "inventory"
+[columns]
+sku = "SKU"
+quantity = "Qty"
+"#;
+
+/// Orders CSV mapping with every optional column.
+pub const ORD_MAPPING: &str = r#"format = "csv"
+record = "orders"
+cancelled = ["cancelled", "void"]
+[columns]
+order_id = "Order"
+line = "Line"
+sku = "SKU"
+quantity = "Qty"
+status = "Status"
+ordered_at = "At"
+warehouse = "Whse"
+"#;
+
+/// Orders mapping without an ordered_at column: order time = ingest time.
+pub const ORD_NOTIME_MAPPING: &str = r#"format = "csv"
+record = "orders"
+cancelled = ["cancelled"]
+[columns]
+order_id = "Order"
+line = "Line"
+sku = "SKU"
+quantity = "Qty"
+status = "Status"
+"#;
+
+pub const FEED_MAPPING: &str = r#"format = "csv"
+header = true
+columns = [ { header = "SKU", field = "sku" }, { header = "Quantity", field = "quantity" } ]
+"#;
+
+/// One `[[cart]]` section with a dir transport under out/<id>.
+pub fn cart(id: &str, merchant: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[cart]]
+id = "{id}"
+merchant = "{merchant}"
+format = "csv"
+mapping = "feed"
+schedule = "every 1m"
+{extra}
+[cart.transport]
+type = "dir"
+path = "out/{id}"
+file_name = "{{cart}}-{{seq}}.csv"
+"#
+    )
+}
+
+/// One `[[inbound]]` section with a dir transport under in/<id>.
+pub fn inbound(id: &str, merchant: &str, kind: &str, mapping: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[inbound]]
+id = "{id}"
+merchant = "{merchant}"
+kind = "{kind}"
+mapping = "{mapping}"
+{extra}
+[inbound.transport]
+type = "dir"
+path = "in/{id}"
+pattern = "*"
+"#
+    )
+}
+
+pub fn header(merchants: &[&str]) -> String {
+    let mut s = String::from("[ledger]\npath = \"var/ledger.sqlite\"\narchive = \"var/archive\"\nquarantine = \"var/quarantine\"\n");
+    for m in merchants {
+        s.push_str(&format!("\n[[merchant]]\nid = \"{m}\"\n"));
+    }
+    s
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { tmp: tempfile::tempdir().expect("tempdir") }
+    }
+
+    /// The usual workspace: merchant m1, inventory source `wms` (INV_MAPPING),
+    /// orders source `orders` (ORD_MAPPING), cart `shop` (changed-only) plus `carts`.
+    pub fn standard(carts: &str) -> Workspace {
+        let ws = Workspace::new();
+        let cfg = format!(
+            "{}{}{}{}{}",
+            header(&["m1"]),
+            inbound("wms", "m1", "inventory", "inv", ""),
+            inbound("orders", "m1", "orders", "ord", ""),
+            cart("shop", "m1", ""),
+            carts
+        );
+        ws.config(&cfg);
+        ws.mapping("inv", INV_MAPPING);
+        ws.mapping("ord", ORD_MAPPING);
+        ws.mapping("feed", FEED_MAPPING);
+        ws
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir().join(rel)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("stockgate.toml")
+    }
+
+    pub fn write(&self, rel: &str, body: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn config(&self, body: &str) {
+        self.write("stockgate.toml", body);
+    }
+
+    pub fn mapping(&self, name: &str, body: &str) {
+        self.write(&format!("mappings/{name}.toml"), body);
+    }
+
+    /// Runs the binary with `--config <ws>/stockgate.toml` and `args`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let mut full: Vec<String> = vec!["--config".into(), self.config_path().display().to_string()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        run_bin(&full, self.dir())
+    }
+
+    /// Runs and expects `code`; returns the output.
+    pub fn run_ok(&self, args: &[&str], code: i32) -> Out {
+        let o = self.run(args);
+        assert_eq!(o.code, code, "stockgate {args:?} exited {} (want {code})\nstdout:\n{}\nstderr:\n{}", o.code, o.stdout, o.stderr);
+        o
+    }
+
+    /// `ingest --source SRC --json FILE`; returns the one file's JSON object.
+    pub fn ingest(&self, src: &str, file: &Path, code: i32) -> Value {
+        let f = file.display().to_string();
+        let o = self.run_ok(&["ingest", "--source", src, "--json", &f], code);
+        let v = o.json();
+        assert_eq!(v.as_array().map(|a| a.len()), Some(1), "{v}");
+        v[0].clone()
+    }
+
+    /// Writes `body` to in/<src>/<name> and ingests it, expecting exit 0 and `applied`.
+    pub fn apply(&self, src: &str, name: &str, body: &str) -> Value {
+        let p = self.write(&format!("in/{src}/{name}"), body);
+        let v = self.ingest(src, &p, 0);
+        assert_eq!(v["outcome"], "applied", "{v}");
+        v
+    }
+
+    /// `sync CART --json [extra]`, expecting `code`.
+    pub fn sync(&self, cart: &str, extra: &[&str], code: i32) -> Value {
+        let mut args = vec!["sync", cart, "--json"];
+        args.extend_from_slice(extra);
+        self.run_ok(&args, code).json()
+    }
+
+    /// Syncs and returns the delivered feed's text (outcome must be "sent").
+    pub fn sync_feed(&self, cart: &str, extra: &[&str]) -> String {
+        let v = self.sync(cart, extra, 0);
+        assert_eq!(v["outcome"], "sent", "{v}");
+        let f = v["file"].as_str().expect("file").to_string();
+        std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("read feed {f}: {e}"))
+    }
+
+    pub fn explain(&self, sku: &str, cart: Option<&str>) -> Value {
+        self.explain_m("m1", sku, cart)
+    }
+
+    pub fn explain_m(&self, merchant: &str, sku: &str, cart: Option<&str>) -> Value {
+        let mut args = vec!["explain", "--merchant", merchant, "--sku", sku, "--json"];
+        if let Some(c) = cart {
+            args.extend(["--cart", c]);
+        }
+        self.run_ok(&args, 0).json()
+    }
+
+    /// The value explain says `cart` gets for `sku`.
+    pub fn value(&self, sku: &str, cart: &str) -> i64 {
+        let v = self.explain(sku, Some(cart));
+        v["carts"][0]["value"].as_i64().unwrap_or_else(|| panic!("no value in {v}"))
+    }
+
+    pub fn history(&self, cart: &str) -> Vec<Value> {
+        self.run_ok(&["history", "--cart", cart, "--json"], 0).json().as_array().unwrap().clone()
+    }
+
+    /// Every file under `rel` (recursively), as paths relative to it, sorted.
+    pub fn files_under(&self, rel: &str) -> Vec<String> {
+        let root = self.path(rel);
+        let mut out = vec![];
+        fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// Row counts of every table plus full dumps of the rule tables.
+    pub fn ledger_dump(&self) -> String {
+        if !self.path("var/ledger.sqlite").exists() {
+            self.run_ok(&["status"], 0); // creates the (empty) ledger
+        }
+        let conn = Connection::open(self.path("var/ledger.sqlite")).expect("open ledger");
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(names.len() >= 10, "tables: {names:?}");
+        let mut s = String::new();
+        for n in &names {
+            let c: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0)).unwrap();
+            s.push_str(&format!("{n}: {c}\n"));
+        }
+        for (t, order) in [
+            ("stock", "merchant, sku, warehouse"),
+            ("order_lines", "source, order_id, line"),
+            ("products", "merchant, sku"),
+            ("carts", "id"),
+            ("last_sent", "cart, sku"),
+            ("reports", "id"),
+        ] {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {t} ORDER BY {order}")).unwrap();
+            let cols = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut v = vec![];
+                    for i in 0..cols {
+                        let x: rusqlite::types::Value = r.get(i)?;
+                        v.push(format!("{x:?}"));
+                    }
+                    Ok(v.join("|"))
+                })
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            s.push_str(&format!("[{t}]\n{}\n", rows.join("\n")));
+        }
+        s
+    }
+
+    /// One SQL number from the ledger.
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        let conn = Connection::open(self.path("var/ledger.sqlite")).expect("open ledger");
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+pub fn run_bin(args: &[String], cwd: &Path) -> Out {
+    let o = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("STOCKGATE_CONFIG")
+        .env("STOCKGATE_LOG", "warn")
+        .output()
+        .expect("run stockgate");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Sets a file's modification time to `secs` after the Unix epoch.
+pub fn set_mtime(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+}
+
+/// RFC 3339 UTC instant → seconds since the epoch (for set_mtime).
+pub fn epoch(rfc3339: &str) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp() as u64
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Today's date as the archive names it (UTC).
+pub fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
