@@ -15,7 +15,11 @@ pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "stockgate", version, about = "Inventory-sync gateway: warehouse files in, cart feeds out")]
+#[command(
+    name = "stockgate",
+    version,
+    about = "Inventory-sync gateway: warehouse files in, cart feeds out"
+)]
 pub struct Cli {
     /// Config file (default ./stockgate.toml, or $STOCKGATE_CONFIG)
     #[arg(long, global = true)]
@@ -103,7 +107,8 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -129,12 +134,19 @@ fn print_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("error: {p}");
     }
-    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
 }
 
 fn open(cfg: &Config) -> anyhow::Result<Ledger> {
     let ledger = Ledger::open(&cfg.ledger_path)?;
-    ledger.ensure(&cfg.merchants, &cfg.carts.iter().map(|c| c.id.clone()).collect::<Vec<_>>())?;
+    ledger.ensure(
+        &cfg.merchants,
+        &cfg.carts.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+    )?;
     Ok(ledger)
 }
 
@@ -183,7 +195,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     for p in &problems {
                         println!("{p}");
                     }
-                    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+                    eprintln!(
+                        "{} problem{} found",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    );
                     Ok(USAGE)
                 }
             }
@@ -195,7 +211,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
                 print_pass(&pass);
                 let bad = !pass.errors.is_empty()
-                    || pass.files.iter().any(|f| matches!(f.outcome, Outcome::Rejected | Outcome::Held))
+                    || pass
+                        .files
+                        .iter()
+                        .any(|f| matches!(f.outcome, Outcome::Rejected | Outcome::Held))
                     || pass.syncs.iter().any(SyncReport::is_failure);
                 Ok(if bad { FAILED } else { OK })
             } else {
@@ -207,10 +226,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 Ok(OK)
             }
         }
-        Command::Ingest { source, force, json: as_json, files } => {
+        Command::Ingest {
+            source,
+            force,
+            json: as_json,
+            files,
+        } => {
             let cfg = try_cfg!(load(&cli.config));
             let Some(src) = cfg.inbound(&source) else {
-                eprintln!("error: no inbound source {source:?} in {}", cfg.path.display());
+                eprintln!(
+                    "error: no inbound source {source:?} in {}",
+                    cfg.path.display()
+                );
                 return Ok(USAGE);
             };
             let mut ledger = open(&cfg)?;
@@ -222,7 +249,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     code = FAILED;
                     continue;
                 }
-                let opts = pickup::Options { force, consume: false, pickup_time: now_ms() };
+                let opts = pickup::Options {
+                    force,
+                    consume: false,
+                    pickup_time: now_ms(),
+                };
                 let out = pickup::ingest_file(&cfg, &mut ledger, src, f, opts)?;
                 if matches!(out.outcome, Outcome::Rejected | Outcome::Held) {
                     code = FAILED;
@@ -236,14 +267,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(code)
         }
-        Command::Sync { cart, force, dry_run, output, json: as_json } => {
+        Command::Sync {
+            cart,
+            force,
+            dry_run,
+            output,
+            json: as_json,
+        } => {
             let cfg = try_cfg!(load(&cli.config));
             let Some(c) = cfg.cart(&cart) else {
                 eprintln!("error: no cart {cart:?} in {}", cfg.path.display());
                 return Ok(USAGE);
             };
             let mut ledger = open(&cfg)?;
-            let r = sync_cart(&cfg, &mut ledger, c, &SyncOptions { force, dry_run, output })?;
+            let r = sync_cart(
+                &cfg,
+                &mut ledger,
+                c,
+                &SyncOptions {
+                    force,
+                    dry_run,
+                    output,
+                },
+            )?;
             if as_json {
                 json(&r);
             } else {
@@ -258,7 +304,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if as_json {
                 json(&s);
             } else {
-                println!("{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} pending", "cart", "format", "schedule", "last", "last success", "next due");
+                println!(
+                    "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} pending",
+                    "cart", "format", "schedule", "last", "last success", "next due"
+                );
                 for c in &s.carts {
                     println!(
                         "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} {}",
@@ -272,7 +321,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     );
                 }
                 println!();
-                println!("{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} last error", "source", "kind", "applied", "rejected", "held", "last pickup");
+                println!(
+                    "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} last error",
+                    "source", "kind", "applied", "rejected", "held", "last pickup"
+                );
                 for i in &s.inbound {
                     println!(
                         "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} {}",
@@ -288,7 +340,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(OK)
         }
-        Command::Explain { merchant, sku, cart, json: as_json } => {
+        Command::Explain {
+            merchant,
+            sku,
+            cart,
+            json: as_json,
+        } => {
             let cfg = try_cfg!(load(&cli.config));
             if !cfg.merchants.contains(&merchant) {
                 eprintln!("error: no merchant {merchant:?} in {}", cfg.path.display());
@@ -309,10 +366,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(OK)
         }
-        Command::History { cart, limit, json: as_json } => {
+        Command::History {
+            cart,
+            limit,
+            json: as_json,
+        } => {
             let cfg = try_cfg!(load(&cli.config));
             let ledger = open(&cfg)?;
-            let entries: Vec<SyncReport> = ledger.history(cart.as_deref(), limit)?.iter().map(SyncReport::from_entry).collect();
+            let entries: Vec<SyncReport> = ledger
+                .history(cart.as_deref(), limit)?
+                .iter()
+                .map(SyncReport::from_entry)
+                .collect();
             if as_json {
                 json(&entries);
             } else {
@@ -324,7 +389,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         r.outcome,
                         r.items,
                         r.file.as_deref().unwrap_or("-"),
-                        r.reason.as_deref().map(|s| format!("  ({s})")).unwrap_or_default()
+                        r.reason
+                            .as_deref()
+                            .map(|s| format!("  ({s})"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -376,22 +444,40 @@ fn print_pass(p: &crate::daemon::Pass) {
 }
 
 fn print_explain(e: &crate::inspect::Explain) {
-    println!("{} / {}{}", e.merchant, e.sku, if e.known { "" } else { "  (not in the ledger)" });
+    println!(
+        "{} / {}{}",
+        e.merchant,
+        e.sku,
+        if e.known { "" } else { "  (not in the ledger)" }
+    );
     println!("stock counted:");
     for w in &e.warehouses {
-        println!("  {:<10} {:>8}  as of {}  ({})", w.warehouse, w.quantity, w.as_of, w.report);
+        println!(
+            "  {:<10} {:>8}  as of {}  ({})",
+            w.warehouse, w.quantity, w.as_of, w.report
+        );
     }
     println!("orders since the count:");
     if e.orders_subtracted.is_empty() {
         println!("  none");
     }
     for o in &e.orders_subtracted {
-        println!("  order {} line {}: -{}  at {}", o.order_id, o.line, o.quantity, o.ordered_at);
+        println!(
+            "  order {} line {}: -{}  at {}",
+            o.order_id, o.line, o.quantity, o.ordered_at
+        );
     }
     println!("available: {}", e.available);
     for c in &e.carts {
-        let wh = if c.warehouses.is_empty() { "all warehouses".to_string() } else { c.warehouses.join(",") };
-        println!("  cart {:<20} ({wh}, min_level {}): available {} -> sends {}", c.cart, c.min_level, c.available, c.value);
+        let wh = if c.warehouses.is_empty() {
+            "all warehouses".to_string()
+        } else {
+            c.warehouses.join(",")
+        };
+        println!(
+            "  cart {:<20} ({wh}, min_level {}): available {} -> sends {}",
+            c.cart, c.min_level, c.available, c.value
+        );
     }
 }
 
@@ -416,14 +502,27 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     // A second run finds nothing new: force every cart so the demo always shows feeds.
     if pass.syncs.iter().all(|s| s.outcome != "sent") {
         for c in &cfg.carts {
-            print_sync(&sync_cart(&cfg, &mut ledger, c, &SyncOptions { force: true, ..Default::default() })?);
+            print_sync(&sync_cart(
+                &cfg,
+                &mut ledger,
+                c,
+                &SyncOptions {
+                    force: true,
+                    ..Default::default()
+                },
+            )?);
         }
     }
     println!();
     println!("feeds:");
     for c in &cfg.carts {
         if let Some(d) = &c.transport.path {
-            let mut files: Vec<_> = std::fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            let mut files: Vec<_> = std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
             files.sort();
             if let Some(last) = files.last() {
                 println!("  {:<20} {}", c.id, last.display());
@@ -431,7 +530,10 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
         }
     }
     println!();
-    println!("try:  stockgate --config {} explain --merchant acme --sku WIDGET-1", Path::new(&cfg_path).display());
+    println!(
+        "try:  stockgate --config {} explain --merchant acme --sku WIDGET-1",
+        Path::new(&cfg_path).display()
+    );
     println!("      stockgate --config {} status", cfg_path.display());
     Ok(OK)
 }

@@ -194,7 +194,11 @@ impl Ctx<'_> {
     fn at(&mut self, table: &str, nth: usize, key: &str, message: impl Into<String>) {
         let root = table.split('.').next().unwrap_or("");
         let rest = table.strip_prefix(root).unwrap_or("");
-        let shown = if table.is_empty() { key.to_string() } else { format!("{root}[{nth}]{rest}.{key}") };
+        let shown = if table.is_empty() {
+            key.to_string()
+        } else {
+            format!("{root}[{nth}]{rest}.{key}")
+        };
         self.problems.push(Problem {
             file: self.path.to_path_buf(),
             line: line_of(self.src, table, nth, key),
@@ -203,7 +207,11 @@ impl Ctx<'_> {
         });
     }
     fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
 }
 
@@ -216,33 +224,61 @@ pub fn default_path(flag: Option<PathBuf>) -> PathBuf {
 /// Loads and validates the config and every mapping it names.
 /// Returns every problem found, not just the first.
 pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
-    let one = |line, message: String| vec![Problem { file: path.to_path_buf(), line, key: String::new(), message }];
-    let src = std::fs::read_to_string(path).map_err(|e| one(None, format!("cannot read config: {e}")))?;
+    let one = |line, message: String| {
+        vec![Problem {
+            file: path.to_path_buf(),
+            line,
+            key: String::new(),
+            message,
+        }]
+    };
+    let src =
+        std::fs::read_to_string(path).map_err(|e| one(None, format!("cannot read config: {e}")))?;
     let (raw, unknown) = match toml::from_str::<RawConfig>(&src) {
         Ok(raw) => (raw, vec![]),
         Err(e) => {
-            let first = one(e.span().map(|s| line_at(&src, s.start)), e.message().trim().to_string());
+            let first = one(
+                e.span().map(|s| line_at(&src, s.start)),
+                e.message().trim().to_string(),
+            );
             // Unknown keys: report each one (file, line, key) and check the rest.
-            let Ok(mut table) = src.parse::<toml::Table>() else { return Err(first) };
+            let Ok(mut table) = src.parse::<toml::Table>() else {
+                return Err(first);
+            };
             let unknown = strip_unknown(path, &src, &mut table);
             if unknown.is_empty() {
                 return Err(first);
             }
             match table.try_into::<RawConfig>() {
                 Ok(raw) => (raw, unknown),
-                Err(e) => return Err(unknown.into_iter().chain(one(None, e.message().trim().to_string())).collect()),
+                Err(e) => {
+                    return Err(unknown
+                        .into_iter()
+                        .chain(one(None, e.message().trim().to_string()))
+                        .collect());
+                }
             }
         }
     };
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut cx = Ctx { path, src: &src, dir: &dir, problems: unknown };
+    let mut cx = Ctx {
+        path,
+        src: &src,
+        dir: &dir,
+        problems: unknown,
+    };
 
     let mut merchants = vec![];
     for (i, m) in raw.merchant.iter().enumerate() {
         check_id(&mut cx, "merchant", i, &m.id);
         if merchants.contains(&m.id) {
-            cx.at("merchant", i, "id", format!("merchant {:?} is declared twice", m.id));
+            cx.at(
+                "merchant",
+                i,
+                "id",
+                format!("merchant {:?} is declared twice", m.id),
+            );
         }
         merchants.push(m.id.clone());
     }
@@ -254,25 +290,53 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             cx.at("inbound", i, "id", format!("id {:?} is used twice", r.id));
         }
         if !merchants.contains(&r.merchant) {
-            cx.at("inbound", i, "merchant", format!("unknown merchant {:?} (declare it in a [[merchant]])", r.merchant));
+            cx.at(
+                "inbound",
+                i,
+                "merchant",
+                format!(
+                    "unknown merchant {:?} (declare it in a [[merchant]])",
+                    r.merchant
+                ),
+            );
         }
         let kind = match r.kind.as_str() {
             "inventory" => RecordKind::Inventory,
             "orders" => RecordKind::Orders,
             o => {
-                cx.at("inbound", i, "kind", format!("must be \"inventory\" or \"orders\", got {o:?}"));
+                cx.at(
+                    "inbound",
+                    i,
+                    "kind",
+                    format!("must be \"inventory\" or \"orders\", got {o:?}"),
+                );
                 RecordKind::Inventory
             }
         };
         let mpath = dir.join("mappings").join(format!("{}.toml", r.mapping));
         let mapping = if !mpath.exists() {
-            cx.at("inbound", i, "mapping", format!("no mapping file {}", mpath.display()));
+            cx.at(
+                "inbound",
+                i,
+                "mapping",
+                format!("no mapping file {}", mpath.display()),
+            );
             None
         } else {
             match mapping::load_inbound(&mpath) {
                 Ok(m) => {
                     if m.record != kind {
-                        cx.at("inbound", i, "mapping", format!("mapping {:?} reads {} records but this source is kind = {:?}", r.mapping, m.record.name(), r.kind));
+                        cx.at(
+                            "inbound",
+                            i,
+                            "mapping",
+                            format!(
+                                "mapping {:?} reads {} records but this source is kind = {:?}",
+                                r.mapping,
+                                m.record.name(),
+                                r.kind
+                            ),
+                        );
                     }
                     Some(m)
                 }
@@ -285,19 +349,39 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         let poll = match r.poll.as_deref() {
             None => Duration::from_secs(30),
             Some(p) => Duration::from_secs(parse_duration_secs(p).unwrap_or_else(|| {
-                cx.at("inbound", i, "poll", format!("must be like \"30s\", \"5m\" or \"1h\", got {p:?}"));
+                cx.at(
+                    "inbound",
+                    i,
+                    "poll",
+                    format!("must be like \"30s\", \"5m\" or \"1h\", got {p:?}"),
+                );
                 30
             })),
         };
         let transport = transport(&mut cx, "inbound.transport", i, &r.transport, true);
-        let ack_transport = r.ack_transport.as_ref().map(|t| transport_of(&mut cx, "inbound.ack_transport", i, t, false));
+        let ack_transport = r
+            .ack_transport
+            .as_ref()
+            .map(|t| transport_of(&mut cx, "inbound.ack_transport", i, t, false));
         if r.acknowledge {
-            let is_x12 = mapping.as_ref().is_some_and(|m| matches!(m.source, mapping::InSource::X12 { .. }));
+            let is_x12 = mapping
+                .as_ref()
+                .is_some_and(|m| matches!(m.source, mapping::InSource::X12 { .. }));
             if !is_x12 {
-                cx.at("inbound", i, "acknowledge", "997 acknowledgments apply to X12 sources only");
+                cx.at(
+                    "inbound",
+                    i,
+                    "acknowledge",
+                    "997 acknowledgments apply to X12 sources only",
+                );
             }
             if ack_transport.is_none() {
-                cx.at("inbound", i, "acknowledge", "acknowledge = true needs an [inbound.ack_transport] to send 997s to");
+                cx.at(
+                    "inbound",
+                    i,
+                    "acknowledge",
+                    "acknowledge = true needs an [inbound.ack_transport] to send 997s to",
+                );
             }
         }
         if let Some(m) = mapping {
@@ -322,31 +406,74 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             cx.at("cart", i, "id", format!("cart id {:?} is used twice", r.id));
         }
         if !merchants.contains(&r.merchant) {
-            cx.at("cart", i, "merchant", format!("unknown merchant {:?} (declare it in a [[merchant]])", r.merchant));
+            cx.at(
+                "cart",
+                i,
+                "merchant",
+                format!(
+                    "unknown merchant {:?} (declare it in a [[merchant]])",
+                    r.merchant
+                ),
+            );
         }
         if !["csv", "xml", "x12-846"].contains(&r.format.as_str()) {
-            cx.at("cart", i, "format", format!("must be \"csv\", \"xml\" or \"x12-846\", got {:?}", r.format));
+            cx.at(
+                "cart",
+                i,
+                "format",
+                format!(
+                    "must be \"csv\", \"xml\" or \"x12-846\", got {:?}",
+                    r.format
+                ),
+            );
         }
-        let schedule = schedule::parse(&r.schedule).map_err(|e| cx.at("cart", i, "schedule", e.to_string())).ok();
+        let schedule = schedule::parse(&r.schedule)
+            .map_err(|e| cx.at("cart", i, "schedule", e.to_string()))
+            .ok();
         let tz = match r.timezone.as_deref() {
             None => Tz::UTC,
             Some(s) => s.parse().unwrap_or_else(|_| {
-                cx.at("cart", i, "timezone", format!("unknown time zone {s:?} (use an IANA name like \"Europe/Berlin\")"));
+                cx.at(
+                    "cart",
+                    i,
+                    "timezone",
+                    format!("unknown time zone {s:?} (use an IANA name like \"Europe/Berlin\")"),
+                );
                 Tz::UTC
             }),
         };
         if r.min_level < 0 {
-            cx.at("cart", i, "min_level", format!("must be 0 or more, got {}", r.min_level));
+            cx.at(
+                "cart",
+                i,
+                "min_level",
+                format!("must be 0 or more, got {}", r.min_level),
+            );
         }
         let mpath = dir.join("mappings").join(format!("{}.toml", r.mapping));
         let mapping = if !mpath.exists() {
-            cx.at("cart", i, "mapping", format!("no mapping file {}", mpath.display()));
+            cx.at(
+                "cart",
+                i,
+                "mapping",
+                format!("no mapping file {}", mpath.display()),
+            );
             None
         } else {
             match mapping::load_outbound(&mpath) {
                 Ok(m) => {
                     if m.format_name() != r.format {
-                        cx.at("cart", i, "format", format!("cart says {:?} but mapping {:?} is {:?}", r.format, r.mapping, m.format_name()));
+                        cx.at(
+                            "cart",
+                            i,
+                            "format",
+                            format!(
+                                "cart says {:?} but mapping {:?} is {:?}",
+                                r.format,
+                                r.mapping,
+                                m.format_name()
+                            ),
+                        );
                     }
                     Some(m)
                 }
@@ -373,8 +500,18 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
     let ledger_path = cx.resolve(&raw.ledger.path);
-    let archive = cx.resolve(raw.ledger.archive.as_deref().unwrap_or(Path::new("var/archive")));
-    let quarantine = cx.resolve(raw.ledger.quarantine.as_deref().unwrap_or(Path::new("var/quarantine")));
+    let archive = cx.resolve(
+        raw.ledger
+            .archive
+            .as_deref()
+            .unwrap_or(Path::new("var/archive")),
+    );
+    let quarantine = cx.resolve(
+        raw.ledger
+            .quarantine
+            .as_deref()
+            .unwrap_or(Path::new("var/quarantine")),
+    );
     let problems = std::mem::take(&mut cx.problems);
     let config = Config {
         path: abs.clone(),
@@ -386,28 +523,59 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         inbound,
         carts,
     };
-    if problems.is_empty() { Ok(config) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Ids become folder names (archive/<id>/) and appear in file names.
 fn check_id(cx: &mut Ctx, table: &str, i: usize, id: &str) {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) || id.starts_with('.') {
-        cx.at(table, i, "id", format!("{id:?} must be letters, digits, '-', '_' or '.' (it names folders)"));
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || id.starts_with('.')
+    {
+        cx.at(
+            table,
+            i,
+            "id",
+            format!("{id:?} must be letters, digits, '-', '_' or '.' (it names folders)"),
+        );
     }
 }
 
-fn transport(cx: &mut Ctx, table: &str, i: usize, t: &RawTransport, inbound: bool) -> TransportSpec {
+fn transport(
+    cx: &mut Ctx,
+    table: &str,
+    i: usize,
+    t: &RawTransport,
+    inbound: bool,
+) -> TransportSpec {
     transport_of(cx, table, i, t, inbound)
 }
 
-fn transport_of(cx: &mut Ctx, table: &str, i: usize, t: &RawTransport, inbound: bool) -> TransportSpec {
+fn transport_of(
+    cx: &mut Ctx,
+    table: &str,
+    i: usize,
+    t: &RawTransport,
+    inbound: bool,
+) -> TransportSpec {
     let kind = match t.kind.as_str() {
         "dir" => TransportKind::Dir,
         "ftp" => TransportKind::Ftp,
         "ftps" => TransportKind::Ftps,
         "sftp" => TransportKind::Sftp,
         o => {
-            cx.at(table, i, "type", format!("must be \"dir\", \"ftp\", \"ftps\" or \"sftp\", got {o:?}"));
+            cx.at(
+                table,
+                i,
+                "type",
+                format!("must be \"dir\", \"ftp\", \"ftps\" or \"sftp\", got {o:?}"),
+            );
             TransportKind::Dir
         }
     };
@@ -415,28 +583,58 @@ fn transport_of(cx: &mut Ctx, table: &str, i: usize, t: &RawTransport, inbound: 
         if t.path.is_none() {
             cx.at(table, i, "path", "required for type = \"dir\": the folder");
         }
-        for (k, present) in [("host", t.host.is_some()), ("remote_dir", t.remote_dir.is_some()), ("after", t.after.is_some())] {
+        for (k, present) in [
+            ("host", t.host.is_some()),
+            ("remote_dir", t.remote_dir.is_some()),
+            ("after", t.after.is_some()),
+        ] {
             if present {
-                cx.at(table, i, k, "applies to ftp, ftps and sftp transports, not dir");
+                cx.at(
+                    table,
+                    i,
+                    k,
+                    "applies to ftp, ftps and sftp transports, not dir",
+                );
             }
         }
     } else {
         // Remote transports are validated here so configs can be written ahead,
         // but this build delivers and picks up through local folders only.
-        cx.at(table, i, "type", format!("transport type {:?} is not available in this build yet (use \"dir\")", t.kind));
+        cx.at(
+            table,
+            i,
+            "type",
+            format!(
+                "transport type {:?} is not available in this build yet (use \"dir\")",
+                t.kind
+            ),
+        );
     }
-    let file_name = t.file_name.clone().unwrap_or_else(|| "inventory-{cart}-{timestamp}.{ext}".into());
+    let file_name = t
+        .file_name
+        .clone()
+        .unwrap_or_else(|| "inventory-{cart}-{timestamp}.{ext}".into());
     if !inbound {
         check_template(cx, table, i, &file_name);
     } else if t.file_name.is_some() {
-        cx.at(table, i, "file_name", "applies to carts (outbound), not inbound sources");
+        cx.at(
+            table,
+            i,
+            "file_name",
+            "applies to carts (outbound), not inbound sources",
+        );
     }
     let after = match t.after.as_deref() {
         None | Some("delete") => After::Delete,
         Some("keep") => After::Keep,
         Some(s) if s.starts_with("move:") && s.len() > 5 => After::Move(s[5..].to_string()),
         Some(o) => {
-            cx.at(table, i, "after", format!("must be \"delete\", \"keep\" or \"move:<dir>\", got {o:?}"));
+            cx.at(
+                table,
+                i,
+                "after",
+                format!("must be \"delete\", \"keep\" or \"move:<dir>\", got {o:?}"),
+            );
             After::Delete
         }
     };
@@ -472,7 +670,12 @@ fn check_template(cx: &mut Ctx, table: &str, i: usize, tpl: &str) {
         rest = &rest[start + end + 1..];
     }
     if tpl.contains('/') || tpl.contains('\\') || tpl.starts_with('.') {
-        cx.at(table, i, "file_name", format!("{tpl:?} must be a plain file name (no folders, not hidden)"));
+        cx.at(
+            table,
+            i,
+            "file_name",
+            format!("{tpl:?} must be a plain file name (no folders, not hidden)"),
+        );
     }
 }
 
@@ -480,12 +683,44 @@ fn check_template(cx: &mut Ctx, table: &str, i: usize, tpl: &str) {
 const TOP_KEYS: &[&str] = &["ledger", "merchant", "inbound", "cart"];
 const LEDGER_KEYS: &[&str] = &["path", "archive", "quarantine"];
 const MERCHANT_KEYS: &[&str] = &["id"];
-const INBOUND_KEYS: &[&str] = &["id", "merchant", "kind", "mapping", "warehouse", "poll", "acknowledge", "transport", "ack_transport"];
-const CART_KEYS: &[&str] =
-    &["id", "merchant", "format", "mapping", "schedule", "timezone", "min_level", "full_sync", "warehouses", "transport"];
+const INBOUND_KEYS: &[&str] = &[
+    "id",
+    "merchant",
+    "kind",
+    "mapping",
+    "warehouse",
+    "poll",
+    "acknowledge",
+    "transport",
+    "ack_transport",
+];
+const CART_KEYS: &[&str] = &[
+    "id",
+    "merchant",
+    "format",
+    "mapping",
+    "schedule",
+    "timezone",
+    "min_level",
+    "full_sync",
+    "warehouses",
+    "transport",
+];
 const TRANSPORT_KEYS: &[&str] = &[
-    "type", "path", "pattern", "file_name", "host", "port", "user", "password", "password_env", "key_file", "known_hosts",
-    "host_key_sha256", "remote_dir", "after",
+    "type",
+    "path",
+    "pattern",
+    "file_name",
+    "host",
+    "port",
+    "user",
+    "password",
+    "password_env",
+    "key_file",
+    "known_hosts",
+    "host_key_sha256",
+    "remote_dir",
+    "after",
 ];
 
 /// Removes keys no config struct knows, returning one problem per key.
@@ -500,7 +735,10 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
             let shown = match header {
                 "" => k.to_string(),
                 "ledger" => format!("ledger.{k}"),
-                _ => format!("{root}[{nth}]{}.{k}", header.strip_prefix(root).unwrap_or("")),
+                _ => format!(
+                    "{root}[{nth}]{}.{k}",
+                    header.strip_prefix(root).unwrap_or("")
+                ),
             };
             out.push(Problem {
                 file: path.to_path_buf(),
@@ -515,10 +753,18 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
     if let Some(toml::Value::Table(t)) = table.get_mut("ledger") {
         strip(t, "ledger", 0, LEDGER_KEYS);
     }
-    for (name, known) in [("merchant", MERCHANT_KEYS), ("inbound", INBOUND_KEYS), ("cart", CART_KEYS)] {
-        let Some(toml::Value::Array(items)) = table.get_mut(name) else { continue };
+    for (name, known) in [
+        ("merchant", MERCHANT_KEYS),
+        ("inbound", INBOUND_KEYS),
+        ("cart", CART_KEYS),
+    ] {
+        let Some(toml::Value::Array(items)) = table.get_mut(name) else {
+            continue;
+        };
         for (i, item) in items.iter_mut().enumerate() {
-            let toml::Value::Table(t) = item else { continue };
+            let toml::Value::Table(t) = item else {
+                continue;
+            };
             strip(t, name, i, known);
             for sub in ["transport", "ack_transport"] {
                 if let Some(toml::Value::Table(tt)) = t.get_mut(sub) {

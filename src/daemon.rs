@@ -30,7 +30,13 @@ pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
     pass
 }
 
-fn pickup_into(cfg: &Config, ledger: &mut Ledger, src: &crate::config::Inbound, settle_ms: i64, pass: &mut Pass) {
+fn pickup_into(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &crate::config::Inbound,
+    settle_ms: i64,
+    pass: &mut Pass,
+) {
     match pickup_source(cfg, ledger, src, settle_ms) {
         Ok(files) => pass.files.extend(files),
         Err(e) => {
@@ -68,11 +74,19 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
 /// A pass in progress always finishes: no file is left half-applied.
 pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
     let mut last_poll: Vec<Option<Instant>> = vec![None; cfg.inbound.len()];
-    tracing::info!(sources = cfg.inbound.len(), carts = cfg.carts.len(), "stockgate running");
+    tracing::info!(
+        sources = cfg.inbound.len(),
+        carts = cfg.carts.len(),
+        "stockgate running"
+    );
     while !stop.load(Ordering::SeqCst) {
         let mut pass = Pass::default();
         for (i, src) in cfg.inbound.iter().enumerate() {
-            let every = if src.transport.kind == crate::config::TransportKind::Dir { Duration::from_secs(1) } else { src.poll };
+            let every = if src.transport.kind == crate::config::TransportKind::Dir {
+                Duration::from_secs(1)
+            } else {
+                src.poll
+            };
             if last_poll[i].is_none_or(|t| t.elapsed() >= every) {
                 last_poll[i] = Some(Instant::now());
                 pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);

@@ -149,7 +149,10 @@ pub enum InitError {
     #[error("{0} already exists; not overwriting a workspace")]
     Exists(PathBuf),
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes the workspace; refuses to touch an existing config.
@@ -169,13 +172,19 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
     ];
     for (rel, body) in files {
         let p = dir.join(rel);
-        let io = |source| InitError::Io { path: p.clone(), source };
+        let io = |source| InitError::Io {
+            path: p.clone(),
+            source,
+        };
         std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(io)?;
         std::fs::write(&p, body).map_err(io)?;
     }
     for d in ["var/outbox/acme-shop", "var/outbox/acme-marketplace"] {
         let p = dir.join(d);
-        std::fs::create_dir_all(&p).map_err(|source| InitError::Io { path: p.clone(), source })?;
+        std::fs::create_dir_all(&p).map_err(|source| InitError::Io {
+            path: p.clone(),
+            source,
+        })?;
     }
     Ok(config)
 }

@@ -47,23 +47,48 @@ pub struct CartValue {
 /// Explains a SKU's number: stock counted per warehouse, orders subtracted
 /// since each count, and each cart's value. With `cart`, the stock and orders
 /// shown are those that cart counts.
-pub fn explain(cfg: &Config, ledger: &Ledger, merchant: &str, sku: &str, cart: Option<&str>) -> Result<Explain, LedgerError> {
+pub fn explain(
+    cfg: &Config,
+    ledger: &Ledger,
+    merchant: &str,
+    sku: &str,
+    cart: Option<&str>,
+) -> Result<Explain, LedgerError> {
     let now = now_ms();
     let all: Vec<String> = vec![];
-    let counted = cart.and_then(|c| cfg.cart(c)).map(|c| c.warehouses.as_slice()).unwrap_or(&all);
+    let counted = cart
+        .and_then(|c| cfg.cart(c))
+        .map(|c| c.warehouses.as_slice())
+        .unwrap_or(&all);
     let warehouses = ledger
         .stock_rows(merchant, sku, counted)?
         .into_iter()
-        .map(|r| WarehouseStock { warehouse: r.warehouse, quantity: r.quantity, as_of: rfc3339(r.as_of), report: r.report })
+        .map(|r| WarehouseStock {
+            warehouse: r.warehouse,
+            quantity: r.quantity,
+            as_of: rfc3339(r.as_of),
+            report: r.report,
+        })
         .collect::<Vec<_>>();
     let orders = ledger.order_draws(merchant, sku, counted, now)?;
-    let available = warehouses.iter().map(|w| w.quantity).sum::<i64>() - orders.iter().map(|o| o.quantity).sum::<i64>();
+    let available = warehouses.iter().map(|w| w.quantity).sum::<i64>()
+        - orders.iter().map(|o| o.quantity).sum::<i64>();
     let mut carts = vec![];
-    for c in cfg.carts.iter().filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id)) {
+    for c in cfg
+        .carts
+        .iter()
+        .filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id))
+    {
         let q = feed_query(c, 0, now, &[], Some(sku));
         ledger.compute_feed(&q)?;
         let (avail, value) = ledger.feed_value(sku)?.unwrap_or((0, 0));
-        carts.push(CartValue { cart: c.id.clone(), min_level: c.min_level, warehouses: c.warehouses.clone(), available: avail, value });
+        carts.push(CartValue {
+            cart: c.id.clone(),
+            min_level: c.min_level,
+            warehouses: c.warehouses.clone(),
+            available: avail,
+            value,
+        });
     }
     Ok(Explain {
         merchant: merchant.to_string(),
@@ -72,7 +97,12 @@ pub fn explain(cfg: &Config, ledger: &Ledger, merchant: &str, sku: &str, cart: O
         warehouses,
         orders_subtracted: orders
             .into_iter()
-            .map(|o| OrderSubtracted { order_id: o.order_id, line: o.line, quantity: o.quantity, ordered_at: rfc3339(o.ordered_at) })
+            .map(|o| OrderSubtracted {
+                order_id: o.order_id,
+                line: o.line,
+                quantity: o.quantity,
+                ordered_at: rfc3339(o.ordered_at),
+            })
             .collect(),
         available,
         carts,
@@ -119,7 +149,9 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     let mut carts = vec![];
     for c in &cfg.carts {
         let st = ledger.cart_state(&c.id)?;
-        let next = c.schedule.next_due(st.last_attempt.map(to_datetime), now, c.tz);
+        let next = c
+            .schedule
+            .next_due(st.last_attempt.map(to_datetime), now, c.tz);
         carts.push(CartStatus {
             cart: c.id.clone(),
             merchant: c.merchant.clone(),
@@ -150,5 +182,9 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_error,
         });
     }
-    Ok(Status { carts, inbound, ledger: cfg.ledger_path.display().to_string() })
+    Ok(Status {
+        carts,
+        inbound,
+        ledger: cfg.ledger_path.display().to_string(),
+    })
 }

@@ -13,9 +13,18 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger {path}: {source}")]
-    Open { path: String, source: rusqlite::Error },
-    #[error("ledger {path} has schema version {found}, newer than this stockgate knows ({known}); upgrade stockgate")]
-    TooNew { path: String, found: i64, known: i64 },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "ledger {path} has schema version {found}, newer than this stockgate knows ({known}); upgrade stockgate"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("ledger: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -167,26 +176,40 @@ const DRAWING_ORDERS: &str = "
 
 impl Ledger {
     pub fn open(path: &Path) -> Result<Ledger> {
-        let open_err = |source| LedgerError::Open { path: path.display().to_string(), source };
+        let open_err = |source| LedgerError::Open {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
-        conn.pragma_update(None, "temp_store", "FILE").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "temp_store", "FILE")
+            .map_err(open_err)?;
         let mut l = Ledger { conn };
         l.migrate(path)?;
         Ok(l)
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(LedgerError::TooNew { path: path.display().to_string(), found: version, known });
+            return Err(LedgerError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
@@ -198,16 +221,20 @@ impl Ledger {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Registers the config's merchants and carts (idempotent).
     pub fn ensure(&self, merchants: &[String], carts: &[String]) -> Result<()> {
         for m in merchants {
-            self.conn.execute("INSERT OR IGNORE INTO merchants (id) VALUES (?1)", [m])?;
+            self.conn
+                .execute("INSERT OR IGNORE INTO merchants (id) VALUES (?1)", [m])?;
         }
         for c in carts {
-            self.conn.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [c])?;
+            self.conn
+                .execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [c])?;
         }
         Ok(())
     }
@@ -217,11 +244,22 @@ impl Ledger {
     pub fn already_applied(&self, source: &str, sha256: &str) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row("SELECT id FROM reports WHERE source = ?1 AND sha256 = ?2 LIMIT 1", [source, sha256], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM reports WHERE source = ?1 AND sha256 = ?2 LIMIT 1",
+                [source, sha256],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
-    pub fn record_duplicate(&self, source: &str, file_name: &str, sha256: &str, archive: Option<&str>, now: Millis) -> Result<()> {
+    pub fn record_duplicate(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        archive: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path) VALUES (?1, ?2, ?3, 'duplicate', ?4, ?5)",
             params![source, file_name, sha256, now, archive],
@@ -230,8 +268,14 @@ impl Ledger {
     }
 
     pub fn set_archive_path(&self, report_id: i64, archive: &str) -> Result<()> {
-        self.conn.execute("UPDATE reports SET archive_path = ?2 WHERE id = ?1", params![report_id, archive])?;
-        self.conn.execute("UPDATE inbound_files SET archive_path = ?2 WHERE report_id = ?1", params![report_id, archive])?;
+        self.conn.execute(
+            "UPDATE reports SET archive_path = ?2 WHERE id = ?1",
+            params![report_id, archive],
+        )?;
+        self.conn.execute(
+            "UPDATE inbound_files SET archive_path = ?2 WHERE report_id = ?1",
+            params![report_id, archive],
+        )?;
         Ok(())
     }
 
@@ -243,13 +287,24 @@ impl Ledger {
              CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
                                         as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
         )?;
-        Ok(InventoryBatch { tx, merchant: merchant.to_string() })
+        Ok(InventoryBatch {
+            tx,
+            merchant: merchant.to_string(),
+        })
     }
 
     pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
         let tx = self.conn.transaction()?;
-        let report_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| r.get(0))?;
-        Ok(OrderBatch { tx, merchant: merchant.to_string(), source: source.to_string(), report_id })
+        let report_id: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
+                r.get(0)
+            })?;
+        Ok(OrderBatch {
+            tx,
+            merchant: merchant.to_string(),
+            source: source.to_string(),
+            report_id,
+        })
     }
 
     // ----- carts -----
@@ -265,7 +320,9 @@ impl Ledger {
     }
 
     pub fn max_report_id(&self) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT COALESCE(MAX(id), 0) FROM reports", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM reports", [], |r| r.get(0))?)
     }
 
     /// Inventory reports for `merchant` applied after report `since`, touching
@@ -306,7 +363,16 @@ impl Ledger {
         );
         self.conn.execute(
             &sql,
-            params![q.merchant, json_list(q.warehouses), q.sync_time, q.min_level, q.full, q.since_report, q.cart, q.sku],
+            params![
+                q.merchant,
+                json_list(q.warehouses),
+                q.sync_time,
+                q.min_level,
+                q.full,
+                q.since_report,
+                q.cart,
+                q.sku
+            ],
         )?;
         let mut plan = FeedPlan::default();
         for f in q.required {
@@ -321,17 +387,30 @@ impl Ledger {
                 plan.missing.push((*f, n as u64));
             }
         }
-        plan.items = self.conn.query_row("SELECT COUNT(*) FROM feed_items WHERE include = 1", [], |r| r.get(0))?;
+        plan.items = self.conn.query_row(
+            "SELECT COUNT(*) FROM feed_items WHERE include = 1",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(plan)
     }
 
     /// Hands the included items of the last `compute_feed` to `f`, in SKU
     /// order, as an iterator read straight from SQLite (never all in memory).
     /// A read error ends the iteration and is returned after `f` is done.
-    pub fn with_feed_items<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = FeedItem>) -> T) -> Result<T> {
+    pub fn with_feed_items<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Iterator<Item = FeedItem>) -> T,
+    ) -> Result<T> {
         let mut stmt = self.conn.prepare("SELECT sku, value, upc, description, as_of FROM feed_items WHERE include = 1 ORDER BY sku")?;
         let rows = stmt.query_map([], |r| {
-            Ok(FeedItem { sku: r.get(0)?, quantity: r.get(1)?, upc: r.get(2)?, description: r.get(3)?, as_of: r.get(4)? })
+            Ok(FeedItem {
+                sku: r.get(0)?,
+                quantity: r.get(1)?,
+                upc: r.get(2)?,
+                description: r.get(3)?,
+                as_of: r.get(4)?,
+            })
         })?;
         let mut err = None;
         let mut items = rows.map_while(|r| r.map_err(|e| err = Some(e)).ok());
@@ -347,43 +426,80 @@ impl Ledger {
     pub fn feed_value(&self, sku: &str) -> Result<Option<(i64, i64)>> {
         Ok(self
             .conn
-            .query_row("SELECT available, value FROM feed_items WHERE sku = ?1", [sku], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT available, value FROM feed_items WHERE sku = ?1",
+                [sku],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?)
     }
 
     pub fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM products WHERE merchant = ?1 AND sku = ?2)", [merchant, sku], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM products WHERE merchant = ?1 AND sku = ?2)",
+            [merchant, sku],
+            |r| r.get(0),
+        )?)
     }
 
-    pub fn stock_rows(&self, merchant: &str, sku: &str, warehouses: &[String]) -> Result<Vec<StockRow>> {
+    pub fn stock_rows(
+        &self,
+        merchant: &str,
+        sku: &str,
+        warehouses: &[String],
+    ) -> Result<Vec<StockRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT s.warehouse, s.quantity, s.as_of, COALESCE(r.file_name, '') FROM stock s LEFT JOIN reports r ON r.id = s.report_id
              WHERE s.merchant = ?1 AND s.sku = ?2 AND (?3 = '[]' OR s.warehouse IN (SELECT value FROM json_each(?3)))
              ORDER BY s.warehouse",
         )?;
         let rows = stmt.query_map(params![merchant, sku, json_list(warehouses)], |r| {
-            Ok(StockRow { warehouse: r.get(0)?, quantity: r.get(1)?, as_of: r.get(2)?, report: r.get(3)? })
+            Ok(StockRow {
+                warehouse: r.get(0)?,
+                quantity: r.get(1)?,
+                as_of: r.get(2)?,
+                report: r.get(3)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The order lines that `compute_feed` subtracts for one SKU.
-    pub fn order_draws(&self, merchant: &str, sku: &str, warehouses: &[String], sync_time: Millis) -> Result<Vec<OrderDraw>> {
+    pub fn order_draws(
+        &self,
+        merchant: &str,
+        sku: &str,
+        warehouses: &[String],
+        sync_time: Millis,
+    ) -> Result<Vec<OrderDraw>> {
         let sql = format!(
             "WITH {COUNTED} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
              ORDER BY o.ordered_at, o.order_id, o.line"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![merchant, json_list(warehouses), sync_time, sku], |r| {
-            Ok(OrderDraw { order_id: r.get(0)?, line: r.get(1)?, quantity: r.get(2)?, ordered_at: r.get(3)? })
-        })?;
+        let rows = stmt.query_map(
+            params![merchant, json_list(warehouses), sync_time, sku],
+            |r| {
+                Ok(OrderDraw {
+                    order_id: r.get(0)?,
+                    line: r.get(1)?,
+                    quantity: r.get(2)?,
+                    ordered_at: r.get(3)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Next `{seq}` for a cart's file names; committed at once so it never repeats.
     pub fn next_seq(&self, cart: &str) -> Result<i64> {
-        self.conn.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [cart])?;
-        Ok(self.conn.query_row("UPDATE carts SET seq = seq + 1 WHERE id = ?1 RETURNING seq", [cart], |r| r.get(0))?)
+        self.conn
+            .execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [cart])?;
+        Ok(self.conn.query_row(
+            "UPDATE carts SET seq = seq + 1 WHERE id = ?1 RETURNING seq",
+            [cart],
+            |r| r.get(0),
+        )?)
     }
 
     /// Next X12 control number for (sender, receiver); committed before use,
@@ -414,7 +530,10 @@ impl Ledger {
         )?;
         let id = tx.last_insert_rowid();
         tx.execute("INSERT OR IGNORE INTO carts (id) VALUES (?1)", [&e.cart])?;
-        tx.execute("UPDATE carts SET last_attempt = ?2, last_outcome = ?3 WHERE id = ?1", params![e.cart, e.started_at, e.outcome])?;
+        tx.execute(
+            "UPDATE carts SET last_attempt = ?2, last_outcome = ?3 WHERE id = ?1",
+            params![e.cart, e.started_at, e.outcome],
+        )?;
         if let Some(through) = delivered_through {
             tx.execute(
                 "UPDATE carts SET last_success = ?2, last_report_id = MAX(last_report_id, ?3) WHERE id = ?1",
@@ -478,7 +597,9 @@ impl Ledger {
         names
             .into_iter()
             .map(|n| {
-                let c: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))?;
+                let c: i64 =
+                    self.conn
+                        .query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))?;
                 Ok((n, c))
             })
             .collect()
@@ -522,7 +643,15 @@ pub struct ReportMeta<'a> {
 }
 
 impl InventoryBatch<'_> {
-    pub fn add(&self, sku: &str, warehouse: &str, qty: i64, as_of: Millis, upc: Option<&str>, description: Option<&str>) -> Result<()> {
+    pub fn add(
+        &self,
+        sku: &str,
+        warehouse: &str,
+        qty: i64,
+        as_of: Millis,
+        upc: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()> {
         self.tx
             .prepare_cached("INSERT INTO staging (sku, warehouse, qty, as_of, upc, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![sku, warehouse, qty, as_of, upc, description])?;
@@ -553,15 +682,23 @@ impl InventoryBatch<'_> {
                 params![self.merchant, w, as_of],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            out.push(ZeroCount { warehouse: w.clone(), zeroed, total });
+            out.push(ZeroCount {
+                warehouse: w.clone(),
+                zeroed,
+                total,
+            });
         }
         Ok(out)
     }
 
     /// Distinct warehouses named by the staged rows.
     pub fn warehouses(&self) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare("SELECT DISTINCT warehouse FROM agg ORDER BY warehouse")?;
-        let v = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self
+            .tx
+            .prepare("SELECT DISTINCT warehouse FROM agg ORDER BY warehouse")?;
+        let v = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(v)
     }
 
@@ -614,16 +751,27 @@ impl InventoryBatch<'_> {
             [rid],
         )?;
         for w in snapshot_warehouses {
-            tx.execute("INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) VALUES (?1, ?2)", params![rid, w])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) VALUES (?1, ?2)",
+                params![rid, w],
+            )?;
         }
-        tx.execute("UPDATE reports SET stale = ?2, zeroed = ?3 WHERE id = ?1", params![rid, stale, zeroed])?;
+        tx.execute(
+            "UPDATE reports SET stale = ?2, zeroed = ?3 WHERE id = ?1",
+            params![rid, stale, zeroed],
+        )?;
         tx.execute(
             "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at) VALUES (?1, ?2, ?3, 'applied', ?4, ?5)",
             params![meta.source, meta.file_name, meta.sha256, rid, meta.now],
         )?;
         tx.execute_batch("DROP TABLE temp.agg; DROP TABLE temp.staging;")?;
         self.tx.commit()?;
-        Ok(ApplySummary { report_id: rid, rows: meta.rows, stale, zeroed })
+        Ok(ApplySummary {
+            report_id: rid,
+            rows: meta.rows,
+            stale,
+            zeroed,
+        })
     }
 }
 
@@ -678,7 +826,12 @@ impl OrderBatch<'_> {
         )?;
         let id = self.report_id;
         self.tx.commit()?;
-        Ok(ApplySummary { report_id: id, rows: meta.rows, stale: 0, zeroed: 0 })
+        Ok(ApplySummary {
+            report_id: id,
+            rows: meta.rows,
+            stale: 0,
+            zeroed: 0,
+        })
     }
 }
 
@@ -696,9 +849,15 @@ mod tests {
         assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
         drop(l);
         // Reopening is idempotent.
-        assert_eq!(Ledger::open(&path).unwrap().schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(
+            Ledger::open(&path).unwrap().schema_version().unwrap(),
+            MIGRATIONS.len() as i64
+        );
         // A ledger written by a newer stockgate is refused, untouched.
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         match Ledger::open(&path) {
             Err(LedgerError::TooNew { found: 99, .. }) => {}
             other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
@@ -712,7 +871,12 @@ mod tests {
         assert_eq!(l.next_control("S", "R").unwrap(), 1);
         assert_eq!(l.next_control("S", "R").unwrap(), 2);
         assert_eq!(l.next_control("S", "OTHER").unwrap(), 1);
-        l.conn.execute("UPDATE control_numbers SET last = 999999999 WHERE receiver = 'R'", []).unwrap();
+        l.conn
+            .execute(
+                "UPDATE control_numbers SET last = 999999999 WHERE receiver = 'R'",
+                [],
+            )
+            .unwrap();
         assert_eq!(l.next_control("S", "R").unwrap(), 1);
     }
 }

@@ -60,11 +60,23 @@ impl Field {
         match record {
             RecordKind::Inventory => matches!(
                 self,
-                Field::Sku | Field::Quantity | Field::Warehouse | Field::Lot | Field::AsOf | Field::Upc | Field::Description
+                Field::Sku
+                    | Field::Quantity
+                    | Field::Warehouse
+                    | Field::Lot
+                    | Field::AsOf
+                    | Field::Upc
+                    | Field::Description
             ),
             RecordKind::Orders => matches!(
                 self,
-                Field::OrderId | Field::Sku | Field::Quantity | Field::Line | Field::OrderedAt | Field::Status | Field::Warehouse
+                Field::OrderId
+                    | Field::Sku
+                    | Field::Quantity
+                    | Field::Line
+                    | Field::OrderedAt
+                    | Field::Status
+                    | Field::Warehouse
             ),
         }
     }
@@ -164,9 +176,19 @@ impl std::fmt::Display for ColumnRef {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum InSource {
-    Csv { delimiter: u8, header: bool, columns: Vec<(Field, ColumnRef)> },
-    Xml { item: String, fields: Vec<(Field, String)> },
-    X12 { sku_qualifier: String, quantity_qualifier: String },
+    Csv {
+        delimiter: u8,
+        header: bool,
+        columns: Vec<(Field, ColumnRef)>,
+    },
+    Xml {
+        item: String,
+        fields: Vec<(Field, String)>,
+    },
+    X12 {
+        sku_qualifier: String,
+        quantity_qualifier: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +209,15 @@ impl InboundMapping {
         match &self.source {
             InSource::Csv { columns, .. } => columns.iter().any(|(g, _)| *g == f),
             InSource::Xml { fields, .. } => fields.iter().any(|(g, _)| *g == f),
-            InSource::X12 { .. } => matches!(f, Field::Sku | Field::Quantity | Field::AsOf | Field::OrderId | Field::Line | Field::OrderedAt),
+            InSource::X12 { .. } => matches!(
+                f,
+                Field::Sku
+                    | Field::Quantity
+                    | Field::AsOf
+                    | Field::OrderId
+                    | Field::Line
+                    | Field::OrderedAt
+            ),
         }
     }
 }
@@ -215,9 +245,16 @@ impl OutField {
         }
     }
     pub fn from_name(s: &str) -> Option<OutField> {
-        [OutField::Sku, OutField::Quantity, OutField::Upc, OutField::Description, OutField::Merchant, OutField::AsOf]
-            .into_iter()
-            .find(|f| f.name() == s)
+        [
+            OutField::Sku,
+            OutField::Quantity,
+            OutField::Upc,
+            OutField::Description,
+            OutField::Merchant,
+            OutField::AsOf,
+        ]
+        .into_iter()
+        .find(|f| f.name() == s)
     }
     /// Fields a product may lack; an item lacking a required one is left out.
     pub fn optional_in_ledger(self) -> bool {
@@ -255,8 +292,16 @@ pub struct X12Profile {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutFormat {
-    Csv { delimiter: u8, header: bool, columns: Vec<OutColumn> },
-    Xml { root: String, item: String, fields: Vec<OutColumn> },
+    Csv {
+        delimiter: u8,
+        header: bool,
+        columns: Vec<OutColumn>,
+    },
+    Xml {
+        root: String,
+        item: String,
+        fields: Vec<OutColumn>,
+    },
     X12_846(X12Profile),
 }
 
@@ -271,9 +316,14 @@ impl OutboundMapping {
     /// The product fields an item must have to appear in this feed.
     pub fn required_fields(&self) -> Vec<OutField> {
         let mut v: Vec<OutField> = match &self.format {
-            OutFormat::Csv { columns, .. } | OutFormat::Xml { fields: columns, .. } => {
-                columns.iter().filter(|c| !c.optional).map(|c| c.field).collect()
-            }
+            OutFormat::Csv { columns, .. }
+            | OutFormat::Xml {
+                fields: columns, ..
+            } => columns
+                .iter()
+                .filter(|c| !c.optional)
+                .map(|c| c.field)
+                .collect(),
             OutFormat::X12_846(p) => p.item_ids.iter().map(|(_, f)| *f).collect(),
         };
         v.retain(|f| f.optional_in_ledger());
@@ -341,39 +391,97 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn at(&mut self, table: &str, key: &str, message: impl Into<String>) {
         let line = line_of(self.src, table, 0, key);
-        let full_key = if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
-        self.problems.push(Problem { file: self.path.to_path_buf(), line, key: full_key, message: message.into() });
+        let full_key = if table.is_empty() {
+            key.to_string()
+        } else {
+            format!("{table}.{key}")
+        };
+        self.problems.push(Problem {
+            file: self.path.to_path_buf(),
+            line,
+            key: full_key,
+            message: message.into(),
+        });
     }
 }
 
 /// Top-level keys of [`RawMapping`] (keep in step with it).
 const RAW_KEYS: &[&str] = &[
-    "format", "record", "delimiter", "header", "snapshot", "max_zeroed", "as_of_from", "columns", "as_of", "cancelled", "item", "root",
-    "fields", "sku_qualifier", "quantity_qualifier", "version", "sender_qualifier", "sender_id", "receiver_qualifier", "receiver_id",
-    "usage", "element_separator", "segment_terminator", "component_separator", "bia_purpose", "bia_report_type", "item_ids", "unit",
+    "format",
+    "record",
+    "delimiter",
+    "header",
+    "snapshot",
+    "max_zeroed",
+    "as_of_from",
+    "columns",
+    "as_of",
+    "cancelled",
+    "item",
+    "root",
+    "fields",
+    "sku_qualifier",
+    "quantity_qualifier",
+    "version",
+    "sender_qualifier",
+    "sender_id",
+    "receiver_qualifier",
+    "receiver_id",
+    "usage",
+    "element_separator",
+    "segment_terminator",
+    "component_separator",
+    "bia_purpose",
+    "bia_report_type",
+    "item_ids",
+    "unit",
     "line_break",
 ];
 
 /// The mapping's text and raw keys, plus one problem per unknown key: an
 /// unknown key is reported (file, line, key) and the rest is still checked.
 fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
-    let problem = |line, message: String| vec![Problem { file: path.to_path_buf(), line, key: String::new(), message }];
-    let src = std::fs::read_to_string(path).map_err(|e| problem(None, format!("cannot read mapping: {e}")))?;
+    let problem = |line, message: String| {
+        vec![Problem {
+            file: path.to_path_buf(),
+            line,
+            key: String::new(),
+            message,
+        }]
+    };
+    let src = std::fs::read_to_string(path)
+        .map_err(|e| problem(None, format!("cannot read mapping: {e}")))?;
     let first = match toml::from_str::<RawMapping>(&src) {
         Ok(raw) => return Ok((src, raw, vec![])),
         Err(e) => e,
     };
-    let first_problem = || problem(first.span().map(|s| line_at(&src, s.start)), first.message().trim().to_string());
-    let Ok(mut table) = src.parse::<toml::Table>() else { return Err(first_problem()) };
+    let first_problem = || {
+        problem(
+            first.span().map(|s| line_at(&src, s.start)),
+            first.message().trim().to_string(),
+        )
+    };
+    let Ok(mut table) = src.parse::<toml::Table>() else {
+        return Err(first_problem());
+    };
     let mut unknown = vec![];
     let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str]| {
         t.retain(|k, _| {
             if known.contains(&k) {
                 return true;
             }
-            let key = if table_name.is_empty() { k.to_string() } else { format!("{table_name}.{k}") };
+            let key = if table_name.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table_name}.{k}")
+            };
             let message = format!("unknown key; known keys here: {}", known.join(", "));
-            unknown.push(Problem { file: path.to_path_buf(), line: line_of(&src, table_name, 0, k), key, message });
+            unknown.push(Problem {
+                file: path.to_path_buf(),
+                line: line_of(&src, table_name, 0, k),
+                key,
+                message,
+            });
             false
         })
     };
@@ -395,7 +503,9 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
 }
 
 fn name_of(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn single_byte(c: &mut Checker, key: &str, v: &Option<String>, default: u8) -> u8 {
@@ -418,7 +528,11 @@ fn parse_tz(c: &mut Checker, table: &str, s: Option<&str>) -> Tz {
     match s {
         None => Tz::UTC,
         Some(s) => s.parse::<Tz>().unwrap_or_else(|_| {
-            c.at(table, "timezone", format!("unknown time zone {s:?} (use an IANA name like \"America/Chicago\")"));
+            c.at(
+                table,
+                "timezone",
+                format!("unknown time zone {s:?} (use an IANA name like \"America/Chicago\")"),
+            );
             Tz::UTC
         }),
     }
@@ -434,12 +548,20 @@ fn check_time_format(c: &mut Checker, fmt: &str) {
 /// Reads and validates an inbound mapping.
 pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     let (src, raw, unknown) = read_raw(path)?;
-    let mut c = Checker { path, src: &src, problems: unknown };
+    let mut c = Checker {
+        path,
+        src: &src,
+        problems: unknown,
+    };
     let record = match raw.record.as_deref() {
         Some("inventory") | None => RecordKind::Inventory,
         Some("orders") => RecordKind::Orders,
         Some(o) => {
-            c.at("", "record", format!("must be \"inventory\" or \"orders\", got {o:?}"));
+            c.at(
+                "",
+                "record",
+                format!("must be \"inventory\" or \"orders\", got {o:?}"),
+            );
             RecordKind::Inventory
         }
     };
@@ -447,25 +569,39 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         Some("partial") | None => Snapshot::Partial,
         Some("full") => Snapshot::Full,
         Some(o) => {
-            c.at("", "snapshot", format!("must be \"partial\" or \"full\", got {o:?}"));
+            c.at(
+                "",
+                "snapshot",
+                format!("must be \"partial\" or \"full\", got {o:?}"),
+            );
             Snapshot::Partial
         }
     };
     let max_zeroed = match &raw.max_zeroed {
         None => MaxZeroed::Percent(50.0),
         Some(toml::Value::Integer(n)) if *n >= 0 => MaxZeroed::Count(*n as u64),
-        Some(toml::Value::String(s)) => match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
-            Some(Ok(p)) if (0.0..=100.0).contains(&p) => MaxZeroed::Percent(p),
-            _ => match s.trim().parse::<u64>() {
-                Ok(n) => MaxZeroed::Count(n),
-                Err(_) => {
-                    c.at("", "max_zeroed", format!("must be a percentage like \"50%\" or a count, got {s:?}"));
-                    MaxZeroed::Percent(50.0)
-                }
-            },
-        },
+        Some(toml::Value::String(s)) => {
+            match s.trim().strip_suffix('%').map(|p| p.trim().parse::<f64>()) {
+                Some(Ok(p)) if (0.0..=100.0).contains(&p) => MaxZeroed::Percent(p),
+                _ => match s.trim().parse::<u64>() {
+                    Ok(n) => MaxZeroed::Count(n),
+                    Err(_) => {
+                        c.at(
+                            "",
+                            "max_zeroed",
+                            format!("must be a percentage like \"50%\" or a count, got {s:?}"),
+                        );
+                        MaxZeroed::Percent(50.0)
+                    }
+                },
+            }
+        }
         Some(v) => {
-            c.at("", "max_zeroed", format!("must be a percentage like \"50%\" or a count, got {v}"));
+            c.at(
+                "",
+                "max_zeroed",
+                format!("must be a percentage like \"50%\" or a count, got {v}"),
+            );
             MaxZeroed::Percent(50.0)
         }
     };
@@ -478,7 +614,11 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     let time = TimeSpec { format, tz };
     let cancelled = raw.cancelled.clone().unwrap_or_default();
     if !cancelled.is_empty() && record != RecordKind::Orders {
-        c.at("", "cancelled", "only order mappings (record = \"orders\") have cancelled statuses");
+        c.at(
+            "",
+            "cancelled",
+            "only order mappings (record = \"orders\") have cancelled statuses",
+        );
     }
 
     let source = match raw.format.as_deref() {
@@ -486,37 +626,80 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
             let header = raw.header.unwrap_or(true);
             let columns = inbound_columns(&mut c, raw.columns.as_ref(), "columns", header, record);
-            InSource::Csv { delimiter, header, columns }
+            InSource::Csv {
+                delimiter,
+                header,
+                columns,
+            }
         }
         Some("xml") => {
             let item = raw.item.clone().unwrap_or_default();
             if item.trim().is_empty() {
-                c.at("", "item", "required: the path to each record element, e.g. \"Inventory/Item\"");
+                c.at(
+                    "",
+                    "item",
+                    "required: the path to each record element, e.g. \"Inventory/Item\"",
+                );
             }
             let cols = inbound_columns(&mut c, raw.fields.as_ref(), "fields", true, record);
             let fields = cols
                 .into_iter()
-                .map(|(f, r)| (f, match r { ColumnRef::Name(n) => n, ColumnRef::Number(n) => n.to_string() }))
+                .map(|(f, r)| {
+                    (
+                        f,
+                        match r {
+                            ColumnRef::Name(n) => n,
+                            ColumnRef::Number(n) => n.to_string(),
+                        },
+                    )
+                })
                 .collect();
             InSource::Xml { item, fields }
         }
         Some("x12") => {
             let sku_qualifier = raw.sku_qualifier.clone().unwrap_or_else(|| "VN".into());
-            let quantity_qualifier = raw.quantity_qualifier.clone().unwrap_or_else(|| "33".into());
-            for (k, v) in [("sku_qualifier", &sku_qualifier), ("quantity_qualifier", &quantity_qualifier)] {
+            let quantity_qualifier = raw
+                .quantity_qualifier
+                .clone()
+                .unwrap_or_else(|| "33".into());
+            for (k, v) in [
+                ("sku_qualifier", &sku_qualifier),
+                ("quantity_qualifier", &quantity_qualifier),
+            ] {
                 if v.is_empty() || v.len() > 3 || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-                    c.at("", k, format!("must be an X12 qualifier code of 1-3 letters or digits, got {v:?}"));
+                    c.at(
+                        "",
+                        k,
+                        format!(
+                            "must be an X12 qualifier code of 1-3 letters or digits, got {v:?}"
+                        ),
+                    );
                 }
             }
-            InSource::X12 { sku_qualifier, quantity_qualifier }
+            InSource::X12 {
+                sku_qualifier,
+                quantity_qualifier,
+            }
         }
         Some(o) => {
-            c.at("", "format", format!("inbound format must be \"csv\", \"xml\" or \"x12\", got {o:?}"));
-            InSource::Csv { delimiter: b',', header: true, columns: vec![] }
+            c.at(
+                "",
+                "format",
+                format!("inbound format must be \"csv\", \"xml\" or \"x12\", got {o:?}"),
+            );
+            InSource::Csv {
+                delimiter: b',',
+                header: true,
+                columns: vec![],
+            }
         }
         None => {
             c.at("", "format", "required: \"csv\", \"xml\" or \"x12\"");
-            InSource::Csv { delimiter: b',', header: true, columns: vec![] }
+            InSource::Csv {
+                delimiter: b',',
+                header: true,
+                columns: vec![],
+            }
         }
     };
     let mut m = InboundMapping {
@@ -535,14 +718,25 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         None | Some("file_mtime") => AsOfFrom::FileMtime,
         Some("pickup_time") => AsOfFrom::PickupTime,
         Some(o) => {
-            c.at("", "as_of_from", format!("must be \"file_mtime\" or \"pickup_time\", got {o:?}"));
+            c.at(
+                "",
+                "as_of_from",
+                format!("must be \"file_mtime\" or \"pickup_time\", got {o:?}"),
+            );
             AsOfFrom::FileMtime
         }
     };
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
-    for key in ["root", "version", "sender_id", "receiver_id", "item_ids", "unit"] {
+    for key in [
+        "root",
+        "version",
+        "sender_id",
+        "receiver_id",
+        "item_ids",
+        "unit",
+    ] {
         let present = match key {
             "root" => raw.root.is_some(),
             "version" => raw.version.is_some(),
@@ -552,31 +746,69 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             _ => raw.unit.is_some(),
         };
         if present {
-            c.at("", key, "is a feed (outbound) key; this mapping is used by an inbound source");
+            c.at(
+                "",
+                key,
+                "is a feed (outbound) key; this mapping is used by an inbound source",
+            );
         }
     }
-    if c.problems.is_empty() { Ok(m) } else { Err(c.problems) }
+    if c.problems.is_empty() {
+        Ok(m)
+    } else {
+        Err(c.problems)
+    }
 }
 
 /// `[columns]`/`[fields]` of an inbound mapping: field = "Header" | number.
-fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header: bool, record: RecordKind) -> Vec<(Field, ColumnRef)> {
+fn inbound_columns(
+    c: &mut Checker,
+    v: Option<&toml::Value>,
+    table: &str,
+    header: bool,
+    record: RecordKind,
+) -> Vec<(Field, ColumnRef)> {
     let mut out = vec![];
     let Some(v) = v else {
-        c.at("", table, format!("required: a [{table}] table naming where each field is"));
+        c.at(
+            "",
+            table,
+            format!("required: a [{table}] table naming where each field is"),
+        );
         return out;
     };
     let Some(t) = v.as_table() else {
-        c.at("", table, format!("must be a table like [{table}] sku = \"Item\""));
+        c.at(
+            "",
+            table,
+            format!("must be a table like [{table}] sku = \"Item\""),
+        );
         return out;
     };
     for (k, v) in t {
         let Some(field) = Field::from_name(k) else {
-            let known: Vec<_> = Field::ALL.iter().filter(|f| f.allowed(record)).map(|f| f.name()).collect();
-            c.at(table, k, format!("unknown field {k:?}; {} fields are: {}", record.name(), known.join(", ")));
+            let known: Vec<_> = Field::ALL
+                .iter()
+                .filter(|f| f.allowed(record))
+                .map(|f| f.name())
+                .collect();
+            c.at(
+                table,
+                k,
+                format!(
+                    "unknown field {k:?}; {} fields are: {}",
+                    record.name(),
+                    known.join(", ")
+                ),
+            );
             continue;
         };
         if !field.allowed(record) {
-            c.at(table, k, format!("field {k:?} does not apply to {} records", record.name()));
+            c.at(
+                table,
+                k,
+                format!("field {k:?} does not apply to {} records", record.name()),
+            );
             continue;
         }
         let r = match v {
@@ -585,7 +817,11 @@ fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header
                     match s.parse::<usize>() {
                         Ok(n) if n >= 1 => ColumnRef::Number(n),
                         _ => {
-                            c.at(table, k, format!("header = false: columns are 1-based numbers, got {s:?}"));
+                            c.at(
+                                table,
+                                k,
+                                format!("header = false: columns are 1-based numbers, got {s:?}"),
+                            );
                             continue;
                         }
                     }
@@ -593,9 +829,15 @@ fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header
                     ColumnRef::Name(s.clone())
                 }
             }
-            toml::Value::Integer(n) if *n >= 1 && table == "columns" => ColumnRef::Number(*n as usize),
+            toml::Value::Integer(n) if *n >= 1 && table == "columns" => {
+                ColumnRef::Number(*n as usize)
+            }
             other => {
-                c.at(table, k, format!("must be a column name or a 1-based column number, got {other}"));
+                c.at(
+                    table,
+                    k,
+                    format!("must be a column name or a 1-based column number, got {other}"),
+                );
                 continue;
             }
         };
@@ -603,7 +845,15 @@ fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header
     }
     for f in record.required() {
         if !out.iter().any(|(g, _)| g == f) && t.get(f.name()).is_none() {
-            c.at(table, f.name(), format!("required for {} records: say where the {} is", record.name(), f.name()));
+            c.at(
+                table,
+                f.name(),
+                format!(
+                    "required for {} records: say where the {} is",
+                    record.name(),
+                    f.name()
+                ),
+            );
         }
     }
     out
@@ -612,8 +862,16 @@ fn inbound_columns(c: &mut Checker, v: Option<&toml::Value>, table: &str, header
 /// Reads and validates a feed (cart) mapping.
 pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
     let (src, raw, unknown) = read_raw(path)?;
-    let mut c = Checker { path, src: &src, problems: unknown };
-    for (key, present) in [("record", raw.record.is_some()), ("snapshot", raw.snapshot.is_some()), ("sku_qualifier", raw.sku_qualifier.is_some())] {
+    let mut c = Checker {
+        path,
+        src: &src,
+        problems: unknown,
+    };
+    for (key, present) in [
+        ("record", raw.record.is_some()),
+        ("snapshot", raw.snapshot.is_some()),
+        ("sku_qualifier", raw.sku_qualifier.is_some()),
+    ] {
         if present {
             c.at("", key, "is an inbound key; this mapping is used by a cart");
         }
@@ -622,7 +880,11 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         Some("csv") => {
             let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
             let columns = out_columns(&mut c, raw.columns.as_ref(), "columns", "header", |_| true);
-            OutFormat::Csv { delimiter, header: raw.header.unwrap_or(true), columns }
+            OutFormat::Csv {
+                delimiter,
+                header: raw.header.unwrap_or(true),
+                columns,
+            }
         }
         Some("xml") => {
             let root = raw.root.clone().unwrap_or_else(|| "Inventory".into());
@@ -632,21 +894,47 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
                     c.at("", k, format!("{v:?} is not a valid XML element name"));
                 }
             }
-            let fields = out_columns(&mut c, raw.fields.as_ref(), "fields", "element", valid_xml_name);
+            let fields = out_columns(
+                &mut c,
+                raw.fields.as_ref(),
+                "fields",
+                "element",
+                valid_xml_name,
+            );
             OutFormat::Xml { root, item, fields }
         }
         Some("x12-846") => OutFormat::X12_846(x12_profile(&mut c, &raw)),
         Some(o) => {
-            c.at("", "format", format!("feed format must be \"csv\", \"xml\" or \"x12-846\", got {o:?}"));
-            OutFormat::Csv { delimiter: b',', header: true, columns: vec![] }
+            c.at(
+                "",
+                "format",
+                format!("feed format must be \"csv\", \"xml\" or \"x12-846\", got {o:?}"),
+            );
+            OutFormat::Csv {
+                delimiter: b',',
+                header: true,
+                columns: vec![],
+            }
         }
         None => {
             c.at("", "format", "required: \"csv\", \"xml\" or \"x12-846\"");
-            OutFormat::Csv { delimiter: b',', header: true, columns: vec![] }
+            OutFormat::Csv {
+                delimiter: b',',
+                header: true,
+                columns: vec![],
+            }
         }
     };
-    let m = OutboundMapping { name: name_of(path), path: path.to_path_buf(), format };
-    if c.problems.is_empty() { Ok(m) } else { Err(c.problems) }
+    let m = OutboundMapping {
+        name: name_of(path),
+        path: path.to_path_buf(),
+        format,
+    };
+    if c.problems.is_empty() {
+        Ok(m)
+    } else {
+        Err(c.problems)
+    }
 }
 
 pub fn valid_xml_name(s: &str) -> bool {
@@ -657,28 +945,52 @@ pub fn valid_xml_name(s: &str) -> bool {
 }
 
 /// `columns = [ { header = "SKU", field = "sku" }, ... ]` (or `element =` for XML).
-fn out_columns(c: &mut Checker, v: Option<&toml::Value>, key: &str, name_key: &str, valid: fn(&str) -> bool) -> Vec<OutColumn> {
+fn out_columns(
+    c: &mut Checker,
+    v: Option<&toml::Value>,
+    key: &str,
+    name_key: &str,
+    valid: fn(&str) -> bool,
+) -> Vec<OutColumn> {
     let mut out = vec![];
     let Some(arr) = v.and_then(|v| v.as_array()) else {
-        c.at("", key, format!("required: a list like {key} = [ {{ {name_key} = \"SKU\", field = \"sku\" }} ]"));
+        c.at(
+            "",
+            key,
+            format!(
+                "required: a list like {key} = [ {{ {name_key} = \"SKU\", field = \"sku\" }} ]"
+            ),
+        );
         return out;
     };
     for (i, entry) in arr.iter().enumerate() {
         let n = i + 1;
         let Some(t) = entry.as_table() else {
-            c.at("", key, format!("entry {n} must be {{ {name_key} = \"...\", field = \"...\" }}"));
+            c.at(
+                "",
+                key,
+                format!("entry {n} must be {{ {name_key} = \"...\", field = \"...\" }}"),
+            );
             continue;
         };
         for k in t.keys() {
             if k != name_key && k != "field" && k != "optional" {
-                c.at("", key, format!("entry {n}: unknown key {k:?} (expected {name_key}, field, optional)"));
+                c.at(
+                    "",
+                    key,
+                    format!("entry {n}: unknown key {k:?} (expected {name_key}, field, optional)"),
+                );
             }
         }
         let name = t.get(name_key).and_then(|v| v.as_str()).unwrap_or("");
         if name.is_empty() && name_key == "element" {
             c.at("", key, format!("entry {n}: {name_key} is required"));
         } else if !name.is_empty() && !valid(name) {
-            c.at("", key, format!("entry {n}: {name:?} is not a valid XML element name"));
+            c.at(
+                "",
+                key,
+                format!("entry {n}: {name:?} is not a valid XML element name"),
+            );
         }
         let field_s = t.get("field").and_then(|v| v.as_str()).unwrap_or("");
         let Some(field) = OutField::from_name(field_s) else {
@@ -686,7 +998,11 @@ fn out_columns(c: &mut Checker, v: Option<&toml::Value>, key: &str, name_key: &s
             continue;
         };
         let optional = t.get("optional").and_then(|v| v.as_bool()).unwrap_or(false);
-        out.push(OutColumn { name: name.to_string(), field, optional });
+        out.push(OutColumn {
+            name: name.to_string(),
+            field,
+            optional,
+        });
     }
     if out.is_empty() && c.problems.is_empty() {
         c.at("", key, "must name at least one field");
@@ -698,14 +1014,22 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
     let s = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
     let version = s(&raw.version, "004010");
     if version != "004010" && version != "005010" {
-        c.at("", "version", format!("must be \"004010\" or \"005010\", got {version:?}"));
+        c.at(
+            "",
+            "version",
+            format!("must be \"004010\" or \"005010\", got {version:?}"),
+        );
     }
     let mut need = |key: &str, v: &Option<String>, max: usize| -> String {
         let v = v.clone().unwrap_or_default();
         if v.trim().is_empty() {
             c.at("", key, "required for x12-846 feeds");
         } else if v.len() > max {
-            c.at("", key, format!("at most {max} characters, got {} ({v:?})", v.len()));
+            c.at(
+                "",
+                key,
+                format!("at most {max} characters, got {} ({v:?})", v.len()),
+            );
         }
         v
     };
@@ -726,14 +1050,29 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
     let component_separator = single_char(c, "component_separator", &raw.component_separator, '>');
     let seps = [element_separator, segment_terminator, component_separator];
     if seps[0] == seps[1] || seps[0] == seps[2] || seps[1] == seps[2] {
-        c.at("", "element_separator", "element separator, segment terminator and component separator must differ");
+        c.at(
+            "",
+            "element_separator",
+            "element separator, segment terminator and component separator must differ",
+        );
     }
-    if seps.iter().any(|ch| ch.is_ascii_alphanumeric() || *ch == ' ') {
-        c.at("", "element_separator", "separators cannot be letters, digits or spaces");
+    if seps
+        .iter()
+        .any(|ch| ch.is_ascii_alphanumeric() || *ch == ' ')
+    {
+        c.at(
+            "",
+            "element_separator",
+            "separators cannot be letters, digits or spaces",
+        );
     }
     let mut item_ids = vec![];
     match &raw.item_ids {
-        None => c.at("", "item_ids", "required: e.g. item_ids = [ [\"UP\", \"upc\"], [\"VN\", \"sku\"] ]"),
+        None => c.at(
+            "",
+            "item_ids",
+            "required: e.g. item_ids = [ [\"UP\", \"upc\"], [\"VN\", \"sku\"] ]",
+        ),
         Some(list) => {
             for (i, pair) in list.iter().enumerate() {
                 match pair.as_slice() {
@@ -770,7 +1109,9 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
 
 /// Whether a mapping file looks inbound (it says `record =` or is X12 in).
 pub fn looks_inbound(path: &Path) -> bool {
-    read_raw(path).map(|(_, r, _)| r.record.is_some() || r.format.as_deref() == Some("x12")).unwrap_or(false)
+    read_raw(path)
+        .map(|(_, r, _)| r.record.is_some() || r.format.as_deref() == Some("x12"))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -779,7 +1120,10 @@ mod tests {
 
     #[test]
     fn times() {
-        let t = TimeSpec { format: Some("%Y-%m-%d %H:%M:%S".into()), tz: "America/Chicago".parse().unwrap() };
+        let t = TimeSpec {
+            format: Some("%Y-%m-%d %H:%M:%S".into()),
+            tz: "America/Chicago".parse().unwrap(),
+        };
         assert_eq!(t.parse("2026-01-05 08:00:00").unwrap(), 1767621600000);
         assert_eq!(t.parse("2026-01-05T14:00:00Z").unwrap(), 1767621600000);
         assert!(t.parse("yesterday").is_err());

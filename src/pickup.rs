@@ -18,7 +18,10 @@ pub enum PickupError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Transport(#[from] TransportError),
 }
@@ -126,12 +129,29 @@ mod tempfile_like {
     }
 }
 
-fn row_error(mapping: &crate::mapping::InboundMapping, line: u64, f: Field, value: &str, reason: &str) -> String {
-    format!("line {line}, column {:?} ({}), value {:?}: {reason}", field_label(mapping, f), f.name(), value)
+fn row_error(
+    mapping: &crate::mapping::InboundMapping,
+    line: u64,
+    f: Field,
+    value: &str,
+    reason: &str,
+) -> String {
+    format!(
+        "line {line}, column {:?} ({}), value {:?}: {reason}",
+        field_label(mapping, f),
+        f.name(),
+        value
+    )
 }
 
 /// Applies one file as inbound source `src` would.
-pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path, opts: Options) -> Result<FileOutcome, PickupError> {
+pub fn ingest_file(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    path: &Path,
+    opts: Options,
+) -> Result<FileOutcome, PickupError> {
     let name = file_name(path);
     let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
@@ -156,11 +176,21 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
         return Ok(out);
     }
     let file_as_of = match src.mapping.as_of_from {
-        AsOfFrom::FileMtime | AsOfFrom::Column => file_mtime_ms(path).map_err(io(format!("cannot stat {}", path.display())))?,
+        AsOfFrom::FileMtime | AsOfFrom::Column => {
+            file_mtime_ms(path).map_err(io(format!("cannot stat {}", path.display())))?
+        }
         AsOfFrom::PickupTime => opts.pickup_time,
     };
-    let spool = tempfile_like::Spool::new(cfg.quarantine.join(&src.id).join(format!(".{name}.errors-{}", std::process::id())));
-    let mut errors = Errors { shown: vec![], total: 0, file: spool };
+    let spool = tempfile_like::Spool::new(
+        cfg.quarantine
+            .join(&src.id)
+            .join(format!(".{name}.errors-{}", std::process::id())),
+    );
+    let mut errors = Errors {
+        shown: vec![],
+        total: 0,
+        file: spool,
+    };
     let meta_rows;
     let result = match src.kind {
         RecordKind::Inventory => {
@@ -174,7 +204,14 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
                     Ok(r) => {
                         if errors.total == 0 {
                             max_as_of = max_as_of.max(Some(r.as_of));
-                            if let Err(e) = batch.add(&r.sku, &r.warehouse, r.qty, r.as_of, r.upc.as_deref(), r.description.as_deref()) {
+                            if let Err(e) = batch.add(
+                                &r.sku,
+                                &r.warehouse,
+                                r.qty,
+                                r.as_of,
+                                r.upc.as_deref(),
+                                r.description.as_deref(),
+                            ) {
                                 db_err = Some(e);
                                 return Err("ledger error".into());
                             }
@@ -196,7 +233,11 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
                 Ok(_) if errors.total > 0 => None,
                 Ok(_) => {
                     batch.aggregate()?;
-                    let as_of = if src.mapping.as_of_from == AsOfFrom::Column { max_as_of.unwrap_or(file_as_of) } else { file_as_of };
+                    let as_of = if src.mapping.as_of_from == AsOfFrom::Column {
+                        max_as_of.unwrap_or(file_as_of)
+                    } else {
+                        file_as_of
+                    };
                     let mut snapshot = vec![];
                     if src.mapping.snapshot == Snapshot::Full {
                         snapshot = batch.warehouses()?;
@@ -207,17 +248,38 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
                             snapshot.push(w.clone());
                         }
                         let counts = batch.zero_counts(&snapshot, as_of)?;
-                        let over: Vec<_> = counts.iter().filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total)).collect();
+                        let over: Vec<_> = counts
+                            .iter()
+                            .filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total))
+                            .collect();
                         if !over.is_empty() && !opts.force {
                             let reasons: Vec<String> = over
                                 .iter()
                                 .map(|c| format!("would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete", c.zeroed, c.total, c.warehouse))
                                 .collect();
                             drop(batch);
-                            return finish_bad(cfg, src, path, &name, opts, out, Outcome::Held, reasons, errors, rows);
+                            return finish_bad(
+                                cfg,
+                                src,
+                                path,
+                                &name,
+                                opts,
+                                out,
+                                Outcome::Held,
+                                reasons,
+                                errors,
+                                rows,
+                            );
                         }
                     }
-                    let meta = ReportMeta { source: &src.id, file_name: &name, sha256: &sha, as_of, rows, now };
+                    let meta = ReportMeta {
+                        source: &src.id,
+                        file_name: &name,
+                        sha256: &sha,
+                        as_of,
+                        rows,
+                        now,
+                    };
                     Some(batch.apply(&meta, &snapshot)?)
                 }
             }
@@ -263,7 +325,14 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
                 }
                 Ok(_) if errors.total > 0 => None,
                 Ok(_) => {
-                    let meta = ReportMeta { source: &src.id, file_name: &name, sha256: &sha, as_of: now, rows, now };
+                    let meta = ReportMeta {
+                        source: &src.id,
+                        file_name: &name,
+                        sha256: &sha,
+                        as_of: now,
+                        rows,
+                        now,
+                    };
                     Some(batch.apply(&meta)?)
                 }
             }
@@ -271,8 +340,23 @@ pub fn ingest_file(cfg: &Config, ledger: &mut Ledger, src: &Inbound, path: &Path
     };
     let Some(summary) = result else {
         let n = errors.total;
-        let reason = if n == 1 { "1 error".to_string() } else { format!("{n} errors") };
-        return finish_bad(cfg, src, path, &name, opts, out, Outcome::Rejected, vec![reason], errors, meta_rows);
+        let reason = if n == 1 {
+            "1 error".to_string()
+        } else {
+            format!("{n} errors")
+        };
+        return finish_bad(
+            cfg,
+            src,
+            path,
+            &name,
+            opts,
+            out,
+            Outcome::Rejected,
+            vec![reason],
+            errors,
+            meta_rows,
+        );
     };
     out.rows = summary.rows;
     out.stale = summary.stale;
@@ -328,16 +412,24 @@ fn finish_bad(
     } else if opts.consume {
         let dest = crate::util::free_path(&dir, name);
         if std::fs::rename(path, &dest).is_err() {
-            copy_durable(path, &dir, &file_name(&dest)).map_err(io(format!("cannot quarantine {}", path.display())))?;
+            copy_durable(path, &dir, &file_name(&dest))
+                .map_err(io(format!("cannot quarantine {}", path.display())))?;
             std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display())))?;
         }
         dest
     } else {
-        copy_durable(path, &dir, name).map_err(io(format!("cannot quarantine {}", path.display())))?
+        copy_durable(path, &dir, name)
+            .map_err(io(format!("cannot quarantine {}", path.display())))?
     };
     let txt = error_txt_path(&qpath);
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&txt).map_err(io(format!("cannot write {}", txt.display())))?);
-    let kind = if outcome == Outcome::Held { "held" } else { "rejected" };
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
+    );
+    let kind = if outcome == Outcome::Held {
+        "held"
+    } else {
+        "rejected"
+    };
     let body = (|| -> std::io::Result<()> {
         writeln!(w, "outcome: {kind}")?;
         writeln!(w, "file: {name}")?;
@@ -358,17 +450,31 @@ fn finish_bad(
     body.map_err(io(format!("cannot write {}", txt.display())))?;
     out.outcome = outcome;
     out.rows = rows;
-    out.errors = if outcome == Outcome::Held { reasons } else { errors.shown };
+    out.errors = if outcome == Outcome::Held {
+        reasons
+    } else {
+        errors.shown
+    };
     out.quarantined = Some(qpath.display().to_string());
     tracing::warn!(source = %src.id, file = %name, outcome = kind, report = %txt.display(), "file not applied");
     Ok(out)
 }
 
 /// Copies the exact bytes to archive/<source or cart>/<YYYY-MM-DD>/.
-pub fn archive(cfg: &Config, id: &str, path: &Path, name: &str, now: Millis) -> Result<String, PickupError> {
+pub fn archive(
+    cfg: &Config,
+    id: &str,
+    path: &Path,
+    name: &str,
+    now: Millis,
+) -> Result<String, PickupError> {
     let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
     let dir = cfg.archive.join(id).join(day);
-    let dest = copy_durable(path, &dir, name).map_err(io(format!("cannot archive {} into {}", path.display(), dir.display())))?;
+    let dest = copy_durable(path, &dir, name).map_err(io(format!(
+        "cannot archive {} into {}",
+        path.display(),
+        dir.display()
+    )))?;
     Ok(dest.display().to_string())
 }
 
@@ -384,7 +490,9 @@ struct InvRow {
 const BAD_UTF8: char = '\u{fffd}';
 
 fn text(rec: &RawRecord, f: Field) -> Option<String> {
-    rec.get(f).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    rec.get(f)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// Checks every field of a record; all problems of the row are reported.
@@ -394,12 +502,23 @@ fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
             && v.starts_with(BAD_UTF8)
             && v.contains("invalid UTF-8")
         {
-            errs.push(row_error(&src.mapping, rec.line, f, v.trim_start_matches(BAD_UTF8).trim_start_matches("invalid UTF-8: "), "invalid UTF-8"));
+            errs.push(row_error(
+                &src.mapping,
+                rec.line,
+                f,
+                v.trim_start_matches(BAD_UTF8)
+                    .trim_start_matches("invalid UTF-8: "),
+                "invalid UTF-8",
+            ));
         }
     }
 }
 
-fn inventory_row(src: &Inbound, rec: &RawRecord, file_as_of: Millis) -> Result<InvRow, Vec<String>> {
+fn inventory_row(
+    src: &Inbound,
+    rec: &RawRecord,
+    file_as_of: Millis,
+) -> Result<InvRow, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
@@ -408,17 +527,34 @@ fn inventory_row(src: &Inbound, rec: &RawRecord, file_as_of: Millis) -> Result<I
     }
     let sku = text(rec, Field::Sku);
     if sku.is_none() {
-        errs.push(row_error(m, rec.line, Field::Sku, rec.get(Field::Sku).unwrap_or(""), "empty SKU"));
+        errs.push(row_error(
+            m,
+            rec.line,
+            Field::Sku,
+            rec.get(Field::Sku).unwrap_or(""),
+            "empty SKU",
+        ));
     }
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
-    let qty = parse_whole(raw_q).map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r))).ok();
+    let qty = parse_whole(raw_q)
+        .map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r)))
+        .ok();
     let warehouse = text(rec, Field::Warehouse).or_else(|| src.warehouse.clone());
     if warehouse.is_none() {
-        errs.push(row_error(m, rec.line, Field::Warehouse, rec.get(Field::Warehouse).unwrap_or(""), "no warehouse (empty, and the source has no `warehouse`)"));
+        errs.push(row_error(
+            m,
+            rec.line,
+            Field::Warehouse,
+            rec.get(Field::Warehouse).unwrap_or(""),
+            "no warehouse (empty, and the source has no `warehouse`)",
+        ));
     }
     let as_of = if m.as_of_from == AsOfFrom::Column {
         let raw = rec.get(Field::AsOf).unwrap_or("");
-        m.time.parse(raw).map_err(|r| errs.push(row_error(m, rec.line, Field::AsOf, raw, &r))).ok()
+        m.time
+            .parse(raw)
+            .map_err(|r| errs.push(row_error(m, rec.line, Field::AsOf, raw, &r)))
+            .ok()
     } else {
         Some(file_as_of)
     };
@@ -446,7 +582,11 @@ struct OrdRow {
     cancelled: bool,
 }
 
-fn order_row(src: &Inbound, rec: &RawRecord, ordinals: &mut HashMap<String, u64>) -> Result<OrdRow, Vec<String>> {
+fn order_row(
+    src: &Inbound,
+    rec: &RawRecord,
+    ordinals: &mut HashMap<String, u64>,
+) -> Result<OrdRow, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
@@ -455,16 +595,34 @@ fn order_row(src: &Inbound, rec: &RawRecord, ordinals: &mut HashMap<String, u64>
     }
     let order_id = text(rec, Field::OrderId);
     if order_id.is_none() {
-        errs.push(row_error(m, rec.line, Field::OrderId, rec.get(Field::OrderId).unwrap_or(""), "empty order id"));
+        errs.push(row_error(
+            m,
+            rec.line,
+            Field::OrderId,
+            rec.get(Field::OrderId).unwrap_or(""),
+            "empty order id",
+        ));
     }
     let sku = text(rec, Field::Sku);
     if sku.is_none() {
-        errs.push(row_error(m, rec.line, Field::Sku, rec.get(Field::Sku).unwrap_or(""), "empty SKU"));
+        errs.push(row_error(
+            m,
+            rec.line,
+            Field::Sku,
+            rec.get(Field::Sku).unwrap_or(""),
+            "empty SKU",
+        ));
     }
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
     let qty = match parse_whole(raw_q) {
         Ok(q) if q < 0 => {
-            errs.push(row_error(m, rec.line, Field::Quantity, raw_q, "negative order quantity"));
+            errs.push(row_error(
+                m,
+                rec.line,
+                Field::Quantity,
+                raw_q,
+                "negative order quantity",
+            ));
             None
         }
         Ok(q) => Some(q),
@@ -475,10 +633,16 @@ fn order_row(src: &Inbound, rec: &RawRecord, ordinals: &mut HashMap<String, u64>
     };
     let ordered_at = match text(rec, Field::OrderedAt) {
         None => None,
-        Some(raw) => m.time.parse(&raw).map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, &raw, &r))).ok(),
+        Some(raw) => m
+            .time
+            .parse(&raw)
+            .map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, &raw, &r)))
+            .ok(),
     };
     let status = text(rec, Field::Status);
-    let cancelled = status.as_deref().is_some_and(|s| m.cancelled.iter().any(|c| c.trim().eq_ignore_ascii_case(s)));
+    let cancelled = status
+        .as_deref()
+        .is_some_and(|s| m.cancelled.iter().any(|c| c.trim().eq_ignore_ascii_case(s)));
     let (Some(order_id), Some(sku), Some(qty)) = (order_id, sku, qty) else {
         return Err(errs);
     };
@@ -491,11 +655,25 @@ fn order_row(src: &Inbound, rec: &RawRecord, ordinals: &mut HashMap<String, u64>
         *n += 1;
         n.to_string()
     });
-    Ok(OrdRow { order_id, line, sku, qty, warehouse: text(rec, Field::Warehouse).or_else(|| src.warehouse.clone()), ordered_at, status, cancelled })
+    Ok(OrdRow {
+        order_id,
+        line,
+        sku,
+        qty,
+        warehouse: text(rec, Field::Warehouse).or_else(|| src.warehouse.clone()),
+        ordered_at,
+        status,
+        cancelled,
+    })
 }
 
 /// Picks up every waiting file of one source (as `run` does), oldest first.
-pub fn pickup_source(cfg: &Config, ledger: &mut Ledger, src: &Inbound, settle_ms: i64) -> Result<Vec<FileOutcome>, PickupError> {
+pub fn pickup_source(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    settle_ms: i64,
+) -> Result<Vec<FileOutcome>, PickupError> {
     let mut transport = crate::transport::source(&src.transport)?;
     let now = now_ms();
     let mut outs = vec![];
@@ -503,9 +681,18 @@ pub fn pickup_source(cfg: &Config, ledger: &mut Ledger, src: &Inbound, settle_ms
         if settle_ms > 0 && now - w.mtime < settle_ms {
             continue; // may still be being written; next pass
         }
-        let work = cfg.ledger_path.parent().unwrap_or(Path::new(".")).join("work").join(&src.id);
+        let work = cfg
+            .ledger_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("work")
+            .join(&src.id);
         let local = transport.fetch(&w, &work)?;
-        let opts = Options { force: false, consume: true, pickup_time: now };
+        let opts = Options {
+            force: false,
+            consume: true,
+            pickup_time: now,
+        };
         let out = ingest_file(cfg, ledger, src, &local, opts)?;
         if out.outcome == Outcome::Applied || out.outcome == Outcome::Duplicate {
             transport.done(&w)?;
@@ -527,7 +714,9 @@ pub fn quarantine_stats(cfg: &Config, source: &str) -> (u64, u64, Option<String>
         if !p.to_string_lossy().ends_with(".error.txt") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
         if text.starts_with("outcome: held") {
             held += 1;
         } else {
@@ -538,11 +727,22 @@ pub fn quarantine_stats(cfg: &Config, source: &str) -> (u64, u64, Option<String>
             .lines()
             .find(|l| l.starts_with("line ") || l.starts_with("reason: would"))
             .or_else(|| text.lines().find(|l| l.starts_with("reason:")))
-            .map(|l| format!("{}: {}", file_name(&p).trim_end_matches(".error.txt"), l.trim_start_matches("reason: ")))
+            .map(|l| {
+                format!(
+                    "{}: {}",
+                    file_name(&p).trim_end_matches(".error.txt"),
+                    l.trim_start_matches("reason: ")
+                )
+            })
             .unwrap_or_default();
         if newest.as_ref().is_none_or(|(nt, _)| t >= *nt) {
             newest = Some((t, summary));
         }
     }
-    (rejected, held, newest.as_ref().map(|n| n.1.clone()), newest.map(|n| n.0))
+    (
+        rejected,
+        held,
+        newest.as_ref().map(|n| n.1.clone()),
+        newest.map(|n| n.0),
+    )
 }

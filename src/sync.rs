@@ -86,7 +86,13 @@ impl SyncReport {
 }
 
 /// The query that gives a cart's numbers now.
-pub fn feed_query<'a>(cart: &'a Cart, since: i64, now: Millis, required: &'a [crate::mapping::OutField], sku: Option<&'a str>) -> FeedQuery<'a> {
+pub fn feed_query<'a>(
+    cart: &'a Cart,
+    since: i64,
+    now: Millis,
+    required: &'a [crate::mapping::OutField],
+    sku: Option<&'a str>,
+) -> FeedQuery<'a> {
     FeedQuery {
         merchant: &cart.merchant,
         cart: &cart.id,
@@ -103,7 +109,13 @@ pub fn feed_query<'a>(cart: &'a Cart, since: i64, now: Millis, required: &'a [cr
 fn ext(cart: &Cart) -> &'static str {
     match cart.mapping.format_name() {
         "x12-846" => "x12",
-        other => if other == "xml" { "xml" } else { "csv" },
+        other => {
+            if other == "xml" {
+                "xml"
+            } else {
+                "csv"
+            }
+        }
     }
 }
 
@@ -144,33 +156,62 @@ struct Rendered {
 }
 
 /// Writes the computed feed to `path`, item by item.
-fn render(ledger: &Ledger, cart: &Cart, ctx: &FeedContext, path: &Path) -> Result<Rendered, String> {
+fn render(
+    ledger: &Ledger,
+    cart: &Cart,
+    ctx: &FeedContext,
+    path: &Path,
+) -> Result<Rendered, String> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let mut counting = Counting { inner: std::io::BufWriter::new(file), bytes: 0, hash: Sha256::new() };
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut counting = Counting {
+        inner: std::io::BufWriter::new(file),
+        bytes: 0,
+        hash: Sha256::new(),
+    };
     ledger
         .with_feed_items(|items| write_feed(&cart.mapping, ctx, &mut counting, items))
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot render feed: {e}"))?;
-    counting.flush().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    counting
+        .flush()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let Counting { inner, bytes, hash } = counting;
     inner
         .into_inner()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?
         .sync_all()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(Rendered { path: path.to_path_buf(), bytes, sha256: hex(&hash.finalize()) })
+    Ok(Rendered {
+        path: path.to_path_buf(),
+        bytes,
+        sha256: hex(&hash.finalize()),
+    })
 }
 
-pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
+pub fn sync_cart(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    cart: &Cart,
+    opts: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
     let started = now_ms();
     let state = ledger.cart_state(&cart.id)?;
-    let mut entry = SyncEntry { cart: cart.id.clone(), started_at: started, forced: opts.force, ..Default::default() };
+    let mut entry = SyncEntry {
+        cart: cart.id.clone(),
+        started_at: started,
+        forced: opts.force,
+        ..Default::default()
+    };
 
     // 1. The gate: only new inventory justifies a changed-only feed.
-    if !opts.force && !cart.is_full() && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0 {
+    if !opts.force
+        && !cart.is_full()
+        && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0
+    {
         entry.outcome = "skipped".into();
         entry.reason = Some("no new inventory".into());
         entry.finished_at = now_ms();
@@ -184,19 +225,48 @@ pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOpti
     // 2. The numbers, as of now.
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
-    let plan = ledger.compute_feed(&feed_query(cart, state.last_report_id, started, &required, None))?;
+    let plan = ledger.compute_feed(&feed_query(
+        cart,
+        state.last_report_id,
+        started,
+        &required,
+        None,
+    ))?;
     entry.items = plan.items;
-    let missing: Vec<Missing> = plan.missing.iter().map(|(f, n)| Missing { field: format!("missing {}", f.name()), items: *n }).collect();
+    let missing: Vec<Missing> = plan
+        .missing
+        .iter()
+        .map(|(f, n)| Missing {
+            field: format!("missing {}", f.name()),
+            items: *n,
+        })
+        .collect();
     let missing_note = (!missing.is_empty()).then(|| {
-        missing.iter().map(|m| format!("{} left out: {}", m.items, m.field)).collect::<Vec<_>>().join("; ")
+        missing
+            .iter()
+            .map(|m| format!("{} left out: {}", m.items, m.field))
+            .collect::<Vec<_>>()
+            .join("; ")
     });
 
     // 3. Render to a local file under the feed's final name.
-    let seq = if opts.dry_run { 0 } else { ledger.next_seq(&cart.id)? };
+    let seq = if opts.dry_run {
+        0
+    } else {
+        ledger.next_seq(&cart.id)?
+    };
     let name = file_name(cart, started, seq);
-    let outgoing = cfg.ledger_path.parent().unwrap_or(Path::new(".")).join("outgoing").join(&cart.id);
+    let outgoing = cfg
+        .ledger_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("outgoing")
+        .join(&cart.id);
     let local = outgoing.join(&name);
-    let fail = |ledger: &mut Ledger, mut entry: SyncEntry, reason: String| -> Result<SyncReport, SyncError> {
+    let fail = |ledger: &mut Ledger,
+                mut entry: SyncEntry,
+                reason: String|
+     -> Result<SyncReport, SyncError> {
         entry.outcome = "failed".into();
         entry.reason = Some(reason);
         entry.finished_at = now_ms();
@@ -204,7 +274,11 @@ pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOpti
         ledger.record_sync(&entry, None)?;
         Ok(SyncReport::from_entry(&entry))
     };
-    let ctx = FeedContext { merchant: &cart.merchant, now: started, control: None };
+    let ctx = FeedContext {
+        merchant: &cart.merchant,
+        now: started,
+        control: None,
+    };
     let rendered = match render(ledger, cart, &ctx, &local) {
         Ok(r) => r,
         Err(reason) => {
@@ -243,14 +317,23 @@ pub fn sync_cart(cfg: &Config, ledger: &mut Ledger, cart: &Cart, opts: &SyncOpti
     // 4. Deliver under the final name, archive, then move the marks.
     let delivered: Result<String, TransportError> = match &opts.output {
         Some(out) => FileSink::deliver_to(&rendered.path, out),
-        None => crate::transport::sink(&cart.transport).and_then(|mut s| s.deliver(&rendered.path, &name)),
+        None => crate::transport::sink(&cart.transport)
+            .and_then(|mut s| s.deliver(&rendered.path, &name)),
     };
     let dest = match delivered {
         Ok(d) => d,
         Err(e) => {
-            let retry = if e.retryable { " (will retry on the next run)" } else { "" };
+            let retry = if e.retryable {
+                " (will retry on the next run)"
+            } else {
+                ""
+            };
             let _ = std::fs::remove_file(&rendered.path);
-            return fail(ledger, entry, format!("delivery failed: {}{retry}", e.message));
+            return fail(
+                ledger,
+                entry,
+                format!("delivery failed: {}{retry}", e.message),
+            );
         }
     };
     entry.file = Some(dest);

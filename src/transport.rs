@@ -16,7 +16,10 @@ pub struct TransportError {
 
 impl TransportError {
     fn io(what: String, e: std::io::Error) -> Self {
-        TransportError { message: format!("{what}: {e}"), retryable: true }
+        TransportError {
+            message: format!("{what}: {e}"),
+            retryable: true,
+        }
     }
 }
 
@@ -56,21 +59,37 @@ impl Source for DirSource {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(TransportError::io(format!("cannot list {}", self.dir.display()), e)),
+            Err(e) => {
+                return Err(TransportError::io(
+                    format!("cannot list {}", self.dir.display()),
+                    e,
+                ));
+            }
         };
         let mut out = vec![];
         for entry in rd.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             // Hidden and temporary names are files still being written.
-            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") || !glob_match(&self.pattern, &name) {
+            if name.starts_with('.')
+                || name.ends_with(".tmp")
+                || name.ends_with(".part")
+                || !glob_match(&self.pattern, &name)
+            {
                 continue;
             }
             let path = entry.path();
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
-            out.push(Waiting { name, size: meta.len(), mtime: file_mtime_ms(&path).unwrap_or(0), local: Some(path) });
+            out.push(Waiting {
+                name,
+                size: meta.len(),
+                mtime: file_mtime_ms(&path).unwrap_or(0),
+                local: Some(path),
+            });
         }
         out.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
         Ok(out)
@@ -83,13 +102,19 @@ impl Source for DirSource {
         match &self.after {
             After::Keep => Ok(()),
             After::Delete => match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TransportError::io(format!("cannot remove {}", path.display()), e)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TransportError::io(
+                    format!("cannot remove {}", path.display()),
+                    e,
+                )),
                 _ => Ok(()),
             },
             After::Move(d) => {
                 let dest = self.dir.join(d);
-                std::fs::create_dir_all(&dest).map_err(|e| TransportError::io(format!("cannot create {}", dest.display()), e))?;
-                std::fs::rename(&path, crate::util::free_path(&dest, &f.name)).map_err(|e| TransportError::io(format!("cannot move {}", path.display()), e))
+                std::fs::create_dir_all(&dest).map_err(|e| {
+                    TransportError::io(format!("cannot create {}", dest.display()), e)
+                })?;
+                std::fs::rename(&path, crate::util::free_path(&dest, &f.name))
+                    .map_err(|e| TransportError::io(format!("cannot move {}", path.display()), e))
             }
         }
     }
@@ -101,7 +126,8 @@ pub struct DirSink {
 
 impl Sink for DirSink {
     fn deliver(&mut self, local: &Path, name: &str) -> Result<String, TransportError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| TransportError::io(format!("cannot create {}", self.dir.display()), e))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| TransportError::io(format!("cannot create {}", self.dir.display()), e))?;
         // Same folder, temporary name, fsync, rename: readers never see half a feed.
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let dest = self.dir.join(name);
@@ -123,7 +149,10 @@ impl Sink for DirSink {
 }
 
 fn unavailable(kind: TransportKind) -> TransportError {
-    TransportError { message: format!("{kind:?} transport is not available in this build"), retryable: false }
+    TransportError {
+        message: format!("{kind:?} transport is not available in this build"),
+        retryable: false,
+    }
 }
 
 pub fn source(spec: &TransportSpec) -> Result<Box<dyn Source>, TransportError> {
@@ -139,7 +168,9 @@ pub fn source(spec: &TransportSpec) -> Result<Box<dyn Source>, TransportError> {
 
 pub fn sink(spec: &TransportSpec) -> Result<Box<dyn Sink>, TransportError> {
     match spec.kind {
-        TransportKind::Dir => Ok(Box::new(DirSink { dir: spec.path.clone().unwrap_or_default() })),
+        TransportKind::Dir => Ok(Box::new(DirSink {
+            dir: spec.path.clone().unwrap_or_default(),
+        })),
         k => Err(unavailable(k)),
     }
 }
@@ -149,8 +180,17 @@ pub struct FileSink;
 
 impl FileSink {
     pub fn deliver_to(local: &Path, dest: &Path) -> Result<String, TransportError> {
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "feed".into());
-        DirSink { dir: dir.to_path_buf() }.deliver(local, &name)
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "feed".into());
+        DirSink {
+            dir: dir.to_path_buf(),
+        }
+        .deliver(local, &name)
     }
 }

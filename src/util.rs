@@ -178,7 +178,12 @@ pub fn line_of(src: &str, header: &str, nth: usize, key: &str) -> Option<usize> 
         } else if let Some(h) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
             current = h.trim().to_string();
         } else if current == header && counts.get(root).copied().unwrap_or(1) == nth + 1 {
-            let k = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            let k = line
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
             if !key.is_empty() && line.contains('=') && k == key {
                 return Some(i + 1);
             }
@@ -186,7 +191,10 @@ pub fn line_of(src: &str, header: &str, nth: usize, key: &str) -> Option<usize> 
         } else {
             continue;
         }
-        if current == header && counts.get(root).copied().unwrap_or(1) == nth + 1 && header_line.is_none() {
+        if current == header
+            && counts.get(root).copied().unwrap_or(1) == nth + 1
+            && header_line.is_none()
+        {
             header_line = Some(i + 1);
         }
     }
@@ -195,5 +203,9 @@ pub fn line_of(src: &str, header: &str, nth: usize, key: &str) -> Option<usize> 
 
 /// Line of a byte offset, for parser errors that carry spans.
 pub fn line_at(src: &str, offset: usize) -> usize {
-    src.as_bytes()[..offset.min(src.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }

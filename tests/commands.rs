@@ -4,15 +4,25 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const T0: &str = "2025-06-01T10:00:00Z";
-const STOCK: &str = "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,10,2025-06-01T10:00:00Z,,\nB,W1,3,2025-06-01T10:00:00Z,,\n";
+const STOCK: &str =
+    "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,10,2025-06-01T10:00:00Z,,\nB,W1,3,2025-06-01T10:00:00Z,,\n";
 
 fn is_rfc3339(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok() && (s.ends_with("+00:00") || s.ends_with('Z') || s.contains('+') || s[19..].contains('-')))
+    v.as_str().is_some_and(|s| {
+        chrono::DateTime::parse_from_rfc3339(s).is_ok()
+            && (s.ends_with("+00:00")
+                || s.ends_with('Z')
+                || s.contains('+')
+                || s[19..].contains('-'))
+    })
 }
 
 fn keys(v: &Value) -> Vec<String> {
-    v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
 }
 
 fn has_keys(v: &Value, want: &[&str]) {
@@ -32,25 +42,50 @@ fn init_then_run_once_gives_the_demo_feeds() {
     let cfg = dir.join("stockgate.toml").display().to_string();
     let stock = std::fs::read(dir.join("var/inbox/acme-wms/stock-20261120.csv")).unwrap();
     let orders = std::fs::read(dir.join("var/inbox/acme-orders/orders-20261120.csv")).unwrap();
-    let o = run_bin(&["--config".into(), cfg.clone(), "run".into(), "--once".into()], ws.dir());
+    let o = run_bin(
+        &[
+            "--config".into(),
+            cfg.clone(),
+            "run".into(),
+            "--once".into(),
+        ],
+        ws.dir(),
+    );
     assert_eq!(o.code, 0, "{o:?}");
     let feed = |cart: &str| -> String {
         let files = ws.files_under(&format!("demo/var/outbox/{cart}"));
         assert_eq!(files.len(), 1, "{files:?}");
         ws.read(&format!("demo/var/outbox/{cart}/{}", files[0]))
     };
-    assert_eq!(feed("acme-shop"), "SKU,Quantity\nBOLT-4,0\nGADGET-2,6\nGIZMO-3,3\nWIDGET-1,59\n");
+    assert_eq!(
+        feed("acme-shop"),
+        "SKU,Quantity\nBOLT-4,0\nGADGET-2,6\nGIZMO-3,3\nWIDGET-1,59\n"
+    );
     assert_eq!(
         feed("acme-marketplace"),
         "sku,upc,qty,title\nBOLT-4,042100005264,0,\"Bolt, 10mm\"\nGADGET-2,036000291452,6,Gadget\nWIDGET-1,012345678905,47,Blue widget\n"
     );
     // Picked-up files leave the inbox and are archived byte for byte.
-    assert!(ws.files_under("demo/var/inbox").is_empty(), "{:?}", ws.files_under("demo/var/inbox"));
+    assert!(
+        ws.files_under("demo/var/inbox").is_empty(),
+        "{:?}",
+        ws.files_under("demo/var/inbox")
+    );
     let day = today();
-    assert_eq!(std::fs::read(dir.join(format!("var/archive/acme-wms/{day}/stock-20261120.csv"))).unwrap(), stock);
-    assert_eq!(std::fs::read(dir.join(format!("var/archive/acme-orders/{day}/orders-20261120.csv"))).unwrap(), orders);
+    assert_eq!(
+        std::fs::read(dir.join(format!("var/archive/acme-wms/{day}/stock-20261120.csv"))).unwrap(),
+        stock
+    );
+    assert_eq!(
+        std::fs::read(dir.join(format!("var/archive/acme-orders/{day}/orders-20261120.csv")))
+            .unwrap(),
+        orders
+    );
     // A second pass: nothing due, nothing new; exit 0.
-    let o = run_bin(&["--config".into(), cfg, "run".into(), "--once".into()], ws.dir());
+    let o = run_bin(
+        &["--config".into(), cfg, "run".into(), "--once".into()],
+        ws.dir(),
+    );
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(ws.files_under("demo/var/outbox/acme-shop").len(), 1);
     // init refuses an existing workspace.
@@ -64,22 +99,42 @@ fn init_then_run_once_gives_the_demo_feeds() {
 fn run_once_consumes_the_inbox_and_quarantines_bad_files() {
     let ws = Workspace::standard("");
     ws.write("in/wms/good.csv", STOCK);
-    ws.write("in/orders/o.csv", "Order,Line,SKU,Qty,Status,At,Whse\n1,1,A,2,open,2025-06-01T11:00:00Z,\n");
-    ws.write("in/wms/bad.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,x,2025-06-01T10:00:00Z,,\n");
+    ws.write(
+        "in/orders/o.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\n1,1,A,2,open,2025-06-01T11:00:00Z,\n",
+    );
+    ws.write(
+        "in/wms/bad.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,x,2025-06-01T10:00:00Z,,\n",
+    );
     let o = ws.run_ok(&["run", "--once"], 1);
     assert!(o.stdout.contains("rejected"), "{}", o.stdout);
-    assert!(ws.files_under("in").is_empty(), "{:?}", ws.files_under("in"));
+    assert!(
+        ws.files_under("in").is_empty(),
+        "{:?}",
+        ws.files_under("in")
+    );
     // The bad file was moved (not copied) to quarantine, reasons beside it.
-    assert_eq!(ws.files_under("var/quarantine/wms"), vec!["bad.csv", "bad.csv.error.txt"]);
+    assert_eq!(
+        ws.files_under("var/quarantine/wms"),
+        vec!["bad.csv", "bad.csv.error.txt"]
+    );
     let feeds = ws.files_under("out/shop");
     assert_eq!(feeds, vec!["shop-000001.csv"]);
-    assert_eq!(ws.read("out/shop/shop-000001.csv"), "SKU,Quantity\nA,8\nB,3\n");
+    assert_eq!(
+        ws.read("out/shop/shop-000001.csv"),
+        "SKU,Quantity\nA,8\nB,3\n"
+    );
     let st = ws.run_ok(&["status", "--json"], 0).json();
     let wms = &st["inbound"][0];
     assert_eq!(wms["source"], "wms");
     assert_eq!(wms["applied"], 1);
     assert_eq!(wms["rejected"], 1);
-    assert_eq!(wms["last_error"], r#"bad.csv: line 2, column "Qty" (quantity), value "x": not a whole number"#, "{st}");
+    assert_eq!(
+        wms["last_error"],
+        r#"bad.csv: line 2, column "Qty" (quantity), value "x": not a whole number"#,
+        "{st}"
+    );
 }
 
 #[test]
@@ -93,13 +148,28 @@ fn archive_keeps_every_file_received_or_sent() {
     assert_eq!(v["outcome"], "duplicate");
     let v = ws.sync("shop", &[], 0);
     let feed = std::fs::read(v["file"].as_str().unwrap()).unwrap();
-    assert_eq!(ws.files_under("var/archive/wms"), vec![format!("{day}/s1-again.csv"), format!("{day}/s1.csv")]);
+    assert_eq!(
+        ws.files_under("var/archive/wms"),
+        vec![format!("{day}/s1-again.csv"), format!("{day}/s1.csv")]
+    );
     assert_eq!(ws.read(&format!("var/archive/wms/{day}/s1.csv")), STOCK);
-    assert_eq!(ws.read(&format!("var/archive/wms/{day}/s1-again.csv")), STOCK);
-    assert_eq!(ws.files_under("var/archive/shop"), vec![format!("{day}/shop-000001.csv")]);
-    assert_eq!(std::fs::read(ws.path(&format!("var/archive/shop/{day}/shop-000001.csv"))).unwrap(), feed);
+    assert_eq!(
+        ws.read(&format!("var/archive/wms/{day}/s1-again.csv")),
+        STOCK
+    );
+    assert_eq!(
+        ws.files_under("var/archive/shop"),
+        vec![format!("{day}/shop-000001.csv")]
+    );
+    assert_eq!(
+        std::fs::read(ws.path(&format!("var/archive/shop/{day}/shop-000001.csv"))).unwrap(),
+        feed
+    );
     // Rejected files are not archived (they are in quarantine).
-    let p3 = ws.write("in/wms/bad.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,x,2025-06-01T10:00:00Z,,\n");
+    let p3 = ws.write(
+        "in/wms/bad.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,x,2025-06-01T10:00:00Z,,\n",
+    );
     ws.ingest("wms", &p3, 1);
     assert_eq!(ws.files_under("var/archive/wms").len(), 2);
 }
@@ -155,15 +225,46 @@ fn sync_output_delivers_to_the_file_and_records_it() {
 fn json_documents_have_the_contract_fields() {
     let ws = Workspace::standard("");
     let p = ws.write("in/wms/s1.csv", STOCK);
-    let v = ws.run_ok(&["ingest", "--source", "wms", "--json", &p.display().to_string()], 0).json();
+    let v = ws
+        .run_ok(
+            &[
+                "ingest",
+                "--source",
+                "wms",
+                "--json",
+                &p.display().to_string(),
+            ],
+            0,
+        )
+        .json();
     let f = &v[0];
     has_keys(f, &["file", "outcome", "rows", "stale", "errors"]);
     assert_eq!(f["file"], p.display().to_string());
-    assert_eq!((f["rows"].as_i64(), f["stale"].as_i64()), (Some(2), Some(0)));
-    ws.apply("orders", "o.csv", "Order,Line,SKU,Qty,Status,At,Whse\n9,1,A,2,open,2025-06-01T11:00:00Z,\n");
+    assert_eq!(
+        (f["rows"].as_i64(), f["stale"].as_i64()),
+        (Some(2), Some(0))
+    );
+    ws.apply(
+        "orders",
+        "o.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\n9,1,A,2,open,2025-06-01T11:00:00Z,\n",
+    );
 
     let s = ws.sync("shop", &[], 0);
-    has_keys(&s, &["cart", "outcome", "reason", "items", "file", "bytes", "sha256", "started_at", "finished_at"]);
+    has_keys(
+        &s,
+        &[
+            "cart",
+            "outcome",
+            "reason",
+            "items",
+            "file",
+            "bytes",
+            "sha256",
+            "started_at",
+            "finished_at",
+        ],
+    );
     assert_eq!(s["cart"], "shop");
     assert_eq!(s["reason"], Value::Null);
     let feed = std::fs::read(s["file"].as_str().unwrap()).unwrap();
@@ -176,36 +277,93 @@ fn json_documents_have_the_contract_fields() {
     let h = h.as_array().unwrap();
     assert_eq!(h.len(), 2);
     for e in h {
-        has_keys(e, &["cart", "outcome", "reason", "items", "file", "bytes", "sha256", "started_at", "finished_at"]);
-        assert!(is_rfc3339(&e["started_at"]) && is_rfc3339(&e["finished_at"]), "{e}");
+        has_keys(
+            e,
+            &[
+                "cart",
+                "outcome",
+                "reason",
+                "items",
+                "file",
+                "bytes",
+                "sha256",
+                "started_at",
+                "finished_at",
+            ],
+        );
+        assert!(
+            is_rfc3339(&e["started_at"]) && is_rfc3339(&e["finished_at"]),
+            "{e}"
+        );
     }
-    assert_eq!((h[0]["outcome"].as_str(), h[1]["outcome"].as_str()), (Some("skipped"), Some("sent")));
+    assert_eq!(
+        (h[0]["outcome"].as_str(), h[1]["outcome"].as_str()),
+        (Some("skipped"), Some("sent"))
+    );
     assert_eq!(h[1]["sha256"], s["sha256"]);
     let limited = ws.run_ok(&["history", "--limit", "1", "--json"], 0).json();
     assert_eq!(limited.as_array().unwrap().len(), 1);
     assert_eq!(limited[0]["outcome"], "skipped");
 
     let e = ws.explain("A", None);
-    has_keys(&e, &["merchant", "sku", "warehouses", "orders_subtracted", "available", "carts"]);
-    has_keys(&e["warehouses"][0], &["warehouse", "quantity", "as_of", "report"]);
+    has_keys(
+        &e,
+        &[
+            "merchant",
+            "sku",
+            "warehouses",
+            "orders_subtracted",
+            "available",
+            "carts",
+        ],
+    );
+    has_keys(
+        &e["warehouses"][0],
+        &["warehouse", "quantity", "as_of", "report"],
+    );
     assert_eq!(e["warehouses"][0]["report"], "s1.csv");
     assert_eq!(e["warehouses"][0]["as_of"], "2025-06-01T10:00:00+00:00");
-    has_keys(&e["orders_subtracted"][0], &["order_id", "line", "quantity", "ordered_at"]);
+    has_keys(
+        &e["orders_subtracted"][0],
+        &["order_id", "line", "quantity", "ordered_at"],
+    );
     has_keys(&e["carts"][0], &["cart", "min_level", "value"]);
-    assert_eq!((e["available"].as_i64(), e["carts"][0]["value"].as_i64()), (Some(8), Some(8)));
+    assert_eq!(
+        (e["available"].as_i64(), e["carts"][0]["value"].as_i64()),
+        (Some(8), Some(8))
+    );
 
     let st = ws.run_ok(&["status", "--json"], 0).json();
     let c = &st["carts"][0];
-    has_keys(c, &["cart", "schedule", "next_due", "last_attempt", "last_success", "last_outcome", "pending"]);
+    has_keys(
+        c,
+        &[
+            "cart",
+            "schedule",
+            "next_due",
+            "last_attempt",
+            "last_success",
+            "last_outcome",
+            "pending",
+        ],
+    );
     assert_eq!(c["cart"], "shop");
     assert_eq!(c["schedule"], "every 1m");
     assert_eq!(c["last_outcome"], "skipped");
     assert_eq!(c["pending"], 0);
-    assert!(is_rfc3339(&c["next_due"]) && is_rfc3339(&c["last_attempt"]) && is_rfc3339(&c["last_success"]), "{c}");
+    assert!(
+        is_rfc3339(&c["next_due"])
+            && is_rfc3339(&c["last_attempt"])
+            && is_rfc3339(&c["last_success"]),
+        "{c}"
+    );
     let inbound: Vec<&Value> = st["inbound"].as_array().unwrap().iter().collect();
     assert_eq!(inbound.len(), 2);
     for i in &inbound {
-        has_keys(i, &["source", "last_pickup", "applied", "rejected", "last_error"]);
+        has_keys(
+            i,
+            &["source", "last_pickup", "applied", "rejected", "last_error"],
+        );
         assert!(is_rfc3339(&i["last_pickup"]), "{i}");
         assert_eq!(i["applied"], 1);
         assert_eq!(i["rejected"], 0);
@@ -223,15 +381,47 @@ fn exit_codes() {
     assert_eq!(ws.run(&["sync", "shop", "--bogus"]).code, 2);
     assert_eq!(ws.run(&["frobnicate"]).code, 2);
     assert_eq!(ws.run(&["history", "--limit", "many"]).code, 2);
-    assert_eq!(ws.run(&["explain", "--merchant", "nobody", "--sku", "A"]).code, 2);
-    assert_eq!(ws.run(&["explain", "--merchant", "m1", "--sku", "A", "--cart", "nope"]).code, 2);
-    let missing = run_bin(&["--config".into(), ws.path("absent.toml").display().to_string(), "status".into()], ws.dir());
+    assert_eq!(
+        ws.run(&["explain", "--merchant", "nobody", "--sku", "A"])
+            .code,
+        2
+    );
+    assert_eq!(
+        ws.run(&[
+            "explain",
+            "--merchant",
+            "m1",
+            "--sku",
+            "A",
+            "--cart",
+            "nope"
+        ])
+        .code,
+        2
+    );
+    let missing = run_bin(
+        &[
+            "--config".into(),
+            ws.path("absent.toml").display().to_string(),
+            "status".into(),
+        ],
+        ws.dir(),
+    );
     assert_eq!(missing.code, 2, "{missing:?}");
     ws.write("broken.toml", "[ledger\npath = 1\n");
-    let broken = run_bin(&["--config".into(), ws.path("broken.toml").display().to_string(), "status".into()], ws.dir());
+    let broken = run_bin(
+        &[
+            "--config".into(),
+            ws.path("broken.toml").display().to_string(),
+            "status".into(),
+        ],
+        ws.dir(),
+    );
     assert_eq!(broken.code, 2, "{broken:?}");
     // Nothing was created by the refused commands.
-    assert!(!ws.path("var/ledger.sqlite").exists() || ws.sql_i64("SELECT COUNT(*) FROM reports") == 0);
+    assert!(
+        !ws.path("var/ledger.sqlite").exists() || ws.sql_i64("SELECT COUNT(*) FROM reports") == 0
+    );
     // 0: success, including a skipped sync.
     assert_eq!(ws.run(&["ingest", "--source", "wms", &p]).code, 0);
     assert_eq!(ws.run(&["sync", "shop"]).code, 0);
@@ -239,11 +429,32 @@ fn exit_codes() {
     assert_eq!(o.code, 0);
     assert!(o.stdout.starts_with("skipped"), "{}", o.stdout);
     // 1: the work failed.
-    let bad = ws.write("in/wms/bad.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1.5,2025-06-01T10:00:00Z,,\n");
-    assert_eq!(ws.run(&["ingest", "--source", "wms", &bad.display().to_string()]).code, 1);
-    assert_eq!(ws.run(&["ingest", "--source", "wms", &ws.path("no-such.csv").display().to_string()]).code, 1);
+    let bad = ws.write(
+        "in/wms/bad.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1.5,2025-06-01T10:00:00Z,,\n",
+    );
+    assert_eq!(
+        ws.run(&["ingest", "--source", "wms", &bad.display().to_string()])
+            .code,
+        1
+    );
+    assert_eq!(
+        ws.run(&[
+            "ingest",
+            "--source",
+            "wms",
+            &ws.path("no-such.csv").display().to_string()
+        ])
+        .code,
+        1
+    );
     // STOCKGATE_CONFIG is honoured when --config is absent.
-    let o = std::process::Command::new(BIN).arg("status").env("STOCKGATE_CONFIG", ws.config_path()).current_dir("/").output().unwrap();
+    let o = std::process::Command::new(BIN)
+        .arg("status")
+        .env("STOCKGATE_CONFIG", ws.config_path())
+        .current_dir("/")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
 }
 
@@ -251,23 +462,45 @@ fn exit_codes() {
 fn ingest_several_files_reports_each() {
     let ws = Workspace::standard("");
     let a = ws.write("in/wms/a.csv", STOCK).display().to_string();
-    let b = ws.write("in/wms/b.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1.5,2025-06-01T10:00:00Z,,\n").display().to_string();
+    let b = ws
+        .write(
+            "in/wms/b.csv",
+            "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1.5,2025-06-01T10:00:00Z,,\n",
+        )
+        .display()
+        .to_string();
     let c = ws.write("in/wms/c.csv", STOCK).display().to_string();
     let o = ws.run_ok(&["ingest", "--source", "wms", "--json", &a, &b, &c], 1);
     let v = o.json();
-    let outcomes: Vec<&str> = v.as_array().unwrap().iter().map(|f| f["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, vec!["applied", "rejected", "duplicate"]);
 }
 
 #[test]
 fn check_accepts_a_good_workspace() {
-    let ws = Workspace::standard(&cart("east", "m1", "warehouses = [\"EAST\"]\nmin_level = 2"));
+    let ws = Workspace::standard(&cart(
+        "east",
+        "m1",
+        "warehouses = [\"EAST\"]\nmin_level = 2",
+    ));
     let o = ws.run_ok(&["check"], 0);
     assert!(o.stdout.starts_with("ok"), "{}", o.stdout);
     // init's workspace checks too.
     let d = ws.path("fresh").display().to_string();
     assert_eq!(run_bin(&["init".into(), d.clone()], ws.dir()).code, 0);
-    let o = run_bin(&["--config".into(), format!("{d}/stockgate.toml"), "check".into()], ws.dir());
+    let o = run_bin(
+        &[
+            "--config".into(),
+            format!("{d}/stockgate.toml"),
+            "check".into(),
+        ],
+        ws.dir(),
+    );
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.starts_with("ok"), "{}", o.stdout);
 }
@@ -332,7 +565,12 @@ pth = \"typo\"
     ];
     let lines: Vec<&str> = o.stdout.lines().collect();
     for w in &want {
-        assert_eq!(lines.iter().filter(|l| l.starts_with(w.as_str())).count(), 1, "{w:?} not in:\n{}", o.stdout);
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(w.as_str())).count(),
+            1,
+            "{w:?} not in:\n{}",
+            o.stdout
+        );
     }
     assert_eq!(lines.len(), want.len(), "{}", o.stdout);
     assert!(lines.iter().any(|l| l.contains("fortnights")));

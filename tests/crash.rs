@@ -47,7 +47,9 @@ fn counts(ledger: &Path) -> Vec<(String, i64)> {
     names
         .into_iter()
         .map(|n| {
-            let k: i64 = c.query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0)).unwrap();
+            let k: i64 = c
+                .query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))
+                .unwrap();
             (n, k)
         })
         .collect()
@@ -64,8 +66,17 @@ fn killed_mid_ingest_changes_nothing_and_the_next_run_applies_the_file() {
     // A small file first, so the ledger has content to compare.
     std::fs::write(root.join("inbox/a.csv"), "Item,OnHand\nA,1\nB,2\n").unwrap();
     let cfg = root.join("stockgate.toml");
-    let ok = Command::new(bin()).arg("--config").arg(&cfg).args(["run", "--once"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let ledger = root.join("var/ledger.sqlite");
     let before = counts(&ledger);
 
@@ -75,37 +86,52 @@ fn killed_mid_ingest_changes_nothing_and_the_next_run_applies_the_file() {
         big.push_str(&format!("SKU-{i:06},{}\n", i % 97));
     }
     std::fs::write(root.join("inbox/big.csv"), &big).unwrap();
-    let mut killed_mid_way = false;
-    for delay_ms in [150u64, 300, 600, 1200] {
-        let mut child = Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .args(["run", "--once"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().ok();
-        child.wait().unwrap();
-        if finished {
-            break;
-        }
-        // Killed while working: nothing may have changed.
-        assert_eq!(counts(&ledger), before, "ledger changed by a killed ingest after {:?}", start.elapsed());
-        assert!(root.join("inbox/big.csv").exists(), "the file must stay in the inbox");
-        killed_mid_way = true;
-        break;
-    }
-    assert!(killed_mid_way, "the ingest finished before it could be killed; make the file bigger");
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the ingest finished before it could be killed; make the file bigger"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed while working: nothing may have changed, and the file waits in the inbox.
+    assert_eq!(
+        counts(&ledger),
+        before,
+        "ledger changed by a killed ingest after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        root.join("inbox/big.csv").exists(),
+        "the file must stay in the inbox"
+    );
 
-    let out = Command::new(bin()).arg("--config").arg(&cfg).args(["run", "--once"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!root.join("inbox/big.csv").exists());
     let c = rusqlite::Connection::open(&ledger).unwrap();
-    let (n, sum): (i64, i64) = c.query_row("SELECT COUNT(*), SUM(quantity) FROM stock", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (n, sum): (i64, i64) = c
+        .query_row("SELECT COUNT(*), SUM(quantity) FROM stock", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
     let expected: i64 = (0..400_000i64).map(|i| i % 97).sum::<i64>() + 3;
     assert_eq!((n, sum), (400_002, expected));
 }

@@ -7,8 +7,14 @@ use common::*;
 /// and a full-sync cart `shop` (mapping `feed` = `feed_mapping`, format `fmt`).
 fn ws_with(inv_mapping: &str, fmt: &str, feed_mapping: &str) -> Workspace {
     let ws = Workspace::new();
-    let c = cart("shop", "m1", "full_sync = true").replace("format = \"csv\"", &format!("format = \"{fmt}\""));
-    ws.config(&format!("{}{}{}", header(&["m1"]), inbound("wms", "m1", "inventory", "inv", "warehouse = \"MAIN\""), c));
+    let c = cart("shop", "m1", "full_sync = true")
+        .replace("format = \"csv\"", &format!("format = \"{fmt}\""));
+    ws.config(&format!(
+        "{}{}{}",
+        header(&["m1"]),
+        inbound("wms", "m1", "inventory", "inv", "warehouse = \"MAIN\""),
+        c
+    ));
     ws.mapping("inv", inv_mapping);
     ws.mapping("feed", feed_mapping);
     ws
@@ -37,7 +43,11 @@ fn csv_tab_delimiter_and_case_insensitive_header() {
         FEED_MAPPING,
     );
     // Header spelled differently (case), extra column, BOM; rows use the source's warehouse.
-    ws.apply("wms", "s.tsv", "\u{feff}ITEM\tNote\tonhand\nA\ta, b\t4\nB\t\"q\"\t2\n");
+    ws.apply(
+        "wms",
+        "s.tsv",
+        "\u{feff}ITEM\tNote\tonhand\nA\ta, b\t4\nB\t\"q\"\t2\n",
+    );
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,4\nB,2\n");
     assert_eq!(ws.explain("A", None)["warehouses"][0]["warehouse"], "MAIN");
 }
@@ -51,16 +61,28 @@ fn as_of_column_with_format_and_timezone() {
     );
     // Winter (CET, +01:00), summer (CEST, +02:00), and RFC 3339 always accepted.
     ws.apply("wms", "s.csv", "SKU,Qty,Counted\nA,1,20/11/2026 07:00\nB,2,01/07/2025 07:30\nC,3,2025-07-01T07:30:00+02:00\n");
-    assert_eq!(ws.explain("A", None)["warehouses"][0]["as_of"], "2026-11-20T06:00:00+00:00");
-    assert_eq!(ws.explain("B", None)["warehouses"][0]["as_of"], "2025-07-01T05:30:00+00:00");
-    assert_eq!(ws.explain("C", None)["warehouses"][0]["as_of"], "2025-07-01T05:30:00+00:00");
+    assert_eq!(
+        ws.explain("A", None)["warehouses"][0]["as_of"],
+        "2026-11-20T06:00:00+00:00"
+    );
+    assert_eq!(
+        ws.explain("B", None)["warehouses"][0]["as_of"],
+        "2025-07-01T05:30:00+00:00"
+    );
+    assert_eq!(
+        ws.explain("C", None)["warehouses"][0]["as_of"],
+        "2025-07-01T05:30:00+00:00"
+    );
     // A time not in the format: the file is rejected naming the row and column.
     let before = ws.ledger_dump();
     let p = ws.write("in/wms/bad.csv", "SKU,Qty,Counted\nA,1,2026-11-20 07:00\n");
     let v = ws.ingest("wms", &p, 1);
     assert_eq!(v["outcome"], "rejected");
     let err = v["errors"][0].as_str().unwrap();
-    assert!(err.starts_with(r#"line 2, column "Counted" (as_of), value "2026-11-20 07:00": "#), "{err}");
+    assert!(
+        err.starts_with(r#"line 2, column "Counted" (as_of), value "2026-11-20 07:00": "#),
+        "{err}"
+    );
     assert_eq!(ws.ledger_dump(), before);
 }
 
@@ -70,22 +92,33 @@ fn as_of_defaults_to_file_mtime() {
     let p = ws.write("in/wms/s.csv", "SKU,Qty\nA,1\n");
     set_mtime(&p, epoch("2025-03-04T05:06:07Z"));
     assert_eq!(ws.ingest("wms", &p, 0)["outcome"], "applied");
-    assert_eq!(ws.explain("A", None)["warehouses"][0]["as_of"], "2025-03-04T05:06:07+00:00");
+    assert_eq!(
+        ws.explain("A", None)["warehouses"][0]["as_of"],
+        "2025-03-04T05:06:07+00:00"
+    );
 }
 
 #[test]
 fn header_lacking_a_mapped_column_rejects_the_file() {
     let ws = ws_with(INV_MAPPING, "csv", FEED_MAPPING);
     let before = ws.ledger_dump();
-    let p = ws.write("in/wms/s.csv", "SKU,Whse,Quantity,AsOf,UPC,Title\nA,W1,1,2025-06-01T10:00:00Z,,\n");
+    let p = ws.write(
+        "in/wms/s.csv",
+        "SKU,Whse,Quantity,AsOf,UPC,Title\nA,W1,1,2025-06-01T10:00:00Z,,\n",
+    );
     let v = ws.ingest("wms", &p, 1);
     assert_eq!(v["outcome"], "rejected", "{v}");
     assert_eq!(
         v["errors"],
-        serde_json::json!([r#"line 1: header lacks column "Qty" (quantity); header has: SKU, Whse, Quantity, AsOf, UPC, Title"#])
+        serde_json::json!([
+            r#"line 1: header lacks column "Qty" (quantity); header has: SKU, Whse, Quantity, AsOf, UPC, Title"#
+        ])
     );
     let txt = ws.read("var/quarantine/wms/s.csv.error.txt");
-    assert!(txt.contains(r#"header lacks column "Qty" (quantity)"#), "{txt}");
+    assert!(
+        txt.contains(r#"header lacks column "Qty" (quantity)"#),
+        "{txt}"
+    );
     assert_eq!(ws.ledger_dump(), before);
 }
 
@@ -110,7 +143,11 @@ fn xml_inbound_items_and_attributes() {
 #[test]
 fn xml_inbound_with_a_dtd_is_rejected() {
     let ws = ws_with(XML_IN, "csv", FEED_MAPPING);
-    ws.apply("wms", "s0.xml", "<Inventory><Item qty=\"1\"><SKU>A</SKU></Item></Inventory>");
+    ws.apply(
+        "wms",
+        "s0.xml",
+        "<Inventory><Item qty=\"1\"><SKU>A</SKU></Item></Inventory>",
+    );
     let before = ws.ledger_dump();
     let body = "<?xml version=\"1.0\"?>\n<!DOCTYPE Inventory [<!ENTITY x \"9\">]>\n<Inventory><Item qty=\"&x;\"><SKU>A</SKU></Item></Inventory>\n";
     let p = ws.write("in/wms/evil.xml", body);
@@ -127,7 +164,12 @@ fn xml_inbound_bad_quantity_names_the_attribute() {
     let p = ws.write("in/wms/s.xml", "<Inventory>\n<Item qty=\"1\"><SKU>A</SKU></Item>\n<Item qty=\"2.5\"><SKU>B</SKU></Item>\n</Inventory>\n");
     let v = ws.ingest("wms", &p, 1);
     assert_eq!(v["outcome"], "rejected");
-    assert_eq!(v["errors"], serde_json::json!([r#"line 3, column "@qty" (quantity), value "2.5": not a whole number (has a fraction)"#]));
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([
+            r#"line 3, column "@qty" (quantity), value "2.5": not a whole number (has a fraction)"#
+        ])
+    );
 }
 
 #[test]
@@ -162,5 +204,8 @@ fn feed_leaves_out_items_missing_a_required_field() {
     assert_eq!(v["outcome"], "sent");
     assert_eq!(v["items"], 1);
     assert_eq!(v["reason"], "2 left out: missing upc", "{v}");
-    assert_eq!(std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(), "upc,qty,merchant,as_of\n0123,4,m1,2025-06-01T10:00:00+00:00\n");
+    assert_eq!(
+        std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(),
+        "upc,qty,merchant,as_of\n0123,4,m1,2025-06-01T10:00:00+00:00\n"
+    );
 }

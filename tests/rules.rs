@@ -60,7 +60,11 @@ fn gate_skips_changed_only_cart_without_new_inventory() {
     assert_eq!(h[1]["outcome"], "sent");
 
     // An order file is not inventory: the gate stays shut even though A changed.
-    ws.apply("orders", "o1.csv", &ord(&[&format!("1,1,A,2,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("1,1,A,2,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.sync("shop", &[], 0)["outcome"], "skipped");
     assert_eq!(outbox(&ws, "shop").len(), 1);
 
@@ -76,7 +80,11 @@ fn gate_skips_changed_only_cart_without_new_inventory() {
 #[test]
 fn gate_only_counts_reports_for_the_carts_warehouses() {
     let ws = Workspace::standard(&cart("east", "m1", "warehouses = [\"EAST\"]"));
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,EAST,4,{T0}"), &format!("A,W1,10,{T0}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("A,EAST,4,{T0}"), &format!("A,W1,10,{T0}")]),
+    );
     assert_eq!(ws.sync_feed("east", &[]), "SKU,Quantity\nA,4\n");
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,14\n");
 
@@ -95,13 +103,25 @@ fn gate_only_counts_reports_for_the_carts_warehouses() {
 #[test]
 fn full_sync_cart_always_sends_every_sku_including_zeros() {
     let ws = Workspace::standard(&cart("full", "m1", "full_sync = true"));
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,10,{T0}"), &format!("B,W1,0,{T0}"), &format!("C,W1,-4,{T0}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[
+            &format!("A,W1,10,{T0}"),
+            &format!("B,W1,0,{T0}"),
+            &format!("C,W1,-4,{T0}"),
+        ]),
+    );
     let all = "SKU,Quantity\nA,10\nB,0\nC,0\n";
     assert_eq!(ws.sync_feed("full", &[]), all);
     // No new inventory: still sent, still everything.
     assert_eq!(ws.sync_feed("full", &[]), all);
     // An order for A: the full cart sends A's new value and the rest.
-    ws.apply("orders", "o1.csv", &ord(&[&format!("1,1,A,3,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("1,1,A,3,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.sync_feed("full", &[]), "SKU,Quantity\nA,7\nB,0\nC,0\n");
     assert_eq!(outbox(&ws, "full").len(), 3);
 }
@@ -116,12 +136,12 @@ fn orders_after_the_count_and_not_after_now_are_subtracted() {
         "orders",
         "o1.csv",
         &ord(&[
-            &format!("100,1,A,1,open,{T0_M1H},"),      // before the count: already in it
-            &format!("101,1,A,3,open,{T0_P1H},"),      // after: subtracted
-            &format!("102,1,A,4,open,{FUTURE},"),      // after the sync time: not yet
+            &format!("100,1,A,1,open,{T0_M1H},"), // before the count: already in it
+            &format!("101,1,A,3,open,{T0_P1H},"), // after: subtracted
+            &format!("102,1,A,4,open,{FUTURE},"), // after the sync time: not yet
             &format!("103,1,A,5,CANCELLED,{T0_P1H},"), // cancelled (any case): nothing
-            &format!("104,1,A,6,Void,{T0_P2H},"),      // cancelled too
-            &format!("105,1,A,2,open,{T0},"),          // at the count (not later): nothing
+            &format!("104,1,A,6,Void,{T0_P2H},"), // cancelled too
+            &format!("105,1,A,2,open,{T0},"),     // at the count (not later): nothing
         ]),
     );
     let e = ws.explain("A", None);
@@ -145,21 +165,30 @@ fn orders_after_the_count_and_not_after_now_are_subtracted() {
 fn order_draws_on_its_warehouse_else_the_latest_count() {
     let ws = Workspace::standard(&cart("w2only", "m1", "warehouses = [\"W2\"]"));
     // W1 counted at T0, W2 counted two hours later.
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,10,{T0}"), &format!("A,W2,20,{T0_P2H}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("A,W1,10,{T0}"), &format!("A,W2,20,{T0_P2H}")]),
+    );
     ws.apply(
         "orders",
         "o1.csv",
         &ord(&[
             &format!("1,1,A,1,open,{T0_P1H},W1"), // after W1's count: subtracted
             &format!("2,1,A,2,open,{T0_P1H},W2"), // before W2's count: in it already
-            &format!("3,1,A,4,open,{T0_P1H},"),   // no warehouse: latest count (T0+2h) -> not subtracted
-            &format!("4,1,A,8,open,{T0_P3H},"),   // no warehouse, after every count: subtracted
+            &format!("3,1,A,4,open,{T0_P1H},"), // no warehouse: latest count (T0+2h) -> not subtracted
+            &format!("4,1,A,8,open,{T0_P3H},"), // no warehouse, after every count: subtracted
         ]),
     );
     // All warehouses: 30 - 1 - 8.
     let e = ws.explain("A", Some("shop"));
     assert_eq!(e["available"], 21, "{e}");
-    let ids: Vec<&str> = e["orders_subtracted"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = e["orders_subtracted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["1", "4"]);
     assert_eq!(e["carts"][0]["value"], 21);
     // W2 only: 20 - 8; the W1 line does not draw on W2.
@@ -173,17 +202,36 @@ fn order_draws_on_its_warehouse_else_the_latest_count() {
 #[test]
 fn same_order_line_again_updates_it_never_doubles() {
     let ws = Workspace::standard("");
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,10,{T0}"), &format!("B,W1,10,{T0}")]));
-    ws.apply("orders", "o1.csv", &ord(&[&format!("7,1,A,2,open,{T0_P1H},"), &format!("7,2,B,1,open,{T0_P1H},")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("A,W1,10,{T0}"), &format!("B,W1,10,{T0}")]),
+    );
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[
+            &format!("7,1,A,2,open,{T0_P1H},"),
+            &format!("7,2,B,1,open,{T0_P1H},"),
+        ]),
+    );
     assert_eq!(ws.explain("A", None)["available"], 8);
     // Same order and line, new quantity: 10 - 4, not 10 - 6.
-    ws.apply("orders", "o2.csv", &ord(&[&format!("7,1,A,4,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o2.csv",
+        &ord(&[&format!("7,1,A,4,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.explain("A", None)["available"], 6);
     assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM order_lines"), 2);
     // Line 2 was untouched by o2.
     assert_eq!(ws.explain("B", None)["available"], 9);
     // Now cancelled ("void"): nothing subtracted.
-    ws.apply("orders", "o3.csv", &ord(&[&format!("7,1,A,4,void,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o3.csv",
+        &ord(&[&format!("7,1,A,4,void,{T0_P1H},")]),
+    );
     assert_eq!(ws.explain("A", None)["available"], 10);
     assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM order_lines"), 2);
 }
@@ -194,17 +242,37 @@ fn orders_without_ordered_at_are_timed_when_they_enter_the_ledger() {
     ws.mapping("ord", ORD_NOTIME_MAPPING);
     ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,10,{T0}")]));
     let before = chrono::Utc::now();
-    ws.apply("orders", "o1.csv", "Order,Line,SKU,Qty,Status\n1,1,A,3,open\n2,1,A,5,Cancelled\n");
+    ws.apply(
+        "orders",
+        "o1.csv",
+        "Order,Line,SKU,Qty,Status\n1,1,A,3,open\n2,1,A,5,Cancelled\n",
+    );
     let after = chrono::Utc::now();
     let e = ws.explain("A", None);
     assert_eq!(e["available"], 7, "{e}");
-    let at = chrono::DateTime::parse_from_rfc3339(e["orders_subtracted"][0]["ordered_at"].as_str().unwrap()).unwrap();
-    assert!(at >= before - chrono::TimeDelta::milliseconds(5) && at <= after, "{at} not in [{before}, {after}]");
+    let at = chrono::DateTime::parse_from_rfc3339(
+        e["orders_subtracted"][0]["ordered_at"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(
+        at >= before - chrono::TimeDelta::milliseconds(5) && at <= after,
+        "{at} not in [{before}, {after}]"
+    );
     // Seen again later: still the time it first entered, quantity updated.
-    ws.apply("orders", "o2.csv", "Order,Line,SKU,Qty,Status\n1,1,A,4,open\n");
+    ws.apply(
+        "orders",
+        "o2.csv",
+        "Order,Line,SKU,Qty,Status\n1,1,A,4,open\n",
+    );
     let e = ws.explain("A", None);
     assert_eq!(e["available"], 6, "{e}");
-    assert_eq!(chrono::DateTime::parse_from_rfc3339(e["orders_subtracted"][0]["ordered_at"].as_str().unwrap()).unwrap(), at);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(
+            e["orders_subtracted"][0]["ordered_at"].as_str().unwrap()
+        )
+        .unwrap(),
+        at
+    );
     // A count taken after the order entered includes it.
     let later = (chrono::Utc::now() + chrono::TimeDelta::seconds(1)).to_rfc3339();
     ws.apply("wms", "s2.csv", &inv(&[&format!("A,W1,6,{later}")]));
@@ -217,18 +285,46 @@ fn orders_without_ordered_at_are_timed_when_they_enter_the_ledger() {
 
 #[test]
 fn carts_of_one_merchant_get_the_same_total() {
-    let ws = Workspace::standard(&format!("{}{}", cart("shop2", "m1", ""), cart("floor", "m1", "min_level = 9")));
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,6,{T0}"), &format!("A,W2,4,{T0}"), &format!("B,W1,3,{T0}")]));
-    ws.apply("orders", "o1.csv", &ord(&[&format!("1,1,A,2,open,{T0_P1H},")]));
+    let ws = Workspace::standard(&format!(
+        "{}{}",
+        cart("shop2", "m1", ""),
+        cart("floor", "m1", "min_level = 9")
+    ));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[
+            &format!("A,W1,6,{T0}"),
+            &format!("A,W2,4,{T0}"),
+            &format!("B,W1,3,{T0}"),
+        ]),
+    );
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("1,1,A,2,open,{T0_P1H},")]),
+    );
     let shop = ws.sync_feed("shop", &[]);
     assert_eq!(shop, "SKU,Quantity\nA,8\nB,3\n");
     assert_eq!(ws.sync_feed("shop2", &[]), shop);
     // Same total, own min_level: B (3 < 9) is sent as 0, A (8 < 9) too.
     assert_eq!(ws.sync_feed("floor", &[]), "SKU,Quantity\nA,0\nB,0\n");
     let e = ws.explain("A", None);
-    let values: Vec<(String, i64)> =
-        e["carts"].as_array().unwrap().iter().map(|c| (c["cart"].as_str().unwrap().to_string(), c["value"].as_i64().unwrap())).collect();
-    assert_eq!(values, vec![("shop".into(), 8), ("shop2".into(), 8), ("floor".into(), 0)]);
+    let values: Vec<(String, i64)> = e["carts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cart"].as_str().unwrap().to_string(),
+                c["value"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        values,
+        vec![("shop".into(), 8), ("shop2".into(), 8), ("floor".into(), 0)]
+    );
 }
 
 #[test]
@@ -247,7 +343,11 @@ fn two_merchants_with_the_same_sku_are_independent() {
     ws.mapping("ord", ORD_MAPPING);
     ws.mapping("feed", FEED_MAPPING);
     ws.apply("wms1", "s.csv", &inv(&[&format!("A,W1,10,{T0}")]));
-    ws.apply("wms2", "s.csv", &inv(&[&format!("A,W1,50,{T0}"), &format!("Z,W1,1,{T0}")]));
+    ws.apply(
+        "wms2",
+        "s.csv",
+        &inv(&[&format!("A,W1,50,{T0}"), &format!("Z,W1,1,{T0}")]),
+    );
     ws.apply("ord2", "o.csv", &ord(&[&format!("1,1,A,5,open,{T0_P1H},")]));
     assert_eq!(ws.sync_feed("shop1", &[]), "SKU,Quantity\nA,10\n");
     assert_eq!(ws.sync_feed("shop2", &[]), "SKU,Quantity\nA,45\nZ,1\n");
@@ -267,18 +367,36 @@ fn min_level_sends_zero_below_and_clamps_negatives() {
     ws.apply(
         "wms",
         "s1.csv",
-        &inv(&[&format!("A,W1,4,{T0}"), &format!("B,W1,5,{T0}"), &format!("C,W1,6,{T0}"), &format!("D,W1,-2,{T0}")]),
+        &inv(&[
+            &format!("A,W1,4,{T0}"),
+            &format!("B,W1,5,{T0}"),
+            &format!("C,W1,6,{T0}"),
+            &format!("D,W1,-2,{T0}"),
+        ]),
     );
-    assert_eq!(ws.sync_feed("min5", &[]), "SKU,Quantity\nA,0\nB,5\nC,6\nD,0\n");
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,4\nB,5\nC,6\nD,0\n");
+    assert_eq!(
+        ws.sync_feed("min5", &[]),
+        "SKU,Quantity\nA,0\nB,5\nC,6\nD,0\n"
+    );
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nA,4\nB,5\nC,6\nD,0\n"
+    );
     let e = ws.explain("D", None);
     assert_eq!(e["available"], -2);
     assert_eq!(e["carts"][0]["value"], 0);
     assert_eq!(e["carts"][1]["min_level"], 5);
     assert_eq!(e["carts"][1]["value"], 0);
     // An order takes C below 5.
-    ws.apply("orders", "o.csv", &ord(&[&format!("1,1,C,2,open,{T0_P1H},")]));
-    assert_eq!(ws.sync_feed("min5", &[]), "SKU,Quantity\nA,0\nB,5\nC,0\nD,0\n");
+    ws.apply(
+        "orders",
+        "o.csv",
+        &ord(&[&format!("1,1,C,2,open,{T0_P1H},")]),
+    );
+    assert_eq!(
+        ws.sync_feed("min5", &[]),
+        "SKU,Quantity\nA,0\nB,5\nC,0\nD,0\n"
+    );
 }
 
 // ----- 6. changed-only content -----
@@ -286,13 +404,25 @@ fn min_level_sends_zero_below_and_clamps_negatives() {
 #[test]
 fn changed_only_cart_sends_named_and_changed_skus() {
     let ws = Workspace::standard("");
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,1,{T0}"), &format!("B,W1,2,{T0}"), &format!("C,W1,3,{T0}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[
+            &format!("A,W1,1,{T0}"),
+            &format!("B,W1,2,{T0}"),
+            &format!("C,W1,3,{T0}"),
+        ]),
+    );
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,1\nB,2\nC,3\n");
     // B named again with the same value: sent (named), A and C are not.
     ws.apply("wms", "s2.csv", &inv(&[&format!("B,W1,2,{T0_P1H}")]));
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nB,2\n");
     // An order changes C; a report names only A: A (named) and C (changed).
-    ws.apply("orders", "o.csv", &ord(&[&format!("1,1,C,1,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o.csv",
+        &ord(&[&format!("1,1,C,1,open,{T0_P1H},")]),
+    );
     ws.apply("wms", "s3.csv", &inv(&[&format!("A,W1,1,{T0_P2H}")]));
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,1\nC,2\n");
     // A new SKU never sent to this cart counts as changed; --force with nothing new sends nothing changed.
@@ -301,7 +431,10 @@ fn changed_only_cart_sends_named_and_changed_skus() {
     let v = ws.sync("shop", &["--force"], 0);
     assert_eq!(v["outcome"], "sent", "{v}");
     assert_eq!(v["items"], 0);
-    assert_eq!(std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(), "SKU,Quantity\n");
+    assert_eq!(
+        std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(),
+        "SKU,Quantity\n"
+    );
 }
 
 // ----- 7. lots -----
@@ -312,15 +445,33 @@ fn rows_of_one_report_for_the_same_sku_and_warehouse_are_summed() {
     ws.apply(
         "wms",
         "s1.csv",
-        &inv(&[&format!("A,W1,3,{T0}"), &format!("A,W2,5,{T0}"), &format!("A,W1,4,{T0}"), &format!("A,W1,-1,{T0}")]),
+        &inv(&[
+            &format!("A,W1,3,{T0}"),
+            &format!("A,W2,5,{T0}"),
+            &format!("A,W1,4,{T0}"),
+            &format!("A,W1,-1,{T0}"),
+        ]),
     );
     let e = ws.explain("A", None);
-    let wh: Vec<(String, i64)> =
-        e["warehouses"].as_array().unwrap().iter().map(|w| (w["warehouse"].as_str().unwrap().into(), w["quantity"].as_i64().unwrap())).collect();
+    let wh: Vec<(String, i64)> = e["warehouses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["warehouse"].as_str().unwrap().into(),
+                w["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(wh, vec![("W1".into(), 6), ("W2".into(), 5)]);
     assert_eq!(e["available"], 11);
     // A later report replaces (not adds to) the summed value.
-    ws.apply("wms", "s2.csv", &inv(&[&format!("A,W1,2,{T0_P1H}"), &format!("A,W1,2,{T0_P1H}")]));
+    ws.apply(
+        "wms",
+        "s2.csv",
+        &inv(&[&format!("A,W1,2,{T0_P1H}"), &format!("A,W1,2,{T0_P1H}")]),
+    );
     assert_eq!(ws.explain("A", None)["available"], 9);
 }
 
@@ -345,18 +496,32 @@ fn whole_number_forms_are_accepted() {
         .unwrap();
     assert_eq!(
         rows,
-        vec![("N1".into(), 12), ("N2".into(), 12), ("N3".into(), 12), ("N4".into(), 12), ("N5".into(), -3), ("N6".into(), 7)]
+        vec![
+            ("N1".into(), 12),
+            ("N2".into(), 12),
+            ("N3".into(), 12),
+            ("N4".into(), 12),
+            ("N5".into(), -3),
+            ("N6".into(), 7)
+        ]
     );
     // Negative stock is kept (and clamped when sent).
     assert_eq!(ws.explain("N5", None)["available"], -3);
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nN1,12\nN2,12\nN3,12\nN4,12\nN5,0\nN6,7\n");
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nN1,12\nN2,12\nN3,12\nN4,12\nN5,0\nN6,7\n"
+    );
 }
 
 #[test]
 fn non_whole_quantities_reject_the_file_and_every_bad_row_is_listed() {
     let ws = Workspace::standard("");
     ws.apply("wms", "s0.csv", &inv(&[&format!("A,W1,10,{T0}")]));
-    ws.apply("orders", "o0.csv", &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o0.csv",
+        &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,9\n");
     let before = ws.ledger_dump();
 
@@ -375,14 +540,22 @@ fn non_whole_quantities_reject_the_file_and_every_bad_row_is_listed() {
         r#"line 6, column "Qty" (quantity), value "twelve": not a whole number"#,
         r#"line 7, column "Qty" (quantity), value "": empty quantity"#,
     ];
-    let errors: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
     assert_eq!(errors, expected);
 
     // Quarantined copy (byte for byte) with the reasons beside it.
     assert_eq!(ws.read("var/quarantine/wms/bad.csv"), body);
     let txt = ws.read("var/quarantine/wms/bad.csv.error.txt");
     for e in expected {
-        assert!(txt.lines().any(|l| l == e), "{e:?} not in error.txt:\n{txt}");
+        assert!(
+            txt.lines().any(|l| l == e),
+            "{e:?} not in error.txt:\n{txt}"
+        );
     }
     assert!(txt.contains("reason: 5 errors"), "{txt}");
     // `ingest FILE` copies: the operator's file stays where it was.
@@ -398,13 +571,28 @@ fn non_whole_quantities_reject_the_file_and_every_bad_row_is_listed() {
 fn bad_order_file_changes_no_order_line() {
     let ws = Workspace::standard("");
     ws.apply("wms", "s0.csv", &inv(&[&format!("A,W1,10,{T0}")]));
-    ws.apply("orders", "o0.csv", &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o0.csv",
+        &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]),
+    );
     let before = ws.ledger_dump();
     // Line 2 would update order 1 and add order 2; line 3 is bad.
-    let p = ws.write("in/orders/o1.csv", ord(&[&format!("1,1,A,5,open,{T0_P1H},"), &format!("2,1,A,1.5,open,{T0_P1H},")]));
+    let p = ws.write(
+        "in/orders/o1.csv",
+        ord(&[
+            &format!("1,1,A,5,open,{T0_P1H},"),
+            &format!("2,1,A,1.5,open,{T0_P1H},"),
+        ]),
+    );
     let v = ws.ingest("orders", &p, 1);
     assert_eq!(v["outcome"], "rejected");
-    assert_eq!(v["errors"], serde_json::json!([r#"line 3, column "Qty" (quantity), value "1.5": not a whole number (has a fraction)"#]));
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([
+            r#"line 3, column "Qty" (quantity), value "1.5": not a whole number (has a fraction)"#
+        ])
+    );
     assert_eq!(ws.ledger_dump(), before);
     assert_eq!(ws.explain("A", None)["available"], 9);
 }
@@ -413,14 +601,32 @@ fn bad_order_file_changes_no_order_line() {
 
 fn snapshot_ws(extra: &str) -> Workspace {
     let ws = Workspace::new();
-    ws.config(&format!("{}{}{}", header(&["m1"]), inbound("wms", "m1", "inventory", "snap", "warehouse = \"MAIN\""), cart("shop", "m1", "")));
-    ws.mapping("snap", &INV_PLAIN_MAPPING.replace("[columns]", &format!("snapshot = \"full\"\n{extra}[columns]")));
+    ws.config(&format!(
+        "{}{}{}",
+        header(&["m1"]),
+        inbound("wms", "m1", "inventory", "snap", "warehouse = \"MAIN\""),
+        cart("shop", "m1", "")
+    ));
+    ws.mapping(
+        "snap",
+        &INV_PLAIN_MAPPING.replace(
+            "[columns]",
+            &format!("snapshot = \"full\"\n{extra}[columns]"),
+        ),
+    );
     ws.mapping("feed", FEED_MAPPING);
     ws
 }
 
 /// Writes in/wms/NAME with mtime `as_of` and ingests it.
-fn ingest_at(ws: &Workspace, name: &str, body: &str, as_of: &str, force: bool, code: i32) -> serde_json::Value {
+fn ingest_at(
+    ws: &Workspace,
+    name: &str,
+    body: &str,
+    as_of: &str,
+    force: bool,
+    code: i32,
+) -> serde_json::Value {
     let p = ws.write(&format!("in/wms/{name}"), body);
     set_mtime(&p, epoch(as_of));
     let f = p.display().to_string();
@@ -438,7 +644,10 @@ fn full_snapshot_zeroes_absent_skus_as_of_the_file() {
     let v = ingest_at(&ws, "s1.csv", "SKU,Qty\nA,1\nB,2\nC,3\nD,4\n", T0, false, 0);
     assert_eq!(v["outcome"], "applied");
     assert_eq!(v["zeroed"], 0);
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,1\nB,2\nC,3\nD,4\n");
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nA,1\nB,2\nC,3\nD,4\n"
+    );
     // D absent: set to 0 as of the file's as-of (its mtime); 1 of 4 is within 50%.
     let v = ingest_at(&ws, "s2.csv", "SKU,Qty\nA,1\nB,2\nC,5\n", T0_P1H, false, 0);
     assert_eq!(v["outcome"], "applied", "{v}");
@@ -448,7 +657,10 @@ fn full_snapshot_zeroes_absent_skus_as_of_the_file() {
     assert_eq!(e["warehouses"][0]["quantity"], 0);
     assert_eq!(e["warehouses"][0]["as_of"], "2025-06-01T11:00:00+00:00");
     assert_eq!(e["warehouses"][0]["report"], "s2.csv");
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,1\nB,2\nC,5\nD,0\n");
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nA,1\nB,2\nC,5\nD,0\n"
+    );
     // Exactly 50% (2 of 4, counting D already at 0 only in the total) is allowed.
     let v = ingest_at(&ws, "s3.csv", "SKU,Qty\nA,1\nD,1\n", T0_P2H, false, 0);
     assert_eq!(v["outcome"], "applied", "{v}");
@@ -458,7 +670,11 @@ fn full_snapshot_zeroes_absent_skus_as_of_the_file() {
 #[test]
 fn partial_snapshot_keeps_absent_skus() {
     let ws = Workspace::standard("");
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,1,{T0}"), &format!("B,W1,2,{T0}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("A,W1,1,{T0}"), &format!("B,W1,2,{T0}")]),
+    );
     ws.apply("wms", "s2.csv", &inv(&[&format!("A,W1,7,{T0_P1H}")]));
     assert_eq!(ws.explain("B", None)["available"], 2);
     assert_eq!(ws.explain("A", None)["available"], 7);
@@ -476,30 +692,72 @@ fn full_snapshot_zeroing_too_much_is_held_until_forced() {
     assert_eq!(ws.read("var/quarantine/wms/short.csv"), "SKU,Qty\nA,9\n");
     let txt = ws.read("var/quarantine/wms/short.csv.error.txt");
     assert!(txt.starts_with("outcome: held\n"), "{txt}");
-    assert!(txt.contains("reason: would zero 3 of 4 SKUs (warehouse MAIN); "), "{txt}");
-    assert!(v["errors"][0].as_str().unwrap().starts_with("would zero 3 of 4 SKUs (warehouse MAIN)"), "{v}");
+    assert!(
+        txt.contains("reason: would zero 3 of 4 SKUs (warehouse MAIN); "),
+        "{txt}"
+    );
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("would zero 3 of 4 SKUs (warehouse MAIN)"),
+        "{v}"
+    );
     assert_eq!(ws.ledger_dump(), before);
     let st = ws.run_ok(&["status", "--json"], 0).json();
     assert_eq!(st["inbound"][0]["held"], 1, "{st}");
 
     // ingest --force on the quarantined file applies it and clears quarantine.
     let qs = q.display().to_string();
-    let v = ws.run_ok(&["ingest", "--source", "wms", "--force", "--json", &qs], 0).json()[0].clone();
+    let v = ws
+        .run_ok(&["ingest", "--source", "wms", "--force", "--json", &qs], 0)
+        .json()[0]
+        .clone();
     assert_eq!(v["outcome"], "applied", "{v}");
     assert_eq!(v["zeroed"], 3);
     assert!(!q.exists());
     assert!(!ws.path("var/quarantine/wms/short.csv.error.txt").exists());
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,9\nB,0\nC,0\nD,0\n");
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nA,9\nB,0\nC,0\nD,0\n"
+    );
 }
 
 #[test]
 fn max_zeroed_count_setting() {
     let ws = snapshot_ws("max_zeroed = 1\n");
-    ingest_at(&ws, "s1.csv", "SKU,Qty\nA,1\nB,2\nC,3\nD,4\nE,5\nF,6\n", T0, false, 0);
-    let v = ingest_at(&ws, "s2.csv", "SKU,Qty\nA,1\nB,2\nC,3\nD,4\n", T0_P1H, false, 1);
+    ingest_at(
+        &ws,
+        "s1.csv",
+        "SKU,Qty\nA,1\nB,2\nC,3\nD,4\nE,5\nF,6\n",
+        T0,
+        false,
+        0,
+    );
+    let v = ingest_at(
+        &ws,
+        "s2.csv",
+        "SKU,Qty\nA,1\nB,2\nC,3\nD,4\n",
+        T0_P1H,
+        false,
+        1,
+    );
     assert_eq!(v["outcome"], "held");
-    assert!(v["errors"][0].as_str().unwrap().starts_with("would zero 2 of 6 SKUs (warehouse MAIN)"), "{v}");
-    let v = ingest_at(&ws, "s3.csv", "SKU,Qty\nA,1\nB,2\nC,3\nD,4\nE,5\n", T0_P1H, false, 0);
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("would zero 2 of 6 SKUs (warehouse MAIN)"),
+        "{v}"
+    );
+    let v = ingest_at(
+        &ws,
+        "s3.csv",
+        "SKU,Qty\nA,1\nB,2\nC,3\nD,4\nE,5\n",
+        T0_P1H,
+        false,
+        0,
+    );
     assert_eq!(v["outcome"], "applied");
     assert_eq!(v["zeroed"], 1);
 }
@@ -509,9 +767,21 @@ fn max_zeroed_count_setting() {
 #[test]
 fn older_rows_are_stale_and_equal_as_of_applies() {
     let ws = Workspace::standard("");
-    ws.apply("wms", "new.csv", &inv(&[&format!("A,W1,10,{T0_P1H}"), &format!("B,W1,1,{T0_P1H}")]));
+    ws.apply(
+        "wms",
+        "new.csv",
+        &inv(&[&format!("A,W1,10,{T0_P1H}"), &format!("B,W1,1,{T0_P1H}")]),
+    );
     // Arrives late: A's row is older than the ledger's (stale), C is new, B's W2 row is a different key.
-    let v = ws.apply("wms", "old.csv", &inv(&[&format!("A,W1,99,{T0}"), &format!("C,W1,3,{T0}"), &format!("B,W2,4,{T0}")]));
+    let v = ws.apply(
+        "wms",
+        "old.csv",
+        &inv(&[
+            &format!("A,W1,99,{T0}"),
+            &format!("C,W1,3,{T0}"),
+            &format!("B,W2,4,{T0}"),
+        ]),
+    );
     assert_eq!(v["rows"], 3);
     assert_eq!(v["stale"], 1, "{v}");
     let e = ws.explain("A", None);
@@ -533,10 +803,16 @@ fn same_content_again_is_a_duplicate_and_changes_nothing() {
     let ws = Workspace::standard("");
     let body = inv(&[&format!("A,W1,10,{T0}")]);
     ws.apply("wms", "s1.csv", &body);
-    ws.apply("orders", "o1.csv", &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]));
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("1,1,A,1,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,9\n");
     let count = |ws: &Workspace| {
-        ws.sql_i64("SELECT COUNT(*) FROM reports") * 1000 + ws.sql_i64("SELECT COUNT(*) FROM stock") * 100 + ws.sql_i64("SELECT COUNT(*) FROM order_lines")
+        ws.sql_i64("SELECT COUNT(*) FROM reports") * 1000
+            + ws.sql_i64("SELECT COUNT(*) FROM stock") * 100
+            + ws.sql_i64("SELECT COUNT(*) FROM order_lines")
     };
     let before = count(&ws);
     let stock = ws.explain("A", None);
@@ -549,7 +825,10 @@ fn same_content_again_is_a_duplicate_and_changes_nothing() {
     // A duplicate opens no gate.
     assert_eq!(ws.sync("shop", &[], 0)["outcome"], "skipped");
     // A duplicate order file would otherwise re-apply an update; it changes nothing.
-    let p = ws.write("in/orders/o1-again.csv", ord(&[&format!("1,1,A,1,open,{T0_P1H},")]));
+    let p = ws.write(
+        "in/orders/o1-again.csv",
+        ord(&[&format!("1,1,A,1,open,{T0_P1H},")]),
+    );
     assert_eq!(ws.ingest("orders", &p, 0)["outcome"], "duplicate");
     assert_eq!(count(&ws), before);
 }
@@ -559,17 +838,36 @@ fn same_content_again_is_a_duplicate_and_changes_nothing() {
 #[test]
 fn failed_delivery_moves_no_marks() {
     let ws = Workspace::standard("");
-    ws.apply("wms", "s1.csv", &inv(&[&format!("A,W1,10,{T0}"), &format!("B,W1,2,{T0}")]));
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("A,W1,10,{T0}"), &format!("B,W1,2,{T0}")]),
+    );
     // The cart's folder path is a regular file: delivery cannot create it.
     ws.write("out/shop", "not a folder");
     let v = ws.sync("shop", &[], 1);
     assert_eq!(v["outcome"], "failed", "{v}");
-    assert!(v["reason"].as_str().unwrap().starts_with("delivery failed: "), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("delivery failed: "),
+        "{v}"
+    );
     assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM last_sent"), 0);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM carts WHERE id = 'shop' AND last_success IS NOT NULL"), 0);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM carts WHERE id = 'shop' AND last_success IS NOT NULL"),
+        0
+    );
     assert_eq!(ws.history("shop")[0]["outcome"], "failed");
     let st = ws.run_ok(&["status", "--json"], 0).json();
-    let shop = st["carts"].as_array().unwrap().iter().find(|c| c["cart"] == "shop").unwrap().clone();
+    let shop = st["carts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cart"] == "shop")
+        .unwrap()
+        .clone();
     assert_eq!(shop["last_outcome"], "failed");
     assert_eq!(shop["last_success"], serde_json::Value::Null);
     assert_eq!(shop["pending"], 1);

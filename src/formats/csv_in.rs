@@ -4,10 +4,19 @@ use super::{RawRecord, ReadError};
 use crate::mapping::{ColumnRef, Field};
 use std::path::Path;
 
-pub fn read(path: &Path, delimiter: u8, header: bool, columns: &[(Field, ColumnRef)], on: &mut dyn FnMut(RawRecord) -> Result<(), String>) -> Result<u64, ReadError> {
+pub fn read(
+    path: &Path,
+    delimiter: u8,
+    header: bool,
+    columns: &[(Field, ColumnRef)],
+    on: &mut dyn FnMut(RawRecord) -> Result<(), String>,
+) -> Result<u64, ReadError> {
     let file = std::fs::File::open(path)?;
     if file.metadata()?.len() == 0 {
-        return Err(ReadError::Format { line: 1, message: "empty file".into() });
+        return Err(ReadError::Format {
+            line: 1,
+            message: "empty file".into(),
+        });
     }
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -17,20 +26,30 @@ pub fn read(path: &Path, delimiter: u8, header: bool, columns: &[(Field, ColumnR
     let mut rec = csv::ByteRecord::new();
     let fmt_err = |e: csv::Error| {
         let line = e.position().map(|p| p.line()).unwrap_or(0);
-        ReadError::Format { line, message: format!("malformed CSV: {e}") }
+        ReadError::Format {
+            line,
+            message: format!("malformed CSV: {e}"),
+        }
     };
     // Resolve each mapped column to a 0-based index.
     let mut index: Vec<(Field, usize)> = vec![];
     if header {
         if !rdr.read_byte_record(&mut rec).map_err(fmt_err)? {
-            return Err(ReadError::Format { line: 1, message: "empty file (no header)".into() });
+            return Err(ReadError::Format {
+                line: 1,
+                message: "empty file (no header)".into(),
+            });
         }
         let names: Vec<String> = rec
             .iter()
             .enumerate()
             .map(|(i, b)| {
                 let s = String::from_utf8_lossy(b);
-                let s = if i == 0 { s.trim_start_matches('\u{feff}').to_string() } else { s.into_owned() };
+                let s = if i == 0 {
+                    s.trim_start_matches('\u{feff}').to_string()
+                } else {
+                    s.into_owned()
+                };
                 s.trim().to_string()
             })
             .collect();
@@ -47,21 +66,32 @@ pub fn read(path: &Path, delimiter: u8, header: bool, columns: &[(Field, ColumnR
                 Some(i) => index.push((*f, i)),
                 None => missing.push(match c {
                     ColumnRef::Name(n) => format!("{n:?} ({})", f.name()),
-                    ColumnRef::Number(n) => format!("{n} ({}): the header has {} columns", f.name(), names.len()),
+                    ColumnRef::Number(n) => {
+                        format!("{n} ({}): the header has {} columns", f.name(), names.len())
+                    }
                 }),
             }
         }
         if !missing.is_empty() {
             return Err(ReadError::Format {
                 line: 1,
-                message: format!("header lacks column {}; header has: {}", missing.join(", "), names.join(", ")),
+                message: format!(
+                    "header lacks column {}; header has: {}",
+                    missing.join(", "),
+                    names.join(", ")
+                ),
             });
         }
     } else {
         for (f, c) in columns {
             match c {
                 ColumnRef::Number(n) => index.push((*f, n - 1)),
-                ColumnRef::Name(n) => return Err(ReadError::Format { line: 1, message: format!("header = false but column {n:?} is a name") }),
+                ColumnRef::Name(n) => {
+                    return Err(ReadError::Format {
+                        line: 1,
+                        message: format!("header = false but column {n:?} is a name"),
+                    });
+                }
             }
         }
     }
@@ -72,12 +102,18 @@ pub fn read(path: &Path, delimiter: u8, header: bool, columns: &[(Field, ColumnR
         if rec.len() == 1 && rec[0].iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        let mut r = RawRecord { line, ..Default::default() };
+        let mut r = RawRecord {
+            line,
+            ..Default::default()
+        };
         for (f, i) in &index {
             if let Some(b) = rec.get(*i) {
                 match std::str::from_utf8(b) {
                     Ok(s) => r.set(*f, s.to_string()),
-                    Err(_) => r.set(*f, format!("\u{fffd}invalid UTF-8: {}", String::from_utf8_lossy(b))),
+                    Err(_) => r.set(
+                        *f,
+                        format!("\u{fffd}invalid UTF-8: {}", String::from_utf8_lossy(b)),
+                    ),
                 }
             }
         }

@@ -41,11 +41,22 @@ pub enum ReadError {
 
 /// Reads every record of `path` as `mapping` describes, in file order.
 /// The callback may stop the read by returning an error.
-pub fn read_records(path: &Path, mapping: &InboundMapping, on: &mut dyn FnMut(RawRecord) -> Result<(), String>) -> Result<u64, ReadError> {
+pub fn read_records(
+    path: &Path,
+    mapping: &InboundMapping,
+    on: &mut dyn FnMut(RawRecord) -> Result<(), String>,
+) -> Result<u64, ReadError> {
     match &mapping.source {
-        InSource::Csv { delimiter, header, columns } => csv_in::read(path, *delimiter, *header, columns, on),
+        InSource::Csv {
+            delimiter,
+            header,
+            columns,
+        } => csv_in::read(path, *delimiter, *header, columns, on),
         InSource::Xml { item, fields } => read_xml(path, item, fields, on),
-        InSource::X12 { .. } => Err(ReadError::Format { line: 0, message: "X12 inbound is not available in this build yet".into() }),
+        InSource::X12 { .. } => Err(ReadError::Format {
+            line: 0,
+            message: "X12 inbound is not available in this build yet".into(),
+        }),
     }
 }
 
@@ -57,7 +68,11 @@ pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
             .find(|(g, _)| *g == f)
             .map(|(_, c)| format!("{c}"))
             .unwrap_or_else(|| f.name().to_string()),
-        InSource::Xml { fields, .. } => fields.iter().find(|(g, _)| *g == f).map(|(_, p)| p.clone()).unwrap_or_else(|| f.name().into()),
+        InSource::Xml { fields, .. } => fields
+            .iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| f.name().into()),
         InSource::X12 { .. } => match f {
             Field::Sku => "LIN".into(),
             Field::Quantity => "QTY02".into(),
@@ -98,10 +113,30 @@ pub mod quantity {
         use super::parse_whole;
         #[test]
         fn contract_examples() {
-            for (s, v) in [("12", 12), ("+12", 12), (" 12 ", 12), ("12.0", 12), ("-3", -3), ("0", 0), ("12.00", 12)] {
+            for (s, v) in [
+                ("12", 12),
+                ("+12", 12),
+                (" 12 ", 12),
+                ("12.0", 12),
+                ("-3", -3),
+                ("0", 0),
+                ("12.00", 12),
+            ] {
                 assert_eq!(parse_whole(s), Ok(v), "{s:?}");
             }
-            for s in ["12.5", "1e3", "12,000", "twelve", "", "  ", "12.", ".5", "+", "--3", "99999999999999999999"] {
+            for s in [
+                "12.5",
+                "1e3",
+                "12,000",
+                "twelve",
+                "",
+                "  ",
+                "12.",
+                ".5",
+                "+",
+                "--3",
+                "99999999999999999999",
+            ] {
                 assert!(parse_whole(s).is_err(), "{s:?} should be rejected");
             }
         }
@@ -127,11 +162,24 @@ pub struct FeedContext<'a> {
 }
 
 /// Writes a whole feed from an item iterator, so no catalog is ever held whole.
-pub fn write_feed(mapping: &OutboundMapping, ctx: &FeedContext, out: &mut dyn Write, items: &mut dyn Iterator<Item = FeedItem>) -> std::io::Result<()> {
+pub fn write_feed(
+    mapping: &OutboundMapping,
+    ctx: &FeedContext,
+    out: &mut dyn Write,
+    items: &mut dyn Iterator<Item = FeedItem>,
+) -> std::io::Result<()> {
     match &mapping.format {
-        OutFormat::Csv { delimiter, header, columns } => csv_out::write(out, *delimiter, *header, columns, ctx.merchant, items),
-        OutFormat::Xml { root, item, fields } => write_xml(out, root, item, fields, ctx.merchant, items),
-        OutFormat::X12_846(_) => Err(std::io::Error::other("x12-846 feeds are not available in this build yet")),
+        OutFormat::Csv {
+            delimiter,
+            header,
+            columns,
+        } => csv_out::write(out, *delimiter, *header, columns, ctx.merchant, items),
+        OutFormat::Xml { root, item, fields } => {
+            write_xml(out, root, item, fields, ctx.merchant, items)
+        }
+        OutFormat::X12_846(_) => Err(std::io::Error::other(
+            "x12-846 feeds are not available in this build yet",
+        )),
     }
 }
 
@@ -148,38 +196,74 @@ pub fn field_text(item: &FeedItem, f: crate::mapping::OutField, merchant: &str) 
     }
 }
 
-fn read_xml(path: &Path, item: &str, fields: &[(Field, String)], on: &mut dyn FnMut(RawRecord) -> Result<(), String>) -> Result<u64, ReadError> {
+fn read_xml(
+    path: &Path,
+    item: &str,
+    fields: &[(Field, String)],
+    on: &mut dyn FnMut(RawRecord) -> Result<(), String>,
+) -> Result<u64, ReadError> {
     let file = std::fs::File::open(path)?;
-    let spec = xml::ItemSpec { item_path: item.to_string(), fields: fields.iter().map(|(f, p)| (f.name().to_string(), p.clone())).collect() };
-    let summary = xml::read_items(std::io::BufReader::with_capacity(1 << 16, file), &spec, |it: xml::XmlItem| {
-        let mut r = RawRecord { line: it.line, ..Default::default() };
-        for ((f, _), v) in fields.iter().zip(it.values) {
-            if let Some(v) = v {
-                r.set(*f, v);
+    let spec = xml::ItemSpec {
+        item_path: item.to_string(),
+        fields: fields
+            .iter()
+            .map(|(f, p)| (f.name().to_string(), p.clone()))
+            .collect(),
+    };
+    let summary = xml::read_items(
+        std::io::BufReader::with_capacity(1 << 16, file),
+        &spec,
+        |it: xml::XmlItem| {
+            let mut r = RawRecord {
+                line: it.line,
+                ..Default::default()
+            };
+            for ((f, _), v) in fields.iter().zip(it.values) {
+                if let Some(v) = v {
+                    r.set(*f, v);
+                }
             }
-        }
-        on(r)
-    });
+            on(r)
+        },
+    );
     match summary {
         Ok(s) => Ok(s.items),
         Err(xml::XmlError::Item { source, .. }) => Err(ReadError::Stopped(source.to_string())),
-        Err(e) => Err(ReadError::Format { line: e.line().unwrap_or(0), message: e.to_string() }),
+        Err(e) => Err(ReadError::Format {
+            line: e.line().unwrap_or(0),
+            message: e.to_string(),
+        }),
     }
 }
 
 /// XML feeds: `<Root><Item><SKU>..</SKU>..</Item></Root>`, UTF-8, escaped.
-fn write_xml(out: &mut dyn Write, root: &str, item: &str, columns: &[crate::mapping::OutColumn], merchant: &str, items: &mut dyn Iterator<Item = FeedItem>) -> std::io::Result<()> {
+fn write_xml(
+    out: &mut dyn Write,
+    root: &str,
+    item: &str,
+    columns: &[crate::mapping::OutColumn],
+    merchant: &str,
+    items: &mut dyn Iterator<Item = FeedItem>,
+) -> std::io::Result<()> {
     let spec = xml::FeedSpec {
         root: root.to_string(),
         item: item.to_string(),
-        fields: columns.iter().map(|c| (c.name.clone(), c.field.name().to_string())).collect(),
+        fields: columns
+            .iter()
+            .map(|c| (c.name.clone(), c.field.name().to_string()))
+            .collect(),
     };
     let mut w = xml::XmlWriter::new(out, &spec).map_err(std::io::Error::other)?;
     for it in items {
         // XML 1.0 cannot carry some control characters at all: drop them.
         let values: Vec<String> = columns
             .iter()
-            .map(|c| field_text(&it, c.field, merchant).chars().filter(|ch| xml::is_xml_char(*ch)).collect())
+            .map(|c| {
+                field_text(&it, c.field, merchant)
+                    .chars()
+                    .filter(|ch| xml::is_xml_char(*ch))
+                    .collect()
+            })
             .collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
         w.write_item(&refs).map_err(std::io::Error::other)?;

@@ -20,7 +20,12 @@ pub struct Out {
 
 impl Out {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -117,7 +122,9 @@ pattern = "*"
 }
 
 pub fn header(merchants: &[&str]) -> String {
-    let mut s = String::from("[ledger]\npath = \"var/ledger.sqlite\"\narchive = \"var/archive\"\nquarantine = \"var/quarantine\"\n");
+    let mut s = String::from(
+        "[ledger]\npath = \"var/ledger.sqlite\"\narchive = \"var/archive\"\nquarantine = \"var/quarantine\"\n",
+    );
     for m in merchants {
         s.push_str(&format!("\n[[merchant]]\nid = \"{m}\"\n"));
     }
@@ -126,7 +133,9 @@ pub fn header(merchants: &[&str]) -> String {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { tmp: tempfile::tempdir().expect("tempdir") }
+        Workspace {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     /// The usual workspace: merchant m1, inventory source `wms` (INV_MAPPING),
@@ -181,7 +190,8 @@ impl Workspace {
 
     /// Runs the binary with `--config <ws>/stockgate.toml` and `args`.
     pub fn run(&self, args: &[&str]) -> Out {
-        let mut full: Vec<String> = vec!["--config".into(), self.config_path().display().to_string()];
+        let mut full: Vec<String> =
+            vec!["--config".into(), self.config_path().display().to_string()];
         full.extend(args.iter().map(|s| s.to_string()));
         run_bin(&full, self.dir())
     }
@@ -189,7 +199,11 @@ impl Workspace {
     /// Runs and expects `code`; returns the output.
     pub fn run_ok(&self, args: &[&str], code: i32) -> Out {
         let o = self.run(args);
-        assert_eq!(o.code, code, "stockgate {args:?} exited {} (want {code})\nstdout:\n{}\nstderr:\n{}", o.code, o.stdout, o.stderr);
+        assert_eq!(
+            o.code, code,
+            "stockgate {args:?} exited {} (want {code})\nstdout:\n{}\nstderr:\n{}",
+            o.code, o.stdout, o.stderr
+        );
         o
     }
 
@@ -240,11 +254,17 @@ impl Workspace {
     /// The value explain says `cart` gets for `sku`.
     pub fn value(&self, sku: &str, cart: &str) -> i64 {
         let v = self.explain(sku, Some(cart));
-        v["carts"][0]["value"].as_i64().unwrap_or_else(|| panic!("no value in {v}"))
+        v["carts"][0]["value"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no value in {v}"))
     }
 
     pub fn history(&self, cart: &str) -> Vec<Value> {
-        self.run_ok(&["history", "--cart", cart, "--json"], 0).json().as_array().unwrap().clone()
+        self.run_ok(&["history", "--cart", cart, "--json"], 0)
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// Every file under `rel` (recursively), as paths relative to it, sorted.
@@ -282,7 +302,9 @@ impl Workspace {
         assert!(names.len() >= 10, "tables: {names:?}");
         let mut s = String::new();
         for n in &names {
-            let c: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0)).unwrap();
+            let c: i64 = conn
+                .query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))
+                .unwrap();
             s.push_str(&format!("{n}: {c}\n"));
         }
         for (t, order) in [
@@ -293,7 +315,9 @@ impl Workspace {
             ("last_sent", "cart, sku"),
             ("reports", "id"),
         ] {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM {t} ORDER BY {order}")).unwrap();
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {t} ORDER BY {order}"))
+                .unwrap();
             let cols = stmt.column_count();
             let rows = stmt
                 .query_map([], |r| {
@@ -337,16 +361,22 @@ pub fn run_bin(args: &[String], cwd: &Path) -> Out {
 /// Sets a file's modification time to `secs` after the Unix epoch.
 pub fn set_mtime(p: &Path, secs: u64) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
 }
 
 /// RFC 3339 UTC instant → seconds since the epoch (for set_mtime).
 pub fn epoch(rfc3339: &str) -> u64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp() as u64
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp() as u64
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Today's date as the archive names it (UTC).
@@ -356,5 +386,8 @@ pub fn today() -> String {
 
 pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
