@@ -69,11 +69,42 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
     }
 }
 
-/// Runs until `stop` is set (SIGINT/SIGTERM): local folders are looked at
-/// every second, remote sources at their `poll` interval, carts when due.
-/// A pass in progress always finishes: no file is left half-applied.
+/// Folders are rescanned this often even without a watch event: events can be
+/// lost (overflow, network file systems), files must not be.
+const RESCAN: Duration = Duration::from_secs(30);
+
+/// Runs until `stop` is set (SIGINT/SIGTERM). Local inboxes are watched
+/// (notify, debounced) and rescanned every 30 s; remote sources are polled at
+/// their `poll` interval; carts sync when due. The pass in progress always
+/// finishes: no file is left half-applied, no sync half-recorded.
 pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
-    let mut last_poll: Vec<Option<Instant>> = vec![None; cfg.inbound.len()];
+    use notify_debouncer_full::notify::RecursiveMode;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut debouncer = match notify_debouncer_full::new_debouncer(
+        Duration::from_millis(500),
+        None,
+        tx,
+    ) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch folders; rescanning them every second instead");
+            None
+        }
+    };
+    let mut watched = vec![false; cfg.inbound.len()];
+    for (i, src) in cfg.inbound.iter().enumerate() {
+        if let (Some(d), Some(path)) = (debouncer.as_mut(), src.transport.path.as_ref()) {
+            let _ = std::fs::create_dir_all(path);
+            match d.watch(path, RecursiveMode::NonRecursive) {
+                Ok(()) => watched[i] = true,
+                Err(e) => {
+                    tracing::warn!(source = %src.id, error = %e, "cannot watch; rescanning every second")
+                }
+            }
+        }
+    }
+    // Every source is looked at once at start-up: files may have arrived while stopped.
+    let mut due_at: Vec<Instant> = vec![Instant::now(); cfg.inbound.len()];
     tracing::info!(
         sources = cfg.inbound.len(),
         carts = cfg.carts.len(),
@@ -81,24 +112,54 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
     );
     while !stop.load(Ordering::SeqCst) {
         let mut pass = Pass::default();
+        let now = Instant::now();
         for (i, src) in cfg.inbound.iter().enumerate() {
-            let every = if src.transport.kind == crate::config::TransportKind::Dir {
-                Duration::from_secs(1)
-            } else {
-                src.poll
-            };
-            if last_poll[i].is_none_or(|t| t.elapsed() >= every) {
-                last_poll[i] = Some(Instant::now());
-                pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
+            if now < due_at[i] {
+                continue;
             }
+            pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
+            let settling = has_settling(src);
+            due_at[i] = now
+                + if settling
+                    || (src.transport.kind == crate::config::TransportKind::Dir && !watched[i])
+                {
+                    Duration::from_secs(1)
+                } else if src.transport.kind == crate::config::TransportKind::Dir {
+                    RESCAN
+                } else {
+                    src.poll
+                };
         }
         sync_due(cfg, ledger, &mut pass);
-        for _ in 0..10 {
-            if stop.load(Ordering::SeqCst) {
-                break;
+        // Sleep until a watch event or a second passes (to see `stop` and schedules).
+        if let Ok(Ok(events)) = rx.recv_timeout(Duration::from_secs(1)) {
+            for ev in events {
+                for p in &ev.paths {
+                    for (i, src) in cfg.inbound.iter().enumerate() {
+                        if src
+                            .transport
+                            .path
+                            .as_deref()
+                            .is_some_and(|d| p.parent() == Some(d))
+                        {
+                            due_at[i] = Instant::now();
+                        }
+                    }
+                }
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
+    drop(debouncer);
     tracing::info!("stopped");
+}
+
+/// Whether a folder holds a file too fresh to take yet.
+fn has_settling(src: &crate::config::Inbound) -> bool {
+    let Ok(mut s) = crate::transport::source(&src.transport) else {
+        return false;
+    };
+    let now = now_ms();
+    s.list()
+        .map(|l| l.iter().any(|w| now - w.mtime < SETTLE_MS))
+        .unwrap_or(false)
 }

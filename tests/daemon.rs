@@ -1,0 +1,127 @@
+//! The long-running gateway as a real child process: a file dropped in a
+//! watched inbox becomes a feed without any command, and SIGTERM stops it
+//! cleanly.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+[ledger]
+path = "var/ledger.sqlite"
+[[merchant]]
+id = "m"
+[[inbound]]
+id = "wms"
+merchant = "m"
+kind = "inventory"
+mapping = "inv"
+warehouse = "MAIN"
+[inbound.transport]
+type = "dir"
+path = "inbox"
+pattern = "*.csv"
+[[cart]]
+id = "shop"
+merchant = "m"
+format = "csv"
+mapping = "feed"
+schedule = "every 1s"
+[cart.transport]
+type = "dir"
+path = "outbox"
+file_name = "feed-{seq}.csv"
+"#;
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn feeds(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn watched_inbox_to_feed_and_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("mappings")).unwrap();
+    std::fs::write(root.join("stockgate.toml"), CONFIG).unwrap();
+    std::fs::write(root.join("mappings/inv.toml"), "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"Item\"\nquantity = \"OnHand\"\n").unwrap();
+    std::fs::write(
+        root.join("mappings/feed.toml"),
+        "format = \"csv\"\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Qty\", field = \"quantity\" } ]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockgate"))
+        .arg("--config")
+        .arg(root.join("stockgate.toml"))
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first pass finds no inventory: the cart is skipped, nothing is sent.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(feeds(&root.join("outbox")).is_empty());
+
+    // Written under a temporary name, then renamed: as a careful partner does.
+    std::fs::create_dir_all(root.join("inbox")).unwrap();
+    std::fs::write(
+        root.join("inbox/.stock.csv.part"),
+        "Item,OnHand\nA,5\nB,7\n",
+    )
+    .unwrap();
+    std::fs::rename(
+        root.join("inbox/.stock.csv.part"),
+        root.join("inbox/stock.csv"),
+    )
+    .unwrap();
+    wait_for("the feed", Duration::from_secs(20), || {
+        feeds(&root.join("outbox")) == ["feed-000001.csv"]
+    });
+    assert_eq!(
+        std::fs::read_to_string(root.join("outbox/feed-000001.csv")).unwrap(),
+        "SKU,Qty\nA,5\nB,7\n"
+    );
+    assert!(
+        !root.join("inbox/stock.csv").exists(),
+        "a picked-up file leaves the inbox"
+    );
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("stopped"), "{err}");
+}
