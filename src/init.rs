@@ -67,6 +67,31 @@ warehouses = ["MAIN"]
 type = "dir"
 path = "var/outbox/acme-marketplace"
 file_name = "stock-{merchant}-{timestamp}-{seq}.csv"
+
+# A retailer that buys over EDI: a full-catalog X12 846 every hour (always full).
+[[cart]]
+id = "acme-retailer"
+merchant = "acme"
+format = "x12-846"
+mapping = "retailer-846"
+schedule = "0 * * * *"          # cron: at minute 0 of every hour
+timezone = "America/New_York"
+[cart.transport]
+type = "dir"
+path = "var/outbox/acme-retailer"
+file_name = "846-{merchant}-{timestamp}-{seq}.x12"
+
+# A partner portal that takes XML.
+[[cart]]
+id = "acme-portal"
+merchant = "acme"
+format = "xml"
+mapping = "portal-xml"
+schedule = "every 30m"
+[cart.transport]
+type = "dir"
+path = "var/outbox/acme-portal"
+file_name = "inventory-{timestamp}-{seq}.xml"
 "#;
 
 pub const WAREHOUSE_CSV: &str = r#"# Inbound inventory from the warehouse (CSV with a header row).
@@ -128,6 +153,38 @@ columns = [
 ]
 "#;
 
+pub const RETAILER_846: &str = r#"# X12 846 for a retailer: LIN carries the UPC (UP) and the vendor's SKU (VN),
+# QTY 33 the quantity available. A SKU without a UPC is left out of this feed.
+format = "x12-846"
+version = "004010"              # or "005010"
+sender_qualifier = "ZZ"
+sender_id = "ACMEWHSE"
+receiver_qualifier = "08"
+receiver_id = "925485US00"
+usage = "T"                     # "P" production | "T" test
+element_separator = "*"
+segment_terminator = "~"
+component_separator = ">"
+line_break = true               # a newline after each terminator, for people reading it
+bia_purpose = "00"
+bia_report_type = "SI"
+item_ids = [ ["UP", "upc"], ["VN", "sku"] ]
+quantity_qualifier = "33"
+unit = "EA"
+"#;
+
+pub const PORTAL_XML: &str = r#"# XML feed: <Inventory><Item><SKU/><Quantity/>...</Item></Inventory>
+format = "xml"
+root = "Inventory"
+item = "Item"
+fields = [
+  { element = "SKU", field = "sku" },
+  { element = "Quantity", field = "quantity" },
+  { element = "Description", field = "description", optional = true },
+  { element = "AsOf", field = "as_of" },
+]
+"#;
+
 pub const SAMPLE_STOCK: &str = "Item,Whse,Lot,OnHand,UPC,Title,CountedAt
 WIDGET-1,MAIN,L1,40,012345678905,Blue widget,2026-11-20 06:00:00
 WIDGET-1,MAIN,L2,10,012345678905,Blue widget,2026-11-20 06:00:00
@@ -166,6 +223,8 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
         ("mappings/orders-csv.toml", ORDERS_CSV),
         ("mappings/shop-csv.toml", SHOP_CSV),
         ("mappings/marketplace-csv.toml", MARKETPLACE_CSV),
+        ("mappings/retailer-846.toml", RETAILER_846),
+        ("mappings/portal-xml.toml", PORTAL_XML),
         ("var/inbox/acme-wms/stock-20261120.csv", SAMPLE_STOCK),
         ("var/inbox/acme-orders/orders-20261120.csv", SAMPLE_ORDERS),
         ("stockgate.toml", CONFIG),
@@ -179,7 +238,12 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
         std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(io)?;
         std::fs::write(&p, body).map_err(io)?;
     }
-    for d in ["var/outbox/acme-shop", "var/outbox/acme-marketplace"] {
+    for d in [
+        "var/outbox/acme-shop",
+        "var/outbox/acme-marketplace",
+        "var/outbox/acme-retailer",
+        "var/outbox/acme-portal",
+    ] {
         let p = dir.join(d);
         std::fs::create_dir_all(&p).map_err(|source| InitError::Io {
             path: p.clone(),

@@ -514,6 +514,22 @@ impl Ledger {
         )?)
     }
 
+    /// The control number `next_control` would give, without taking it.
+    pub fn peek_control(&self, sender: &str, receiver: &str) -> Result<i64> {
+        let last: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT last FROM control_numbers WHERE sender = ?1 AND receiver = ?2",
+                [sender, receiver],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match last {
+            Some(n) if n < 999_999_999 => n + 1,
+            _ => 1,
+        })
+    }
+
     /// Records a sync attempt. When `delivered_through` is set (the file is
     /// delivered under its final name), the cart's last-sync mark and
     /// last-sent values move in the same transaction.

@@ -611,7 +611,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     if let Some(f) = &format {
         check_time_format(&mut c, f);
     }
-    let time = TimeSpec { format, tz };
+    let mut time = TimeSpec { format, tz };
     let cancelled = raw.cancelled.clone().unwrap_or_default();
     if !cancelled.is_empty() && record != RecordKind::Orders {
         c.at(
@@ -702,6 +702,10 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             }
         }
     };
+    if matches!(source, InSource::X12 { .. }) && time.format.is_none() {
+        // X12 dates (DTM, BIA, BEG) reach the time parser in this form.
+        time.format = Some(crate::formats::X12_TIME_FORMAT.to_string());
+    }
     let mut m = InboundMapping {
         name: name_of(path),
         path: path.to_path_buf(),
@@ -714,7 +718,8 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         source,
     };
     m.as_of_from = match raw.as_of_from.as_deref() {
-        None if m.has(Field::AsOf) && !matches!(m.source, InSource::X12 { .. }) => AsOfFrom::Column,
+        // X12: the DTM/BIA date of each set when present, else the file's mtime.
+        None if m.has(Field::AsOf) => AsOfFrom::Column,
         None | Some("file_mtime") => AsOfFrom::FileMtime,
         Some("pickup_time") => AsOfFrom::PickupTime,
         Some(o) => {

@@ -514,6 +514,13 @@ fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
     }
 }
 
+/// A defect the format reader found in the record itself.
+fn reader_error(rec: &RawRecord, errs: &mut Vec<String>) {
+    if let Some(e) = &rec.error {
+        errs.push(format!("segment {}: {e}", rec.line));
+    }
+}
+
 fn inventory_row(
     src: &Inbound,
     rec: &RawRecord,
@@ -522,6 +529,7 @@ fn inventory_row(
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
+    reader_error(rec, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -590,6 +598,7 @@ fn order_row(
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
+    reader_error(rec, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }

@@ -274,10 +274,25 @@ pub fn sync_cart(
         ledger.record_sync(&entry, None)?;
         Ok(SyncReport::from_entry(&entry))
     };
+    // X12: reserve control numbers first (committed), so none ever repeats,
+    // even across a failed delivery. A dry run only peeks.
+    let control = match &cart.mapping.format {
+        crate::mapping::OutFormat::X12_846(p) => {
+            let n = if opts.dry_run {
+                ledger.peek_control(&p.sender_id, &p.receiver_id)?
+            } else {
+                ledger.next_control(&p.sender_id, &p.receiver_id)?
+            };
+            entry.interchange_control = Some(n);
+            entry.group_control = Some(n);
+            Some((n, n))
+        }
+        _ => None,
+    };
     let ctx = FeedContext {
         merchant: &cart.merchant,
         now: started,
-        control: None,
+        control,
     };
     let rendered = match render(ledger, cart, &ctx, &local) {
         Ok(r) => r,

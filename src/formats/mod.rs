@@ -4,6 +4,7 @@
 
 pub mod csv_in;
 pub mod csv_out;
+pub mod x12;
 pub mod xml;
 
 use crate::mapping::{Field, InSource, InboundMapping, OutFormat, OutboundMapping};
@@ -17,6 +18,9 @@ pub struct RawRecord {
     /// Line (CSV, XML) or segment position (X12) where the record starts.
     pub line: u64,
     pub values: [Option<String>; 11],
+    /// A defect the reader found in this record (X12: a LIN without the SKU
+    /// qualifier, say); the record is reported as a bad row.
+    pub error: Option<String>,
 }
 
 impl RawRecord {
@@ -53,10 +57,10 @@ pub fn read_records(
             columns,
         } => csv_in::read(path, *delimiter, *header, columns, on),
         InSource::Xml { item, fields } => read_xml(path, item, fields, on),
-        InSource::X12 { .. } => Err(ReadError::Format {
-            line: 0,
-            message: "X12 inbound is not available in this build yet".into(),
-        }),
+        InSource::X12 {
+            sku_qualifier,
+            quantity_qualifier,
+        } => read_x12(path, mapping.record, sku_qualifier, quantity_qualifier, on),
     }
 }
 
@@ -177,9 +181,7 @@ pub fn write_feed(
         OutFormat::Xml { root, item, fields } => {
             write_xml(out, root, item, fields, ctx.merchant, items)
         }
-        OutFormat::X12_846(_) => Err(std::io::Error::other(
-            "x12-846 feeds are not available in this build yet",
-        )),
+        OutFormat::X12_846(p) => write_846(out, p, ctx, items),
     }
 }
 
@@ -269,5 +271,138 @@ fn write_xml(
         w.write_item(&refs).map_err(std::io::Error::other)?;
     }
     w.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// How X12 times reach the shared time parser (in the mapping's time zone).
+pub const X12_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+enum X12Stop {
+    X12(x12::X12Error),
+    Stop(String),
+}
+
+impl From<x12::X12Error> for X12Stop {
+    fn from(e: x12::X12Error) -> Self {
+        X12Stop::X12(e)
+    }
+}
+
+/// X12 inbound: 846 LIN loops as inventory rows, 850 PO1 lines as order lines.
+/// `line` is the segment position, so errors point into the interchange.
+fn read_x12(
+    path: &Path,
+    record: crate::mapping::RecordKind,
+    sku_q: &str,
+    qty_q: &str,
+    on: &mut dyn FnMut(RawRecord) -> Result<(), String>,
+) -> Result<u64, ReadError> {
+    let input = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let fmt = |t: chrono::NaiveDateTime| t.format(X12_TIME_FORMAT).to_string();
+    let result = match record {
+        crate::mapping::RecordKind::Inventory => {
+            x12::read_846(input, sku_q, qty_q, |it: x12::Item846In| {
+                let mut r = RawRecord {
+                    line: it.position as u64,
+                    error: it.error.clone(),
+                    ..Default::default()
+                };
+                if let Some(s) = it.sku {
+                    r.set(Field::Sku, s);
+                }
+                if let Some(q) = it.quantity {
+                    r.set(Field::Quantity, q);
+                }
+                if let Some(t) = it.as_of {
+                    r.set(Field::AsOf, fmt(t));
+                }
+                // A UPC among the LIN ids is kept as the product's UPC.
+                if let Some((_, upc)) = it.ids.iter().find(|(q, _)| q == "UP" && sku_q != "UP") {
+                    r.set(Field::Upc, upc.clone());
+                }
+                on(r).map_err(X12Stop::Stop)
+            })
+            .map(|s| s.items)
+        }
+        crate::mapping::RecordKind::Orders => {
+            x12::read_850(input, sku_q, |l: x12::OrderLine850| {
+                let mut r = RawRecord {
+                    line: l.position as u64,
+                    error: l.error.clone(),
+                    ..Default::default()
+                };
+                r.set(Field::OrderId, l.order_id);
+                r.set(Field::Line, l.line);
+                r.set(Field::Quantity, l.quantity);
+                if let Some(s) = l.sku {
+                    r.set(Field::Sku, s);
+                }
+                if let Some(t) = l.ordered_at {
+                    r.set(Field::OrderedAt, fmt(t));
+                }
+                on(r).map_err(X12Stop::Stop)
+            })
+            .map(|s| s.lines)
+        }
+    };
+    result.map_err(|e| match e {
+        X12Stop::Stop(s) => ReadError::Stopped(s),
+        X12Stop::X12(x12::X12Error::Io(e)) => ReadError::Io(e),
+        X12Stop::X12(e) => ReadError::Format {
+            line: 0,
+            message: e.to_string(),
+        },
+    })
+}
+
+/// Turns the mapping's profile into the writer's.
+pub fn profile_846(p: &crate::mapping::X12Profile) -> x12::Profile846 {
+    x12::Profile846 {
+        version: p.version.clone(),
+        sender_qualifier: p.sender_qualifier.clone(),
+        sender_id: p.sender_id.clone(),
+        receiver_qualifier: p.receiver_qualifier.clone(),
+        receiver_id: p.receiver_id.clone(),
+        usage: p.usage,
+        element_separator: p.element_separator,
+        segment_terminator: p.segment_terminator,
+        component_separator: p.component_separator,
+        bia_purpose: p.bia_purpose.clone(),
+        bia_report_type: p.bia_report_type.clone(),
+        item_ids: p
+            .item_ids
+            .iter()
+            .map(|(q, f)| (q.clone(), f.name().to_string()))
+            .collect(),
+        quantity_qualifier: p.quantity_qualifier.clone(),
+        unit: p.unit.clone(),
+        line_break: p.line_break,
+    }
+}
+
+/// A full-catalog X12 846 with the control numbers the ledger reserved.
+fn write_846(
+    out: &mut dyn Write,
+    p: &crate::mapping::X12Profile,
+    ctx: &FeedContext,
+    items: &mut dyn Iterator<Item = FeedItem>,
+) -> std::io::Result<()> {
+    let (interchange, group) = ctx
+        .control
+        .ok_or_else(|| std::io::Error::other("no X12 control numbers reserved"))?;
+    let ctl = x12::ControlNumbers {
+        interchange: interchange as u32,
+        group: group as u32,
+    };
+    let now = crate::util::to_datetime(ctx.now).naive_utc();
+    let items = items.map(|it| x12::Item846Out {
+        ids: p
+            .item_ids
+            .iter()
+            .map(|(q, f)| (q.clone(), field_text(&it, *f, ctx.merchant)))
+            .collect(),
+        quantity: it.quantity,
+    });
+    x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
     Ok(())
 }

@@ -1,0 +1,332 @@
+//! 997 functional acknowledgments: build one for received groups, read the
+//! ones partners send for our 846s, and judge a received interchange
+//! (`validate_for_ack`) into per-group / per-set AK codes.
+//!
+//! Envelope problem -> 997 code (see also [`X12Error::ack_code`]):
+//!
+//! | problem                                   | where | code |
+//! |-------------------------------------------|-------|------|
+//! | SE missing (next ST/GS/GE/IEA or EOF)      | AK5 R | AK502 2 trailer missing |
+//! | SE02 != ST02                              | AK5 R | AK502 3 control numbers do not match |
+//! | SE01 != segments ST..SE                   | AK5 R | AK502 4 included segments count wrong |
+//! | ST01 empty                                | AK5 R | AK502 6 missing/invalid set identifier |
+//! | ST02 empty                                | AK5 R | AK502 7 missing/invalid set control number |
+//! | ST02 repeated in the group                | AK5 R | AK502 23 control number not unique |
+//! | segment defect inside a set               | AK5 R | AK502 5 one or more segments in error |
+//! | GE missing (next GS/IEA or EOF)           | AK9 R | AK905 3 group trailer missing |
+//! | GE02 != GS06                              | AK9 R | AK905 4 control numbers do not agree |
+//! | GE01 != number of sets                    | AK9 R | AK905 5 included sets count wrong |
+//! | GS06 empty / invalid                      | AK9 R | AK905 6 control number violates syntax |
+//! | GS06 repeated in the interchange          | AK9 R | AK905 19 control number not unique |
+//! | IEA02 != ISA13                            | TA1   | 001 |
+//! | IEA01 != number of groups                 | TA1   | 021 |
+//! | IEA missing / empty input                 | TA1   | 023 premature end of file |
+//! | bad ISA / not X12                         | TA1   | 022 invalid control structure |
+//! | segments outside ST/SE, data after IEA    | TA1   | 024 invalid interchange content |
+//!
+//! AK9 status: A when every set is accepted and the group has no error; R
+//! when the group has an error or no set is accepted; P (partially
+//! accepted) otherwise. AK5 status: A, or R with its codes.
+
+use std::io::{BufRead, Write};
+
+use chrono::NaiveDateTime;
+
+use super::envelope::{Envelope, Event, Isa};
+use super::error::{AckCode, X12Error};
+use super::writer::{ControlNumbers, EnvelopeProfile, begin_interchange, end_interchange};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAck {
+    pub id: String,
+    pub control: String,
+    /// AK501: 'A' accepted, 'E' accepted with errors, 'R' rejected.
+    pub status: char,
+    /// AK502..AK506 (at most 5 are written).
+    pub codes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAck {
+    /// AK101 (GS01 of the acknowledged group).
+    pub functional_id: String,
+    /// AK102 (GS06).
+    pub group_control: String,
+    /// GS08 of the acknowledged group; written as AK103 in 005010 when set.
+    pub version: String,
+    /// One AK2/AK5 loop each.
+    pub sets: Vec<SetAck>,
+    /// AK901: 'A', 'E', 'P' or 'R'.
+    pub status: char,
+    /// AK905..AK909 (at most 5 are written).
+    pub codes: Vec<u8>,
+    /// AK902: sets included (GE01 as declared, else as counted).
+    pub sets_included: u64,
+    /// AK903.
+    pub sets_received: u64,
+    /// AK904.
+    pub sets_accepted: u64,
+}
+
+/// A 997 received from a partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack997 {
+    pub functional_id: String,
+    pub group_control: String,
+    pub status: char,
+    pub set_acks: Vec<SetAck>,
+    pub codes: Vec<u8>,
+    pub sets_included: u64,
+    pub sets_received: u64,
+    pub sets_accepted: u64,
+    /// Position of the AK1.
+    pub position: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written997 {
+    pub sets: u32,
+    pub bytes: u64,
+}
+
+/// Write an interchange holding one 997 (in one FA group) per entry of
+/// `acks`.
+pub fn build_997<W: Write>(
+    w: W,
+    profile: &EnvelopeProfile,
+    ctl: ControlNumbers,
+    now: NaiveDateTime,
+    acks: &[GroupAck],
+) -> Result<Written997, X12Error> {
+    if acks.is_empty() {
+        return Err(X12Error::InvalidValue {
+            field: "acks".into(),
+            value: String::new(),
+            reason: "a 997 interchange needs at least one group to acknowledge".into(),
+        });
+    }
+    let mut sw = begin_interchange(w, profile, ctl, now, "FA")?;
+    let five_ten = profile.version == "005010";
+    let mut sets: u32 = 0;
+    for g in acks {
+        sets += 1;
+        let st02 = format!("{sets:04}");
+        sw.set_segments = 0;
+        sw.segment("ST", &["997", &st02])?;
+        let version = if five_ten { g.version.as_str() } else { "" };
+        sw.segment("AK1", &[&g.functional_id, &g.group_control, version])?;
+        for s in &g.sets {
+            sw.segment("AK2", &[&s.id, &s.control])?;
+            let mut els = vec![s.status.to_string()];
+            els.extend(s.codes.iter().take(5).map(u8::to_string));
+            let els: Vec<&str> = els.iter().map(String::as_str).collect();
+            sw.segment("AK5", &els)?;
+        }
+        let mut els = vec![
+            g.status.to_string(),
+            g.sets_included.to_string(),
+            g.sets_received.to_string(),
+            g.sets_accepted.to_string(),
+        ];
+        els.extend(g.codes.iter().take(5).map(u8::to_string));
+        let els: Vec<&str> = els.iter().map(String::as_str).collect();
+        sw.segment("AK9", &els)?;
+        let count = (sw.set_segments + 1).to_string();
+        sw.segment("SE", &[&count, &st02])?;
+    }
+    end_interchange(&mut sw, ctl, sets)?;
+    Ok(Written997 {
+        sets,
+        bytes: sw.bytes,
+    })
+}
+
+fn codes_from(seg: &super::reader::Segment, first: usize, last: usize) -> Vec<u8> {
+    (first..=last)
+        .filter_map(|n| seg.element(n).trim().parse::<u8>().ok())
+        .collect()
+}
+
+fn status_of(s: &str) -> char {
+    s.chars().next().unwrap_or(' ')
+}
+
+/// Read the 997s of an interchange (e.g. acks for 846s we sent). Sets other
+/// than 997 are an error naming their ST.
+pub fn read_997<R: BufRead>(input: R) -> Result<Vec<Ack997>, X12Error> {
+    let mut env = Envelope::new(input);
+    let mut out = Vec::new();
+    let mut cur: Option<Ack997> = None;
+    while let Some(ev) = env.next_event()? {
+        match ev {
+            Event::SetStart(h) if h.id != "997" => {
+                return Err(X12Error::Unexpected {
+                    id: "ST".into(),
+                    position: h.position,
+                    reason: format!("transaction set {} where a 997 was expected", h.id),
+                });
+            }
+            Event::Segment(seg) => match seg.id.as_str() {
+                "AK1" => {
+                    cur = Some(Ack997 {
+                        functional_id: seg.element(1).to_owned(),
+                        group_control: seg.element(2).to_owned(),
+                        status: ' ',
+                        set_acks: Vec::new(),
+                        codes: Vec::new(),
+                        sets_included: 0,
+                        sets_received: 0,
+                        sets_accepted: 0,
+                        position: seg.position,
+                    });
+                }
+                "AK2" | "AK5" | "AK9" => {
+                    let Some(a) = cur.as_mut() else {
+                        return Err(X12Error::Unexpected {
+                            id: seg.id.clone(),
+                            position: seg.position,
+                            reason: "before the AK1 of its 997".into(),
+                        });
+                    };
+                    match seg.id.as_str() {
+                        "AK2" => a.set_acks.push(SetAck {
+                            id: seg.element(1).to_owned(),
+                            control: seg.element(2).to_owned(),
+                            status: ' ',
+                            codes: Vec::new(),
+                        }),
+                        "AK5" => {
+                            let Some(s) = a.set_acks.last_mut() else {
+                                return Err(X12Error::Unexpected {
+                                    id: seg.id.clone(),
+                                    position: seg.position,
+                                    reason: "AK5 without an AK2 before it".into(),
+                                });
+                            };
+                            s.status = status_of(seg.element(1));
+                            s.codes = codes_from(&seg, 2, 6);
+                        }
+                        _ => {
+                            let num = |n: usize| seg.element(n).trim().parse::<u64>().unwrap_or(0);
+                            a.status = status_of(seg.element(1));
+                            a.sets_included = num(2);
+                            a.sets_received = num(3);
+                            a.sets_accepted = num(4);
+                            a.codes = codes_from(&seg, 5, 9);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Event::SetEnd { .. } => out.extend(cur.take()),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Result of judging a received interchange for acknowledgment.
+#[derive(Debug)]
+pub struct AckReport {
+    pub interchange: Isa,
+    /// One per GS, ready for [`build_997`].
+    pub groups: Vec<GroupAck>,
+    /// Problems no 997 can carry: (TA1 note code, message).
+    pub interchange_problems: Vec<(&'static str, String)>,
+    /// Every problem found, in file order, for logs and quarantine notes.
+    pub problems: Vec<X12Error>,
+}
+
+/// Read a whole interchange in tolerant mode and decide the AK5/AK9 result
+/// of each group and set. Errors the reader cannot recover from (bad ISA,
+/// invalid UTF-8, I/O, overlong segment) are returned as `Err`; the caller
+/// cannot acknowledge such a file with a 997.
+pub fn validate_for_ack<R: BufRead>(input: R) -> Result<AckReport, X12Error> {
+    let mut env = Envelope::tolerant(input);
+    let mut isa: Option<Isa> = None;
+    let mut groups: Vec<GroupAck> = Vec::new();
+    let mut in_group = false;
+    let mut in_set = false;
+    let mut interchange_problems = Vec::new();
+    let mut problems = Vec::new();
+    while let Some(ev) = env.next_event()? {
+        match ev {
+            Event::InterchangeStart(i) => isa = Some(i),
+            Event::GroupStart(h) => {
+                in_group = true;
+                groups.push(GroupAck {
+                    functional_id: h.functional_id,
+                    group_control: h.control_number,
+                    version: h.version,
+                    sets: Vec::new(),
+                    status: 'A',
+                    codes: Vec::new(),
+                    sets_included: 0,
+                    sets_received: 0,
+                    sets_accepted: 0,
+                });
+            }
+            Event::SetStart(h) => {
+                in_set = true;
+                if let Some(g) = groups.last_mut() {
+                    g.sets.push(SetAck {
+                        id: h.id,
+                        control: h.control_number,
+                        status: 'A',
+                        codes: Vec::new(),
+                    });
+                }
+            }
+            Event::SetEnd { .. } => in_set = false,
+            Event::GroupEnd { sets, declared, .. } => {
+                in_group = false;
+                if let Some(g) = groups.last_mut() {
+                    g.sets_received = sets;
+                    g.sets_included = declared.trim().parse().unwrap_or(sets);
+                }
+            }
+            Event::Problem(e) => {
+                let code = e.ack_code();
+                let group = groups.last_mut().filter(|_| in_group);
+                match (code, group) {
+                    (AckCode::Set(c), Some(g)) if in_set => {
+                        if let Some(s) = g.sets.last_mut() {
+                            s.status = 'R';
+                            if !s.codes.contains(&c) {
+                                s.codes.push(c);
+                            }
+                        }
+                    }
+                    (AckCode::Group(c), Some(g)) => {
+                        if !g.codes.contains(&c) {
+                            g.codes.push(c);
+                        }
+                    }
+                    (AckCode::Interchange(c), _) => interchange_problems.push((c, e.to_string())),
+                    // A set/group code with no set/group open: the file's
+                    // structure is what is wrong.
+                    _ => interchange_problems.push(("024", e.to_string())),
+                }
+                problems.push(e);
+            }
+            _ => {}
+        }
+    }
+    for g in &mut groups {
+        g.sets_accepted = g.sets.iter().filter(|s| s.status != 'R').count() as u64;
+        g.status = if !g.codes.is_empty() || (g.sets_accepted == 0 && !g.sets.is_empty()) {
+            'R'
+        } else if g.sets_accepted as usize == g.sets.len() {
+            'A'
+        } else {
+            'P'
+        };
+    }
+    let interchange = isa.ok_or(X12Error::Empty)?;
+    Ok(AckReport {
+        interchange,
+        groups,
+        interchange_problems,
+        problems,
+    })
+}

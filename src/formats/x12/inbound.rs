@@ -1,0 +1,465 @@
+//! Inbound interpreters: 846 inventory and 850 purchase orders.
+//!
+//! Both stream: items are handed to the caller's callback as each loop
+//! closes, so a file of any size is read in bounded memory.
+//!
+//! Error policy: a defect in the file's structure (envelope, a segment with
+//! too many elements, a bad date, wrong transaction set type) ends the read
+//! with `Err`. A defect in one item (LIN without the SKU qualifier, LIN loop
+//! without the quantity QTY, PO1 without the SKU qualifier) is *not* an
+//! `Err`: the item is handed over with `error: Some(reason)` and reading
+//! goes on, so the caller can name every bad line in its quarantine report.
+//! Quantities are handed over raw (the caller applies its whole-number rule).
+
+use std::io::BufRead;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+
+use super::envelope::{Envelope, Event};
+use super::error::X12Error;
+use super::reader::Segment;
+
+/// One LIN loop of an 846.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item846In {
+    /// Value of the LIN pair whose qualifier is the requested SKU qualifier.
+    pub sku: Option<String>,
+    /// All LIN id pairs (qualifier, value) from LIN02/LIN03 on.
+    pub ids: Vec<(String, String)>,
+    /// QTY02 of the first QTY whose QTY01 is the requested qualifier, raw.
+    pub quantity: Option<String>,
+    /// First component of QTY03 (unit of measure), "" when absent.
+    pub unit: String,
+    /// Position of that QTY, or of the LIN when no such QTY.
+    pub position: usize,
+    pub lin_position: usize,
+    /// Header DTM (DTM02 + DTM03) if present, else BIA04 + BIA05.
+    pub as_of: Option<NaiveDateTime>,
+    /// ST02 of the set holding the item.
+    pub set_control: String,
+    /// Why this item cannot be used; `None` for a good item.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary846 {
+    pub sets: u64,
+    pub items: u64,
+    pub bad_items: u64,
+}
+
+/// One PO1 line of an 850.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine850 {
+    /// BEG03.
+    pub order_id: String,
+    /// PO101, or the 1-based ordinal of the PO1 in its set when PO101 is empty.
+    pub line: String,
+    /// PO102, raw.
+    pub quantity: String,
+    /// PO103.
+    pub unit: String,
+    pub sku: Option<String>,
+    /// All PO1 id pairs (qualifier, value) from PO106/PO107 on.
+    pub ids: Vec<(String, String)>,
+    /// BEG05 (CCYYMMDD) at 00:00, when present.
+    pub ordered_at: Option<NaiveDateTime>,
+    pub position: usize,
+    pub set_control: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary850 {
+    pub sets: u64,
+    pub lines: u64,
+    pub bad_lines: u64,
+}
+
+/// Maximum element counts of segments we interpret or commonly meet in
+/// 846/850 (4010 and 5010 agree on these). More elements than this means a
+/// lost segment terminator glued two segments together.
+fn max_elements(id: &str) -> Option<usize> {
+    Some(match id {
+        "BIA" => 6,
+        "DTM" => 6,
+        "LIN" => 31,
+        "QTY" => 4,
+        "REF" => 4,
+        "UIT" => 3,
+        "CTT" => 7,
+        "N1" => 6,
+        "CUR" => 21,
+        "CTP" => 11,
+        "BEG" => 12,
+        "PO1" => 25,
+        "PID" => 9,
+        _ => return None,
+    })
+}
+
+fn check_shape(seg: &Segment) -> Result<(), X12Error> {
+    if let Some(max) = max_elements(&seg.id)
+        && seg.elements.len() > max
+    {
+        return Err(X12Error::TooManyElements {
+            id: seg.id.clone(),
+            position: seg.position,
+            count: seg.elements.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn bad(seg: &Segment, n: usize, reason: &str) -> X12Error {
+    X12Error::BadElement {
+        id: seg.id.clone(),
+        position: seg.position,
+        element: seg.element_name(n),
+        value: seg.element(n).to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// CCYYMMDD.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y%m%d").ok()
+}
+
+/// HHMM, HHMMSS or HHMMSSD..D (decimal seconds, X12 TM type).
+pub fn parse_time(s: &str) -> Option<NaiveTime> {
+    if !(4..=8).contains(&s.len()) || s.len() == 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|v| v.parse::<u32>().ok());
+    let h = num(0..2)?;
+    let m = num(2..4)?;
+    let sec = if s.len() >= 6 { num(4..6)? } else { 0 };
+    let nanos = if s.len() > 6 {
+        let frac = s.get(6..)?;
+        let scale = 10u32.pow(9 - frac.len() as u32);
+        frac.parse::<u32>().ok()? * scale
+    } else {
+        0
+    };
+    NaiveTime::from_hms_nano_opt(h, m, sec, nanos)
+}
+
+/// Date element `d` plus optional time element `t` of `seg`.
+fn date_time(seg: &Segment, d: usize, t: usize) -> Result<Option<NaiveDateTime>, X12Error> {
+    let ds = seg.element(d);
+    if ds.is_empty() {
+        return Ok(None);
+    }
+    let date = parse_date(ds).ok_or_else(|| bad(seg, d, "is not a CCYYMMDD date"))?;
+    let ts = seg.element(t);
+    let time = if ts.is_empty() {
+        NaiveTime::MIN
+    } else {
+        parse_time(ts).ok_or_else(|| bad(seg, t, "is not an HHMM[SS[D..]] time"))?
+    };
+    Ok(Some(date.and_time(time)))
+}
+
+/// Id pairs (qualifier, value) starting at element `first`.
+fn id_pairs(seg: &Segment, first: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut n = first;
+    while n <= seg.elements.len() {
+        let q = seg.element(n);
+        let v = seg.element(n + 1);
+        if !q.is_empty() || !v.is_empty() {
+            out.push((q.to_owned(), v.to_owned()));
+        }
+        n += 2;
+    }
+    out
+}
+
+struct LinLoop {
+    lin_position: usize,
+    ids: Vec<(String, String)>,
+    qty: Option<(String, String, usize)>,
+}
+
+/// Set-level state while reading an 846.
+#[derive(Default)]
+struct Set846 {
+    control: String,
+    bia_as_of: Option<NaiveDateTime>,
+    dtm_as_of: Option<NaiveDateTime>,
+    seen_lin: bool,
+    lins: u64,
+    open: Option<LinLoop>,
+}
+
+/// Read an 846 inventory interchange, handing each LIN loop to `on_item`.
+///
+/// `sku_qualifier` picks the LIN pair holding the SKU (e.g. "VN");
+/// `quantity_qualifier` picks the QTY (e.g. "33"). See the module docs for
+/// which problems are `Err` and which are item errors. A CTT, when present,
+/// must count the LIN loops of its set.
+pub fn read_846<R, E, F>(
+    input: R,
+    sku_qualifier: &str,
+    quantity_qualifier: &str,
+    mut on_item: F,
+) -> Result<Summary846, E>
+where
+    R: BufRead,
+    E: From<X12Error>,
+    F: FnMut(Item846In) -> Result<(), E>,
+{
+    let mut env = Envelope::new(input);
+    let mut summary = Summary846::default();
+    let mut set: Option<Set846> = None;
+
+    let mut comp = ':';
+    let finish_loop =
+        |set: &mut Set846, summary: &mut Summary846, on_item: &mut F| -> Result<(), E> {
+            let Some(lp) = set.open.take() else {
+                return Ok(());
+            };
+            let sku = lp
+                .ids
+                .iter()
+                .find(|(q, _)| q == sku_qualifier)
+                .map(|(_, v)| v.clone());
+            let mut reasons = Vec::new();
+            match &sku {
+                None => reasons.push(format!(
+                    "no LIN qualifier {sku_qualifier} in LIN at segment {}",
+                    lp.lin_position
+                )),
+                Some(v) if v.trim().is_empty() => reasons.push(format!(
+                    "empty value for LIN qualifier {sku_qualifier} in LIN at segment {}",
+                    lp.lin_position
+                )),
+                Some(_) => {}
+            }
+            if lp.qty.is_none() {
+                reasons.push(format!(
+                    "no QTY with QTY01 {quantity_qualifier} in the LIN loop at segment {}",
+                    lp.lin_position
+                ));
+            }
+            let (quantity, unit, position) = match lp.qty {
+                Some((q, u, p)) => (Some(q), u, p),
+                None => (None, String::new(), lp.lin_position),
+            };
+            let error = (!reasons.is_empty()).then(|| reasons.join("; "));
+            summary.items += 1;
+            if error.is_some() {
+                summary.bad_items += 1;
+            }
+            on_item(Item846In {
+                sku: sku.filter(|v| !v.trim().is_empty()),
+                ids: lp.ids,
+                quantity,
+                unit,
+                position,
+                lin_position: lp.lin_position,
+                as_of: set.dtm_as_of.or(set.bia_as_of),
+                set_control: set.control.clone(),
+                error,
+            })
+        };
+
+    while let Some(ev) = env.next_event()? {
+        match ev {
+            Event::InterchangeStart(isa) => comp = isa.separators.component as char,
+            Event::SetStart(h) => {
+                if h.id != "846" {
+                    return Err(X12Error::Unexpected {
+                        id: "ST".into(),
+                        position: h.position,
+                        reason: format!("transaction set {} where an 846 was expected", h.id),
+                    }
+                    .into());
+                }
+                summary.sets += 1;
+                set = Some(Set846 {
+                    control: h.control_number,
+                    ..Default::default()
+                });
+            }
+            Event::Segment(seg) => {
+                check_shape(&seg)?;
+                let Some(st) = set.as_mut() else { continue };
+                match seg.id.as_str() {
+                    "BIA" => st.bia_as_of = date_time(&seg, 4, 5)?,
+                    "DTM"
+                        if !st.seen_lin
+                        // Header-level DTM: the report's as-of. The first one wins.
+                        && st.dtm_as_of.is_none() =>
+                    {
+                        st.dtm_as_of = date_time(&seg, 2, 3)?;
+                    }
+                    "LIN" => {
+                        finish_loop(st, &mut summary, &mut on_item)?;
+                        st.seen_lin = true;
+                        st.lins += 1;
+                        st.open = Some(LinLoop {
+                            lin_position: seg.position,
+                            ids: id_pairs(&seg, 2),
+                            qty: None,
+                        });
+                    }
+                    "QTY" => {
+                        let unit = seg.element(3).split(comp).next().unwrap_or("").to_owned();
+                        if unit.len() > 2 {
+                            return Err(bad(&seg, 3, "is not a 2-character unit of measure code (missing segment terminator?)").into());
+                        }
+                        if let Some(lp) = st.open.as_mut()
+                            && lp.qty.is_none()
+                            && seg.element(1) == quantity_qualifier
+                        {
+                            lp.qty = Some((seg.element(2).to_owned(), unit, seg.position));
+                        }
+                    }
+                    "CTT" => {
+                        finish_loop(st, &mut summary, &mut on_item)?;
+                        let declared = seg.element(1);
+                        if declared.parse::<u64>().ok() != Some(st.lins) {
+                            return Err(X12Error::CountMismatch {
+                                id: seg.id.clone(),
+                                position: seg.position,
+                                element: "CTT01",
+                                declared: declared.to_owned(),
+                                what: "number of LIN loops in the set",
+                                actual: st.lins,
+                            }
+                            .into());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::SetEnd { .. } => {
+                if let Some(mut st) = set.take() {
+                    finish_loop(&mut st, &mut summary, &mut on_item)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(summary)
+}
+
+struct Set850 {
+    control: String,
+    /// BEG03 and BEG05 once the BEG is read.
+    beg: Option<(String, Option<NaiveDateTime>)>,
+    /// PO1 count, the line number when PO101 is empty.
+    ordinal: u64,
+}
+
+/// Read an 850 purchase-order interchange, handing each PO1 line to
+/// `on_line`. `sku_qualifier` picks the PO1 id pair (PO106/PO107, ...)
+/// holding the SKU. Same error policy as [`read_846`].
+pub fn read_850<R, E, F>(input: R, sku_qualifier: &str, mut on_line: F) -> Result<Summary850, E>
+where
+    R: BufRead,
+    E: From<X12Error>,
+    F: FnMut(OrderLine850) -> Result<(), E>,
+{
+    let mut env = Envelope::new(input);
+    let mut summary = Summary850::default();
+    let mut set: Option<Set850> = None;
+    while let Some(ev) = env.next_event()? {
+        match ev {
+            Event::SetStart(h) => {
+                if h.id != "850" {
+                    return Err(X12Error::Unexpected {
+                        id: "ST".into(),
+                        position: h.position,
+                        reason: format!("transaction set {} where an 850 was expected", h.id),
+                    }
+                    .into());
+                }
+                summary.sets += 1;
+                set = Some(Set850 {
+                    control: h.control_number,
+                    beg: None,
+                    ordinal: 0,
+                });
+            }
+            Event::Segment(seg) => {
+                check_shape(&seg)?;
+                let Some(Set850 {
+                    control,
+                    beg,
+                    ordinal,
+                }) = set.as_mut()
+                else {
+                    continue;
+                };
+                match seg.id.as_str() {
+                    "BEG" => {
+                        let id = seg.element(3);
+                        if id.trim().is_empty() {
+                            return Err(bad(
+                                &seg,
+                                3,
+                                "(purchase order number) is required but empty",
+                            )
+                            .into());
+                        }
+                        let at = date_time(&seg, 5, 0)?;
+                        *beg = Some((id.to_owned(), at));
+                    }
+                    "PO1" => {
+                        *ordinal += 1;
+                        let Some((order_id, ordered_at)) = beg.clone() else {
+                            return Err(X12Error::Unexpected {
+                                id: seg.id.clone(),
+                                position: seg.position,
+                                reason: "PO1 before the BEG of its set".into(),
+                            }
+                            .into());
+                        };
+                        let ids = id_pairs(&seg, 6);
+                        let sku = ids
+                            .iter()
+                            .find(|(q, v)| q == sku_qualifier && !v.trim().is_empty())
+                            .map(|(_, v)| v.clone());
+                        let error = sku.is_none().then(|| {
+                            format!(
+                                "no PO1 qualifier {sku_qualifier} in PO1 at segment {}",
+                                seg.position
+                            )
+                        });
+                        let line = match seg.element(1) {
+                            "" => ordinal.to_string(),
+                            l => l.to_owned(),
+                        };
+                        summary.lines += 1;
+                        if error.is_some() {
+                            summary.bad_lines += 1;
+                        }
+                        on_line(OrderLine850 {
+                            order_id,
+                            line,
+                            quantity: seg.element(2).to_owned(),
+                            unit: seg.element(3).to_owned(),
+                            sku,
+                            ids,
+                            ordered_at,
+                            position: seg.position,
+                            set_control: control.clone(),
+                            error,
+                        })?;
+                    }
+                    _ => {}
+                }
+            }
+            Event::SetEnd { .. } => set = None,
+            _ => {}
+        }
+    }
+    Ok(summary)
+}

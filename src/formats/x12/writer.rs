@@ -1,0 +1,481 @@
+//! Outbound X12: envelope writing shared by the 846 and 997 writers.
+//!
+//! Values are never escaped (X12 has no escape): a value containing a
+//! delimiter, CR or LF is refused with [`X12Error::InvalidValue`]. Output is
+//! streamed, so an error can leave a partial interchange in `w`: callers write
+//! to a temporary file and discard it on error.
+
+use std::io::Write;
+
+use chrono::NaiveDateTime;
+
+use super::error::X12Error;
+use super::reader::Separators;
+
+/// Most LIN loops per 846 set; more items start a new ST/SE in the group.
+pub const MAX_LIN_PER_SET: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlNumbers {
+    /// ISA13/IEA02, 1..=999999999.
+    pub interchange: u32,
+    /// GS06/GE02, 1..=999999999.
+    pub group: u32,
+}
+
+/// Sender/receiver/separators of an outbound interchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeProfile {
+    /// "004010" or "005010" (GS08; ISA12 follows: 00401 / 00501).
+    pub version: String,
+    pub sender_qualifier: String,
+    pub sender_id: String,
+    pub receiver_qualifier: String,
+    pub receiver_id: String,
+    /// 'P' production or 'T' test (ISA15).
+    pub usage: char,
+    pub element_separator: char,
+    pub segment_terminator: char,
+    pub component_separator: char,
+    /// Write "\n" after each segment terminator (readable files; most
+    /// partners accept it). Default false: terminator only.
+    pub line_break: bool,
+}
+
+/// Outbound 846 settings; field names follow the `x12-846` mapping keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile846 {
+    pub version: String,
+    pub sender_qualifier: String,
+    pub sender_id: String,
+    pub receiver_qualifier: String,
+    pub receiver_id: String,
+    pub usage: char,
+    pub element_separator: char,
+    pub segment_terminator: char,
+    pub component_separator: char,
+    pub bia_purpose: String,
+    pub bia_report_type: String,
+    /// LIN qualifier / field name pairs, in LIN order.
+    pub item_ids: Vec<(String, String)>,
+    pub quantity_qualifier: String,
+    pub unit: String,
+    pub line_break: bool,
+}
+
+impl Profile846 {
+    pub fn envelope(&self) -> EnvelopeProfile {
+        EnvelopeProfile {
+            version: self.version.clone(),
+            sender_qualifier: self.sender_qualifier.clone(),
+            sender_id: self.sender_id.clone(),
+            receiver_qualifier: self.receiver_qualifier.clone(),
+            receiver_id: self.receiver_id.clone(),
+            usage: self.usage,
+            element_separator: self.element_separator,
+            segment_terminator: self.segment_terminator,
+            component_separator: self.component_separator,
+            line_break: self.line_break,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item846Out {
+    /// (qualifier, value) in the profile's `item_ids` order.
+    pub ids: Vec<(String, String)>,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written846 {
+    pub sets: u32,
+    pub items: u64,
+    pub bytes: u64,
+}
+
+fn profile_err(field: &'static str, reason: impl Into<String>) -> X12Error {
+    X12Error::Profile {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn check_code(field: &'static str, v: &str, min: usize, max: usize) -> Result<(), X12Error> {
+    if v.len() < min || v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(profile_err(
+            field,
+            format!("{v:?} must be {min} to {max} letters or digits"),
+        ));
+    }
+    Ok(())
+}
+
+impl EnvelopeProfile {
+    /// Separators for this profile, after checking the whole profile.
+    pub fn validate(&self) -> Result<Separators, X12Error> {
+        let (isa12, _) = isa_version(&self.version)?;
+        let sep = |field: &'static str, c: char| -> Result<u8, X12Error> {
+            if !c.is_ascii() || c.is_ascii_alphanumeric() || c == ' ' {
+                return Err(profile_err(
+                    field,
+                    format!(
+                        "{c:?} must be an ASCII character that is not a letter, digit or space"
+                    ),
+                ));
+            }
+            Ok(c as u8)
+        };
+        let element = sep("element_separator", self.element_separator)?;
+        let segment = sep("segment_terminator", self.segment_terminator)?;
+        let component = sep("component_separator", self.component_separator)?;
+        if matches!(self.element_separator, '\r' | '\n' | '\t')
+            || matches!(self.component_separator, '\r' | '\n' | '\t')
+        {
+            return Err(profile_err(
+                "element_separator",
+                "line breaks and tabs may only be segment terminators",
+            ));
+        }
+        let repetition = (isa12 == "00501").then_some(b'^');
+        let all = [Some(element), Some(segment), Some(component), repetition];
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
+                if all[i].is_some() && all[i] == all[j] {
+                    return Err(profile_err(
+                        "element_separator",
+                        "element separator, segment terminator, component separator (and '^' repetition separator in 005010) must all differ",
+                    ));
+                }
+            }
+        }
+        check_code("sender_qualifier", &self.sender_qualifier, 2, 2)?;
+        check_code("receiver_qualifier", &self.receiver_qualifier, 2, 2)?;
+        let seps = Separators {
+            element,
+            component,
+            repetition,
+            segment,
+        };
+        for (field, v) in [
+            ("sender_id", &self.sender_id),
+            ("receiver_id", &self.receiver_id),
+        ] {
+            let t = v.trim();
+            if t.is_empty()
+                || t.len() > 15
+                || !t.is_ascii()
+                || t.bytes().any(|b| seps.contains(b) || b.is_ascii_control())
+            {
+                return Err(profile_err(
+                    field,
+                    format!("{v:?} must be 1 to 15 ASCII characters without separators"),
+                ));
+            }
+        }
+        if !matches!(self.usage, 'P' | 'T') {
+            return Err(profile_err(
+                "usage",
+                format!("{:?} must be \"P\" or \"T\"", self.usage),
+            ));
+        }
+        Ok(seps)
+    }
+}
+
+/// (ISA12, GS08) for a profile version.
+fn isa_version(v: &str) -> Result<(&'static str, &'static str), X12Error> {
+    match v {
+        "004010" => Ok(("00401", "004010")),
+        "005010" => Ok(("00501", "005010")),
+        _ => Err(profile_err(
+            "version",
+            format!("{v:?} must be \"004010\" or \"005010\""),
+        )),
+    }
+}
+
+/// Byte-counting segment writer with the separators of one interchange.
+pub(super) struct SegWriter<W: Write> {
+    w: W,
+    seps: Separators,
+    line_break: bool,
+    pub bytes: u64,
+    /// Segments written since the last ST (ST included).
+    pub set_segments: u64,
+    line: Vec<u8>,
+}
+
+impl<W: Write> SegWriter<W> {
+    pub fn new(w: W, seps: Separators, line_break: bool) -> Self {
+        SegWriter {
+            w,
+            seps,
+            line_break,
+            bytes: 0,
+            set_segments: 0,
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    fn end_segment(&mut self) -> Result<(), X12Error> {
+        self.line.push(self.seps.segment);
+        if self.line_break && self.seps.segment != b'\n' {
+            self.line.push(b'\n');
+        }
+        self.w.write_all(&self.line)?;
+        self.bytes += self.line.len() as u64;
+        self.set_segments += 1;
+        self.line.clear();
+        Ok(())
+    }
+
+    /// Write one segment. Trailing empty elements are dropped (X12 forbids
+    /// them); a value holding a delimiter or control character is refused.
+    pub fn segment(&mut self, id: &str, elements: &[&str]) -> Result<(), X12Error> {
+        let used = elements
+            .iter()
+            .rposition(|e| !e.is_empty())
+            .map_or(0, |i| i + 1);
+        self.line.clear();
+        self.line.extend_from_slice(id.as_bytes());
+        for (i, e) in elements[..used].iter().enumerate() {
+            if let Some(bad) = e
+                .bytes()
+                .find(|&b| self.seps.contains(b) || b.is_ascii_control())
+            {
+                return Err(X12Error::InvalidValue {
+                    field: format!("{id}{:02}", i + 1),
+                    value: (*e).to_owned(),
+                    reason: format!(
+                        "contains the delimiter or control character {:?}",
+                        bad as char
+                    ),
+                });
+            }
+            self.line.push(self.seps.element);
+            self.line.extend_from_slice(e.as_bytes());
+        }
+        self.end_segment()
+    }
+
+    /// Write a raw, already-checked segment body (the fixed-width ISA).
+    fn raw_segment(&mut self, body: &[u8]) -> Result<(), X12Error> {
+        self.line.clear();
+        self.line.extend_from_slice(body);
+        self.end_segment()
+    }
+
+    pub fn flush(&mut self) -> Result<(), X12Error> {
+        self.w.flush()?;
+        Ok(())
+    }
+}
+
+/// ISA + GS of an outbound interchange with one group.
+pub(super) fn begin_interchange<W: Write>(
+    w: W,
+    p: &EnvelopeProfile,
+    ctl: ControlNumbers,
+    now: NaiveDateTime,
+    functional_id: &str,
+) -> Result<SegWriter<W>, X12Error> {
+    let seps = p.validate()?;
+    let (isa12, gs08) = isa_version(&p.version)?;
+    for (field, n) in [
+        ("interchange control number", ctl.interchange),
+        ("group control number", ctl.group),
+    ] {
+        if n == 0 || n > 999_999_999 {
+            return Err(X12Error::InvalidValue {
+                field: field.into(),
+                value: n.to_string(),
+                reason: "must be 1 to 999999999".into(),
+            });
+        }
+    }
+    let e = p.element_separator;
+    let isa11 = if isa12 == "00501" { '^' } else { 'U' };
+    let isa = format!(
+        "ISA{e}00{e}{:10}{e}00{e}{:10}{e}{}{e}{:<15}{e}{}{e}{:<15}{e}{}{e}{}{e}{isa11}{e}{isa12}{e}{:09}{e}0{e}{}{e}{}",
+        "",
+        "",
+        p.sender_qualifier,
+        p.sender_id.trim(),
+        p.receiver_qualifier,
+        p.receiver_id.trim(),
+        now.format("%y%m%d"),
+        now.format("%H%M"),
+        ctl.interchange,
+        p.usage,
+        p.component_separator,
+    );
+    debug_assert_eq!(isa.len(), 105);
+    let mut sw = SegWriter::new(w, seps, p.line_break);
+    sw.raw_segment(isa.as_bytes())?;
+    let date = now.format("%Y%m%d").to_string();
+    let time = now.format("%H%M").to_string();
+    let group = ctl.group.to_string();
+    sw.segment(
+        "GS",
+        &[
+            functional_id,
+            p.sender_id.trim(),
+            p.receiver_id.trim(),
+            &date,
+            &time,
+            &group,
+            "X",
+            gs08,
+        ],
+    )?;
+    Ok(sw)
+}
+
+/// GE + IEA.
+pub(super) fn end_interchange<W: Write>(
+    sw: &mut SegWriter<W>,
+    ctl: ControlNumbers,
+    sets: u32,
+) -> Result<(), X12Error> {
+    sw.segment("GE", &[&sets.to_string(), &ctl.group.to_string()])?;
+    sw.segment("IEA", &["1", &format!("{:09}", ctl.interchange)])?;
+    sw.flush()
+}
+
+fn item_err(field: String, value: &str, reason: &str) -> X12Error {
+    X12Error::InvalidValue {
+        field,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Write an 846 inventory interchange (one group, sets of at most
+/// [`MAX_LIN_PER_SET`] LIN loops). An empty `items` is refused before
+/// anything is written (the 846 grammar requires a LIN loop). Items are streamed: only the current
+/// set's counters are kept.
+///
+/// Each item's `ids` must follow `profile.item_ids` (same qualifiers, same
+/// order) with non-empty values of at most 48 characters; quantities of more
+/// than 15 digits are refused. Segment layout per set:
+/// `ST*846*nnnn`, `BIA*purpose*type*<ISA13 as number>*CCYYMMDD*HHMM`,
+/// `LIN*<n>*Q*V...` + `QTY*<qualifier>*<qty>*<unit>` per item, `CTT*<LINs>`, `SE`.
+pub fn write_846<W: Write>(
+    w: W,
+    profile: &Profile846,
+    ctl: ControlNumbers,
+    now: NaiveDateTime,
+    items: impl Iterator<Item = Item846Out>,
+) -> Result<Written846, X12Error> {
+    write_846_sets(w, profile, ctl, now, items, MAX_LIN_PER_SET)
+}
+
+pub(super) fn write_846_sets<W: Write>(
+    w: W,
+    profile: &Profile846,
+    ctl: ControlNumbers,
+    now: NaiveDateTime,
+    items: impl Iterator<Item = Item846Out>,
+    max_per_set: usize,
+) -> Result<Written846, X12Error> {
+    check_code("bia_purpose", &profile.bia_purpose, 2, 2)?;
+    check_code("bia_report_type", &profile.bia_report_type, 2, 2)?;
+    check_code("quantity_qualifier", &profile.quantity_qualifier, 2, 2)?;
+    check_code("unit", &profile.unit, 2, 2)?;
+    if profile.item_ids.is_empty() || profile.item_ids.len() > 15 {
+        return Err(profile_err(
+            "item_ids",
+            "needs 1 to 15 [qualifier, field] pairs",
+        ));
+    }
+    for (q, _) in &profile.item_ids {
+        check_code("item_ids", q, 2, 2)?;
+    }
+    profile.envelope().validate()?;
+    let mut items = items.peekable();
+    if items.peek().is_none() {
+        return Err(item_err(
+            "items".into(),
+            "",
+            "an 846 needs at least one LIN item",
+        ));
+    }
+    let mut sw = begin_interchange(w, &profile.envelope(), ctl, now, "IB")?;
+    let date = now.format("%Y%m%d").to_string();
+    let time = now.format("%H%M").to_string();
+    let reference = ctl.interchange.to_string();
+    let max_per_set = max_per_set.max(1);
+
+    let mut sets: u32 = 0;
+    let mut total: u64 = 0;
+    while items.peek().is_some() {
+        sets += 1;
+        let st02 = format!("{sets:04}");
+        sw.set_segments = 0;
+        sw.segment("ST", &["846", &st02])?;
+        sw.segment(
+            "BIA",
+            &[
+                &profile.bia_purpose,
+                &profile.bia_report_type,
+                &reference,
+                &date,
+                &time,
+            ],
+        )?;
+        let mut lins: usize = 0;
+        while lins < max_per_set {
+            let Some(item) = items.next() else { break };
+            lins += 1;
+            total += 1;
+            if item.ids.len() != profile.item_ids.len() {
+                return Err(item_err(
+                    format!("item {total} ids"),
+                    &format!("{:?}", item.ids),
+                    "must have one value per item_ids pair",
+                ));
+            }
+            let mut els: Vec<&str> = Vec::with_capacity(1 + 2 * item.ids.len());
+            let seq = lins.to_string();
+            els.push(&seq);
+            for ((q, v), (pq, _)) in item.ids.iter().zip(&profile.item_ids) {
+                if q != pq {
+                    return Err(item_err(
+                        format!("item {total} qualifier"),
+                        q,
+                        &format!("expected {pq} (item_ids order)"),
+                    ));
+                }
+                if v.is_empty() || v.chars().count() > 48 {
+                    return Err(item_err(
+                        format!("item {total} {q}"),
+                        v,
+                        "must be 1 to 48 characters",
+                    ));
+                }
+                els.push(q);
+                els.push(v);
+            }
+            sw.segment("LIN", &els)?;
+            let qty = item.quantity.to_string();
+            if item.quantity.unsigned_abs() > 999_999_999_999_999 {
+                return Err(item_err(
+                    format!("item {total} quantity"),
+                    &qty,
+                    "has more than 15 digits",
+                ));
+            }
+            sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
+        }
+        sw.segment("CTT", &[&lins.to_string()])?;
+        let count = (sw.set_segments + 1).to_string();
+        sw.segment("SE", &[&count, &st02])?;
+    }
+    end_interchange(&mut sw, ctl, sets)?;
+    Ok(Written846 {
+        sets,
+        items: total,
+        bytes: sw.bytes,
+    })
+}
