@@ -252,17 +252,19 @@ impl Ledger {
             .optional()?)
     }
 
-    pub fn record_duplicate(
+    /// Logs a received file that changed no stock or order (a duplicate, a 997).
+    pub fn record_file(
         &self,
         source: &str,
         file_name: &str,
         sha256: &str,
+        outcome: &str,
         archive: Option<&str>,
         now: Millis,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path) VALUES (?1, ?2, ?3, 'duplicate', ?4, ?5)",
-            params![source, file_name, sha256, now, archive],
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![source, file_name, sha256, outcome, now, archive],
         )?;
         Ok(())
     }
@@ -563,6 +565,23 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(id)
+    }
+
+    /// Marks the sent 846s of `carts` with group control `group` as
+    /// acknowledged; returns how many sync entries matched.
+    pub fn record_ack(
+        &self,
+        carts: &[String],
+        group: i64,
+        status: &str,
+        codes: &str,
+    ) -> Result<u64> {
+        let n = self.conn.execute(
+            "UPDATE syncs SET ack_status = ?3, ack_codes = ?4
+             WHERE group_control = ?2 AND outcome = 'sent' AND cart IN (SELECT value FROM json_each(?1))",
+            params![json_list(carts), group, status, codes],
+        )?;
+        Ok(n as u64)
     }
 
     pub fn history(&self, cart: Option<&str>, limit: u64) -> Result<Vec<SyncEntry>> {

@@ -5,6 +5,7 @@
 //! `transport` → `pickup` → `sync` → `daemon` → `init`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
 
+pub mod acks;
 pub mod app;
 pub mod config;
 pub mod daemon;

@@ -56,6 +56,9 @@ pub struct FileOutcome {
     pub archived: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<String>,
+    /// X12: where the 997 for this file went (or why none was sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +155,109 @@ pub fn ingest_file(
     path: &Path,
     opts: Options,
 ) -> Result<FileOutcome, PickupError> {
+    let x12 = matches!(src.mapping.source, crate::mapping::InSource::X12 { .. });
+    if x12 && let Some(peek) = crate::acks::peek(path).filter(|p| p.functional_id == "FA") {
+        return receive_acks(cfg, ledger, src, path, opts, &peek);
+    }
+    let mut out = apply_file(cfg, ledger, src, path, opts)?;
+    if x12 && src.acknowledge {
+        // The bytes now live in the archive or in quarantine.
+        let here = out
+            .archived
+            .as_deref()
+            .or(out.quarantined.as_deref())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| path.to_path_buf());
+        out.ack = Some(
+            match crate::acks::send_997(cfg, ledger, src, &here, out.outcome == Outcome::Rejected) {
+                Ok(Some(dest)) => dest,
+                Ok(None) => "no ack_transport".into(),
+                Err(e) => {
+                    tracing::warn!(source = %src.id, error = %e, "997 not sent");
+                    e
+                }
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A 997 received for 846s we sent: matched to the sync history, archived.
+fn receive_acks(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    path: &Path,
+    opts: Options,
+    peek: &crate::acks::Peek,
+) -> Result<FileOutcome, PickupError> {
+    let name = file_name(path);
+    let (sha, _) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let now = now_ms();
+    let mut out = FileOutcome {
+        file: path.display().to_string(),
+        source: src.id.clone(),
+        outcome: Outcome::Applied,
+        rows: 0,
+        stale: 0,
+        errors: vec![],
+        zeroed: None,
+        report: None,
+        archived: None,
+        quarantined: None,
+        ack: None,
+    };
+    match crate::acks::receive_997(cfg, ledger, path, peek) {
+        Ok((groups, matched)) => {
+            out.rows = groups;
+            let archived = archive(cfg, &src.id, path, &name, now)?;
+            ledger.record_file(&src.id, &name, &sha, "applied", Some(&archived), now)?;
+            out.archived = Some(archived);
+            tracing::info!(source = %src.id, file = %name, groups, matched, "997 received");
+            if matched < groups {
+                out.errors.push(format!(
+                    "{} of {groups} acknowledged groups match no 846 sent",
+                    groups - matched
+                ));
+            }
+            Ok(out)
+        }
+        Err(e) => {
+            let spool = tempfile_like::Spool::new(
+                cfg.quarantine
+                    .join(&src.id)
+                    .join(format!(".{name}.errors-{}", std::process::id())),
+            );
+            let mut errors = Errors {
+                shown: vec![],
+                total: 0,
+                file: spool,
+            };
+            errors.push(e);
+            finish_bad(
+                cfg,
+                src,
+                path,
+                &name,
+                opts,
+                out,
+                Outcome::Rejected,
+                vec!["unreadable 997".into()],
+                errors,
+                0,
+            )
+        }
+    }
+}
+
+/// Applies one file's stock or orders to the ledger, whole or not at all.
+fn apply_file(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    path: &Path,
+    opts: Options,
+) -> Result<FileOutcome, PickupError> {
     let name = file_name(path);
     let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
@@ -166,10 +272,11 @@ pub fn ingest_file(
         report: None,
         archived: None,
         quarantined: None,
+        ack: None,
     };
     if ledger.already_applied(&src.id, &sha)?.is_some() {
         let archived = archive(cfg, &src.id, path, &name, now)?;
-        ledger.record_duplicate(&src.id, &name, &sha, Some(&archived), now)?;
+        ledger.record_file(&src.id, &name, &sha, "duplicate", Some(&archived), now)?;
         out.outcome = Outcome::Duplicate;
         out.archived = Some(archived);
         tracing::info!(source = %src.id, file = %name, "duplicate of an applied file; nothing changed");
@@ -380,6 +487,8 @@ pub fn ingest_file(
 
 fn read_error_text(e: &ReadError) -> String {
     match e {
+        // X12 messages name their segment position themselves.
+        ReadError::Format { line: 0, message } => message.clone(),
         ReadError::Format { line, message } => format!("line {line}: {message}"),
         other => other.to_string(),
     }

@@ -73,10 +73,15 @@ impl SyncReport {
             archived: e.archive_path.clone(),
             interchange_control: e.interchange_control,
             group_control: e.group_control,
-            ack: e.ack_status.as_ref().map(|s| match &e.ack_codes {
-                Some(c) if !c.is_empty() => format!("{s} ({c})"),
-                _ => s.clone(),
-            }),
+            ack: match (&e.ack_status, &e.ack_codes) {
+                (Some(s), Some(c)) if !c.is_empty() => Some(format!("{s} ({c})")),
+                (Some(s), _) => Some(s.clone()),
+                // An 846 delivered and no 997 back yet.
+                (None, _) if e.outcome == "sent" && e.group_control.is_some() => {
+                    Some("unacknowledged".into())
+                }
+                _ => None,
+            },
         }
     }
 

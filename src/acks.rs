@@ -1,0 +1,192 @@
+//! X12 997 functional acknowledgments, both ways: a 997 sent back for each
+//! X12 file a source receives (when it asks for them), and 997s received for
+//! the 846s stockgate sent, matched to the sync history by group control number.
+
+use crate::config::{Config, Inbound};
+use crate::formats::x12::{self, Event};
+use crate::ledger::Ledger;
+use crate::mapping::OutFormat;
+use crate::util::{Millis, now_ms, to_datetime};
+use std::io::BufReader;
+use std::path::Path;
+
+/// The first group's functional id and the ISA parties of an X12 file, or
+/// None when it does not even start like one.
+pub struct Peek {
+    pub functional_id: String,
+    pub isa: x12::Isa,
+    pub version: String,
+}
+
+pub fn peek(path: &Path) -> Option<Peek> {
+    let f = std::fs::File::open(path).ok()?;
+    let mut env = x12::Envelope::tolerant(BufReader::new(f));
+    let mut isa = None;
+    for _ in 0..4 {
+        match env.next_event().ok()?? {
+            Event::InterchangeStart(i) => isa = Some(i),
+            Event::GroupStart(g) => {
+                return Some(Peek {
+                    functional_id: g.functional_id,
+                    isa: isa?,
+                    version: g.version,
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Records the 997s in `path` against the 846s they acknowledge; returns
+/// how many groups were matched to a sent feed.
+pub fn receive_997(
+    cfg: &Config,
+    ledger: &Ledger,
+    path: &Path,
+    peek: &Peek,
+) -> Result<(u64, u64), String> {
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let acks = x12::read_997(BufReader::new(f)).map_err(|e| e.to_string())?;
+    // The 997 comes from the retailer: its ISA sender is our 846's receiver.
+    let carts: Vec<String> = cfg
+        .carts
+        .iter()
+        .filter(|c| match &c.mapping.format {
+            OutFormat::X12_846(p) => {
+                p.receiver_id == peek.isa.sender_id() && p.sender_id == peek.isa.field(8)
+            }
+            _ => false,
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    let mut matched = 0;
+    for a in &acks {
+        let Ok(group) = a.group_control.trim().parse::<i64>() else {
+            continue;
+        };
+        let mut codes: Vec<String> = vec![];
+        for s in &a.set_acks {
+            if s.status != 'A' || !s.codes.is_empty() {
+                let c: Vec<String> = s.codes.iter().map(u8::to_string).collect();
+                codes.push(
+                    format!("set {}: AK5 {} {}", s.control, s.status, c.join(","))
+                        .trim_end()
+                        .to_string(),
+                );
+            }
+        }
+        if !a.codes.is_empty() {
+            let c: Vec<String> = a.codes.iter().map(u8::to_string).collect();
+            codes.push(format!("AK9 {}", c.join(",")));
+        }
+        let status = match a.status {
+            'A' => "accepted",
+            'E' => "accepted with errors",
+            'P' => "partially accepted",
+            _ => "rejected",
+        };
+        matched += ledger
+            .record_ack(&carts, group, status, &codes.join("; "))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok((acks.len() as u64, matched))
+}
+
+/// Sends a 997 for every group of an X12 file received by `src`. A file the
+/// ledger rejected for its content (a bad quantity, say) is acknowledged as
+/// rejected (AK5 R 5, one or more segments in error) even when its syntax is fine.
+pub fn send_997(
+    cfg: &Config,
+    ledger: &Ledger,
+    src: &Inbound,
+    path: &Path,
+    content_rejected: bool,
+) -> Result<Option<String>, String> {
+    let Some(spec) = &src.ack_transport else {
+        return Ok(None);
+    };
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut report = match x12::validate_for_ack(BufReader::new(f)) {
+        Ok(r) => r,
+        // Not an interchange we can answer with a 997 (no readable ISA).
+        Err(e) => return Err(format!("no 997 sent: {e}")),
+    };
+    if report.groups.is_empty() {
+        return Err("no 997 sent: the interchange has no functional group".into());
+    }
+    if content_rejected {
+        for g in &mut report.groups {
+            for s in &mut g.sets {
+                if s.status == 'A' {
+                    s.status = 'R';
+                    s.codes = vec![5];
+                }
+            }
+            g.sets_accepted = 0;
+            g.status = 'R';
+        }
+    }
+    let isa = &report.interchange;
+    let version = if report.groups[0].version.starts_with("00501") {
+        "005010"
+    } else {
+        "004010"
+    };
+    let profile = x12::EnvelopeProfile {
+        version: version.into(),
+        sender_qualifier: isa.receiver_qualifier().into(),
+        sender_id: isa.field(8).into(),
+        receiver_qualifier: isa.sender_qualifier().into(),
+        receiver_id: isa.sender_id().into(),
+        usage: isa.field(15).chars().next().unwrap_or('P'),
+        element_separator: '*',
+        segment_terminator: '~',
+        component_separator: '>',
+        line_break: true,
+    };
+    let n = ledger
+        .next_control(&profile.sender_id, &profile.receiver_id)
+        .map_err(|e| e.to_string())?;
+    let now: Millis = now_ms();
+    // Their ISA13 and our own control number make the name unique.
+    let name = format!(
+        "997-{}-{}-{}-{n:09}.x12",
+        src.id,
+        to_datetime(now).format("%Y%m%d%H%M%S"),
+        isa.field(13)
+    );
+    let work = cfg
+        .ledger_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("outgoing")
+        .join(&src.id);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let local = work.join(&name);
+    let file = std::fs::File::create(&local)
+        .map_err(|e| format!("cannot write {}: {e}", local.display()))?;
+    let ctl = x12::ControlNumbers {
+        interchange: n as u32,
+        group: n as u32,
+    };
+    let written = x12::build_997(
+        std::io::BufWriter::new(file),
+        &profile,
+        ctl,
+        to_datetime(now).naive_utc(),
+        &report.groups,
+    );
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&local);
+        return Err(format!("cannot build 997: {e}"));
+    }
+    let dest = crate::transport::sink(spec).and_then(|mut s| s.deliver(&local, &name));
+    let archived = crate::pickup::archive(cfg, &src.id, &local, &name, now);
+    let _ = std::fs::remove_file(&local);
+    let dest = dest.map_err(|e| format!("997 not delivered: {}", e.message))?;
+    if let Err(e) = archived {
+        tracing::warn!(source = %src.id, error = %e, "997 delivered but not archived");
+    }
+    Ok(Some(dest))
+}
