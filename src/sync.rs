@@ -253,6 +253,21 @@ pub fn sync_cart(
             .collect::<Vec<_>>()
             .join("; ")
     });
+    // An 846 must hold at least one LIN loop: with nothing to send there is no valid file.
+    if plan.items == 0 && matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
+        entry.outcome = "skipped".into();
+        entry.reason = Some(match missing_note {
+            Some(m) => format!("nothing to send ({m})"),
+            None => "nothing to send (the merchant has no SKUs yet)".into(),
+        });
+        entry.finished_at = now_ms();
+        if !opts.dry_run {
+            ledger.record_sync(&entry, None)?;
+        }
+        let mut report = SyncReport::from_entry(&entry);
+        report.missing = missing;
+        return Ok(report);
+    }
 
     // 3. Render to a local file under the feed's final name.
     let seq = if opts.dry_run {
