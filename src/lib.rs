@@ -1,8 +1,9 @@
 //! stockgate: an inventory-sync gateway.
 //!
 //! Dependency direction (each module uses only those listed before it):
-//! `util` → `schedule` → `mapping` → `config` → `formats` → `ledger` →
-//! `transport` → `pickup` → `sync` → `daemon` → `init`.
+//! `util` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
+//! `ledger` → `transport` → `acks` → `pickup` → `sync` → `inspect` →
+//! `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
 
 pub mod acks;

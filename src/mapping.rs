@@ -8,6 +8,10 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// How X12 times (DTM, BIA, BEG) reach the shared time parser, read in the
+/// mapping's time zone.
+pub const X12_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
 /// Ledger fields an inbound record can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -704,7 +708,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     };
     if matches!(source, InSource::X12 { .. }) && time.format.is_none() {
         // X12 dates (DTM, BIA, BEG) reach the time parser in this form.
-        time.format = Some(crate::formats::X12_TIME_FORMAT.to_string());
+        time.format = Some(X12_TIME_FORMAT.to_string());
     }
     let mut m = InboundMapping {
         name: name_of(path),

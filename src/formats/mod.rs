@@ -274,8 +274,7 @@ fn write_xml(
     Ok(())
 }
 
-/// How X12 times reach the shared time parser (in the mapping's time zone).
-pub const X12_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+pub use crate::mapping::X12_TIME_FORMAT;
 
 enum X12Stop {
     X12(x12::X12Error),

@@ -391,3 +391,32 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .map(|x| format!("{x:02x}"))
         .collect()
 }
+
+/// The shared folder beside the repository (contract, samples, tools).
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// A third-party X12 sample under shared/samples/x12/ (read in place, never copied into the repo).
+pub fn x12_sample(name: &str) -> PathBuf {
+    let p = shared_dir().join("samples/x12").join(name);
+    assert!(p.is_file(), "missing sample {}", p.display());
+    p
+}
+
+/// Runs the independent X12 validator (shared/tools/x12-validate) on `files`;
+/// panics with its output unless it exits 0.
+pub fn x12_validate(files: &[&Path]) {
+    let tool = shared_dir().join("tools/x12-validate/x12-validate");
+    let o = Command::new(&tool)
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    assert!(
+        o.status.success(),
+        "x12-validate {files:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
