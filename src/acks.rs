@@ -149,12 +149,18 @@ pub fn send_997(
         .next_control(&profile.sender_id, &profile.receiver_id)
         .map_err(|e| e.to_string())?;
     let now: Millis = now_ms();
-    // Their ISA13 and our own control number make the name unique.
+    // Partner id, their ISA13 and our control number for that partner make
+    // the name unique: two partners' 997s never overwrite each other.
+    let partner: String = isa
+        .sender_id()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     let name = format!(
-        "997-{}-{}-{}-{n:09}.x12",
+        "997-{}-{partner}-{}-{}-{n:09}.x12",
         src.id,
-        to_datetime(now).format("%Y%m%d%H%M%S"),
-        isa.field(13)
+        isa.field(13),
+        to_datetime(now).format("%Y%m%d%H%M%S")
     );
     let work = cfg
         .ledger_path

@@ -9,6 +9,17 @@ use crate::util::{Problem, now_ms};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
+/// Like println!, but a closed stdout (`stockgate ... | head`) is not a panic.
+macro_rules! outln {
+    () => {
+        outln!("")
+    };
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 /// Exit codes of CONTRACT §2.
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -151,7 +162,7 @@ fn open(cfg: &Config) -> anyhow::Result<Ledger> {
 }
 
 fn json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 macro_rules! try_cfg {
@@ -167,8 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Init { dir } => match crate::init::init(&dir) {
             Ok(cfg) => {
-                println!("workspace written: {}", cfg.display());
-                println!("next: stockgate --config {} run --once", cfg.display());
+                outln!("workspace written: {}", cfg.display());
+                outln!("next: stockgate --config {} run --once", cfg.display());
                 Ok(OK)
             }
             Err(e @ crate::init::InitError::Exists(_)) => {
@@ -182,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let path = config::default_path(cli.config.clone());
             match config::load(&path) {
                 Ok(cfg) => {
-                    println!(
+                    outln!(
                         "ok: {} ({} merchants, {} inbound sources, {} carts, all mappings valid)",
                         path.display(),
                         cfg.merchants.len(),
@@ -193,7 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
                 Err(problems) => {
                     for p in &problems {
-                        println!("{p}");
+                        outln!("{p}");
                     }
                     eprintln!(
                         "{} problem{} found",
@@ -304,12 +315,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             if as_json {
                 json(&s);
             } else {
-                println!(
+                outln!(
                     "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} pending",
-                    "cart", "format", "schedule", "last", "last success", "next due"
+                    "cart",
+                    "format",
+                    "schedule",
+                    "last",
+                    "last success",
+                    "next due"
                 );
                 for c in &s.carts {
-                    println!(
+                    outln!(
                         "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} {}",
                         c.cart,
                         c.format,
@@ -320,13 +336,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                         c.pending
                     );
                 }
-                println!();
-                println!(
+                outln!();
+                outln!(
                     "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} last error",
-                    "source", "kind", "applied", "rejected", "held", "last pickup"
+                    "source",
+                    "kind",
+                    "applied",
+                    "rejected",
+                    "held",
+                    "last pickup"
                 );
                 for i in &s.inbound {
-                    println!(
+                    outln!(
                         "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} {}",
                         i.source,
                         i.kind,
@@ -382,7 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 json(&entries);
             } else {
                 for r in &entries {
-                    println!(
+                    outln!(
                         "{}  {:<20} {:<8} {:>7} items  {}{}",
                         r.started_at,
                         r.cart,
@@ -412,12 +433,12 @@ fn print_file(f: &pickup::FileOutcome) {
     if let Some(z) = f.zeroed {
         line.push_str(&format!(" zeroed={z}"));
     }
-    println!("{line}");
+    outln!("{line}");
     for e in &f.errors {
-        println!("    {e}");
+        outln!("    {e}");
     }
     if let Some(q) = &f.quarantined {
-        println!("    quarantined: {q} (reasons in {q}.error.txt)");
+        outln!("    quarantined: {q} (reasons in {q}.error.txt)");
     }
 }
 
@@ -432,51 +453,60 @@ fn print_sync(r: &SyncReport) {
     if let Some(reason) = &r.reason {
         line.push_str(&format!("  [{reason}]"));
     }
-    println!("{line}");
+    outln!("{line}");
 }
 
 fn print_pass(p: &crate::daemon::Pass) {
     p.files.iter().for_each(print_file);
     p.syncs.iter().for_each(print_sync);
     for e in &p.errors {
-        println!("error    {e}");
+        outln!("error    {e}");
     }
 }
 
 fn print_explain(e: &crate::inspect::Explain) {
-    println!(
+    outln!(
         "{} / {}{}",
         e.merchant,
         e.sku,
         if e.known { "" } else { "  (not in the ledger)" }
     );
-    println!("stock counted:");
+    outln!("stock counted:");
     for w in &e.warehouses {
-        println!(
+        outln!(
             "  {:<10} {:>8}  as of {}  ({})",
-            w.warehouse, w.quantity, w.as_of, w.report
+            w.warehouse,
+            w.quantity,
+            w.as_of,
+            w.report
         );
     }
-    println!("orders since the count:");
+    outln!("orders since the count:");
     if e.orders_subtracted.is_empty() {
-        println!("  none");
+        outln!("  none");
     }
     for o in &e.orders_subtracted {
-        println!(
+        outln!(
             "  order {} line {}: -{}  at {}",
-            o.order_id, o.line, o.quantity, o.ordered_at
+            o.order_id,
+            o.line,
+            o.quantity,
+            o.ordered_at
         );
     }
-    println!("available: {}", e.available);
+    outln!("available: {}", e.available);
     for c in &e.carts {
         let wh = if c.warehouses.is_empty() {
             "all warehouses".to_string()
         } else {
             c.warehouses.join(",")
         };
-        println!(
+        outln!(
             "  cart {:<20} ({wh}, min_level {}): available {} -> sends {}",
-            c.cart, c.min_level, c.available, c.value
+            c.cart,
+            c.min_level,
+            c.available,
+            c.value
         );
     }
 }
@@ -487,7 +517,7 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     let cfg_path = dir.join("stockgate.toml");
     if !cfg_path.exists() {
         crate::init::init(&dir)?;
-        println!("initialized demo workspace in {}", dir.display());
+        outln!("initialized demo workspace in {}", dir.display());
     }
     let cfg = match config::load(&cfg_path) {
         Ok(c) => c,
@@ -513,8 +543,8 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
             )?);
         }
     }
-    println!();
-    println!("feeds:");
+    outln!();
+    outln!("feeds:");
     for c in &cfg.carts {
         if let Some(d) = &c.transport.path {
             let mut files: Vec<_> = std::fs::read_dir(d)
@@ -525,15 +555,15 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
                 .collect();
             files.sort();
             if let Some(last) = files.last() {
-                println!("  {:<20} {}", c.id, last.display());
+                outln!("  {:<20} {}", c.id, last.display());
             }
         }
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "try:  stockgate --config {} explain --merchant acme --sku WIDGET-1",
         Path::new(&cfg_path).display()
     );
-    println!("      stockgate --config {} status", cfg_path.display());
+    outln!("      stockgate --config {} status", cfg_path.display());
     Ok(OK)
 }

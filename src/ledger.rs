@@ -397,6 +397,35 @@ impl Ledger {
         Ok(plan)
     }
 
+    /// Leaves out (`include` = 3) included items whose `field` holds one of
+    /// `forbidden` or is longer than `max_len` characters; returns how many.
+    pub fn exclude_feed_items(
+        &self,
+        field: OutField,
+        forbidden: &[char],
+        max_len: usize,
+    ) -> Result<u64> {
+        let col = match field {
+            OutField::Sku => "sku",
+            OutField::Upc => "upc",
+            OutField::Description => "description",
+            _ => return Ok(0),
+        };
+        let mut cond: Vec<String> = forbidden
+            .iter()
+            .map(|c| format!("instr({col}, char({})) > 0", *c as u32))
+            .collect();
+        cond.push(format!("length({col}) > {max_len}"));
+        let n = self.conn.execute(
+            &format!(
+                "UPDATE feed_items SET include = 3 WHERE include = 1 AND ({})",
+                cond.join(" OR ")
+            ),
+            [],
+        )?;
+        Ok(n as u64)
+    }
+
     /// Hands the included items of the last `compute_feed` to `f`, in SKU
     /// order, as an iterator read straight from SQLite (never all in memory).
     /// A read error ends the iteration and is returned after `f` is done.

@@ -139,8 +139,14 @@ fn row_error(
     value: &str,
     reason: &str,
 ) -> String {
+    // X12 records are located by segment position, not line.
+    let place = if matches!(mapping.source, crate::mapping::InSource::X12 { .. }) {
+        "segment"
+    } else {
+        "line"
+    };
     format!(
-        "line {line}, column {:?} ({}), value {:?}: {reason}",
+        "{place} {line}, column {:?} ({}), value {:?}: {reason}",
         field_label(mapping, f),
         f.name(),
         value

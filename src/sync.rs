@@ -197,6 +197,9 @@ fn render(
     })
 }
 
+/// The longest LIN id value the 846 writer accepts (X12 element max for 234).
+const X12_MAX_ID_LEN: usize = 48;
+
 pub fn sync_cart(
     cfg: &Config,
     ledger: &mut Ledger,
@@ -230,13 +233,39 @@ pub fn sync_cart(
     // 2. The numbers, as of now.
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
-    let plan = ledger.compute_feed(&feed_query(
+    let mut plan = ledger.compute_feed(&feed_query(
         cart,
         state.last_report_id,
         started,
         &required,
         None,
     ))?;
+    let mut invalid = vec![];
+    if let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format {
+        // One SKU holding a separator must not block the whole catalog: it is
+        // left out and counted, like a missing field.
+        let seps = [
+            p.element_separator,
+            p.segment_terminator,
+            p.component_separator,
+            '^',
+            '\r',
+            '\n',
+        ];
+        for (_, f) in &p.item_ids {
+            let n = ledger.exclude_feed_items(*f, &seps, X12_MAX_ID_LEN)?;
+            if n > 0 {
+                plan.items -= n;
+                invalid.push(Missing {
+                    field: format!(
+                        "invalid {} (a separator character, or over {X12_MAX_ID_LEN} characters)",
+                        f.name()
+                    ),
+                    items: n,
+                });
+            }
+        }
+    }
     entry.items = plan.items;
     let missing: Vec<Missing> = plan
         .missing
@@ -245,6 +274,7 @@ pub fn sync_cart(
             field: format!("missing {}", f.name()),
             items: *n,
         })
+        .chain(invalid)
         .collect();
     let missing_note = (!missing.is_empty()).then(|| {
         missing

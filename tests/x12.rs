@@ -1,0 +1,808 @@
+//! X12 end to end through the real binary: 846 feeds (exact bytes, envelope
+//! counts, control numbers, large catalogs, the independent validator) and
+//! inbound 846/850 files, including real third-party samples from shared/.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const T0: &str = "2025-06-01T10:00:00Z";
+const INV_H: &str = "SKU,Whse,Qty,AsOf,UPC,Title\n";
+
+/// The retailer 846 profile of CONTRACT §4 (production usage, no line breaks).
+fn r846(version: &str) -> String {
+    format!(
+        r#"format = "x12-846"
+version = "{version}"
+sender_qualifier = "ZZ"
+sender_id = "ACMEWHSE"
+receiver_qualifier = "08"
+receiver_id = "925485US00"
+usage = "P"
+element_separator = "*"
+segment_terminator = "~"
+component_separator = ">"
+bia_purpose = "00"
+bia_report_type = "SI"
+item_ids = [ ["UP", "upc"], ["VN", "sku"] ]
+quantity_qualifier = "33"
+unit = "EA"
+"#
+    )
+}
+
+/// One x12-846 `[[cart]]` using mapping `r846`, delivering to out/<id>.
+fn x12_cart(id: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[cart]]
+id = "{id}"
+merchant = "m1"
+format = "x12-846"
+mapping = "r846"
+schedule = "every 1m"
+{extra}
+[cart.transport]
+type = "dir"
+path = "out/{id}"
+file_name = "{{cart}}-{{seq}}.x12"
+"#
+    )
+}
+
+/// The standard workspace plus an x12-846 cart `retail` (full_sync = false on purpose).
+fn retail_ws(version: &str) -> Workspace {
+    let ws = Workspace::standard(&x12_cart("retail", "full_sync = false"));
+    ws.mapping("r846", &r846(version));
+    ws
+}
+
+/// A, B (0), C (no UPC), D (negative): every case the 846 has to handle.
+fn abcd() -> String {
+    format!(
+        "{INV_H}A,W1,10,{T0},012345678905,Blue widget\n\
+         B,W1,0,{T0},036000291452,\n\
+         C,W1,5,{T0},,No UPC\n\
+         D,W1,-4,{T0},042100005264,\n"
+    )
+}
+
+// ----- a small X12 parser for assertions -----
+
+/// Segments (id first, then elements) and the separators, read from the ISA.
+struct X12 {
+    elem: char,
+    term: char,
+    segs: Vec<Vec<String>>,
+}
+
+impl X12 {
+    fn parse(text: &str) -> X12 {
+        assert!(text.starts_with("ISA"), "not an interchange: {text:.40}");
+        let b = text.as_bytes();
+        let elem = b[3] as char;
+        let term = b[105] as char;
+        let segs = text
+            .split(term)
+            .map(|s| s.trim_matches(['\r', '\n']))
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(elem).map(str::to_string).collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        X12 { elem, term, segs }
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::new();
+        for seg in &self.segs {
+            s.push_str(&seg.join(&self.elem.to_string()));
+            s.push(self.term);
+        }
+        s
+    }
+
+    fn all(&self, id: &str) -> Vec<&Vec<String>> {
+        self.segs.iter().filter(|s| s[0] == id).collect()
+    }
+
+    fn one(&self, id: &str) -> &Vec<String> {
+        let v = self.all(id);
+        assert_eq!(v.len(), 1, "want exactly one {id}");
+        v[0]
+    }
+
+    /// Checks every count and control-number pairing of the envelope and
+    /// returns the number of LIN loops of each set, in order.
+    fn check_envelope(&self) -> Vec<usize> {
+        let s = &self.segs;
+        assert_eq!(s[0][0], "ISA");
+        assert_eq!(s[0].len(), 17, "ISA has 16 elements");
+        assert_eq!(s.last().unwrap()[0], "IEA");
+        let (isa, iea) = (&s[0], s.last().unwrap());
+        let gs = self.all("GS");
+        let ge = self.all("GE");
+        assert_eq!(iea[1], gs.len().to_string(), "IEA01 = number of GS");
+        assert_eq!(isa[13], iea[2], "ISA13 = IEA02");
+        assert_eq!(isa[13].len(), 9);
+        assert_eq!(gs.len(), ge.len());
+        let mut lins = vec![];
+        let mut i = 1;
+        while i < s.len() - 1 {
+            assert_eq!(s[i][0], "GS", "segment {}", i + 1);
+            let gs = &s[i];
+            i += 1;
+            let mut sets = 0;
+            let mut st02s = vec![];
+            while s[i][0] == "ST" {
+                let st = &s[i];
+                let start = i;
+                let mut lin = 0;
+                while s[i][0] != "SE" {
+                    if s[i][0] == "LIN" {
+                        lin += 1;
+                    }
+                    if s[i][0] == "CTT" {
+                        assert_eq!(s[i][1], lin.to_string(), "CTT01 = LIN loops in the set");
+                    }
+                    i += 1;
+                }
+                let se = &s[i];
+                assert_eq!(se[1], (i - start + 1).to_string(), "SE01 = segments ST..SE");
+                assert_eq!(st[2], se[2], "ST02 = SE02");
+                assert!(!st02s.contains(&st[2]), "ST02 {} repeats", st[2]);
+                st02s.push(st[2].clone());
+                sets += 1;
+                lins.push(lin);
+                i += 1;
+            }
+            let ge = &s[i];
+            assert_eq!(ge[0], "GE", "segment {}", i + 1);
+            assert_eq!(ge[1], sets.to_string(), "GE01 = sets in the group");
+            assert_eq!(gs[6], ge[2], "GS06 = GE02");
+            i += 1;
+        }
+        lins
+    }
+
+    /// The same interchange with the times of the sync replaced by
+    /// fixed-width placeholders (ISA09/ISA10, GS04/GS05, BIA04/BIA05), after
+    /// checking that each is the sync's start time in UTC.
+    fn normalized(&self, started_at: &str) -> String {
+        let t = chrono::DateTime::parse_from_rfc3339(started_at)
+            .unwrap_or_else(|e| panic!("started_at {started_at:?}: {e}"))
+            .with_timezone(&chrono::Utc);
+        let (yymmdd, ccyymmdd, hhmm) = (
+            t.format("%y%m%d").to_string(),
+            t.format("%Y%m%d").to_string(),
+            t.format("%H%M").to_string(),
+        );
+        let mut c = X12 {
+            elem: self.elem,
+            term: self.term,
+            segs: self.segs.clone(),
+        };
+        for seg in &mut c.segs {
+            let (d, tm, dv, ph) = match seg[0].as_str() {
+                "ISA" => (9, 10, &yymmdd, "YYMMDD"),
+                "GS" => (4, 5, &ccyymmdd, "CCYYMMDD"),
+                "BIA" => (4, 5, &ccyymmdd, "CCYYMMDD"),
+                _ => continue,
+            };
+            assert_eq!(&seg[d], dv, "{}{d:02} is the sync date", seg[0]);
+            assert_eq!(seg[tm], hhmm, "{}{tm:02} is the sync time", seg[0]);
+            seg[d] = ph.into();
+            seg[tm] = "HHMM".into();
+        }
+        c.render()
+    }
+}
+
+/// Reads a delivered feed, checks the parse round-trips to the exact bytes.
+fn read_x12(path: &str) -> (String, X12) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let x = X12::parse(&text);
+    assert_eq!(x.render(), text, "feed is exactly its segments");
+    (text, x)
+}
+
+fn lin_qty(x: &X12) -> Vec<String> {
+    x.segs
+        .iter()
+        .filter(|s| s[0] == "LIN" || s[0] == "QTY")
+        .map(|s| s.join("*"))
+        .collect()
+}
+
+// ----- 1. the 846 feed, byte for byte -----
+
+const EXPECT_4010: &str = "ISA*00*          *00*          *ZZ*ACMEWHSE       *08*925485US00     *YYMMDD*HHMM*U*00401*000000001*0*P*>~\
+GS*IB*ACMEWHSE*925485US00*CCYYMMDD*HHMM*1*X*004010~\
+ST*846*0001~\
+BIA*00*SI*1*CCYYMMDD*HHMM~\
+LIN*1*UP*012345678905*VN*A~\
+QTY*33*10*EA~\
+LIN*2*UP*036000291452*VN*B~\
+QTY*33*0*EA~\
+LIN*3*UP*042100005264*VN*D~\
+QTY*33*0*EA~\
+CTT*3~\
+SE*10*0001~\
+GE*1*1~\
+IEA*1*000000001~";
+
+fn feed_846_exact(version: &str, expect: &str) {
+    let ws = retail_ws(version);
+    ws.apply("wms", "s1.csv", &abcd());
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 3, "{v}");
+    // C has no UPC: left out and counted.
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "missing upc", "items": 1}]),
+        "{v}"
+    );
+    assert_eq!(v["reason"], "1 left out: missing upc", "{v}");
+    assert_eq!(v["interchange_control"], 1, "{v}");
+    assert_eq!(v["group_control"], 1, "{v}");
+    let file = v["file"].as_str().unwrap();
+    assert_eq!(
+        Path::new(file),
+        ws.path("out/retail/retail-000001.x12").as_path()
+    );
+    let (text, x) = read_x12(file);
+    assert_eq!(v["bytes"], text.len() as u64);
+    assert_eq!(v["sha256"], sha256_hex(text.as_bytes()));
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(x.normalized(v["started_at"].as_str().unwrap()), expect);
+    assert!(!text.contains("*C~"), "C (no UPC) is left out");
+    // Archived byte for byte.
+    let archived = std::fs::read_to_string(v["archived"].as_str().unwrap()).unwrap();
+    assert_eq!(archived, text);
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn feed_846_4010_exact_bytes_counts_missing_upc_and_valid() {
+    feed_846_exact("004010", EXPECT_4010);
+}
+
+#[test]
+fn feed_846_5010_exact_bytes_repetition_separator_and_valid() {
+    // 005010: ISA11 is the repetition separator '^', ISA12 00501, GS08 005010.
+    let expect = EXPECT_4010
+        .replace("*HHMM*U*00401*", "*HHMM*^*00501*")
+        .replace("*X*004010~", "*X*005010~");
+    feed_846_exact("005010", &expect);
+}
+
+// ----- 2. x12-846 carts are always full -----
+
+#[test]
+fn x12_cart_is_always_full_even_with_full_sync_false() {
+    let ws = retail_ws("004010");
+    ws.apply("wms", "s1.csv", &abcd());
+    let v1 = ws.sync("retail", &[], 0);
+    assert_eq!(v1["outcome"], "sent", "{v1}");
+    let (_, x1) = read_x12(v1["file"].as_str().unwrap());
+    // The changed-only CSV cart, for contrast, is gated after its first sync.
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "skipped");
+
+    // No new inventory, nothing changed: the 846 is sent again, in full.
+    let v2 = ws.sync("retail", &[], 0);
+    assert_eq!(v2["outcome"], "sent", "{v2}");
+    assert_eq!(v2["reason"], "1 left out: missing upc", "{v2}");
+    assert_eq!(v2["items"], 3, "{v2}");
+    let (_, x2) = read_x12(v2["file"].as_str().unwrap());
+    x2.check_envelope();
+    let every = vec![
+        "LIN*1*UP*012345678905*VN*A",
+        "QTY*33*10*EA",
+        "LIN*2*UP*036000291452*VN*B",
+        "QTY*33*0*EA",
+        "LIN*3*UP*042100005264*VN*D",
+        "QTY*33*0*EA",
+    ];
+    assert_eq!(lin_qty(&x1), every);
+    assert_eq!(lin_qty(&x2), every);
+    assert_eq!(x2.one("ISA")[13], "000000002");
+
+    // A change to one SKU: still every SKU, with the new value.
+    ws.apply(
+        "wms",
+        "s2.csv",
+        &format!("{INV_H}A,W1,7,2025-06-01T11:00:00Z,012345678905,\n"),
+    );
+    let v3 = ws.sync("retail", &[], 0);
+    let (_, x3) = read_x12(v3["file"].as_str().unwrap());
+    let mut every3 = every.clone();
+    every3[1] = "QTY*33*7*EA";
+    assert_eq!(lin_qty(&x3), every3);
+    assert_eq!(
+        ws.files_under("out/retail"),
+        vec![
+            "retail-000001.x12",
+            "retail-000002.x12",
+            "retail-000003.x12"
+        ]
+    );
+}
+
+// ----- 3. a large catalog: sets of at most 10,000 LIN loops -----
+
+#[test]
+fn catalog_of_25000_items_makes_three_sets_in_one_group() {
+    let ws = retail_ws("004010");
+    let mut csv = String::with_capacity(25_000 * 48);
+    csv.push_str(INV_H);
+    for i in 0..25_000u64 {
+        csv.push_str(&format!(
+            "S{i:05},W1,{},{T0},{},\n",
+            i % 97,
+            400_000_000_000 + i
+        ));
+    }
+    let v = ws.apply("wms", "big.csv", &csv);
+    assert_eq!(v["rows"], 25_000);
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 25_000, "{v}");
+    let (text, x) = read_x12(v["file"].as_str().unwrap());
+    assert_eq!(x.check_envelope(), vec![10_000, 10_000, 5_000]);
+    assert_eq!(x.all("GS").len(), 1);
+    assert_eq!(x.all("ISA").len(), 1);
+    let st02: Vec<&str> = x.all("ST").iter().map(|s| s[2].as_str()).collect();
+    assert_eq!(st02, ["0001", "0002", "0003"]);
+    let se01: Vec<&str> = x.all("SE").iter().map(|s| s[1].as_str()).collect();
+    assert_eq!(se01, ["20004", "20004", "10004"]);
+    // Every BIA carries the interchange number; LIN01 restarts in each set.
+    for bia in x.all("BIA") {
+        assert_eq!(bia[3], "1");
+    }
+    let lins = x.all("LIN");
+    assert_eq!(lins.len(), 25_000);
+    assert_eq!(lins[0].join("*"), "LIN*1*UP*400000000000*VN*S00000");
+    assert_eq!(lins[9_999].join("*"), "LIN*10000*UP*400000009999*VN*S09999");
+    assert_eq!(lins[10_000].join("*"), "LIN*1*UP*400000010000*VN*S10000");
+    assert_eq!(lins[24_999].join("*"), "LIN*5000*UP*400000024999*VN*S24999");
+    let qty_sum: i64 = x
+        .all("QTY")
+        .iter()
+        .map(|q| q[2].parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(qty_sum, (0..25_000i64).map(|i| i % 97).sum::<i64>());
+    assert_eq!(v["bytes"], text.len() as u64);
+    x12_validate(&[Path::new(v["file"].as_str().unwrap())]);
+}
+
+// ----- 4. control numbers -----
+
+fn isa13(v: &Value) -> String {
+    let (_, x) = read_x12(v["file"].as_str().unwrap());
+    x.check_envelope();
+    let gs06 = x.one("GS")[6].clone();
+    let isa13 = x.one("ISA")[13].clone();
+    assert_eq!(
+        gs06.parse::<i64>().unwrap(),
+        v["group_control"].as_i64().unwrap()
+    );
+    assert_eq!(
+        isa13.parse::<i64>().unwrap(),
+        v["interchange_control"].as_i64().unwrap()
+    );
+    isa13
+}
+
+#[test]
+fn control_numbers_are_consecutive_persist_and_never_repeat() {
+    let ws = retail_ws("004010");
+    ws.apply("wms", "s1.csv", &abcd());
+    let v1 = ws.sync("retail", &[], 0);
+    assert_eq!(isa13(&v1), "000000001");
+    let v2 = ws.sync("retail", &[], 0);
+    assert_eq!(isa13(&v2), "000000002");
+
+    // A dry run peeks at the next number but does not take it.
+    let preview = ws.path("preview.x12");
+    let d = ws.sync(
+        "retail",
+        &["--dry-run", "--output", preview.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(d["outcome"], "dry-run", "{d}");
+    assert_eq!(d["interchange_control"], 3, "{d}");
+    let (_, px) = read_x12(preview.to_str().unwrap());
+    assert_eq!(px.one("ISA")[13], "000000003");
+    let d = ws.sync("retail", &["--dry-run"], 0);
+    assert_eq!(d["interchange_control"], 3, "{d}");
+
+    // A failed delivery (the outbox is a regular file) still uses up its number.
+    std::fs::rename(ws.path("out/retail"), ws.path("out/retail.saved")).unwrap();
+    ws.write("out/retail", "not a folder");
+    let f = ws.sync("retail", &[], 1);
+    assert_eq!(f["outcome"], "failed", "{f}");
+    assert!(
+        f["reason"].as_str().unwrap().starts_with("delivery failed"),
+        "{f}"
+    );
+    assert_eq!(f["interchange_control"], 3, "{f}");
+    assert_eq!(f["group_control"], 3, "{f}");
+    assert_eq!(f["file"], Value::Null);
+    std::fs::remove_file(ws.path("out/retail")).unwrap();
+    std::fs::rename(ws.path("out/retail.saved"), ws.path("out/retail")).unwrap();
+
+    // The next success takes a new one: 3 is never sent.
+    let v4 = ws.sync("retail", &[], 0);
+    assert_eq!(isa13(&v4), "000000004");
+    let v5 = ws.sync("retail", &[], 0);
+    assert_eq!(isa13(&v5), "000000005");
+
+    // Every file delivered has its own number.
+    let mut seen = vec![];
+    for f in ws.files_under("out/retail") {
+        let (_, x) = read_x12(ws.path(&format!("out/retail/{f}")).to_str().unwrap());
+        seen.push(x.one("ISA")[13].clone());
+    }
+    seen.sort();
+    assert_eq!(seen, ["000000001", "000000002", "000000004", "000000005"]);
+
+    // history --json: newest first, failed attempt included, dry runs absent.
+    let h = ws.history("retail");
+    let got: Vec<(String, i64, i64)> = h
+        .iter()
+        .map(|e| {
+            (
+                e["outcome"].as_str().unwrap().to_string(),
+                e["interchange_control"].as_i64().unwrap_or(-1),
+                e["group_control"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let want: Vec<(String, i64, i64)> = [
+        ("sent", 5),
+        ("sent", 4),
+        ("failed", 3),
+        ("sent", 2),
+        ("sent", 1),
+    ]
+    .iter()
+    .map(|(o, n)| (o.to_string(), *n, *n))
+    .collect();
+    assert_eq!(got, want, "{h:?}");
+}
+
+#[test]
+fn carts_to_the_same_partner_share_one_control_number_sequence() {
+    // Two 846 carts with the same sender/receiver: one sequence, no repeats.
+    let ws = Workspace::standard(&format!(
+        "{}{}",
+        x12_cart("retail", ""),
+        x12_cart("retail2", "")
+    ));
+    ws.mapping("r846", &r846("004010"));
+    ws.apply("wms", "s1.csv", &abcd());
+    let a = ws.sync("retail", &[], 0);
+    let b = ws.sync("retail2", &[], 0);
+    let c = ws.sync("retail", &[], 0);
+    assert_eq!(
+        [isa13(&a), isa13(&b), isa13(&c)],
+        ["000000001", "000000002", "000000003"]
+    );
+}
+
+// ----- 5. inbound 846 -----
+
+fn x12_inbound(id: &str, kind: &str, mapping: &str) -> String {
+    inbound(id, "m1", kind, mapping, "warehouse = \"EDI\"")
+}
+
+fn x12_in_mapping(record: &str, sku_q: &str, qty_q: &str) -> String {
+    format!(
+        "format = \"x12\"\nrecord = \"{record}\"\nsku_qualifier = \"{sku_q}\"\nquantity_qualifier = \"{qty_q}\"\n"
+    )
+}
+
+/// Copies a shared sample into the (temporary) workspace and returns its path there.
+fn sample_in(ws: &Workspace, name: &str) -> PathBuf {
+    let body = std::fs::read(x12_sample(name)).unwrap();
+    ws.write(&format!("samples/{name}"), body)
+}
+
+#[test]
+fn inbound_846_sanmina_sample_applies_with_dtm_as_of() {
+    let ws = Workspace::standard(&x12_inbound("sanmina", "inventory", "sanmina"));
+    ws.mapping("sanmina", &x12_in_mapping("inventory", "BP", "34"));
+    let p = sample_in(&ws, "oopfactory_ORD__846_Example1.txt");
+    let v = ws.ingest("sanmina", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 1, "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    let e = ws.explain("46L5055", None);
+    assert_eq!(e["available"], 5250, "{e}");
+    assert_eq!(
+        e["warehouses"],
+        serde_json::json!([{
+            "warehouse": "EDI",
+            "quantity": 5250,
+            "as_of": "2004-08-11T23:00:00+00:00",
+            "report": "oopfactory_ORD__846_Example1.txt"
+        }]),
+        "{e}"
+    );
+    // Archived byte for byte (BOM, CRLF and indentation included).
+    let archived = std::fs::read(v["archived"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        archived,
+        std::fs::read(x12_sample("oopfactory_ORD__846_Example1.txt")).unwrap()
+    );
+}
+
+#[test]
+fn inbound_846_with_missing_terminators_is_rejected_and_quarantined() {
+    let ws = Workspace::standard(&x12_inbound("sanmina", "inventory", "sanmina"));
+    ws.mapping("sanmina", &x12_in_mapping("inventory", "BP", "34"));
+    ws.apply("wms", "s1.csv", &format!("{INV_H}38490-B,EDI,3,{T0},,\n"));
+    let before = ws.ledger_dump();
+    let name = "oopfactory_ORD__846_Example2.txt";
+    let p = sample_in(&ws, name);
+    let o = ws.run_ok(
+        &[
+            "ingest",
+            "--source",
+            "sanmina",
+            "--json",
+            p.to_str().unwrap(),
+        ],
+        1,
+    );
+    let v = &o.json()[0];
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    // "REF~ZZ~ASIAQTY~17~403.32~FT": the lost terminator, named by segment and position.
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("REF at segment 15") && e.contains("missing segment terminator")),
+        "{errors:?}"
+    );
+    let q = ws.path(&format!("var/quarantine/sanmina/{name}"));
+    assert_eq!(std::fs::read(&q).unwrap(), std::fs::read(&p).unwrap());
+    let txt = ws.read(&format!("var/quarantine/sanmina/{name}.error.txt"));
+    assert!(txt.starts_with("outcome: rejected\n"), "{txt}");
+    assert!(txt.contains("REF at segment 15"), "{txt}");
+    assert_eq!(ws.ledger_dump(), before);
+    assert_eq!(ws.value("38490-B", "shop"), 3);
+}
+
+#[test]
+fn inbound_846_5010_sample_with_vn_and_qty_33() {
+    let ws = Workspace::standard(&x12_inbound("edi", "inventory", "edi"));
+    ws.mapping("edi", &x12_in_mapping("inventory", "VN", "33"));
+    let p = sample_in(
+        &ws,
+        "crate_x12-types-0.12.0_v005010_846_full_transmission.edi",
+    );
+    let v = ws.ingest("edi", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 1, "{v}");
+    let e = ws.explain("ABC123", None);
+    assert_eq!(e["available"], 100, "{e}");
+    // No DTM: the as-of is BIA04 (20200101), midnight UTC.
+    assert_eq!(
+        e["warehouses"][0]["as_of"], "2020-01-01T00:00:00+00:00",
+        "{e}"
+    );
+    assert_eq!(e["warehouses"][0]["warehouse"], "EDI", "{e}");
+}
+
+// ----- 6. inbound 850 as orders -----
+
+/// A one-line 850 with correct counts.
+fn po850(po: &str, sku: &str, qty: u32) -> String {
+    [
+        "ISA*00*          *00*          *ZZ*BUYER          *ZZ*ACMEWHSE       *260101*1200*U*00401*000000042*0*P*>",
+        "GS*PO*BUYER*ACMEWHSE*20260101*1200*42*X*004010",
+        "ST*850*0001",
+        &format!("BEG*00*SA*{po}**20260101"),
+        &format!("PO1*1*{qty}*EA***VN*{sku}"),
+        "CTT*1",
+        "SE*5*0001",
+        "GE*1*42",
+        "IEA*1*000000042",
+    ]
+    .iter()
+    .map(|s| format!("{s}~\n"))
+    .collect()
+}
+
+#[test]
+fn inbound_850_purchase_order_subtracts_from_stock() {
+    let ws = Workspace::standard(&format!(
+        "{}{}",
+        x12_inbound("po", "orders", "po"),
+        x12_cart("retail", "")
+    ));
+    ws.mapping("po", &x12_in_mapping("orders", "VN", "33"));
+    ws.mapping("r846", &r846("004010"));
+    ws.apply("wms", "s1.csv", &abcd());
+    let p = ws.write("po/po123.x12", po850("PO123", "A", 5));
+    let v = ws.ingest("po", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 1, "{v}");
+    let e = ws.explain("A", None);
+    assert_eq!(
+        e["orders_subtracted"],
+        serde_json::json!([{
+            "order_id": "PO123",
+            "line": "1",
+            "quantity": 5,
+            "ordered_at": "2026-01-01T00:00:00+00:00"
+        }]),
+        "{e}"
+    );
+    assert_eq!(e["available"], 5, "{e}");
+    // The same PO again is a duplicate; a corrected PO updates the line, never doubles it.
+    assert_eq!(ws.ingest("po", &p, 0)["outcome"], "duplicate");
+    let p2 = ws.write("po/po123b.x12", po850("PO123", "A", 6));
+    assert_eq!(ws.ingest("po", &p2, 0)["outcome"], "applied");
+    assert_eq!(ws.explain("A", None)["available"], 4);
+    // And the 846 carries it.
+    let v = ws.sync("retail", &[], 0);
+    let (_, x) = read_x12(v["file"].as_str().unwrap());
+    assert_eq!(lin_qty(&x)[1], "QTY*33*4*EA");
+}
+
+// ----- 7. the demo workspace -----
+
+#[test]
+fn init_workspace_run_once_846_is_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let o = run_bin(&["init".into(), dir.display().to_string()], tmp.path());
+    assert_eq!(o.code, 0, "{o:?}");
+    let cfg = dir.join("stockgate.toml").display().to_string();
+    let o = run_bin(
+        &["--config".into(), cfg, "run".into(), "--once".into()],
+        &dir,
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let out = dir.join("var/outbox/acme-retailer");
+    let files: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}\n{o:?}");
+    let f = &files[0];
+    let name = f.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("846-acme-") && name.ends_with(".x12"),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(f).unwrap();
+    // line_break = true in the demo mapping: one segment a line.
+    assert!(text.lines().all(|l| l.ends_with('~')), "{text}");
+    let x = X12::parse(&text);
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(x.one("ISA")[15], "T");
+    // GIZMO-3 has no UPC: left out. WIDGET-1 is 40+10+12 less the open order
+    // placed after the count (3), when that order time has passed.
+    let order_passed = now_secs() > epoch("2026-11-20T15:00:00Z");
+    let (w, g) = if order_passed { (59, 6) } else { (62, 7) };
+    assert_eq!(
+        lin_qty(&x),
+        vec![
+            "LIN*1*UP*042100005264*VN*BOLT-4".to_string(),
+            "QTY*33*0*EA".into(),
+            "LIN*2*UP*036000291452*VN*GADGET-2".into(),
+            format!("QTY*33*{g}*EA"),
+            "LIN*3*UP*012345678905*VN*WIDGET-1".into(),
+            format!("QTY*33*{w}*EA"),
+        ]
+    );
+    x12_validate(&[f]);
+}
+
+// ----- 997 acknowledgments for received X12 -----
+
+/// An inventory X12 source `sanmina` (BP / 34) that answers with 997s into out/acks.
+fn acking_ws() -> Workspace {
+    let ws = Workspace::standard(&x12_inbound("sanmina", "inventory", "sanmina").replace(
+        "[inbound.transport]",
+        "acknowledge = true\n[inbound.ack_transport]\ntype = \"dir\"\npath = \"out/acks\"\n\n[inbound.transport]",
+    ));
+    ws.mapping("sanmina", &x12_in_mapping("inventory", "BP", "34"));
+    ws
+}
+
+#[test]
+fn acks_997_for_accepted_and_rejected_846_are_valid() {
+    let ws = acking_ws();
+    let p1 = sample_in(&ws, "oopfactory_ORD__846_Example1.txt");
+    let v = ws.ingest("sanmina", &p1, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let ack1 = v["ack"].as_str().expect("ack path").to_string();
+    let text = std::fs::read_to_string(&ack1).unwrap();
+    let x = X12::parse(&text);
+    x.check_envelope();
+    // Back to the sender: our ISA sender is their receiver.
+    assert_eq!(x.one("ISA")[6].trim(), "SANMINACORP");
+    assert_eq!(x.one("ISA")[8].trim(), "322341109");
+    assert_eq!(x.one("GS")[1], "FA");
+    assert_eq!(x.one("AK1")[1..], ["IB", "1979"]);
+    assert_eq!(x.one("AK2")[1..], ["846", "1979"]);
+    assert_eq!(x.one("AK5")[1..], ["A"]);
+    assert_eq!(x.one("AK9")[1..], ["A", "1", "1", "1"]);
+    x12_validate(&[Path::new(&ack1)]);
+
+    let p2 = sample_in(&ws, "oopfactory_ORD__846_Example2.txt");
+    let v = ws.ingest("sanmina", &p2, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    let ack2 = v["ack"].as_str().expect("ack path").to_string();
+    let x = X12::parse(&std::fs::read_to_string(&ack2).unwrap());
+    x.check_envelope();
+    assert_eq!(x.one("AK5")[1], "R");
+    assert_eq!(x.one("AK9")[1], "R");
+    x12_validate(&[Path::new(&ack2)]);
+}
+
+#[test]
+
+fn acks_997_for_two_partners_never_overwrite_each_other() {
+    let ws = acking_ws();
+    let p1 = sample_in(&ws, "oopfactory_ORD__846_Example1.txt");
+    let p2 = sample_in(&ws, "oopfactory_ORD__846_Example2.txt");
+    // Both samples carry ISA13 000001979 but come from different senders.
+    let o = ws.run(&[
+        "ingest",
+        "--source",
+        "sanmina",
+        "--json",
+        p1.to_str().unwrap(),
+        p2.to_str().unwrap(),
+    ]);
+    let v = o.json();
+    let acks: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["ack"].as_str().unwrap())
+        .collect();
+    assert_ne!(acks[0], acks[1], "{v}");
+    assert_eq!(ws.files_under("out/acks").len(), 2, "{v}");
+}
+
+#[test]
+fn a_sku_holding_a_separator_is_left_out_not_blocking_the_846() {
+    let ws = retail_ws("004010");
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &format!("{INV_H}A,W1,10,{T0},012345678905,\nBAD*1,W1,3,{T0},036000291452,\nE,W1,2,{T0},042100005264,\n"),
+    );
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 2, "{v}");
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "invalid sku (a separator character, or over 48 characters)", "items": 1}]),
+        "{v}"
+    );
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(
+        lin_qty(&x),
+        [
+            "LIN*1*UP*012345678905*VN*A",
+            "QTY*33*10*EA",
+            "LIN*2*UP*042100005264*VN*E",
+            "QTY*33*2*EA"
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
