@@ -304,150 +304,116 @@ fn apply_file(
         total: 0,
         file: spool,
     };
-    let meta_rows;
-    let result = match src.kind {
+    let (meta_rows, result) = match src.kind {
         RecordKind::Inventory => {
             let batch = ledger.inventory_batch(&src.merchant)?;
-            let mut rows = 0u64;
             let mut max_as_of = None::<Millis>;
-            let mut db_err = None;
-            let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
-                rows += 1;
-                match inventory_row(src, &rec, file_as_of) {
-                    Ok(r) => {
-                        if errors.total == 0 {
-                            max_as_of = max_as_of.max(Some(r.as_of));
-                            if let Err(e) = batch.add(
-                                &r.sku,
-                                &r.warehouse,
-                                r.qty,
-                                r.as_of,
-                                r.upc.as_deref(),
-                                r.description.as_deref(),
-                            ) {
-                                db_err = Some(e);
-                                return Err("ledger error".into());
-                            }
-                        }
+            let rows = read_valid(
+                path,
+                src,
+                &mut errors,
+                |rec| inventory_row(src, rec, file_as_of),
+                |r: InvRow| {
+                    max_as_of = max_as_of.max(Some(r.as_of));
+                    batch.add(
+                        &r.sku,
+                        &r.warehouse,
+                        r.qty,
+                        r.as_of,
+                        r.upc.as_deref(),
+                        r.description.as_deref(),
+                    )
+                },
+            )?;
+            if errors.total > 0 {
+                (rows, None)
+            } else {
+                batch.aggregate()?;
+                let as_of = match src.mapping.as_of_from {
+                    AsOfFrom::Column => max_as_of.unwrap_or(file_as_of),
+                    _ => file_as_of,
+                };
+                let mut snapshot = vec![];
+                if src.mapping.snapshot == Snapshot::Full {
+                    snapshot = batch.warehouses()?;
+                    if let Some(w) = &src.warehouse
+                        && !src.mapping.has(Field::Warehouse)
+                        && !snapshot.contains(w)
+                    {
+                        snapshot.push(w.clone());
                     }
-                    Err(es) => es.into_iter().for_each(|e| errors.push(e)),
-                }
-                Ok(())
-            });
-            if let Some(e) = db_err {
-                return Err(e.into());
-            }
-            meta_rows = rows;
-            match read {
-                Err(e) => {
-                    errors.push(read_error_text(&e));
-                    None
-                }
-                Ok(_) if errors.total > 0 => None,
-                Ok(_) => {
-                    batch.aggregate()?;
-                    let as_of = if src.mapping.as_of_from == AsOfFrom::Column {
-                        max_as_of.unwrap_or(file_as_of)
-                    } else {
-                        file_as_of
-                    };
-                    let mut snapshot = vec![];
-                    if src.mapping.snapshot == Snapshot::Full {
-                        snapshot = batch.warehouses()?;
-                        if let Some(w) = &src.warehouse
-                            && !src.mapping.has(Field::Warehouse)
-                            && !snapshot.contains(w)
-                        {
-                            snapshot.push(w.clone());
-                        }
-                        let counts = batch.zero_counts(&snapshot, as_of)?;
-                        let over: Vec<_> = counts
-                            .iter()
-                            .filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total))
-                            .collect();
-                        if !over.is_empty() && !opts.force {
-                            let reasons: Vec<String> = over
-                                .iter()
-                                .map(|c| format!("would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete", c.zeroed, c.total, c.warehouse))
-                                .collect();
-                            drop(batch);
-                            return finish_bad(
-                                cfg,
-                                src,
-                                path,
-                                &name,
-                                opts,
-                                out,
-                                Outcome::Held,
-                                reasons,
-                                errors,
-                                rows,
-                            );
-                        }
+                    let held: Vec<String> = batch
+                        .zero_counts(&snapshot, as_of)?
+                        .iter()
+                        .filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total))
+                        .map(|c| {
+                            format!(
+                                "would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete",
+                                c.zeroed, c.total, c.warehouse
+                            )
+                        })
+                        .collect();
+                    if !held.is_empty() && !opts.force {
+                        drop(batch);
+                        return finish_bad(
+                            cfg,
+                            src,
+                            path,
+                            &name,
+                            opts,
+                            out,
+                            Outcome::Held,
+                            held,
+                            errors,
+                            rows,
+                        );
                     }
-                    let meta = ReportMeta {
-                        source: &src.id,
-                        file_name: &name,
-                        sha256: &sha,
-                        as_of,
-                        rows,
-                        now,
-                    };
-                    Some(batch.apply(&meta, &snapshot)?)
                 }
+                let meta = ReportMeta {
+                    source: &src.id,
+                    file_name: &name,
+                    sha256: &sha,
+                    as_of,
+                    rows,
+                    now,
+                };
+                (rows, Some(batch.apply(&meta, &snapshot)?))
             }
         }
         RecordKind::Orders => {
             let batch = ledger.order_batch(&src.merchant, &src.id)?;
-            let mut rows = 0u64;
             let mut ordinals: HashMap<String, u64> = HashMap::new();
-            let mut db_err = None;
-            let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
-                rows += 1;
-                match order_row(src, &rec, &mut ordinals) {
-                    Ok(o) => {
-                        if errors.total == 0 {
-                            let line = OrderLine {
-                                order_id: &o.order_id,
-                                line: &o.line,
-                                sku: &o.sku,
-                                quantity: o.qty,
-                                warehouse: o.warehouse.as_deref(),
-                                ordered_at: o.ordered_at,
-                                status: o.status.as_deref(),
-                                cancelled: o.cancelled,
-                            };
-                            if let Err(e) = batch.upsert(&line, now) {
-                                db_err = Some(e);
-                                return Err("ledger error".into());
-                            }
-                        }
-                    }
-                    Err(es) => es.into_iter().for_each(|e| errors.push(e)),
-                }
-                Ok(())
-            });
-            if let Some(e) = db_err {
-                return Err(e.into());
-            }
-            meta_rows = rows;
-            match read {
-                Err(e) => {
-                    errors.push(read_error_text(&e));
-                    None
-                }
-                Ok(_) if errors.total > 0 => None,
-                Ok(_) => {
-                    let meta = ReportMeta {
-                        source: &src.id,
-                        file_name: &name,
-                        sha256: &sha,
-                        as_of: now,
-                        rows,
-                        now,
+            let rows = read_valid(
+                path,
+                src,
+                &mut errors,
+                |rec| order_row(src, rec, &mut ordinals),
+                |o: OrdRow| {
+                    let line = OrderLine {
+                        order_id: &o.order_id,
+                        line: &o.line,
+                        sku: &o.sku,
+                        quantity: o.qty,
+                        warehouse: o.warehouse.as_deref(),
+                        ordered_at: o.ordered_at,
+                        status: o.status.as_deref(),
+                        cancelled: o.cancelled,
                     };
-                    Some(batch.apply(&meta)?)
-                }
+                    batch.upsert(&line, now)
+                },
+            )?;
+            if errors.total > 0 {
+                (rows, None)
+            } else {
+                let meta = ReportMeta {
+                    source: &src.id,
+                    file_name: &name,
+                    sha256: &sha,
+                    as_of: now,
+                    rows,
+                    now,
+                };
+                (rows, Some(batch.apply(&meta)?))
             }
         }
     };
@@ -489,6 +455,42 @@ fn apply_file(
     }
     tracing::info!(source = %src.id, file = %name, rows = out.rows, stale = out.stale, "applied");
     Ok(out)
+}
+
+/// Reads every record of the file, checking each with `check`. Valid records
+/// go to `stage` until the first bad one (after that the file is rejected
+/// anyway, so only the checking goes on, to list every bad row). Returns the
+/// number of records read; a file that cannot be read at all is one more error.
+fn read_valid<T>(
+    path: &Path,
+    src: &Inbound,
+    errors: &mut Errors,
+    mut check: impl FnMut(&RawRecord) -> Result<T, Vec<String>>,
+    mut stage: impl FnMut(T) -> Result<(), LedgerError>,
+) -> Result<u64, LedgerError> {
+    let mut rows = 0u64;
+    let mut db_err = None;
+    let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
+        rows += 1;
+        match check(&rec) {
+            Ok(v) if errors.total == 0 => stage(v).map_err(|e| {
+                db_err = Some(e);
+                "ledger error".to_string()
+            }),
+            Ok(_) => Ok(()),
+            Err(es) => {
+                es.into_iter().for_each(|e| errors.push(e));
+                Ok(())
+            }
+        }
+    });
+    if let Some(e) = db_err {
+        return Err(e);
+    }
+    if let Err(e) = read {
+        errors.push(read_error_text(&e));
+    }
+    Ok(rows)
 }
 
 fn read_error_text(e: &ReadError) -> String {
