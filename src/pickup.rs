@@ -78,7 +78,7 @@ const ERRORS_IN_MEMORY: usize = 1000;
 struct Errors {
     shown: Vec<String>,
     total: u64,
-    file: tempfile_like::Spool,
+    file: spool::Spool,
 }
 
 impl Errors {
@@ -92,7 +92,7 @@ impl Errors {
 }
 
 /// Error lines spill to a file, so a file with a million bad rows is reported in full.
-mod tempfile_like {
+mod spool {
     use std::io::{BufWriter, Write};
     pub struct Spool {
         pub path: std::path::PathBuf,
@@ -229,7 +229,7 @@ fn receive_acks(
             Ok(out)
         }
         Err(e) => {
-            let spool = tempfile_like::Spool::new(
+            let spool = spool::Spool::new(
                 cfg.quarantine
                     .join(&src.id)
                     .join(format!(".{name}.errors-{}", std::process::id())),
@@ -294,7 +294,7 @@ fn apply_file(
         }
         AsOfFrom::PickupTime => opts.pickup_time,
     };
-    let spool = tempfile_like::Spool::new(
+    let spool = spool::Spool::new(
         cfg.quarantine
             .join(&src.id)
             .join(format!(".{name}.errors-{}", std::process::id())),
