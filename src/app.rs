@@ -529,19 +529,12 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     let mut ledger = open(&cfg)?;
     let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
     print_pass(&pass);
-    // A second run finds nothing new: force every cart so the demo always shows feeds.
+    // A second run finds nothing due or nothing new, and says so: the gateway
+    // never sends a feed just to have something to show.
     if pass.syncs.iter().all(|s| s.outcome != "sent") {
-        for c in &cfg.carts {
-            print_sync(&sync_cart(
-                &cfg,
-                &mut ledger,
-                c,
-                &SyncOptions {
-                    force: true,
-                    ..Default::default()
-                },
-            )?);
-        }
+        outln!(
+            "nothing new to send (carts not due, or no new inventory); drop files into var/inbox/* and run again"
+        );
     }
     outln!();
     outln!("feeds:");
@@ -560,10 +553,20 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
         }
     }
     outln!();
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            p.strip_prefix(std::env::current_dir().ok()?)
+                .map(Path::to_path_buf)
+                .ok()
+                .or(Some(p))
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stockgate".into());
     outln!(
-        "try:  stockgate --config {} explain --merchant acme --sku WIDGET-1",
-        Path::new(&cfg_path).display()
+        "try:  {exe} --config {} explain --merchant acme --sku WIDGET-1",
+        cfg_path.display()
     );
-    outln!("      stockgate --config {} status", cfg_path.display());
+    outln!("      {exe} --config {} status", cfg_path.display());
     Ok(OK)
 }

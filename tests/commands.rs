@@ -577,3 +577,52 @@ pth = \"typo\"
     // Commands refuse to run with a broken config.
     assert_eq!(ws.run(&["status"]).code, 2);
 }
+
+#[test]
+fn demo_produces_csv_xml_and_846_feeds_once_and_never_sends_for_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stockgate"))
+            .arg("demo")
+            .arg(&ws)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = |cart: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(ws.join("var/outbox").join(cart))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = run();
+    assert!(first.contains("initialized demo workspace"), "{first}");
+    for (cart, ext) in [
+        ("acme-shop", ".csv"),
+        ("acme-marketplace", ".csv"),
+        ("acme-retailer", ".x12"),
+        ("acme-portal", ".xml"),
+    ] {
+        let files = list(cart);
+        assert_eq!(files.len(), 1, "{cart}: {files:?}");
+        assert!(files[0].ends_with(ext), "{cart}: {files:?}");
+    }
+    let second = run();
+    assert!(second.contains("nothing new to send"), "{second}");
+    for cart in [
+        "acme-shop",
+        "acme-marketplace",
+        "acme-retailer",
+        "acme-portal",
+    ] {
+        assert_eq!(list(cart).len(), 1, "{cart} got a feed on the second run");
+    }
+}
