@@ -61,6 +61,25 @@ pub struct FileOutcome {
     pub ack: Option<String>,
 }
 
+impl FileOutcome {
+    /// An applied file with nothing counted yet.
+    fn new(path: &Path, src: &Inbound) -> FileOutcome {
+        FileOutcome {
+            file: path.display().to_string(),
+            source: src.id.clone(),
+            outcome: Outcome::Applied,
+            rows: 0,
+            stale: 0,
+            errors: vec![],
+            zeroed: None,
+            report: None,
+            archived: None,
+            quarantined: None,
+            ack: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Apply a held full snapshot anyway.
@@ -82,6 +101,19 @@ struct Errors {
 }
 
 impl Errors {
+    /// Spills beside the quarantine the file would go to.
+    fn new(cfg: &Config, src: &Inbound, name: &str) -> Errors {
+        let path = cfg
+            .quarantine
+            .join(&src.id)
+            .join(format!(".{name}.errors-{}", std::process::id()));
+        Errors {
+            shown: vec![],
+            total: 0,
+            file: spool::Spool::new(path),
+        }
+    }
+
     fn push(&mut self, e: String) {
         self.total += 1;
         self.file.line(&e);
@@ -200,19 +232,7 @@ fn receive_acks(
     let name = file_name(path);
     let (sha, _) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
-    let mut out = FileOutcome {
-        file: path.display().to_string(),
-        source: src.id.clone(),
-        outcome: Outcome::Applied,
-        rows: 0,
-        stale: 0,
-        errors: vec![],
-        zeroed: None,
-        report: None,
-        archived: None,
-        quarantined: None,
-        ack: None,
-    };
+    let mut out = FileOutcome::new(path, src);
     match crate::acks::receive_997(cfg, ledger, path, peek) {
         Ok((groups, matched)) => {
             out.rows = groups;
@@ -229,16 +249,7 @@ fn receive_acks(
             Ok(out)
         }
         Err(e) => {
-            let spool = spool::Spool::new(
-                cfg.quarantine
-                    .join(&src.id)
-                    .join(format!(".{name}.errors-{}", std::process::id())),
-            );
-            let mut errors = Errors {
-                shown: vec![],
-                total: 0,
-                file: spool,
-            };
+            let mut errors = Errors::new(cfg, src, &name);
             errors.push(e);
             finish_bad(
                 cfg,
@@ -267,19 +278,7 @@ fn apply_file(
     let name = file_name(path);
     let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
-    let mut out = FileOutcome {
-        file: path.display().to_string(),
-        source: src.id.clone(),
-        outcome: Outcome::Applied,
-        rows: 0,
-        stale: 0,
-        errors: vec![],
-        zeroed: None,
-        report: None,
-        archived: None,
-        quarantined: None,
-        ack: None,
-    };
+    let mut out = FileOutcome::new(path, src);
     if ledger.already_applied(&src.id, &sha)?.is_some() {
         let archived = archive(cfg, &src.id, path, &name, now)?;
         ledger.record_file(&src.id, &name, &sha, "duplicate", Some(&archived), now)?;
@@ -294,16 +293,7 @@ fn apply_file(
         }
         AsOfFrom::PickupTime => opts.pickup_time,
     };
-    let spool = spool::Spool::new(
-        cfg.quarantine
-            .join(&src.id)
-            .join(format!(".{name}.errors-{}", std::process::id())),
-    );
-    let mut errors = Errors {
-        shown: vec![],
-        total: 0,
-        file: spool,
-    };
+    let mut errors = Errors::new(cfg, src, &name);
     let (meta_rows, result) = match src.kind {
         RecordKind::Inventory => {
             let batch = ledger.inventory_batch(&src.merchant)?;
