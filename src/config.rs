@@ -3,7 +3,7 @@
 
 use crate::mapping::{self, InboundMapping, OutboundMapping, RecordKind};
 use crate::schedule::{self, Schedule};
-use crate::util::{Problem, line_at, line_of, parse_duration_secs};
+use crate::util::{Problem, line_at, line_of, parse_duration_secs, struct_fields};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -679,50 +679,6 @@ fn check_template(cx: &mut Ctx, table: &str, i: usize, tpl: &str) {
     }
 }
 
-/// Keys of the raw config structs (keep in step with them).
-const TOP_KEYS: &[&str] = &["ledger", "merchant", "inbound", "cart"];
-const LEDGER_KEYS: &[&str] = &["path", "archive", "quarantine"];
-const MERCHANT_KEYS: &[&str] = &["id"];
-const INBOUND_KEYS: &[&str] = &[
-    "id",
-    "merchant",
-    "kind",
-    "mapping",
-    "warehouse",
-    "poll",
-    "acknowledge",
-    "transport",
-    "ack_transport",
-];
-const CART_KEYS: &[&str] = &[
-    "id",
-    "merchant",
-    "format",
-    "mapping",
-    "schedule",
-    "timezone",
-    "min_level",
-    "full_sync",
-    "warehouses",
-    "transport",
-];
-const TRANSPORT_KEYS: &[&str] = &[
-    "type",
-    "path",
-    "pattern",
-    "file_name",
-    "host",
-    "port",
-    "user",
-    "password",
-    "password_env",
-    "key_file",
-    "known_hosts",
-    "host_key_sha256",
-    "remote_dir",
-    "after",
-];
-
 /// Removes keys no config struct knows, returning one problem per key.
 fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem> {
     let mut out = vec![];
@@ -749,14 +705,14 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
             false
         })
     };
-    strip(table, "", 0, TOP_KEYS);
+    strip(table, "", 0, struct_fields::<RawConfig>());
     if let Some(toml::Value::Table(t)) = table.get_mut("ledger") {
-        strip(t, "ledger", 0, LEDGER_KEYS);
+        strip(t, "ledger", 0, struct_fields::<RawLedger>());
     }
     for (name, known) in [
-        ("merchant", MERCHANT_KEYS),
-        ("inbound", INBOUND_KEYS),
-        ("cart", CART_KEYS),
+        ("merchant", struct_fields::<RawMerchant>()),
+        ("inbound", struct_fields::<RawInbound>()),
+        ("cart", struct_fields::<RawCart>()),
     ] {
         let Some(toml::Value::Array(items)) = table.get_mut(name) else {
             continue;
@@ -768,7 +724,12 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
             strip(t, name, i, known);
             for sub in ["transport", "ack_transport"] {
                 if let Some(toml::Value::Table(tt)) = t.get_mut(sub) {
-                    strip(tt, &format!("{name}.{sub}"), i, TRANSPORT_KEYS);
+                    strip(
+                        tt,
+                        &format!("{name}.{sub}"),
+                        i,
+                        struct_fields::<RawTransport>(),
+                    );
                 }
             }
         }

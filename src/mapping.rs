@@ -409,39 +409,6 @@ impl Checker<'_> {
     }
 }
 
-/// Top-level keys of [`RawMapping`] (keep in step with it).
-const RAW_KEYS: &[&str] = &[
-    "format",
-    "record",
-    "delimiter",
-    "header",
-    "snapshot",
-    "max_zeroed",
-    "as_of_from",
-    "columns",
-    "as_of",
-    "cancelled",
-    "item",
-    "root",
-    "fields",
-    "sku_qualifier",
-    "quantity_qualifier",
-    "version",
-    "sender_qualifier",
-    "sender_id",
-    "receiver_qualifier",
-    "receiver_id",
-    "usage",
-    "element_separator",
-    "segment_terminator",
-    "component_separator",
-    "bia_purpose",
-    "bia_report_type",
-    "item_ids",
-    "unit",
-    "line_break",
-];
-
 /// The mapping's text and raw keys, plus one problem per unknown key: an
 /// unknown key is reported (file, line, key) and the rest is still checked.
 fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
@@ -489,9 +456,9 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
             false
         })
     };
-    strip(&mut table, "", RAW_KEYS);
+    strip(&mut table, "", crate::util::struct_fields::<RawMapping>());
     if let Some(toml::Value::Table(t)) = table.get_mut("as_of") {
-        strip(t, "as_of", &["format", "timezone"]);
+        strip(t, "as_of", crate::util::struct_fields::<RawTime>());
     }
     if unknown.is_empty() {
         return Err(first_problem());
@@ -1136,6 +1103,19 @@ mod tests {
         assert_eq!(t.parse("2026-01-05 08:00:00").unwrap(), 1767621600000);
         assert_eq!(t.parse("2026-01-05T14:00:00Z").unwrap(), 1767621600000);
         assert!(t.parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn known_keys_come_from_the_structs() {
+        assert_eq!(
+            crate::util::struct_fields::<RawTime>(),
+            ["format", "timezone"]
+        );
+        let keys = crate::util::struct_fields::<RawMapping>();
+        assert!(
+            keys.contains(&"sku_qualifier") && keys.contains(&"line_break"),
+            "{keys:?}"
+        );
     }
 
     #[test]
