@@ -26,7 +26,7 @@ pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
     for src in &cfg.inbound {
         pickup_into(cfg, ledger, src, settle_ms, &mut pass);
     }
-    sync_due(cfg, ledger, &mut pass);
+    sync_due(cfg, ledger, &mut pass, None);
     pass
 }
 
@@ -46,7 +46,17 @@ fn pickup_into(
     }
 }
 
-fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
+/// Carts whose delivery failed in a way worth retrying: (failures in a row,
+/// when to try again). Kept by the running daemon only.
+type Retries = std::collections::HashMap<String, (u32, Instant)>;
+
+/// 10 s, 20 s, 40 s ... at most 10 minutes: soon enough for a blip, gentle on
+/// a server that is down. A cart's own schedule still applies as well.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs((10u64 << failures.saturating_sub(1).min(6)).min(600))
+}
+
+fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass, mut retries: Option<&mut Retries>) {
     let now = to_datetime(now_ms());
     for cart in &cfg.carts {
         let last = match ledger.cart_state(&cart.id) {
@@ -56,11 +66,27 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
                 continue;
             }
         };
-        if !cart.schedule.due(last, now, cart.tz) {
+        let retry_due = retries
+            .as_deref()
+            .and_then(|r| r.get(&cart.id))
+            .is_some_and(|(_, at)| Instant::now() >= *at);
+        if !retry_due && !cart.schedule.due(last, now, cart.tz) {
             continue;
         }
         match sync_cart(cfg, ledger, cart, &SyncOptions::default()) {
-            Ok(r) => pass.syncs.push(r),
+            Ok(r) => {
+                if let Some(retries) = retries.as_deref_mut() {
+                    if r.retryable {
+                        let failures = retries.get(&cart.id).map_or(0, |(n, _)| *n) + 1;
+                        let wait = backoff(failures);
+                        tracing::warn!(cart = %cart.id, failures, retry_in_s = wait.as_secs(), "delivery will be retried");
+                        retries.insert(cart.id.clone(), (failures, Instant::now() + wait));
+                    } else {
+                        retries.remove(&cart.id);
+                    }
+                }
+                pass.syncs.push(r)
+            }
             Err(e) => {
                 tracing::error!(cart = %cart.id, error = %e, "sync failed");
                 pass.errors.push(format!("cart {}: {e}", cart.id));
@@ -103,6 +129,7 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
             }
         }
     }
+    let mut retries = Retries::new();
     // Every source is looked at once at start-up: files may have arrived while stopped.
     let mut due_at: Vec<Instant> = vec![Instant::now(); cfg.inbound.len()];
     tracing::info!(
@@ -130,7 +157,7 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
                     src.poll
                 };
         }
-        sync_due(cfg, ledger, &mut pass);
+        sync_due(cfg, ledger, &mut pass, Some(&mut retries));
         // Sleep until a watch event or a second passes (to see `stop` and schedules).
         if let Ok(Ok(events)) = rx.recv_timeout(Duration::from_secs(1)) {
             for ev in events {

@@ -49,6 +49,10 @@ pub struct SyncReport {
     pub group_control: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<String>,
+    /// A failed delivery that may succeed if tried again soon (the daemon
+    /// retries it with backoff instead of waiting for the next schedule).
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +86,7 @@ impl SyncReport {
                 }
                 _ => None,
             },
+            retryable: false,
         }
     }
 
@@ -388,17 +393,10 @@ pub fn sync_cart(
     let dest = match delivered {
         Ok(d) => d,
         Err(e) => {
-            let retry = if e.retryable {
-                " (will retry on the next run)"
-            } else {
-                ""
-            };
             let _ = std::fs::remove_file(&rendered.path);
-            return fail(
-                ledger,
-                entry,
-                format!("delivery failed: {}{retry}", e.message),
-            );
+            let mut report = fail(ledger, entry, format!("delivery failed: {}", e.message))?;
+            report.retryable = e.retryable;
+            return Ok(report);
         }
     };
     entry.file = Some(dest);

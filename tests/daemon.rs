@@ -125,3 +125,69 @@ fn watched_inbox_to_feed_and_clean_shutdown() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("stopped"), "{err}");
 }
+
+#[test]
+fn a_failed_delivery_is_retried_soon_not_at_the_next_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("mappings")).unwrap();
+    // Hourly cart: without a retry, a failed delivery would wait an hour.
+    std::fs::write(
+        root.join("stockgate.toml"),
+        CONFIG.replace("every 1s", "every 1h"),
+    )
+    .unwrap();
+    std::fs::write(root.join("mappings/inv.toml"), "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"Item\"\nquantity = \"OnHand\"\n").unwrap();
+    std::fs::write(
+        root.join("mappings/feed.toml"),
+        "format = \"csv\"\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Qty\", field = \"quantity\" } ]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("inbox")).unwrap();
+    std::fs::write(root.join("inbox/stock.csv"), "Item,OnHand\nA,5\n").unwrap();
+    // Settled already: taken on the daemon's first pass, before the first sync.
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("inbox/stock.csv"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    // The outbox cannot be created: a plain file stands where the folder goes.
+    std::fs::write(root.join("outbox"), "in the way").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stockgate"))
+        .arg("--config")
+        .arg(root.join("stockgate.toml"))
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let history = |root: &Path| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_stockgate"))
+            .arg("--config")
+            .arg(root.join("stockgate.toml"))
+            .args(["history", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    wait_for("the failed attempt", Duration::from_secs(15), || {
+        history(root).contains("\"failed\"")
+    });
+    std::fs::remove_file(root.join("outbox")).unwrap();
+    wait_for("the retried delivery", Duration::from_secs(30), || {
+        feeds(&root.join("outbox")) == ["feed-000002.csv"]
+    });
+    assert_eq!(
+        std::fs::read_to_string(root.join("outbox/feed-000002.csv")).unwrap(),
+        "SKU,Qty\nA,5\n"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}
