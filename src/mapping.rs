@@ -1105,6 +1105,24 @@ mod tests {
         assert!(t.parse("yesterday").is_err());
     }
 
+    /// The example mappings shipped in mappings/ (and written by `init`) are valid.
+    #[test]
+    fn shipped_mappings_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let r = if looks_inbound(&p) {
+                load_inbound(&p).map(|_| ())
+            } else {
+                load_outbound(&p).map(|_| ())
+            };
+            assert!(r.is_ok(), "{}: {:?}", p.display(), r);
+            n += 1;
+        }
+        assert!(n >= 9, "{n} mappings");
+    }
+
     #[test]
     fn known_keys_come_from_the_structs() {
         assert_eq!(
