@@ -152,6 +152,16 @@ fn print_problems(problems: &[Problem]) {
     );
 }
 
+/// For commands that only read (status, explain, history): no writes to an
+/// existing ledger, so a long ingest in the daemon never makes them wait. A
+/// new ledger is set up as every command sets it up.
+fn open_read(cfg: &Config) -> anyhow::Result<Ledger> {
+    if !cfg.ledger_path.exists() {
+        return open(cfg);
+    }
+    Ok(Ledger::open(&cfg.ledger_path)?)
+}
+
 fn open(cfg: &Config) -> anyhow::Result<Ledger> {
     let ledger = Ledger::open(&cfg.ledger_path)?;
     ledger.ensure(
@@ -310,7 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Status { json: as_json } => {
             let cfg = try_cfg!(load(&cli.config));
-            let ledger = open(&cfg)?;
+            let ledger = open_read(&cfg)?;
             let s = crate::inspect::status(&cfg, &ledger)?;
             if as_json {
                 json(&s);
@@ -378,7 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 eprintln!("error: no cart {c:?} for merchant {merchant:?}");
                 return Ok(USAGE);
             }
-            let ledger = open(&cfg)?;
+            let ledger = open_read(&cfg)?;
             let e = crate::inspect::explain(&cfg, &ledger, &merchant, &sku, cart.as_deref())?;
             if as_json {
                 json(&e);
@@ -393,7 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             json: as_json,
         } => {
             let cfg = try_cfg!(load(&cli.config));
-            let ledger = open(&cfg)?;
+            let ledger = open_read(&cfg)?;
             let entries: Vec<SyncReport> = ledger
                 .history(cart.as_deref(), limit)?
                 .iter()

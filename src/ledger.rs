@@ -186,8 +186,21 @@ impl Ledger {
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        // Switching a new file to WAL takes an exclusive lock and SQLite does
+        // not wait for it through the busy handler: retry for a while when
+        // another process is opening the same new ledger at this moment.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 300 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                r => break r.map_err(open_err)?,
+            }
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -200,23 +213,36 @@ impl Ledger {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
+        let known = MIGRATIONS.len() as i64;
+        let too_new = |found| LedgerError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known,
+        };
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
+        if version == known {
+            return Ok(());
+        }
         if version > known {
-            return Err(LedgerError::TooNew {
-                path: path.display().to_string(),
-                found: version,
-                known,
-            });
+            return Err(too_new(version));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+        // Two processes may open a new ledger at once (the daemon and a
+        // `status`): take the write lock first, then read the version again,
+        // so only one of them runs each migration.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > known {
+            return Err(too_new(version));
+        }
+        for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.pragma_update(None, "user_version", known)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -925,6 +951,31 @@ mod tests {
         match Ledger::open(&path) {
             Err(LedgerError::TooNew { found: 99, .. }) => {}
             other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_new_ledger_opened_by_several_processes_at_once_migrates_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("l.sqlite");
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let p = path.clone();
+                    std::thread::spawn(move || {
+                        Ledger::open(&p).map(|l| l.schema_version().unwrap())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let v = h.join().unwrap();
+                assert_eq!(
+                    v.as_ref().ok(),
+                    Some(&(MIGRATIONS.len() as i64)),
+                    "round {round}: {:?}",
+                    v.as_ref().err()
+                );
+            }
         }
     }
 
