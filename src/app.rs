@@ -141,15 +141,15 @@ fn load(cli_config: &Option<PathBuf>) -> Result<Config, i32> {
     })
 }
 
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("error: {p}");
     }
-    eprintln!(
-        "{} problem{} found",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
+    eprintln!("{} found", count(problems.len(), "problem"));
 }
 
 /// For commands that only read (status, explain, history): no writes to an
@@ -204,11 +204,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             match config::load(&path) {
                 Ok(cfg) => {
                     outln!(
-                        "ok: {} ({} merchants, {} inbound sources, {} carts, all mappings valid)",
+                        "ok: {} ({}, {}, {}, all mappings valid)",
                         path.display(),
-                        cfg.merchants.len(),
-                        cfg.inbound.len(),
-                        cfg.carts.len()
+                        count(cfg.merchants.len(), "merchant"),
+                        count(cfg.inbound.len(), "inbound source"),
+                        count(cfg.carts.len(), "cart")
                     );
                     Ok(OK)
                 }
@@ -216,11 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     for p in &problems {
                         outln!("{p}");
                     }
-                    eprintln!(
-                        "{} problem{} found",
-                        problems.len(),
-                        if problems.len() == 1 { "" } else { "s" }
-                    );
+                    eprintln!("{} found", count(problems.len(), "problem"));
                     Ok(USAGE)
                 }
             }

@@ -439,7 +439,7 @@ fn apply_file(
     ledger.set_archive_path(summary.report_id, &archived)?;
     out.archived = Some(archived);
     // A held file applied with --force leaves quarantine.
-    if opts.force && path.starts_with(&cfg.quarantine) {
+    if opts.force && in_dir(path, &cfg.quarantine) {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(error_txt_path(path));
     }
@@ -483,6 +483,17 @@ fn read_valid<T>(
     Ok(rows)
 }
 
+/// Whether `path` lies under `dir`, however either was written (relative to
+/// the current folder, with `..`, through a link).
+fn in_dir(path: &Path, dir: &Path) -> bool {
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    canon(path).starts_with(canon(dir))
+}
+
 fn read_error_text(e: &ReadError) -> String {
     match e {
         // X12 messages name their segment position themselves.
@@ -514,7 +525,10 @@ fn finish_bad(
     let dir = cfg.quarantine.join(&src.id);
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     // Already in quarantine (ingest --force of a held file that is still too short)?
-    let qpath = if path.parent() == Some(dir.as_path()) {
+    let qpath = if path
+        .parent()
+        .is_some_and(|p| in_dir(p, &dir) && in_dir(&dir, p))
+    {
         path.to_path_buf()
     } else if opts.consume {
         let dest = crate::util::free_path(&dir, name);

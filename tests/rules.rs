@@ -707,10 +707,20 @@ fn full_snapshot_zeroing_too_much_is_held_until_forced() {
     let st = ws.run_ok(&["status", "--json"], 0).json();
     assert_eq!(st["inbound"][0]["held"], 1, "{st}");
 
-    // ingest --force on the quarantined file applies it and clears quarantine.
-    let qs = q.display().to_string();
+    // ingest --force on the quarantined file applies it and clears quarantine
+    // (named as an operator types it: relative to the workspace folder).
     let v = ws
-        .run_ok(&["ingest", "--source", "wms", "--force", "--json", &qs], 0)
+        .run_ok(
+            &[
+                "ingest",
+                "--source",
+                "wms",
+                "--force",
+                "--json",
+                "var/quarantine/wms/short.csv",
+            ],
+            0,
+        )
         .json()[0]
         .clone();
     assert_eq!(v["outcome"], "applied", "{v}");
