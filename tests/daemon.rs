@@ -33,6 +33,19 @@ path = "outbox"
 file_name = "feed-{seq}.csv"
 "#;
 
+/// Kills the daemon if a test fails before stopping it, so no gateway
+/// outlives its test.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -72,6 +85,7 @@ fn watched_inbox_to_feed_and_clean_shutdown() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Daemon)
         .unwrap();
     // The first pass finds no inventory: the cart is skipped, nothing is sent.
     std::thread::sleep(Duration::from_millis(1500));
@@ -101,7 +115,7 @@ fn watched_inbox_to_feed_and_clean_shutdown() {
         "a picked-up file leaves the inbox"
     );
 
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -111,7 +125,7 @@ fn watched_inbox_to_feed_and_clean_shutdown() {
     );
     let start = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -122,7 +136,7 @@ fn watched_inbox_to_feed_and_clean_shutdown() {
     };
     assert!(status.success(), "exit status {status:?}");
     let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("stopped"), "{err}");
 }
 
@@ -161,6 +175,7 @@ fn a_failed_delivery_is_retried_soon_not_at_the_next_schedule() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Daemon)
         .unwrap();
     let history = |root: &Path| -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_stockgate"))
@@ -184,10 +199,10 @@ fn a_failed_delivery_is_retried_soon_not_at_the_next_schedule() {
     );
     assert!(
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &child.0.id().to_string()])
             .status()
             .unwrap()
             .success()
     );
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 }
