@@ -357,15 +357,18 @@ fn read_x12(
 /// Turns the mapping's profile into the writer's.
 pub fn profile_846(p: &crate::mapping::X12Profile) -> x12::Profile846 {
     x12::Profile846 {
-        version: p.version.clone(),
-        sender_qualifier: p.sender_qualifier.clone(),
-        sender_id: p.sender_id.clone(),
-        receiver_qualifier: p.receiver_qualifier.clone(),
-        receiver_id: p.receiver_id.clone(),
-        usage: p.usage,
-        element_separator: p.element_separator,
-        segment_terminator: p.segment_terminator,
-        component_separator: p.component_separator,
+        envelope: x12::EnvelopeProfile {
+            version: p.version.clone(),
+            sender_qualifier: p.sender_qualifier.clone(),
+            sender_id: p.sender_id.clone(),
+            receiver_qualifier: p.receiver_qualifier.clone(),
+            receiver_id: p.receiver_id.clone(),
+            usage: p.usage,
+            element_separator: p.element_separator,
+            segment_terminator: p.segment_terminator,
+            component_separator: p.component_separator,
+            line_break: p.line_break,
+        },
         bia_purpose: p.bia_purpose.clone(),
         bia_report_type: p.bia_report_type.clone(),
         item_ids: p
@@ -375,7 +378,6 @@ pub fn profile_846(p: &crate::mapping::X12Profile) -> x12::Profile846 {
             .collect(),
         quantity_qualifier: p.quantity_qualifier.clone(),
         unit: p.unit.clone(),
-        line_break: p.line_break,
     }
 }
 

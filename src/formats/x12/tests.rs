@@ -712,22 +712,31 @@ fn bad_items_reported_not_skipped() {
 
 fn profile(version: &str) -> Profile846 {
     Profile846 {
-        version: version.into(),
-        sender_qualifier: "ZZ".into(),
-        sender_id: "ACMEWHSE".into(),
-        receiver_qualifier: "08".into(),
-        receiver_id: "925485US00".into(),
-        usage: 'P',
-        element_separator: '*',
-        segment_terminator: '~',
-        component_separator: '>',
+        envelope: EnvelopeProfile {
+            version: version.into(),
+            sender_qualifier: "ZZ".into(),
+            sender_id: "ACMEWHSE".into(),
+            receiver_qualifier: "08".into(),
+            receiver_id: "925485US00".into(),
+            usage: 'P',
+            element_separator: '*',
+            segment_terminator: '~',
+            component_separator: '>',
+            line_break: false,
+        },
         bia_purpose: "00".into(),
         bia_report_type: "SI".into(),
         item_ids: vec![("UP".into(), "upc".into()), ("VN".into(), "sku".into())],
         quantity_qualifier: "33".into(),
         unit: "EA".into(),
-        line_break: false,
     }
+}
+
+/// The 004010 profile with one envelope setting changed.
+fn with_envelope(f: impl FnOnce(&mut EnvelopeProfile)) -> Profile846 {
+    let mut p = profile("004010");
+    f(&mut p.envelope);
+    p
 }
 
 fn item(upc: &str, sku: &str, q: i64) -> Item846Out {
@@ -771,7 +780,7 @@ IEA*1*000000017~";
 
     // 005010 with line breaks: same segments, "^" repetition separator.
     let mut p = profile("005010");
-    p.line_break = true;
+    p.envelope.line_break = true;
     let mut out5 = Vec::new();
     let items = vec![
         item("012345678905", "SKU-1", 12),
@@ -906,34 +915,22 @@ fn writer_refuses_bad_values() {
             "cannot write item 1 quantity \"9223372036854775807\": has more than 15 digits",
         ),
         (
-            Profile846 {
-                version: "003040".into(),
-                ..profile("004010")
-            },
+            with_envelope(|e| e.version = "003040".into()),
             vec![],
             "invalid X12 profile: version: \"003040\" must be \"004010\" or \"005010\"",
         ),
         (
-            Profile846 {
-                element_separator: '~',
-                ..profile("004010")
-            },
+            with_envelope(|e| e.element_separator = '~'),
             vec![],
             "invalid X12 profile: element_separator: element separator, segment terminator, component separator (and '^' repetition separator in 005010) must all differ",
         ),
         (
-            Profile846 {
-                sender_id: "X".repeat(16),
-                ..profile("004010")
-            },
+            with_envelope(|e| e.sender_id = "X".repeat(16)),
             vec![],
             "invalid X12 profile: sender_id: \"XXXXXXXXXXXXXXXX\" must be 1 to 15 ASCII characters without separators",
         ),
         (
-            Profile846 {
-                usage: 'X',
-                ..profile("004010")
-            },
+            with_envelope(|e| e.usage = 'X'),
             vec![],
             "invalid X12 profile: usage: 'X' must be \"P\" or \"T\"",
         ),
@@ -963,7 +960,7 @@ fn writer_refuses_bad_values() {
 fn env_profile(version: &str) -> EnvelopeProfile {
     EnvelopeProfile {
         line_break: true,
-        ..profile(version).envelope()
+        ..profile(version).envelope
     }
 }
 

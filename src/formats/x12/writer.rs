@@ -45,39 +45,14 @@ pub struct EnvelopeProfile {
 /// Outbound 846 settings; field names follow the `x12-846` mapping keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile846 {
-    pub version: String,
-    pub sender_qualifier: String,
-    pub sender_id: String,
-    pub receiver_qualifier: String,
-    pub receiver_id: String,
-    pub usage: char,
-    pub element_separator: char,
-    pub segment_terminator: char,
-    pub component_separator: char,
+    /// Sender, receiver, version, usage, separators.
+    pub envelope: EnvelopeProfile,
     pub bia_purpose: String,
     pub bia_report_type: String,
     /// LIN qualifier / field name pairs, in LIN order.
     pub item_ids: Vec<(String, String)>,
     pub quantity_qualifier: String,
     pub unit: String,
-    pub line_break: bool,
-}
-
-impl Profile846 {
-    pub fn envelope(&self) -> EnvelopeProfile {
-        EnvelopeProfile {
-            version: self.version.clone(),
-            sender_qualifier: self.sender_qualifier.clone(),
-            sender_id: self.sender_id.clone(),
-            receiver_qualifier: self.receiver_qualifier.clone(),
-            receiver_id: self.receiver_id.clone(),
-            usage: self.usage,
-            element_separator: self.element_separator,
-            segment_terminator: self.segment_terminator,
-            component_separator: self.component_separator,
-            line_break: self.line_break,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -392,7 +367,7 @@ pub(super) fn write_846_sets<W: Write>(
     for (q, _) in &profile.item_ids {
         check_code("item_ids", q, 2, 2)?;
     }
-    profile.envelope().validate()?;
+    profile.envelope.validate()?;
     let mut items = items.peekable();
     if items.peek().is_none() {
         return Err(item_err(
@@ -401,7 +376,7 @@ pub(super) fn write_846_sets<W: Write>(
             "an 846 needs at least one LIN item",
         ));
     }
-    let mut sw = begin_interchange(w, &profile.envelope(), ctl, now, "IB")?;
+    let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB")?;
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
     let reference = ctl.interchange.to_string();
