@@ -162,12 +162,7 @@ pub fn send_997(
         isa.field(13),
         to_datetime(now).format("%Y%m%d%H%M%S")
     );
-    let work = cfg
-        .ledger_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("outgoing")
-        .join(&src.id);
+    let work = cfg.scratch_dir("outgoing", &src.id);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let local = work.join(&name);
     let file = std::fs::File::create(&local)

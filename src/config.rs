@@ -177,6 +177,16 @@ impl Config {
     pub fn cart(&self, id: &str) -> Option<&Cart> {
         self.carts.iter().find(|c| c.id == id)
     }
+    /// Scratch folder beside the ledger for files in flight (`outgoing` feeds
+    /// and 997s being written, `work` for fetched inbound files), per id.
+    pub fn scratch_dir(&self, kind: &str, id: &str) -> PathBuf {
+        self.ledger_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(kind)
+            .join(id)
+    }
+
     pub fn mappings_dir(&self) -> PathBuf {
         self.dir.join("mappings")
     }
@@ -358,11 +368,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 30
             })),
         };
-        let transport = transport(&mut cx, "inbound.transport", i, &r.transport, true);
+        let transport = transport_spec(&mut cx, "inbound.transport", i, &r.transport, true);
         let ack_transport = r
             .ack_transport
             .as_ref()
-            .map(|t| transport_of(&mut cx, "inbound.ack_transport", i, t, false));
+            .map(|t| transport_spec(&mut cx, "inbound.ack_transport", i, t, false));
         if r.acknowledge {
             let is_x12 = mapping
                 .as_ref()
@@ -483,7 +493,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 }
             }
         };
-        let transport = transport(&mut cx, "cart.transport", i, &r.transport, false);
+        let transport = transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
         if let (Some(mapping), Some(schedule)) = (mapping, schedule) {
             carts.push(Cart {
                 id: r.id.clone(),
@@ -547,17 +557,7 @@ fn check_id(cx: &mut Ctx, table: &str, i: usize, id: &str) {
     }
 }
 
-fn transport(
-    cx: &mut Ctx,
-    table: &str,
-    i: usize,
-    t: &RawTransport,
-    inbound: bool,
-) -> TransportSpec {
-    transport_of(cx, table, i, t, inbound)
-}
-
-fn transport_of(
+fn transport_spec(
     cx: &mut Ctx,
     table: &str,
     i: usize,

@@ -807,16 +807,11 @@ pub fn pickup_source(
     let mut transport = crate::transport::source(&src.transport)?;
     let now = now_ms();
     let mut outs = vec![];
+    let work = cfg.scratch_dir("work", &src.id);
     for w in transport.list()? {
         if settle_ms > 0 && now - w.mtime < settle_ms {
             continue; // may still be being written; next pass
         }
-        let work = cfg
-            .ledger_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("work")
-            .join(&src.id);
         let local = transport.fetch(&w, &work)?;
         let opts = Options {
             force: false,

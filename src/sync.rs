@@ -311,13 +311,7 @@ pub fn sync_cart(
         ledger.next_seq(&cart.id)?
     };
     let name = file_name(cart, started, seq);
-    let outgoing = cfg
-        .ledger_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("outgoing")
-        .join(&cart.id);
-    let local = outgoing.join(&name);
+    let local = cfg.scratch_dir("outgoing", &cart.id).join(&name);
     let fail = |ledger: &mut Ledger,
                 mut entry: SyncEntry,
                 reason: String|
