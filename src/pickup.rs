@@ -255,7 +255,6 @@ fn receive_acks(
                 cfg,
                 src,
                 path,
-                &name,
                 opts,
                 out,
                 Outcome::Rejected,
@@ -349,7 +348,6 @@ fn apply_file(
                             cfg,
                             src,
                             path,
-                            &name,
                             opts,
                             out,
                             Outcome::Held,
@@ -418,7 +416,6 @@ fn apply_file(
             cfg,
             src,
             path,
-            &name,
             opts,
             out,
             Outcome::Rejected,
@@ -514,7 +511,6 @@ fn finish_bad(
     cfg: &Config,
     src: &Inbound,
     path: &Path,
-    name: &str,
     opts: Options,
     mut out: FileOutcome,
     outcome: Outcome,
@@ -522,6 +518,7 @@ fn finish_bad(
     errors: Errors,
     rows: u64,
 ) -> Result<FileOutcome, PickupError> {
+    let name = &file_name(path);
     let dir = cfg.quarantine.join(&src.id);
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     // Already in quarantine (ingest --force of a held file that is still too short)?
