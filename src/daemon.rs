@@ -30,18 +30,23 @@ pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
     pass
 }
 
+/// Picks up one source into `pass`; returns whether files were left settling.
 fn pickup_into(
     cfg: &Config,
     ledger: &mut Ledger,
     src: &crate::config::Inbound,
     settle_ms: i64,
     pass: &mut Pass,
-) {
+) -> bool {
     match pickup_source(cfg, ledger, src, settle_ms) {
-        Ok(files) => pass.files.extend(files),
+        Ok(p) => {
+            pass.files.extend(p.files);
+            p.settling > 0
+        }
         Err(e) => {
             tracing::error!(source = %src.id, error = %e, "pickup failed");
             pass.errors.push(format!("source {}: {e}", src.id));
+            false
         }
     }
 }
@@ -144,8 +149,7 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
             if now < due_at[i] {
                 continue;
             }
-            pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
-            let settling = has_settling(src);
+            let settling = pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
             due_at[i] = now
                 + if settling
                     || (src.transport.kind == crate::config::TransportKind::Dir && !watched[i])
@@ -178,15 +182,4 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
     }
     drop(debouncer);
     tracing::info!("stopped");
-}
-
-/// Whether a folder holds a file too fresh to take yet.
-fn has_settling(src: &crate::config::Inbound) -> bool {
-    let Ok(mut s) = crate::transport::source(&src.transport) else {
-        return false;
-    };
-    let now = now_ms();
-    s.list()
-        .map(|l| l.iter().any(|w| now - w.mtime < SETTLE_MS))
-        .unwrap_or(false)
 }

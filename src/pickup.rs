@@ -794,20 +794,29 @@ fn order_row(
     })
 }
 
+/// What one look at a source did.
+#[derive(Debug, Default)]
+pub struct Pickup {
+    pub files: Vec<FileOutcome>,
+    /// Files left for a later look because they may still be being written.
+    pub settling: usize,
+}
+
 /// Picks up every waiting file of one source (as `run` does), oldest first.
 pub fn pickup_source(
     cfg: &Config,
     ledger: &mut Ledger,
     src: &Inbound,
     settle_ms: i64,
-) -> Result<Vec<FileOutcome>, PickupError> {
+) -> Result<Pickup, PickupError> {
     let mut transport = crate::transport::source(&src.transport)?;
     let now = now_ms();
-    let mut outs = vec![];
+    let mut outs = Pickup::default();
     let work = cfg.scratch_dir("work", &src.id);
     for w in transport.list()? {
         if settle_ms > 0 && now - w.mtime < settle_ms {
-            continue; // may still be being written; next pass
+            outs.settling += 1; // may still be being written; next look
+            continue;
         }
         let local = transport.fetch(&w, &work)?;
         let opts = Options {
@@ -819,7 +828,7 @@ pub fn pickup_source(
         if out.outcome == Outcome::Applied || out.outcome == Outcome::Duplicate {
             transport.done(&w)?;
         }
-        outs.push(out);
+        outs.files.push(out);
     }
     Ok(outs)
 }
