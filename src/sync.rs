@@ -202,6 +202,29 @@ fn render(
     })
 }
 
+/// Ends an attempt that sends nothing (skipped or failed): records it in the
+/// history, unless it is a dry run, and reports it. No mark moves.
+fn unsent(
+    ledger: &mut Ledger,
+    mut entry: SyncEntry,
+    outcome: &str,
+    reason: String,
+    dry_run: bool,
+) -> Result<SyncReport, SyncError> {
+    if outcome == "failed" {
+        tracing::error!(cart = %entry.cart, reason = %reason, "sync failed");
+    } else {
+        tracing::info!(cart = %entry.cart, reason = %reason, "{outcome}");
+    }
+    entry.outcome = outcome.into();
+    entry.reason = Some(reason);
+    entry.finished_at = now_ms();
+    if !dry_run {
+        ledger.record_sync(&entry, None)?;
+    }
+    Ok(SyncReport::from_entry(&entry))
+}
+
 /// The longest LIN id value the 846 writer accepts (X12 element max for 234).
 const X12_MAX_ID_LEN: usize = 48;
 
@@ -225,14 +248,13 @@ pub fn sync_cart(
         && !cart.is_full()
         && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0
     {
-        entry.outcome = "skipped".into();
-        entry.reason = Some("no new inventory".into());
-        entry.finished_at = now_ms();
-        if !opts.dry_run {
-            ledger.record_sync(&entry, None)?;
-        }
-        tracing::info!(cart = %cart.id, "skipped: no new inventory");
-        return Ok(SyncReport::from_entry(&entry));
+        return unsent(
+            ledger,
+            entry,
+            "skipped",
+            "no new inventory".into(),
+            opts.dry_run,
+        );
     }
 
     // 2. The numbers, as of now.
@@ -290,16 +312,11 @@ pub fn sync_cart(
     });
     // An 846 must hold at least one LIN loop: with nothing to send there is no valid file.
     if plan.items == 0 && matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
-        entry.outcome = "skipped".into();
-        entry.reason = Some(match missing_note {
+        let reason = match missing_note {
             Some(m) => format!("nothing to send ({m})"),
             None => "nothing to send (the merchant has no SKUs yet)".into(),
-        });
-        entry.finished_at = now_ms();
-        if !opts.dry_run {
-            ledger.record_sync(&entry, None)?;
-        }
-        let mut report = SyncReport::from_entry(&entry);
+        };
+        let mut report = unsent(ledger, entry, "skipped", reason, opts.dry_run)?;
         report.missing = missing;
         return Ok(report);
     }
@@ -312,17 +329,6 @@ pub fn sync_cart(
     };
     let name = file_name(cart, started, seq);
     let local = cfg.scratch_dir("outgoing", &cart.id).join(&name);
-    let fail = |ledger: &mut Ledger,
-                mut entry: SyncEntry,
-                reason: String|
-     -> Result<SyncReport, SyncError> {
-        entry.outcome = "failed".into();
-        entry.reason = Some(reason);
-        entry.finished_at = now_ms();
-        tracing::error!(cart = %entry.cart, reason = entry.reason.as_deref().unwrap_or(""), "sync failed");
-        ledger.record_sync(&entry, None)?;
-        Ok(SyncReport::from_entry(&entry))
-    };
     // X12: reserve control numbers first (committed), so none ever repeats,
     // even across a failed delivery. A dry run only peeks.
     let control = match &cart.mapping.format {
@@ -347,13 +353,7 @@ pub fn sync_cart(
         Ok(r) => r,
         Err(reason) => {
             let _ = std::fs::remove_file(&local);
-            if opts.dry_run {
-                entry.outcome = "failed".into();
-                entry.reason = Some(reason);
-                entry.finished_at = now_ms();
-                return Ok(SyncReport::from_entry(&entry));
-            }
-            return fail(ledger, entry, reason);
+            return unsent(ledger, entry, "failed", reason, opts.dry_run);
         }
     };
     entry.bytes = Some(rendered.bytes);
@@ -388,7 +388,13 @@ pub fn sync_cart(
         Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_file(&rendered.path);
-            let mut report = fail(ledger, entry, format!("delivery failed: {}", e.message))?;
+            let mut report = unsent(
+                ledger,
+                entry,
+                "failed",
+                format!("delivery failed: {}", e.message),
+                false,
+            )?;
             report.retryable = e.retryable;
             return Ok(report);
         }
