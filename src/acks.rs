@@ -182,7 +182,7 @@ pub fn send_997(
         let _ = std::fs::remove_file(&local);
         return Err(format!("cannot build 997: {e}"));
     }
-    let dest = crate::transport::sink(spec).and_then(|mut s| s.deliver(&local, &name));
+    let dest = crate::transport::deliver_to(spec, &local, &name, &format!("997-{}", src.id), false);
     let archived = crate::pickup::archive(cfg, &src.id, &local, &name, now);
     let _ = std::fs::remove_file(&local);
     let dest = dest.map_err(|e| format!("997 not delivered: {}", e.message))?;

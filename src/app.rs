@@ -545,7 +545,7 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     outln!();
     outln!("feeds:");
     for c in &cfg.carts {
-        if let Some(d) = &c.transport.path {
+        if let Some(d) = c.transport.dir() {
             let mut files: Vec<_> = std::fs::read_dir(d)
                 .into_iter()
                 .flatten()

@@ -10,6 +10,13 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod transport;
+use transport::RawTransport;
+pub use transport::{
+    After, DEFAULT_FILE_NAME, DirEndpoint, Endpoint, FtpEndpoint, HostKey, Password, PickupRules,
+    SftpAuth, SftpEndpoint, Tls, TlsMode, TransportSpec,
+};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -69,61 +76,6 @@ struct RawCart {
     transport: RawTransport,
 }
 
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawTransport {
-    #[serde(rename = "type")]
-    kind: String,
-    path: Option<PathBuf>,
-    pattern: Option<String>,
-    file_name: Option<String>,
-    host: Option<String>,
-    port: Option<u16>,
-    user: Option<String>,
-    password: Option<String>,
-    password_env: Option<String>,
-    key_file: Option<PathBuf>,
-    known_hosts: Option<PathBuf>,
-    host_key_sha256: Option<String>,
-    remote_dir: Option<String>,
-    after: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportKind {
-    Dir,
-    Ftp,
-    Ftps,
-    Sftp,
-}
-
-/// What to do with a picked-up remote file once it is safely in the ledger.
-#[derive(Debug, Clone, PartialEq)]
-pub enum After {
-    Delete,
-    Move(String),
-    Keep,
-}
-
-#[derive(Debug, Clone)]
-pub struct TransportSpec {
-    pub kind: TransportKind,
-    /// `dir`: the folder (absolute, resolved against the config's folder).
-    pub path: Option<PathBuf>,
-    pub pattern: String,
-    pub file_name: String,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub user: Option<String>,
-    pub password: Option<String>,
-    pub password_env: Option<String>,
-    pub key_file: Option<PathBuf>,
-    pub known_hosts: Option<PathBuf>,
-    pub host_key_sha256: Option<String>,
-    pub remote_dir: Option<String>,
-    pub after: After,
-}
-
 #[derive(Debug, Clone)]
 pub struct Inbound {
     pub id: String,
@@ -168,6 +120,8 @@ pub struct Config {
     pub merchants: Vec<String>,
     pub inbound: Vec<Inbound>,
     pub carts: Vec<Cart>,
+    /// Not wrong, but worth saying (`check` prints them): an inline password.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
@@ -198,9 +152,16 @@ struct Ctx<'a> {
     src: &'a str,
     dir: &'a Path,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Ctx<'_> {
+    fn warn(&mut self, table: &str, nth: usize, key: &str, message: impl Into<String>) {
+        self.at(table, nth, key, message);
+        if let Some(p) = self.problems.pop() {
+            self.warnings.push(p);
+        }
+    }
     fn at(&mut self, table: &str, nth: usize, key: &str, message: impl Into<String>) {
         let root = table.split('.').next().unwrap_or("");
         let rest = table.strip_prefix(root).unwrap_or("");
@@ -277,6 +238,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         src: &src,
         dir: &dir,
         problems: unknown,
+        warnings: vec![],
     };
 
     let mut merchants = vec![];
@@ -368,11 +330,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 30
             })),
         };
-        let transport = transport_spec(&mut cx, "inbound.transport", i, &r.transport, true);
+        let transport =
+            transport::transport_spec(&mut cx, "inbound.transport", i, &r.transport, true);
         let ack_transport = r
             .ack_transport
             .as_ref()
-            .map(|t| transport_spec(&mut cx, "inbound.ack_transport", i, t, false));
+            .map(|t| transport::transport_spec(&mut cx, "inbound.ack_transport", i, t, false));
         if r.acknowledge {
             let is_x12 = mapping
                 .as_ref()
@@ -493,7 +456,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 }
             }
         };
-        let transport = transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
+        let transport =
+            transport::transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
         if let (Some(mapping), Some(schedule)) = (mapping, schedule) {
             carts.push(Cart {
                 id: r.id.clone(),
@@ -523,6 +487,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             .unwrap_or(Path::new("var/quarantine")),
     );
     let problems = std::mem::take(&mut cx.problems);
+    let warnings = std::mem::take(&mut cx.warnings);
     let config = Config {
         path: abs.clone(),
         ledger_path,
@@ -532,6 +497,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         merchants,
         inbound,
         carts,
+        warnings,
     };
     if problems.is_empty() {
         Ok(config)
@@ -554,105 +520,6 @@ fn check_id(cx: &mut Ctx, table: &str, i: usize, id: &str) {
             "id",
             format!("{id:?} must be letters, digits, '-', '_' or '.' (it names folders)"),
         );
-    }
-}
-
-fn transport_spec(
-    cx: &mut Ctx,
-    table: &str,
-    i: usize,
-    t: &RawTransport,
-    inbound: bool,
-) -> TransportSpec {
-    let kind = match t.kind.as_str() {
-        "dir" => TransportKind::Dir,
-        "ftp" => TransportKind::Ftp,
-        "ftps" => TransportKind::Ftps,
-        "sftp" => TransportKind::Sftp,
-        o => {
-            cx.at(
-                table,
-                i,
-                "type",
-                format!("must be \"dir\", \"ftp\", \"ftps\" or \"sftp\", got {o:?}"),
-            );
-            TransportKind::Dir
-        }
-    };
-    if kind == TransportKind::Dir {
-        if t.path.is_none() {
-            cx.at(table, i, "path", "required for type = \"dir\": the folder");
-        }
-        for (k, present) in [
-            ("host", t.host.is_some()),
-            ("remote_dir", t.remote_dir.is_some()),
-            ("after", t.after.is_some()),
-        ] {
-            if present {
-                cx.at(
-                    table,
-                    i,
-                    k,
-                    "applies to ftp, ftps and sftp transports, not dir",
-                );
-            }
-        }
-    } else {
-        // Remote transports are validated here so configs can be written ahead,
-        // but this build delivers and picks up through local folders only.
-        cx.at(
-            table,
-            i,
-            "type",
-            format!(
-                "transport type {:?} is not available in this build yet (use \"dir\")",
-                t.kind
-            ),
-        );
-    }
-    let file_name = t
-        .file_name
-        .clone()
-        .unwrap_or_else(|| "inventory-{cart}-{timestamp}.{ext}".into());
-    if !inbound {
-        check_template(cx, table, i, &file_name);
-    } else if t.file_name.is_some() {
-        cx.at(
-            table,
-            i,
-            "file_name",
-            "applies to carts (outbound), not inbound sources",
-        );
-    }
-    let after = match t.after.as_deref() {
-        None | Some("delete") => After::Delete,
-        Some("keep") => After::Keep,
-        Some(s) if s.starts_with("move:") && s.len() > 5 => After::Move(s[5..].to_string()),
-        Some(o) => {
-            cx.at(
-                table,
-                i,
-                "after",
-                format!("must be \"delete\", \"keep\" or \"move:<dir>\", got {o:?}"),
-            );
-            After::Delete
-        }
-    };
-    TransportSpec {
-        kind,
-        path: t.path.as_deref().map(|p| cx.resolve(p)),
-        pattern: t.pattern.clone().unwrap_or_else(|| "*".into()),
-        file_name,
-        host: t.host.clone(),
-        port: t.port,
-        user: t.user.clone(),
-        password: t.password.clone(),
-        password_env: t.password_env.clone(),
-        key_file: t.key_file.as_deref().map(|p| cx.resolve(p)),
-        known_hosts: t.known_hosts.as_deref().map(|p| cx.resolve(p)),
-        host_key_sha256: t.host_key_sha256.clone(),
-        remote_dir: t.remote_dir.clone(),
-        after,
     }
 }
 

@@ -124,7 +124,7 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
     };
     let mut watched = vec![false; cfg.inbound.len()];
     for (i, src) in cfg.inbound.iter().enumerate() {
-        if let (Some(d), Some(path)) = (debouncer.as_mut(), src.transport.path.as_ref()) {
+        if let (Some(d), Some(path)) = (debouncer.as_mut(), src.transport.dir()) {
             let _ = std::fs::create_dir_all(path);
             match d.watch(path, RecursiveMode::NonRecursive) {
                 Ok(()) => watched[i] = true,
@@ -151,11 +151,9 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
             }
             let settling = pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
             due_at[i] = now
-                + if settling
-                    || (src.transport.kind == crate::config::TransportKind::Dir && !watched[i])
-                {
+                + if settling || (!src.transport.endpoint.is_remote() && !watched[i]) {
                     Duration::from_secs(1)
-                } else if src.transport.kind == crate::config::TransportKind::Dir {
+                } else if !src.transport.endpoint.is_remote() {
                     RESCAN
                 } else {
                     src.poll
@@ -167,12 +165,7 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
             for ev in events {
                 for p in &ev.paths {
                     for (i, src) in cfg.inbound.iter().enumerate() {
-                        if src
-                            .transport
-                            .path
-                            .as_deref()
-                            .is_some_and(|d| p.parent() == Some(d))
-                        {
+                        if src.transport.dir().is_some_and(|d| p.parent() == Some(d)) {
                             due_at[i] = Instant::now();
                         }
                     }

@@ -809,16 +809,27 @@ pub fn pickup_source(
     src: &Inbound,
     settle_ms: i64,
 ) -> Result<Pickup, PickupError> {
-    let mut transport = crate::transport::source(&src.transport)?;
+    let mut folder = crate::transport::open(&src.transport.endpoint)?;
     let now = now_ms();
     let mut outs = Pickup::default();
-    let work = cfg.scratch_dir("work", &src.id);
-    for w in transport.list()? {
-        if settle_ms > 0 && now - w.mtime < settle_ms {
+    let mut list = folder.list()?;
+    list.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
+    for w in list {
+        if w.kind != crate::transport::EntryKind::File
+            || w.name.starts_with('.')
+            || w.name.ends_with(".tmp")
+            || w.name.ends_with(".part")
+            || !crate::util::glob_match(&src.transport.pattern, &w.name)
+        {
+            continue;
+        }
+        if settle_ms > 0 && now - w.mtime.unwrap_or(0) < settle_ms {
             outs.settling += 1; // may still be being written; next look
             continue;
         }
-        let local = transport.fetch(&w, &work)?;
+        let Some(local) = folder.local_path(&w.name) else {
+            continue;
+        };
         let opts = Options {
             force: false,
             consume: true,
@@ -826,7 +837,16 @@ pub fn pickup_source(
         };
         let out = ingest_file(cfg, ledger, src, &local, opts)?;
         if out.outcome == Outcome::Applied || out.outcome == Outcome::Duplicate {
-            transport.done(&w)?;
+            match &src.transport.pickup.after {
+                crate::config::After::Keep => {}
+                crate::config::After::Delete => {
+                    let _ = folder.remove(&w.name);
+                }
+                crate::config::After::Move(d) => {
+                    folder.mkdir(d)?;
+                    folder.rename(&w.name, &format!("{d}/{}", w.name))?;
+                }
+            }
         }
         outs.files.push(out);
     }

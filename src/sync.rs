@@ -5,7 +5,7 @@
 use crate::config::{Cart, Config};
 use crate::formats::{FeedContext, write_feed};
 use crate::ledger::{FeedQuery, Ledger, LedgerError, SyncEntry};
-use crate::transport::{FileSink, TransportError};
+use crate::transport::{TransportError, deliver_to, deliver_to_path};
 use crate::util::{Millis, hex, now_ms, rfc3339};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -366,7 +366,7 @@ pub fn sync_cart(
         report.missing = missing;
         report.finished_at = rfc3339(now_ms());
         if let Some(out) = &opts.output {
-            match FileSink::deliver_to(&rendered.path, out) {
+            match deliver_to_path(&rendered.path, out) {
                 Ok(dest) => report.file = Some(dest),
                 Err(e) => {
                     report.outcome = "failed".into();
@@ -380,9 +380,13 @@ pub fn sync_cart(
 
     // 4. Deliver under the final name, archive, then move the marks.
     let delivered: Result<String, TransportError> = match &opts.output {
-        Some(out) => FileSink::deliver_to(&rendered.path, out),
-        None => crate::transport::sink(&cart.transport)
-            .and_then(|mut s| s.deliver(&rendered.path, &name)),
+        Some(out) => deliver_to_path(&rendered.path, out),
+        None => {
+            // Rule 19: only a fixed file name replaces the file it names.
+            let tpl = &cart.transport.file_name;
+            let fixed = !tpl.contains("{seq}") && !tpl.contains("{timestamp}");
+            deliver_to(&cart.transport, &rendered.path, &name, &cart.id, fixed)
+        }
     };
     let dest = match delivered {
         Ok(d) => d,
@@ -395,7 +399,7 @@ pub fn sync_cart(
                 format!("delivery failed: {}", e.message),
                 false,
             )?;
-            report.retryable = e.retryable;
+            report.retryable = e.is_retryable();
             return Ok(report);
         }
     };

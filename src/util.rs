@@ -252,3 +252,21 @@ pub fn struct_fields<'de, T: serde::Deserialize<'de>>() -> &'static [&'static st
         Ok(_) => &[],
     }
 }
+
+/// A name or value as it may be printed or logged: control characters
+/// (newlines, ESC, NUL, DEL ...) are shown escaped (`\n`, `\u{1b}`), so input
+/// can never forge a log line or drive a terminal.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
