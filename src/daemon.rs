@@ -20,33 +20,51 @@ pub struct Pass {
 /// Files younger than this may still be being written by a trading partner.
 pub const SETTLE_MS: i64 = 2000;
 
-/// Picks up every source once, then syncs every due cart once.
+/// Picks up every source once, then syncs every due cart once. A remote
+/// file seen for the first time is looked at again once `stable_for` has
+/// passed (so `run --once` takes a file that is complete, waiting at most
+/// that long), unless it changes in between.
 pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
     let mut pass = Pass::default();
     for src in &cfg.inbound {
-        pickup_into(cfg, ledger, src, settle_ms, &mut pass);
+        let mut wait = pickup_into(cfg, ledger, src, settle_ms, &mut pass);
+        // Only files first seen in this look are waited for, once.
+        if let Some(w) = wait
+            .take()
+            .filter(|w| *w <= src.transport.pickup.stable_for)
+        {
+            std::thread::sleep(w + Duration::from_millis(50));
+            pickup_into(cfg, ledger, src, settle_ms, &mut pass);
+        }
     }
     sync_due(cfg, ledger, &mut pass, None);
     pass
 }
 
-/// Picks up one source into `pass`; returns whether files were left settling.
+/// Picks up one source into `pass`; returns, when files were left settling,
+/// how soon the next look may take them (`Some(ZERO)`: unknown, look again soon).
 fn pickup_into(
     cfg: &Config,
     ledger: &mut Ledger,
     src: &crate::config::Inbound,
     settle_ms: i64,
     pass: &mut Pass,
-) -> bool {
+) -> Option<Duration> {
     match pickup_source(cfg, ledger, src, settle_ms) {
         Ok(p) => {
             pass.files.extend(p.files);
-            p.settling > 0
+            pass.errors.extend(
+                p.errors
+                    .into_iter()
+                    .map(|e| format!("source {}: {e}", src.id)),
+            );
+            (p.settling > 0).then(|| p.stable_in.unwrap_or(Duration::ZERO))
         }
         Err(e) => {
-            tracing::error!(source = %src.id, error = %e, "pickup failed");
-            pass.errors.push(format!("source {}: {e}", src.id));
-            false
+            let msg = crate::util::escape(&e.to_string());
+            tracing::error!(source = %src.id, error = %msg, "pickup failed");
+            pass.errors.push(format!("source {}: {msg}", src.id));
+            None
         }
     }
 }
@@ -151,7 +169,11 @@ pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
             }
             let settling = pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
             due_at[i] = now
-                + if settling || (!src.transport.endpoint.is_remote() && !watched[i]) {
+                + if let Some(w) = settling.filter(|w| !w.is_zero()) {
+                    // A remote file proving stable: look again when it may be.
+                    w.min(src.poll) + Duration::from_millis(50)
+                } else if settling.is_some() || (!src.transport.endpoint.is_remote() && !watched[i])
+                {
                     Duration::from_secs(1)
                 } else if !src.transport.endpoint.is_remote() {
                     RESCAN

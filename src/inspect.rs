@@ -166,20 +166,15 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     }
     let mut inbound = vec![];
     for i in &cfg.inbound {
-        let (last, applied) = ledger.inbound_stats(&i.id)?;
-        let (rejected, held, last_error, q_time) = crate::pickup::quarantine_stats(cfg, &i.id);
-        let last_pickup = match (last, q_time) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        let st = ledger.inbound_stats(&i.id)?;
         inbound.push(InboundStatus {
             source: i.id.clone(),
             kind: i.kind.name().into(),
-            last_pickup: last_pickup.map(rfc3339),
-            applied,
-            rejected,
-            held,
-            last_error,
+            last_pickup: st.last_pickup.map(rfc3339),
+            applied: st.applied,
+            rejected: st.rejected,
+            held: st.held,
+            last_error: st.last_error,
         });
     }
     Ok(Status {

@@ -8,6 +8,7 @@ use crate::formats::FeedItem;
 use crate::mapping::OutField;
 use crate::util::Millis;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,19 @@ const MIGRATIONS: &[&str] = &[
         sender TEXT NOT NULL, receiver TEXT NOT NULL, last INTEGER NOT NULL,
         PRIMARY KEY (sender, receiver)) WITHOUT ROWID;
     ",
+    // 2: remote pickup. Every file a source has listed: first seen with this
+    // size and mtime (to tell when it is stable), and once taken, its outcome
+    // (so a kept file is never applied again, and a kept rejected file is not
+    // fetched again until it changes). Rejected and held files are logged in
+    // inbound_files with their first error; `cleared` once fixed and applied.
+    "
+    CREATE TABLE remote_files (
+        source TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER,
+        first_seen INTEGER NOT NULL, outcome TEXT, sha256 TEXT, taken_at INTEGER, note TEXT,
+        PRIMARY KEY (source, name)) WITHOUT ROWID;
+    ALTER TABLE inbound_files ADD COLUMN error TEXT;
+    ALTER TABLE inbound_files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 pub struct Ledger {
@@ -109,6 +123,25 @@ pub struct FeedPlan {
     pub items: u64,
     /// (field, how many items lack it and were left out)
     pub missing: Vec<(OutField, u64)>,
+}
+
+/// A file a source listed: as last seen, and its outcome once taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenFile {
+    pub size: i64,
+    pub mtime: Option<Millis>,
+    pub first_seen: Millis,
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InboundStats {
+    pub last_pickup: Option<Millis>,
+    pub applied: u64,
+    /// Rejected and held files not yet fixed and applied.
+    pub rejected: u64,
+    pub held: u64,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -278,7 +311,9 @@ impl Ledger {
             .optional()?)
     }
 
-    /// Logs a received file that changed no stock or order (a duplicate, a 997).
+    /// Logs a received file that changed no stock or order: a duplicate, a
+    /// 997, or a rejected or held file (with its first error).
+    #[allow(clippy::too_many_arguments)]
     pub fn record_file(
         &self,
         source: &str,
@@ -286,30 +321,113 @@ impl Ledger {
         sha256: &str,
         outcome: &str,
         archive: Option<&str>,
+        error: Option<&str>,
         now: Millis,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![source, file_name, sha256, outcome, now, archive],
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![source, file_name, sha256, outcome, now, archive, error],
         )?;
         Ok(())
     }
 
-    pub fn set_archive_path(&self, report_id: i64, archive: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE reports SET archive_path = ?2 WHERE id = ?1",
-            params![report_id, archive],
+    /// Every file a source listed last time, by name.
+    pub fn seen_files(&self, source: &str) -> Result<HashMap<String, SeenFile>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, size, mtime, first_seen, outcome FROM remote_files WHERE source = ?1",
         )?;
+        let rows = stmt.query_map([source], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                SeenFile {
+                    size: r.get(1)?,
+                    mtime: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    outcome: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A listed file, with this size and mtime since `now` (forgets any
+    /// outcome of an earlier version of it).
+    pub fn note_seen(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        now: Millis,
+    ) -> Result<()> {
         self.conn.execute(
-            "UPDATE inbound_files SET archive_path = ?2 WHERE report_id = ?1",
-            params![report_id, archive],
+            "INSERT INTO remote_files (source, name, size, mtime, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (source, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+               first_seen = excluded.first_seen, outcome = NULL, sha256 = NULL, taken_at = NULL, note = NULL",
+            params![source, name, size as i64, mtime, now],
         )?;
+        Ok(())
+    }
+
+    /// A listed file was taken (or skipped for good): its outcome, and what
+    /// is left to say about it (an after-step that failed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn note_taken(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        outcome: &str,
+        sha256: Option<&str>,
+        note: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO remote_files (source, name, size, mtime, first_seen, outcome, sha256, taken_at, note)
+             VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?8, ?7)
+             ON CONFLICT (source, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+               outcome = excluded.outcome, sha256 = COALESCE(excluded.sha256, remote_files.sha256),
+               taken_at = excluded.taken_at, note = excluded.note",
+            params![source, name, size as i64, mtime, outcome, sha256, note, now],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the files of `source` that are no longer listed.
+    pub fn forget_unlisted(&mut self, source: &str, listed: &HashSet<&str>) -> Result<()> {
+        let known: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM remote_files WHERE source = ?1")?
+            .query_map([source], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let gone: Vec<&String> = known
+            .iter()
+            .filter(|n| !listed.contains(n.as_str()))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut del = tx.prepare("DELETE FROM remote_files WHERE source = ?1 AND name = ?2")?;
+            for n in gone {
+                del.execute([source, n.as_str()])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
     /// Starts applying one inventory file; dropped without `commit`, nothing changes.
     pub fn inventory_batch(&mut self, merchant: &str) -> Result<InventoryBatch<'_>> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the write lock is held from the first row to the commit,
+        // so the duplicate check in `apply` and the apply are one step
+        // whatever other process ingests the same file.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(
             "DROP TABLE IF EXISTS temp.staging;
              CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
@@ -322,7 +440,9 @@ impl Ledger {
     }
 
     pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let report_id: i64 =
             tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
                 r.get(0)
@@ -668,13 +788,34 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// (last pickup time, files applied) for an inbound source.
-    pub fn inbound_stats(&self, source: &str) -> Result<(Option<Millis>, u64)> {
-        Ok(self.conn.query_row(
-            "SELECT MAX(received_at), COUNT(*) FILTER (WHERE outcome = 'applied') FROM inbound_files WHERE source = ?1",
+    /// What `status` says of an inbound source, from the ledger.
+    pub fn inbound_stats(&self, source: &str) -> Result<InboundStats> {
+        let (last_pickup, applied, rejected, held) = self.conn.query_row(
+            "SELECT MAX(received_at), COUNT(*) FILTER (WHERE outcome = 'applied'),
+                    COUNT(*) FILTER (WHERE outcome = 'rejected' AND cleared = 0),
+                    COUNT(*) FILTER (WHERE outcome = 'held' AND cleared = 0)
+             FROM inbound_files WHERE source = ?1",
             [source],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let last_error = self
+            .conn
+            .query_row(
+                "SELECT file_name, error FROM inbound_files
+                 WHERE source = ?1 AND outcome IN ('rejected', 'held') AND cleared = 0
+                 ORDER BY id DESC LIMIT 1",
+                [source],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+            )
+            .optional()?
+            .map(|(f, e)| format!("{f}: {}", e.unwrap_or_default()));
+        Ok(InboundStats {
+            last_pickup,
+            applied,
+            rejected,
+            held,
+            last_error,
+        })
     }
 
     /// Row counts of every table, to prove a rejected file changed nothing.
@@ -727,6 +868,8 @@ pub struct ReportMeta<'a> {
     pub source: &'a str,
     pub file_name: &'a str,
     pub sha256: &'a str,
+    /// The durable archive copy, made before the apply (rule 13).
+    pub archive_path: Option<&'a str>,
     pub as_of: Millis,
     pub rows: u64,
     pub now: Millis,
@@ -794,9 +937,13 @@ impl InventoryBatch<'_> {
 
     /// Merges staged rows into stock (skipping stale ones), zeroes absent SKUs
     /// of `snapshot_warehouses`, records the report, and commits.
-    pub fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<ApplySummary> {
+    pub fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<Applied> {
         let tx = &self.tx;
         let m = &self.merchant;
+        if duplicate_in(tx, meta)? {
+            self.tx.commit()?;
+            return Ok(Applied::Duplicate);
+        }
         tx.execute(
             "INSERT INTO reports (source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
              VALUES (?1, ?2, 'inventory', ?3, ?4, ?5, ?6, 0, 0, ?7)",
@@ -850,19 +997,58 @@ impl InventoryBatch<'_> {
             "UPDATE reports SET stale = ?2, zeroed = ?3 WHERE id = ?1",
             params![rid, stale, zeroed],
         )?;
-        tx.execute(
-            "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at) VALUES (?1, ?2, ?3, 'applied', ?4, ?5)",
-            params![meta.source, meta.file_name, meta.sha256, rid, meta.now],
-        )?;
+        record_applied(tx, meta, rid)?;
         tx.execute_batch("DROP TABLE temp.agg; DROP TABLE temp.staging;")?;
         self.tx.commit()?;
-        Ok(ApplySummary {
+        Ok(Applied::Applied(ApplySummary {
             report_id: rid,
             rows: meta.rows,
             stale,
             zeroed,
-        })
+        }))
     }
+}
+
+/// What applying a report did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    Applied(ApplySummary),
+    /// The same content was applied for this source already (possibly by
+    /// another process a moment ago): nothing changed.
+    Duplicate,
+}
+
+/// Inside the apply's own (immediate) transaction: was this content applied
+/// for this source already?
+fn duplicate_in(tx: &Transaction, meta: &ReportMeta) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM reports WHERE source = ?1 AND sha256 = ?2 LIMIT 1",
+            [meta.source, meta.sha256],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// Logs the applied file and sets the report's archive copy; a fixed file
+/// clears the rejections of the same name.
+fn record_applied(tx: &Transaction, meta: &ReportMeta, rid: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE reports SET archive_path = ?2 WHERE id = ?1",
+        params![rid, meta.archive_path],
+    )?;
+    tx.execute(
+        "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at, archive_path)
+         VALUES (?1, ?2, ?3, 'applied', ?4, ?5, ?6)",
+        params![meta.source, meta.file_name, meta.sha256, rid, meta.now, meta.archive_path],
+    )?;
+    tx.execute(
+        "UPDATE inbound_files SET cleared = 1
+         WHERE source = ?1 AND file_name = ?2 AND outcome IN ('rejected', 'held') AND cleared = 0",
+        params![meta.source, meta.file_name],
+    )?;
+    Ok(())
 }
 
 /// One order file being applied: each line upserted by (source, order id, line).
@@ -904,24 +1090,26 @@ impl OrderBatch<'_> {
         Ok(())
     }
 
-    pub fn apply(self, meta: &ReportMeta) -> Result<ApplySummary> {
+    pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
+        if duplicate_in(&self.tx, meta)? {
+            // Drops the staged lines with the rest of the transaction.
+            self.tx.rollback()?;
+            return Ok(Applied::Duplicate);
+        }
         self.tx.execute(
             "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
              VALUES (?1, ?2, ?3, 'orders', ?4, ?5, NULL, ?6, 0, 0, ?7)",
             params![self.report_id, meta.source, self.merchant, meta.file_name, meta.sha256, meta.rows, meta.now],
         )?;
-        self.tx.execute(
-            "INSERT INTO inbound_files (source, file_name, sha256, outcome, report_id, received_at) VALUES (?1, ?2, ?3, 'applied', ?4, ?5)",
-            params![meta.source, meta.file_name, meta.sha256, self.report_id, meta.now],
-        )?;
+        record_applied(&self.tx, meta, self.report_id)?;
         let id = self.report_id;
         self.tx.commit()?;
-        Ok(ApplySummary {
+        Ok(Applied::Applied(ApplySummary {
             report_id: id,
             rows: meta.rows,
             stale: 0,
             zeroed: 0,
-        })
+        }))
     }
 }
 

@@ -2,14 +2,18 @@
 //! not at all, then archive (applied, duplicate) or quarantine (rejected,
 //! held) the exact bytes.
 
+use crate::config::After;
 use crate::config::{Config, Inbound};
 use crate::formats::{RawRecord, ReadError, field_label, quantity::parse_whole, read_records};
-use crate::ledger::{Ledger, LedgerError, OrderLine, ReportMeta};
+use crate::ledger::{Applied, Ledger, LedgerError, OrderLine, ReportMeta};
 use crate::mapping::{AsOfFrom, Field, RecordKind, Snapshot};
-use crate::transport::TransportError;
-use crate::util::{Millis, copy_durable, file_mtime_ms, file_name, now_ms, rfc3339, sha256_file};
+use crate::transport::{Entry, EntryKind, Folder, TransportError};
+use crate::util::{
+    Millis, copy_durable, escape, file_mtime_ms, file_name, glob_match, now_ms, rfc3339,
+    sha256_file,
+};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -237,7 +241,7 @@ fn receive_acks(
         Ok((groups, matched)) => {
             out.rows = groups;
             let archived = archive(cfg, &src.id, path, &name, now)?;
-            ledger.record_file(&src.id, &name, &sha, "applied", Some(&archived), now)?;
+            ledger.record_file(&src.id, &name, &sha, "applied", Some(&archived), None, now)?;
             out.archived = Some(archived);
             tracing::info!(source = %src.id, file = %name, groups, matched, "997 received");
             if matched < groups {
@@ -253,6 +257,8 @@ fn receive_acks(
             errors.push(e);
             finish_bad(
                 cfg,
+                ledger,
+                &sha,
                 src,
                 path,
                 opts,
@@ -278,13 +284,26 @@ fn apply_file(
     let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
     let mut out = FileOutcome::new(path, src);
-    if ledger.already_applied(&src.id, &sha)?.is_some() {
-        let archived = archive(cfg, &src.id, path, &name, now)?;
-        ledger.record_file(&src.id, &name, &sha, "duplicate", Some(&archived), now)?;
+    let duplicate = |ledger: &Ledger, mut out: FileOutcome, archived: String| {
+        ledger.record_file(
+            &src.id,
+            &name,
+            &sha,
+            "duplicate",
+            Some(&archived),
+            None,
+            now,
+        )?;
         out.outcome = Outcome::Duplicate;
         out.archived = Some(archived);
-        tracing::info!(source = %src.id, file = %name, "duplicate of an applied file; nothing changed");
-        return Ok(out);
+        tracing::info!(source = %src.id, file = %escape(&name), "duplicate of an applied file; nothing changed");
+        Ok::<_, PickupError>(out)
+    };
+    // The common case, without reading the file; `apply` checks again inside
+    // its transaction, where it counts.
+    if ledger.already_applied(&src.id, &sha)?.is_some() {
+        let archived = archive(cfg, &src.id, path, &name, now)?;
+        return duplicate(ledger, out, archived);
     }
     let file_as_of = match src.mapping.as_of_from {
         AsOfFrom::FileMtime | AsOfFrom::Column => {
@@ -346,6 +365,8 @@ fn apply_file(
                         drop(batch);
                         return finish_bad(
                             cfg,
+                            ledger,
+                            &sha,
                             src,
                             path,
                             opts,
@@ -357,15 +378,19 @@ fn apply_file(
                         );
                     }
                 }
+                // Rule 13: the archive copy is durable before anything is applied.
+                let archived = archive(cfg, &src.id, path, &name, now)?;
                 let meta = ReportMeta {
                     source: &src.id,
                     file_name: &name,
                     sha256: &sha,
+                    archive_path: Some(&archived),
                     as_of,
                     rows,
                     now,
                 };
-                (rows, Some(batch.apply(&meta, &snapshot)?))
+                let applied = batch.apply(&meta, &snapshot);
+                (rows, Some((applied, archived)))
             }
         }
         RecordKind::Orders => {
@@ -393,19 +418,22 @@ fn apply_file(
             if errors.total > 0 {
                 (rows, None)
             } else {
+                let archived = archive(cfg, &src.id, path, &name, now)?;
                 let meta = ReportMeta {
                     source: &src.id,
                     file_name: &name,
                     sha256: &sha,
+                    archive_path: Some(&archived),
                     as_of: now,
                     rows,
                     now,
                 };
-                (rows, Some(batch.apply(&meta)?))
+                let applied = batch.apply(&meta);
+                (rows, Some((applied, archived)))
             }
         }
     };
-    let Some(summary) = result else {
+    let Some((applied, archived)) = result else {
         let n = errors.total;
         let reason = if n == 1 {
             "1 error".to_string()
@@ -414,6 +442,8 @@ fn apply_file(
         };
         return finish_bad(
             cfg,
+            ledger,
+            &sha,
             src,
             path,
             opts,
@@ -424,23 +454,30 @@ fn apply_file(
             meta_rows,
         );
     };
+    let summary = match applied {
+        Ok(Applied::Applied(s)) => s,
+        // Another process applied the same content a moment ago.
+        Ok(Applied::Duplicate) => return duplicate(ledger, out, archived),
+        Err(e) => {
+            // Nothing was applied: the archive copy goes too (a crash here
+            // leaves one extra archive copy and the file in the inbox).
+            let _ = std::fs::remove_file(&archived);
+            return Err(e.into());
+        }
+    };
     out.rows = summary.rows;
     out.stale = summary.stale;
     out.report = Some(summary.report_id);
     if src.mapping.snapshot == Snapshot::Full && src.kind == RecordKind::Inventory {
         out.zeroed = Some(summary.zeroed);
     }
-    // The ledger is committed: now keep the exact bytes. A crash before this
-    // leaves the file in the inbox, and the next pickup records a duplicate.
-    let archived = archive(cfg, &src.id, path, &name, now)?;
-    ledger.set_archive_path(summary.report_id, &archived)?;
     out.archived = Some(archived);
-    // A held file applied with --force leaves quarantine.
-    if opts.force && in_dir(path, &cfg.quarantine) {
+    // A quarantined file, fixed (or forced) and applied, leaves quarantine.
+    if in_dir(path, &cfg.quarantine.join(&src.id)) {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(error_txt_path(path));
     }
-    tracing::info!(source = %src.id, file = %name, rows = out.rows, stale = out.stale, "applied");
+    tracing::info!(source = %src.id, file = %escape(&name), rows = out.rows, stale = out.stale, "applied");
     Ok(out)
 }
 
@@ -509,6 +546,8 @@ fn error_txt_path(p: &Path) -> PathBuf {
 #[allow(clippy::too_many_arguments)]
 fn finish_bad(
     cfg: &Config,
+    ledger: &Ledger,
+    sha: &str,
     src: &Inbound,
     path: &Path,
     opts: Options,
@@ -568,13 +607,31 @@ fn finish_bad(
     body.map_err(io(format!("cannot write {}", txt.display())))?;
     out.outcome = outcome;
     out.rows = rows;
+    // One short line for `status`: the first row error, or the reason.
+    let first = errors
+        .shown
+        .first()
+        .or(reasons.first())
+        .cloned()
+        .unwrap_or_default();
     out.errors = if outcome == Outcome::Held {
         reasons
     } else {
         errors.shown
     };
     out.quarantined = Some(qpath.display().to_string());
-    tracing::warn!(source = %src.id, file = %name, outcome = kind, report = %txt.display(), "file not applied");
+    let first = crate::util::bounded(&first, 200);
+    let qshown = qpath.display().to_string();
+    ledger.record_file(
+        &src.id,
+        name,
+        sha,
+        kind,
+        Some(&qshown),
+        Some(&first),
+        now_ms(),
+    )?;
+    tracing::warn!(source = %src.id, file = %escape(name), outcome = kind, report = %escape(&txt.display().to_string()), "file not applied");
     Ok(out)
 }
 
@@ -798,11 +855,19 @@ fn order_row(
 #[derive(Debug, Default)]
 pub struct Pickup {
     pub files: Vec<FileOutcome>,
-    /// Files left for a later look because they may still be being written.
+    /// Files left for a later look: maybe still being written (not stable
+    /// yet, or no `.done` marker yet).
     pub settling: usize,
+    /// The soonest a settling remote file may prove stable.
+    pub stable_in: Option<std::time::Duration>,
+    /// Files that could not be fetched, moved or read this time; the others went on.
+    pub errors: Vec<String>,
 }
 
-/// Picks up every waiting file of one source (as `run` does), oldest first.
+/// Picks up every waiting file of one source (as `run` does), oldest first,
+/// over one connection. `settle_ms`: local files modified this recently are
+/// left for the next look. An error is returned only when the source cannot
+/// be reached or listed at all; one bad file never stops the others.
 pub fn pickup_source(
     cfg: &Config,
     ledger: &mut Ledger,
@@ -810,90 +875,337 @@ pub fn pickup_source(
     settle_ms: i64,
 ) -> Result<Pickup, PickupError> {
     let mut folder = crate::transport::open(&src.transport.endpoint)?;
+    let r = pickup_from(cfg, ledger, src, folder.as_mut(), settle_ms);
+    folder.close();
+    r
+}
+
+/// What the listing says of one entry.
+enum Look {
+    Take,
+    Settling(Option<std::time::Duration>),
+    /// Taken before with this outcome: at most its after-step is left to do.
+    Taken(String),
+    Ignore,
+}
+
+fn pickup_from(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    folder: &mut dyn Folder,
+    settle_ms: i64,
+) -> Result<Pickup, PickupError> {
+    let rules = &src.transport.pickup;
+    let remote = src.transport.endpoint.is_remote();
     let now = now_ms();
     let mut outs = Pickup::default();
-    let mut list = folder.list()?;
-    list.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-    for w in list {
-        if w.kind != crate::transport::EntryKind::File
-            || w.name.starts_with('.')
-            || w.name.ends_with(".tmp")
-            || w.name.ends_with(".part")
-            || !crate::util::glob_match(&src.transport.pattern, &w.name)
+    let entries = folder.list()?;
+    let listed: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let seen = ledger.seen_files(&src.id)?;
+    let mut take = vec![];
+    for e in &entries {
+        if e.name.starts_with('.')
+            || e.name.ends_with(".tmp")
+            || e.name.ends_with(".part")
+            || (rules.done_marker && e.name.ends_with(".done"))
+            || !glob_match(&src.transport.pattern, &e.name)
         {
             continue;
         }
-        if settle_ms > 0 && now - w.mtime.unwrap_or(0) < settle_ms {
-            outs.settling += 1; // may still be being written; next look
-            continue;
-        }
-        let Some(local) = folder.local_path(&w.name) else {
-            continue;
-        };
-        let opts = Options {
-            force: false,
-            consume: true,
-            pickup_time: now,
-        };
-        let out = ingest_file(cfg, ledger, src, &local, opts)?;
-        if out.outcome == Outcome::Applied || out.outcome == Outcome::Duplicate {
-            match &src.transport.pickup.after {
-                crate::config::After::Keep => {}
-                crate::config::After::Delete => {
-                    let _ = folder.remove(&w.name);
+        let row = seen.get(&e.name);
+        let same = row.is_some_and(|r| r.size == e.size as i64 && r.mtime == e.mtime);
+        let look = match e.kind {
+            EntryKind::Dir | EntryKind::Other => Look::Ignore,
+            EntryKind::Link => {
+                if !same {
+                    tracing::warn!(source = %src.id, file = %escape(&e.name), "symbolic link not followed; skipped");
+                    ledger.note_taken(
+                        &src.id,
+                        &e.name,
+                        e.size,
+                        e.mtime,
+                        "skipped",
+                        None,
+                        Some("symbolic link"),
+                        now,
+                    )?;
                 }
-                crate::config::After::Move(d) => {
-                    folder.mkdir(d)?;
-                    folder.rename(&w.name, &format!("{d}/{}", w.name))?;
+                Look::Ignore
+            }
+            EntryKind::File if e.raw.is_some() => {
+                // A name that is not UTF-8: it leaves the inbox once, into quarantine.
+                bad_name(cfg, ledger, src, e, now, &mut outs);
+                Look::Ignore
+            }
+            EntryKind::File => match row {
+                Some(r) if same && r.outcome.is_some() => {
+                    Look::Taken(r.outcome.clone().unwrap_or_default())
+                }
+                _ if rules.done_marker => {
+                    if listed.contains(format!("{}.done", e.name).as_str()) {
+                        Look::Take
+                    } else {
+                        Look::Settling(None)
+                    }
+                }
+                _ if remote && !rules.stable_for.is_zero() => {
+                    let stable_ms = rules.stable_for.as_millis() as i64;
+                    match row {
+                        Some(r) if same && now - r.first_seen >= stable_ms => Look::Take,
+                        Some(r) if same => Look::Settling(Some(std::time::Duration::from_millis(
+                            (stable_ms - (now - r.first_seen)) as u64,
+                        ))),
+                        _ => {
+                            ledger.note_seen(&src.id, &e.name, e.size, e.mtime, now)?;
+                            Look::Settling(Some(rules.stable_for))
+                        }
+                    }
+                }
+                _ if !remote && settle_ms > 0 && now - e.mtime.unwrap_or(0) < settle_ms => {
+                    Look::Settling(None)
+                }
+                _ => Look::Take,
+            },
+        };
+        match look {
+            Look::Take => take.push(e),
+            Look::Settling(wait) => {
+                outs.settling += 1;
+                if let Some(w) = wait {
+                    outs.stable_in = Some(outs.stable_in.map_or(w, |s| s.min(w)));
                 }
             }
+            Look::Taken(outcome) => {
+                // The outcome is safe in the ledger; a failed delete or move is tried again.
+                if let Err(e) = after_step(src, folder, e, &outcome) {
+                    outs.errors.push(e);
+                }
+            }
+            Look::Ignore => {}
         }
-        outs.files.push(out);
     }
+    take.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
+    let work = cfg
+        .scratch_dir("work", &src.id)
+        .join(format!(".{}", std::process::id()));
+    for e in take {
+        match take_one(cfg, ledger, src, folder, e, &work, now) {
+            Ok(out) => outs.files.push(out),
+            Err(TakeError::File(msg)) => {
+                tracing::error!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "file skipped");
+                outs.errors
+                    .push(format!("{}: {}", escape(&e.name), escape(&msg)));
+            }
+            Err(TakeError::Pass(err)) => {
+                let _ = std::fs::remove_dir_all(&work);
+                return Err(err);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    ledger.forget_unlisted(&src.id, &listed)?;
     Ok(outs)
 }
 
-/// Rejected and held files waiting in a source's quarantine, newest last:
-/// (count rejected, count held, last error line, newest time).
-pub fn quarantine_stats(cfg: &Config, source: &str) -> (u64, u64, Option<String>, Option<Millis>) {
-    let dir = cfg.quarantine.join(source);
-    let mut rejected = 0;
-    let mut held = 0;
-    let mut newest: Option<(Millis, String)> = None;
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if !p.to_string_lossy().ends_with(".error.txt") {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(&p) else {
-            continue;
+enum TakeError {
+    /// This file only: logged, the others go on.
+    File(String),
+    /// The ledger itself failed: stop the pass.
+    Pass(PickupError),
+}
+
+/// Fetches one file (remote: under a temporary local name, size checked),
+/// applies or quarantines it, records the outcome, then deletes, moves or
+/// keeps the original as the source says.
+fn take_one(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    folder: &mut dyn Folder,
+    e: &Entry,
+    work: &Path,
+    now: Millis,
+) -> Result<FileOutcome, TakeError> {
+    let rules = &src.transport.pickup;
+    let (local, fetched) = match folder.local_path(&e.name) {
+        Some(p) => (p, false),
+        None => (fetch(folder, e, work).map_err(TakeError::File)?, true),
+    };
+    // A local file rejected with no after_rejected moves into quarantine.
+    let consume = fetched || rules.after_rejected.is_none();
+    let opts = Options {
+        force: false,
+        consume,
+        pickup_time: now,
+    };
+    let result = ingest_file(cfg, ledger, src, &local, opts);
+    if fetched {
+        let _ = std::fs::remove_file(&local);
+    }
+    let out = match result {
+        Ok(out) => out,
+        Err(PickupError::Ledger(l)) => return Err(TakeError::Pass(PickupError::Ledger(l))),
+        Err(other) => return Err(TakeError::File(other.to_string())),
+    };
+    let outcome = match out.outcome {
+        Outcome::Applied => "applied",
+        Outcome::Duplicate => "duplicate",
+        Outcome::Rejected => "rejected",
+        Outcome::Held => "held",
+    };
+    ledger
+        .note_taken(
+            &src.id,
+            &e.name,
+            e.size,
+            e.mtime,
+            outcome,
+            None,
+            None,
+            now_ms(),
+        )
+        .map_err(|l| TakeError::Pass(l.into()))?;
+    if let Err(msg) = after_step(src, folder, e, outcome) {
+        tracing::warn!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "will try again at the next look");
+        let _ = ledger.note_taken(
+            &src.id,
+            &e.name,
+            e.size,
+            e.mtime,
+            outcome,
+            None,
+            Some(&msg),
+            now_ms(),
+        );
+    }
+    Ok(out)
+}
+
+/// Downloads a remote file into `work/NAME` (the name kept: archive and
+/// quarantine copies use it), with the listed mtime, and checks its size.
+fn fetch(folder: &mut dyn Folder, e: &Entry, work: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(work).map_err(|x| format!("cannot create {}: {x}", work.display()))?;
+    let local = work.join(&e.name);
+    let r = (|| {
+        let mut f = std::fs::File::create(&local)
+            .map_err(|x| format!("cannot write {}: {x}", local.display()))?;
+        let got = {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut f);
+            let n = folder.get(&e.name, &mut w).map_err(|x| x.message)?;
+            w.flush()
+                .map_err(|x| format!("cannot write {}: {x}", local.display()))?;
+            n
         };
-        if text.starts_with("outcome: held") {
-            held += 1;
-        } else {
-            rejected += 1;
+        if got != e.size {
+            return Err(format!(
+                "fetched {got} bytes but {} were listed (still being written?); tried again at the next look",
+                e.size
+            ));
         }
-        let t = file_mtime_ms(&p).unwrap_or(0);
-        let summary = text
-            .lines()
-            .find(|l| l.starts_with("line ") || l.starts_with("reason: would"))
-            .or_else(|| text.lines().find(|l| l.starts_with("reason:")))
-            .map(|l| {
-                format!(
-                    "{}: {}",
-                    file_name(&p).trim_end_matches(".error.txt"),
-                    l.trim_start_matches("reason: ")
-                )
-            })
-            .unwrap_or_default();
-        if newest.as_ref().is_none_or(|(nt, _)| t >= *nt) {
-            newest = Some((t, summary));
+        if let Some(ms) = e.mtime {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+            let _ = f.set_modified(t);
+        }
+        f.sync_all()
+            .map_err(|x| format!("cannot write {}: {x}", local.display()))?;
+        Ok(local.clone())
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&local);
+    }
+    r
+}
+
+/// Deletes, moves or keeps a taken file (and removes its `.done` marker).
+fn after_step(
+    src: &Inbound,
+    folder: &mut dyn Folder,
+    e: &Entry,
+    outcome: &str,
+) -> Result<(), String> {
+    let rules = &src.transport.pickup;
+    let after = match outcome {
+        "applied" | "duplicate" => Some(&rules.after),
+        "rejected" | "held" => rules.after_rejected.as_ref(),
+        _ => None,
+    };
+    let gone = |r: Result<(), TransportError>| match r {
+        Err(x) if !x.not_found => Err(x.message),
+        _ => Ok(()),
+    };
+    match after {
+        // None: a local file already moved into quarantine.
+        None | Some(After::Keep) => {}
+        Some(After::Delete) => gone(folder.remove(&e.name))?,
+        Some(After::Move(d)) => {
+            folder.mkdir(d).map_err(|x| x.message)?;
+            let to = format!("{}/{}", d.trim_end_matches('/'), e.name);
+            if let Err(x) = folder.rename(&e.name, &to) {
+                if x.not_found {
+                    return Ok(()); // moved already
+                }
+                // An older file of the same name is there: keep both.
+                let alt = format!("{to}.{}", now_ms());
+                folder
+                    .rename(&e.name, &alt)
+                    .map_err(|y| format!("{}; {}", x.message, y.message))?;
+            }
         }
     }
-    (
-        rejected,
-        held,
-        newest.as_ref().map(|n| n.1.clone()),
-        newest.map(|n| n.0),
-    )
+    if rules.done_marker && !matches!(after, Some(After::Keep)) {
+        gone(folder.remove(&format!("{}.done", e.name)))?;
+    }
+    Ok(())
+}
+
+/// A local file whose name is not UTF-8: moved into quarantine once, under
+/// an escaped name, with a note; never applied.
+fn bad_name(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    src: &Inbound,
+    e: &Entry,
+    now: Millis,
+    outs: &mut Pickup,
+) {
+    let Some(raw) = &e.raw else { return };
+    let dir = cfg.quarantine.join(&src.id);
+    let safe: String = e
+        .name
+        .chars()
+        .map(|c| if c == '\u{fffd}' || c == '\\' { '_' } else { c })
+        .collect();
+    let r = (|| -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&dir)?;
+        let dest = crate::util::free_path(&dir, &safe);
+        std::fs::rename(raw, &dest)?;
+        std::fs::write(
+            error_txt_path(&dest),
+            format!(
+                "outcome: rejected\nfile: {}\nsource: {}\nat: {}\nreason: the file name is not UTF-8; rename it and drop it again\nthe ledger was not changed\n",
+                e.name,
+                src.id,
+                rfc3339(now)
+            ),
+        )?;
+        Ok(dest)
+    })();
+    match r {
+        Ok(dest) => {
+            tracing::warn!(source = %src.id, file = %escape(&e.name), "file name is not UTF-8; quarantined");
+            let _ = ledger.record_file(
+                &src.id,
+                &e.name,
+                "",
+                "rejected",
+                Some(&dest.display().to_string()),
+                Some("file name is not UTF-8"),
+                now,
+            );
+        }
+        Err(x) => outs
+            .errors
+            .push(format!("{}: cannot quarantine: {x}", escape(&e.name))),
+    }
 }

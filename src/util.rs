@@ -72,11 +72,21 @@ pub fn free_path(dir: &Path, name: &str) -> PathBuf {
 pub fn copy_durable(src: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::copy(src, &tmp)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    let dest = free_path(dir, name);
-    std::fs::rename(&tmp, &dest)?;
-    Ok(dest)
+    let r = (|| {
+        std::fs::copy(src, &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        let dest = free_path(dir, name);
+        std::fs::rename(&tmp, &dest)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all()?;
+        }
+        Ok(dest)
+    })();
+    if r.is_err() {
+        // A full or read-only disk leaves no half copy behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 pub fn file_name(path: &Path) -> String {
@@ -269,4 +279,14 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// At most `max` characters of `s`, control characters escaped, with `…`
+/// when cut: every echo of input is bounded.
+pub fn bounded(s: &str, max: usize) -> String {
+    let e = escape(s);
+    match e.char_indices().nth(max) {
+        None => e,
+        Some((i, _)) => format!("{}…", &e[..i]),
+    }
 }
