@@ -16,7 +16,11 @@ macro_rules! outln {
     };
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        // Names and values come from partners' files: a control character
+        // (a newline, ESC) is shown escaped, never let through to forge a
+        // line or drive the terminal.
+        let line = $crate::util::escape(&format!($($t)*));
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }};
 }
 
@@ -172,7 +176,10 @@ fn open(cfg: &Config) -> anyhow::Result<Ledger> {
 }
 
 fn json(v: &impl serde::Serialize) {
-    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    use std::io::Write as _;
+    // JSON escapes control characters in strings itself.
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 macro_rules! try_cfg {
@@ -203,6 +210,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let path = config::default_path(cli.config.clone());
             match config::load(&path) {
                 Ok(cfg) => {
+                    for w in &cfg.warnings {
+                        outln!("warning: {w}");
+                    }
                     outln!(
                         "ok: {} ({}, {}, {}, all mappings valid)",
                         path.display(),

@@ -373,6 +373,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     }
     let mut carts = vec![];
     let mut cart_ids = HashSet::new();
+    let mut outboxes: Vec<(String, String)> = vec![];
     for (i, r) in raw.cart.iter().enumerate() {
         check_id(&mut cx, "cart", i, &r.id);
         if !cart_ids.insert(r.id.clone()) {
@@ -458,6 +459,28 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         };
         let transport =
             transport::transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
+        // Rule 19: two carts must never write the same file.
+        if let Some(other) = raw.cart[..i]
+            .iter()
+            .zip(&outboxes)
+            .find_map(|(o, (loc, tpl))| {
+                (loc == &transport.endpoint.location()
+                    && tpl == &transport.file_name
+                    && !tpl.contains("{cart}"))
+                .then_some(o.id.clone())
+            })
+        {
+            cx.at(
+                "cart.transport",
+                i,
+                "file_name",
+                format!(
+                    "cart {other:?} delivers to the same place with the same file_name {:?}: one would overwrite the other (put {{cart}} in file_name)",
+                    transport.file_name
+                ),
+            );
+        }
+        outboxes.push((transport.endpoint.location(), transport.file_name.clone()));
         if let (Some(mapping), Some(schedule)) = (mapping, schedule) {
             carts.push(Cart {
                 id: r.id.clone(),

@@ -395,6 +395,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// Forgets one file (it left the folder).
+    pub fn forget(&self, source: &str, name: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM remote_files WHERE source = ?1 AND name = ?2",
+            [source, name],
+        )?;
+        Ok(())
+    }
+
     /// Forgets the files of `source` that are no longer listed.
     pub fn forget_unlisted(&mut self, source: &str, listed: &HashSet<&str>) -> Result<()> {
         let known: Vec<String> = self

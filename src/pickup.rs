@@ -978,8 +978,12 @@ fn pickup_from(
             }
             Look::Taken(outcome) => {
                 // The outcome is safe in the ledger; a failed delete or move is tried again.
-                if let Err(e) = after_step(src, folder, e, &outcome) {
-                    outs.errors.push(e);
+                match after_step(src, folder, e, &outcome) {
+                    Ok(true) => ledger.forget(&src.id, &e.name)?,
+                    Ok(false) => {}
+                    Err(msg) => outs
+                        .errors
+                        .push(format!("{}: {}", escape(&e.name), escape(&msg))),
                 }
             }
             Look::Ignore => {}
@@ -1066,18 +1070,25 @@ fn take_one(
             now_ms(),
         )
         .map_err(|l| TakeError::Pass(l.into()))?;
-    if let Err(msg) = after_step(src, folder, e, outcome) {
-        tracing::warn!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "will try again at the next look");
-        let _ = ledger.note_taken(
-            &src.id,
-            &e.name,
-            e.size,
-            e.mtime,
-            outcome,
-            None,
-            Some(&msg),
-            now_ms(),
-        );
+    match after_step(src, folder, e, outcome) {
+        // Gone from the folder: a new file of the same name is a new file.
+        Ok(true) => ledger
+            .forget(&src.id, &e.name)
+            .map_err(|l| TakeError::Pass(l.into()))?,
+        Ok(false) => {}
+        Err(msg) => {
+            tracing::warn!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "will try again at the next look");
+            let _ = ledger.note_taken(
+                &src.id,
+                &e.name,
+                e.size,
+                e.mtime,
+                outcome,
+                None,
+                Some(&msg),
+                now_ms(),
+            );
+        }
     }
     Ok(out)
 }
@@ -1118,32 +1129,37 @@ fn fetch(folder: &mut dyn Folder, e: &Entry, work: &Path) -> Result<PathBuf, Str
 }
 
 /// Deletes, moves or keeps a taken file (and removes its `.done` marker).
+/// Returns whether the file left the folder.
 fn after_step(
     src: &Inbound,
     folder: &mut dyn Folder,
     e: &Entry,
     outcome: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let rules = &src.transport.pickup;
     let after = match outcome {
         "applied" | "duplicate" => Some(&rules.after),
         "rejected" | "held" => rules.after_rejected.as_ref(),
-        _ => None,
+        _ => return Ok(false),
     };
     let gone = |r: Result<(), TransportError>| match r {
         Err(x) if !x.not_found => Err(x.message),
         _ => Ok(()),
     };
     match after {
-        // None: a local file already moved into quarantine.
-        None | Some(After::Keep) => {}
+        None => {} // a local file already moved into quarantine
+        Some(After::Keep) => return Ok(false),
         Some(After::Delete) => gone(folder.remove(&e.name))?,
         Some(After::Move(d)) => {
             folder.mkdir(d).map_err(|x| x.message)?;
-            let to = format!("{}/{}", d.trim_end_matches('/'), e.name);
+            let mut to = format!("{}/{}", d.trim_end_matches('/'), e.name);
+            if folder.size(&to).is_ok() {
+                // An older file of the same name is there: keep both.
+                to = format!("{to}.{}", now_ms());
+            }
             if let Err(x) = folder.rename(&e.name, &to) {
                 if x.not_found {
-                    return Ok(()); // moved already
+                    return Ok(true); // moved already
                 }
                 // An older file of the same name is there: keep both.
                 let alt = format!("{to}.{}", now_ms());
@@ -1156,7 +1172,7 @@ fn after_step(
     if rules.done_marker && !matches!(after, Some(After::Keep)) {
         gone(folder.remove(&format!("{}.done", e.name)))?;
     }
-    Ok(())
+    Ok(!matches!(after, Some(After::Keep)))
 }
 
 /// A local file whose name is not UTF-8: moved into quarantine once, under

@@ -164,6 +164,27 @@ impl Endpoint {
             ),
         }
     }
+    /// The folder files land in, as one comparable string.
+    pub fn location(&self) -> String {
+        match self {
+            Endpoint::Dir(d) => std::path::absolute(&d.path)
+                .unwrap_or_else(|_| d.path.clone())
+                .display()
+                .to_string(),
+            Endpoint::Ftp(f) => format!(
+                "ftp://{}:{}/{}",
+                f.host.to_ascii_lowercase(),
+                f.port,
+                f.remote_dir.trim_matches('/')
+            ),
+            Endpoint::Sftp(s) => format!(
+                "sftp://{}:{}/{}",
+                s.host.to_ascii_lowercase(),
+                s.port,
+                s.remote_dir.trim_matches('/')
+            ),
+        }
+    }
     pub fn timeout(&self) -> Duration {
         match self {
             Endpoint::Dir(_) => DEFAULT_TIMEOUT,
@@ -541,7 +562,7 @@ pub(super) fn transport_spec(
             ("done_marker", t.done_marker.is_some()),
             ("stable_for", t.stable_for.is_some()),
         ] {
-            if present && !table.ends_with("ack_transport") {
+            if present {
                 cx.at(
                     table,
                     i,
