@@ -205,6 +205,12 @@ fn deliver_replace_rename_mkdir_remove() {
     );
     assert!(d.join("back.csv").is_file());
 
+    // A file where a folder should be.
+    std::fs::write(d.join("plain"), b"x").unwrap();
+    let e = f.mkdir("plain/sub").unwrap_err();
+    assert_permanent(&e);
+    assert!(e.message.contains("plain"), "{}", e.message);
+
     f.remove("back.csv").unwrap();
     assert!(!d.join("back.csv").exists());
     let e = f.remove("back.csv").unwrap_err();
@@ -335,6 +341,14 @@ fn logins() {
         e.message
     );
     assert!(!format!("{e:?}").contains("not-the-passphrase-xyz"));
+
+    ep.auth = SftpAuth::Key {
+        file: s.key_pass.clone(),
+        passphrase: None,
+    };
+    let e = refused(&ep);
+    assert_permanent(&e);
+    assert!(e.message.contains("key_passphrase_env"), "{}", e.message);
 
     ep.auth = SftpAuth::Key {
         file: s.key_pass.clone(),
@@ -480,6 +494,10 @@ fn silent_server_times_out() {
     let e = refused(&ep);
     let took = t.elapsed();
     assert!(took < Duration::from_secs(10), "took {took:?}: {e:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "gave up early ({took:?}): {e:?}"
+    );
     assert!(e.is_retryable(), "{e:?}");
     drop(l);
 }

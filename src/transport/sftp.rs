@@ -16,8 +16,8 @@ use std::path::Path;
 /// One SFTP session on one remote folder. Holds no secret.
 pub struct SftpFolder {
     describe: String,
-    /// `host:port`, for messages.
-    addr: String,
+    /// `sftp://user@host:port`, for messages.
+    origin: String,
     /// The folder, absolute on the server (no trailing `/` unless it is `/`).
     base: String,
     session: Session,
@@ -254,7 +254,15 @@ impl SftpFolder {
                         file,
                         pass.as_ref().map(|s| s.expose_secret()),
                     )
-                    .map_err(|e| auth_error(&login, &format!("key {}", file.display()), &e))?;
+                    .map_err(|e| {
+                        let mut err = auth_error(&login, &format!("key {}", file.display()), &e);
+                        if pass.is_none() && e.code() == ErrorCode::Session(-16) {
+                            err.message.push_str(
+                                " (if the key is protected by a passphrase, set key_passphrase_env)",
+                            );
+                        }
+                        err
+                    })?;
             }
         }
         if !session.authenticated() {
@@ -263,9 +271,16 @@ impl SftpFolder {
             )));
         }
 
-        let sftp = session
-            .sftp()
-            .map_err(|e| classify(format!("cannot start sftp on {addr}"), &e))?;
+        let sftp = session.sftp().map_err(|e| {
+            let mut err = classify(format!("cannot start sftp on {addr}"), &e);
+            if matches!(e.code(), ErrorCode::Session(-21 | -22)) {
+                // Refused, not dropped: the server offers no sftp subsystem.
+                err.retry = super::Retry::Permanent;
+                err.message
+                    .push_str(" (does the server offer the sftp subsystem to this user?)");
+            }
+            err
+        })?;
 
         // The folder: relative to the login folder unless absolute.
         let base = if ep.remote_dir.starts_with('/') {
@@ -303,7 +318,7 @@ impl SftpFolder {
 
         Ok(SftpFolder {
             describe,
-            addr,
+            origin: format!("sftp://{}@{addr}", ep.user),
             base,
             session,
             sftp: Some(sftp),
@@ -320,9 +335,9 @@ impl SftpFolder {
         join(&self.base, name)
     }
 
-    /// `host:port/path`, for messages.
+    /// `sftp://user@host:port/path`, for messages.
     fn at(&self, path: &str) -> String {
-        format!("{}{}", self.addr, path)
+        format!("{}{}", self.origin, path)
     }
 }
 
@@ -565,6 +580,12 @@ impl Folder for SftpFolder {
                 // Made meanwhile, or refused: only a folder now there is fine.
                 match sftp.stat(p) {
                     Ok(st) if st.is_dir() => {}
+                    Ok(_) => {
+                        return Err(TransportError::permanent(format!(
+                            "cannot make folder {}: a file has that name",
+                            self.at(&cur)
+                        )));
+                    }
                     _ => {
                         return Err(classify(
                             format!("cannot make folder {}", self.at(&cur)),
