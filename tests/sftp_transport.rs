@@ -261,6 +261,20 @@ fn known_hosts() {
     ep.host_key = HostKey::KnownHosts(s.known_hosts.clone());
     connect(&ep).close();
 
+    // Hashed host names (ssh-keygen -H, HashKnownHosts yes).
+    let hashed = dir.join("kh_hashed");
+    std::fs::copy(&s.known_hosts, &hashed).unwrap();
+    let ok = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&hashed)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(std::fs::read_to_string(&hashed).unwrap().starts_with("|1|"));
+    ep.host_key = HostKey::KnownHosts(hashed);
+    connect(&ep).close();
+
     // Lines libssh2 cannot read do not hide the ones after them.
     let messy = dir.join("kh_messy");
     std::fs::write(
