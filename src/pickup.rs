@@ -1047,11 +1047,15 @@ fn take_one(
     if fetched {
         let _ = std::fs::remove_file(&local);
     }
-    let out = match result {
+    let mut out = match result {
         Ok(out) => out,
         Err(PickupError::Ledger(l)) => return Err(TakeError::Pass(PickupError::Ledger(l))),
         Err(other) => return Err(TakeError::File(other.to_string())),
     };
+    if fetched {
+        // Say where the file came from, not where it was staged.
+        out.file = format!("{}/{}", folder.describe().trim_end_matches('/'), e.name);
+    }
     let outcome = match out.outcome {
         Outcome::Applied => "applied",
         Outcome::Duplicate => "duplicate",

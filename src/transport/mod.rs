@@ -165,9 +165,9 @@ pub fn deliver(
         if !replace {
             match folder.size(name) {
                 Ok(_) => {
-                    return Err(TransportError::permanent(format!(
-                        "{where_} already exists; a feed never replaces another (put {{seq}} or {{timestamp}} in file_name)"
-                    )));
+                    return Err(TransportError::permanent(
+                        "a file of that name is already there, and a feed never replaces another (put {seq} or {timestamp} in file_name)",
+                    ));
                 }
                 Err(e) if e.not_found => {}
                 Err(e) => return Err(e),

@@ -196,6 +196,14 @@ impl Workspace {
         run_bin(&full, self.dir())
     }
 
+    /// Runs with extra environment variables (passwords for remote servers).
+    pub fn run_env(&self, args: &[&str], env: &[(String, String)]) -> Out {
+        let mut full: Vec<String> =
+            vec!["--config".into(), self.config_path().display().to_string()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        run_bin_env(&full, self.dir(), env)
+    }
+
     /// Runs and expects `code`; returns the output.
     pub fn run_ok(&self, args: &[&str], code: i32) -> Out {
         let o = self.run(args);
@@ -349,11 +357,16 @@ impl Workspace {
 }
 
 pub fn run_bin(args: &[String], cwd: &Path) -> Out {
+    run_bin_env(args, cwd, &[])
+}
+
+pub fn run_bin_env(args: &[String], cwd: &Path, env: &[(String, String)]) -> Out {
     let o = Command::new(BIN)
         .args(args)
         .current_dir(cwd)
         .env_remove("STOCKGATE_CONFIG")
         .env("STOCKGATE_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run stockgate");
     Out {
@@ -425,4 +438,5 @@ pub fn x12_validate(files: &[&Path]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+pub mod remote;
 pub mod sshd;

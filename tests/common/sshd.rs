@@ -274,6 +274,12 @@ impl Sshd {
         Err(last)
     }
 
+    /// Stops the server (as if it went down), keeping its files.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// What sshd logged so far.
     pub fn log_text(&self) -> String {
         let mut s = String::new();

@@ -1,0 +1,485 @@
+//! One face for the real test servers (sshd, pure-ftpd): the transport keys a
+//! config needs to reach a folder on it, and that folder on disk, so a test
+//! can drop files as a partner would and read what stockgate delivered.
+
+use std::path::{Path, PathBuf};
+
+pub struct Remote {
+    /// "sftp", "ftp" or "ftps".
+    pub kind: &'static str,
+    /// Connection keys (host, port, user, credentials, host key or CA).
+    pub keys: String,
+    /// The login folder on disk.
+    pub root: PathBuf,
+    /// How `remote_dir` names a folder under the root ("" for relative names).
+    pub dir_prefix: String,
+    /// Who files must belong to so the server's user may read and remove them.
+    pub owner: Option<(u32, u32)>,
+    /// Environment the binary needs (password variables).
+    pub env: Vec<(String, String)>,
+}
+
+impl Remote {
+    /// A `[... .transport]` body for folder `sub` of the root (made on disk).
+    pub fn transport(&self, sub: &str, extra: &str) -> String {
+        self.mkdir(sub);
+        format!(
+            "type = \"{}\"\n{}remote_dir = \"{}{}\"\ntimeout = \"10s\"\n{extra}\n",
+            self.kind, self.keys, self.dir_prefix, sub
+        )
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+    pub fn mkdir(&self, rel: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        self.own(&p);
+    }
+    /// Drops a file as a partner would (owned by the server's user).
+    pub fn put(&self, rel: &str, body: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        self.own(&p);
+        p
+    }
+    pub fn own(&self, p: &Path) {
+        if let Some((u, g)) = self.owner {
+            std::os::unix::fs::chown(p, Some(u), Some(g)).unwrap();
+        }
+    }
+    /// Every file under folder `rel`, relative to it, sorted.
+    pub fn files(&self, rel: &str) -> Vec<String> {
+        let root = self.path(rel);
+        let mut out = vec![];
+        fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl super::sshd::Sshd {
+    pub fn remote(&self) -> Remote {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.data).unwrap();
+        Remote {
+            kind: "sftp",
+            keys: format!(
+                "host = \"{}\"\nport = {}\nuser = \"{}\"\nkey_file = \"{}\"\nhost_key_sha256 = \"{}\"\n",
+                self.host,
+                self.port,
+                self.user,
+                self.key.display(),
+                self.fingerprint
+            ),
+            root: self.data.clone(),
+            dir_prefix: format!("{}/", self.data.display()),
+            owner: Some((m.uid(), m.gid())),
+            env: vec![],
+        }
+    }
+}
+
+// ----- Scenarios run against every kind of server -----
+
+use super::*;
+
+pub const STOCK: &str = "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,10,2025-06-01T10:00:00Z,,\n";
+pub const BAD: &str = "SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,x,2025-06-01T10:00:00Z,,\n";
+
+/// A workspace whose inbound source `wms` reads `remote`'s folder `in`
+/// (with `src_extra` transport keys) and whose cart `shop` delivers to its
+/// folder `out` (with `cart_extra` transport keys).
+pub fn remote_ws(r: &Remote, src_extra: &str, cart_extra: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.config(&format!(
+        r#"{}
+[[inbound]]
+id = "wms"
+merchant = "m1"
+kind = "inventory"
+mapping = "inv"
+[inbound.transport]
+{}
+[[cart]]
+id = "shop"
+merchant = "m1"
+format = "csv"
+mapping = "feed"
+schedule = "every 1m"
+[cart.transport]
+{}
+"#,
+        header(&["m1"]),
+        r.transport("in", &format!("pattern = \"*.csv\"\n{src_extra}")),
+        r.transport("out", cart_extra),
+    ));
+    ws.mapping("inv", INV_MAPPING);
+    ws.mapping("feed", FEED_MAPPING);
+    let o = ws.run_env(&["check"], &r.env);
+    assert_eq!(o.code, 0, "check: {}\n{}", o.stdout, o.stderr);
+    ws
+}
+
+pub fn run_once(ws: &Workspace, r: &Remote, code: i32) -> Out {
+    let o = ws.run_env(&["run", "--once"], &r.env);
+    assert_eq!(
+        o.code, code,
+        "run --once exited {}\nstdout:\n{}\nstderr:\n{}",
+        o.code, o.stdout, o.stderr
+    );
+    o
+}
+
+pub fn sync_json(
+    ws: &Workspace,
+    r: &Remote,
+    cart: &str,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
+    let mut args = vec!["sync", cart, "--json"];
+    args.extend_from_slice(extra);
+    let o = ws.run_env(&args, &r.env);
+    (o.code, o.json())
+}
+
+/// Picked up remotely, delivered remotely, exact bytes both ways; a fixed
+/// file name is replaced, a `{seq}` name never.
+pub fn feed_round_trip(r: &Remote) {
+    let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
+    r.put("in/s1.csv", STOCK);
+    run_once(&ws, r, 0);
+    assert!(r.files("in").is_empty(), "{:?}", r.files("in"));
+    assert_eq!(ws.value("A", "shop"), 10);
+    let out = r.files("out");
+    assert_eq!(out, vec!["shop-000001.csv"]);
+    let sent = std::fs::read(r.path("out/shop-000001.csv")).unwrap();
+    assert_eq!(sent, b"SKU,Quantity\nA,10\n");
+    // The archive holds the same bytes, received and sent.
+    let archived = ws.files_under("var/archive");
+    assert_eq!(archived.len(), 2, "{archived:?}");
+    assert!(
+        archived
+            .iter()
+            .any(|a| a.starts_with("shop/") && a.ends_with("shop-000001.csv"))
+    );
+    assert!(
+        archived
+            .iter()
+            .any(|a| a.starts_with("wms/") && a.ends_with("s1.csv"))
+    );
+    let h = ws.history("shop");
+    assert!(
+        h[0]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}://", r.kind)),
+        "{}",
+        h[0]
+    );
+    // A new count: a new file beside the first, the first untouched.
+    r.put(
+        "in/s2.csv",
+        STOCK.replace(",10,", ",4,").replace("06-01", "06-02"),
+    );
+    run_once(&ws, r, 0); // picks up; the cart is not due again yet
+    let (code, v) = sync_json(&ws, r, "shop", &[]);
+    assert_eq!(
+        (code, &v["outcome"]),
+        (0, &serde_json::json!("sent")),
+        "{v}"
+    );
+    let out = r.files("out");
+    assert_eq!(out, vec!["shop-000001.csv", "shop-000002.csv"]);
+    assert_eq!(
+        std::fs::read(r.path("out/shop-000002.csv")).unwrap(),
+        b"SKU,Quantity\nA,4\n"
+    );
+
+    // A fixed name is replaced, through the temporary name, nothing left over.
+    let ws2 = remote_ws(r, "stable_for = \"0s\"", "file_name = \"feed.csv\"");
+    ws2.apply("wms", "a.csv", STOCK);
+    // (A forced sync of a changed-only cart with nothing new sends the header only.)
+    for want in ["SKU,Quantity\nA,10\n", "SKU,Quantity\n"] {
+        let (code, v) = sync_json(&ws2, r, "shop", &["--force"]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["outcome"], "sent", "{v}");
+        assert_eq!(
+            std::fs::read_to_string(r.path("out/feed.csv")).unwrap(),
+            want
+        );
+    }
+    let out = r.files("out");
+    assert!(out.contains(&"feed.csv".to_string()), "{out:?}");
+    assert!(!out.iter().any(|f| f.contains(".stockgate")), "{out:?}");
+}
+
+/// `after` = delete, keep, move: each file applied exactly once.
+pub fn pickup_after_values(r: &Remote) {
+    for (after, left) in [
+        ("delete", vec![]),
+        ("keep", vec!["s.csv"]),
+        ("move:done", vec!["done/s.csv"]),
+    ] {
+        let ws = remote_ws(r, &format!("stable_for = \"0s\"\nafter = \"{after}\""), "");
+        for d in ["in", "out"] {
+            for f in r.files(d) {
+                let _ = std::fs::remove_file(r.path(&format!("{d}/{f}")));
+            }
+        }
+        r.put("in/s.csv", STOCK);
+        run_once(&ws, r, 0);
+        assert_eq!(r.files("in"), left, "after = {after}");
+        run_once(&ws, r, 0);
+        run_once(&ws, r, 0);
+        assert_eq!(r.files("in"), left, "after = {after}");
+        assert_eq!(
+            ws.sql_i64("SELECT COUNT(*) FROM inbound_files"),
+            1,
+            "after = {after}"
+        );
+        assert_eq!(ws.value("A", "shop"), 10);
+    }
+}
+
+/// A file still growing is not taken; once it holds still, it is, whole.
+pub fn not_taken_until_stable(r: &Remote) {
+    let ws = remote_ws(r, "stable_for = \"2s\"", "");
+    let path = r.put("in/grow.csv", "SKU,Whse,Qty,AsOf,UPC,Title\n");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        for i in 0..12 {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            writeln!(f, "S{i},W1,{i},2025-06-01T10:00:00Z,,").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    run_once(&ws, r, 0);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM stock"),
+        0,
+        "taken while growing"
+    );
+    assert_eq!(r.files("in"), vec!["grow.csv"]);
+    writer.join().unwrap();
+    let t = std::time::Instant::now();
+    run_once(&ws, r, 0);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(2),
+        "waited for stability"
+    );
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 12, "taken whole");
+    assert!(r.files("in").is_empty());
+}
+
+/// `done_marker = true`: NAME waits for NAME.done; both go after.
+pub fn done_marker(r: &Remote) {
+    let ws = remote_ws(r, "done_marker = true", "");
+    r.put("in/a.csv", STOCK);
+    run_once(&ws, r, 0);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 0);
+    r.put("in/a.csv.done", "");
+    run_once(&ws, r, 0);
+    assert_eq!(ws.value("A", "shop"), 10);
+    assert!(r.files("in").is_empty(), "{:?}", r.files("in"));
+}
+
+/// A rejected remote file is quarantined once and not fetched again; with
+/// `after_rejected = "move:bad"` it is moved aside on the server.
+pub fn rejected_once(r: &Remote) {
+    let ws = remote_ws(r, "stable_for = \"0s\"", "");
+    r.put("in/bad.csv", BAD);
+    let o = run_once(&ws, r, 1);
+    assert!(o.stdout.contains("rejected"), "{}", o.stdout);
+    assert_eq!(
+        ws.files_under("var/quarantine/wms"),
+        vec!["bad.csv", "bad.csv.error.txt"]
+    );
+    assert_eq!(r.files("in"), vec!["bad.csv"]);
+    for _ in 0..2 {
+        let o = run_once(&ws, r, 0);
+        assert!(!o.stdout.contains("rejected"), "{}", o.stdout);
+    }
+    assert_eq!(ws.files_under("var/quarantine/wms").len(), 2);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 1);
+    let st = ws.run_env(&["status", "--json"], &r.env).json();
+    assert_eq!(st["inbound"][0]["rejected"], 1, "{st}");
+
+    let ws = remote_ws(r, "stable_for = \"0s\"\nafter_rejected = \"move:bad\"", "");
+    run_once(&ws, r, 1);
+    assert_eq!(r.files("in"), vec!["bad/bad.csv"]);
+}
+
+/// 2,000 files in one folder: each applied once, in one connection.
+pub fn many_files(r: &Remote, n: usize) -> std::time::Duration {
+    let ws = remote_ws(r, "stable_for = \"0s\"", "");
+    for i in 0..n {
+        r.put(
+            &format!("in/f{i:05}.csv"),
+            format!("SKU,Whse,Qty,AsOf,UPC,Title\nS{i},W1,{i},2025-06-01T10:00:00Z,,\n"),
+        );
+    }
+    let t = std::time::Instant::now();
+    run_once(&ws, r, 0);
+    let took = t.elapsed();
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM inbound_files WHERE outcome = 'applied'"),
+        n as i64
+    );
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), n as i64);
+    assert_eq!(
+        ws.sql_i64("SELECT SUM(quantity) FROM stock"),
+        (n * (n - 1) / 2) as i64
+    );
+    assert!(r.files("in").is_empty());
+    eprintln!("{}: {n} files picked up in {took:?}", r.kind);
+    took
+}
+
+/// A big inventory file: `n` rows with a 20 kB description each.
+pub fn big_stock(n: usize) -> String {
+    let pad = "x".repeat(20_000);
+    let mut s = String::from("SKU,Whse,Qty,AsOf,UPC,Title\n");
+    for i in 0..n {
+        s.push_str(&format!("B{i},W1,1,2025-06-01T10:00:00Z,,{pad}\n"));
+    }
+    s
+}
+
+fn kill9_when(mut child: std::process::Child, what: &str, mut cond: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(60) {
+        if cond() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            eprintln!("{what}: finished before it could be killed");
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    panic!("{what}: never reached the moment to kill");
+}
+
+fn spawn(ws: &Workspace, r: &Remote, args: &[&str]) -> std::process::Child {
+    let mut full: Vec<String> = vec!["--config".into(), ws.config_path().display().to_string()];
+    full.extend(args.iter().map(|s| s.to_string()));
+    std::process::Command::new(BIN)
+        .args(&full)
+        .current_dir(ws.dir())
+        .env("STOCKGATE_LOG", "warn")
+        .envs(r.env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// kill -9 in the middle of a download, then of an upload: after a restart
+/// nothing is applied twice or lost, no partial file sits under a final
+/// name, and the feed is sent again.
+pub fn kill9_mid_transfer(r: &Remote) {
+    let rows = 5000;
+    let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
+    let cfg = ws.read("stockgate.toml");
+    ws.config(&cfg.replace(
+        "schedule = \"every 1m\"",
+        "schedule = \"every 1m\"\nfull_sync = true",
+    ));
+    ws.mapping(
+        "feed",
+        "format = \"csv\"\nheader = true\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Quantity\", field = \"quantity\" }, { header = \"Title\", field = \"description\" } ]\n",
+    );
+    // Download.
+    let body = big_stock(rows);
+    r.put("in/big.csv", &body);
+    let child = spawn(&ws, r, &["run", "--once"]);
+    let work = ws.path("var/work/wms");
+    let killed = kill9_when(child, "download", || {
+        std::fs::read_dir(&work)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| d.path().join("big.csv").exists())
+    });
+    if killed {
+        assert_eq!(
+            ws.sql_i64("SELECT COUNT(*) FROM stock"),
+            0,
+            "applied while killed"
+        );
+        assert_eq!(r.files("in"), vec!["big.csv"], "the remote file must stay");
+    }
+    // The next run applies it once, whole; the feed goes out (a sync may
+    // have been killed too).
+    let o = ws.run_env(&["run", "--once"], &r.env);
+    assert!(o.code == 0, "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), rows as i64);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM reports"), 1);
+    assert!(r.files("in").is_empty());
+    let sent: Vec<String> = r.files("out");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let first = std::fs::read(r.path(&format!("out/{}", sent[0]))).unwrap();
+
+    // Upload: a forced full sync killed while its temporary file grows.
+    let child = spawn(&ws, r, &["sync", "shop", "--force"]);
+    let tmp = r.path("out/.stockgate-shop.tmp");
+    let killed = kill9_when(child, "upload", || {
+        std::fs::metadata(&tmp).is_ok_and(|m| m.len() > 0)
+    });
+    let files = r.files("out");
+    if killed {
+        // Only the first feed under a final name, and it is whole.
+        let finals: Vec<&String> = files.iter().filter(|f| !f.starts_with('.')).collect();
+        assert_eq!(finals.len(), 1, "{files:?}");
+        let kept = std::fs::read(r.path(&format!("out/{}", finals[0]))).unwrap();
+        assert!(
+            kept == first,
+            "the first feed changed ({} bytes, was {})",
+            kept.len(),
+            first.len()
+        );
+        let h = ws.history("shop");
+        assert_eq!(
+            h.iter().filter(|e| e["outcome"] == "sent").count(),
+            1,
+            "{h:?}"
+        );
+    }
+    // Sent again: whole, under a new final name, no temporary file left.
+    let (code, v) = sync_json(&ws, r, "shop", &["--force"]);
+    assert_eq!(code, 0, "{v}");
+    let files = r.files("out");
+    assert!(!files.iter().any(|f| f.starts_with('.')), "{files:?}");
+    assert_eq!(files.len(), if killed { 2 } else { 3 }, "{files:?}");
+    eprintln!(
+        "{}: download and upload killed mid-transfer: {killed}",
+        r.kind
+    );
+    let second = std::fs::read(r.path(&format!("out/{}", files.last().unwrap()))).unwrap();
+    assert!(
+        second == first,
+        "resent feed: {} bytes, first {}",
+        second.len(),
+        first.len()
+    );
+    assert_eq!(second.len() as u64, v["bytes"].as_u64().unwrap());
+}
