@@ -5,7 +5,6 @@
 mod common;
 use common::remote::*;
 use common::sshd::Sshd;
-use common::*;
 
 macro_rules! server {
     () => {
