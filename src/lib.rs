@@ -17,6 +17,8 @@ pub mod ledger;
 pub mod mapping;
 pub mod pickup;
 pub mod schedule;
+pub mod serve;
 pub mod sync;
+pub mod telemetry;
 pub mod transport;
 pub mod util;
