@@ -14,6 +14,7 @@ pub mod formats;
 pub mod init;
 pub mod inspect;
 pub mod ledger;
+pub mod locks;
 pub mod mapping;
 pub mod pickup;
 pub mod schedule;

@@ -864,6 +864,48 @@ pub struct Pickup {
     pub errors: Vec<String>,
 }
 
+/// Files being applied, per merchant: a due sync waits until the files its
+/// merchant's sources already fetched are in the ledger, so a feed never
+/// goes out a moment before the count that was already in hand.
+#[derive(Default)]
+pub struct ApplyGate {
+    busy: std::sync::Mutex<HashMap<String, u32>>,
+    idle: std::sync::Condvar,
+}
+
+pub struct GateGuard<'a> {
+    gate: &'a ApplyGate,
+    merchant: String,
+}
+
+impl ApplyGate {
+    pub fn enter(&self, merchant: &str) -> GateGuard<'_> {
+        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *b.entry(merchant.to_string()).or_insert(0) += 1;
+        GateGuard {
+            gate: self,
+            merchant: merchant.to_string(),
+        }
+    }
+    /// Waits (at most `limit`) until no file of `merchant` is being applied.
+    pub fn wait_idle(&self, merchant: &str, limit: std::time::Duration) {
+        let b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .idle
+            .wait_timeout_while(b, limit, |b| b.get(merchant).is_some_and(|n| *n > 0));
+    }
+}
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        let mut b = self.gate.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = b.get_mut(&self.merchant) {
+            *n = n.saturating_sub(1);
+        }
+        self.gate.idle.notify_all();
+    }
+}
+
 /// Picks up every waiting file of one source (as `run` does), oldest first,
 /// over one connection. `settle_ms`: local files modified this recently are
 /// left for the next look. An error is returned only when the source cannot
@@ -873,9 +915,10 @@ pub fn pickup_source(
     ledger: &mut Ledger,
     src: &Inbound,
     settle_ms: i64,
+    gate: Option<&ApplyGate>,
 ) -> Result<Pickup, PickupError> {
     let mut folder = crate::transport::open(&src.transport.endpoint)?;
-    let r = pickup_from(cfg, ledger, src, folder.as_mut(), settle_ms);
+    let r = pickup_from(cfg, ledger, src, folder.as_mut(), settle_ms, gate);
     folder.close();
     r
 }
@@ -895,6 +938,7 @@ fn pickup_from(
     src: &Inbound,
     folder: &mut dyn Folder,
     settle_ms: i64,
+    gate: Option<&ApplyGate>,
 ) -> Result<Pickup, PickupError> {
     let rules = &src.transport.pickup;
     let remote = src.transport.endpoint.is_remote();
@@ -994,7 +1038,7 @@ fn pickup_from(
         .scratch_dir("work", &src.id)
         .join(format!(".{}", std::process::id()));
     for e in take {
-        match take_one(cfg, ledger, src, folder, e, &work, now) {
+        match take_one(cfg, ledger, src, folder, e, &work, now, gate) {
             Ok(out) => outs.files.push(out),
             Err(TakeError::File(msg)) => {
                 tracing::error!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "file skipped");
@@ -1022,6 +1066,7 @@ enum TakeError {
 /// Fetches one file (remote: under a temporary local name, size checked),
 /// applies or quarantines it, records the outcome, then deletes, moves or
 /// keeps the original as the source says.
+#[allow(clippy::too_many_arguments)]
 fn take_one(
     cfg: &Config,
     ledger: &mut Ledger,
@@ -1030,6 +1075,7 @@ fn take_one(
     e: &Entry,
     work: &Path,
     now: Millis,
+    gate: Option<&ApplyGate>,
 ) -> Result<FileOutcome, TakeError> {
     let rules = &src.transport.pickup;
     let (local, fetched) = match folder.local_path(&e.name) {
@@ -1043,7 +1089,9 @@ fn take_one(
         consume,
         pickup_time: now,
     };
+    let guard = gate.map(|g| g.enter(&src.merchant));
     let result = ingest_file(cfg, ledger, src, &local, opts);
+    drop(guard);
     if fetched {
         let _ = std::fs::remove_file(&local);
     }

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub enum SyncError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] crate::locks::LockError),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,6 +237,30 @@ pub fn sync_cart(
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     let started = now_ms();
+    // Rule 18: never two syncs of one cart at once, whatever process runs them.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match crate::locks::cart(cfg, &cart.id) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                let entry = SyncEntry {
+                    cart: cart.id.clone(),
+                    started_at: started,
+                    forced: opts.force,
+                    ..Default::default()
+                };
+                return unsent(
+                    ledger,
+                    entry,
+                    "skipped",
+                    "another process is syncing this cart right now".into(),
+                    true,
+                );
+            }
+            Err(e) => return Err(SyncError::Lock(e)),
+        }
+    };
     let state = ledger.cart_state(&cart.id)?;
     let mut entry = SyncEntry {
         cart: cart.id.clone(),

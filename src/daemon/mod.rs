@@ -50,7 +50,7 @@ fn pickup_into(
     settle_ms: i64,
     pass: &mut Pass,
 ) -> Option<Duration> {
-    match pickup_source(cfg, ledger, src, settle_ms) {
+    match pickup_source(cfg, ledger, src, settle_ms, None) {
         Ok(p) => {
             pass.files.extend(p.files);
             pass.errors.extend(
