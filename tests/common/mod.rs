@@ -420,3 +420,4 @@ pub fn x12_validate(files: &[&Path]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+pub mod ftpd;
