@@ -36,7 +36,8 @@ fn bytes(n: usize, seed: u32) -> Vec<u8> {
 
 fn set_mtime(p: &std::path::Path, secs: u64) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
 }
 
 fn leftovers(dir: &std::path::Path) -> Vec<String> {
@@ -101,8 +102,10 @@ fn check_list_get_size(d: &Ftpd) {
     let e = f.get("nope.csv", &mut Vec::new()).unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     assert!(
-        e.message
-            .starts_with(&format!("{scheme}://bob@127.0.0.1:{}/in: cannot get nope.csv: 550", d.port)),
+        e.message.starts_with(&format!(
+            "{scheme}://bob@127.0.0.1:{}/in: cannot get nope.csv: 550",
+            d.port
+        )),
         "{e}"
     );
     // The session goes on after a refused command.
@@ -205,11 +208,7 @@ fn ftp_permission_denied_is_permanent() {
     let d = Ftpd::start();
     let ro = d.mkdir("ro");
     d.write("ro/keep.csv", b"keep\n");
-    std::fs::set_permissions(
-        &ro,
-        std::os::unix::fs::PermissionsExt::from_mode(0o555),
-    )
-    .unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
     let mut f = open(&d.endpoint("ro"));
     let e = f.put("new.csv", &mut &b"x\n"[..]).unwrap_err();
     assert!(!e.is_retryable(), "{e}");
@@ -241,8 +240,10 @@ fn ftp_wrong_password_is_permanent_and_secret() {
     let e = open_err(&ep);
     assert!(!e.is_retryable(), "{e}");
     assert!(
-        e.message
-            .starts_with(&format!("ftp://bob@127.0.0.1:{}/: cannot log in as bob: 530", d.port)),
+        e.message.starts_with(&format!(
+            "ftp://bob@127.0.0.1:{}/: cannot log in as bob: 530",
+            d.port
+        )),
         "{e}"
     );
     for shown in [e.to_string(), format!("{e:?}"), format!("{ep:?}")] {
@@ -333,7 +334,10 @@ fn ftp_silent_server_times_out() {
         let took = start.elapsed();
         let e = r.err().unwrap_or_else(|| panic!("{mode}: opened"));
         assert!(took < Duration::from_secs(10), "{mode}: took {took:?}");
-        assert!(took >= Duration::from_millis(1500), "{mode}: took {took:?}: {e}");
+        assert!(
+            took >= Duration::from_millis(1500),
+            "{mode}: took {took:?}: {e}"
+        );
         assert!(e.is_retryable(), "{mode}: {e}");
         assert!(e.message.contains("no answer within 2s"), "{mode}: {e}");
     }
@@ -360,7 +364,10 @@ fn ftps_wrong_ca_is_refused() {
     let e = open_err(&ep);
     assert!(!e.is_retryable(), "{e}");
     assert!(
-        e.message.starts_with(&format!("ftps://bob@127.0.0.1:{}/: cannot start TLS", d.port)),
+        e.message.starts_with(&format!(
+            "ftps://bob@127.0.0.1:{}/: cannot start TLS",
+            d.port
+        )),
         "{e}"
     );
     assert!(e.message.contains("certificate"), "{e}");
@@ -386,4 +393,109 @@ fn ftps_implicit_against_a_plain_server_is_refused() {
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(!e.is_retryable(), "{e}");
     assert!(e.message.contains("TLS"), "{e}");
+}
+
+/// A scripted server for what pure-ftpd cannot be made to do: it refuses
+/// EPSV and MLSD, and its 227 replies name another address (127.0.0.2) than
+/// the one the client is connected to (a server behind NAT). Returns its
+/// port and, when the session ends, the commands it was sent.
+fn old_server() -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        w.write_all(b"220 old ftpd\r\n").unwrap();
+        let mut cmds = vec![];
+        let mut pasv: Option<TcpListener> = None;
+        let send = |pasv: &mut Option<TcpListener>, w: &mut std::net::TcpStream, data: &[u8]| {
+            w.write_all(b"150 here it comes\r\n").unwrap();
+            let (mut d, _) = pasv.take().expect("PASV first").accept().unwrap();
+            d.write_all(data).unwrap();
+            drop(d);
+            w.write_all(b"226 done\r\n").unwrap();
+        };
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let cmd = line.trim_end().to_string();
+            cmds.push(cmd.clone());
+            let verb = cmd.split(' ').next().unwrap().to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "USER" => b"331 password please\r\n",
+                "PASS" => b"230 welcome\r\n",
+                "TYPE" => b"200 type set\r\n",
+                "CWD" => b"250 ok\r\n",
+                "PWD" => b"257 \"/in\" is the current folder\r\n",
+                "EPSV" => b"502 EPSV not implemented\r\n",
+                "MLSD" => b"500 MLSD: unknown command\r\n",
+                "PASV" => {
+                    let dl = TcpListener::bind("127.0.0.1:0").unwrap();
+                    let p = dl.local_addr().unwrap().port();
+                    pasv = Some(dl);
+                    let msg = format!(
+                        "227 Entering Passive Mode (127,0,0,2,{},{})\r\n",
+                        p >> 8,
+                        p & 255
+                    );
+                    w.write_all(msg.as_bytes()).unwrap();
+                    continue;
+                }
+                "LIST" => {
+                    send(&mut pasv, &mut w, b"-rw-r--r--   1 ftp  ftp      5 Jan  2  2020 old.csv\r\ndrwxr-xr-x   2 ftp  ftp   4096 Jan  2  2020 sub\r\n");
+                    continue;
+                }
+                "RETR" => {
+                    send(&mut pasv, &mut w, b"hello");
+                    continue;
+                }
+                "QUIT" => {
+                    w.write_all(b"221 bye\r\n").unwrap();
+                    break;
+                }
+                _ => b"502 not implemented\r\n",
+            };
+            w.write_all(reply).unwrap();
+        }
+        cmds
+    });
+    (port, h)
+}
+
+#[test]
+fn ftp_falls_back_to_pasv_and_list() {
+    let (port, server) = old_server();
+    let mut f = open(&bare_endpoint(port, Duration::from_secs(5)));
+    for _ in 0..2 {
+        let list = f.list().unwrap();
+        let got: Vec<(&str, u64, EntryKind, Option<i64>)> = list
+            .iter()
+            .map(|e| (e.name.as_str(), e.size, e.kind, e.mtime))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("old.csv", 5, EntryKind::File, Some(1_577_923_200_000)),
+                ("sub", 4096, EntryKind::Dir, Some(1_577_923_200_000)),
+            ]
+        );
+    }
+    let mut out = Vec::new();
+    assert_eq!(f.get("old.csv", &mut out).unwrap(), 5);
+    assert_eq!(out, b"hello");
+    f.close();
+    let cmds = server.join().unwrap();
+    let count = |v: &str| cmds.iter().filter(|c| c.starts_with(v)).count();
+    // Each refusal is met once, then remembered for the session.
+    assert_eq!(count("EPSV"), 1, "{cmds:?}");
+    assert_eq!(count("MLSD"), 1, "{cmds:?}");
+    assert_eq!(count("PASV"), 4, "{cmds:?}");
+    assert_eq!(count("LIST"), 2, "{cmds:?}");
+    assert_eq!(count("TYPE I"), 1, "{cmds:?}");
+    assert_eq!(cmds.last().map(String::as_str), Some("QUIT"), "{cmds:?}");
 }

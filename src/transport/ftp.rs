@@ -76,9 +76,11 @@ impl FtpFolder {
         let tls_failure = Arc::new(AtomicU8::new(TLS_OK));
         let dialled = Arc::new(AtomicBool::new(false));
         let connector = match &ep.tls {
-            Some(tls) => Some(TlsConn::connector(tls, timeout, tls_failure.clone()).map_err(
-                |e| TransportError::permanent(format!("{describe}: TLS setup: {e}")),
-            )?),
+            Some(tls) => Some(
+                TlsConn::connector(tls, timeout, tls_failure.clone()).map_err(|e| {
+                    TransportError::permanent(format!("{describe}: TLS setup: {e}"))
+                })?,
+            ),
             None => None,
         };
         let mut folder = FtpFolder {
@@ -96,8 +98,8 @@ impl FtpFolder {
             let dialled = dialled.clone();
             move |addr: SocketAddr| -> FtpResult<TcpStream> {
                 dialled.store(true, Ordering::SeqCst);
-                let s =
-                    TcpStream::connect_timeout(&addr, timeout).map_err(FtpError::ConnectionError)?;
+                let s = TcpStream::connect_timeout(&addr, timeout)
+                    .map_err(FtpError::ConnectionError)?;
                 set_timeouts(&s, timeout).map_err(FtpError::ConnectionError)?;
                 Ok(s)
             }
@@ -229,6 +231,10 @@ impl FtpFolder {
             FtpError::SecureError(s) => {
                 self.broken = true;
                 let how = self.tls_failure.swap(TLS_OK, Ordering::SeqCst);
+                let mut s = s.as_str();
+                while let Some(rest) = s.strip_prefix("Secure error: ") {
+                    s = rest; // suppaftp wraps the connector's error again
+                }
                 (format!("TLS: {s}"), how == TLS_RETRYABLE)
             }
             FtpError::BadResponse => {
@@ -574,9 +580,15 @@ fn says_missing(lower: &str) -> bool {
 }
 
 fn says_denied(lower: &str) -> bool {
-    ["permission", "denied", "not allowed", "read-only", "read only"]
-        .iter()
-        .any(|s| lower.contains(s))
+    [
+        "permission",
+        "denied",
+        "not allowed",
+        "read-only",
+        "read only",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// One MLSD line (RFC 3659 facts, `; `, the name); `.`/`..` give `None`.
@@ -754,7 +766,8 @@ impl TlsConnector for TlsConnectorImpl {
             );
             e
         };
-        set_timeouts(&stream, self.timeout).map_err(|e| fail(false, FtpError::ConnectionError(e)))?;
+        set_timeouts(&stream, self.timeout)
+            .map_err(|e| fail(false, FtpError::ConnectionError(e)))?;
         let name = ServerName::try_from(domain.to_string())
             .map_err(|e| fail(true, FtpError::SecureError(format!("bad server name: {e}"))))?;
         let conn = ClientConnection::new(self.config.clone(), name)
@@ -823,24 +836,34 @@ mod tests {
 
     #[test]
     fn mlsd_lines() {
-        let e = parse_mlsd("type=file;size=6;modify=20261128175831;UNIX.mode=0644; a b.csv").unwrap();
+        let e =
+            parse_mlsd("type=file;size=6;modify=20261128175831;UNIX.mode=0644; a b.csv").unwrap();
         assert_eq!(e.name, "a b.csv");
         assert_eq!(e.size, 6);
         assert_eq!(e.kind, EntryKind::File);
         assert_eq!(e.mtime, Some(1795888711000));
         let d = parse_mlsd("type=dir;sizd=4096;modify=20200101000000.250; sub").unwrap();
-        assert_eq!((d.kind, d.size, d.mtime), (EntryKind::Dir, 4096, Some(1577836800250)));
+        assert_eq!(
+            (d.kind, d.size, d.mtime),
+            (EntryKind::Dir, 4096, Some(1577836800250))
+        );
         assert!(parse_mlsd("type=cdir;modify=20200101000000; .").is_none());
         assert!(parse_mlsd("type=pdir;modify=20200101000000; ..").is_none());
         let l = parse_mlsd("type=OS.unix=slink:/x;size=1; ln").unwrap();
         assert_eq!(l.kind, EntryKind::Link);
-        assert_eq!(parse_mlsd("type=OS.unix=chr-3/4; tty").unwrap().kind, EntryKind::Other);
+        assert_eq!(
+            parse_mlsd("type=OS.unix=chr-3/4; tty").unwrap().kind,
+            EntryKind::Other
+        );
     }
 
     #[test]
     fn list_lines() {
         let e = parse_list("-rw-r--r--    1 65534      0      6 Nov 28  2020 a.txt").unwrap();
-        assert_eq!((e.name.as_str(), e.size, e.kind), ("a.txt", 6, EntryKind::File));
+        assert_eq!(
+            (e.name.as_str(), e.size, e.kind),
+            ("a.txt", 6, EntryKind::File)
+        );
         assert!(e.mtime.is_some());
         let d = parse_list("drwxr-xr-x    2 0  0  4096 Jan  1  2021 sub").unwrap();
         assert_eq!(d.kind, EntryKind::Dir);

@@ -6,7 +6,6 @@
 //! virtual user is mapped to nobody (65534:65534), so the server really
 //! enforces folder permissions; otherwise to the current user.
 
-use stockgate::config::{FtpEndpoint, Password, Tls, TlsMode};
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stockgate::config::{FtpEndpoint, Password, Tls, TlsMode};
 
 pub struct Ftpd {
     pub host: String,
@@ -32,10 +32,9 @@ pub struct Ftpd {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}); CI needs: apt-get install -y pure-ftpd openssl"));
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?} ({e}); CI needs: apt-get install -y pure-ftpd openssl")
+    });
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -58,7 +57,13 @@ fn free_port() -> u16 {
 pub fn make_ca(dir: &Path, name: &str, server: bool) -> PathBuf {
     let ca_key = dir.join(format!("{name}-ca.key"));
     let ca = dir.join(format!("{name}-ca.pem"));
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     run(Command::new("openssl")
         .args(["req", "-x509"])
         .args(ec)
@@ -66,7 +71,12 @@ pub fn make_ca(dir: &Path, name: &str, server: bool) -> PathBuf {
         .arg(&ca_key)
         .arg("-out")
         .arg(&ca)
-        .args(["-days", "2", "-subj", &format!("/CN=stockgate test CA {name}")]));
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=stockgate test CA {name}"),
+        ]));
     if server {
         let key = dir.join(format!("{name}-server.key"));
         let csr = dir.join(format!("{name}-server.csr"));
@@ -143,7 +153,10 @@ impl Ftpd {
         let pdb = tmp.path().join("pureftpd.pdb");
         std::fs::write(
             &passwd,
-            format!("{user}:{hash}:{uid}:{gid}::{}/./::::::::::::\n", root.display()),
+            format!(
+                "{user}:{hash}:{uid}:{gid}::{}/./::::::::::::\n",
+                root.display()
+            ),
         )
         .unwrap();
         run(Command::new("pure-pw")
@@ -205,7 +218,8 @@ impl Ftpd {
             }
             let _ = child.kill();
             let _ = child.wait();
-            last_err = std::fs::read_to_string(tmp.path().join("pure-ftpd.log")).unwrap_or_default();
+            last_err =
+                std::fs::read_to_string(tmp.path().join("pure-ftpd.log")).unwrap_or_default();
         }
         panic!("pure-ftpd did not start: {last_err}");
     }
