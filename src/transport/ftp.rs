@@ -682,7 +682,7 @@ fn parse_list(line: &str) -> Option<Entry> {
 
 /// A rustls stream over one socket (control or data), closed with close_notify.
 #[derive(Debug)]
-pub struct TlsConn {
+struct TlsConn {
     stream: StreamOwned<ClientConnection, TcpStream>,
     shutdown: bool,
 }
@@ -690,7 +690,7 @@ pub struct TlsConn {
 /// Makes [`TlsConn`]s: verifies the server against the trust roots and
 /// completes the handshake at once (so a bad certificate fails the connect,
 /// not the next command), within the socket timeouts.
-pub struct TlsConnectorImpl {
+struct TlsConnectorImpl {
     config: Arc<ClientConfig>,
     timeout: Duration,
     failure: Arc<AtomicU8>,

@@ -43,6 +43,20 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A program by name: on PATH, else in /usr/sbin (pure-ftpd is there, and
+/// /usr/sbin is not on every PATH).
+fn program(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    let sbin = Path::new("/usr/sbin").join(name);
+    if !on_path && sbin.is_file() {
+        sbin
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")
@@ -159,7 +173,7 @@ impl Ftpd {
             ),
         )
         .unwrap();
-        run(Command::new("pure-pw")
+        run(Command::new(program("pure-pw"))
             .arg("mkdb")
             .arg(&pdb)
             .arg("-f")
@@ -171,7 +185,7 @@ impl Ftpd {
         for _ in 0..10 {
             let port = free_port();
             let log = std::fs::File::create(tmp.path().join("pure-ftpd.log")).unwrap();
-            let mut cmd = Command::new("pure-ftpd");
+            let mut cmd = Command::new(program("pure-ftpd"));
             cmd.arg("-S")
                 .arg(format!("127.0.0.1,{port}"))
                 .arg("-l")
