@@ -1,17 +1,324 @@
 //! FTP and FTPS (explicit or implicit TLS) through suppaftp with rustls.
+//!
+//! One control connection serves the whole session. Every socket (control
+//! and data) has read and write timeouts, and every connect is bounded, so a
+//! server that stops answering fails the operation within about the
+//! endpoint's timeout. Data connections are passive: EPSV first, PASV (to the
+//! control connection's peer address, never the one in the 227 reply) when
+//! the server refuses EPSV; the choice holds for the rest of the session.
+//!
+//! suppaftp logs every command at trace level through the `log` crate,
+//! `PASS` included: the log filter keeps it at info (see `app::main`).
 
-use super::{Entry, Folder, TransportError};
-use crate::config::FtpEndpoint;
-use std::io::{Read, Write};
+use super::{Entry, EntryKind, Folder, TransportError};
+use crate::config::{Endpoint, FtpEndpoint, Tls, TlsMode};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use secrecy::ExposeSecret;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, FtpResult, ImplFtpStream, Mode, Status, TlsConnector, TlsStream};
+
+type Ftp = ImplFtpStream<TlsConn>;
+
+/// What the last failed TLS handshake was: a certificate or protocol
+/// failure (needs an operator) or a socket fault (may pass).
+const TLS_OK: u8 = 0;
+const TLS_PERMANENT: u8 = 1;
+const TLS_RETRYABLE: u8 = 2;
 
 pub struct FtpFolder {
     describe: String,
+    /// `None` once closed.
+    ftp: Option<Ftp>,
+    timeout: Duration,
+    /// EPSV worked (`Some(true)`) or was refused (`Some(false)`, PASV used).
+    epsv: Option<bool>,
+    /// MLSD worked or was refused (LIST parsed instead).
+    mlsd: Option<bool>,
+    /// Set by the passive stream builder: a data connection was dialled, so
+    /// the passive command itself was accepted.
+    dialled: Arc<AtomicBool>,
+    tls_failure: Arc<AtomicU8>,
+    /// The folder after login and `cwd`, to come back to.
+    home: Option<String>,
+    /// A socket error left the control connection in an unknown state.
+    broken: bool,
+}
+
+impl std::fmt::Debug for FtpFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpFolder")
+            .field("describe", &self.describe)
+            .field("open", &self.ftp.is_some())
+            .field("epsv", &self.epsv)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FtpFolder {
     pub fn connect(ep: &FtpEndpoint) -> Result<FtpFolder, TransportError> {
-        let _ = ep;
-        Err(TransportError::permanent("ftp: not written yet"))
+        let describe = Endpoint::Ftp(ep.clone()).describe();
+        let timeout = if ep.timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            ep.timeout
+        };
+        let password = ep
+            .password
+            .resolve()
+            .map_err(|e| TransportError::permanent(format!("{describe}: cannot log in: {e}")))?;
+        let tls_failure = Arc::new(AtomicU8::new(TLS_OK));
+        let dialled = Arc::new(AtomicBool::new(false));
+        let connector = match &ep.tls {
+            Some(tls) => Some(
+                TlsConn::connector(tls, timeout, tls_failure.clone()).map_err(|e| {
+                    TransportError::permanent(format!("{describe}: TLS setup: {e}"))
+                })?,
+            ),
+            None => None,
+        };
+        let mut folder = FtpFolder {
+            describe,
+            ftp: None,
+            timeout,
+            epsv: None,
+            mlsd: None,
+            dialled: dialled.clone(),
+            tls_failure,
+            home: None,
+            broken: false,
+        };
+        let builder = {
+            let dialled = dialled.clone();
+            move |addr: SocketAddr| -> FtpResult<TcpStream> {
+                dialled.store(true, Ordering::SeqCst);
+                let s = TcpStream::connect_timeout(&addr, timeout)
+                    .map_err(FtpError::ConnectionError)?;
+                set_timeouts(&s, timeout).map_err(FtpError::ConnectionError)?;
+                Ok(s)
+            }
+        };
+        let implicit = matches!(&ep.tls, Some(t) if t.mode == TlsMode::Implicit);
+        let mut ftp = if implicit {
+            let connector = connector.expect("ftps has a connector");
+            let ftp = folder.connect_implicit(ep, connector)?;
+            ftp.passive_stream_builder(builder)
+        } else {
+            let stream = folder.tcp_connect(ep)?;
+            let ftp = Ftp::connect_with_stream(stream)
+                .map_err(|e| folder.error("no greeting from the server", e))?
+                .passive_stream_builder(builder);
+            match connector {
+                Some(c) => ftp
+                    .into_secure(c, &ep.host)
+                    .map_err(|e| folder.error("cannot start TLS (AUTH TLS, PROT P)", e))?,
+                None => ftp,
+            }
+        };
+        ftp.set_mode(Mode::ExtendedPassive);
+        ftp.set_passive_nat_workaround(true);
+        if implicit {
+            // Implicit FTPS has no AUTH step, so the protection level is set
+            // here; servers that protect data by default may refuse it.
+            let _ = ftp.custom_command("PBSZ 0", &[Status::CommandOk]);
+            let _ = ftp.custom_command("PROT P", &[Status::CommandOk]);
+        }
+        let login = ftp.login(ep.user.as_str(), password.expose_secret());
+        drop(password);
+        login.map_err(|e| folder.error(format!("cannot log in as {}", ep.user), e))?;
+        ftp.transfer_type(FileType::Binary)
+            .map_err(|e| folder.error("cannot set binary mode (TYPE I)", e))?;
+        if !ep.remote_dir.is_empty() {
+            ftp.cwd(&ep.remote_dir).map_err(|e| {
+                folder.error(format!("no folder {:?} on the server", ep.remote_dir), e)
+            })?;
+        }
+        folder.home = ftp.pwd().ok();
+        folder.ftp = Some(ftp);
+        Ok(folder)
+    }
+
+    /// The control connection, bounded: connect within the timeout, then
+    /// read and write timeouts on the socket.
+    fn tcp_connect(&mut self, ep: &FtpEndpoint) -> Result<TcpStream, TransportError> {
+        let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                TransportError::retryable(format!(
+                    "{}: cannot resolve {}: {e}",
+                    self.describe, ep.host
+                ))
+            })?
+            .collect();
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.timeout) {
+                Ok(s) => {
+                    set_timeouts(&s, self.timeout)
+                        .map_err(|e| self.io_error("cannot connect", &e))?;
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| std::io::Error::new(ErrorKind::NotFound, "no address"));
+        Err(TransportError::retryable(format!(
+            "{}: cannot connect: {}",
+            self.describe,
+            io_text(&e, self.timeout)
+        )))
+    }
+
+    /// suppaftp's implicit connect has no connect timeout of its own: it runs
+    /// on a thread that is given up on after the timeout (the socket's own
+    /// timeouts bound the TLS handshake and the greeting).
+    fn connect_implicit(
+        &mut self,
+        ep: &FtpEndpoint,
+        connector: TlsConnectorImpl,
+    ) -> Result<Ftp, TransportError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let host = ep.host.clone();
+        let port = ep.port;
+        std::thread::Builder::new()
+            .name("ftps-connect".into())
+            .spawn(move || {
+                let r = Ftp::connect_secure_implicit((host.as_str(), port), connector, &host);
+                let _ = tx.send(r);
+            })
+            .map_err(|e| self.io_error("cannot connect", &e))?;
+        match rx.recv_timeout(self.timeout) {
+            Ok(Ok(ftp)) => Ok(ftp),
+            Ok(Err(e)) => Err(self.error("cannot connect (implicit TLS)", e)),
+            Err(_) => Err(TransportError::retryable(format!(
+                "{}: cannot connect (implicit TLS): no answer within {:?}",
+                self.describe, self.timeout
+            ))),
+        }
+    }
+
+    fn io_error(&self, what: impl std::fmt::Display, e: &std::io::Error) -> TransportError {
+        TransportError::retryable(format!(
+            "{}: {what}: {}",
+            self.describe,
+            io_text(e, self.timeout)
+        ))
+    }
+
+    /// Classifies a suppaftp error: socket faults and 4xx replies may pass,
+    /// 5xx replies and certificate failures need an operator.
+    fn error(&mut self, what: impl std::fmt::Display, e: FtpError) -> TransportError {
+        let (detail, retryable) = match &e {
+            FtpError::UnexpectedResponse(r) => {
+                let code = reply_code(r);
+                (reply_text(r), (400..500).contains(&code))
+            }
+            FtpError::ConnectionError(io) => {
+                self.broken = true;
+                if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    (format!("TLS: {tls}"), false)
+                } else {
+                    (io_text(io, self.timeout), true)
+                }
+            }
+            FtpError::SecureError(s) => {
+                self.broken = true;
+                let how = self.tls_failure.swap(TLS_OK, Ordering::SeqCst);
+                let mut s = s.as_str();
+                while let Some(rest) = s.strip_prefix("Secure error: ") {
+                    s = rest; // suppaftp wraps the connector's error again
+                }
+                (format!("TLS: {s}"), how == TLS_RETRYABLE)
+            }
+            FtpError::BadResponse => {
+                self.broken = true;
+                ("the server's reply cannot be read".to_string(), true)
+            }
+            other => (other.to_string(), false),
+        };
+        let message = format!("{}: {what}: {detail}", self.describe);
+        if retryable {
+            TransportError::retryable(message)
+        } else {
+            TransportError::permanent(message)
+        }
+    }
+
+    fn ftp(&mut self) -> Result<&mut Ftp, TransportError> {
+        if self.broken {
+            return Err(TransportError::retryable(format!(
+                "{}: the connection was lost after an earlier error",
+                self.describe
+            )));
+        }
+        self.ftp.as_mut().ok_or_else(|| {
+            TransportError::retryable(format!("{}: the connection is closed", self.describe))
+        })
+    }
+
+    /// Runs one data command (it opens a data connection first). When the
+    /// server refuses EPSV, switches to PASV for good and runs it again.
+    fn data<R>(&mut self, mut f: impl FnMut(&mut Ftp) -> FtpResult<R>) -> FtpResult<R> {
+        let ftp = self.ftp.as_mut().expect("checked by ftp()");
+        self.dialled.store(false, Ordering::SeqCst);
+        let r = f(ftp);
+        let dialled = self.dialled.load(Ordering::SeqCst);
+        match r {
+            Err(FtpError::UnexpectedResponse(resp))
+                if self.epsv.is_none() && !dialled && reply_code(&resp) >= 500 =>
+            {
+                tracing::debug!(
+                    "{}: EPSV refused ({}); using PASV",
+                    self.describe,
+                    reply_text(&resp)
+                );
+                self.epsv = Some(false);
+                ftp.set_mode(Mode::Passive);
+                f(ftp)
+            }
+            r => {
+                if dialled && self.epsv.is_none() {
+                    self.epsv = Some(true);
+                }
+                r
+            }
+        }
+    }
+
+    /// After a 550 on `name`: whether the file is missing (rather than, say,
+    /// not allowed). The reply's text says it, or a SIZE does.
+    fn missing(&mut self, reply: &suppaftp::types::Response, name: &str) -> bool {
+        if reply_code(reply) != 550 {
+            return false;
+        }
+        let text = reply_text(reply).to_ascii_lowercase();
+        if says_missing(&text) {
+            return true;
+        }
+        if says_denied(&text) {
+            return false;
+        }
+        let Some(ftp) = self.ftp.as_mut() else {
+            return false;
+        };
+        matches!(ftp.size(name), Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 550)
+    }
+
+    fn list_mlsd(&mut self) -> FtpResult<Vec<Entry>> {
+        let lines = self.data(|f| f.mlsd(None))?;
+        Ok(lines.iter().filter_map(|l| parse_mlsd(l)).collect())
+    }
+
+    fn list_plain(&mut self) -> FtpResult<Vec<Entry>> {
+        let lines = self.data(|f| f.list(None))?;
+        Ok(lines.iter().filter_map(|l| parse_list(l)).collect())
     }
 }
 
@@ -19,25 +326,547 @@ impl Folder for FtpFolder {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+
     fn list(&mut self) -> Result<Vec<Entry>, TransportError> {
-        todo!()
+        self.ftp()?;
+        if self.mlsd != Some(false) {
+            match self.list_mlsd() {
+                Ok(v) => {
+                    self.mlsd = Some(true);
+                    return Ok(v);
+                }
+                Err(FtpError::UnexpectedResponse(r))
+                    if self.mlsd.is_none() && matches!(reply_code(&r), 500 | 501 | 502 | 504) =>
+                {
+                    tracing::debug!(
+                        "{}: MLSD refused ({}); parsing LIST",
+                        self.describe,
+                        reply_text(&r)
+                    );
+                    self.mlsd = Some(false);
+                }
+                Err(e) => return Err(self.error("cannot list the folder (MLSD)", e)),
+            }
+        }
+        self.list_plain()
+            .map_err(|e| self.error("cannot list the folder (LIST)", e))
     }
-    fn get(&mut self, _name: &str, _to: &mut dyn Write) -> Result<u64, TransportError> {
-        todo!()
+
+    fn get(&mut self, name: &str, to: &mut dyn Write) -> Result<u64, TransportError> {
+        self.ftp()?;
+        let mut stream = self
+            .data(|f| f.retr_as_stream(name))
+            .map_err(|e| self.error(format!("cannot get {name}"), e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    drop(stream);
+                    return Err(self.error(
+                        format!("cannot get {name} (after {total} bytes)"),
+                        FtpError::ConnectionError(e),
+                    ));
+                }
+            };
+            if let Err(e) = to.write_all(&buf[..n]) {
+                if let Err(FtpError::ConnectionError(_)) = stream.finish() {
+                    self.broken = true;
+                }
+                return Err(TransportError::io(
+                    format!("{}: cannot get {name}: local write failed", self.describe),
+                    &e,
+                ));
+            }
+            total += n as u64;
+        }
+        stream
+            .finish()
+            .map_err(|e| self.error(format!("cannot get {name}"), e))?;
+        Ok(total)
     }
-    fn put(&mut self, _name: &str, _from: &mut dyn Read) -> Result<u64, TransportError> {
-        todo!()
+
+    fn put(&mut self, name: &str, from: &mut dyn Read) -> Result<u64, TransportError> {
+        self.ftp()?;
+        let mut stream = self
+            .data(|f| f.put_with_stream(name))
+            .map_err(|e| self.error(format!("cannot put {name}"), e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Err(FtpError::ConnectionError(_)) = stream.finish() {
+                        self.broken = true;
+                    }
+                    return Err(TransportError::io(
+                        format!("{}: cannot put {name}: local read failed", self.describe),
+                        &e,
+                    ));
+                }
+            };
+            if let Err(e) = stream.write_all(&buf[..n]) {
+                drop(stream);
+                return Err(self.error(
+                    format!("cannot put {name} (after {total} bytes)"),
+                    FtpError::ConnectionError(e),
+                ));
+            }
+            total += n as u64;
+        }
+        if let Err(e) = stream.flush() {
+            drop(stream);
+            return Err(self.error(format!("cannot put {name}"), FtpError::ConnectionError(e)));
+        }
+        stream
+            .finish()
+            .map_err(|e| self.error(format!("cannot put {name}"), e))?;
+        Ok(total)
     }
-    fn size(&mut self, _name: &str) -> Result<u64, TransportError> {
-        todo!()
+
+    fn size(&mut self, name: &str) -> Result<u64, TransportError> {
+        match self.ftp()?.size(name) {
+            Ok(n) => Ok(n as u64),
+            Err(FtpError::UnexpectedResponse(r))
+                if reply_code(&r) == 550 && !says_denied(&reply_text(&r).to_ascii_lowercase()) =>
+            {
+                Err(TransportError::not_found(format!(
+                    "{}: no file {name}: {}",
+                    self.describe,
+                    reply_text(&r)
+                )))
+            }
+            Err(e) => Err(self.error(format!("cannot get the size of {name}"), e)),
+        }
     }
-    fn rename(&mut self, _from: &str, _to: &str) -> Result<(), TransportError> {
-        todo!()
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), TransportError> {
+        let what = format!("cannot rename {from} to {to}");
+        let ftp = self.ftp()?;
+        match ftp.custom_command(format!("RNFR {from}"), &[Status::RequestFilePending]) {
+            Ok(_) => {}
+            Err(FtpError::UnexpectedResponse(r)) if self.missing(&r, from) => {
+                return Err(TransportError::not_found(format!(
+                    "{}: {what}: no file {from}: {}",
+                    self.describe,
+                    reply_text(&r)
+                )));
+            }
+            Err(e) => return Err(self.error(what, e)),
+        }
+        let ftp = self.ftp()?;
+        ftp.custom_command(
+            format!("RNTO {to}"),
+            &[Status::RequestedFileActionOk, Status::CommandOk],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(what, e))
     }
-    fn remove(&mut self, _name: &str) -> Result<(), TransportError> {
-        todo!()
+
+    fn remove(&mut self, name: &str) -> Result<(), TransportError> {
+        match self.ftp()?.rm(name) {
+            Ok(()) => Ok(()),
+            Err(FtpError::UnexpectedResponse(r)) if self.missing(&r, name) => {
+                Err(TransportError::not_found(format!(
+                    "{}: cannot remove {name}: no such file: {}",
+                    self.describe,
+                    reply_text(&r)
+                )))
+            }
+            Err(e) => Err(self.error(format!("cannot remove {name}"), e)),
+        }
     }
-    fn mkdir(&mut self, _dir: &str) -> Result<(), TransportError> {
-        todo!()
+
+    fn mkdir(&mut self, dir: &str) -> Result<(), TransportError> {
+        let mut path = if dir.starts_with('/') {
+            "/".to_string()
+        } else {
+            String::new()
+        };
+        for part in dir.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if !path.is_empty() && !path.ends_with('/') {
+                path.push('/');
+            }
+            path.push_str(part);
+            let made = self.ftp()?.mkdir(&path);
+            let Err(e) = made else { continue };
+            if let FtpError::UnexpectedResponse(r) = &e {
+                let text = reply_text(r).to_ascii_lowercase();
+                if text.contains("exist") {
+                    continue;
+                }
+                // Other wording: it exists when one can go into it.
+                let home = self.home.clone();
+                let ftp = self.ftp()?;
+                if let Some(home) = home
+                    && ftp.cwd(&path).is_ok()
+                {
+                    ftp.cwd(&home)
+                        .map_err(|e| self.error(format!("cannot go back to {home}"), e))?;
+                    continue;
+                }
+            }
+            return Err(self.error(format!("cannot make folder {path}"), e));
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        if let Some(mut ftp) = self.ftp.take()
+            && !self.broken
+        {
+            let _ = ftp.quit();
+        }
+    }
+}
+
+fn set_timeouts(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))
+}
+
+fn io_text(e: &std::io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => format!("no answer within {timeout:?}"),
+        _ => e.to_string(),
+    }
+}
+
+/// The reply's code, from its text when suppaftp does not know it.
+fn reply_code(r: &suppaftp::types::Response) -> u32 {
+    match r.status.code() {
+        0 => std::str::from_utf8(r.body.get(..3).unwrap_or_default())
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        c => c,
+    }
+}
+
+/// The reply as one line: `550 No such file or directory`.
+fn reply_text(r: &suppaftp::types::Response) -> String {
+    let text = String::from_utf8_lossy(&r.body);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        r.status.code().to_string()
+    } else {
+        lines.join(" ")
+    }
+}
+
+fn says_missing(lower: &str) -> bool {
+    [
+        "no such file",
+        "not found",
+        "does not exist",
+        "doesn't exist",
+        "not exist",
+        "can't check for file existence",
+        "cannot find",
+        "can't find",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
+}
+
+fn says_denied(lower: &str) -> bool {
+    [
+        "permission",
+        "denied",
+        "not allowed",
+        "read-only",
+        "read only",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
+}
+
+/// One MLSD line (RFC 3659 facts, `; `, the name); `.`/`..` give `None`.
+fn parse_mlsd(line: &str) -> Option<Entry> {
+    let (facts, name) = match line.strip_prefix(' ') {
+        Some(name) => ("", name),
+        None => {
+            let i = line.find("; ")?;
+            (&line[..i], &line[i + 2..])
+        }
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    let mut kind = EntryKind::File;
+    let mut size = None;
+    let mut sizd = None;
+    let mut mtime = None;
+    for fact in facts.split(';') {
+        let Some((key, value)) = fact.split_once('=') else {
+            continue;
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "type" => {
+                let v = value.to_ascii_lowercase();
+                kind = match v.as_str() {
+                    "file" => EntryKind::File,
+                    "dir" => EntryKind::Dir,
+                    "cdir" | "pdir" => return None,
+                    "link" => EntryKind::Link,
+                    v if v.starts_with("os.unix=slink") || v.starts_with("os.unix=symlink") => {
+                        EntryKind::Link
+                    }
+                    _ => EntryKind::Other,
+                };
+            }
+            "size" => size = value.parse::<u64>().ok(),
+            "sizd" => sizd = value.parse::<u64>().ok(),
+            "modify" => {
+                mtime = chrono::NaiveDateTime::parse_from_str(value, "%Y%m%d%H%M%S%.f")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_millis());
+            }
+            _ => {}
+        }
+    }
+    Some(Entry {
+        name: name.to_string(),
+        size: size.or(sizd).unwrap_or(0),
+        mtime,
+        kind,
+        raw: None,
+    })
+}
+
+/// One LIST line (Unix `ls -l` or DOS style); the time is the server's
+/// local time read as UTC, to the minute for recent files.
+fn parse_list(line: &str) -> Option<Entry> {
+    use suppaftp::list::ListParser;
+    let f = ListParser::parse_posix(line)
+        .or_else(|_| ListParser::parse_dos(line))
+        .ok()?;
+    let name = f.name();
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    let kind = if f.is_symlink() {
+        EntryKind::Link
+    } else if f.is_directory() {
+        EntryKind::Dir
+    } else if f.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
+    };
+    let mtime = f
+        .modified()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as i64);
+    Some(Entry {
+        name: name.to_string(),
+        size: f.size() as u64,
+        mtime,
+        kind,
+        raw: None,
+    })
+}
+
+// --- TLS -------------------------------------------------------------------
+
+/// A rustls stream over one socket (control or data), closed with close_notify.
+#[derive(Debug)]
+struct TlsConn {
+    stream: StreamOwned<ClientConnection, TcpStream>,
+    shutdown: bool,
+}
+
+/// Makes [`TlsConn`]s: verifies the server against the trust roots and
+/// completes the handshake at once (so a bad certificate fails the connect,
+/// not the next command), within the socket timeouts.
+struct TlsConnectorImpl {
+    config: Arc<ClientConfig>,
+    timeout: Duration,
+    failure: Arc<AtomicU8>,
+}
+
+impl std::fmt::Debug for TlsConnectorImpl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConnectorImpl")
+    }
+}
+
+impl TlsConn {
+    fn connector(
+        tls: &Tls,
+        timeout: Duration,
+        failure: Arc<AtomicU8>,
+    ) -> Result<TlsConnectorImpl, String> {
+        let mut roots = RootCertStore::empty();
+        match &tls.ca_file {
+            Some(ca) => {
+                let certs = CertificateDer::pem_file_iter(ca)
+                    .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+                for cert in certs {
+                    let cert =
+                        cert.map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("bad certificate in {}: {e}", ca.display()))?;
+                }
+                if roots.is_empty() {
+                    return Err(format!("no certificate in ca_file {}", ca.display()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for cert in found.certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    return Err(
+                        "no trusted CA certificates on this system (install ca-certificates, or set ca_file)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        Ok(TlsConnectorImpl {
+            config: Arc::new(config),
+            timeout,
+            failure,
+        })
+    }
+}
+
+impl TlsConnector for TlsConnectorImpl {
+    type Stream = TlsConn;
+
+    fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<TlsConn> {
+        let fail = |permanent: bool, e: FtpError| {
+            self.failure.store(
+                if permanent {
+                    TLS_PERMANENT
+                } else {
+                    TLS_RETRYABLE
+                },
+                Ordering::SeqCst,
+            );
+            e
+        };
+        set_timeouts(&stream, self.timeout)
+            .map_err(|e| fail(false, FtpError::ConnectionError(e)))?;
+        let name = ServerName::try_from(domain.to_string())
+            .map_err(|e| fail(true, FtpError::SecureError(format!("bad server name: {e}"))))?;
+        let conn = ClientConnection::new(self.config.clone(), name)
+            .map_err(|e| fail(true, FtpError::SecureError(e.to_string())))?;
+        let mut stream = StreamOwned::new(conn, stream);
+        while stream.conn.is_handshaking() {
+            if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                return Err(
+                    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                        Some(tls) => fail(true, FtpError::SecureError(tls.to_string())),
+                        None if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                            fail(
+                                false,
+                                FtpError::SecureError(format!(
+                                    "no answer within {:?} during the handshake",
+                                    self.timeout
+                                )),
+                            )
+                        }
+                        None => fail(false, FtpError::SecureError(e.to_string())),
+                    },
+                );
+            }
+        }
+        Ok(TlsConn {
+            stream,
+            shutdown: true,
+        })
+    }
+}
+
+impl TlsStream for TlsConn {
+    type InnerStream = StreamOwned<ClientConnection, TcpStream>;
+
+    fn tcp_stream(mut self) -> FtpResult<TcpStream> {
+        self.shutdown = false;
+        let _ = self.stream.flush();
+        self.stream
+            .sock
+            .try_clone()
+            .map_err(FtpError::ConnectionError)
+    }
+
+    fn get_ref(&self) -> &TcpStream {
+        &self.stream.sock
+    }
+
+    fn mut_ref(&mut self) -> &mut Self::InnerStream {
+        &mut self.stream
+    }
+}
+
+impl Drop for TlsConn {
+    fn drop(&mut self) {
+        if self.shutdown {
+            let _ = self.stream.flush();
+            self.stream.conn.send_close_notify();
+            let _ = self.stream.conn.write_tls(&mut self.stream.sock);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlsd_lines() {
+        let e =
+            parse_mlsd("type=file;size=6;modify=20261128175831;UNIX.mode=0644; a b.csv").unwrap();
+        assert_eq!(e.name, "a b.csv");
+        assert_eq!(e.size, 6);
+        assert_eq!(e.kind, EntryKind::File);
+        assert_eq!(e.mtime, Some(1795888711000));
+        let d = parse_mlsd("type=dir;sizd=4096;modify=20200101000000.250; sub").unwrap();
+        assert_eq!(
+            (d.kind, d.size, d.mtime),
+            (EntryKind::Dir, 4096, Some(1577836800250))
+        );
+        assert!(parse_mlsd("type=cdir;modify=20200101000000; .").is_none());
+        assert!(parse_mlsd("type=pdir;modify=20200101000000; ..").is_none());
+        let l = parse_mlsd("type=OS.unix=slink:/x;size=1; ln").unwrap();
+        assert_eq!(l.kind, EntryKind::Link);
+        assert_eq!(
+            parse_mlsd("type=OS.unix=chr-3/4; tty").unwrap().kind,
+            EntryKind::Other
+        );
+    }
+
+    #[test]
+    fn list_lines() {
+        let e = parse_list("-rw-r--r--    1 65534      0      6 Nov 28  2020 a.txt").unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.size, e.kind),
+            ("a.txt", 6, EntryKind::File)
+        );
+        assert!(e.mtime.is_some());
+        let d = parse_list("drwxr-xr-x    2 0  0  4096 Jan  1  2021 sub").unwrap();
+        assert_eq!(d.kind, EntryKind::Dir);
+        assert!(parse_list("total 12").is_none());
     }
 }

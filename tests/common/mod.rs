@@ -440,3 +440,4 @@ pub fn x12_validate(files: &[&Path]) {
 }
 pub mod remote;
 pub mod sshd;
+pub mod ftpd;
