@@ -55,7 +55,11 @@ pub fn instance(cfg: &Config) -> Result<InstanceLock, LockError> {
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim();
             return Err(LockError::Held {
-                pid: if pid.is_empty() { "unknown".into() } else { pid.into() },
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.into()
+                },
                 path: cfg.ledger_path.display().to_string(),
             });
         }
@@ -84,7 +88,9 @@ pub struct CartLock {
 
 /// The cart's lock, or `None` when another process (or thread) is syncing it now.
 pub fn cart(cfg: &Config, cart: &str) -> Result<Option<CartLock>, LockError> {
-    let path = cfg.scratch_dir("locks", "").join(format!("cart-{cart}.lock"));
+    let path = cfg
+        .scratch_dir("locks", "")
+        .join(format!("cart-{cart}.lock"));
     let file = lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(CartLock { _file: file })),

@@ -438,6 +438,6 @@ pub fn x12_validate(files: &[&Path]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+pub mod ftpd;
 pub mod remote;
 pub mod sshd;
-pub mod ftpd;

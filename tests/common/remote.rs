@@ -413,7 +413,7 @@ pub fn kill9_mid_transfer(r: &Remote) {
     r.put("in/big.csv", &body);
     let child = spawn(&ws, r, &["run", "--once"]);
     let work = ws.path("var/work/wms");
-    let killed = kill9_when(child, "download", || {
+    let killed_download = kill9_when(child, "download", || {
         std::fs::read_dir(&work)
             .into_iter()
             .flatten()
@@ -482,4 +482,29 @@ pub fn kill9_mid_transfer(r: &Remote) {
         first.len()
     );
     assert_eq!(second.len() as u64, v["bytes"].as_u64().unwrap());
+}
+
+impl super::ftpd::Ftpd {
+    /// Plain FTP, or explicit FTPS trusting the test CA when the server has TLS.
+    pub fn remote(&self) -> Remote {
+        let tls = match &self.ca_file {
+            Some(ca) => format!("tls = \"explicit\"\nca_file = \"{}\"\n", ca.display()),
+            None => String::new(),
+        };
+        Remote {
+            kind: if self.ca_file.is_some() {
+                "ftps"
+            } else {
+                "ftp"
+            },
+            keys: format!(
+                "host = \"{}\"\nport = {}\nuser = \"{}\"\npassword_env = \"SG_FTP_PASSWORD\"\n{tls}",
+                self.host, self.port, self.user
+            ),
+            root: self.root.clone(),
+            dir_prefix: String::new(),
+            owner: Some((self.uid, self.gid)),
+            env: vec![("SG_FTP_PASSWORD".into(), self.password.clone())],
+        }
+    }
 }
