@@ -420,7 +420,7 @@ pub fn kill9_mid_transfer(r: &Remote) {
             .flatten()
             .any(|d| d.path().join("big.csv").exists())
     });
-    if killed {
+    if killed_download {
         assert_eq!(
             ws.sql_i64("SELECT COUNT(*) FROM stock"),
             0,
