@@ -39,6 +39,9 @@ pub struct Cli {
     /// Config file (default ./stockgate.toml, or $STOCKGATE_CONFIG)
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: `human` (default) or `json` (one object per line)
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,8 +54,12 @@ pub enum Command {
     Demo { dir: Option<PathBuf> },
     /// Run the gateway; --once: pick up every source once, sync every due cart once, exit
     Run {
+        /// Pick up every source once, sync every due cart once, then exit
         #[arg(long)]
         once: bool,
+        /// Also serve /healthz, /metrics and a status page on ADDR (e.g. 127.0.0.1:9181)
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
     },
     /// Apply files now, exactly as inbound source ID would
     Ingest {
@@ -119,17 +126,23 @@ pub fn main() -> i32 {
             return if e.use_stderr() { USAGE } else { OK };
         }
     };
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // suppaftp traces every command it sends, PASS with the password.
+        .add_directive("suppaftp=info".parse().expect("a valid directive"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-                // suppaftp traces every command it sends, PASS with the password.
-                .add_directive("suppaftp=info".parse().expect("a valid directive")),
-        )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_env_filter(filter)
+        .with_target(false);
+    if cli.log_format == "json" {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -233,12 +246,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Run { once } => {
+        Command::Run { once, http } => {
             let cfg = try_cfg!(load(&cli.config));
+            // Rule 18: one `run` per ledger.
+            let _lock = match crate::locks::instance(&cfg) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(USAGE);
+                }
+            };
             let mut ledger = open(&cfg)?;
             if once {
+                crate::daemon::clean_up_after_crashes(&cfg);
                 let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
                 print_pass(&pass);
+                outln!("{}", pass_summary(&pass));
                 let bad = !pass.errors.is_empty()
                     || pass
                         .files
@@ -247,12 +270,22 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     || pass.syncs.iter().any(SyncReport::is_failure);
                 Ok(if bad { FAILED } else { OK })
             } else {
+                drop(ledger);
                 let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
                 for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                     signal_hook::flag::register(sig, stop.clone())?;
                 }
-                crate::daemon::run(&cfg, &mut ledger, stop);
-                Ok(OK)
+                signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+                let path = config::default_path(cli.config.clone());
+                let opts = crate::daemon::RunOptions { http };
+                match crate::daemon::run(&path, cfg, stop, hup, opts) {
+                    Ok(()) => Ok(OK),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Ok(USAGE)
+                    }
+                }
             }
         }
         Command::Ingest {
@@ -472,6 +505,25 @@ fn print_sync(r: &SyncReport) {
         line.push_str(&format!("  [{reason}]"));
     }
     outln!("{line}");
+}
+
+/// `run --once`'s last line, said even when nothing was due.
+fn pass_summary(p: &crate::daemon::Pass) -> String {
+    let n = |o: Outcome| p.files.iter().filter(|f| f.outcome == o).count();
+    let s = |o: &str| p.syncs.iter().filter(|r| r.outcome == o).count();
+    format!(
+        "run --once: {} ({} applied, {} duplicate, {} rejected, {} held), {} ({} sent, {} skipped, {} failed), {}",
+        count(p.files.len(), "file"),
+        n(Outcome::Applied),
+        n(Outcome::Duplicate),
+        n(Outcome::Rejected),
+        n(Outcome::Held),
+        format!("{} synced", count(p.syncs.len(), "cart")),
+        s("sent"),
+        s("skipped"),
+        s("failed"),
+        count(p.errors.len(), "error")
+    )
 }
 
 fn print_pass(p: &crate::daemon::Pass) {

@@ -35,6 +35,7 @@ struct RawLedger {
     path: PathBuf,
     archive: Option<PathBuf>,
     quarantine: Option<PathBuf>,
+    keep: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +118,8 @@ pub struct Config {
     pub ledger_path: PathBuf,
     pub archive: PathBuf,
     pub quarantine: PathBuf,
+    /// Archive, quarantine and history older than this are pruned (`None`: forever).
+    pub keep: Option<Duration>,
     pub merchants: Vec<String>,
     pub inbound: Vec<Inbound>,
     pub carts: Vec<Cart>,
@@ -167,6 +170,8 @@ impl Ctx<'_> {
         let rest = table.strip_prefix(root).unwrap_or("");
         let shown = if table.is_empty() {
             key.to_string()
+        } else if table == "ledger" {
+            format!("ledger.{key}")
         } else {
             format!("{root}[{nth}]{rest}.{key}")
         };
@@ -509,6 +514,22 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             .as_deref()
             .unwrap_or(Path::new("var/quarantine")),
     );
+    let keep = match raw.ledger.keep.as_deref().map(str::trim) {
+        None => Some(Duration::from_secs(90 * 86400)),
+        Some("forever") => None,
+        Some(k) => match parse_duration_secs(k) {
+            Some(s) => Some(Duration::from_secs(s)),
+            None => {
+                cx.at(
+                    "ledger",
+                    0,
+                    "keep",
+                    format!("must be like \"90d\", \"12h\" or \"forever\", got {k:?}"),
+                );
+                None
+            }
+        },
+    };
     let problems = std::mem::take(&mut cx.problems);
     let warnings = std::mem::take(&mut cx.warnings);
     let config = Config {
@@ -516,6 +537,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         ledger_path,
         archive,
         quarantine,
+        keep,
         dir,
         merchants,
         inbound,

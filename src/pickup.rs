@@ -53,6 +53,8 @@ pub struct FileOutcome {
     pub stale: u64,
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zeroed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<i64>,
@@ -75,6 +77,7 @@ impl FileOutcome {
             rows: 0,
             stale: 0,
             errors: vec![],
+            bytes: None,
             zeroed: None,
             report: None,
             archived: None,
@@ -281,9 +284,10 @@ fn apply_file(
     opts: Options,
 ) -> Result<FileOutcome, PickupError> {
     let name = file_name(path);
-    let (sha, _size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let (sha, size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
     let mut out = FileOutcome::new(path, src);
+    out.bytes = Some(size);
     let duplicate = |ledger: &Ledger, mut out: FileOutcome, archived: String| {
         ledger.record_file(
             &src.id,
@@ -296,7 +300,7 @@ fn apply_file(
         )?;
         out.outcome = Outcome::Duplicate;
         out.archived = Some(archived);
-        tracing::info!(source = %src.id, file = %escape(&name), "duplicate of an applied file; nothing changed");
+        tracing::debug!(source = %src.id, file = %escape(&name), "duplicate of an applied file; nothing changed");
         Ok::<_, PickupError>(out)
     };
     // The common case, without reading the file; `apply` checks again inside
@@ -477,7 +481,7 @@ fn apply_file(
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(error_txt_path(path));
     }
-    tracing::info!(source = %src.id, file = %escape(&name), rows = out.rows, stale = out.stale, "applied");
+    tracing::debug!(source = %src.id, file = %escape(&name), rows = out.rows, stale = out.stale, "applied");
     Ok(out)
 }
 
@@ -631,7 +635,7 @@ fn finish_bad(
         Some(&first),
         now_ms(),
     )?;
-    tracing::warn!(source = %src.id, file = %escape(name), outcome = kind, report = %escape(&txt.display().to_string()), "file not applied");
+    tracing::debug!(source = %src.id, file = %escape(name), outcome = kind, report = %escape(&txt.display().to_string()), "file not applied");
     Ok(out)
 }
 

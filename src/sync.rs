@@ -97,6 +97,41 @@ impl SyncReport {
     }
 }
 
+/// What a delivery in progress is sending, kept on disk until its outcome
+/// is in the ledger (`<ledger dir>/journal/<cart>.json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Journal {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub started_at: Millis,
+    pub items: u64,
+}
+
+impl Journal {
+    pub fn path(cfg: &Config, cart: &str) -> PathBuf {
+        cfg.scratch_dir("journal", "").join(format!("{cart}.json"))
+    }
+    fn write(&self, cfg: &Config, cart: &str) -> std::io::Result<()> {
+        let p = Self::path(cfg, cart);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let tmp = p.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(self).unwrap_or_default())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &p)
+    }
+    pub fn read(cfg: &Config, cart: &str) -> Option<Journal> {
+        let b = std::fs::read(Self::path(cfg, cart)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+    pub fn remove(cfg: &Config, cart: &str) {
+        let _ = std::fs::remove_file(Self::path(cfg, cart));
+    }
+}
+
 /// The query that gives a cart's numbers now.
 pub fn feed_query<'a>(
     cart: &'a Cart,
@@ -213,11 +248,8 @@ fn unsent(
     reason: String,
     dry_run: bool,
 ) -> Result<SyncReport, SyncError> {
-    if outcome == "failed" {
-        tracing::error!(cart = %entry.cart, reason = %reason, "sync failed");
-    } else {
-        tracing::info!(cart = %entry.cart, reason = %reason, "{outcome}");
-    }
+    // `run` logs one line per attempt; `sync` prints it.
+    tracing::debug!(cart = %entry.cart, reason = %reason, "{outcome}");
     entry.outcome = outcome.into();
     entry.reason = Some(reason);
     entry.finished_at = now_ms();
@@ -404,7 +436,17 @@ pub fn sync_cart(
         return Ok(report);
     }
 
-    // 4. Deliver under the final name, archive, then move the marks.
+    // 4. Deliver under the final name, archive, then move the marks. A
+    // journal says what is being delivered until the outcome is recorded:
+    // after a crash, the next `run` reconciles it with the destination.
+    let journal = Journal {
+        file: name.clone(),
+        bytes: rendered.bytes,
+        sha256: rendered.sha256.clone(),
+        started_at: started,
+        items: entry.items,
+    };
+    let journaled = opts.output.is_none() && journal.write(cfg, &cart.id).is_ok();
     let delivered: Result<String, TransportError> = match &opts.output {
         Some(out) => deliver_to_path(&rendered.path, out),
         None => {
@@ -418,6 +460,9 @@ pub fn sync_cart(
         Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_file(&rendered.path);
+            if journaled {
+                Journal::remove(cfg, &cart.id);
+            }
             let mut report = unsent(
                 ledger,
                 entry,
@@ -440,7 +485,10 @@ pub fn sync_cart(
     entry.reason = missing_note;
     entry.finished_at = now_ms();
     entry.id = ledger.record_sync(&entry, Some(through))?;
-    tracing::info!(cart = %cart.id, items = entry.items, file = entry.file.as_deref().unwrap_or(""), "sent");
+    if journaled {
+        Journal::remove(cfg, &cart.id);
+    }
+    tracing::debug!(cart = %cart.id, items = entry.items, file = entry.file.as_deref().unwrap_or(""), "sent");
     let mut report = SyncReport::from_entry(&entry);
     report.missing = missing;
     Ok(report)

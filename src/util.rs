@@ -8,8 +8,22 @@ use std::path::{Path, PathBuf};
 /// Ledger times are UTC milliseconds since the epoch: they sort and compare as integers.
 pub type Millis = i64;
 
+/// Now. `STOCKGATE_CLOCK_OFFSET` (e.g. `"100d"`, `"-2h"`) moves the
+/// process's clock, for trying retention and schedules without waiting.
 pub fn now_ms() -> Millis {
-    Utc::now().timestamp_millis()
+    static OFFSET: std::sync::OnceLock<Millis> = std::sync::OnceLock::new();
+    let off = *OFFSET.get_or_init(|| {
+        let Ok(v) = std::env::var("STOCKGATE_CLOCK_OFFSET") else {
+            return 0;
+        };
+        let (neg, v) = match v.trim().strip_prefix('-') {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, v.trim().to_string()),
+        };
+        let ms = parse_duration_secs(&v).unwrap_or(0) as Millis * 1000;
+        if neg { -ms } else { ms }
+    });
+    Utc::now().timestamp_millis() + off
 }
 
 pub fn to_datetime(ms: Millis) -> DateTime<Utc> {

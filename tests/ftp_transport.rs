@@ -140,7 +140,7 @@ fn check_put_deliver(d: &Ftpd) {
 
     // A feed never replaces another...
     let e = transport::deliver(f.as_mut(), &local, "feed-1.csv", "cart1", false).unwrap_err();
-    assert!(e.message.contains("already exists"), "{e}");
+    assert!(e.message.contains("already there"), "{e}");
     assert!(!e.is_retryable());
     assert_eq!(leftovers(&d.path("out")), Vec::<String>::new());
     // ...but a fixed name is replaced.

@@ -1,12 +1,25 @@
-//! `run`: pick up inbound files and sync due carts, once or until stopped.
+//! `run`: pick up inbound files and sync due carts, once (`run --once`, in
+//! order, in this thread) or as a service until stopped: one worker thread
+//! per inbound source and per cart, so that a source or cart that hangs or
+//! fails never delays another; the main thread watches local inboxes,
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config), retention and
+//! health.
+
+mod hygiene;
+mod retention;
+mod workers;
+
+pub use hygiene::at_start as clean_up_after_crashes;
+pub use retention::prune;
 
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::pickup::{FileOutcome, pickup_source};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::util::{now_ms, to_datetime};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
@@ -37,7 +50,7 @@ pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
             pickup_into(cfg, ledger, src, settle_ms, &mut pass);
         }
     }
-    sync_due(cfg, ledger, &mut pass, None);
+    sync_due(cfg, ledger, &mut pass);
     pass
 }
 
@@ -69,17 +82,13 @@ fn pickup_into(
     }
 }
 
-/// Carts whose delivery failed in a way worth retrying: (failures in a row,
-/// when to try again). Kept by the running daemon only.
-type Retries = std::collections::HashMap<String, (u32, Instant)>;
-
 /// 10 s, 20 s, 40 s ... at most 10 minutes: soon enough for a blip, gentle on
 /// a server that is down. A cart's own schedule still applies as well.
 fn backoff(failures: u32) -> Duration {
     Duration::from_secs((10u64 << failures.saturating_sub(1).min(6)).min(600))
 }
 
-fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass, mut retries: Option<&mut Retries>) {
+fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
     let now = to_datetime(now_ms());
     for cart in &cfg.carts {
         let last = match ledger.cart_state(&cart.id) {
@@ -89,27 +98,11 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass, mut retries: Opt
                 continue;
             }
         };
-        let retry_due = retries
-            .as_deref()
-            .and_then(|r| r.get(&cart.id))
-            .is_some_and(|(_, at)| Instant::now() >= *at);
-        if !retry_due && !cart.schedule.due(last, now, cart.tz) {
+        if !cart.schedule.due(last, now, cart.tz) {
             continue;
         }
         match sync_cart(cfg, ledger, cart, &SyncOptions::default()) {
-            Ok(r) => {
-                if let Some(retries) = retries.as_deref_mut() {
-                    if r.retryable {
-                        let failures = retries.get(&cart.id).map_or(0, |(n, _)| *n) + 1;
-                        let wait = backoff(failures);
-                        tracing::warn!(cart = %cart.id, failures, retry_in_s = wait.as_secs(), "delivery will be retried");
-                        retries.insert(cart.id.clone(), (failures, Instant::now() + wait));
-                    } else {
-                        retries.remove(&cart.id);
-                    }
-                }
-                pass.syncs.push(r)
-            }
+            Ok(r) => pass.syncs.push(r),
             Err(e) => {
                 tracing::error!(cart = %cart.id, error = %e, "sync failed");
                 pass.errors.push(format!("cart {}: {e}", cart.id));
@@ -122,79 +115,94 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass, mut retries: Opt
 /// lost (overflow, network file systems), files must not be.
 const RESCAN: Duration = Duration::from_secs(30);
 
-/// Runs until `stop` is set (SIGINT/SIGTERM). Local inboxes are watched
-/// (notify, debounced) and rescanned every 30 s; remote sources are polled at
-/// their `poll` interval; carts sync when due. The pass in progress always
-/// finishes: no file is left half-applied, no sync half-recorded.
-pub fn run(cfg: &Config, ledger: &mut Ledger, stop: Arc<AtomicBool>) {
-    use notify_debouncer_full::notify::RecursiveMode;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut debouncer = match notify_debouncer_full::new_debouncer(
-        Duration::from_millis(500),
-        None,
-        tx,
-    ) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch folders; rescanning them every second instead");
-            None
+/// How long SIGTERM may take: in-flight work gets this long to finish, then
+/// its connections are cut (their temporary files are removed where the
+/// connection still allows, and by the next start otherwise).
+const STOP_WITHIN: Duration = Duration::from_millis(4300);
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// `--http ADDR`: serve /healthz, /metrics and the status page.
+    pub http: Option<String>,
+}
+
+/// Runs until `stop` is set (SIGINT/SIGTERM). `hup` set: re-read the config
+/// at `config_path`; a config with problems is refused (each logged) and the
+/// running one kept. Local inboxes are watched (notify, debounced) and
+/// rescanned every 30 s; remote sources are polled at their `poll`
+/// interval; carts sync when due, and a retryable delivery failure is
+/// retried with backoff. The caller holds the instance lock.
+pub fn run(
+    config_path: &Path,
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    opts: RunOptions,
+) -> Result<(), String> {
+    let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+    let mut cfg = Arc::new(cfg);
+    let state = Arc::new(crate::serve::ServeState {
+        config: RwLock::new(cfg.clone()),
+        telemetry: telemetry.clone(),
+        started_at: now_ms(),
+    });
+    let server = match &opts.http {
+        Some(addr) => {
+            let s = crate::serve::serve(addr, state.clone(), stop.clone())?;
+            tracing::info!(addr = %s.addr, "serving /healthz, /metrics and the status page");
+            Some(s)
         }
+        None => None,
     };
-    let mut watched = vec![false; cfg.inbound.len()];
-    for (i, src) in cfg.inbound.iter().enumerate() {
-        if let (Some(d), Some(path)) = (debouncer.as_mut(), src.transport.dir()) {
-            let _ = std::fs::create_dir_all(path);
-            match d.watch(path, RecursiveMode::NonRecursive) {
-                Ok(()) => watched[i] = true,
-                Err(e) => {
-                    tracing::warn!(source = %src.id, error = %e, "cannot watch; rescanning every second")
+    hygiene::at_start(&cfg);
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone());
+        tracing::info!(
+            sources = cfg.inbound.len(),
+            carts = cfg.carts.len(),
+            "stockgate running"
+        );
+        let reload = loop {
+            telemetry.beat();
+            if last_prune.is_none_or(|t| t.elapsed() >= retention::EVERY) {
+                last_prune = Some(Instant::now());
+                if let Err(e) = retention::prune(&cfg) {
+                    tracing::error!(error = %e, "retention failed");
                 }
             }
-        }
-    }
-    let mut retries = Retries::new();
-    // Every source is looked at once at start-up: files may have arrived while stopped.
-    let mut due_at: Vec<Instant> = vec![Instant::now(); cfg.inbound.len()];
-    tracing::info!(
-        sources = cfg.inbound.len(),
-        carts = cfg.carts.len(),
-        "stockgate running"
-    );
-    while !stop.load(Ordering::SeqCst) {
-        let mut pass = Pass::default();
-        let now = Instant::now();
-        for (i, src) in cfg.inbound.iter().enumerate() {
-            if now < due_at[i] {
-                continue;
+            workers_.wait_events(Duration::from_millis(500));
+            if stop.load(Ordering::SeqCst) {
+                break None;
             }
-            let settling = pickup_into(cfg, ledger, src, SETTLE_MS, &mut pass);
-            due_at[i] = now
-                + if let Some(w) = settling.filter(|w| !w.is_zero()) {
-                    // A remote file proving stable: look again when it may be.
-                    w.min(src.poll) + Duration::from_millis(50)
-                } else if settling.is_some() || (!src.transport.endpoint.is_remote() && !watched[i])
-                {
-                    Duration::from_secs(1)
-                } else if !src.transport.endpoint.is_remote() {
-                    RESCAN
-                } else {
-                    src.poll
-                };
-        }
-        sync_due(cfg, ledger, &mut pass, Some(&mut retries));
-        // Sleep until a watch event or a second passes (to see `stop` and schedules).
-        if let Ok(Ok(events)) = rx.recv_timeout(Duration::from_secs(1)) {
-            for ev in events {
-                for p in &ev.paths {
-                    for (i, src) in cfg.inbound.iter().enumerate() {
-                        if src.transport.dir().is_some_and(|d| p.parent() == Some(d)) {
-                            due_at[i] = Instant::now();
+            if hup.swap(false, Ordering::SeqCst) {
+                match crate::config::load(config_path) {
+                    Ok(new) => break Some(new),
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(problem = %p, "config reload refused; the running config stays");
                         }
                     }
                 }
             }
+        };
+        match reload {
+            None => {
+                tracing::info!("stopping");
+                workers_.stop(Some(STOP_WITHIN));
+                break;
+            }
+            Some(new) => {
+                // In-flight work finishes under the old config.
+                workers_.stop(None);
+                cfg = Arc::new(new);
+                *state.config.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+                hygiene::at_start(&cfg);
+                tracing::info!(config = %config_path.display(), "config reloaded");
+            }
         }
     }
-    drop(debouncer);
+    drop(server);
     tracing::info!("stopped");
+    Ok(())
 }

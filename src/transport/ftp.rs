@@ -49,6 +49,10 @@ pub struct FtpFolder {
     home: Option<String>,
     /// A socket error left the control connection in an unknown state.
     broken: bool,
+    /// The control connection and the current data connection, registered
+    /// so that a stopping daemon can cut them.
+    control_reg: Option<super::Registered>,
+    data_reg: Arc<std::sync::Mutex<Option<super::Registered>>>,
 }
 
 impl std::fmt::Debug for FtpFolder {
@@ -93,14 +97,20 @@ impl FtpFolder {
             tls_failure,
             home: None,
             broken: false,
+            control_reg: None,
+            data_reg: Arc::new(std::sync::Mutex::new(None)),
         };
         let builder = {
             let dialled = dialled.clone();
+            let data_reg = folder.data_reg.clone();
             move |addr: SocketAddr| -> FtpResult<TcpStream> {
                 dialled.store(true, Ordering::SeqCst);
                 let s = TcpStream::connect_timeout(&addr, timeout)
                     .map_err(FtpError::ConnectionError)?;
                 set_timeouts(&s, timeout).map_err(FtpError::ConnectionError)?;
+                if let Ok(mut r) = data_reg.lock() {
+                    *r = super::register(&s);
+                }
                 Ok(s)
             }
         };
@@ -163,6 +173,7 @@ impl FtpFolder {
                     set_timeouts(&s, self.timeout)
                         .map_err(|e| self.io_error("cannot connect", &e))?;
                     let _ = s.set_nodelay(true);
+                    self.control_reg = super::register(&s);
                     return Ok(s);
                 }
                 Err(e) => last = Some(e),
@@ -265,6 +276,14 @@ impl FtpFolder {
 
     /// Runs one data command (it opens a data connection first). When the
     /// server refuses EPSV, switches to PASV for good and runs it again.
+    /// Forgets the data connection's registration: it holds a duplicate of
+    /// the socket, which would keep an upload's end-of-file from the server.
+    fn release_data(&self) {
+        if let Ok(mut r) = self.data_reg.lock() {
+            r.take();
+        }
+    }
+
     fn data<R>(&mut self, mut f: impl FnMut(&mut Ftp) -> FtpResult<R>) -> FtpResult<R> {
         let ftp = self.ftp.as_mut().expect("checked by ftp()");
         self.dialled.store(false, Ordering::SeqCst);
@@ -402,7 +421,10 @@ impl Folder for FtpFolder {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    if let Err(FtpError::ConnectionError(_)) = stream.finish() {
+                    if let Err(FtpError::ConnectionError(_)) = {
+                        self.release_data();
+                        stream.finish()
+                    } {
                         self.broken = true;
                     }
                     return Err(TransportError::io(
@@ -412,6 +434,7 @@ impl Folder for FtpFolder {
                 }
             };
             if let Err(e) = stream.write_all(&buf[..n]) {
+                self.release_data();
                 drop(stream);
                 return Err(self.error(
                     format!("cannot put {name} (after {total} bytes)"),
@@ -421,9 +444,11 @@ impl Folder for FtpFolder {
             total += n as u64;
         }
         if let Err(e) = stream.flush() {
+            self.release_data();
             drop(stream);
             return Err(self.error(format!("cannot put {name}"), FtpError::ConnectionError(e)));
         }
+        self.release_data();
         stream
             .finish()
             .map_err(|e| self.error(format!("cannot put {name}"), e))?;

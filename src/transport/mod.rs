@@ -128,6 +128,40 @@ pub trait Folder {
     fn close(&mut self) {}
 }
 
+/// Connections open now, so that a stopping daemon can cut them
+/// ([`abort_all`]): a transfer stuck in a read then fails at once instead of
+/// at its timeout.
+static OPEN: std::sync::Mutex<Vec<(u64, std::net::TcpStream)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Keeps a connection in the registry until dropped.
+pub struct Registered(u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut v) = OPEN.lock() {
+            v.retain(|(id, _)| *id != self.0);
+        }
+    }
+}
+
+/// Registers a socket (a control or SSH connection, or a data connection).
+pub fn register(s: &std::net::TcpStream) -> Option<Registered> {
+    let clone = s.try_clone().ok()?;
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    OPEN.lock().ok()?.push((id, clone));
+    Some(Registered(id))
+}
+
+/// Shuts down every registered connection (the daemon is stopping).
+pub fn abort_all() {
+    if let Ok(v) = OPEN.lock() {
+        for (_, s) in v.iter() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
 /// Opens the transport's folder: connects, logs in, checks the host key.
 pub fn open(endpoint: &Endpoint) -> Result<Box<dyn Folder>, TransportError> {
     match endpoint {

@@ -22,6 +22,8 @@ pub struct SftpFolder {
     base: String,
     session: Session,
     sftp: Option<Sftp>,
+    /// The connection, registered so that a stopping daemon can cut it.
+    _registered: Option<super::Registered>,
 }
 
 impl std::fmt::Debug for SftpFolder {
@@ -191,6 +193,7 @@ impl SftpFolder {
         tcp.set_read_timeout(Some(timeout)).map_err(sock)?;
         tcp.set_write_timeout(Some(timeout)).map_err(sock)?;
         let _ = tcp.set_nodelay(true);
+        let registered = super::register(&tcp);
 
         let mut session = Session::new().map_err(|e| classify("cannot start ssh", &e))?;
         session.set_timeout(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
@@ -322,6 +325,7 @@ impl SftpFolder {
             base,
             session,
             sftp: Some(sftp),
+            _registered: registered,
         })
     }
 
