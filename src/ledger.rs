@@ -6,7 +6,7 @@
 
 use crate::formats::FeedItem;
 use crate::mapping::OutField;
-use crate::util::Millis;
+use crate::util::{Millis, quoted};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -188,13 +188,58 @@ pub struct OrderDraw {
     pub ordered_at: Millis,
 }
 
+/// A sum of quantities that can never fail: SQLite's SUM raises "integer
+/// overflow", TOTAL does not (and is exact for integer sums below 2^53, far
+/// beyond any valid ledger: every quantity is within ±10^12, rule 14). Clamped
+/// so that a difference of two such sums still fits an i64, whatever an
+/// older ledger holds.
+macro_rules! safe_sum {
+    ($col:literal) => {
+        concat!("CAST(MAX(MIN(TOTAL(", $col, "), 4e18), -4e18) AS INTEGER)")
+    };
+}
+
 /// Counted stock for a cart: `st` its rows, `agg` summed per SKU.
-/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all).
-const COUNTED: &str = "
+/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all); `sku_filter` is ""
+/// or `AND sku = ?N` (one SKU: searched by the stock primary key).
+fn counted(sku_filter: &str) -> String {
+    format!(
+        "
     st AS (SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock
-           WHERE merchant = ?1 AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
-    agg AS (SELECT sku, SUM(quantity) AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
-            FROM st GROUP BY sku)";
+           WHERE merchant = ?1 {sku_filter} AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
+    agg AS (SELECT sku, {} AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
+            FROM st GROUP BY sku)",
+        safe_sum!("quantity")
+    )
+}
+
+/// The statement that fills `feed_items`; `by_sku`: for one SKU (?8), which
+/// every table is searched for by index (explain on a big ledger).
+fn feed_sql(by_sku: bool) -> String {
+    let (st_filter, ord_filter, p_filter) = if by_sku {
+        ("AND sku = ?8", "AND o.sku = ?8", "AND p.sku = ?8")
+    } else {
+        ("", "", "AND ?8 IS NULL")
+    };
+    format!(
+        "WITH {},
+         ord AS (SELECT o.sku, {} AS q {DRAWING_ORDERS} {ord_filter} GROUP BY o.sku),
+         items AS (
+           SELECT p.sku, p.upc, p.description, a.latest, a.named,
+                  COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
+           FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
+           WHERE p.merchant = ?1 {p_filter})
+         INSERT INTO feed_items
+         SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
+                CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
+                     THEN 1 ELSE 0 END
+         FROM items i
+         JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
+         LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku",
+        counted(st_filter),
+        safe_sum!("o.quantity"),
+    )
+}
 
 /// Open order lines that draw on counted stock: ordered after the as-of of
 /// the stock they draw on (the line's warehouse, else the SKU's latest count)
@@ -502,22 +547,7 @@ impl Ledger {
              CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
                  available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
         )?;
-        let sql = format!(
-            "WITH {COUNTED},
-             ord AS (SELECT o.sku, SUM(o.quantity) AS q {DRAWING_ORDERS} GROUP BY o.sku),
-             items AS (
-               SELECT p.sku, p.upc, p.description, a.latest, a.named,
-                      COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
-               FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
-               WHERE p.merchant = ?1 AND (?8 IS NULL OR p.sku = ?8))
-             INSERT INTO feed_items
-             SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
-                    CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
-                         THEN 1 ELSE 0 END
-             FROM items i
-             JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
-             LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku"
-        );
+        let sql = feed_sql(q.sku.is_some());
         self.conn.execute(
             &sql,
             params![
@@ -659,8 +689,9 @@ impl Ledger {
         sync_time: Millis,
     ) -> Result<Vec<OrderDraw>> {
         let sql = format!(
-            "WITH {COUNTED} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
-             ORDER BY o.ordered_at, o.order_id, o.line"
+            "WITH {} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
+             ORDER BY o.ordered_at, o.order_id, o.line",
+            counted("AND sku = ?4")
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(
@@ -900,17 +931,35 @@ impl InventoryBatch<'_> {
         Ok(())
     }
 
-    /// Sums lots: one row per (SKU, warehouse). Call once, after the last `add`.
-    pub fn aggregate(&self) -> Result<()> {
-        self.tx.execute_batch(
+    /// Sums lots: one row per (SKU, warehouse). Call once, after the last
+    /// `add`. Returns the (SKU, warehouse) pairs whose lots sum beyond
+    /// ±10^12 (rule 14; at most 1,000): then the file must be rejected.
+    pub fn aggregate(&self) -> Result<Vec<String>> {
+        self.tx.execute_batch(concat!(
             "DROP TABLE IF EXISTS temp.agg;
              CREATE TEMP TABLE agg AS
-               SELECT sku, warehouse, SUM(qty) AS qty, MAX(as_of) AS as_of, COUNT(*) AS n,
+               SELECT sku, warehouse, ",
+            safe_sum!("qty"),
+            " AS qty, MAX(as_of) AS as_of, COUNT(*) AS n,
                       MAX(upc) AS upc, MAX(description) AS description
                FROM staging GROUP BY sku, warehouse;
-             CREATE UNIQUE INDEX temp.agg_key ON agg (sku, warehouse);",
+             CREATE UNIQUE INDEX temp.agg_key ON agg (sku, warehouse);"
+        ))?;
+        let mut stmt = self.tx.prepare(
+            "SELECT sku, warehouse, qty, n FROM agg WHERE abs(qty) > 1000000000000 ORDER BY sku, warehouse LIMIT 1000",
         )?;
-        Ok(())
+        let bad = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "SKU {} in warehouse {}: its {} rows sum to {}: quantity out of range (at most ±1,000,000,000,000)",
+                    quoted(&r.get::<_, String>(0)?),
+                    quoted(&r.get::<_, String>(1)?),
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(2)?
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(bad)
     }
 
     /// For a full snapshot of `warehouses` as of `as_of`: how many SKUs it would zero.

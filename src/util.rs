@@ -290,3 +290,15 @@ pub fn bounded(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}…", &e[..i]),
     }
 }
+
+/// The longest echo of an input value in a message, in characters.
+pub const ECHO_MAX: usize = 200;
+
+/// A value as quoted in an error message: at most [`ECHO_MAX`] characters
+/// (with `…` when cut), in double quotes, control characters escaped.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(ECHO_MAX) {
+        None => format!("{s:?}"),
+        Some((i, _)) => format!("{:?}", format!("{}…", &s[..i])),
+    }
+}
