@@ -259,7 +259,17 @@ impl Ledger {
             source,
         };
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::util::private_dir(dir);
+        }
+        if !path.exists() {
+            // Created owner-only: SQLite gives its -wal and -shm the same mode.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            let _ = crate::util::private_file(path);
         }
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
@@ -277,6 +287,16 @@ impl Ledger {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 r => break r.map_err(open_err)?,
+            }
+        }
+        // The ledger holds partners' data: owner-only, whatever the umask
+        // (a ledger made by an older stockgate is tightened too).
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                let _ = crate::util::private_file(&p);
             }
         }
         conn.pragma_update(None, "synchronous", "FULL")
@@ -596,9 +616,15 @@ impl Ledger {
             OutField::Description => "description",
             _ => return Ok(0),
         };
+        // Compared as bytes: a NUL inside a text value ends it for SQLite's
+        // text functions, never for a BLOB's.
         let mut cond: Vec<String> = forbidden
             .iter()
-            .map(|c| format!("instr({col}, char({})) > 0", *c as u32))
+            .map(|c| {
+                let mut b = [0u8; 4];
+                let hex = crate::util::hex(c.encode_utf8(&mut b).as_bytes());
+                format!("instr(CAST({col} AS BLOB), X'{hex}') > 0")
+            })
             .collect();
         cond.push(format!("length({col}) > {max_len}"));
         let n = self.conn.execute(

@@ -541,7 +541,7 @@ fn finish_bad(
 ) -> Result<FileOutcome, PickupError> {
     let name = &file_name(path);
     let dir = cfg.quarantine.join(&src.id);
-    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    crate::util::private_dir(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     // Already in quarantine (ingest --force of a held file that is still too short)?
     let qpath = if path
         .parent()
@@ -555,6 +555,8 @@ fn finish_bad(
                 .map_err(io(format!("cannot quarantine {}", path.display())))?;
             std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display())))?;
         }
+        // A file moved in keeps its mode: make it the owner's alone.
+        let _ = crate::util::private_file(&dest);
         dest
     } else {
         copy_durable(path, &dir, name)
@@ -562,7 +564,7 @@ fn finish_bad(
     };
     let txt = error_txt_path(&qpath);
     let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
+        crate::util::create_private(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
     );
     let kind = if outcome == Outcome::Held {
         "held"
@@ -1216,17 +1218,19 @@ fn bad_name(
         .map(|c| if c == '\u{fffd}' || c == '\\' { '_' } else { c })
         .collect();
     let r = (|| -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&dir)?;
+        crate::util::private_dir(&dir)?;
         let dest = crate::util::free_path(&dir, &safe);
         std::fs::rename(raw, &dest)?;
-        std::fs::write(
-            error_txt_path(&dest),
+        let _ = crate::util::private_file(&dest);
+        std::io::Write::write_all(
+            &mut crate::util::create_private(&error_txt_path(&dest))?,
             format!(
                 "outcome: rejected\nfile: {}\nsource: {}\nat: {}\nreason: the file name is not UTF-8; rename it and drop it again\nthe ledger was not changed\n",
                 e.name,
                 src.id,
                 rfc3339(now)
-            ),
+            )
+            .as_bytes(),
         )?;
         Ok(dest)
     })();

@@ -93,7 +93,8 @@ pub fn read(
         }
         since_record.set(0);
         if let Some(p) = rec.position() {
-            next_line.set(p.line() + rec.as_slice().iter().filter(|&&b| b == b'\n').count() as u64 + 1);
+            next_line
+                .set(p.line() + rec.as_slice().iter().filter(|&&b| b == b'\n').count() as u64 + 1);
         }
         Ok(())
     };
@@ -184,7 +185,11 @@ pub fn read(
         }
         if !missing.is_empty() {
             // The header as found, bounded: it may be one huge line.
-            let shown: Vec<String> = names.iter().take(50).map(|n| quoted(n)).collect();
+            let shown: Vec<String> = names
+                .iter()
+                .take(50)
+                .map(|n| crate::util::bounded(n, crate::util::ECHO_MAX))
+                .collect();
             let more = names.len().saturating_sub(shown.len());
             return Err(ReadError::Format {
                 line: 1,
