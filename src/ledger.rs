@@ -1251,6 +1251,105 @@ mod tests {
         }
     }
 
+    /// The query plan of `sql`, one detail line per step.
+    fn plan(l: &Ledger, sql: &str, n: usize) -> Vec<String> {
+        let mut stmt = l
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let params: Vec<rusqlite::types::Value> = (0..n)
+            .map(|_| rusqlite::types::Value::Text("x".into()))
+            .collect();
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// Issue 8 item 15: `explain` of one SKU searches stock, orders and
+    /// products by index (milliseconds on a 2,000,000-SKU ledger), never
+    /// scans the merchant's whole catalog.
+    #[test]
+    fn explain_of_one_sku_searches_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        l.conn
+            .execute_batch(
+                "CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
+                 available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
+            )
+            .unwrap();
+        let order_draws = format!(
+            "WITH {} SELECT o.order_id {DRAWING_ORDERS} AND o.sku = ?4",
+            counted("AND sku = ?4")
+        );
+        for (what, sql, n) in [
+            ("compute_feed for one SKU", feed_sql(true), 8),
+            ("order_draws", order_draws, 4),
+        ] {
+            let steps = plan(&l, &sql, n);
+            let text = steps.join("\n");
+            for table in ["stock", "products", "order_lines"] {
+                let uses: Vec<&String> = steps
+                    .iter()
+                    .filter(|s| s.split_whitespace().nth(1) == Some(table))
+                    .collect();
+                if table == "products" && what == "order_draws" {
+                    continue;
+                }
+                assert!(!uses.is_empty(), "{what}: {table} not in the plan:\n{text}");
+                for u in uses {
+                    assert!(
+                        u.starts_with("SEARCH") && u.contains("sku=?"),
+                        "{what}: {table} is not searched by SKU through an index:\n{text}"
+                    );
+                }
+            }
+        }
+        // The whole-catalog query (sync) is the one that may scan.
+        assert!(
+            plan(&l, &feed_sql(false), 8)
+                .iter()
+                .any(|s| s.starts_with("SCAN"))
+        );
+    }
+
+    /// Issue 8 item 1: sums in the feed query never raise "integer overflow",
+    /// whatever an older ledger holds.
+    #[test]
+    fn feed_sums_never_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        l.conn
+            .execute_batch(&format!(
+                "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0);
+                 INSERT INTO stock VALUES ('m', 'A', 'W1', {max}, 1, 1, 1), ('m', 'A', 'W2', {max}, 1, 1, 1);
+                 INSERT INTO order_lines VALUES ('o', '1', '1', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1),
+                                                ('o', '1', '2', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1);",
+                max = i64::MAX
+            ))
+            .unwrap();
+        for sku in [None, Some("A")] {
+            let q = FeedQuery {
+                merchant: "m",
+                cart: "c",
+                warehouses: &[],
+                min_level: 0,
+                full: true,
+                since_report: 0,
+                sync_time: 10,
+                required: &[],
+                sku,
+            };
+            let plan = l.compute_feed(&q).unwrap();
+            assert_eq!(plan.items, 1);
+            let (avail, value) = l.feed_value("A").unwrap().unwrap();
+            assert_eq!((avail, value), (0, 0), "{sku:?}");
+        }
+    }
+
     #[test]
     fn control_numbers_never_repeat_and_wrap_at_nine_digits() {
         let dir = tempfile::tempdir().unwrap();

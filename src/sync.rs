@@ -311,9 +311,7 @@ pub fn sync_cart(
                     *f,
                     &seps,
                     X12_MAX_ID_LEN,
-                    format!(
-                        "a separator or control character, or over {X12_MAX_ID_LEN} characters"
-                    ),
+                    format!("a separator character, or over {X12_MAX_ID_LEN} characters"),
                 )?;
             }
         }
