@@ -496,7 +496,7 @@ fn check_refuses_two_carts_writing_the_same_file() {
     ws.config(&same);
     let o = ws.run_ok(&["check"], 2);
     assert!(
-        format!("{}{}", o.stdout, o.stderr).contains("shop2"),
+        o.stdout.contains("cart[1].transport.file_name") && o.stdout.contains("overwrite"),
         "{o:?}"
     );
 }

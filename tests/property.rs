@@ -124,7 +124,7 @@ fn each_file_is_applied_whole_with_the_right_sums_or_rejected_with_the_ledger_un
     let model = std::cell::RefCell::new(Model::new());
     let n = std::cell::Cell::new(0u32);
     let mut runner = TestRunner::new(Config {
-        cases: 40,
+        cases: 80,
         failure_persistence: None,
         ..Config::default()
     });
