@@ -318,11 +318,11 @@ GS*IB*WHSE*STOCKGATE*20260101*1200*7*X*004010~\nST*846*0001~\nBIA*00*SI*R1*20260
 
     // ISA13 of the issue: not nine digits, rejected, no 997 names it.
     for isa13 in ["00000010A", "../../../"] {
-        let bad = body.replace("*000000007*0*P", &format!("*{isa13}*0*P"));
+        let bad = body.replace("000000007", isa13);
         let p = ws.write(&format!("in/edi/{}.x12", isa13.replace('/', "_")), bad);
         let v = ws.ingest("edi", &p, 1);
         assert_eq!(v["outcome"], "rejected", "{v}");
-        assert!(v["errors"].to_string().contains("ISA13"), "{v}");
+        assert!(v["errors"].to_string().contains("nine digits"), "{v}");
     }
     assert_eq!(ws.files_under("out/acks").len(), 1);
 }
