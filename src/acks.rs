@@ -151,15 +151,12 @@ pub fn send_997(
     let now: Millis = now_ms();
     // Partner id, their ISA13 and our control number for that partner make
     // the name unique: two partners' 997s never overwrite each other.
-    let partner: String = isa
-        .sender_id()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    // Every part is sanitized, whatever its source: a name never leaves its folder.
     let name = format!(
-        "997-{}-{partner}-{}-{}-{n:09}.x12",
-        src.id,
-        isa.field(13),
+        "997-{}-{}-{}-{}-{n:09}.x12",
+        crate::util::safe_name_part(&src.id),
+        crate::util::safe_name_part(isa.sender_id()),
+        crate::util::safe_name_part(isa.field(13)),
         to_datetime(now).format("%Y%m%d%H%M%S")
     );
     let work = cfg.scratch_dir("outgoing", &src.id);

@@ -213,10 +213,13 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let (raw, unknown) = match toml::from_str::<RawConfig>(&src) {
         Ok(raw) => (raw, vec![]),
         Err(e) => {
-            let first = one(
-                e.span().map(|s| line_at(&src, s.start)),
-                e.message().trim().to_string(),
-            );
+            let line = e.span().map(|s| line_at(&src, s.start));
+            let first = vec![Problem {
+                file: path.to_path_buf(),
+                line,
+                key: String::new(),
+                message: redact_secrets(&src, line, e.message().trim()),
+            }];
             // Unknown keys: report each one (file, line, key) and check the rest.
             let Ok(mut table) = src.parse::<toml::Table>() else {
                 return Err(first);
@@ -230,7 +233,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 Err(e) => {
                     return Err(unknown
                         .into_iter()
-                        .chain(one(None, e.message().trim().to_string()))
+                        .chain(one(None, redact_secrets(&src, None, e.message().trim())))
                         .collect());
                 }
             }
@@ -648,4 +651,47 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
     }
     out.sort_by_key(|p| p.line);
     out
+}
+
+/// Whether a config key holds a secret: `password`, anything ending in
+/// `password` or `passphrase`.
+fn is_secret_key(k: &str) -> bool {
+    let k = k.trim().trim_matches('"').to_ascii_lowercase();
+    k.ends_with("password") || k.ends_with("passphrase")
+}
+
+/// A TOML error message with no secret in it: the value of a secret key is
+/// never quoted (a wrongly typed `password = 12345678` included). When the
+/// error's `line` sets a secret key, the message names the key only.
+fn redact_secrets(src: &str, line: Option<usize>, message: &str) -> String {
+    if let Some(l) = line
+        && let Some(text) = src.lines().nth(l.saturating_sub(1))
+        && let Some((k, _)) = text.split_once('=')
+        && is_secret_key(k)
+    {
+        let k = k.trim().trim_matches('"');
+        let expected = message
+            .split_once("expected")
+            .map(|(_, e)| format!(": expected{e}"))
+            .unwrap_or_default();
+        return format!("key `{k}` has an invalid value (value not shown){expected}");
+    }
+    let mut secrets = vec![];
+    fn walk(v: &toml::Value, key: Option<&str>, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => t.iter().for_each(|(k, v)| walk(v, Some(k), out)),
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, key, out)),
+            toml::Value::String(s) if key.is_some_and(is_secret_key) => out.push(s.clone()),
+            other if key.is_some_and(is_secret_key) => out.push(other.to_string()),
+            _ => {}
+        }
+    }
+    if let Ok(t) = src.parse::<toml::Table>() {
+        walk(&toml::Value::Table(t), None, &mut secrets);
+    }
+    let mut m = message.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        m = m.replace(s.as_str(), "(value not shown)");
+    }
+    m
 }

@@ -71,8 +71,10 @@ pub fn explain(
         })
         .collect::<Vec<_>>();
     let orders = ledger.order_draws(merchant, sku, counted, now)?;
-    let available = warehouses.iter().map(|w| w.quantity).sum::<i64>()
-        - orders.iter().map(|o| o.quantity).sum::<i64>();
+    // i128: no sum of i64 quantities overflows, whatever the ledger holds.
+    let available = warehouses.iter().map(|w| w.quantity as i128).sum::<i128>()
+        - orders.iter().map(|o| o.quantity as i128).sum::<i128>();
+    let available = available.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     let mut carts = vec![];
     for c in cfg
         .carts

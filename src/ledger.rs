@@ -6,7 +6,7 @@
 
 use crate::formats::FeedItem;
 use crate::mapping::OutField;
-use crate::util::Millis;
+use crate::util::{Millis, quoted};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -188,13 +188,58 @@ pub struct OrderDraw {
     pub ordered_at: Millis,
 }
 
+/// A sum of quantities that can never fail: SQLite's SUM raises "integer
+/// overflow", TOTAL does not (and is exact for integer sums below 2^53, far
+/// beyond any valid ledger: every quantity is within ±10^12, rule 14). Clamped
+/// so that a difference of two such sums still fits an i64, whatever an
+/// older ledger holds.
+macro_rules! safe_sum {
+    ($col:literal) => {
+        concat!("CAST(MAX(MIN(TOTAL(", $col, "), 4e18), -4e18) AS INTEGER)")
+    };
+}
+
 /// Counted stock for a cart: `st` its rows, `agg` summed per SKU.
-/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all).
-const COUNTED: &str = "
+/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all); `sku_filter` is ""
+/// or `AND sku = ?N` (one SKU: searched by the stock primary key).
+fn counted(sku_filter: &str) -> String {
+    format!(
+        "
     st AS (SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock
-           WHERE merchant = ?1 AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
-    agg AS (SELECT sku, SUM(quantity) AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
-            FROM st GROUP BY sku)";
+           WHERE merchant = ?1 {sku_filter} AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
+    agg AS (SELECT sku, {} AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
+            FROM st GROUP BY sku)",
+        safe_sum!("quantity")
+    )
+}
+
+/// The statement that fills `feed_items`; `by_sku`: for one SKU (?8), which
+/// every table is searched for by index (explain on a big ledger).
+fn feed_sql(by_sku: bool) -> String {
+    let (st_filter, ord_filter, p_filter) = if by_sku {
+        ("AND sku = ?8", "AND o.sku = ?8", "AND p.sku = ?8")
+    } else {
+        ("", "", "AND ?8 IS NULL")
+    };
+    format!(
+        "WITH {},
+         ord AS (SELECT o.sku, {} AS q {DRAWING_ORDERS} {ord_filter} GROUP BY o.sku),
+         items AS (
+           SELECT p.sku, p.upc, p.description, a.latest, a.named,
+                  COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
+           FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
+           WHERE p.merchant = ?1 {p_filter})
+         INSERT INTO feed_items
+         SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
+                CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
+                     THEN 1 ELSE 0 END
+         FROM items i
+         JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
+         LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku",
+        counted(st_filter),
+        safe_sum!("o.quantity"),
+    )
+}
 
 /// Open order lines that draw on counted stock: ordered after the as-of of
 /// the stock they draw on (the line's warehouse, else the SKU's latest count)
@@ -214,7 +259,17 @@ impl Ledger {
             source,
         };
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::util::private_dir(dir);
+        }
+        if !path.exists() {
+            // Created owner-only: SQLite gives its -wal and -shm the same mode.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            let _ = crate::util::private_file(path);
         }
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
@@ -232,6 +287,16 @@ impl Ledger {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 r => break r.map_err(open_err)?,
+            }
+        }
+        // The ledger holds partners' data: owner-only, whatever the umask
+        // (a ledger made by an older stockgate is tightened too).
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                let _ = crate::util::private_file(&p);
             }
         }
         conn.pragma_update(None, "synchronous", "FULL")
@@ -502,22 +567,7 @@ impl Ledger {
              CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
                  available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
         )?;
-        let sql = format!(
-            "WITH {COUNTED},
-             ord AS (SELECT o.sku, SUM(o.quantity) AS q {DRAWING_ORDERS} GROUP BY o.sku),
-             items AS (
-               SELECT p.sku, p.upc, p.description, a.latest, a.named,
-                      COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
-               FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
-               WHERE p.merchant = ?1 AND (?8 IS NULL OR p.sku = ?8))
-             INSERT INTO feed_items
-             SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
-                    CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
-                         THEN 1 ELSE 0 END
-             FROM items i
-             JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
-             LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku"
-        );
+        let sql = feed_sql(q.sku.is_some());
         self.conn.execute(
             &sql,
             params![
@@ -566,9 +616,15 @@ impl Ledger {
             OutField::Description => "description",
             _ => return Ok(0),
         };
+        // Compared as bytes: a NUL inside a text value ends it for SQLite's
+        // text functions, never for a BLOB's.
         let mut cond: Vec<String> = forbidden
             .iter()
-            .map(|c| format!("instr({col}, char({})) > 0", *c as u32))
+            .map(|c| {
+                let mut b = [0u8; 4];
+                let hex = crate::util::hex(c.encode_utf8(&mut b).as_bytes());
+                format!("instr(CAST({col} AS BLOB), X'{hex}') > 0")
+            })
             .collect();
         cond.push(format!("length({col}) > {max_len}"));
         let n = self.conn.execute(
@@ -659,8 +715,9 @@ impl Ledger {
         sync_time: Millis,
     ) -> Result<Vec<OrderDraw>> {
         let sql = format!(
-            "WITH {COUNTED} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
-             ORDER BY o.ordered_at, o.order_id, o.line"
+            "WITH {} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
+             ORDER BY o.ordered_at, o.order_id, o.line",
+            counted("AND sku = ?4")
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(
@@ -900,17 +957,35 @@ impl InventoryBatch<'_> {
         Ok(())
     }
 
-    /// Sums lots: one row per (SKU, warehouse). Call once, after the last `add`.
-    pub fn aggregate(&self) -> Result<()> {
-        self.tx.execute_batch(
+    /// Sums lots: one row per (SKU, warehouse). Call once, after the last
+    /// `add`. Returns the (SKU, warehouse) pairs whose lots sum beyond
+    /// ±10^12 (rule 14; at most 1,000): then the file must be rejected.
+    pub fn aggregate(&self) -> Result<Vec<String>> {
+        self.tx.execute_batch(concat!(
             "DROP TABLE IF EXISTS temp.agg;
              CREATE TEMP TABLE agg AS
-               SELECT sku, warehouse, SUM(qty) AS qty, MAX(as_of) AS as_of, COUNT(*) AS n,
+               SELECT sku, warehouse, ",
+            safe_sum!("qty"),
+            " AS qty, MAX(as_of) AS as_of, COUNT(*) AS n,
                       MAX(upc) AS upc, MAX(description) AS description
                FROM staging GROUP BY sku, warehouse;
-             CREATE UNIQUE INDEX temp.agg_key ON agg (sku, warehouse);",
+             CREATE UNIQUE INDEX temp.agg_key ON agg (sku, warehouse);"
+        ))?;
+        let mut stmt = self.tx.prepare(
+            "SELECT sku, warehouse, qty, n FROM agg WHERE abs(qty) > 1000000000000 ORDER BY sku, warehouse LIMIT 1000",
         )?;
-        Ok(())
+        let bad = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "SKU {} in warehouse {}: its {} rows sum to {}: quantity out of range (at most ±1,000,000,000,000)",
+                    quoted(&r.get::<_, String>(0)?),
+                    quoted(&r.get::<_, String>(1)?),
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(2)?
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(bad)
     }
 
     /// For a full snapshot of `warehouses` as of `as_of`: how many SKUs it would zero.
@@ -1173,6 +1248,106 @@ mod tests {
                     v.as_ref().err()
                 );
             }
+        }
+    }
+
+    /// The query plan of `sql`, one detail line per step.
+    fn plan(l: &Ledger, sql: &str, n: usize) -> Vec<String> {
+        let mut stmt = l
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let params: Vec<rusqlite::types::Value> = (0..n)
+            .map(|_| rusqlite::types::Value::Text("x".into()))
+            .collect();
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// Issue 8 item 15: `explain` of one SKU searches stock, orders and
+    /// products by index (milliseconds on a 2,000,000-SKU ledger), never
+    /// scans the merchant's whole catalog.
+    #[test]
+    fn explain_of_one_sku_searches_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        l.conn
+            .execute_batch(
+                "CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
+                 available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
+            )
+            .unwrap();
+        let order_draws = format!(
+            "WITH {} SELECT o.order_id {DRAWING_ORDERS} AND o.sku = ?4",
+            counted("AND sku = ?4")
+        );
+        for (what, sql, n) in [
+            ("compute_feed for one SKU", feed_sql(true), 8),
+            ("order_draws", order_draws, 4),
+        ] {
+            let steps = plan(&l, &sql, n);
+            let text = steps.join("\n");
+            // Tables as the plan names them (by their aliases in the SQL).
+            for table in ["stock", "p", "o"] {
+                let uses: Vec<&String> = steps
+                    .iter()
+                    .filter(|s| s.split_whitespace().nth(1) == Some(table))
+                    .collect();
+                if table == "p" && what == "order_draws" {
+                    continue;
+                }
+                assert!(!uses.is_empty(), "{what}: {table} not in the plan:\n{text}");
+                for u in uses {
+                    assert!(
+                        u.starts_with("SEARCH") && u.contains("sku=?"),
+                        "{what}: {table} is not searched by SKU through an index:\n{text}"
+                    );
+                }
+            }
+        }
+        // The whole-catalog query (sync) is the one that may scan.
+        assert!(
+            plan(&l, &feed_sql(false), 8)
+                .iter()
+                .any(|s| s.starts_with("SCAN"))
+        );
+    }
+
+    /// Issue 8 item 1: sums in the feed query never raise "integer overflow",
+    /// whatever an older ledger holds.
+    #[test]
+    fn feed_sums_never_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        l.conn
+            .execute_batch(&format!(
+                "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0);
+                 INSERT INTO stock VALUES ('m', 'A', 'W1', {max}, 1, 1, 1), ('m', 'A', 'W2', {max}, 1, 1, 1);
+                 INSERT INTO order_lines VALUES ('o', '1', '1', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1),
+                                                ('o', '1', '2', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1);",
+                max = i64::MAX
+            ))
+            .unwrap();
+        for sku in [None, Some("A")] {
+            let q = FeedQuery {
+                merchant: "m",
+                cart: "c",
+                warehouses: &[],
+                min_level: 0,
+                full: true,
+                since_report: 0,
+                sync_time: 10,
+                required: &[],
+                sku,
+            };
+            let plan = l.compute_feed(&q).unwrap();
+            assert_eq!(plan.items, 1);
+            let (avail, value) = l.feed_value("A").unwrap().unwrap();
+            assert_eq!((avail, value), (0, 0), "{sku:?}");
         }
     }
 

@@ -203,6 +203,9 @@ pub struct InboundMapping {
     pub snapshot: Snapshot,
     pub max_zeroed: MaxZeroed,
     pub as_of_from: AsOfFrom,
+    /// Rule 15: a count dated more than this after the moment it is
+    /// applied is rejected (`max_future`, default "1h"), in milliseconds.
+    pub max_future_ms: i64,
     pub time: TimeSpec,
     pub cancelled: Vec<String>,
     pub source: InSource,
@@ -353,6 +356,7 @@ struct RawMapping {
     header: Option<bool>,
     snapshot: Option<String>,
     max_zeroed: Option<toml::Value>,
+    max_future: Option<String>,
     as_of_from: Option<String>,
     columns: Option<toml::Value>,
     as_of: Option<RawTime>,
@@ -576,6 +580,21 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             MaxZeroed::Percent(50.0)
         }
     };
+    let max_future_ms = match raw.max_future.as_deref() {
+        None => 3_600_000,
+        Some(t) => match crate::util::parse_duration_secs(t) {
+            Some(secs) => (secs as i64).saturating_mul(1000),
+            None if t.trim().strip_suffix('s').is_some_and(|n| n.trim() == "0") => 0,
+            None => {
+                c.at(
+                    "",
+                    "max_future",
+                    format!("must be a duration like \"1h\", \"30m\" or \"0s\", got {t:?}"),
+                );
+                3_600_000
+            }
+        },
+    };
     let rt = raw.as_of.as_ref();
     let tz = parse_tz(&mut c, "as_of", rt.and_then(|t| t.timezone.as_deref()));
     let format = rt.and_then(|t| t.format.clone());
@@ -684,6 +703,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         snapshot,
         max_zeroed,
         as_of_from: AsOfFrom::FileMtime,
+        max_future_ms,
         time,
         cancelled,
         source,

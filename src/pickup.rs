@@ -9,8 +9,8 @@ use crate::ledger::{Applied, Ledger, LedgerError, OrderLine, ReportMeta};
 use crate::mapping::{AsOfFrom, Field, RecordKind, Snapshot};
 use crate::transport::{Entry, EntryKind, Folder, TransportError};
 use crate::util::{
-    Millis, copy_durable, escape, file_mtime_ms, file_name, glob_match, now_ms, rfc3339,
-    sha256_file,
+    Millis, bounded, copy_durable, escape, file_mtime_ms, file_name, glob_match, now_ms, quoted,
+    rfc3339, sha256_file,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -97,77 +97,42 @@ pub struct Options {
     pub pickup_time: Millis,
 }
 
-/// How many row errors are kept in memory for JSON; the `.error.txt`
-/// always lists every one.
-const ERRORS_IN_MEMORY: usize = 1000;
+/// How many errors a rejected file's JSON and `.error.txt` list; the rest
+/// are counted ("and N more"): a file of a million bad rows gives a short report.
+pub const ERRORS_LISTED: usize = 1000;
+
+/// The longest one error line may be (values in it are quoted at most
+/// 200 characters each; this bounds whatever else a message echoes).
+const ERROR_LINE_MAX: usize = 1000;
 
 struct Errors {
     shown: Vec<String>,
     total: u64,
-    file: spool::Spool,
 }
 
 impl Errors {
-    /// Spills beside the quarantine the file would go to.
-    fn new(cfg: &Config, src: &Inbound, name: &str) -> Errors {
-        let path = cfg
-            .quarantine
-            .join(&src.id)
-            .join(format!(".{name}.errors-{}", std::process::id()));
+    fn new(_cfg: &Config, _src: &Inbound, _name: &str) -> Errors {
         Errors {
             shown: vec![],
             total: 0,
-            file: spool::Spool::new(path),
         }
     }
 
     fn push(&mut self, e: String) {
         self.total += 1;
-        self.file.line(&e);
-        if self.shown.len() < ERRORS_IN_MEMORY {
-            self.shown.push(e);
+        if self.shown.len() < ERRORS_LISTED {
+            self.shown.push(bounded(&e, ERROR_LINE_MAX));
         }
     }
-}
 
-/// Error lines spill to a file, so a file with a million bad rows is reported in full.
-mod spool {
-    use std::io::{BufWriter, Write};
-    pub struct Spool {
-        pub path: std::path::PathBuf,
-        w: Option<BufWriter<std::fs::File>>,
-    }
-    impl Spool {
-        pub fn new(path: std::path::PathBuf) -> Spool {
-            Spool { path, w: None }
+    /// The listed errors, then "and N more" when some were left out.
+    fn listed(&self) -> Vec<String> {
+        let mut v = self.shown.clone();
+        let more = self.total.saturating_sub(self.shown.len() as u64);
+        if more > 0 {
+            v.push(format!("and {more} more"));
         }
-        pub fn line(&mut self, s: &str) {
-            if self.w.is_none() {
-                if let Some(d) = self.path.parent() {
-                    let _ = std::fs::create_dir_all(d);
-                }
-                self.w = std::fs::File::create(&self.path).ok().map(BufWriter::new);
-            }
-            if let Some(w) = &mut self.w {
-                let _ = writeln!(w, "{s}");
-            }
-        }
-        pub fn finish(mut self) -> std::io::Result<Option<std::path::PathBuf>> {
-            match self.w.take() {
-                Some(mut w) => {
-                    w.flush()?;
-                    Ok(Some(self.path.clone()))
-                }
-                None => Ok(None),
-            }
-        }
-    }
-    impl Drop for Spool {
-        fn drop(&mut self) {
-            if self.w.take().is_some() {
-                let _ = std::fs::remove_file(&self.path);
-            }
-        }
+        v
     }
 }
 
@@ -185,10 +150,10 @@ fn row_error(
         "line"
     };
     format!(
-        "{place} {line}, column {:?} ({}), value {:?}: {reason}",
-        field_label(mapping, f),
+        "{place} {line}, column {} ({}), value {}: {reason}",
+        quoted(&field_label(mapping, f)),
         f.name(),
-        value
+        quoted(value)
     )
 }
 
@@ -316,6 +281,18 @@ fn apply_file(
         AsOfFrom::PickupTime => opts.pickup_time,
     };
     let mut errors = Errors::new(cfg, src, &name);
+    // Rule 15, for a file whose every row takes its mtime as the as-of.
+    if src.kind == RecordKind::Inventory
+        && src.mapping.as_of_from == AsOfFrom::FileMtime
+        && file_as_of > now.saturating_add(src.mapping.max_future_ms)
+    {
+        errors.push(format!(
+            "as-of in the future: the file's modification time {} is more than max_future = {} after now ({})",
+            rfc3339(file_as_of),
+            future_text(src.mapping.max_future_ms),
+            rfc3339(now)
+        ));
+    }
     let (meta_rows, result) = match src.kind {
         RecordKind::Inventory => {
             let batch = ledger.inventory_batch(&src.merchant)?;
@@ -324,7 +301,7 @@ fn apply_file(
                 path,
                 src,
                 &mut errors,
-                |rec| inventory_row(src, rec, file_as_of),
+                |rec| inventory_row(src, rec, file_as_of, now),
                 |r: InvRow| {
                     max_as_of = max_as_of.max(Some(r.as_of));
                     batch.add(
@@ -337,10 +314,15 @@ fn apply_file(
                     )
                 },
             )?;
+            let out_of_range = if errors.total > 0 {
+                vec![]
+            } else {
+                batch.aggregate()?
+            };
+            out_of_range.into_iter().for_each(|e| errors.push(e));
             if errors.total > 0 {
                 (rows, None)
             } else {
-                batch.aggregate()?;
                 let as_of = match src.mapping.as_of_from {
                     AsOfFrom::Column => max_as_of.unwrap_or(file_as_of),
                     _ => file_as_of,
@@ -563,7 +545,7 @@ fn finish_bad(
 ) -> Result<FileOutcome, PickupError> {
     let name = &file_name(path);
     let dir = cfg.quarantine.join(&src.id);
-    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    crate::util::private_dir(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     // Already in quarantine (ingest --force of a held file that is still too short)?
     let qpath = if path
         .parent()
@@ -577,6 +559,8 @@ fn finish_bad(
                 .map_err(io(format!("cannot quarantine {}", path.display())))?;
             std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display())))?;
         }
+        // A file moved in keeps its mode: make it the owner's alone.
+        let _ = crate::util::private_file(&dest);
         dest
     } else {
         copy_durable(path, &dir, name)
@@ -584,7 +568,7 @@ fn finish_bad(
     };
     let txt = error_txt_path(&qpath);
     let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
+        crate::util::create_private(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
     );
     let kind = if outcome == Outcome::Held {
         "held"
@@ -601,10 +585,8 @@ fn finish_bad(
         }
         writeln!(w, "rows read: {rows}")?;
         writeln!(w, "the ledger was not changed")?;
-        if let Some(spool) = errors.file.finish()? {
-            let mut f = std::fs::File::open(&spool)?;
-            std::io::copy(&mut f, &mut w)?;
-            let _ = std::fs::remove_file(&spool);
+        for e in errors.listed() {
+            writeln!(w, "{e}")?;
         }
         w.flush()
     })();
@@ -621,7 +603,7 @@ fn finish_bad(
     out.errors = if outcome == Outcome::Held {
         reasons
     } else {
-        errors.shown
+        errors.listed()
     };
     out.quarantined = Some(qpath.display().to_string());
     let first = crate::util::bounded(&first, 200);
@@ -694,9 +676,50 @@ fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
 }
 
 /// A defect the format reader found in the record itself.
-fn reader_error(rec: &RawRecord, errs: &mut Vec<String>) {
+fn reader_error(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
     if let Some(e) = &rec.error {
-        errs.push(format!("segment {}: {e}", rec.line));
+        let place = if matches!(src.mapping.source, crate::mapping::InSource::X12 { .. }) {
+            "segment"
+        } else {
+            "line"
+        };
+        errs.push(format!("{place} {}: {e}", rec.line));
+    }
+}
+
+/// The longest SKU accepted, in characters (rule 14).
+pub const MAX_SKU_CHARS: usize = 255;
+
+/// Rule 14: a SKU is 1 to 255 characters with no control character.
+/// Returns the SKU, or pushes the row's error.
+fn valid_sku(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) -> Option<String> {
+    let raw = rec.get(Field::Sku).unwrap_or("");
+    let reason = match text(rec, Field::Sku) {
+        None => "empty SKU",
+        Some(s) if s.chars().count() > MAX_SKU_CHARS => "SKU longer than 255 characters",
+        Some(s) if s.chars().any(is_control) => {
+            "SKU holds a control character (U+0000-U+001F, U+007F)"
+        }
+        Some(s) => return Some(s),
+    };
+    errs.push(row_error(&src.mapping, rec.line, Field::Sku, raw, reason));
+    None
+}
+
+/// U+0000-U+001F and U+007F, the control characters rule 14 names.
+fn is_control(c: char) -> bool {
+    (c as u32) < 0x20 || c as u32 == 0x7f
+}
+
+/// `max_future` as an operator wrote it, roughly ("1h", "90s").
+fn future_text(ms: i64) -> String {
+    let s = ms / 1000;
+    if s > 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
     }
 }
 
@@ -704,24 +727,16 @@ fn inventory_row(
     src: &Inbound,
     rec: &RawRecord,
     file_as_of: Millis,
+    applied_at: Millis,
 ) -> Result<InvRow, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
-    reader_error(rec, &mut errs);
+    reader_error(src, rec, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    let sku = text(rec, Field::Sku);
-    if sku.is_none() {
-        errs.push(row_error(
-            m,
-            rec.line,
-            Field::Sku,
-            rec.get(Field::Sku).unwrap_or(""),
-            "empty SKU",
-        ));
-    }
+    let sku = valid_sku(src, rec, &mut errs);
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
     let qty = parse_whole(raw_q)
         .map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r)))
@@ -738,10 +753,29 @@ fn inventory_row(
     }
     let as_of = if m.as_of_from == AsOfFrom::Column {
         let raw = rec.get(Field::AsOf).unwrap_or("");
-        m.time
-            .parse(raw)
-            .map_err(|r| errs.push(row_error(m, rec.line, Field::AsOf, raw, &r)))
-            .ok()
+        match m.time.parse(raw) {
+            // Rule 15: a count from the future would make every real one stale.
+            Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
+                errs.push(row_error(
+                    m,
+                    rec.line,
+                    Field::AsOf,
+                    raw,
+                    &format!(
+                        "as-of in the future ({} is more than max_future = {} after now, {})",
+                        rfc3339(t),
+                        future_text(m.max_future_ms),
+                        rfc3339(applied_at)
+                    ),
+                ));
+                None
+            }
+            Ok(t) => Some(t),
+            Err(r) => {
+                errs.push(row_error(m, rec.line, Field::AsOf, raw, &r));
+                None
+            }
+        }
     } else {
         Some(file_as_of)
     };
@@ -777,7 +811,7 @@ fn order_row(
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
-    reader_error(rec, &mut errs);
+    reader_error(src, rec, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -791,16 +825,7 @@ fn order_row(
             "empty order id",
         ));
     }
-    let sku = text(rec, Field::Sku);
-    if sku.is_none() {
-        errs.push(row_error(
-            m,
-            rec.line,
-            Field::Sku,
-            rec.get(Field::Sku).unwrap_or(""),
-            "empty SKU",
-        ));
-    }
+    let sku = valid_sku(src, rec, &mut errs);
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
     let qty = match parse_whole(raw_q) {
         Ok(q) if q < 0 => {
@@ -1249,17 +1274,19 @@ fn bad_name(
         .map(|c| if c == '\u{fffd}' || c == '\\' { '_' } else { c })
         .collect();
     let r = (|| -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&dir)?;
+        crate::util::private_dir(&dir)?;
         let dest = crate::util::free_path(&dir, &safe);
         std::fs::rename(raw, &dest)?;
-        std::fs::write(
-            error_txt_path(&dest),
+        let _ = crate::util::private_file(&dest);
+        std::io::Write::write_all(
+            &mut crate::util::create_private(&error_txt_path(&dest))?,
             format!(
                 "outcome: rejected\nfile: {}\nsource: {}\nat: {}\nreason: the file name is not UTF-8; rename it and drop it again\nthe ledger was not changed\n",
                 e.name,
                 src.id,
                 rfc3339(now)
-            ),
+            )
+            .as_bytes(),
         )?;
         Ok(dest)
     })();

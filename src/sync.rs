@@ -325,29 +325,70 @@ pub fn sync_cart(
         &required,
         None,
     ))?;
+    // Whatever cannot be written is left out of this feed and counted,
+    // never fatal to it: one bad SKU (from an older ledger, say) must not
+    // block the whole catalog.
     let mut invalid = vec![];
-    if let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format {
-        // One SKU holding a separator must not block the whole catalog: it is
-        // left out and counted, like a missing field.
-        let seps = [
-            p.element_separator,
-            p.segment_terminator,
-            p.component_separator,
-            '^',
-            '\r',
-            '\n',
-        ];
-        for (_, f) in &p.item_ids {
-            let n = ledger.exclude_feed_items(*f, &seps, X12_MAX_ID_LEN)?;
+    let controls: Vec<char> = (0u8..0x20).chain([0x7f]).map(char::from).collect();
+    // CSV and XML carry tab, newline and carriage return in a description.
+    let unwritable: Vec<char> = controls
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r' | '\x7f'))
+        .collect();
+    let mut leave_out =
+        |field: crate::mapping::OutField, chars: &[char], max: usize, why: String| {
+            let n = ledger.exclude_feed_items(field, chars, max)?;
             if n > 0 {
                 plan.items -= n;
                 invalid.push(Missing {
-                    field: format!(
-                        "invalid {} (a separator character, or over {X12_MAX_ID_LEN} characters)",
-                        f.name()
-                    ),
+                    field: format!("invalid {} ({why})", field.name()),
                     items: n,
                 });
+            }
+            Ok::<_, LedgerError>(())
+        };
+    leave_out(
+        crate::mapping::OutField::Sku,
+        &controls,
+        crate::pickup::MAX_SKU_CHARS,
+        "a control character, or over 255 characters".into(),
+    )?;
+    match &cart.mapping.format {
+        crate::mapping::OutFormat::X12_846(p) => {
+            // A separator inside an id would break the interchange.
+            let mut seps = vec![
+                p.element_separator,
+                p.segment_terminator,
+                p.component_separator,
+                '^',
+            ];
+            seps.extend(&controls);
+            for (_, f) in &p.item_ids {
+                leave_out(
+                    *f,
+                    &seps,
+                    X12_MAX_ID_LEN,
+                    format!("a separator character, or over {X12_MAX_ID_LEN} characters"),
+                )?;
+            }
+        }
+        crate::mapping::OutFormat::Csv { columns, .. }
+        | crate::mapping::OutFormat::Xml {
+            fields: columns, ..
+        } => {
+            for f in [
+                crate::mapping::OutField::Upc,
+                crate::mapping::OutField::Description,
+            ] {
+                if columns.iter().any(|c| c.field == f) {
+                    leave_out(
+                        f,
+                        &unwritable,
+                        usize::MAX >> 1,
+                        "a control character the feed cannot carry".into(),
+                    )?;
+                }
             }
         }
     }

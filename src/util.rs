@@ -84,10 +84,12 @@ pub fn free_path(dir: &Path, name: &str) -> PathBuf {
 /// Copies `src` to a fresh name in `dir` through a temporary file, fsynced,
 /// then renamed: a crash never leaves a half-written copy under the final name.
 pub fn copy_durable(src: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    private_dir(dir)?;
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let r = (|| {
         std::fs::copy(src, &tmp)?;
+        // `copy` keeps the source's mode: the copy is the owner's alone.
+        private_file(&tmp)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         let dest = free_path(dir, name);
         std::fs::rename(&tmp, &dest)?;
@@ -303,4 +305,77 @@ pub fn bounded(s: &str, max: usize) -> String {
         None => e,
         Some((i, _)) => format!("{}…", &e[..i]),
     }
+}
+
+/// The longest echo of an input value in a message, in characters.
+pub const ECHO_MAX: usize = 200;
+
+/// A value as quoted in an error message: at most [`ECHO_MAX`] characters
+/// (with `…` when cut), in double quotes, control characters escaped.
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(ECHO_MAX) {
+        None => format!("{s:?}"),
+        Some((i, _)) => format!("{:?}", format!("{}…", &s[..i])),
+    }
+}
+
+/// `s` as one safe part of a file name: only `[A-Za-z0-9._-]` are kept,
+/// anything else becomes `_` (and a part of dots alone becomes `_`).
+pub fn safe_name_part(s: &str) -> String {
+    let t: String = s
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() || t.chars().all(|c| c == '.') {
+        "_".into()
+    } else {
+        t
+    }
+}
+
+/// Creates `dir` (and its missing parents) owner-only (0700) whatever the
+/// umask: archive, quarantine and the ledger's folder hold partners' data.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for d in missing {
+        if !d.as_os_str().is_empty() {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a file owner-only (0600), whatever the umask or the mode it was
+/// created or copied with.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// Creates (truncates) a file owner-only (0600).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    private_file(path)?;
+    Ok(f)
 }

@@ -195,6 +195,99 @@ fn csv_corpus_is_rejected_whole() {
                 &[&["line 3"], &["invalid UTF-8"]],
             ),
             case("empty_file", "wms", "", &[&["line 1"], &["empty"]]),
+            // Issue 8: hostile input.
+            case(
+                "quantity_beyond_a_trillion",
+                "wms",
+                with(&format!("B,W1,1000000000001,{T0},,")),
+                &[&["line 3"], &["out of range"]],
+            ),
+            case(
+                "quantity_i64_max_twice",
+                "wms",
+                format!(
+                    "{INV_H}A,W1,9223372036854775807,{T0},,\nA,W1,9223372036854775807,{T0},,\n"
+                ),
+                &[&["line 2"], &["out of range"]],
+            ),
+            case(
+                "lots_summing_beyond_a_trillion",
+                "wms",
+                format!("{INV_H}A,W1,600000000000,{T0},,\nA,W1,600000000000,{T0},,\n"),
+                &[&["rows sum to 1200000000000"], &["out of range"]],
+            ),
+            case(
+                "sku_with_tab",
+                "wms",
+                with(&format!("B\tX,W1,3,{T0},,")),
+                &[&["line 3"], &["control character"]],
+            ),
+            case(
+                "sku_with_nul",
+                "wms",
+                with(&format!("B\0X,W1,3,{T0},,")),
+                &[&["line 3"], &["control character"]],
+            ),
+            case(
+                "sku_with_esc",
+                "wms",
+                with(&format!("B\u{1b}[31mX,W1,3,{T0},,")),
+                &[&["line 3"], &["control character"]],
+            ),
+            case(
+                "sku_with_del",
+                "wms",
+                with(&format!("B\u{7f}X,W1,3,{T0},,")),
+                &[&["line 3"], &["control character"]],
+            ),
+            case(
+                "sku_of_256_characters",
+                "wms",
+                with(&format!("{},W1,3,{T0},,", "S".repeat(256))),
+                &[&["line 3"], &["longer than 255"]],
+            ),
+            case(
+                "as_of_in_the_future",
+                "wms",
+                with("B,W1,3,2099-01-01T00:00:00Z,,"),
+                &[&["line 3"], &["as-of in the future"]],
+            ),
+            case(
+                "duplicate_header_column",
+                "wms",
+                format!("SKU,Whse,Qty,Qty,AsOf,UPC,Title\nA,W1,12,13,{T0},,\n"),
+                &[&["line 1"], &["Qty"], &["twice"]],
+            ),
+            case(
+                "row_longer_than_header",
+                "wms",
+                with(&format!("B,W1,3,{T0},,,extra")),
+                &[&["line 3"], &["7 fields, the header has 6"]],
+            ),
+            case(
+                "record_over_1_mib",
+                "wms",
+                with(&format!("B,W1,{},{T0},,", "1".repeat(2 << 20))),
+                &[&["line 3"], &["1 MiB"]],
+            ),
+            case(
+                "field_over_64_kib",
+                "wms",
+                with(&format!("B,W1,3,{T0},,{}", "t".repeat(100 << 10))),
+                &[&["line 3"], &["64 KiB"]],
+            ),
+            case(
+                "order_quantity_beyond_a_trillion",
+                "orders",
+                format!("Order,Line,SKU,Qty,Status,At,Whse\nO1,1,A,1000000000001,open,{T0},\n"),
+                &[&["line 2"], &["out of range"]],
+            ),
+            case(
+                "order_sku_with_control_character",
+                "orders",
+                format!("Order,Line,SKU,Qty,Status,At,Whse\nO1,1,A\u{1}B,1,open,{T0},\n"),
+                &[&["line 2"], &["control character"]],
+            ),
             case(
                 "header_only_bad_rows_later",
                 "wms",
@@ -312,6 +405,24 @@ fn xml_corpus_is_rejected_whole() {
                 "xml",
                 "<?xml version=\"1.0\"?>\n<!DOCTYPE Inventory [\n<!ENTITY a \"aaaaaaaaaa\">\n<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n]>\n<Inventory>\n  <Item qty=\"7\"><SKU>&b;</SKU><Whse>W1</Whse></Item>\n</Inventory>\n",
                 &[&["line 2"], &["DTD"]],
+            ),
+            case(
+                "quantity_beyond_a_trillion",
+                "xml",
+                item("1000000000001", "B"),
+                &[&["line 4"], &["out of range"]],
+            ),
+            case(
+                "sku_with_tab",
+                "xml",
+                item("7", "B&#9;X"),
+                &[&["line 4"], &["control character"]],
+            ),
+            case(
+                "sku_of_256_characters",
+                "xml",
+                item("7", &"S".repeat(256)),
+                &[&["line 4"], &["longer than 255"]],
             ),
             case(
                 "undefined_entity_without_dtd",
@@ -515,6 +626,36 @@ fn x12_corpus_is_rejected_whole() {
                     "IEA*1*000000007",
                 ]),
                 &[&["ST at segment 3"], &["850"]],
+            ),
+            case(
+                "quantity_beyond_a_trillion",
+                "edi",
+                good846("5", "1000000000001"),
+                &[&["line 7", "segment 7", "segment 8"], &["out of range"]],
+            ),
+            case(
+                "sku_with_tab",
+                "edi",
+                good.replacen("LIN*2*VN*B", "LIN*2*VN*B\tX", 1),
+                &[&["segment 7", "segment 8"], &["control character"]],
+            ),
+            case(
+                "isa13_not_digits",
+                "edi",
+                good.replace("000000007", "00000010A"),
+                &[&["segment 1"], &["ISA13"], &["nine digits"]],
+            ),
+            case(
+                "isa13_path_traversal",
+                "edi",
+                good.replace("000000007", "../../../"),
+                &[&["segment 1"], &["ISA13"], &["nine digits"]],
+            ),
+            case(
+                "isa11_equals_the_component_separator",
+                "edi",
+                good.replace("*U*00401*", "*>*00501*"),
+                &[&["segment 1"], &["ISA11"]],
             ),
             case(
                 "data_after_iea",

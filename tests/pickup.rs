@@ -171,7 +171,10 @@ fn a_name_that_is_not_utf8_leaves_the_inbox_once() {
 fn a_name_with_a_newline_cannot_forge_a_log_line() {
     let ws = ws_with("");
     ws.write("in/wms/x\nERROR forged line.csv", BAD);
-    let o = ws.run(&["run", "--once"]);
+    let mut full: Vec<String> = vec!["--config".into(), ws.config_path().display().to_string()];
+    full.extend(["run".to_string(), "--once".to_string()]);
+    // Every log line this time, not just warnings.
+    let o = run_bin_env(&full, ws.dir(), &[("STOCKGATE_LOG".into(), "debug".into())]);
     assert!(
         !o.stderr.lines().any(|l| l.starts_with("ERROR forged")),
         "{}",

@@ -41,13 +41,36 @@ struct Shared {
     cfg: Arc<Config>,
     telemetry: Arc<Telemetry>,
     gate: ApplyGate,
+    /// Sources per merchant that have not finished their first look yet: a
+    /// cart's first sync waits for them (files that arrived while stopped
+    /// go in first), at most `FIRST_LOOK_WAIT`.
+    first_looks: Mutex<std::collections::HashMap<String, usize>>,
+    first_looks_done: Condvar,
     stop: AtomicBool,
     retries_pending: AtomicI64,
 }
 
+/// How long a cart's first sync waits for its merchant's sources' first look.
+const FIRST_LOOK_WAIT: Duration = Duration::from_secs(60);
+
 impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+    fn first_look_done(&self, merchant: &str) {
+        let mut m = self.first_looks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(merchant) {
+            *n = n.saturating_sub(1);
+        }
+        self.first_looks_done.notify_all();
+    }
+    fn wait_first_looks(&self, merchant: &str) {
+        let m = self.first_looks.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .first_looks_done
+            .wait_timeout_while(m, FIRST_LOOK_WAIT, |m| {
+                !self.stopping() && m.get(merchant).is_some_and(|n| *n > 0)
+            });
     }
 }
 
@@ -73,6 +96,14 @@ impl Generation {
             cfg: cfg.clone(),
             telemetry,
             gate: ApplyGate::default(),
+            first_looks: Mutex::new(cfg.inbound.iter().fold(
+                std::collections::HashMap::new(),
+                |mut m, s| {
+                    *m.entry(s.merchant.clone()).or_insert(0) += 1;
+                    m
+                },
+            )),
+            first_looks_done: Condvar::new(),
             stop: AtomicBool::new(false),
             retries_pending: AtomicI64::new(0),
         });
@@ -242,6 +273,7 @@ pub fn log_sync(r: &SyncReport, ms: u128) {
 fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
     let mut conn = Conn { ledger: None };
     let remote = src.transport.endpoint.is_remote();
+    let mut first = true;
     while !sh.stopping() {
         let t0 = Instant::now();
         let next = match conn.get(&sh.cfg) {
@@ -286,7 +318,13 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
                 }
             },
         };
+        if std::mem::take(&mut first) {
+            sh.first_look_done(&src.merchant);
+        }
         bell.wait(next);
+    }
+    if first {
+        sh.first_look_done(&src.merchant);
     }
 }
 
@@ -298,6 +336,7 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
     super::hygiene::cart_leftovers(&sh.cfg, cart);
+    sh.wait_first_looks(&cart.merchant);
     while !sh.stopping() {
         let ledger = match conn.get(&sh.cfg) {
             Ok(l) => l,

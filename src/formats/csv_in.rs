@@ -1,8 +1,45 @@
 //! CSV inbound: columns by header name or 1-based number, any delimiter.
+//!
+//! Limits (rule 14's spirit, issue 8): a record is at most [`MAX_RECORD`]
+//! bytes (the file is rejected, and no more than about that much is ever
+//! held in memory), a field at most [`MAX_FIELD`] bytes (the row is rejected).
 
 use super::{RawRecord, ReadError};
 use crate::mapping::{ColumnRef, Field};
+use crate::util::quoted;
+use std::cell::Cell;
+use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
+
+/// The longest CSV record accepted, in bytes (1 MiB).
+pub const MAX_RECORD: u64 = 1 << 20;
+/// The longest CSV field accepted, in bytes (64 KiB).
+pub const MAX_FIELD: usize = 64 << 10;
+/// The CSV reader's own buffer.
+const BUFFER: usize = 1 << 16;
+
+/// Counts the bytes handed to the CSV reader since the last record ended,
+/// and fails the read beyond [`MAX_RECORD`] (plus what the reader may have
+/// buffered ahead): one endless line is never read whole into memory.
+struct Capped<R> {
+    inner: R,
+    since_record: Rc<Cell<u64>>,
+}
+
+/// The marker of the cap's I/O error, told apart from a real read error.
+const TOO_LONG: &str = "stockgate: CSV record too long";
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.since_record.get() > MAX_RECORD + BUFFER as u64 {
+            return Err(std::io::Error::other(TOO_LONG));
+        }
+        let n = self.inner.read(buf)?;
+        self.since_record.set(self.since_record.get() + n as u64);
+        Ok(n)
+    }
+}
 
 pub fn read(
     path: &Path,
@@ -18,21 +55,53 @@ pub fn read(
             message: "empty file".into(),
         });
     }
+    let too_long = |line: u64| ReadError::Format {
+        line,
+        message: format!(
+            "record longer than {MAX_RECORD} bytes (1 MiB), the limit for one CSV record; the file is rejected"
+        ),
+    };
+    let since_record = Rc::new(Cell::new(0u64));
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+        .buffer_capacity(BUFFER)
+        .from_reader(Capped {
+            inner: file,
+            since_record: since_record.clone(),
+        });
     let mut rec = csv::ByteRecord::new();
+    // The line after the last record read: where a too-long record starts.
+    let next_line = Rc::new(Cell::new(1u64));
     let fmt_err = |e: csv::Error| {
+        if let csv::ErrorKind::Io(io) = e.kind()
+            && io.to_string() == TOO_LONG
+        {
+            return too_long(next_line.get());
+        }
         let line = e.position().map(|p| p.line()).unwrap_or(0);
         ReadError::Format {
             line,
             message: format!("malformed CSV: {e}"),
         }
     };
+    // After each record: the cap counts from here on.
+    let record_done = |rec: &csv::ByteRecord| {
+        if rec.as_slice().len() + rec.len() > MAX_RECORD as usize {
+            return Err(too_long(rec.position().map(|p| p.line()).unwrap_or(0)));
+        }
+        since_record.set(0);
+        if let Some(p) = rec.position() {
+            next_line
+                .set(p.line() + rec.as_slice().iter().filter(|&&b| b == b'\n').count() as u64 + 1);
+        }
+        Ok(())
+    };
     // Resolve each mapped column to a 0-based index.
     let mut index: Vec<(Field, usize)> = vec![];
+    let mut header_len = None;
+    let mut ambiguous: Vec<String> = vec![];
     if header {
         if !rdr.read_byte_record(&mut rec).map_err(fmt_err)? {
             return Err(ReadError::Format {
@@ -40,6 +109,7 @@ pub fn read(
                 message: "empty file (no header)".into(),
             });
         }
+        record_done(&rec)?;
         let names: Vec<String> = rec
             .iter()
             .enumerate()
@@ -53,13 +123,48 @@ pub fn read(
                 s.trim().to_string()
             })
             .collect();
+        header_len = Some(names.len());
+        // A column named twice: which one holds the data cannot be told.
+        for (i, n) in names.iter().enumerate() {
+            if n.is_empty() {
+                continue;
+            }
+            if let Some(j) = names[i + 1..].iter().position(|m| m == n) {
+                return Err(ReadError::Format {
+                    line: 1,
+                    message: format!(
+                        "the header names column {} twice (columns {} and {}); rename one",
+                        quoted(n),
+                        i + 1,
+                        i + j + 2
+                    ),
+                });
+            }
+        }
         let mut missing = vec![];
         for (f, c) in columns {
             let found = match c {
-                ColumnRef::Name(n) => names
-                    .iter()
-                    .position(|h| h == n)
-                    .or_else(|| names.iter().position(|h| h.eq_ignore_ascii_case(n))),
+                ColumnRef::Name(n) => names.iter().position(|h| h == n).or_else(|| {
+                    let alike: Vec<usize> = (0..names.len())
+                        .filter(|&i| names[i].eq_ignore_ascii_case(n))
+                        .collect();
+                    match alike.as_slice() {
+                        [] => None,
+                        [i] => Some(*i),
+                        [a, b, ..] => {
+                            ambiguous.push(format!(
+                                "{} ({}) matches both {} (column {}) and {} (column {})",
+                                quoted(n),
+                                f.name(),
+                                quoted(&names[*a]),
+                                a + 1,
+                                quoted(&names[*b]),
+                                b + 1
+                            ));
+                            Some(*a)
+                        }
+                    }
+                }),
                 ColumnRef::Number(n) => (*n <= names.len()).then(|| n - 1),
             };
             match found {
@@ -72,13 +177,31 @@ pub fn read(
                 }),
             }
         }
+        if !ambiguous.is_empty() {
+            return Err(ReadError::Format {
+                line: 1,
+                message: format!("ambiguous header: {}", ambiguous.join("; ")),
+            });
+        }
         if !missing.is_empty() {
+            // The header as found, bounded: it may be one huge line.
+            let shown: Vec<String> = names
+                .iter()
+                .take(50)
+                .map(|n| crate::util::bounded(n, crate::util::ECHO_MAX))
+                .collect();
+            let more = names.len().saturating_sub(shown.len());
             return Err(ReadError::Format {
                 line: 1,
                 message: format!(
-                    "header lacks column {}; header has: {}",
+                    "header lacks column {}; header has: {}{}",
                     missing.join(", "),
-                    names.join(", ")
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 ),
             });
         }
@@ -97,6 +220,7 @@ pub fn read(
     }
     let mut count = 0;
     while rdr.read_byte_record(&mut rec).map_err(fmt_err)? {
+        record_done(&rec)?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         // A blank line is not a record.
         if rec.len() == 1 && rec[0].iter().all(|b| b.is_ascii_whitespace()) {
@@ -106,6 +230,25 @@ pub fn read(
             line,
             ..Default::default()
         };
+        let mut defects = vec![];
+        // A row longer than the header is a sign of a broken export.
+        if let Some(m) = header_len
+            && rec.len() > m
+        {
+            defects.push(format!("{} fields, the header has {m}", rec.len()));
+        }
+        for (i, b) in rec.iter().enumerate() {
+            if b.len() > MAX_FIELD {
+                defects.push(format!(
+                    "field {} is {} bytes, longer than the {MAX_FIELD}-byte (64 KiB) limit for one field",
+                    i + 1,
+                    b.len()
+                ));
+            }
+        }
+        if !defects.is_empty() {
+            r.error = Some(defects.join("; "));
+        }
         for (f, i) in &index {
             if let Some(b) = rec.get(*i) {
                 match std::str::from_utf8(b) {

@@ -86,6 +86,10 @@ pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
 }
 
 pub mod quantity {
+    /// The largest quantity accepted, either sign (CONTRACT rule 14): any
+    /// sum of such values over a ledger's rows fits an i64 many times over.
+    pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
+
     /// The whole-number rule: `12`, `+12`, ` 12 `, `12.0`, `-3` are whole;
     /// `12.5`, `1e3`, `12,000`, `twelve` and empty are not.
     pub fn parse_whole(s: &str) -> Result<i64, &'static str> {
@@ -109,7 +113,17 @@ pub mod quantity {
                 return Err("not a whole number (has a fraction)");
             }
         }
-        int.parse::<i64>().map_err(|_| "quantity out of range")
+        // Digits alone: a value of any length is out of range, never an overflow.
+        let body = digits.trim_start_matches('0');
+        if body.len() > 13 {
+            return Err("quantity out of range (at most ±1,000,000,000,000)");
+        }
+        let v: i64 = body.parse().unwrap_or(0);
+        let v = if int.starts_with('-') { -v } else { v };
+        if v.abs() > MAX_QUANTITY {
+            return Err("quantity out of range (at most ±1,000,000,000,000)");
+        }
+        Ok(v)
     }
 
     #[cfg(test)]
@@ -125,6 +139,10 @@ pub mod quantity {
                 ("-3", -3),
                 ("0", 0),
                 ("12.00", 12),
+                ("1000000000000", 1_000_000_000_000),
+                ("-1000000000000", -1_000_000_000_000),
+                ("0001000000000000", 1_000_000_000_000),
+                ("-0", 0),
             ] {
                 assert_eq!(parse_whole(s), Ok(v), "{s:?}");
             }
@@ -142,6 +160,18 @@ pub mod quantity {
                 "99999999999999999999",
             ] {
                 assert!(parse_whole(s).is_err(), "{s:?} should be rejected");
+            }
+            for s in [
+                "1000000000001",
+                "-1000000000001",
+                "9223372036854775807",
+                "-9223372036854775808",
+                "99999999999999999999",
+            ] {
+                assert!(
+                    parse_whole(s).is_err_and(|e| e.contains("out of range")),
+                    "{s:?} should be out of range"
+                );
             }
         }
     }

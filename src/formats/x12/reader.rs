@@ -244,7 +244,28 @@ impl<R: BufRead> Reader<R> {
                 ),
             });
         }
+        // ISA13, the interchange control number, is exactly nine digits: it
+        // is echoed into 997s (and their file names).
+        let isa13 = &elements[12];
+        if isa13.len() != 9 || !isa13.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(X12Error::BadIsa {
+                reason: format!(
+                    "ISA13 (interchange control number) must be nine digits, got {}",
+                    crate::util::quoted(isa13)
+                ),
+            });
+        }
         let isa11 = b[82];
+        // From 00402 on, ISA11 is the repetition separator: one that equals
+        // another separator makes the interchange ambiguous.
+        if elements[11].as_str() >= "00402" && (isa11 == comp || isa11 == term) {
+            return Err(X12Error::BadIsa {
+                reason: format!(
+                    "the repetition separator (ISA11) {:?} equals another separator (component {:?}, segment {:?})",
+                    isa11 as char, comp as char, term as char
+                ),
+            });
+        }
         let repetition = (elements[11].as_str() >= "00402"
             && isa11.is_ascii()
             && !isa11.is_ascii_alphanumeric()
