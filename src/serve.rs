@@ -133,10 +133,9 @@ fn handle(req: tiny_http::Request, state: &ServeState) {
     let method = req.method().clone();
     let url = req.url().to_string();
     // A bug in building a reply answers 500; it never takes the thread down.
-    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        route(&method, &url, state)
-    }))
-    .unwrap_or_else(|_| Reply::new(500, TEXT, "internal error\n".into()));
+    let reply =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(&method, &url, state)))
+            .unwrap_or_else(|_| Reply::new(500, TEXT, "internal error\n".into()));
     let mut resp = tiny_http::Response::from_string(reply.body)
         .with_status_code(reply.status)
         .with_header(header("Content-Type", reply.content_type))
@@ -198,9 +197,17 @@ fn health(state: &ServeState, cfg: &Config) -> Result<(), String> {
     let t = &state.telemetry;
     let age = now_ms() - t.heartbeat.load(Ordering::Relaxed);
     if age >= STALLED_MS {
-        return Err(format!("stalled: the main loop last ran {} s ago", age / 1000));
+        return Err(format!(
+            "stalled: the main loop last ran {} s ago",
+            age / 1000
+        ));
     }
-    if let Some(why) = t.trouble.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+    if let Some(why) = t
+        .trouble
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_deref()
+    {
         return Err(format!("trouble: {}", bounded(why, 500)));
     }
     ledger_answers(&cfg.ledger_path).map_err(|e| format!("ledger: {}", bounded(&e, 500)))
@@ -269,39 +276,48 @@ h2{font-size:1.1em;margin:20px 0 6px}
 .ok{color:#0a6b2b}.bad{color:#b00020}.muted{color:#777}
 .health.ok{background:#e3f4e8}.health.bad{background:#fde7ea}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.92em}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e2e4e8;vertical-align:top;overflow-wrap:anywhere}
+.scroll{overflow-x:auto}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e2e4e8;vertical-align:top;white-space:nowrap}
+td.long{white-space:normal;overflow-wrap:anywhere;min-width:16em}
 th{background:#eef0f3;font-weight:600}
 .err{color:#b00020}
 @media (max-width:700px){
  table,tbody,tr,td{display:block;width:auto}
  thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
  tr{margin:0 0 10px;border:1px solid #d5d8dd;border-radius:6px;background:#fff}
- td{display:flex;gap:8px;border-bottom:1px solid #f0f1f3;padding:4px 8px}
+ td,td.long{display:flex;gap:8px;border-bottom:1px solid #f0f1f3;padding:4px 8px;white-space:normal;overflow-wrap:anywhere;min-width:0}
  td:last-child{border-bottom:0}
- td::before{content:attr(data-label);flex:0 0 7.5em;color:#555;font-weight:600}
+ td::before{content:attr(data-label);flex:0 0 8.5em;color:#555;font-weight:600}
  table{background:none}
 }
 ";
 
-/// One table: headers and rows of already-escaped HTML cells.
+/// One table: headers and rows of already-escaped HTML cells. A header
+/// ending in `~` marks a column of long values (wrapped anywhere); the others
+/// do not wrap on a wide screen. Below 700 px each row is a card of
+/// "label value" lines, so nothing needs horizontal scrolling on a phone.
 fn table(out: &mut String, heads: &[&str], rows: &[Vec<String>], empty: &str) {
     if rows.is_empty() {
         let _ = writeln!(out, "<p class=\"muted\">{empty}</p>");
         return;
     }
-    out.push_str("<table><thead><tr>");
+    out.push_str("<div class=\"scroll\"><table><thead><tr>");
     for h in heads {
-        let _ = write!(out, "<th>{h}</th>");
+        let _ = write!(out, "<th>{}</th>", h.trim_end_matches('~'));
     }
     out.push_str("</tr></thead><tbody>\n");
     for r in rows {
         out.push_str("<tr>");
         for (h, c) in heads.iter().zip(r) {
-            let _ = write!(out, "<td data-label=\"{h}\">{c}</td>");
+            let (label, class) = match h.strip_suffix('~') {
+                Some(l) => (l, " class=\"long\""),
+                None => (*h, ""),
+            };
+            let _ = write!(out, "<td{class} data-label=\"{label}\">{c}</td>");
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
 fn outcome_class(o: &str) -> &'static str {
@@ -337,9 +353,9 @@ fn head(out: &mut String, state: &ServeState, cfg: &Config) {
         Ok(()) => ("ok", "healthy".to_string()),
         Err(why) => ("bad", escape_html(&why)),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"meta\"><span class=\"health {class}\">{text}</span> · shown {} · ledger {}</p>\n",
+        "<p class=\"meta\"><span class=\"health {class}\">{text}</span> · shown {} · ledger {}</p>",
         cell(&rfc3339(now)),
         cell(&cfg.ledger_path.display().to_string()),
     );
@@ -375,7 +391,10 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             opt(&c.next_due),
             opt(&c.last_attempt),
             outcome(&c.last_outcome),
-            error.map_or_else(String::new, |e| format!("<span class=\"err\">{}</span>", cell(&e))),
+            error.map_or_else(
+                || "—".into(),
+                |e| format!("<span class=\"err\">{}</span>", cell(&e)),
+            ),
         ]);
     }
     table(
@@ -388,7 +407,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             "Next due",
             "Last attempt",
             "Last outcome",
-            "Error",
+            "Error~",
         ],
         &rows,
         "No carts configured.",
@@ -410,9 +429,10 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                     "0".into()
                 },
                 i.held.to_string(),
-                i.last_error.as_deref().map_or_else(String::new, |e| {
-                    format!("<span class=\"err\">{}</span>", cell(e))
-                }),
+                i.last_error.as_deref().map_or_else(
+                    || "—".into(),
+                    |e| format!("<span class=\"err\">{}</span>", cell(e)),
+                ),
             ]
         })
         .collect();
@@ -425,7 +445,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             "Applied",
             "Rejected",
             "Held",
-            "Last error",
+            "Last error~",
         ],
         &rows,
         "No sources configured.",
@@ -451,7 +471,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         .collect();
     table(
         &mut out,
-        &["Time", "Cart", "Outcome", "Items", "File / reason"],
+        &["Time", "Cart", "Outcome", "Items", "File / reason~"],
         &rows,
         "No syncs yet.",
     );
@@ -501,8 +521,11 @@ mod tests {
 
     fn state(dir: &std::path::Path) -> Arc<ServeState> {
         let p = dir.join("stockgate.toml");
-        std::fs::write(&p, "[ledger]\npath = \"ledger.sqlite\"\n\n[[merchant]]\nid = \"m1\"\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "[ledger]\npath = \"ledger.sqlite\"\n\n[[merchant]]\nid = \"m1\"\n",
+        )
+        .unwrap();
         let cfg = crate::config::load(&p).unwrap_or_else(|e| panic!("{e:?}"));
         Arc::new(ServeState {
             config: RwLock::new(Arc::new(cfg)),
@@ -538,7 +561,11 @@ mod tests {
         assert_eq!(r.status, 503);
         assert_eq!(r.body, "stalled: the main loop last ran 42 s ago\n");
         // Not a database: the ledger check reads the file.
-        std::fs::write(dir.path().join("bad.sqlite"), "not a database, no, not at all").unwrap();
+        std::fs::write(
+            dir.path().join("bad.sqlite"),
+            "not a database, no, not at all",
+        )
+        .unwrap();
         assert!(ledger_answers(&dir.path().join("bad.sqlite")).is_err());
     }
 
@@ -550,7 +577,10 @@ mod tests {
         let s = serve("127.0.0.1:0", st.clone(), stop.clone()).unwrap();
         assert_ne!(s.addr.port(), 0);
         let e = serve(&s.addr.to_string(), st, stop.clone()).err().unwrap();
-        assert!(e.starts_with(&format!("cannot listen on {}: ", s.addr)), "{e}");
+        assert!(
+            e.starts_with(&format!("cannot listen on {}: ", s.addr)),
+            "{e}"
+        );
         stop.store(true, Ordering::Relaxed);
         let t = std::time::Instant::now();
         s.thread.join().unwrap();
