@@ -8,8 +8,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceOutcome {
@@ -89,7 +89,9 @@ impl Telemetry {
             last_success.clone(),
         );
         let transfer_seconds =
-            Family::<Transfer, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+            Family::<Transfer, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
         registry.register(
             "transfer_duration_seconds",
             "Duration of pickup passes and feed deliveries",

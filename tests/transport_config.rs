@@ -29,7 +29,11 @@ fn the_shipped_examples_pass_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for name in ["ftp.toml", "ftps.toml", "sftp.toml"] {
         let o = run_bin(
-            &["--config".into(), root.join(name).display().to_string(), "check".into()],
+            &[
+                "--config".into(),
+                root.join(name).display().to_string(),
+                "check".into(),
+            ],
             &root,
         );
         assert_eq!(o.code, 0, "{name}: {}{}", o.stdout, o.stderr);
@@ -52,20 +56,59 @@ fn each_kind_names_its_missing_and_foreign_keys() {
     }
     assert!(!o.stdout.contains("not available"), "{}", o.stdout);
 
-    let o = check_with("type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\ntls = \"implicit\"\n");
+    let o = check_with(
+        "type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\ntls = \"implicit\"\n",
+    );
     assert_eq!(o.code, 2);
-    assert!(o.stdout.contains("key `cart[0].transport.known_hosts`: sftp needs known_hosts or host_key_sha256"), "{}", o.stdout);
-    assert!(o.stdout.contains("key `cart[0].transport.tls`: does not apply to type = \"sftp\""), "{}", o.stdout);
+    assert!(
+        o.stdout.contains(
+            "key `cart[0].transport.known_hosts`: sftp needs known_hosts or host_key_sha256"
+        ),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("key `cart[0].transport.tls`: does not apply to type = \"sftp\""),
+        "{}",
+        o.stdout
+    );
 
-    let o = check_with("type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\nhost_key_sha256 = \"abc\"\n");
-    assert!(o.stdout.contains("must be an OpenSSH fingerprint like \"SHA256:"), "{}", o.stdout);
+    let o = check_with(
+        "type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\nhost_key_sha256 = \"abc\"\n",
+    );
+    assert!(
+        o.stdout
+            .contains("must be an OpenSSH fingerprint like \"SHA256:"),
+        "{}",
+        o.stdout
+    );
 
-    let o = check_with("type = \"ftps\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\ntls = \"sometimes\"\nca_file = \"nope.pem\"\n");
-    assert!(o.stdout.contains("key `cart[0].transport.tls`: must be \"explicit\" or \"implicit\""), "{}", o.stdout);
-    assert!(o.stdout.contains("key `cart[0].transport.ca_file`: no such file"), "{}", o.stdout);
+    let o = check_with(
+        "type = \"ftps\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\ntls = \"sometimes\"\nca_file = \"nope.pem\"\n",
+    );
+    assert!(
+        o.stdout
+            .contains("key `cart[0].transport.tls`: must be \"explicit\" or \"implicit\""),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("key `cart[0].transport.ca_file`: no such file"),
+        "{}",
+        o.stdout
+    );
 
-    let o = check_with("type = \"ftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\nafter = \"delete\"\n");
-    assert!(o.stdout.contains("key `cart[0].transport.after`: applies to inbound sources"), "{}", o.stdout);
+    let o = check_with(
+        "type = \"ftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"P\"\nafter = \"delete\"\n",
+    );
+    assert!(
+        o.stdout
+            .contains("key `cart[0].transport.after`: applies to inbound sources"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
@@ -83,7 +126,11 @@ fn an_inline_password_is_a_warning_and_never_shown() {
 #[test]
 fn a_password_never_reaches_a_message_when_the_server_refuses() {
     // Nothing listens on this port: the error names host and port, not the secret.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let secret = "s3cr3t-Pass-Word";
     let ws = Workspace::standard("");
     let cfg = ws.read("stockgate.toml").replace(
@@ -91,7 +138,11 @@ fn a_password_never_reaches_a_message_when_the_server_refuses() {
         &format!("[cart.transport]\ntype = \"ftp\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"u\"\npassword = \"{secret}\"\ntimeout = \"2s\""),
     );
     ws.config(&cfg);
-    ws.apply("wms", "s.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1,2025-06-01T10:00:00Z,,\n");
+    ws.apply(
+        "wms",
+        "s.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,1,2025-06-01T10:00:00Z,,\n",
+    );
     let o = ws.run(&["sync", "shop", "--json"]);
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     let v = o.json();
