@@ -11,6 +11,16 @@
 //! does not read has a full socket buffer: one such client holds one
 //! worker, never the others. Every answer is built within a few ms (two
 //! small SQLite reads at most) and is a few kB, so a handful is plenty.
+//!
+//! Known limit of tiny_http 0.12 (not of this module): it gives each
+//! connection a thread from a pool that grows on demand, and keeps it for as
+//! long as the client keeps the connection open (no idle timeout). Its
+//! pool counts idle threads loosely, so a connection that arrives in the
+//! same instant as several others, while the rest of the pool waits on idle
+//! keep-alive clients, can wait until one of those connections closes.
+//! Seen only with bursts of simultaneous connections (tests/status_page.rs
+//! spaces its slow clients for that reason); a scraper, a probe and a
+//! browser are far from it.
 
 use crate::config::Config;
 use crate::telemetry::Telemetry;

@@ -158,6 +158,39 @@ fn healthz_says_ok_then_why_not() {
 }
 
 #[test]
+fn slow_clients_hold_nobody_up() {
+    let r = start();
+    // Half send headers that never end, half a whole HTTP/1.1 request whose
+    // answer they never read and then keep the connection open.
+    // (They arrive 50 ms apart: tiny_http 0.12's connection pool can strand
+    // a connection that arrives in the same instant as several others while
+    // all its threads wait on idle keep-alive clients; see serve.rs.)
+    let mut idle = vec![];
+    for i in 0..8 {
+        let mut s = TcpStream::connect(r.addr()).unwrap();
+        let req = if i % 2 == 0 {
+            "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+        } else {
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        };
+        s.write_all(req.as_bytes()).unwrap();
+        idle.push(s);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in ["/healthz", "/metrics", "/", "/nothing-here"] {
+        let t = Instant::now();
+        let (code, _, _) = get(r.addr(), path);
+        assert!(code == 200 || path == "/nothing-here", "{path}: {code}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{path}: {:?}",
+            t.elapsed()
+        );
+    }
+    drop(idle);
+}
+
+#[test]
 fn metrics_are_openmetrics_text() {
     let r = start();
     let (code, head, body) = get(r.addr(), "/metrics");
