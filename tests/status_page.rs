@@ -272,9 +272,10 @@ fn page_is_escaped_html() {
 
 // ----- a real browser -----
 
-/// Debian's Chromium, if installed.
+/// Debian's Chromium (or `$STOCKGATE_CHROMIUM`), if installed.
 fn chromium() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/chromium");
+    let p = std::env::var_os("STOCKGATE_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     p.is_file().then_some(p)
 }
 
@@ -344,10 +345,10 @@ fn page_in_a_real_browser_at_phone_size() {
     let Some(bin) = chromium() else {
         if std::env::var("STOCKGATE_REQUIRE_BROWSER").as_deref() == Ok("1") {
             panic!(
-                "STOCKGATE_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing: apt-get install -y chromium"
+                "STOCKGATE_REQUIRE_BROWSER=1 but no Chromium at /usr/bin/chromium (or $STOCKGATE_CHROMIUM): apt-get install -y chromium"
             );
         }
-        println!("SKIPPED: no /usr/bin/chromium (apt-get install -y chromium)");
+        println!("SKIPPED: no Chromium at /usr/bin/chromium (apt-get install -y chromium)");
         return;
     };
     let r = start();
