@@ -1,0 +1,417 @@
+//! The HTTP server (`stockgate::serve`) over a real ledger filled by the real
+//! binary: `/healthz`, `/metrics`, and the status page rendered by a real
+//! headless Chromium at phone size.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use stockgate::serve::{ServeState, Server, serve};
+use stockgate::telemetry::Telemetry;
+
+/// A source file name and a value that must come out escaped.
+const BAD_NAME: &str = "bad<script>&co.csv";
+const BAD_VALUE: &str = "<script>alert(1)</script>";
+
+/// A workspace whose ledger has an applied file, a rejected one (with HTML in
+/// its name and value), a sent sync (`shop`) and a failed one (`outlet`).
+fn workspace() -> Workspace {
+    let ws = Workspace::standard(&cart("outlet", "m1", ""));
+    ws.apply(
+        "wms",
+        "stock.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,10,2025-06-01T10:00:00Z,,Widget\nB,W1,3,2025-06-01T10:00:00Z,,Gadget\n",
+    );
+    ws.apply(
+        "orders",
+        "o.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\n1,1,A,2,open,2025-06-01T11:00:00Z,\n",
+    );
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
+    // The outlet's folder is a regular file: its delivery fails.
+    ws.write("out/outlet", "not a folder");
+    assert_eq!(ws.sync("outlet", &[], 1)["outcome"], "failed");
+    let p = ws.write(
+        &format!("in/wms/{BAD_NAME}"),
+        format!("SKU,Whse,Qty,AsOf,UPC,Title\nC,W1,{BAD_VALUE},2025-06-01T10:00:00Z,,\n"),
+    );
+    assert_eq!(ws.ingest("wms", &p, 1)["outcome"], "rejected");
+    ws
+}
+
+struct Running {
+    ws: Workspace,
+    telemetry: Arc<Telemetry>,
+    stop: Arc<AtomicBool>,
+    server: Option<Server>,
+}
+
+impl Running {
+    fn addr(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().addr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(s) = self.server.take() {
+            let _ = s.thread.join();
+        }
+    }
+}
+
+fn start() -> Running {
+    let ws = workspace();
+    let cfg = stockgate::config::load(&ws.config_path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let telemetry = Arc::new(Telemetry::new());
+    telemetry.file("wms", "applied");
+    telemetry.file("orders", "applied");
+    telemetry.file("wms", "rejected");
+    telemetry.sync("shop", "sent", Some((2, 20)));
+    telemetry.sync("outlet", "failed", None);
+    telemetry.transfer("pickup", "wms", 0.05);
+    telemetry.transfer("pickup", "wms", 0.3);
+    telemetry.transfer("delivery", "shop", 1.5);
+    let state = Arc::new(ServeState {
+        config: RwLock::new(Arc::new(cfg)),
+        telemetry: telemetry.clone(),
+        started_at: stockgate::util::now_ms() - 3_723_000,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = serve("127.0.0.1:0", state, stop.clone()).expect("serve");
+    assert_ne!(server.addr.port(), 0);
+    Running {
+        ws,
+        telemetry,
+        stop,
+        server: Some(server),
+    }
+}
+
+/// A raw HTTP/1.0 request: (status, headers lower-cased, body).
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = vec![];
+    s.read_to_end(&mut raw).expect("read response");
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, head.to_lowercase(), body.to_string())
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    request(addr, "GET", path)
+}
+
+#[test]
+fn healthz_says_ok_then_why_not() {
+    let r = start();
+    let (code, head, body) = get(r.addr(), "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    assert!(
+        head.contains("content-type: text/plain; charset=utf-8"),
+        "{head}"
+    );
+
+    *r.telemetry.trouble.lock().unwrap() = Some("ledger write failed: disk full".into());
+    let (code, _, body) = get(r.addr(), "/healthz");
+    assert_eq!(code, 503);
+    assert_eq!(body, "trouble: ledger write failed: disk full\n");
+    *r.telemetry.trouble.lock().unwrap() = None;
+
+    r.telemetry
+        .heartbeat
+        .store(stockgate::util::now_ms() - 42_400, Ordering::Relaxed);
+    let (code, _, body) = get(r.addr(), "/healthz");
+    assert_eq!(code, 503);
+    assert_eq!(body, "stalled: the main loop last ran 42 s ago\n");
+    r.telemetry.beat();
+    assert_eq!(get(r.addr(), "/healthz").0, 200);
+
+    // The ledger gone: the check opens it read-only, never creates it.
+    let ledger = r.ws.path("var/ledger.sqlite");
+    std::fs::rename(&ledger, r.ws.path("var/elsewhere.sqlite")).unwrap();
+    let (code, _, body) = get(r.addr(), "/healthz");
+    assert_eq!(code, 503);
+    assert!(body.starts_with("ledger: "), "{body}");
+    assert!(!ledger.exists());
+
+    // Other paths and methods.
+    assert_eq!(get(r.addr(), "/nothing-here").0, 404);
+    let (code, head, _) = request(r.addr(), "POST", "/healthz");
+    assert_eq!(code, 405);
+    assert!(head.contains("allow: get, head"), "{head}");
+    assert_eq!(request(r.addr(), "DELETE", "/").0, 405);
+}
+
+#[test]
+fn slow_clients_hold_nobody_up() {
+    let r = start();
+    // Half send headers that never end, half a whole HTTP/1.1 request whose
+    // answer they never read and then keep the connection open.
+    // (They arrive 50 ms apart: tiny_http 0.12's connection pool can strand
+    // a connection that arrives in the same instant as several others while
+    // all its threads wait on idle keep-alive clients; see serve.rs.)
+    let mut idle = vec![];
+    for i in 0..8 {
+        let mut s = TcpStream::connect(r.addr()).unwrap();
+        let req = if i % 2 == 0 {
+            "GET /metrics HTTP/1.1\r\nHost: x\r\n"
+        } else {
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        };
+        s.write_all(req.as_bytes()).unwrap();
+        idle.push(s);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for path in ["/healthz", "/metrics", "/", "/nothing-here"] {
+        let t = Instant::now();
+        let (code, _, _) = get(r.addr(), path);
+        assert!(code == 200 || path == "/nothing-here", "{path}: {code}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{path}: {:?}",
+            t.elapsed()
+        );
+    }
+    drop(idle);
+}
+
+#[test]
+fn metrics_are_openmetrics_text() {
+    let r = start();
+    let (code, head, body) = get(r.addr(), "/metrics");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{head}"
+    );
+    for line in [
+        r#"stockgate_files_total{source="wms",outcome="applied"} 1"#,
+        r#"stockgate_files_total{source="wms",outcome="rejected"} 1"#,
+        r#"stockgate_syncs_total{cart="outlet",outcome="failed"} 1"#,
+        r#"stockgate_items_sent_total{cart="shop"} 2"#,
+        r#"stockgate_transfer_duration_seconds_count{direction="pickup",id="wms"} 2"#,
+    ] {
+        assert!(body.lines().any(|l| l == line), "no {line} in:\n{body}");
+    }
+    assert!(
+        body.contains(r#"stockgate_transfer_duration_seconds_bucket{le="+Inf",direction="delivery",id="shop"} 1"#),
+        "{body}"
+    );
+    let ledger_bytes: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("stockgate_ledger_bytes "))
+        .expect("stockgate_ledger_bytes")
+        .parse()
+        .unwrap();
+    assert!(ledger_bytes > 0.0, "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // Every line is a comment or `name{labels} number`.
+    for l in body.lines().filter(|l| !l.starts_with("# ")) {
+        let (name, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("{l}"));
+        assert!(value.parse::<f64>().is_ok(), "value in {l}");
+        let bare = name.split('{').next().unwrap();
+        assert!(
+            bare.starts_with("stockgate_")
+                && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "name in {l}"
+        );
+        assert_eq!(name.contains('{'), name.ends_with('}'), "labels in {l}");
+    }
+}
+
+#[test]
+fn page_is_escaped_html() {
+    let r = start();
+    let (code, head, body) = get(r.addr(), "/");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    for want in [
+        "<title>stockgate</title>",
+        "name=\"viewport\"",
+        "http-equiv=\"refresh\" content=\"30\"",
+        env!("CARGO_PKG_VERSION"),
+        "up 1 h 2 min",
+        "<h2>Carts</h2>",
+        "<h2>Sources</h2>",
+        "<h2>Recent history</h2>",
+        "bad&lt;script&gt;&amp;co.csv",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "delivery failed: ",
+        "shop-000001.csv",
+    ] {
+        assert!(body.contains(want), "no {want} in:\n{body}");
+    }
+    assert!(!body.to_lowercase().contains("<script"), "{body}");
+    assert!(!body.contains("&co.csv"), "unescaped & in:\n{body}");
+    // HEAD: headers only.
+    let (code, _, body) = request(r.addr(), "HEAD", "/");
+    assert_eq!((code, body.as_str()), (200, ""));
+}
+
+// ----- a real browser -----
+
+/// Debian's Chromium (or `$STOCKGATE_CHROMIUM`), if installed.
+fn chromium() -> Option<PathBuf> {
+    let p = std::env::var_os("STOCKGATE_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    p.is_file().then_some(p)
+}
+
+/// Runs the browser with `args`, stdout to a file; kills its whole process
+/// group if it takes longer than `limit`. Returns (success, stdout, stderr).
+fn browser(bin: &Path, args: &[String], dir: &Path, limit: Duration) -> (bool, String, String) {
+    use std::os::unix::process::CommandExt;
+    let out = dir.join("stdout");
+    let err = dir.join("stderr");
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let pgid = child.id().to_string();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > limit {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Leave none of its helpers behind either way (its own group only).
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.wait();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (stdout, stderr) = (read(&out), read(&err));
+    match status {
+        None => panic!(
+            "chromium hung for {limit:?}: killed\nstderr:\n{}",
+            stderr.chars().take(4000).collect::<String>()
+        ),
+        Some(s) => (s.success(), stdout, stderr),
+    }
+}
+
+fn chromium_args(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=412,915",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+#[test]
+fn page_in_a_real_browser_at_phone_size() {
+    let Some(bin) = chromium() else {
+        if std::env::var("STOCKGATE_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            panic!(
+                "STOCKGATE_REQUIRE_BROWSER=1 but no Chromium at /usr/bin/chromium (or $STOCKGATE_CHROMIUM): apt-get install -y chromium"
+            );
+        }
+        println!("SKIPPED: no Chromium at /usr/bin/chromium (apt-get install -y chromium)");
+        return;
+    };
+    let r = start();
+    let url = format!("http://{}/", r.addr());
+    let limit = Duration::from_secs(60);
+
+    // The rendered DOM.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut args = chromium_args(&tmp.path().join("profile-dom"));
+    args.extend(["--dump-dom".to_string(), url.clone()]);
+    let (ok, dom, stderr) = browser(&bin, &args, tmp.path(), limit);
+    assert!(ok, "chromium --dump-dom failed\nstderr:\n{stderr}");
+    for want in [
+        "<title>stockgate</title>",
+        ">shop<",
+        ">outlet<",
+        ">wms<",
+        ">orders<",
+        "Recent history",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "bad&lt;script&gt;&amp;co.csv",
+    ] {
+        assert!(
+            dom.contains(want),
+            "no {want} in the DOM:\n{dom}\nstderr:\n{stderr}"
+        );
+    }
+    assert!(
+        !dom.to_lowercase().contains("<script"),
+        "a script element:\n{dom}"
+    );
+
+    // A phone-sized screenshot.
+    let png = tmp.path().join("page.png");
+    let shots = tmp.path().join("shot");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut args = chromium_args(&tmp.path().join("profile-shot"));
+    args.extend([format!("--screenshot={}", png.display()), url.clone()]);
+    let (ok, _, stderr) = browser(&bin, &args, &shots, limit);
+    assert!(ok, "chromium --screenshot failed\nstderr:\n{stderr}");
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot ({e})\n{stderr}"));
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    // The PNG's own size (IHDR): the phone-sized window.
+    let dim = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!((dim(16), dim(20)), (412, 915), "screenshot size");
+    assert!(
+        bytes.len() > 10_000,
+        "screenshot of {} bytes: a blank page?",
+        bytes.len()
+    );
+    // For a person to look at: the phone shot, the whole page at phone
+    // width, and a desktop-width one (KEEP.png, KEEP-full.png, KEEP-wide.png).
+    if let Ok(keep) = std::env::var("STOCKGATE_KEEP_SCREENSHOT") {
+        std::fs::copy(&png, format!("{keep}.png")).unwrap();
+        for (name, size) in [("full", "412,2400"), ("wide", "1280,1000")] {
+            let mut args = chromium_args(&tmp.path().join(format!("profile-{name}")));
+            args.retain(|a| !a.starts_with("--window-size="));
+            args.extend([
+                format!("--window-size={size}"),
+                format!("--screenshot={keep}-{name}.png"),
+                format!("http://{}/", r.addr()),
+            ]);
+            assert!(browser(&bin, &args, &shots, limit).0, "{name} screenshot");
+        }
+    }
+}
