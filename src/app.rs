@@ -512,13 +512,13 @@ fn pass_summary(p: &crate::daemon::Pass) -> String {
     let n = |o: Outcome| p.files.iter().filter(|f| f.outcome == o).count();
     let s = |o: &str| p.syncs.iter().filter(|r| r.outcome == o).count();
     format!(
-        "run --once: {} ({} applied, {} duplicate, {} rejected, {} held), {} ({} sent, {} skipped, {} failed), {}",
+        "run --once: {} ({} applied, {} duplicate, {} rejected, {} held), {} synced ({} sent, {} skipped, {} failed), {}",
         count(p.files.len(), "file"),
         n(Outcome::Applied),
         n(Outcome::Duplicate),
         n(Outcome::Rejected),
         n(Outcome::Held),
-        format!("{} synced", count(p.syncs.len(), "cart")),
+        count(p.syncs.len(), "cart"),
         s("sent"),
         s("skipped"),
         s("failed"),
