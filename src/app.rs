@@ -259,6 +259,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let mut ledger = open(&cfg)?;
             if once {
                 crate::daemon::clean_up_after_crashes(&cfg);
+                if let Err(e) = crate::daemon::prune(&cfg) {
+                    tracing::error!(error = %e, "retention failed");
+                }
                 let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
                 print_pass(&pass);
                 outln!("{}", pass_summary(&pass));

@@ -274,8 +274,10 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
     let mut conn = Conn { ledger: None };
     let remote = src.transport.endpoint.is_remote();
     let mut first = true;
+    let started = Instant::now();
     while !sh.stopping() {
         let t0 = Instant::now();
+        let mut settling = false;
         let next = match conn.get(&sh.cfg) {
             Err(e) => {
                 tracing::error!(source = %src.id, error = %escape(&e), "ledger unavailable");
@@ -294,6 +296,7 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
                     if !p.files.is_empty() || remote {
                         sh.telemetry.transfer("pickup", &src.id, took.as_secs_f64());
                     }
+                    settling = p.settling > 0;
                     if let Some(w) = p.stable_in {
                         w.min(src.poll) + Duration::from_millis(50)
                     } else if p.settling > 0 || (!remote && !watched) {
@@ -318,7 +321,10 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
                 }
             },
         };
-        if std::mem::take(&mut first) {
+        // The first look is over once no file of it is still settling
+        // (local files a moment old wait a second or two).
+        if first && (!settling || started.elapsed() >= Duration::from_secs(3)) {
+            first = false;
             sh.first_look_done(&src.merchant);
         }
         bell.wait(next);

@@ -1,0 +1,514 @@
+//! `stockgate run` as the long-running service, as a real child process:
+//! one instance per ledger, SIGHUP reload, JSON logs and /healthz, a cart
+//! whose server never answers while the others keep their schedule, SIGTERM
+//! within 5 s, 50 kill -9 at random moments, retention with the clock set
+//! forward.
+
+mod common;
+use common::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon whose stderr goes to a file; killed if the test fails.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(ws: &Workspace, extra: &[&str]) -> Daemon {
+        let log = ws.path(&format!("daemon-{}.log", now_nanos()));
+        let mut args: Vec<String> = vec!["--config".into(), ws.config_path().display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(BIN)
+            .args(&args)
+            .current_dir(ws.dir())
+            .env("STOCKGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+    fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+    fn signal(&self, sig: &str) {
+        assert!(
+            Command::new("kill")
+                .args([sig, &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    /// SIGTERM; returns how long it took to exit, and the exit status.
+    fn term(mut self) -> (Duration, std::process::ExitStatus) {
+        let t = Instant::now();
+        self.signal("-TERM");
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (t.elapsed(), st);
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "did not stop:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Feed files (not temporary ones) in a folder, sorted.
+fn feeds(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+const PLAIN_INV: &str = "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\n";
+
+/// merchant m1; sources `a` and `b` (warehouses A and B); carts from `carts`.
+fn service_ws(carts: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "{}{}{}{carts}",
+        header(&["m1"]),
+        inbound("a", "m1", "inventory", "plain", "warehouse = \"A\""),
+        inbound("b", "m1", "inventory", "plain", "warehouse = \"B\""),
+    ));
+    ws.mapping("plain", PLAIN_INV);
+    ws.mapping("feed", FEED_MAPPING);
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    ws
+}
+
+fn full_cart(id: &str, schedule: &str) -> String {
+    cart(id, "m1", "full_sync = true").replace("every 1m", schedule)
+}
+
+/// Drops a file into a watched inbox (written under a temporary name, then renamed).
+fn drop_file(ws: &Workspace, src: &str, name: &str, body: &str) {
+    let tmp = ws.write(&format!("in/{src}/.{name}.tmp"), body);
+    std::fs::rename(tmp, ws.path(&format!("in/{src}/{name}"))).unwrap();
+}
+
+#[test]
+fn a_second_run_on_the_same_ledger_exits_2_naming_the_pid() {
+    let ws = service_ws(&full_cart("shop", "every 1h"));
+    let d = Daemon::start(&ws, &["run"]);
+    wait_for("the daemon to start", Duration::from_secs(20), || d.log().contains("stockgate running"));
+    let o = ws.run(&["run", "--once"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr.contains(&format!("another stockgate run (pid {})", d.child.id())),
+        "{}",
+        o.stderr
+    );
+    let o = ws.run(&["run"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    // ingest and sync may run beside it.
+    let f = ws.write("elsewhere/s.csv", "SKU,Qty\nX,3\n");
+    assert_eq!(ws.ingest("a", &f, 0)["outcome"], "applied");
+    assert_eq!(ws.sync("shop", &["--force"], 0)["outcome"], "sent");
+    let (took, st) = d.term();
+    assert!(st.success());
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Once it is gone, a new run may start.
+    assert_eq!(ws.run(&["run", "--once"]).code, 0);
+}
+
+#[test]
+fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
+    let ws = service_ws(&full_cart("one", "every 1s"));
+    let d = Daemon::start(&ws, &["--log-format", "json", "run", "--http", "127.0.0.1:0"]);
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
+    wait_for("cart one's first feed", Duration::from_secs(20), || {
+        feeds(&ws.path("out/one")).iter().any(|f| {
+            std::fs::read_to_string(ws.path(&format!("out/one/{f}"))).unwrap_or_default() == "SKU,Quantity\nP,4\n"
+        })
+    });
+    // A good config: a second cart appears.
+    let good = format!("{}{}", ws.read("stockgate.toml"), full_cart("two", "every 1s"));
+    ws.config(&good);
+    d.signal("-HUP");
+    wait_for("cart two's first feed", Duration::from_secs(20), || !feeds(&ws.path("out/two")).is_empty());
+    // A bad one: refused, logged, the running config stays.
+    ws.config(&good.replace("schedule = \"every 1s\"", "schedule = \"every now and then\""));
+    d.signal("-HUP");
+    wait_for("the refusal", Duration::from_secs(10), || d.log().contains("config reload refused"));
+    let n = feeds(&ws.path("out/two")).len();
+    wait_for("cart two to go on", Duration::from_secs(10), || feeds(&ws.path("out/two")).len() > n + 1);
+    // /healthz answers, on the port the log names.
+    let log = d.log();
+    let addr = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["addr"].as_str().map(String::from))
+        .expect("the http address in the log");
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"), "{health}");
+    assert!(health.ends_with("ok\n"), "{health}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.contains("stockgate_files_total{source=\"a\",outcome=\"applied\"} 1"), "{metrics}");
+    let (took, st) = d.term();
+    assert!(st.success() && took < Duration::from_secs(5), "{took:?} {st:?}");
+    // Every log line is one JSON object; pickups and syncs carry their facts.
+    let log = std::fs::read_to_string(&d_log_path(&ws)).unwrap_or(log);
+    let mut pickup = None;
+    let mut sync = None;
+    for l in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        match v["event"].as_str() {
+            Some("pickup") => pickup = Some(v),
+            Some("sync") if v["outcome"] == "sent" => sync = Some(v),
+            _ => {}
+        }
+    }
+    let p = pickup.expect("a pickup line");
+    assert_eq!(p["source"], "a");
+    assert_eq!(p["outcome"], "applied");
+    assert_eq!(p["items"], 1);
+    assert_eq!(p["bytes"], 12);
+    assert!(p["file"].as_str().unwrap().ends_with("s1.csv"), "{p}");
+    assert!(p["duration_ms"].is_u64(), "{p}");
+    let s = sync.expect("a sync line");
+    for k in ["cart", "file", "items", "bytes", "duration_ms"] {
+        assert!(!s[k].is_null(), "{k} in {s}");
+    }
+}
+
+fn d_log_path(ws: &Workspace) -> PathBuf {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(ws.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("daemon-"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A server that accepts connections and never says a word.
+fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut held = vec![];
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if let Ok((s, _)) = l.accept() {
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn a_cart_whose_server_never_answers_delays_no_one_and_sigterm_is_quick() {
+    let (port, _server) = silent_server();
+    let stuck = format!(
+        r#"
+[[cart]]
+id = "stuck"
+merchant = "m1"
+format = "csv"
+mapping = "feed"
+schedule = "every 1s"
+full_sync = true
+[cart.transport]
+type = "ftp"
+host = "127.0.0.1"
+port = {port}
+user = "u"
+password_env = "NO_SUCH_SECRET_NEEDED"
+timeout = "60s"
+"#
+    );
+    let ws = service_ws(&format!(
+        "{}{}{stuck}",
+        full_cart("fast", "every 1s"),
+        full_cart("slow", "every 2s")
+    ));
+    let d = {
+        let log = ws.path("daemon-stuck.log");
+        let child = Command::new(BIN)
+            .args(["--config", &ws.config_path().display().to_string(), "run"])
+            .current_dir(ws.dir())
+            .env("STOCKGATE_LOG", "info")
+            .env("NO_SUCH_SECRET_NEEDED", "x")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    };
+    // Counts arrive over time; the healthy carts keep their schedule.
+    let mut expect = std::collections::BTreeMap::new();
+    for round in 0..4 {
+        let (a, b) = (10 + round, 100 + round);
+        drop_file(&ws, "a", &format!("a{round}.csv"), &format!("SKU,Qty\nK,{a}\nL{round},1\n"));
+        drop_file(&ws, "b", &format!("b{round}.csv"), &format!("SKU,Qty\nK,{b}\n"));
+        expect.insert("K".to_string(), a + b);
+        expect.insert(format!("L{round}"), 1);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let want: String = std::iter::once("SKU,Quantity\n".to_string())
+        .chain(expect.iter().map(|(k, v)| format!("{k},{v}\n")))
+        .collect();
+    for cart in ["fast", "slow"] {
+        wait_for(&format!("{cart}'s feed of every count"), Duration::from_secs(20), || {
+            feeds(&ws.path(&format!("out/{cart}")))
+                .last()
+                .is_some_and(|f| std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}"))).unwrap_or_default() == want)
+        });
+    }
+    // Both kept their schedule while `stuck` hung in its first connection.
+    let fast = feeds(&ws.path("out/fast")).len();
+    let slow = feeds(&ws.path("out/slow")).len();
+    assert!(fast >= 5, "fast sent {fast} feeds");
+    assert!(slow >= 3, "slow sent {slow} feeds");
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck'"), 0);
+    let (took, st) = d.term();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}\n{}", d_log(&ws));
+    assert!(st.success());
+    // Nothing recorded as sent for the stuck cart; nothing half-written anywhere.
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck' AND outcome = 'sent'"), 0);
+    for cart in ["fast", "slow"] {
+        let all: Vec<String> = std::fs::read_dir(ws.path(&format!("out/{cart}")))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(all.iter().all(|f| !f.starts_with('.')), "{all:?}");
+    }
+}
+
+fn d_log(ws: &Workspace) -> String {
+    std::fs::read_to_string(ws.path("daemon-stuck.log")).unwrap_or_default()
+}
+
+/// A tiny deterministic random source (no extra crate for the test).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
+    let ws = service_ws(&format!(
+        "{}{}",
+        full_cart("full", "every 1s"),
+        cart("changed", "m1", "").replace("every 1m", "every 1s")
+    ));
+    let mut rng = Lcg(20261128);
+    let mut dropped: Vec<(String, String, String)> = vec![]; // (source, name, body)
+    let mut expect: std::collections::BTreeMap<String, (u64, i64)> = Default::default(); // sku -> (file no, qty) per source
+    let rows = 4000;
+    let iterations = 50;
+    let mut killed_with_files_waiting = 0;
+    for it in 0..iterations {
+        // One or two new counts, each of `rows` SKUs.
+        for _ in 0..=rng.next(2) {
+            let src = if rng.next(2) == 0 { "a" } else { "b" };
+            let n = dropped.len();
+            // One SKU of its own makes each file's content unique.
+            let mut body = format!("SKU,Qty\nF{n},1\n");
+            expect.insert(format!("{src}:F{n}"), (n as u64, 1));
+            for r in 0..rows {
+                let q = (n * 7 + r) % 50;
+                body.push_str(&format!("S{r},{q}\n"));
+                expect.insert(format!("{src}:S{r}"), (n as u64, q as i64));
+            }
+            let name = format!("f{n:03}.csv");
+            drop_file(&ws, src, &name, &body);
+            let p = ws.path(&format!("in/{src}/{name}"));
+            set_mtime(&p, now_secs() - 10); // settled: taken at once
+            dropped.push((src.into(), name, body));
+        }
+        let d = Daemon::start(&ws, &["run"]);
+        std::thread::sleep(Duration::from_millis(rng.next(900)));
+        let mut d = d;
+        let _ = d.child.kill(); // SIGKILL
+        let _ = d.child.wait();
+        if !feeds(&ws.path("in/a")).is_empty() || !feeds(&ws.path("in/b")).is_empty() {
+            killed_with_files_waiting += 1;
+        }
+        // After every kill: the ledger is whole.
+        let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "iteration {it}");
+        // No content applied twice for a source.
+        let twice: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM (SELECT source, sha256 FROM reports GROUP BY source, sha256 HAVING COUNT(*) > 1)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(twice, 0, "iteration {it}");
+        // No partial file under a final name.
+        for cart in ["full", "changed"] {
+            for f in feeds(&ws.path(&format!("out/{cart}"))) {
+                let text = std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}"))).unwrap();
+                assert!(text.starts_with("SKU,Quantity\n") && text.ends_with('\n'), "{cart}/{f} is partial");
+                for l in text.lines().skip(1) {
+                    let (_, q) = l.split_once(',').unwrap_or_else(|| panic!("{cart}/{f}: {l:?}"));
+                    q.parse::<i64>().unwrap_or_else(|_| panic!("{cart}/{f}: {l:?}"));
+                }
+            }
+        }
+    }
+    // A last, clean run takes everything left.
+    let d = Daemon::start(&ws, &["run"]);
+    wait_for("every file to be taken", Duration::from_secs(60), || {
+        feeds(&ws.path("in/a")).is_empty() && feeds(&ws.path("in/b")).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(2500)); // a sync after the last apply
+    let (took, st) = d.term();
+    assert!(st.success() && took < Duration::from_secs(5), "{took:?}");
+    // Every dropped file applied exactly once (by content, per source).
+    let applied = ws.sql_i64("SELECT COUNT(*) FROM reports");
+    assert_eq!(applied, dropped.len() as i64);
+    for (src, _, body) in &dropped {
+        let sha = sha256_hex(body.as_bytes());
+        assert_eq!(
+            ws.sql_i64(&format!("SELECT COUNT(*) FROM reports WHERE source = '{src}' AND sha256 = '{sha}'")),
+            1
+        );
+    }
+    // The last feed of the full cart is the independent sum of the latest counts.
+    let mut sums: std::collections::BTreeMap<String, i64> = Default::default();
+    for (k, (_, q)) in &expect {
+        let sku = k.split_once(':').unwrap().1.to_string();
+        *sums.entry(sku).or_insert(0) += q;
+    }
+    let last = feeds(&ws.path("out/full")).pop().expect("a full feed");
+    let text = std::fs::read_to_string(ws.path(&format!("out/full/{last}"))).unwrap();
+    let got: std::collections::BTreeMap<String, i64> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (s, q) = l.split_once(',').unwrap();
+            (s.to_string(), q.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, sums);
+    // No leftovers after that clean start and stop.
+    let mut left = vec![];
+    for dir in ["out/full", "out/changed", "var/archive", "var/work", "var/outgoing"] {
+        for f in ws.files_under(dir) {
+            let name = f.rsplit('/').next().unwrap();
+            if name.starts_with('.') {
+                left.push(format!("{dir}/{f}"));
+            }
+        }
+    }
+    assert!(left.is_empty(), "leftovers: {left:?}");
+    eprintln!(
+        "kill -9: {iterations} iterations passed ({killed_with_files_waiting} with files still waiting), {} files",
+        dropped.len()
+    );
+}
+
+#[test]
+fn retention_prunes_what_is_older_than_keep() {
+    let ws = service_ws(&full_cart("shop", "every 1s"));
+    ws.apply("a", "s.csv", "SKU,Qty\nK,5\n");
+    ws.write("in/b/bad.csv", "SKU,Qty\nK,x\n");
+    ws.run_ok(&["run", "--once"], 1); // quarantines bad.csv, syncs shop
+    ws.sync("shop", &["--force"], 0);
+    assert!(!ws.files_under("var/archive").is_empty());
+    assert_eq!(ws.files_under("var/quarantine/b").len(), 2);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs"), 2);
+    let stock_before = ws.ledger_dump();
+    // keep = "forever": nothing goes, whatever the clock says.
+    let cfg = ws.read("stockgate.toml");
+    ws.config(&cfg.replace("[ledger]\n", "[ledger]\nkeep = \"forever\"\n"));
+    let ahead = [("STOCKGATE_CLOCK_OFFSET".to_string(), "100d".to_string())];
+    let o = ws.run_env(&["run", "--once"], &ahead);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert_eq!(ws.files_under("var/quarantine/b").len(), 2);
+    // The default, 90 days, a hundred days on.
+    ws.config(&cfg);
+    let o = ws.run_env(&["run", "--once"], &ahead);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let archive: Vec<String> = ws
+        .files_under("var/archive")
+        .into_iter()
+        .filter(|f| !f.contains(&today()))
+        .collect();
+    // Only what this last run archived (a day 100 days on) is left.
+    assert!(ws.files_under("var/archive").iter().all(|f| !f.contains(&format!("/{}/", today()))), "{archive:?}");
+    assert!(ws.files_under("var/quarantine/b").is_empty());
+    // History: each cart's newest attempt stays.
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'shop'"), 1);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files WHERE received_at < strftime('%s','now') * 1000 + 86400000"), 0);
+    // The stock itself is never pruned.
+    let after = ws.ledger_dump();
+    let stock = |d: &str| d.lines().filter(|l| l.starts_with("stock") || l.contains("K|")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(stock(&stock_before), stock(&after));
+    assert_eq!(ws.value("K", "shop"), 5);
+}
+
+#[test]
+fn run_once_says_a_summary_even_when_nothing_was_due() {
+    let ws = service_ws(&full_cart("shop", "every 1h"));
+    let o = ws.run_ok(&["run", "--once"], 0);
+    assert!(o.stdout.lines().last().unwrap().starts_with("run --once: 0 files (0 applied"), "{}", o.stdout);
+    let o = ws.run_ok(&["run", "--once"], 0);
+    assert_eq!(
+        o.stdout.lines().last().unwrap(),
+        "run --once: 0 files (0 applied, 0 duplicate, 0 rejected, 0 held), 0 carts synced (0 sent, 0 skipped, 0 failed), 0 errors"
+    );
+}
