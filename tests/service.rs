@@ -354,7 +354,7 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
     let mut rng = Lcg(20261128);
     let mut dropped: Vec<(String, String, String)> = vec![]; // (source, name, body)
     let mut expect: std::collections::BTreeMap<String, (u64, i64)> = Default::default(); // sku -> (file no, qty) per source
-    let rows = 4000;
+    let rows = 6000;
     let iterations = 50;
     let mut killed_with_files_waiting = 0;
     for it in 0..iterations {
@@ -377,7 +377,7 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
             dropped.push((src.into(), name, body));
         }
         let d = Daemon::start(&ws, &["run"]);
-        std::thread::sleep(Duration::from_millis(rng.next(900)));
+        std::thread::sleep(Duration::from_millis(rng.next(350)));
         let mut d = d;
         let _ = d.child.kill(); // SIGKILL
         let _ = d.child.wait();
