@@ -37,7 +37,12 @@ fn timed(what: &str, mut cmd: Command) -> Duration {
     let t = Instant::now();
     let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let d = t.elapsed();
-    assert!(o.status.success(), "{what}: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     d
 }
 
@@ -96,7 +101,10 @@ fn lftp_cmd(f: &Ftpd, script: &str) -> Command {
 fn big_feed_ws(r: &Remote) -> Workspace {
     let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
     let cfg = ws.read("stockgate.toml");
-    ws.config(&cfg.replace("schedule = \"every 1m\"", "schedule = \"every 1m\"\nfull_sync = true"));
+    ws.config(&cfg.replace(
+        "schedule = \"every 1m\"",
+        "schedule = \"every 1m\"\nfull_sync = true",
+    ));
     ws.mapping(
         "feed",
         "format = \"csv\"\nheader = true\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Quantity\", field = \"quantity\" }, { header = \"Title\", field = \"description\" } ]\n",
@@ -108,7 +116,10 @@ fn big_feed_ws(r: &Remote) -> Workspace {
 #[test]
 #[ignore = "a benchmark: scripts/bench-transfer"]
 fn transfer_benchmark() {
-    assert!(!cfg!(debug_assertions), "run in release: scripts/bench-transfer");
+    assert!(
+        !cfg!(debug_assertions),
+        "run in release: scripts/bench-transfer"
+    );
     let s = Sshd::start().expect("sshd");
     let f = Ftpd::start();
     println!("| what | stockgate | reference | ratio |");
@@ -124,24 +135,49 @@ fn transfer_benchmark() {
             let ws = remote_ws(&r, "stable_for = \"0s\"", "");
             fill(&r);
             let mut c = Command::new(BIN);
-            c.args(["--config", &ws.config_path().display().to_string(), "run", "--once"])
-                .envs(r.env.iter().map(|(k, v)| (k, v)))
-                .env("STOCKGATE_LOG", "warn");
+            c.args([
+                "--config",
+                &ws.config_path().display().to_string(),
+                "run",
+                "--once",
+            ])
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
+            .env("STOCKGATE_LOG", "warn");
             ours.push(timed("stockgate run --once", c));
             assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM reports"), FILES as i64);
             assert!(r.files("in").is_empty());
             fill(&r);
             let local = tempfile::tempdir().unwrap();
             let cmd = if kind == "SFTP" {
-                sftp_cmd(&s, &format!("lcd {}\nget {}in/*\nrm {}in/*\n", local.path().display(), r.dir_prefix, r.dir_prefix))
+                sftp_cmd(
+                    &s,
+                    &format!(
+                        "lcd {}\nget {}in/*\nrm {}in/*\n",
+                        local.path().display(),
+                        r.dir_prefix,
+                        r.dir_prefix
+                    ),
+                )
             } else {
-                lftp_cmd(&f, &format!("mirror --Remove-source-files in {}", local.path().display()))
+                lftp_cmd(
+                    &f,
+                    &format!("mirror --Remove-source-files in {}", local.path().display()),
+                )
             };
             theirs.push(timed("reference", cmd));
             assert!(r.files("in").is_empty(), "{kind} reference left files");
         }
-        let reference = if kind == "SFTP" { "sftp get + rm" } else { "lftp mirror --Remove-source-files" };
-        row(&format!("{kind}: pick up {FILES} small files"), &ours, &theirs, reference);
+        let reference = if kind == "SFTP" {
+            "sftp get + rm"
+        } else {
+            "lftp mirror --Remove-source-files"
+        };
+        row(
+            &format!("{kind}: pick up {FILES} small files"),
+            &ours,
+            &theirs,
+            reference,
+        );
     }
     // --- a 100 MB feed ---
     for (kind, r) in [("SFTP", s.remote()), ("FTP", f.remote())] {
@@ -151,36 +187,68 @@ fn transfer_benchmark() {
         for i in 0..ROUNDS {
             // The same feed rendered and hashed, not sent: what the transfer adds.
             let mut c = Command::new(BIN);
-            c.args(["--config", &ws.config_path().display().to_string(), "sync", "shop", "--force", "--dry-run"])
-                .envs(r.env.iter().map(|(k, v)| (k, v)))
-                .env("STOCKGATE_LOG", "warn");
+            c.args([
+                "--config",
+                &ws.config_path().display().to_string(),
+                "sync",
+                "shop",
+                "--force",
+                "--dry-run",
+            ])
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
+            .env("STOCKGATE_LOG", "warn");
             render.push(timed("stockgate sync --dry-run", c));
             let mut c = Command::new(BIN);
-            c.args(["--config", &ws.config_path().display().to_string(), "sync", "shop", "--force"])
-                .envs(r.env.iter().map(|(k, v)| (k, v)))
-                .env("STOCKGATE_LOG", "warn");
+            c.args([
+                "--config",
+                &ws.config_path().display().to_string(),
+                "sync",
+                "shop",
+                "--force",
+            ])
+            .envs(r.env.iter().map(|(k, v)| (k, v)))
+            .env("STOCKGATE_LOG", "warn");
             ours.push(timed("stockgate sync", c));
             let sent = r.path(&format!("out/shop-{:06}.csv", i + 1));
             size = std::fs::metadata(&sent).unwrap().len();
             let local = ws.path("feed-copy.csv");
             std::fs::copy(&sent, &local).unwrap();
             let cmd = if kind == "SFTP" {
-                sftp_cmd(&s, &format!("put {} {}out/ref-{i}.csv\n", local.display(), r.dir_prefix))
+                sftp_cmd(
+                    &s,
+                    &format!("put {} {}out/ref-{i}.csv\n", local.display(), r.dir_prefix),
+                )
             } else {
                 lftp_cmd(&f, &format!("put {} -o out/ref-{i}.csv", local.display()))
             };
             theirs.push(timed("reference", cmd));
-            assert_eq!(std::fs::metadata(r.path(&format!("out/ref-{i}.csv"))).unwrap().len(), size);
+            assert_eq!(
+                std::fs::metadata(r.path(&format!("out/ref-{i}.csv")))
+                    .unwrap()
+                    .len(),
+                size
+            );
         }
-        let reference = if kind == "SFTP" { "sftp put" } else { "lftp put" };
-        row(&format!("{kind}: deliver a {} MB feed", size / 1_000_000), &ours, &theirs, reference);
+        let reference = if kind == "SFTP" {
+            "sftp put"
+        } else {
+            "lftp put"
+        };
+        row(
+            &format!("{kind}: deliver a {} MB feed", size / 1_000_000),
+            &ours,
+            &theirs,
+            reference,
+        );
         let upload: Vec<Duration> = ours
             .iter()
             .zip(&render)
             .map(|(a, b)| a.saturating_sub(*b))
             .collect();
         row(
-            &format!("{kind}: of which upload, size check, rename, archive (sync minus `sync --dry-run`)"),
+            &format!(
+                "{kind}: of which upload, size check, rename, archive (sync minus `sync --dry-run`)"
+            ),
             &upload,
             &theirs,
             reference,
