@@ -222,7 +222,7 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
         "{took:?} {st:?}"
     );
     // Every log line is one JSON object; pickups and syncs carry their facts.
-    let log = std::fs::read_to_string(&d_log_path(&ws)).unwrap_or(log);
+    let log = std::fs::read_to_string(d_log_path(&ws)).unwrap_or(log);
     let mut pickup = None;
     let mut sync = None;
     for l in log.lines() {
@@ -644,8 +644,15 @@ fn a_delivery_interrupted_before_its_record_is_reconciled_at_the_next_start() {
     ws.write("var/archive/a/2026-11-28/.x.csv.tmp-999999", "half");
     let d = Daemon::start(&ws, &["run"]);
     wait_for("both reconciled", Duration::from_secs(20), || {
-        ws.path("var/ledger.sqlite").exists()
-            && ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE started_at = 1795000000000") == 2
+        rusqlite::Connection::open(ws.path("var/ledger.sqlite"))
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM syncs WHERE started_at = 1795000000000",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n == 2)
     });
     let (_, st) = d.term();
     assert!(st.success());
