@@ -116,10 +116,9 @@ fn big_feed_ws(r: &Remote) -> Workspace {
 #[test]
 #[ignore = "a benchmark: scripts/bench-transfer"]
 fn transfer_benchmark() {
-    assert!(
-        !cfg!(debug_assertions),
-        "run in release: scripts/bench-transfer"
-    );
+    if cfg!(debug_assertions) {
+        panic!("run in release: scripts/bench-transfer");
+    }
     let s = Sshd::start().expect("sshd");
     let f = Ftpd::start();
     println!("| what | stockgate | reference | ratio |");
