@@ -54,6 +54,9 @@ pub struct FileOutcome {
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// SHA-256 of the file's bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zeroed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +81,7 @@ impl FileOutcome {
             stale: 0,
             errors: vec![],
             bytes: None,
+            sha256: None,
             zeroed: None,
             report: None,
             archived: None,
@@ -205,6 +209,7 @@ fn receive_acks(
     let (sha, _) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
     let now = now_ms();
     let mut out = FileOutcome::new(path, src);
+    out.sha256 = Some(sha.clone());
     match crate::acks::receive_997(cfg, ledger, path, peek) {
         Ok((groups, matched)) => {
             out.rows = groups;
@@ -253,6 +258,7 @@ fn apply_file(
     let now = now_ms();
     let mut out = FileOutcome::new(path, src);
     out.bytes = Some(size);
+    out.sha256 = Some(sha.clone());
     let duplicate = |ledger: &Ledger, mut out: FileOutcome, archived: String| {
         ledger.record_file(
             &src.id,
