@@ -250,6 +250,18 @@ pub fn pickup_after_values(r: &Remote) {
             "after = {after}"
         );
         assert_eq!(ws.value("A", "shop"), 10);
+        if after == "keep" {
+            // The ledger remembers the kept file: name, size, mtime, hash, outcome.
+            assert_eq!(
+                ws.sql_i64(&format!(
+                    "SELECT COUNT(*) FROM remote_files WHERE source = 'wms' AND name = 's.csv' AND size = {}
+                     AND mtime IS NOT NULL AND sha256 = '{}' AND outcome = 'applied'",
+                    STOCK.len(),
+                    sha256_hex(STOCK.as_bytes())
+                )),
+                1
+            );
+        }
     }
 }
 
