@@ -1152,7 +1152,7 @@ fn take_one(
             e.size,
             e.mtime,
             outcome,
-            None,
+            out.sha256.as_deref(),
             None,
             now_ms(),
         )
