@@ -387,8 +387,14 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (strsim::jaro_winkler(&w, &c.to_lowercase()), c))
-        .filter(|(s, _)| *s >= 0.8)
+        .filter_map(|c| {
+            let lc = c.to_lowercase();
+            let jw = strsim::jaro_winkler(&w, &lc);
+            // Short names: one edit away (a typo, a swapped pair) is close.
+            let edits = strsim::damerau_levenshtein(&w, &lc);
+            let near = edits <= (w.chars().count().max(lc.chars().count()) / 4).max(1);
+            (jw >= 0.8 || near).then_some((jw - edits as f64, c))
+        })
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -404,7 +410,8 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 /// value (it may be a secret): `min_level must be a whole number, like
 /// min_level = 5`.
 pub fn type_message(key: &str, serde_message: &str) -> String {
-    let expected = serde_message
+    let first = serde_message.lines().next().unwrap_or("");
+    let expected = first
         .split_once("expected ")
         .map(|(_, e)| e.trim())
         .unwrap_or("");

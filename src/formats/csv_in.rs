@@ -49,13 +49,9 @@ impl Lines {
         for (j, &b) in buf.iter().enumerate() {
             let off = self.seen + j as u64;
             match b {
-                b'\n' if off > 0 && self.last_cr == Some(off - 1) => {
-                    if let Some(s) = self.starts.back_mut()
-                        && *s == off
-                    {
-                        *s = off + 1;
-                    }
-                }
+                // The LF of a CRLF: the line started after the CR (the
+                // CSV reader may place the next record at this LF).
+                b'\n' if off > 0 && self.last_cr == Some(off - 1) => {}
                 b'\n' => self.starts.push_back(off + 1),
                 b'\r' => {
                     self.starts.push_back(off + 1);
