@@ -103,13 +103,17 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Initialize DIR (default ./stockgate-demo) if needed, run the gateway once, show the feeds
-    #[command(after_help = "Example: stockgate demo && stockgate demo   # the second run sends nothing new")]
+    #[command(
+        after_help = "Example: stockgate demo && stockgate demo   # the second run sends nothing new"
+    )]
     Demo {
         /// Demo workspace folder [default: ./stockgate-demo]
         dir: Option<PathBuf>,
     },
     /// Run the gateway; --once: pick up every source once, sync every due cart once, exit
-    #[command(after_help = "Examples:\n  stockgate run                          # until SIGTERM/SIGINT; SIGHUP reloads the config\n  stockgate run --once                   # one pass, for cron\n  stockgate run --http 127.0.0.1:9181    # also /healthz, /metrics and a status page")]
+    #[command(
+        after_help = "Examples:\n  stockgate run                          # until SIGTERM/SIGINT; SIGHUP reloads the config\n  stockgate run --once                   # one pass, for cron\n  stockgate run --http 127.0.0.1:9181    # also /healthz, /metrics and a status page"
+    )]
     Run {
         #[command(flatten)]
         cfg: ConfigArg,
@@ -121,7 +125,9 @@ pub enum Command {
         http: Option<String>,
     },
     /// Apply files now, exactly as inbound source ID would
-    #[command(after_help = "Examples:\n  stockgate ingest --source acme-wms stock.csv\n  stockgate ingest --source acme-wms var/quarantine/acme-wms/stock.csv   # retry a fixed file\n  stockgate ingest --source acme-wms --force var/quarantine/acme-wms/short.csv   # apply a held snapshot\n\nExit status 1 when any file is rejected or held (reasons in <file>.error.txt in quarantine).")]
+    #[command(
+        after_help = "Examples:\n  stockgate ingest --source acme-wms stock.csv\n  stockgate ingest --source acme-wms var/quarantine/acme-wms/stock.csv   # retry a fixed file\n  stockgate ingest --source acme-wms --force var/quarantine/acme-wms/short.csv   # apply a held snapshot\n\nExit status 1 when any file is rejected or held (reasons in <file>.error.txt in quarantine)."
+    )]
     Ingest {
         #[command(flatten)]
         cfg: ConfigArg,
@@ -139,7 +145,9 @@ pub enum Command {
         files: Vec<PathBuf>,
     },
     /// Sync one cart now
-    #[command(after_help = "Examples:\n  stockgate sync acme-shop\n  stockgate sync acme-shop --dry-run --output /tmp/feed.csv\n  stockgate sync acme-shop --force      # ignore the gate: send even with no new inventory\n\nA sync that sends moves the cart's schedule; a skipped one leaves its next due time alone.")]
+    #[command(
+        after_help = "Examples:\n  stockgate sync acme-shop\n  stockgate sync acme-shop --dry-run --output /tmp/feed.csv\n  stockgate sync acme-shop --force      # ignore the gate: send even with no new inventory\n\nA sync that sends moves the cart's schedule; a skipped one leaves its next due time alone."
+    )]
     Sync {
         #[command(flatten)]
         cfg: ConfigArg,
@@ -169,7 +177,9 @@ pub enum Command {
         json: bool,
     },
     /// Why a cart gets the number it gets for a SKU
-    #[command(after_help = "Example: stockgate explain --merchant acme --sku WIDGET-1 --cart acme-shop")]
+    #[command(
+        after_help = "Example: stockgate explain --merchant acme --sku WIDGET-1 --cart acme-shop"
+    )]
     Explain {
         #[command(flatten)]
         cfg: ConfigArg,
@@ -202,7 +212,9 @@ pub enum Command {
         json: bool,
     },
     /// Validate the config and every mapping; list every problem
-    #[command(after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any.")]
+    #[command(
+        after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any."
+    )]
     Check {
         #[command(flatten)]
         cfg: ConfigArg,
@@ -210,7 +222,9 @@ pub enum Command {
     /// Print the man page (roff) on stdout: stockgate man > stockgate.1
     Man,
     /// Print a shell completion script on stdout
-    #[command(after_help = "Examples:\n  stockgate completions bash > ~/.local/share/bash-completion/completions/stockgate\n  stockgate completions zsh > ~/.zfunc/_stockgate\n  stockgate completions fish > ~/.config/fish/completions/stockgate.fish")]
+    #[command(
+        after_help = "Examples:\n  stockgate completions bash > ~/.local/share/bash-completion/completions/stockgate\n  stockgate completions zsh > ~/.zfunc/_stockgate\n  stockgate completions fish > ~/.config/fish/completions/stockgate.fish"
+    )]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         #[arg(value_name = "SHELL")]
@@ -301,7 +315,11 @@ pub fn main() -> i32 {
             _ => Some("debug"),
         }
     };
-    let default = if cli.command.one_shot() { "warn" } else { "info" };
+    let default = if cli.command.one_shot() {
+        "warn"
+    } else {
+        "info"
+    };
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
@@ -311,7 +329,10 @@ pub fn main() -> i32 {
     .add_directive("suppaftp=info".parse().expect("a valid directive"));
     let stderr_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     COLOR_OUT.store(
-        colour(&cli.color, std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        colour(
+            &cli.color,
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ),
         std::sync::atomic::Ordering::Relaxed,
     );
     if stderr_tty && !cli.quiet && !cli.command.json() && cli.log_format != "json" {
@@ -593,7 +614,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 && cfg.cart(c).is_none_or(|c| c.merchant != merchant)
             {
                 let of = format!(" of merchant {}", crate::util::quoted(&merchant));
-                return Ok(unknown_id_of(&cfg, "cart", c, &of, &cart_ids(&cfg, Some(&merchant))));
+                return Ok(unknown_id_of(
+                    &cfg,
+                    "cart",
+                    c,
+                    &of,
+                    &cart_ids(&cfg, Some(&merchant)),
+                ));
             }
             let ledger = open_read(&cfg)?;
             let e = crate::inspect::explain(&cfg, &ledger, &merchant, &sku, cart.as_deref())?;
@@ -814,9 +841,7 @@ fn exe_shown() -> String {
     let Ok(exe) = std::env::current_exe() else {
         return "stockgate".into();
     };
-    let same = |a: &Path| {
-        std::fs::canonicalize(a).ok() == std::fs::canonicalize(&exe).ok()
-    };
+    let same = |a: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(&exe).ok();
     if let Some(paths) = std::env::var_os("PATH") {
         let found = std::env::split_paths(&paths)
             .map(|d| d.join("stockgate"))
@@ -900,7 +925,15 @@ fn print_status(s: &crate::inspect::Status) {
         t
     };
     let opt = |v: &Option<String>| v.as_deref().map(local_time).unwrap_or_else(|| "-".into());
-    let mut carts = table(&["cart", "format", "schedule", "last", "last success", "next due", "pending"]);
+    let mut carts = table(&[
+        "cart",
+        "format",
+        "schedule",
+        "last",
+        "last success",
+        "next due",
+        "pending",
+    ]);
     for c in &s.carts {
         carts.add_row(vec![
             truncate(&crate::util::escape(&c.cart), 30),
@@ -915,7 +948,15 @@ fn print_status(s: &crate::inspect::Status) {
     if let Some(col) = carts.column_mut(6) {
         col.set_cell_alignment(CellAlignment::Right);
     }
-    let mut inbound = table(&["source", "kind", "applied", "rejected", "held", "last pickup", "last error"]);
+    let mut inbound = table(&[
+        "source",
+        "kind",
+        "applied",
+        "rejected",
+        "held",
+        "last pickup",
+        "last error",
+    ]);
     for i in &s.inbound {
         inbound.add_row(vec![
             truncate(&crate::util::escape(&i.source), 30),

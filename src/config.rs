@@ -290,7 +290,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         };
         let mpath = mapping_path(&dir, &r.mapping);
         let mapping = if !mpath.exists() {
-            cx.at("inbound", i, "mapping", no_mapping(&dir, &r.mapping, &mpath));
+            cx.at(
+                "inbound",
+                i,
+                "mapping",
+                no_mapping(&dir, &r.mapping, &mpath),
+            );
             None
         } else {
             match mappings.inbound(&mut cx, &mpath) {
@@ -406,7 +411,10 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                     "timezone",
                     format!(
                         "unknown time zone {s:?}{} (use an IANA name like \"Europe/Berlin\")",
-                        crate::util::did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                        crate::util::did_you_mean(
+                            s,
+                            chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())
+                        )
                     ),
                 );
                 Tz::UTC
@@ -448,15 +456,16 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         let transport =
             transport::transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
         // Rule 19: two carts must never write the same file.
-        if let Some(other) = raw.cart[..pos]
-            .iter()
-            .zip(&outboxes)
-            .find_map(|((_, o), (loc, tpl))| {
-                (loc == &transport.endpoint.location()
-                    && tpl == &transport.file_name
-                    && !tpl.contains("{cart}"))
-                .then_some(o.id.clone())
-            })
+        if let Some(other) =
+            raw.cart[..pos]
+                .iter()
+                .zip(&outboxes)
+                .find_map(|((_, o), (loc, tpl))| {
+                    (loc == &transport.endpoint.location()
+                        && tpl == &transport.file_name
+                        && !tpl.contains("{cart}"))
+                    .then_some(o.id.clone())
+                })
         {
             cx.at(
                 "cart.transport",
@@ -584,12 +593,19 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
                 out.ledger = l;
             }
         }
-        Some(_) => cx.at("", 0, "ledger", "must be a table: [ledger] with path = \"var/ledger.sqlite\""),
+        Some(_) => cx.at(
+            "",
+            0,
+            "ledger",
+            "must be a table: [ledger] with path = \"var/ledger.sqlite\"",
+        ),
         None => cx.problems.push(Problem {
             file: cx.path.to_path_buf(),
             line: None,
             key: "ledger".into(),
-            message: "required table [ledger] is missing; add [ledger] with path = \"var/ledger.sqlite\"".into(),
+            message:
+                "required table [ledger] is missing; add [ledger] with path = \"var/ledger.sqlite\""
+                    .into(),
         }),
     }
     let mut items = |name: &str| -> Vec<(usize, toml::Table)> {

@@ -421,8 +421,16 @@ impl Checker<'_> {
 fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
     let all = crate::util::struct_fields::<RawMapping>();
     let inb: &[&str] = &[
-        "format", "record", "snapshot", "max_zeroed", "max_future", "as_of_from", "as_of",
-        "cancelled", "unit", "units",
+        "format",
+        "record",
+        "snapshot",
+        "max_zeroed",
+        "max_future",
+        "as_of_from",
+        "as_of",
+        "cancelled",
+        "unit",
+        "units",
     ];
     let want: Vec<&str> = match (format, inbound) {
         (Some("csv"), true) => [inb, &["delimiter", "header", "columns", "encoding"]].concat(),
@@ -435,9 +443,21 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
             .copied()
             .filter(|k| {
                 ![
-                    "record", "delimiter", "header", "snapshot", "max_zeroed", "max_future",
-                    "as_of_from", "columns", "as_of", "cancelled", "item", "root", "fields",
-                    "sku_qualifier", "encoding",
+                    "record",
+                    "delimiter",
+                    "header",
+                    "snapshot",
+                    "max_zeroed",
+                    "max_future",
+                    "as_of_from",
+                    "columns",
+                    "as_of",
+                    "cancelled",
+                    "item",
+                    "root",
+                    "fields",
+                    "sku_qualifier",
+                    "encoding",
                 ]
                 .contains(k)
             })
@@ -449,7 +469,10 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
 
 /// The mapping's text and raw keys, plus one problem per unknown or wrongly
 /// typed key: each is reported (file, line, key) and the rest still checked.
-fn read_raw(path: &Path, inbound: bool) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
+fn read_raw(
+    path: &Path,
+    inbound: bool,
+) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
     let problem = |line, message: String| {
         vec![Problem {
             file: path.to_path_buf(),
@@ -469,7 +492,10 @@ fn read_raw(path: &Path, inbound: bool) -> Result<(String, RawMapping, Vec<Probl
             ));
         }
     };
-    let format = table.get("format").and_then(|v| v.as_str()).map(String::from);
+    let format = table
+        .get("format")
+        .and_then(|v| v.as_str())
+        .map(String::from);
     let shown = keys_for(format.as_deref(), inbound);
     let mut unknown = vec![];
     let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str], shown: &[&str]| {
@@ -766,10 +792,18 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         source,
         encoding: encoding_rs::UTF_8,
     };
-    m.encoding = match raw.encoding.as_deref().map(|e| e.trim().to_ascii_lowercase()) {
+    m.encoding = match raw
+        .encoding
+        .as_deref()
+        .map(|e| e.trim().to_ascii_lowercase())
+    {
         None => encoding_rs::UTF_8,
         Some(e) if !matches!(m.source, InSource::Csv { .. }) => {
-            c.at("", "encoding", format!("applies to CSV mappings only, got {e:?}"));
+            c.at(
+                "",
+                "encoding",
+                format!("applies to CSV mappings only, got {e:?}"),
+            );
             encoding_rs::UTF_8
         }
         Some(e) => match e.as_str() {

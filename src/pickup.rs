@@ -500,7 +500,7 @@ fn read_valid<T>(
             return Ok(());
         }
         rows += 1;
-        if rows % 4096 == 0 {
+        if rows.is_multiple_of(4096) {
             crate::progress::rows(rows);
         }
         match check(&rec) {

@@ -225,7 +225,7 @@ fn render(
         .with_feed_items(|items| {
             let mut counted = items.inspect(|_| {
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     crate::progress::rows(n);
                 }
             });

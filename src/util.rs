@@ -416,9 +416,11 @@ pub fn type_message(key: &str, serde_message: &str) -> String {
         .map(|(_, e)| e.trim())
         .unwrap_or("");
     let e = expected.to_ascii_lowercase();
-    let like = if ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "integer"]
-        .iter()
-        .any(|t| e == *t || e.contains("integer"))
+    let like = if [
+        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "integer",
+    ]
+    .iter()
+    .any(|t| e == *t || e.contains("integer"))
     {
         format!("a whole number, like {key} = 5")
     } else if e.contains("bool") {
@@ -552,7 +554,10 @@ mod typed_tests {
             "min_level must be a whole number, like min_level = 5"
         );
         assert_eq!(
-            type_message("full_sync", "invalid type: string \"yes\", expected a boolean"),
+            type_message(
+                "full_sync",
+                "invalid type: string \"yes\", expected a boolean"
+            ),
             "full_sync must be true or false, like full_sync = true"
         );
         assert_eq!(
@@ -563,10 +568,16 @@ mod typed_tests {
 
     #[test]
     fn closest_names() {
-        assert_eq!(closest("shedule", ["schedule", "merchant"]), Some("schedule"));
+        assert_eq!(
+            closest("shedule", ["schedule", "merchant"]),
+            Some("schedule")
+        );
         assert_eq!(closest("zzz", ["schedule", "merchant"]), None);
         assert_eq!(
-            closest("Europe/Berln", chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())),
+            closest(
+                "Europe/Berln",
+                chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())
+            ),
             Some("Europe/Berlin")
         );
     }
@@ -585,8 +596,7 @@ pub fn mapping_shown(p: &Path) -> String {
 /// single quotes.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
     {
         s.to_string()

@@ -49,7 +49,9 @@ fn p01_delimiter_only_rows_are_skipped_and_counted() {
 fn p02_windows_1252_and_utf16_files_are_read_with_encoding() {
     let ws = ws_wh();
     let m = |enc: &str| {
-        format!("format = \"csv\"\nrecord = \"inventory\"\n{enc}[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\ndescription = \"Title\"\n")
+        format!(
+            "format = \"csv\"\nrecord = \"inventory\"\n{enc}[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\ndescription = \"Title\"\n"
+        )
     };
     // 0xE9 is é in windows-1252, and invalid UTF-8.
     let cp1252 = b"SKU,Qty,Title\nA,5,Caf\xe9\n".to_vec();
@@ -63,7 +65,9 @@ fn p02_windows_1252_and_utf16_files_are_read_with_encoding() {
     ws.mapping("inv", &m("encoding = \"windows-1252\"\n"));
     let p = ws.write("in/wms/c2.csv", &cp1252);
     assert_eq!(ws.ingest("wms", &p, 0)["outcome"], "applied");
-    let e = ws.run_ok(&["explain", "--merchant", "m1", "--sku", "A", "--json"], 0).json();
+    let e = ws
+        .run_ok(&["explain", "--merchant", "m1", "--sku", "A", "--json"], 0)
+        .json();
     assert_eq!(e["available"], 5);
     let desc = ws.sql_i64("SELECT COUNT(*) FROM products WHERE description = 'Café'");
     assert_eq!(desc, 1);
@@ -82,7 +86,10 @@ fn p02_windows_1252_and_utf16_files_are_read_with_encoding() {
     ws.mapping("inv", &m("encoding = \"utf-16\"\n"));
     let p = ws.write("in/wms/u2.csv", &utf16);
     assert_eq!(ws.ingest("wms", &p, 0)["outcome"], "applied");
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM products WHERE description = 'Crème'"), 1);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM products WHERE description = 'Crème'"),
+        1
+    );
     // A typo in the key's value is named, with the closest.
     ws.mapping("inv", &m("encoding = \"windows1252\"\n"));
     let o = ws.run_ok(&["check"], 2);
@@ -105,8 +112,7 @@ fn p03_line_numbers_are_physical_lines_for_lf_crlf_cr_and_quoted_newlines() {
         let p = ws.write("in/wms/s.csv", body);
         let v = ws.ingest("wms", &p, 1);
         assert_eq!(
-            v["errors"][0],
-            "line 4, column \"Qty\" (quantity), value \"x\": not a whole number",
+            v["errors"][0], "line 4, column \"Qty\" (quantity), value \"x\": not a whole number",
             "{name}: {v}"
         );
         let txt = ws.read("var/quarantine/wms/s.csv.error.txt");
@@ -135,7 +141,11 @@ fn p04_a_semicolon_file_read_as_commas_says_which_delimiter_to_set() {
     // A row error names the mapping too, in the human output.
     let p = ws.write("in/wms/t.csv", "Item Number,On Hand,Location\nA,x,W1\n");
     let o = ws.run_ok(&["ingest", "--source", "wms", &p.display().to_string()], 1);
-    assert!(o.stdout.contains("\n    mapping: mappings/inv.toml\n"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("\n    mapping: mappings/inv.toml\n"),
+        "{}",
+        o.stdout
+    );
 }
 
 // ----- 5. retry after a fix -----
@@ -153,7 +163,10 @@ fn p05_a_fixed_file_ingested_again_leaves_quarantine_and_status() {
         ws.config_path().display(),
         q.display()
     );
-    assert!(txt.contains("to retry: fix this file here (or mappings/inv.toml), then run:\n"), "{txt}");
+    assert!(
+        txt.contains("to retry: fix this file here (or mappings/inv.toml), then run:\n"),
+        "{txt}"
+    );
     assert!(txt.contains(&cmd), "{txt}");
     let st = ws.run_ok(&["status", "--json"], 0).json();
     assert_eq!(st["inbound"][0]["rejected"], 1, "{st}");
@@ -192,18 +205,32 @@ path = \"out/shop\"
     // inv (shared by two sources), ord and feed each have one error.
     ws.mapping("inv", "format = \"csv\"\nrecord = \"inventory\"\nheader = \"yes\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\n");
     ws.mapping("ord", "format = \"csv\"\nrecord = \"orders\"\n[columns]\norder_id = \"O\"\nsku = \"S\"\nquantity = \"Q\"\nstatuss = \"St\"\n");
-    ws.mapping("feed", "format = \"csv\"\nheadr = true\ncolumns = [ { header = \"SKU\", field = \"sku\" } ]\n");
+    ws.mapping(
+        "feed",
+        "format = \"csv\"\nheadr = true\ncolumns = [ { header = \"SKU\", field = \"sku\" } ]\n",
+    );
     let o = ws.run_ok(&["check"], 2);
     let c = ws.config_path().display().to_string();
     let m = |n: &str| ws.path(&format!("mappings/{n}.toml")).display().to_string();
     let mut got: Vec<&str> = o.stdout.lines().collect();
     got.sort();
     let mut want = vec![
-        format!("{c}:47: key `cart[0].min_level`: min_level must be a whole number, like min_level = 5"),
+        format!(
+            "{c}:47: key `cart[0].min_level`: min_level must be a whole number, like min_level = 5"
+        ),
         format!("{c}:42: key `cart[0].schedule`: required key \"schedule\" is missing"),
-        format!("{}:3: key `header`: header must be true or false, like header = true", m("inv")),
-        format!("{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status", m("ord")),
-        format!("{}:2: key `headr`: unknown key; did you mean \"header\"?; known keys of a \"csv\" mapping: format, delimiter, header, columns", m("feed")),
+        format!(
+            "{}:3: key `header`: header must be true or false, like header = true",
+            m("inv")
+        ),
+        format!(
+            "{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status",
+            m("ord")
+        ),
+        format!(
+            "{}:2: key `headr`: unknown key; did you mean \"header\"?; known keys of a \"csv\" mapping: format, delimiter, header, columns",
+            m("feed")
+        ),
     ];
     want.sort();
     assert_eq!(got, want, "\n{}", o.stdout);
@@ -214,34 +241,71 @@ path = \"out/shop\"
 
 #[test]
 fn p07_did_you_mean_for_keys_carts_sources_merchants_and_time_zones() {
-    let ws = Workspace::standard(&cart("web", "m1", "timezone = \"Europe/Berln\"\nshedule_x = 1"));
+    let ws = Workspace::standard(&cart(
+        "web",
+        "m1",
+        "timezone = \"Europe/Berln\"\nshedule_x = 1",
+    ));
     let o = ws.run_ok(&["check"], 2);
     assert!(o.stdout.contains("key `cart[1].timezone`: unknown time zone \"Europe/Berln\"; did you mean \"Europe/Berlin\"?"), "{}", o.stdout);
-    assert!(o.stdout.contains("key `cart[1].shedule_x`: unknown key; did you mean \"schedule\"?"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("key `cart[1].shedule_x`: unknown key; did you mean \"schedule\"?"),
+        "{}",
+        o.stdout
+    );
     let ws = Workspace::standard(&cart("web", "m2", ""));
     let o = ws.run_ok(&["check"], 2);
-    assert!(o.stdout.contains("unknown merchant \"m2\"; did you mean \"m1\"?"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("unknown merchant \"m2\"; did you mean \"m1\"?"),
+        "{}",
+        o.stdout
+    );
     let ws = Workspace::standard("");
     let o = ws.run_ok(&["sync", "shpo"], 2);
     assert_eq!(
         o.stderr,
-        format!("error: no cart \"shpo\" in {}; did you mean \"shop\"?; carts: shop\n", ws.config_path().display())
+        format!(
+            "error: no cart \"shpo\" in {}; did you mean \"shop\"?; carts: shop\n",
+            ws.config_path().display()
+        )
     );
     let o = ws.run_ok(&["ingest", "--source", "wsm", "x.csv"], 2);
-    assert!(o.stderr.contains("no inbound source \"wsm\"") && o.stderr.contains("did you mean \"wms\"?; sources: wms, orders"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("no inbound source \"wsm\"")
+            && o.stderr
+                .contains("did you mean \"wms\"?; sources: wms, orders"),
+        "{}",
+        o.stderr
+    );
     // An X12 mapping's known keys are the X12 ones, not all of them.
-    ws.mapping("inv", "format = \"x12\"\nrecord = \"inventory\"\nsku_qualifer = \"VN\"\n");
+    ws.mapping(
+        "inv",
+        "format = \"x12\"\nrecord = \"inventory\"\nsku_qualifer = \"VN\"\n",
+    );
     let o = ws.run_ok(&["check"], 2);
-    let line = o.stdout.lines().find(|l| l.contains("sku_qualifer")).unwrap();
+    let line = o
+        .stdout
+        .lines()
+        .find(|l| l.contains("sku_qualifer"))
+        .unwrap();
     assert!(line.contains("did you mean \"sku_qualifier\"?"), "{line}");
-    assert!(!line.contains("sender_id") && !line.contains("delimiter"), "{line}");
+    assert!(
+        !line.contains("sender_id") && !line.contains("delimiter"),
+        "{line}"
+    );
 }
 
 // ----- 8. typed keys -----
 
 #[test]
 fn p08_typed_keys_say_what_they_want() {
-    let ws = Workspace::standard(&cart("web", "m1", "full_sync = \"yes\"\nwarehouses = \"W1\""));
+    let ws = Workspace::standard(&cart(
+        "web",
+        "m1",
+        "full_sync = \"yes\"\nwarehouses = \"W1\"",
+    ));
     let o = ws.run_ok(&["check"], 2);
     for w in [
         "key `cart[1].full_sync`: full_sync must be true or false, like full_sync = true",
@@ -258,14 +322,28 @@ fn p09_unknown_ids_are_usage_errors_listing_the_valid_ones() {
     let ws = Workspace::standard(&cart("web", "m1", ""));
     let c = ws.config_path().display().to_string();
     for (args, want) in [
-        (vec!["history", "--cart", "nope"], format!("error: no cart \"nope\" in {c}; carts: shop, web\n")),
-        (vec!["sync", "nope"], format!("error: no cart \"nope\" in {c}; carts: shop, web\n")),
+        (
+            vec!["history", "--cart", "nope"],
+            format!("error: no cart \"nope\" in {c}; carts: shop, web\n"),
+        ),
+        (
+            vec!["sync", "nope"],
+            format!("error: no cart \"nope\" in {c}; carts: shop, web\n"),
+        ),
         (
             vec!["explain", "--merchant", "M1", "--sku", "A"],
             format!("error: no merchant \"M1\" in {c}; did you mean \"m1\"?; merchants: m1\n"),
         ),
         (
-            vec!["explain", "--merchant", "m1", "--sku", "A", "--cart", "nope"],
+            vec![
+                "explain",
+                "--merchant",
+                "m1",
+                "--sku",
+                "A",
+                "--cart",
+                "nope",
+            ],
             format!("error: no cart \"nope\" of merchant \"m1\" in {c}; carts: shop, web\n"),
         ),
         (
@@ -284,14 +362,28 @@ fn p09_unknown_ids_are_usage_errors_listing_the_valid_ones() {
 #[test]
 fn p10_mapping_is_a_name_or_a_path() {
     let ws = Workspace::standard("");
-    let cfg = ws.read("stockgate.toml").replacen("mapping = \"inv\"", "mapping = \"mappings/inv.toml\"", 1);
+    let cfg = ws.read("stockgate.toml").replacen(
+        "mapping = \"inv\"",
+        "mapping = \"mappings/inv.toml\"",
+        1,
+    );
     ws.config(&cfg);
     ws.run_ok(&["check"], 0);
     ws.apply("wms", "a.csv", &format!("{H}A,W1,1,{T0},,\n"));
-    let cfg = cfg.replacen("mapping = \"mappings/inv.toml\"", "mapping = \"mappings/nv.toml\"", 1);
+    let cfg = cfg.replacen(
+        "mapping = \"mappings/inv.toml\"",
+        "mapping = \"mappings/nv.toml\"",
+        1,
+    );
     ws.config(&cfg);
     let o = ws.run_ok(&["check"], 2);
-    assert!(o.stdout.contains("key `inbound[0].mapping`: no mapping file ") && o.stdout.contains("did you mean \"inv\"?"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("key `inbound[0].mapping`: no mapping file ")
+            && o.stdout.contains("did you mean \"inv\"?"),
+        "{}",
+        o.stdout
+    );
 }
 
 // ----- 11. help, man page, completions -----
@@ -300,18 +392,33 @@ fn p10_mapping_is_a_name_or_a_path() {
 fn p11_help_describes_every_argument_with_examples_exit_codes_and_environment() {
     let ws = Workspace::new();
     let help = |args: &[&str]| {
-        let o = run_bin(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ws.dir());
+        let o = run_bin(
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            ws.dir(),
+        );
         assert_eq!(o.code, 0, "{o:?}");
         o.stdout
     };
     let top = help(&["--help"]);
-    for w in ["Examples:", "Exit status:", "STOCKGATE_CONFIG", "STOCKGATE_LOG", "STOCKGATE_CLOCK_OFFSET", "NO_COLOR", "completions", "man"] {
+    for w in [
+        "Examples:",
+        "Exit status:",
+        "STOCKGATE_CONFIG",
+        "STOCKGATE_LOG",
+        "STOCKGATE_CLOCK_OFFSET",
+        "NO_COLOR",
+        "completions",
+        "man",
+    ] {
         assert!(top.contains(w), "{w} not in --help:\n{top}");
     }
     for (cmd, args) in [
         ("run", &["--once", "--http"][..]),
         ("ingest", &["--source", "--force", "--json", "<FILE>"]),
-        ("sync", &["<CART>", "--force", "--dry-run", "--output", "--json"]),
+        (
+            "sync",
+            &["<CART>", "--force", "--dry-run", "--output", "--json"],
+        ),
         ("status", &["--json"]),
         ("explain", &["--merchant", "--sku", "--cart", "--json"]),
         ("history", &["--cart", "--limit", "--json"]),
@@ -323,17 +430,34 @@ fn p11_help_describes_every_argument_with_examples_exit_codes_and_environment() 
             // Every argument line has a description after it.
             let line = h
                 .lines()
-                .find(|l| l.trim_start().starts_with(a) || l.contains(&format!(" {a} ")) || l.contains(&format!("{a} <")))
+                .find(|l| {
+                    l.trim_start().starts_with(a)
+                        || l.contains(&format!(" {a} "))
+                        || l.contains(&format!("{a} <"))
+                })
                 .unwrap_or_else(|| panic!("{a} not in {cmd} --help:\n{h}"));
-            assert!(line.trim().len() > a.len() + 12, "{cmd} {a} undescribed: {line:?}");
+            assert!(
+                line.trim().len() > a.len() + 12,
+                "{cmd} {a} undescribed: {line:?}"
+            );
         }
-        assert_eq!(h.contains("--config"), !["init", "demo"].contains(&cmd), "{cmd}:\n{h}");
+        assert_eq!(
+            h.contains("--config"),
+            !["init", "demo"].contains(&cmd),
+            "{cmd}:\n{h}"
+        );
     }
     let man = help(&["man"]);
-    assert!(man.starts_with(".ie \\n(.g .ds Aq") || man.contains(".TH stockgate"), "{man}");
+    assert!(
+        man.starts_with(".ie \\n(.g .ds Aq") || man.contains(".TH stockgate"),
+        "{man}"
+    );
     for sh in ["bash", "zsh", "fish"] {
         let c = help(&["completions", sh]);
-        assert!(c.contains("stockgate") && c.contains("ingest") && c.len() > 500, "{sh}");
+        assert!(
+            c.contains("stockgate") && c.contains("ingest") && c.len() > 500,
+            "{sh}"
+        );
     }
 }
 
@@ -341,8 +465,13 @@ fn p11_help_describes_every_argument_with_examples_exit_codes_and_environment() 
 
 fn bare(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut c = Command::new(BIN);
-    c.arg("--config").arg(ws.config_path()).args(args).current_dir(ws.dir());
-    c.env_remove("STOCKGATE_LOG").env_remove("NO_COLOR").env_remove("STOCKGATE_CONFIG");
+    c.arg("--config")
+        .arg(ws.config_path())
+        .args(args)
+        .current_dir(ws.dir());
+    c.env_remove("STOCKGATE_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("STOCKGATE_CONFIG");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -364,16 +493,36 @@ fn p12_one_line_per_result_and_colour_on_request() {
     assert_eq!(o.stdout.lines().count(), 3, "{}", o.stdout);
     let p = ws.write("b.csv", format!("{H}A,W1,2,{T0},,\n"));
     let f = p.display().to_string();
-    let o = bare(&ws, &["--color", "always", "ingest", "--source", "wms", &f], &[("NO_COLOR", "1")]);
-    assert!(o.stdout.starts_with("\x1b[32mapplied  \x1b[0m "), "{:?}", o.stdout);
-    let o = bare(&ws, &["--color", "never", "ingest", "--source", "wms", &f], &[]);
+    let o = bare(
+        &ws,
+        &["--color", "always", "ingest", "--source", "wms", &f],
+        &[("NO_COLOR", "1")],
+    );
+    assert!(
+        o.stdout.starts_with("\x1b[32mapplied  \x1b[0m "),
+        "{:?}",
+        o.stdout
+    );
+    let o = bare(
+        &ws,
+        &["--color", "never", "ingest", "--source", "wms", &f],
+        &[],
+    );
     assert!(!o.stdout.contains('\x1b'), "{:?}", o.stdout);
     // -v logs what the results do not say; -q only errors.
     let o = bare(&ws, &["-v", "sync", "shop"], &[]);
-    assert!(o.stderr.contains("INFO") || o.stderr.is_empty(), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("INFO") || o.stderr.is_empty(),
+        "{}",
+        o.stderr
+    );
     let o = bare(&ws, &["-vv", "ingest", "--source", "wms", &f], &[]);
     assert!(o.stderr.contains("DEBUG"), "{}", o.stderr);
-    let o = bare(&ws, &["-q", "ingest", "--source", "wms", &f], &[("STOCKGATE_LOG", "debug")]);
+    let o = bare(
+        &ws,
+        &["-q", "ingest", "--source", "wms", &f],
+        &[("STOCKGATE_LOG", "debug")],
+    );
     assert_eq!(o.stderr, "");
 }
 
@@ -387,7 +536,11 @@ fn p13_no_progress_bar_on_a_pipe() {
         body.push_str(&format!("S{i},W1,{},{T0},,\n", i % 100));
     }
     let p = ws.write("big.csv", body);
-    let o = bare(&ws, &["ingest", "--source", "wms", &p.display().to_string()], &[]);
+    let o = bare(
+        &ws,
+        &["ingest", "--source", "wms", &p.display().to_string()],
+        &[],
+    );
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(o.stderr, "", "a pipe shows no progress");
     assert!(o.stdout.starts_with("applied "), "{}", o.stdout);
@@ -433,8 +586,16 @@ fn p14_status_is_an_aligned_table_in_local_time_with_long_errors_cut() {
     ws.sync("shop", &[], 0);
     let o = bare(&ws, &["status"], &[("TZ", "EST5")]);
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert!(lines[0].starts_with("cart  format  schedule  last  last success"), "{}", o.stdout);
-    assert!(lines[1].starts_with("shop  csv     every 1m  sent  "), "{}", o.stdout);
+    assert!(
+        lines[0].starts_with("cart  format  schedule  last  last success"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        lines[1].starts_with("shop  csv     every 1m  sent  "),
+        "{}",
+        o.stdout
+    );
     assert!(lines[1].contains(" -05:00"), "local time: {}", o.stdout);
     let src = lines.iter().find(|l| l.starts_with("wms ")).unwrap();
     assert!(src.ends_with('…'), "{src}");
@@ -461,7 +622,10 @@ fn p15_init_prints_a_command_that_works_as_printed() {
         .lines()
         .find_map(|l| l.strip_prefix("next: "))
         .expect("a next: line");
-    assert!(next.ends_with(" --config 'my shop/stockgate.toml' run --once"), "{next}");
+    assert!(
+        next.ends_with(" --config 'my shop/stockgate.toml' run --once"),
+        "{next}"
+    );
     let r = Command::new("sh")
         .arg("-c")
         .arg(next)
@@ -470,8 +634,12 @@ fn p15_init_prints_a_command_that_works_as_printed() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(0), "{r:?}");
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    assert!(readme.contains("cargo install --path ."), "README says how to install");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains("cargo install --path ."),
+        "README says how to install"
+    );
 }
 
 // ----- 16. a skipped manual sync leaves the schedule alone -----
@@ -481,7 +649,8 @@ fn p16_a_skipped_manual_sync_keeps_next_due() {
     let ws = Workspace::standard("");
     ws.apply("wms", "a.csv", &format!("{H}A,W1,1,{T0},,\n"));
     ws.sync("shop", &[], 0);
-    let due = |ws: &Workspace| ws.run_ok(&["status", "--json"], 0).json()["carts"][0]["next_due"].clone();
+    let due =
+        |ws: &Workspace| ws.run_ok(&["status", "--json"], 0).json()["carts"][0]["next_due"].clone();
     let before = due(&ws);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let v = ws.sync("shop", &[], 0);

@@ -149,7 +149,8 @@ pub fn read(
     };
     let since_record = Rc::new(Cell::new(0u64));
     let lines = Rc::new(RefCell::new(Lines::default()));
-    let line_of = |p: Option<&csv::Position>| p.map(|p| lines.borrow_mut().line(p.byte())).unwrap_or(0);
+    let line_of =
+        |p: Option<&csv::Position>| p.map(|p| lines.borrow_mut().line(p.byte())).unwrap_or(0);
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -377,7 +378,11 @@ pub fn read(
 
 /// When a header read as one column holds another usual delimiter that
 /// splits it into the mapped names: that delimiter.
-fn other_delimiter(names: &[String], delimiter: u8, columns: &[(Field, ColumnRef)]) -> Option<String> {
+fn other_delimiter(
+    names: &[String],
+    delimiter: u8,
+    columns: &[(Field, ColumnRef)],
+) -> Option<String> {
     let joined = names.join(&(delimiter as char).to_string());
     let wanted: Vec<&str> = columns
         .iter()
@@ -396,7 +401,13 @@ fn other_delimiter(names: &[String], delimiter: u8, columns: &[(Field, ColumnRef
                     .iter()
                     .all(|w| parts.iter().any(|p| p.eq_ignore_ascii_case(w)))
         })
-        .map(|d| if d == '\t' { "\\t".to_string() } else { d.to_string() })
+        .map(|d| {
+            if d == '\t' {
+                "\\t".to_string()
+            } else {
+                d.to_string()
+            }
+        })
 }
 
 #[cfg(test)]
