@@ -29,32 +29,95 @@ pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 
+const AFTER_HELP: &str = "\
+Examples:
+  stockgate demo                                   # a workspace in ./stockgate-demo, one pass, the feeds
+  stockgate init shop && cd shop                   # a ready-to-run workspace to edit
+  stockgate check                                  # every problem of the config and its mappings
+  stockgate run --once                             # pick up every source, sync every due cart, exit
+  stockgate ingest --source acme-wms stock.csv     # apply a file now (a fixed quarantined file too)
+  stockgate sync acme-shop --dry-run               # what would be sent, sending nothing
+  stockgate status                                 # carts due, sources and their errors
+  stockgate explain --merchant acme --sku WIDGET-1 # why a cart gets the number it gets
+  stockgate history --cart acme-shop --limit 5
+
+Exit status:
+  0  success (a skipped sync is a success)
+  1  the work failed (a rejected or held file, a failed delivery)
+  2  bad usage or bad config (an unknown cart, source or merchant included)
+
+Environment:
+  STOCKGATE_CONFIG        config file when --config is not given (default ./stockgate.toml)
+  STOCKGATE_LOG           log filter, e.g. warn, info, debug, stockgate=debug (-q and -v win over it)
+  STOCKGATE_CLOCK_OFFSET  shift the clock, e.g. 2h or -30m (tests and drills only)
+  NO_COLOR                no colour with --color auto
+
+Data and --json go to stdout, logs to stderr. A man page: stockgate man > stockgate.1;
+shell completions: stockgate completions bash|zsh|fish.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stockgate",
     version,
-    about = "Inventory-sync gateway: warehouse files in, cart feeds out"
+    about = "Inventory-sync gateway: warehouse files in, cart feeds out",
+    long_about = "Inventory-sync gateway: warehouses and order sources drop files \
+(CSV, XML, X12) in folders or on FTP/SFTP servers; stockgate keeps one SQLite ledger \
+of stock and orders per merchant and, on each cart's schedule, renders and delivers \
+that cart's feed (CSV, XML or X12 846).",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// Config file (default ./stockgate.toml, or $STOCKGATE_CONFIG)
-    #[arg(long, global = true)]
+    /// Config file [default: ./stockgate.toml, or $STOCKGATE_CONFIG]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Log lines on stderr: `human` (default) or `json` (one object per line)
     #[arg(long, global = true, value_name = "FORMAT", default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// Colour on a terminal: auto (default; off when NO_COLOR is set), always, never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    /// Quiet: only errors on stderr (no warnings, no progress bar)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log lines on stderr: -v info, -vv debug (a command's results are printed anyway)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--config`, on the commands that read a config (also accepted before the command).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConfigArg {
+    /// Config file [default: ./stockgate.toml, or $STOCKGATE_CONFIG]
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a ready-to-run workspace: config, mappings, sample files
-    Init { dir: PathBuf },
+    #[command(after_help = "Example: stockgate init shop && cd shop && stockgate run --once")]
+    Init {
+        /// Folder to create (must not hold a stockgate.toml yet)
+        dir: PathBuf,
+    },
     /// Initialize DIR (default ./stockgate-demo) if needed, run the gateway once, show the feeds
-    Demo { dir: Option<PathBuf> },
+    #[command(
+        after_help = "Example: stockgate demo && stockgate demo   # the second run sends nothing new"
+    )]
+    Demo {
+        /// Demo workspace folder [default: ./stockgate-demo]
+        dir: Option<PathBuf>,
+    },
     /// Run the gateway; --once: pick up every source once, sync every due cart once, exit
+    #[command(
+        after_help = "Examples:\n  stockgate run                          # until SIGTERM/SIGINT; SIGHUP reloads the config\n  stockgate run --once                   # one pass, for cron\n  stockgate run --http 127.0.0.1:9181    # also /healthz, /metrics and a status page"
+    )]
     Run {
-        /// Pick up every source once, sync every due cart once, then exit
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Pick up every source once, sync every due cart once, then exit (exit 1 if anything failed)
         #[arg(long)]
         once: bool,
         /// Also serve /healthz, /metrics and a status page on ADDR (e.g. 127.0.0.1:9181)
@@ -62,19 +125,34 @@ pub enum Command {
         http: Option<String>,
     },
     /// Apply files now, exactly as inbound source ID would
+    #[command(
+        after_help = "Examples:\n  stockgate ingest --source acme-wms stock.csv\n  stockgate ingest --source acme-wms var/quarantine/acme-wms/stock.csv   # retry a fixed file\n  stockgate ingest --source acme-wms --force var/quarantine/acme-wms/short.csv   # apply a held snapshot\n\nExit status 1 when any file is rejected or held (reasons in <file>.error.txt in quarantine)."
+    )]
     Ingest {
-        #[arg(long)]
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Inbound source id (an [[inbound]] id of the config) whose mapping reads the files
+        #[arg(long, value_name = "ID")]
         source: String,
-        /// Apply a held full snapshot
+        /// Apply a held full snapshot (one that would zero more SKUs than max_zeroed)
         #[arg(long)]
         force: bool,
+        /// Print one JSON list, an object per file, instead of lines
         #[arg(long)]
         json: bool,
-        #[arg(required = true)]
+        /// Files to apply, in order
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Sync one cart now
+    #[command(
+        after_help = "Examples:\n  stockgate sync acme-shop\n  stockgate sync acme-shop --dry-run --output /tmp/feed.csv\n  stockgate sync acme-shop --force      # ignore the gate: send even with no new inventory\n\nA sync that sends moves the cart's schedule; a skipped one leaves its next due time alone."
+    )]
     Sync {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Cart id (a [[cart]] id of the config)
+        #[arg(value_name = "CART")]
         cart: String,
         /// Ignore the gate and the schedule
         #[arg(long)]
@@ -85,36 +163,136 @@ pub enum Command {
         /// Write the feed to FILE instead of the cart's transport
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print the result as one JSON object
         #[arg(long)]
         json: bool,
     },
     /// Carts due and last outcomes; inbound sources and their errors
+    #[command(after_help = "Times are shown in the local time zone (RFC 3339 with --json).")]
     Status {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Print one JSON object (times in RFC 3339)
         #[arg(long)]
         json: bool,
     },
     /// Why a cart gets the number it gets for a SKU
+    #[command(
+        after_help = "Example: stockgate explain --merchant acme --sku WIDGET-1 --cart acme-shop"
+    )]
     Explain {
-        #[arg(long)]
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Merchant id (a [[merchant]] id) that owns the SKU
+        #[arg(long, value_name = "M")]
         merchant: String,
-        #[arg(long)]
+        /// The SKU, as the warehouse files spell it
+        #[arg(long, value_name = "SKU")]
         sku: String,
-        #[arg(long)]
+        /// Only this cart (its warehouses and min_level) [default: every cart of the merchant]
+        #[arg(long, value_name = "C")]
         cart: Option<String>,
+        /// Print one JSON object
         #[arg(long)]
         json: bool,
     },
     /// Past sync attempts, newest first
+    #[command(after_help = "Example: stockgate history --cart acme-shop --limit 5 --json")]
     History {
-        #[arg(long)]
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Only this cart's attempts [default: every cart]
+        #[arg(long, value_name = "C")]
         cart: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// At most N entries
+        #[arg(long, value_name = "N", default_value_t = 20)]
         limit: u64,
+        /// Print one JSON list
         #[arg(long)]
         json: bool,
     },
     /// Validate the config and every mapping; list every problem
-    Check,
+    #[command(
+        after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any."
+    )]
+    Check {
+        #[command(flatten)]
+        cfg: ConfigArg,
+    },
+    /// Print the man page (roff) on stdout: stockgate man > stockgate.1
+    Man,
+    /// Print a shell completion script on stdout
+    #[command(
+        after_help = "Examples:\n  stockgate completions bash > ~/.local/share/bash-completion/completions/stockgate\n  stockgate completions zsh > ~/.zfunc/_stockgate\n  stockgate completions fish > ~/.config/fish/completions/stockgate.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Command {
+    /// `--config` given after the command, if any.
+    fn config_arg(&self) -> Option<PathBuf> {
+        match self {
+            Command::Run { cfg, .. }
+            | Command::Ingest { cfg, .. }
+            | Command::Sync { cfg, .. }
+            | Command::Status { cfg, .. }
+            | Command::Explain { cfg, .. }
+            | Command::History { cfg, .. }
+            | Command::Check { cfg } => cfg.config.clone(),
+            _ => None,
+        }
+    }
+    /// Whether it prints its results itself (logs then only add what it does not say).
+    fn one_shot(&self) -> bool {
+        !matches!(self, Command::Run { once: false, .. })
+    }
+    fn json(&self) -> bool {
+        match self {
+            Command::Ingest { json, .. }
+            | Command::Sync { json, .. }
+            | Command::Status { json, .. }
+            | Command::Explain { json, .. }
+            | Command::History { json, .. } => *json,
+            _ => false,
+        }
+    }
+}
+
+static COLOR_OUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether to colour a stream: `--color`, then NO_COLOR, then whether it is a terminal.
+fn colour(when: &str, terminal: bool) -> bool {
+    match when {
+        "always" => true,
+        "never" => false,
+        _ => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// An outcome word in its colour (when stdout is coloured).
+fn paint(word: &str) -> String {
+    if !COLOR_OUT.load(std::sync::atomic::Ordering::Relaxed) {
+        return word.to_string();
+    }
+    let code = match word.trim() {
+        "applied" | "sent" => "32",
+        "duplicate" | "skipped" | "dry-run" => "2",
+        "held" => "33",
+        "rejected" | "failed" | "error" => "31",
+        _ => return word.to_string(),
+    };
+    format!("\x1b[{code}m{word}\x1b[0m")
+}
+
+/// Prints a result line whose first word is an outcome, coloured.
+fn out_result(word: &str, rest: &str) {
+    use std::io::Write as _;
+    let rest = crate::util::escape(rest);
+    let _ = writeln!(std::io::stdout().lock(), "{}{rest}", paint(word));
 }
 
 /// Entry point for the binary; returns the process exit code.
@@ -126,10 +304,40 @@ pub fn main() -> i32 {
             return if e.use_stderr() { USAGE } else { OK };
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        // suppaftp traces every command it sends, PASS with the password.
-        .add_directive("suppaftp=info".parse().expect("a valid directive"));
+    // One line per result: a command that prints its results logs only
+    // warnings by default; the daemon logs what it does.
+    let level = if cli.quiet {
+        Some("error")
+    } else {
+        match cli.verbose {
+            0 => None,
+            1 => Some("info"),
+            _ => Some("debug"),
+        }
+    };
+    let default = if cli.command.one_shot() {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => tracing_subscriber::EnvFilter::try_from_env("STOCKGATE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+    }
+    // suppaftp traces every command it sends, PASS with the password.
+    .add_directive("suppaftp=info".parse().expect("a valid directive"));
+    let stderr_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    COLOR_OUT.store(
+        colour(
+            &cli.color,
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if stderr_tty && !cli.quiet && !cli.command.json() && cli.log_format != "json" {
+        crate::progress::enable();
+    }
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -140,8 +348,7 @@ pub fn main() -> i32 {
             .with_current_span(false)
             .init();
     } else {
-        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        logs.with_ansi(colour(&cli.color, stderr_tty)).init();
     }
     match run(cli) {
         Ok(code) => code,
@@ -207,11 +414,25 @@ macro_rules! try_cfg {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
+    let cfg_flag = cli.command.config_arg().or(cli.config.clone());
     match cli.command {
+        Command::Man => {
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            Ok(OK)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "stockgate", &mut std::io::stdout());
+            Ok(OK)
+        }
         Command::Init { dir } => match crate::init::init(&dir) {
             Ok(cfg) => {
+                let exe = exe_shown();
+                let c = crate::util::shell_quote(&cfg.display().to_string());
                 outln!("workspace written: {}", cfg.display());
-                outln!("next: stockgate --config {} run --once", cfg.display());
+                outln!("next: {exe} --config {c} run --once");
+                outln!("then: {exe} --config {c} status");
                 Ok(OK)
             }
             Err(e @ crate::init::InitError::Exists(_)) => {
@@ -221,8 +442,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Err(e) => Err(e.into()),
         },
         Command::Demo { dir } => demo(dir.unwrap_or_else(|| PathBuf::from("stockgate-demo"))),
-        Command::Check => {
-            let path = config::default_path(cli.config.clone());
+        Command::Check { .. } => {
+            let path = config::default_path(cfg_flag.clone());
             match config::load(&path) {
                 Ok(cfg) => {
                     for w in &cfg.warnings {
@@ -246,8 +467,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Run { once, http } => {
-            let cfg = try_cfg!(load(&cli.config));
+        Command::Run { once, http, .. } => {
+            let cfg = try_cfg!(load(&cfg_flag));
             // Rule 18: one `run` per ledger.
             let _lock = match crate::locks::instance(&cfg) {
                 Ok(l) => l,
@@ -280,7 +501,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     signal_hook::flag::register(sig, stop.clone())?;
                 }
                 signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
-                let path = config::default_path(cli.config.clone());
+                let path = config::default_path(cfg_flag.clone());
                 let opts = crate::daemon::RunOptions { http };
                 match crate::daemon::run(&path, cfg, stop, hup, opts) {
                     Ok(()) => Ok(OK),
@@ -296,14 +517,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             force,
             json: as_json,
             files,
+            ..
         } => {
-            let cfg = try_cfg!(load(&cli.config));
+            let cfg = try_cfg!(load(&cfg_flag));
             let Some(src) = cfg.inbound(&source) else {
-                eprintln!(
-                    "error: no inbound source {source:?} in {}",
-                    cfg.path.display()
-                );
-                return Ok(USAGE);
+                let ids: Vec<&str> = cfg.inbound.iter().map(|i| i.id.as_str()).collect();
+                return Ok(unknown_id(&cfg, "inbound source", &source, &ids));
             };
             let mut ledger = open(&cfg)?;
             let mut outs = vec![];
@@ -338,13 +557,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             dry_run,
             output,
             json: as_json,
+            ..
         } => {
-            let cfg = try_cfg!(load(&cli.config));
+            let cfg = try_cfg!(load(&cfg_flag));
             let Some(c) = cfg.cart(&cart) else {
-                eprintln!("error: no cart {cart:?} in {}", cfg.path.display());
-                return Ok(USAGE);
+                return Ok(unknown_id(&cfg, "cart", &cart, &cart_ids(&cfg, None)));
             };
             let mut ledger = open(&cfg)?;
+            let before = ledger.cart_state(&c.id)?.last_attempt;
             let r = sync_cart(
                 &cfg,
                 &mut ledger,
@@ -355,6 +575,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     output,
                 },
             )?;
+            // A skipped manual sync leaves the cart's schedule alone: its
+            // next due time stays what it was (the attempt is in history).
+            if r.outcome == "skipped" && !dry_run {
+                ledger.keep_schedule(&c.id, before)?;
+            }
             if as_json {
                 json(&r);
             } else {
@@ -362,56 +587,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(if r.is_failure() { FAILED } else { OK })
         }
-        Command::Status { json: as_json } => {
-            let cfg = try_cfg!(load(&cli.config));
+        Command::Status { json: as_json, .. } => {
+            let cfg = try_cfg!(load(&cfg_flag));
             let ledger = open_read(&cfg)?;
             let s = crate::inspect::status(&cfg, &ledger)?;
             if as_json {
                 json(&s);
             } else {
-                outln!(
-                    "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} pending",
-                    "cart",
-                    "format",
-                    "schedule",
-                    "last",
-                    "last success",
-                    "next due"
-                );
-                for c in &s.carts {
-                    outln!(
-                        "{:<20} {:<8} {:<12} {:<10} {:<26} {:<26} {}",
-                        c.cart,
-                        c.format,
-                        c.schedule,
-                        c.last_outcome.as_deref().unwrap_or("-"),
-                        c.last_success.as_deref().unwrap_or("-"),
-                        c.next_due.as_deref().unwrap_or("-"),
-                        c.pending
-                    );
-                }
-                outln!();
-                outln!(
-                    "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} last error",
-                    "source",
-                    "kind",
-                    "applied",
-                    "rejected",
-                    "held",
-                    "last pickup"
-                );
-                for i in &s.inbound {
-                    outln!(
-                        "{:<20} {:<10} {:>8} {:>8} {:>5} {:<26} {}",
-                        i.source,
-                        i.kind,
-                        i.applied,
-                        i.rejected,
-                        i.held,
-                        i.last_pickup.as_deref().unwrap_or("-"),
-                        i.last_error.as_deref().unwrap_or("-")
-                    );
-                }
+                print_status(&s);
             }
             Ok(OK)
         }
@@ -420,17 +603,24 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             sku,
             cart,
             json: as_json,
+            ..
         } => {
-            let cfg = try_cfg!(load(&cli.config));
+            let cfg = try_cfg!(load(&cfg_flag));
             if !cfg.merchants.contains(&merchant) {
-                eprintln!("error: no merchant {merchant:?} in {}", cfg.path.display());
-                return Ok(USAGE);
+                let ids: Vec<&str> = cfg.merchants.iter().map(String::as_str).collect();
+                return Ok(unknown_id(&cfg, "merchant", &merchant, &ids));
             }
             if let Some(c) = &cart
                 && cfg.cart(c).is_none_or(|c| c.merchant != merchant)
             {
-                eprintln!("error: no cart {c:?} for merchant {merchant:?}");
-                return Ok(USAGE);
+                let of = format!(" of merchant {}", crate::util::quoted(&merchant));
+                return Ok(unknown_id_of(
+                    &cfg,
+                    "cart",
+                    c,
+                    &of,
+                    &cart_ids(&cfg, Some(&merchant)),
+                ));
             }
             let ledger = open_read(&cfg)?;
             let e = crate::inspect::explain(&cfg, &ledger, &merchant, &sku, cart.as_deref())?;
@@ -445,8 +635,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             cart,
             limit,
             json: as_json,
+            ..
         } => {
-            let cfg = try_cfg!(load(&cli.config));
+            let cfg = try_cfg!(load(&cfg_flag));
+            if let Some(c) = &cart
+                && cfg.cart(c).is_none()
+            {
+                return Ok(unknown_id(&cfg, "cart", c, &cart_ids(&cfg, None)));
+            }
             let ledger = open_read(&cfg)?;
             let entries: Vec<SyncReport> = ledger
                 .history(cart.as_deref(), limit)?
@@ -459,7 +655,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 for r in &entries {
                     outln!(
                         "{}  {:<20} {:<8} {:>7} items  {}{}",
-                        r.started_at,
+                        local_time(&r.started_at),
                         r.cart,
                         r.outcome,
                         r.items,
@@ -483,21 +679,25 @@ fn print_file(f: &pickup::FileOutcome) {
         Outcome::Rejected => "rejected",
         Outcome::Held => "held",
     };
-    let mut line = format!("{what:<9} {}  rows={} stale={}", f.file, f.rows, f.stale);
+    let mut line = format!(" {}  rows={} stale={}", f.file, f.rows, f.stale);
+    if f.skipped > 0 {
+        line.push_str(&format!(" skipped={}", f.skipped));
+    }
     if let Some(z) = f.zeroed {
         line.push_str(&format!(" zeroed={z}"));
     }
-    outln!("{line}");
+    out_result(&format!("{what:<9}"), &line);
     for e in &f.errors {
         outln!("    {e}");
     }
     if let Some(q) = &f.quarantined {
-        outln!("    quarantined: {q} (reasons in {q}.error.txt)");
+        outln!("    mapping: {}", f.mapping);
+        outln!("    quarantined: {q} (reasons in {q}.error.txt; fix it, then ingest it again)");
     }
 }
 
 fn print_sync(r: &SyncReport) {
-    let mut line = format!("{:<8} {}: {} items", r.outcome, r.cart, r.items);
+    let mut line = format!(" {}: {} items", r.cart, r.items);
     if let Some(f) = &r.file {
         line.push_str(&format!(" -> {f}"));
     }
@@ -507,7 +707,7 @@ fn print_sync(r: &SyncReport) {
     if let Some(reason) = &r.reason {
         line.push_str(&format!("  [{reason}]"));
     }
-    outln!("{line}");
+    out_result(&format!("{:<8}", r.outcome), &line);
 }
 
 /// `run --once`'s last line, said even when nothing was due.
@@ -626,20 +826,162 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
         }
     }
     outln!();
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|p| {
-            p.strip_prefix(std::env::current_dir().ok()?)
-                .map(Path::to_path_buf)
-                .ok()
-                .or(Some(p))
-        })
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "stockgate".into());
-    outln!(
-        "try:  {exe} --config {} explain --merchant acme --sku WIDGET-1",
-        cfg_path.display()
-    );
-    outln!("      {exe} --config {} status", cfg_path.display());
+    let exe = exe_shown();
+    let cfg_shown = crate::util::shell_quote(&cfg_path.display().to_string());
+    outln!("try:  {exe} --config {cfg_shown} explain --merchant acme --sku WIDGET-1");
+    outln!("      {exe} --config {cfg_shown} status");
+    outln!("      {exe} --config {cfg_shown} history");
     Ok(OK)
+}
+
+/// How to run this very binary again from the current folder, as it can be
+/// pasted: `stockgate` when that is what the shell finds on the PATH, else
+/// its path (relative to the current folder when under it).
+fn exe_shown() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "stockgate".into();
+    };
+    let same = |a: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(&exe).ok();
+    if let Some(paths) = std::env::var_os("PATH") {
+        let found = std::env::split_paths(&paths)
+            .map(|d| d.join("stockgate"))
+            .find(|p| p.is_file());
+        if found.as_deref().is_some_and(same) {
+            return "stockgate".into();
+        }
+    }
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| Path::new(".").join(p)))
+        .unwrap_or_else(|| exe.clone());
+    crate::util::shell_quote(&shown.display().to_string())
+}
+
+/// An unknown id on the command line: exit 2, naming the valid ones.
+fn unknown_id(cfg: &Config, what: &str, id: &str, valid: &[&str]) -> i32 {
+    unknown_id_of(cfg, what, id, "", valid)
+}
+
+/// As [`unknown_id`], with a qualifier after the id (` of merchant "m1"`).
+fn unknown_id_of(cfg: &Config, what: &str, id: &str, of: &str, valid: &[&str]) -> i32 {
+    let list = if valid.is_empty() {
+        "none".to_string()
+    } else {
+        valid.join(", ")
+    };
+    let noun = what.rsplit(' ').next().unwrap_or(what);
+    eprintln!(
+        "error: no {what} {}{of} in {}{}; {noun}s: {list}",
+        crate::util::quoted(id),
+        cfg.path.display(),
+        crate::util::did_you_mean(id, valid.iter().copied()),
+    );
+    USAGE
+}
+
+fn cart_ids<'a>(cfg: &'a Config, merchant: Option<&str>) -> Vec<&'a str> {
+    cfg.carts
+        .iter()
+        .filter(|c| merchant.is_none_or(|m| c.merchant == m))
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// An RFC 3339 time in the local time zone, for human output.
+fn local_time(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// The longest an error is shown in `status` (the whole one is in the
+/// `.error.txt` and in `status --json`).
+const STATUS_ERROR_MAX: usize = 60;
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn print_status(s: &crate::inspect::Status) {
+    use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+    let table = |header: &[&str]| {
+        let mut t = Table::new();
+        t.load_style(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(header.to_vec());
+        // Cells are padded by one space each side; no margin at the left.
+        for c in t.column_iter_mut() {
+            c.set_padding((0, 2));
+        }
+        t
+    };
+    let opt = |v: &Option<String>| v.as_deref().map(local_time).unwrap_or_else(|| "-".into());
+    let mut carts = table(&[
+        "cart",
+        "format",
+        "schedule",
+        "last",
+        "last success",
+        "next due",
+        "pending",
+    ]);
+    for c in &s.carts {
+        carts.add_row(vec![
+            truncate(&crate::util::escape(&c.cart), 30),
+            c.format.to_string(),
+            truncate(&c.schedule, 20),
+            c.last_outcome.clone().unwrap_or_else(|| "-".into()),
+            opt(&c.last_success),
+            opt(&c.next_due),
+            c.pending.to_string(),
+        ]);
+    }
+    if let Some(col) = carts.column_mut(6) {
+        col.set_cell_alignment(CellAlignment::Right);
+    }
+    let mut inbound = table(&[
+        "source",
+        "kind",
+        "applied",
+        "rejected",
+        "held",
+        "last pickup",
+        "last error",
+    ]);
+    for i in &s.inbound {
+        inbound.add_row(vec![
+            truncate(&crate::util::escape(&i.source), 30),
+            i.kind.to_string(),
+            i.applied.to_string(),
+            i.rejected.to_string(),
+            i.held.to_string(),
+            opt(&i.last_pickup),
+            truncate(
+                &crate::util::escape(i.last_error.as_deref().unwrap_or("-")),
+                STATUS_ERROR_MAX,
+            ),
+        ]);
+    }
+    for n in 2..=4 {
+        if let Some(col) = inbound.column_mut(n) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let show = |t: &Table| {
+        for line in t.lines() {
+            outln!("{}", line.trim_end());
+        }
+    };
+    show(&carts);
+    outln!();
+    show(&inbound);
 }

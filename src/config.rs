@@ -19,6 +19,7 @@ pub use transport::{
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // its field names list the known top-level keys
 struct RawConfig {
     ledger: RawLedger,
     #[serde(default)]
@@ -210,35 +211,16 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     };
     let src =
         std::fs::read_to_string(path).map_err(|e| one(None, format!("cannot read config: {e}")))?;
-    let (raw, unknown) = match toml::from_str::<RawConfig>(&src) {
-        Ok(raw) => (raw, vec![]),
+    // A syntax error stops here (nothing after it can be trusted); anything
+    // else is collected, every key, every entry and every mapping, in one pass.
+    let mut table = match src.parse::<toml::Table>() {
+        Ok(t) => t,
         Err(e) => {
             let line = e.span().map(|s| line_at(&src, s.start));
-            let first = vec![Problem {
-                file: path.to_path_buf(),
-                line,
-                key: String::new(),
-                message: redact_secrets(&src, line, e.message().trim()),
-            }];
-            // Unknown keys: report each one (file, line, key) and check the rest.
-            let Ok(mut table) = src.parse::<toml::Table>() else {
-                return Err(first);
-            };
-            let unknown = strip_unknown(path, &src, &mut table);
-            if unknown.is_empty() {
-                return Err(first);
-            }
-            match table.try_into::<RawConfig>() {
-                Ok(raw) => (raw, unknown),
-                Err(e) => {
-                    return Err(unknown
-                        .into_iter()
-                        .chain(one(None, redact_secrets(&src, None, e.message().trim())))
-                        .collect());
-                }
-            }
+            return Err(one(line, redact_secrets(&src, line, e.message().trim())));
         }
     };
+    let unknown = strip_unknown(path, &src, &mut table);
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut cx = Ctx {
@@ -248,9 +230,24 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         problems: unknown,
         warnings: vec![],
     };
+    let raw = typed(&mut cx, table);
+    // Entries too broken to use still have their mappings checked.
+    let mut mappings = MappingCache::default();
+    for (kind, _, name) in &raw.broken_mappings {
+        let mpath = mapping_path(&dir, name);
+        if !mpath.exists() {
+            continue;
+        }
+        if *kind == "inbound" {
+            mappings.inbound(&mut cx, &mpath);
+        } else {
+            mappings.outbound(&mut cx, &mpath);
+        }
+    }
 
     let mut merchants = vec![];
-    for (i, m) in raw.merchant.iter().enumerate() {
+    for (i, m) in raw.merchant.iter() {
+        let i = *i;
         check_id(&mut cx, "merchant", i, &m.id);
         if merchants.contains(&m.id) {
             cx.at(
@@ -264,20 +261,18 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     }
     let mut ids = HashSet::new();
     let mut inbound = vec![];
-    for (i, r) in raw.inbound.iter().enumerate() {
+    for (i, r) in raw.inbound.iter() {
+        let i = *i;
         check_id(&mut cx, "inbound", i, &r.id);
         if !ids.insert(r.id.clone()) {
             cx.at("inbound", i, "id", format!("id {:?} is used twice", r.id));
         }
-        if !merchants.contains(&r.merchant) {
+        if !raw.merchant_ids.contains(&r.merchant) {
             cx.at(
                 "inbound",
                 i,
                 "merchant",
-                format!(
-                    "unknown merchant {:?} (declare it in a [[merchant]])",
-                    r.merchant
-                ),
+                unknown_merchant(&r.merchant, &raw.merchant_ids),
             );
         }
         let kind = match r.kind.as_str() {
@@ -293,18 +288,18 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 RecordKind::Inventory
             }
         };
-        let mpath = dir.join("mappings").join(format!("{}.toml", r.mapping));
+        let mpath = mapping_path(&dir, &r.mapping);
         let mapping = if !mpath.exists() {
             cx.at(
                 "inbound",
                 i,
                 "mapping",
-                format!("no mapping file {}", mpath.display()),
+                no_mapping(&dir, &r.mapping, &mpath),
             );
             None
         } else {
-            match mapping::load_inbound(&mpath) {
-                Ok(m) => {
+            match mappings.inbound(&mut cx, &mpath) {
+                Some(m) => {
                     if m.record != kind {
                         cx.at(
                             "inbound",
@@ -320,10 +315,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                     }
                     Some(m)
                 }
-                Err(ps) => {
-                    cx.problems.extend(ps);
-                    None
-                }
+                None => None,
             }
         };
         let poll = match r.poll.as_deref() {
@@ -382,20 +374,18 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let mut carts = vec![];
     let mut cart_ids = HashSet::new();
     let mut outboxes: Vec<(String, String)> = vec![];
-    for (i, r) in raw.cart.iter().enumerate() {
+    for (pos, (i, r)) in raw.cart.iter().enumerate() {
+        let i = *i;
         check_id(&mut cx, "cart", i, &r.id);
         if !cart_ids.insert(r.id.clone()) {
             cx.at("cart", i, "id", format!("cart id {:?} is used twice", r.id));
         }
-        if !merchants.contains(&r.merchant) {
+        if !raw.merchant_ids.contains(&r.merchant) {
             cx.at(
                 "cart",
                 i,
                 "merchant",
-                format!(
-                    "unknown merchant {:?} (declare it in a [[merchant]])",
-                    r.merchant
-                ),
+                unknown_merchant(&r.merchant, &raw.merchant_ids),
             );
         }
         if !["csv", "xml", "x12-846"].contains(&r.format.as_str()) {
@@ -419,7 +409,13 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                     "cart",
                     i,
                     "timezone",
-                    format!("unknown time zone {s:?} (use an IANA name like \"Europe/Berlin\")"),
+                    format!(
+                        "unknown time zone {s:?}{} (use an IANA name like \"Europe/Berlin\")",
+                        crate::util::did_you_mean(
+                            s,
+                            chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())
+                        )
+                    ),
                 );
                 Tz::UTC
             }),
@@ -432,18 +428,13 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 format!("must be 0 or more, got {}", r.min_level),
             );
         }
-        let mpath = dir.join("mappings").join(format!("{}.toml", r.mapping));
+        let mpath = mapping_path(&dir, &r.mapping);
         let mapping = if !mpath.exists() {
-            cx.at(
-                "cart",
-                i,
-                "mapping",
-                format!("no mapping file {}", mpath.display()),
-            );
+            cx.at("cart", i, "mapping", no_mapping(&dir, &r.mapping, &mpath));
             None
         } else {
-            match mapping::load_outbound(&mpath) {
-                Ok(m) => {
+            match mappings.outbound(&mut cx, &mpath) {
+                Some(m) => {
                     if m.format_name() != r.format {
                         cx.at(
                             "cart",
@@ -459,24 +450,22 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                     }
                     Some(m)
                 }
-                Err(ps) => {
-                    cx.problems.extend(ps);
-                    None
-                }
+                None => None,
             }
         };
         let transport =
             transport::transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
         // Rule 19: two carts must never write the same file.
-        if let Some(other) = raw.cart[..i]
-            .iter()
-            .zip(&outboxes)
-            .find_map(|(o, (loc, tpl))| {
-                (loc == &transport.endpoint.location()
-                    && tpl == &transport.file_name
-                    && !tpl.contains("{cart}"))
-                .then_some(o.id.clone())
-            })
+        if let Some(other) =
+            raw.cart[..pos]
+                .iter()
+                .zip(&outboxes)
+                .find_map(|((_, o), (loc, tpl))| {
+                    (loc == &transport.endpoint.location()
+                        && tpl == &transport.file_name
+                        && !tpl.contains("{cart}"))
+                    .then_some(o.id.clone())
+                })
         {
             cx.at(
                 "cart.transport",
@@ -554,6 +543,197 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     }
 }
 
+/// The config's entries that deserialized, each with its place (the nth
+/// `[[cart]]`, ...), every key that did not reported on the way.
+struct Typed {
+    ledger: RawLedger,
+    merchant: Vec<(usize, RawMerchant)>,
+    /// Every merchant id written, broken entries included (no follow-on errors).
+    merchant_ids: Vec<String>,
+    inbound: Vec<(usize, RawInbound)>,
+    cart: Vec<(usize, RawCart)>,
+    /// ("inbound" | "cart", nth, mapping name) of entries that did not deserialize.
+    broken_mappings: Vec<(&'static str, usize, String)>,
+}
+
+/// Deserializes each section and each entry on its own: one bad key makes
+/// one problem (file:line, key), never hides the rest.
+fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
+    fn report(cx: &mut Ctx, root: &str, nth: usize, errors: Vec<crate::util::KeyError>) {
+        for e in errors {
+            let (table, key) = match e.path.as_slice() {
+                [] => (root.to_string(), String::new()),
+                [k] => (root.to_string(), k.clone()),
+                [sub, k, ..] if sub.parse::<usize>().is_err() && k.parse::<usize>().is_err() => {
+                    (format!("{root}.{sub}"), k.clone())
+                }
+                [k, ..] => (root.to_string(), k.clone()),
+            };
+            cx.at(&table, nth, &key, e.message);
+        }
+    }
+    let mut out = Typed {
+        ledger: RawLedger {
+            path: PathBuf::from("var/ledger.sqlite"),
+            archive: None,
+            quarantine: None,
+            keep: None,
+        },
+        merchant: vec![],
+        merchant_ids: vec![],
+        inbound: vec![],
+        cart: vec![],
+        broken_mappings: vec![],
+    };
+    match table.remove("ledger") {
+        Some(toml::Value::Table(t)) => {
+            let (v, errors) = crate::util::deserialize_all::<RawLedger>(t);
+            report(cx, "ledger", 0, errors);
+            if let Some(l) = v {
+                out.ledger = l;
+            }
+        }
+        Some(_) => cx.at(
+            "",
+            0,
+            "ledger",
+            "must be a table: [ledger] with path = \"var/ledger.sqlite\"",
+        ),
+        None => cx.problems.push(Problem {
+            file: cx.path.to_path_buf(),
+            line: None,
+            key: "ledger".into(),
+            message:
+                "required table [ledger] is missing; add [ledger] with path = \"var/ledger.sqlite\""
+                    .into(),
+        }),
+    }
+    let mut items = |name: &str| -> Vec<(usize, toml::Table)> {
+        match table.remove(name) {
+            None => vec![],
+            Some(toml::Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    toml::Value::Table(t) => Some((i, t)),
+                    _ => None,
+                })
+                .collect(),
+            Some(_) => {
+                cx.at("", 0, name, format!("must be a list of tables: [[{name}]]"));
+                vec![]
+            }
+        }
+    };
+    let (merchants, inbound, carts) = (items("merchant"), items("inbound"), items("cart"));
+    for (i, t) in merchants {
+        if let Some(toml::Value::String(id)) = t.get("id") {
+            out.merchant_ids.push(id.clone());
+        }
+        let (v, errors) = crate::util::deserialize_all::<RawMerchant>(t);
+        report(cx, "merchant", i, errors);
+        out.merchant.extend(v.map(|v| (i, v)));
+    }
+    for (i, t) in inbound {
+        let name = t.get("mapping").and_then(|v| v.as_str()).map(String::from);
+        let (v, errors) = crate::util::deserialize_all::<RawInbound>(t);
+        report(cx, "inbound", i, errors);
+        match v {
+            Some(v) => out.inbound.push((i, v)),
+            None => out.broken_mappings.extend(name.map(|n| ("inbound", i, n))),
+        }
+    }
+    for (i, t) in carts {
+        let name = t.get("mapping").and_then(|v| v.as_str()).map(String::from);
+        let (v, errors) = crate::util::deserialize_all::<RawCart>(t);
+        report(cx, "cart", i, errors);
+        match v {
+            Some(v) => out.cart.push((i, v)),
+            None => out.broken_mappings.extend(name.map(|n| ("cart", i, n))),
+        }
+    }
+    out
+}
+
+/// Mappings loaded once each, their problems reported once, however many
+/// sources or carts share them.
+#[derive(Default)]
+struct MappingCache {
+    inbound: std::collections::HashMap<PathBuf, Option<InboundMapping>>,
+    outbound: std::collections::HashMap<PathBuf, Option<OutboundMapping>>,
+}
+
+impl MappingCache {
+    fn inbound(&mut self, cx: &mut Ctx, p: &Path) -> Option<InboundMapping> {
+        self.inbound
+            .entry(p.to_path_buf())
+            .or_insert_with(|| match mapping::load_inbound(p) {
+                Ok(m) => Some(m),
+                Err(ps) => {
+                    cx.problems.extend(ps);
+                    None
+                }
+            })
+            .clone()
+    }
+    fn outbound(&mut self, cx: &mut Ctx, p: &Path) -> Option<OutboundMapping> {
+        self.outbound
+            .entry(p.to_path_buf())
+            .or_insert_with(|| match mapping::load_outbound(p) {
+                Ok(m) => Some(m),
+                Err(ps) => {
+                    cx.problems.extend(ps);
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// `mapping = "acme-wms"` is mappings/acme-wms.toml beside the config;
+/// `mapping = "mappings/acme-wms.toml"` (anything with a `/` or ending in
+/// `.toml`) is a path relative to the config's folder.
+pub fn mapping_path(dir: &Path, name: &str) -> PathBuf {
+    if name.ends_with(".toml") || name.contains('/') || name.contains('\\') {
+        dir.join(name)
+    } else {
+        dir.join("mappings").join(format!("{name}.toml"))
+    }
+}
+
+fn no_mapping(dir: &Path, name: &str, mpath: &Path) -> String {
+    let names: Vec<String> = std::fs::read_dir(dir.join("mappings"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".toml").map(String::from)
+        })
+        .collect();
+    let stem = Path::new(name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "no mapping file {}{} (a name like \"acme-wms\" means mappings/acme-wms.toml; a path is relative to the config's folder)",
+        mpath.display(),
+        crate::util::did_you_mean(&stem, names.iter().map(String::as_str))
+    )
+}
+
+fn unknown_merchant(m: &str, known: &[String]) -> String {
+    format!(
+        "unknown merchant {m:?}{} (merchants: {}; declare others in a [[merchant]])",
+        crate::util::did_you_mean(m, known.iter().map(String::as_str)),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
 /// Ids become folder names (archive/<id>/) and appear in file names.
 fn check_id(cx: &mut Ctx, table: &str, i: usize, id: &str) {
     if id.is_empty()
@@ -615,7 +795,11 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
                 file: path.to_path_buf(),
                 line: line_of(src, header, nth, k),
                 key: shown,
-                message: format!("unknown key; known keys here: {}", known.join(", ")),
+                message: format!(
+                    "unknown key{}; known keys here: {}",
+                    crate::util::did_you_mean(k, known.iter().copied()),
+                    known.join(", ")
+                ),
             });
             false
         })

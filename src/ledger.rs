@@ -535,6 +535,16 @@ impl Ledger {
 
     // ----- carts -----
 
+    /// Puts a cart's last attempt back to `at`: a skipped manual `sync`
+    /// leaves the cart's schedule (its next due time) where it was.
+    pub fn keep_schedule(&self, cart: &str, at: Option<Millis>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE carts SET last_attempt = ?2 WHERE id = ?1",
+            rusqlite::params![cart, at],
+        )?;
+        Ok(())
+    }
+
     pub fn cart_state(&self, cart: &str) -> Result<CartState> {
         Ok(self
             .conn

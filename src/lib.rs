@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod locks;
 pub mod mapping;
 pub mod pickup;
+pub mod progress;
 pub mod schedule;
 pub mod serve;
 pub mod sync;

@@ -209,6 +209,8 @@ pub struct InboundMapping {
     pub time: TimeSpec,
     pub cancelled: Vec<String>,
     pub source: InSource,
+    /// Inbound CSV: the file's character encoding (`encoding`, default UTF-8).
+    pub encoding: &'static encoding_rs::Encoding,
 }
 
 impl InboundMapping {
@@ -380,6 +382,7 @@ struct RawMapping {
     item_ids: Option<Vec<Vec<String>>>,
     unit: Option<String>,
     line_break: Option<bool>,
+    encoding: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -413,9 +416,63 @@ impl Checker<'_> {
     }
 }
 
-/// The mapping's text and raw keys, plus one problem per unknown key: an
-/// unknown key is reported (file, line, key) and the rest is still checked.
-fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
+/// The keys a mapping of this format (and direction) may have, as shown
+/// to an operator who wrote another one.
+fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
+    let all = crate::util::struct_fields::<RawMapping>();
+    let inb: &[&str] = &[
+        "format",
+        "record",
+        "snapshot",
+        "max_zeroed",
+        "max_future",
+        "as_of_from",
+        "as_of",
+        "cancelled",
+        "unit",
+        "units",
+    ];
+    let want: Vec<&str> = match (format, inbound) {
+        (Some("csv"), true) => [inb, &["delimiter", "header", "columns", "encoding"]].concat(),
+        (Some("xml"), true) => [inb, &["item", "fields"]].concat(),
+        (Some("x12"), true) => [inb, &["sku_qualifier", "quantity_qualifier"]].concat(),
+        (Some("csv"), false) => vec!["format", "delimiter", "header", "columns"],
+        (Some("xml"), false) => vec!["format", "root", "item", "fields"],
+        (Some("x12-846"), false) => all
+            .iter()
+            .copied()
+            .filter(|k| {
+                ![
+                    "record",
+                    "delimiter",
+                    "header",
+                    "snapshot",
+                    "max_zeroed",
+                    "max_future",
+                    "as_of_from",
+                    "columns",
+                    "as_of",
+                    "cancelled",
+                    "item",
+                    "root",
+                    "fields",
+                    "sku_qualifier",
+                    "encoding",
+                ]
+                .contains(k)
+            })
+            .collect(),
+        _ => return all.to_vec(),
+    };
+    all.iter().copied().filter(|k| want.contains(k)).collect()
+}
+
+/// The mapping's text and raw keys, plus one problem per unknown or wrongly
+/// typed key: each is reported (file, line, key) and the rest still checked.
+fn read_raw(
+    path: &Path,
+    inbound: bool,
+) -> Result<(String, RawMapping, Vec<Problem>), Vec<Problem>> {
     let problem = |line, message: String| {
         vec![Problem {
             file: path.to_path_buf(),
@@ -426,21 +483,22 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
     };
     let src = std::fs::read_to_string(path)
         .map_err(|e| problem(None, format!("cannot read mapping: {e}")))?;
-    let first = match toml::from_str::<RawMapping>(&src) {
-        Ok(raw) => return Ok((src, raw, vec![])),
-        Err(e) => e,
+    let mut table = match src.parse::<toml::Table>() {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(problem(
+                e.span().map(|s| line_at(&src, s.start)),
+                e.message().trim().to_string(),
+            ));
+        }
     };
-    let first_problem = || {
-        problem(
-            first.span().map(|s| line_at(&src, s.start)),
-            first.message().trim().to_string(),
-        )
-    };
-    let Ok(mut table) = src.parse::<toml::Table>() else {
-        return Err(first_problem());
-    };
+    let format = table
+        .get("format")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let shown = keys_for(format.as_deref(), inbound);
     let mut unknown = vec![];
-    let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str]| {
+    let mut strip = |t: &mut toml::Table, table_name: &str, known: &[&str], shown: &[&str]| {
         t.retain(|k, _| {
             if known.contains(&k) {
                 return true;
@@ -450,7 +508,15 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
             } else {
                 format!("{table_name}.{k}")
             };
-            let message = format!("unknown key; known keys here: {}", known.join(", "));
+            let what = match format.as_deref() {
+                Some(f) if table_name.is_empty() => format!("known keys of a {f:?} mapping"),
+                _ => "known keys here".to_string(),
+            };
+            let message = format!(
+                "unknown key{}; {what}: {}",
+                crate::util::did_you_mean(k, shown.iter().copied()),
+                shown.join(", ")
+            );
             unknown.push(Problem {
                 file: path.to_path_buf(),
                 line: line_of(&src, table_name, 0, k),
@@ -460,20 +526,34 @@ fn read_raw(path: &Path) -> Result<(String, RawMapping, Vec<Problem>), Vec<Probl
             false
         })
     };
-    strip(&mut table, "", crate::util::struct_fields::<RawMapping>());
+    strip(
+        &mut table,
+        "",
+        crate::util::struct_fields::<RawMapping>(),
+        &shown,
+    );
     if let Some(toml::Value::Table(t)) = table.get_mut("as_of") {
-        strip(t, "as_of", crate::util::struct_fields::<RawTime>());
+        let known = crate::util::struct_fields::<RawTime>();
+        strip(t, "as_of", known, known);
     }
-    if unknown.is_empty() {
-        return Err(first_problem());
+    let (raw, errors) = crate::util::deserialize_all::<RawMapping>(table);
+    for e in errors {
+        let (t, k) = match e.path.as_slice() {
+            [t, k, ..] if k.parse::<usize>().is_err() => (t.clone(), k.clone()),
+            [k, ..] => (String::new(), k.clone()),
+            [] => (String::new(), String::new()),
+        };
+        unknown.push(Problem {
+            file: path.to_path_buf(),
+            line: line_of(&src, &t, 0, &k),
+            key: if t.is_empty() { k } else { format!("{t}.{k}") },
+            message: e.message,
+        });
     }
     unknown.sort_by_key(|p| p.line);
-    match table.try_into::<RawMapping>() {
-        Ok(raw) => Ok((src, raw, unknown)),
-        Err(e) => {
-            unknown.extend(problem(None, e.message().trim().to_string()));
-            Err(unknown)
-        }
+    match raw {
+        Some(raw) => Ok((src, raw, unknown)),
+        None => Err(unknown),
     }
 }
 
@@ -506,7 +586,10 @@ fn parse_tz(c: &mut Checker, table: &str, s: Option<&str>) -> Tz {
             c.at(
                 table,
                 "timezone",
-                format!("unknown time zone {s:?} (use an IANA name like \"America/Chicago\")"),
+                format!(
+                    "unknown time zone {s:?}{} (use an IANA name like \"America/Chicago\")",
+                    crate::util::did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                ),
             );
             Tz::UTC
         }),
@@ -522,7 +605,7 @@ fn check_time_format(c: &mut Checker, fmt: &str) {
 
 /// Reads and validates an inbound mapping.
 pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
-    let (src, raw, unknown) = read_raw(path)?;
+    let (src, raw, unknown) = read_raw(path, true)?;
     let mut c = Checker {
         path,
         src: &src,
@@ -707,6 +790,39 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         time,
         cancelled,
         source,
+        encoding: encoding_rs::UTF_8,
+    };
+    m.encoding = match raw
+        .encoding
+        .as_deref()
+        .map(|e| e.trim().to_ascii_lowercase())
+    {
+        None => encoding_rs::UTF_8,
+        Some(e) if !matches!(m.source, InSource::Csv { .. }) => {
+            c.at(
+                "",
+                "encoding",
+                format!("applies to CSV mappings only, got {e:?}"),
+            );
+            encoding_rs::UTF_8
+        }
+        Some(e) => match e.as_str() {
+            "utf-8" | "utf8" => encoding_rs::UTF_8,
+            "windows-1252" | "cp1252" | "latin1" | "iso-8859-1" => encoding_rs::WINDOWS_1252,
+            "utf-16" | "utf-16le" => encoding_rs::UTF_16LE,
+            "utf-16be" => encoding_rs::UTF_16BE,
+            o => {
+                c.at(
+                    "",
+                    "encoding",
+                    format!(
+                        "must be \"utf-8\", \"windows-1252\" or \"utf-16\", got {o:?}{}",
+                        crate::util::did_you_mean(o, ["utf-8", "windows-1252", "utf-16"])
+                    ),
+                );
+                encoding_rs::UTF_8
+            }
+        },
     };
     m.as_of_from = match raw.as_of_from.as_deref() {
         // X12: the DTM/BIA date of each set when present, else the file's mtime.
@@ -857,7 +973,7 @@ fn inbound_columns(
 
 /// Reads and validates a feed (cart) mapping.
 pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
-    let (src, raw, unknown) = read_raw(path)?;
+    let (src, raw, unknown) = read_raw(path, false)?;
     let mut c = Checker {
         path,
         src: &src,
@@ -1105,7 +1221,7 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
 
 /// Whether a mapping file looks inbound (it says `record =` or is X12 in).
 pub fn looks_inbound(path: &Path) -> bool {
-    read_raw(path)
+    read_raw(path, true)
         .map(|(_, r, _)| r.record.is_some() || r.format.as_deref() == Some("x12"))
         .unwrap_or(false)
 }

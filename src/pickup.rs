@@ -51,7 +51,12 @@ pub struct FileOutcome {
     pub outcome: Outcome,
     pub rows: u64,
     pub stale: u64,
+    /// Empty or delimiter-only rows skipped (CONTRACT §4).
+    pub skipped: u64,
     pub errors: Vec<String>,
+    /// The mapping that reads this source's files: what to fix when a file
+    /// is rejected for its layout (`mappings/NAME.toml`).
+    pub mapping: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// SHA-256 of the file's bytes.
@@ -79,6 +84,8 @@ impl FileOutcome {
             outcome: Outcome::Applied,
             rows: 0,
             stale: 0,
+            skipped: 0,
+            mapping: crate::util::mapping_shown(&src.mapping.path),
             errors: vec![],
             bytes: None,
             sha256: None,
@@ -307,6 +314,7 @@ fn apply_file(
                 path,
                 src,
                 &mut errors,
+                &mut out.skipped,
                 |rec| inventory_row(src, rec, file_as_of, now),
                 |r: InvRow| {
                     max_as_of = max_as_of.max(Some(r.as_of));
@@ -392,6 +400,7 @@ fn apply_file(
                 path,
                 src,
                 &mut errors,
+                &mut out.skipped,
                 |rec| order_row(src, rec, &mut ordinals),
                 |o: OrdRow| {
                     let line = OrderLine {
@@ -481,13 +490,25 @@ fn read_valid<T>(
     path: &Path,
     src: &Inbound,
     errors: &mut Errors,
+    skipped: &mut u64,
     mut check: impl FnMut(&RawRecord) -> Result<T, Vec<String>>,
     mut stage: impl FnMut(T) -> Result<(), LedgerError>,
 ) -> Result<u64, LedgerError> {
     let mut rows = 0u64;
     let mut db_err = None;
+    crate::progress::start(
+        &file_name(path),
+        std::fs::metadata(path).ok().map(|m| m.len()),
+    );
     let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
+        if rec.skip {
+            *skipped += 1;
+            return Ok(());
+        }
         rows += 1;
+        if rows.is_multiple_of(4096) {
+            crate::progress::rows(rows);
+        }
         match check(&rec) {
             Ok(v) if errors.total == 0 => stage(v).map_err(|e| {
                 db_err = Some(e);
@@ -500,6 +521,7 @@ fn read_valid<T>(
             }
         }
     });
+    crate::progress::finish();
     if let Some(e) = db_err {
         return Err(e);
     }
@@ -590,10 +612,30 @@ fn finish_bad(
             writeln!(w, "reason: {r}")?;
         }
         writeln!(w, "rows read: {rows}")?;
+        writeln!(w, "mapping: {}", out.mapping)?;
         writeln!(w, "the ledger was not changed")?;
         for e in errors.listed() {
             writeln!(w, "{e}")?;
         }
+        writeln!(w)?;
+        if outcome == Outcome::Held {
+            writeln!(
+                w,
+                "to apply it as it is (it is complete): {}",
+                retry_command(cfg, src, &qpath, true)
+            )?;
+        } else {
+            writeln!(
+                w,
+                "to retry: fix this file here (or {}), then run:",
+                out.mapping
+            )?;
+            writeln!(w, "  {}", retry_command(cfg, src, &qpath, false))?;
+        }
+        writeln!(
+            w,
+            "once applied, the file and this note leave quarantine and status no longer counts it"
+        )?;
         w.flush()
     })();
     body.map_err(io(format!("cannot write {}", txt.display())))?;
@@ -625,6 +667,17 @@ fn finish_bad(
     )?;
     tracing::debug!(source = %src.id, file = %escape(name), outcome = kind, report = %escape(&txt.display().to_string()), "file not applied");
     Ok(out)
+}
+
+/// The command that ingests a quarantined file again, as it can be pasted.
+fn retry_command(cfg: &Config, src: &Inbound, file: &Path, force: bool) -> String {
+    format!(
+        "stockgate --config {} ingest --source {}{} {}",
+        crate::util::shell_quote(&cfg.path.display().to_string()),
+        src.id,
+        if force { " --force" } else { "" },
+        crate::util::shell_quote(&file.display().to_string())
+    )
 }
 
 /// Copies the exact bytes to archive/<source or cart>/<YYYY-MM-DD>/.
@@ -675,7 +728,10 @@ fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
                 f,
                 v.trim_start_matches(BAD_UTF8)
                     .trim_start_matches("invalid UTF-8: "),
-                "invalid UTF-8",
+                &format!(
+                    "invalid UTF-8; the file looks like windows-1252 (an Excel export): set encoding = \"windows-1252\" in {}",
+                    crate::util::mapping_shown(&src.mapping.path)
+                ),
             ));
         }
     }

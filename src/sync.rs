@@ -219,10 +219,21 @@ fn render(
         bytes: 0,
         hash: Sha256::new(),
     };
-    ledger
-        .with_feed_items(|items| write_feed(&cart.mapping, ctx, &mut counting, items))
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot render feed: {e}"))?;
+    crate::progress::start(&cart.id, None);
+    let mut n = 0u64;
+    let written = ledger
+        .with_feed_items(|items| {
+            let mut counted = items.inspect(|_| {
+                n += 1;
+                if n.is_multiple_of(4096) {
+                    crate::progress::rows(n);
+                }
+            });
+            write_feed(&cart.mapping, ctx, &mut counting, &mut counted)
+        })
+        .map_err(|e| e.to_string());
+    crate::progress::finish();
+    written?.map_err(|e| format!("cannot render feed: {e}"))?;
     counting
         .flush()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -379,3 +379,228 @@ pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     private_file(path)?;
     Ok(f)
 }
+
+/// The candidate closest to `word` when it is close enough to be a typo of
+/// it (Jaro-Winkler similarity, case-insensitive), for "did you mean".
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let w = word.to_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .filter_map(|c| {
+            let lc = c.to_lowercase();
+            let jw = strsim::jaro_winkler(&w, &lc);
+            // Short names: one edit away (a typo, a swapped pair) is close.
+            let edits = strsim::damerau_levenshtein(&w, &lc);
+            let near = edits <= (w.chars().count().max(lc.chars().count()) / 4).max(1);
+            (jw >= 0.8 || near).then_some((jw - edits as f64, c))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `; did you mean "x"?` when a candidate is close to `word`, else "".
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(word, candidates)
+        .map(|c| format!("; did you mean {c:?}?"))
+        .unwrap_or_default()
+}
+
+/// A serde type error said as the operator needs it, never quoting the
+/// value (it may be a secret): `min_level must be a whole number, like
+/// min_level = 5`.
+pub fn type_message(key: &str, serde_message: &str) -> String {
+    let first = serde_message.lines().next().unwrap_or("");
+    let expected = first
+        .split_once("expected ")
+        .map(|(_, e)| e.trim())
+        .unwrap_or("");
+    let e = expected.to_ascii_lowercase();
+    let like = if [
+        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "integer",
+    ]
+    .iter()
+    .any(|t| e == *t || e.contains("integer"))
+    {
+        format!("a whole number, like {key} = 5")
+    } else if e.contains("bool") {
+        format!("true or false, like {key} = true")
+    } else if e.contains("string") || e.contains("path") || e.contains("char") {
+        format!("text in quotes, like {key} = \"...\"")
+    } else if e.contains("sequence") || e.contains("array") || e.contains("vec") {
+        format!("a list, like {key} = [\"...\"]")
+    } else if e.contains("struct") || e.contains("map") || e.contains("table") {
+        format!("a table, like [{key}]")
+    } else {
+        return format!("{key} has a value of the wrong type (expected {expected})");
+    };
+    format!("{key} must be {like}")
+}
+
+/// One key a [`deserialize_all`] could not take.
+#[derive(Debug, Clone)]
+pub struct KeyError {
+    /// Table keys (array indexes as numbers) from the root to the key.
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+/// Deserializes `table` into `T`, collecting every wrongly typed key (each
+/// removed and the rest tried again) rather than stopping at the first; a
+/// missing required key ends it (the message names the key).
+pub fn deserialize_all<T: serde::de::DeserializeOwned>(
+    mut table: toml::Table,
+) -> (Option<T>, Vec<KeyError>) {
+    let mut errors: Vec<KeyError> = vec![];
+    for _ in 0..200 {
+        let e = match serde_path_to_error::deserialize::<_, T>(table.clone()) {
+            Ok(t) => return (Some(t), errors),
+            Err(e) => e,
+        };
+        let mut path: Vec<String> = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                _ => None,
+            })
+            .collect();
+        let inner = e.inner().to_string();
+        let inner = inner.trim();
+        if let Some(field) = inner
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            path.push(field.to_string());
+            if !errors.iter().any(|k| k.path == path) {
+                errors.push(KeyError {
+                    path,
+                    message: format!("required key {field:?} is missing"),
+                });
+            }
+            return (None, errors);
+        }
+        let key = path.last().cloned().unwrap_or_default();
+        let message = if inner.starts_with("unknown field") {
+            "unknown key".to_string()
+        } else if key.parse::<usize>().is_ok() {
+            // An item of a list: name the list.
+            let list = path
+                .iter()
+                .rev()
+                .find(|k| k.parse::<usize>().is_err())
+                .cloned()
+                .unwrap_or_default();
+            format!("an item of {}", type_message(&list, inner))
+        } else {
+            type_message(&key, inner)
+        };
+        let removed = remove_path(&mut table, &path);
+        errors.push(KeyError { path, message });
+        if !removed {
+            return (None, errors);
+        }
+    }
+    (None, errors)
+}
+
+fn remove_path(table: &mut toml::Table, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here: &mut toml::Value = match parents.first() {
+        None => return table.remove(last).is_some(),
+        Some(first) => match table.get_mut(first) {
+            Some(v) => v,
+            None => return false,
+        },
+    };
+    for p in &parents[1..] {
+        here = match here {
+            toml::Value::Table(t) => match t.get_mut(p) {
+                Some(v) => v,
+                None => return false,
+            },
+            toml::Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match here {
+        toml::Value::Table(t) => t.remove(last).is_some(),
+        toml::Value::Array(a) => match last.parse::<usize>() {
+            // A bad list item: drop the whole list (its key is reported).
+            Ok(i) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn type_messages_name_the_key_and_an_example() {
+        assert_eq!(
+            type_message("min_level", "invalid type: string \"5\", expected i64"),
+            "min_level must be a whole number, like min_level = 5"
+        );
+        assert_eq!(
+            type_message(
+                "full_sync",
+                "invalid type: string \"yes\", expected a boolean"
+            ),
+            "full_sync must be true or false, like full_sync = true"
+        );
+        assert_eq!(
+            type_message("schedule", "invalid type: integer `5`, expected a string"),
+            "schedule must be text in quotes, like schedule = \"...\""
+        );
+    }
+
+    #[test]
+    fn closest_names() {
+        assert_eq!(
+            closest("shedule", ["schedule", "merchant"]),
+            Some("schedule")
+        );
+        assert_eq!(closest("zzz", ["schedule", "merchant"]), None);
+        assert_eq!(
+            closest(
+                "Europe/Berln",
+                chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())
+            ),
+            Some("Europe/Berlin")
+        );
+    }
+}
+
+/// A mapping file as an operator finds it: `mappings/NAME.toml` for one in
+/// the usual folder, else its path.
+pub fn mapping_shown(p: &Path) -> String {
+    match (p.parent().and_then(|d| d.file_name()), p.file_name()) {
+        (Some(d), Some(f)) if d == "mappings" => format!("mappings/{}", f.to_string_lossy()),
+        _ => p.display().to_string(),
+    }
+}
+
+/// `s` as one word for a POSIX shell: as is when it is plain, else in
+/// single quotes.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

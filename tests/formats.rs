@@ -111,7 +111,7 @@ fn header_lacking_a_mapped_column_rejects_the_file() {
     assert_eq!(
         v["errors"],
         serde_json::json!([
-            r#"line 1: header lacks column "Qty" (quantity); header has: SKU, Whse, Quantity, AsOf, UPC, Title"#
+            r#"line 1: header lacks column "Qty" (quantity); header has: SKU, Whse, Quantity, AsOf, UPC, Title; fix the file or the [columns] of mappings/inv.toml"#
         ])
     );
     let txt = ws.read("var/quarantine/wms/s.csv.error.txt");

@@ -21,6 +21,9 @@ pub struct RawRecord {
     /// A defect the reader found in this record (X12: a LIN without the SKU
     /// qualifier, say); the record is reported as a bad row.
     pub error: Option<String>,
+    /// An empty or delimiter-only row (Excel's trailing `;;;`): not a
+    /// record, counted as skipped (CONTRACT §4).
+    pub skip: bool,
 }
 
 impl RawRecord {
@@ -55,7 +58,7 @@ pub fn read_records(
             delimiter,
             header,
             columns,
-        } => csv_in::read(path, *delimiter, *header, columns, on),
+        } => csv_in::read(path, *delimiter, *header, columns, mapping, on),
         InSource::Xml { item, fields } => read_xml(path, item, fields, on),
         InSource::X12 {
             sku_qualifier,
