@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 /// How X12 times (DTM, BIA, BEG) reach the shared time parser, read in the
 /// mapping's time zone.
 pub const X12_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+/// How an X12 date without a time (BEG05 alone, say) reaches the parser.
+pub const X12_DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// Ledger fields an inbound record can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +28,12 @@ pub enum Field {
     Line,
     OrderedAt,
     Status,
+    /// Unit of measure of the quantity (rule 17).
+    Unit,
 }
 
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::Sku,
         Field::Quantity,
         Field::Warehouse,
@@ -41,6 +45,7 @@ impl Field {
         Field::Line,
         Field::OrderedAt,
         Field::Status,
+        Field::Unit,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -55,6 +60,7 @@ impl Field {
             Field::Line => "line",
             Field::OrderedAt => "ordered_at",
             Field::Status => "status",
+            Field::Unit => "unit",
         }
     }
     pub fn from_name(s: &str) -> Option<Field> {
@@ -71,6 +77,7 @@ impl Field {
                     | Field::AsOf
                     | Field::Upc
                     | Field::Description
+                    | Field::Unit
             ),
             RecordKind::Orders => matches!(
                 self,
@@ -81,6 +88,7 @@ impl Field {
                     | Field::OrderedAt
                     | Field::Status
                     | Field::Warehouse
+                    | Field::Unit
             ),
         }
     }
@@ -145,21 +153,54 @@ pub struct TimeSpec {
 
 impl TimeSpec {
     pub fn parse(&self, s: &str) -> Result<Millis, String> {
+        self.parse_dated(s).map(|(t, _)| t)
+    }
+
+    /// The time, and the date when the text held a date alone (rule 16):
+    /// the time is then the start of that day in the mapping's zone.
+    pub fn parse_dated(&self, s: &str) -> Result<(Millis, Option<NaiveDate>), String> {
         let s = s.trim();
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(t.timestamp_millis());
+            return Ok((t.timestamp_millis(), None));
         }
         let Some(fmt) = &self.format else {
             return Err("not an RFC 3339 time (set [as_of] format in the mapping)".into());
         };
-        let naive = NaiveDateTime::parse_from_str(s, fmt)
-            .or_else(|_| NaiveDate::parse_from_str(s, fmt).map(|d| d.and_time(Default::default())))
-            .map_err(|e| format!("not a time in format {fmt:?}: {e}"))?;
-        self.tz
+        let (naive, date) = match NaiveDateTime::parse_from_str(s, fmt) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                let date = NaiveDate::parse_from_str(s, fmt)
+                    .ok()
+                    // X12 dates without a time reach the parser as a date alone.
+                    .or_else(|| {
+                        (fmt == X12_TIME_FORMAT)
+                            .then(|| NaiveDate::parse_from_str(s, X12_DATE_FORMAT).ok())
+                            .flatten()
+                    })
+                    .ok_or_else(|| format!("not a time in format {fmt:?}: {e}"))?;
+                (date.and_time(Default::default()), Some(date))
+            }
+        };
+        let t = self
+            .tz
             .from_local_datetime(&naive)
             .earliest()
             .map(|t| t.timestamp_millis())
-            .ok_or_else(|| format!("{s} does not exist in {}", self.tz))
+            .ok_or_else(|| format!("{s} does not exist in {}", self.tz))?;
+        Ok((t, date))
+    }
+
+    /// An order time (rule 16): a date alone is the end of that day in the
+    /// mapping's zone, but no later than `received`, the moment the file came in.
+    pub fn parse_order(&self, s: &str, received: Millis) -> Result<Millis, String> {
+        let (t, date) = self.parse_dated(s)?;
+        let Some(d) = date else { return Ok(t) };
+        let next = d
+            .succ_opt()
+            .and_then(|n| self.tz.from_local_datetime(&n.and_time(Default::default())).earliest())
+            .map(|t| t.timestamp_millis() - 1)
+            .unwrap_or(t);
+        Ok(next.min(received))
     }
 }
 
@@ -190,10 +231,19 @@ pub enum InSource {
         fields: Vec<(Field, String)>,
     },
     X12 {
-        sku_qualifier: String,
+        /// LIN/PO1 qualifiers that may hold the SKU; the first present wins.
+        sku_qualifiers: Vec<String>,
         quantity_qualifier: String,
+        /// DTM01 codes whose date is the 846's as-of ([`DEFAULT_AS_OF_QUALIFIERS`]).
+        as_of_qualifiers: Vec<String>,
     },
 }
+
+/// DTM01 codes that date an 846's count (the mapping's `as_of_qualifiers`
+/// changes the list): 007 effective, 009 processed, 097 transaction
+/// creation, 194 period end. Others (036 expiration, 002 delivery
+/// requested, ...) never set the as-of.
+pub const DEFAULT_AS_OF_QUALIFIERS: [&str; 4] = ["007", "009", "097", "194"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMapping {
@@ -209,6 +259,31 @@ pub struct InboundMapping {
     pub time: TimeSpec,
     pub cancelled: Vec<String>,
     pub source: InSource,
+    /// Rule 17: the base unit quantities are kept in (`unit`, default "EA").
+    pub unit: String,
+    /// Rule 17: other units and how many base units each holds (`[units]`).
+    pub units: Vec<(String, i64)>,
+}
+
+impl InboundMapping {
+    /// Base units in one `unit` ("" or the base unit: 1), or the row's error.
+    pub fn unit_factor(&self, unit: &str) -> Result<i64, String> {
+        let u = unit.trim();
+        if u.is_empty() || u.eq_ignore_ascii_case(&self.unit) {
+            return Ok(1);
+        }
+        self.units
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(u))
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                format!(
+                    "unit {} has no entry in the mapping's [units] table (base unit {})",
+                    crate::util::quoted(u),
+                    self.unit
+                )
+            })
+    }
 }
 
 impl InboundMapping {
@@ -220,6 +295,7 @@ impl InboundMapping {
                 f,
                 Field::Sku
                     | Field::Quantity
+                    | Field::Unit
                     | Field::AsOf
                     | Field::OrderId
                     | Field::Line
@@ -364,8 +440,10 @@ struct RawMapping {
     item: Option<String>,
     root: Option<String>,
     fields: Option<toml::Value>,
-    sku_qualifier: Option<String>,
+    sku_qualifier: Option<toml::Value>,
     quantity_qualifier: Option<String>,
+    as_of_qualifiers: Option<Vec<String>>,
+    units: Option<toml::Table>,
     version: Option<String>,
     sender_qualifier: Option<String>,
     sender_id: Option<String>,
@@ -647,15 +725,47 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             InSource::Xml { item, fields }
         }
         Some("x12") => {
-            let sku_qualifier = raw.sku_qualifier.clone().unwrap_or_else(|| "VN".into());
+            let sku_qualifiers: Vec<String> = match &raw.sku_qualifier {
+                None => vec!["VN".into()],
+                Some(toml::Value::String(q)) => vec![q.clone()],
+                Some(toml::Value::Array(a)) => {
+                    let v: Vec<String> = a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect();
+                    if v.len() != a.len() || v.is_empty() {
+                        c.at(
+                            "",
+                            "sku_qualifier",
+                            "must be a qualifier or a non-empty list of qualifiers, e.g. [\"VN\", \"UP\"]",
+                        );
+                    }
+                    v
+                }
+                Some(o) => {
+                    c.at(
+                        "",
+                        "sku_qualifier",
+                        format!("must be a qualifier or a list of qualifiers, got {o}"),
+                    );
+                    vec![]
+                }
+            };
             let quantity_qualifier = raw
                 .quantity_qualifier
                 .clone()
                 .unwrap_or_else(|| "33".into());
-            for (k, v) in [
-                ("sku_qualifier", &sku_qualifier),
-                ("quantity_qualifier", &quantity_qualifier),
-            ] {
+            let as_of_qualifiers = raw.as_of_qualifiers.clone().unwrap_or_else(|| {
+                DEFAULT_AS_OF_QUALIFIERS
+                    .iter()
+                    .map(|q| q.to_string())
+                    .collect()
+            });
+            let mut codes: Vec<(&str, &String)> =
+                sku_qualifiers.iter().map(|q| ("sku_qualifier", q)).collect();
+            codes.push(("quantity_qualifier", &quantity_qualifier));
+            codes.extend(as_of_qualifiers.iter().map(|q| ("as_of_qualifiers", q)));
+            for (k, v) in codes {
                 if v.is_empty() || v.len() > 3 || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
                     c.at(
                         "",
@@ -667,8 +777,9 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
                 }
             }
             InSource::X12 {
-                sku_qualifier,
+                sku_qualifiers,
                 quantity_qualifier,
+                as_of_qualifiers,
             }
         }
         Some(o) => {
@@ -692,6 +803,23 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             }
         }
     };
+    let unit = raw.unit.clone().unwrap_or_else(|| "EA".into());
+    if unit.trim().is_empty() {
+        c.at("", "unit", "must name the base unit, e.g. \"EA\"");
+    }
+    let mut units = vec![];
+    for (k, v) in raw.units.iter().flatten() {
+        match v.as_integer() {
+            Some(n) if (1..=1_000_000_000_000).contains(&n) => {
+                units.push((k.clone(), n))
+            }
+            _ => c.at(
+                "units",
+                k,
+                format!("must be a whole number of {unit} of at least 1, e.g. CA = 12, got {v}"),
+            ),
+        }
+    }
     if matches!(source, InSource::X12 { .. }) && time.format.is_none() {
         // X12 dates (DTM, BIA, BEG) reach the time parser in this form.
         time.format = Some(X12_TIME_FORMAT.to_string());
@@ -707,6 +835,8 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         time,
         cancelled,
         source,
+        unit,
+        units,
     };
     m.as_of_from = match raw.as_of_from.as_deref() {
         // X12: the DTM/BIA date of each set when present, else the file's mtime.
@@ -722,24 +852,19 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             AsOfFrom::FileMtime
         }
     };
+    if raw.as_of_qualifiers.is_some() && !matches!(m.source, InSource::X12 { .. }) {
+        c.at("", "as_of_qualifiers", "applies to X12 (format = \"x12\") mappings only");
+    }
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
-    for key in [
-        "root",
-        "version",
-        "sender_id",
-        "receiver_id",
-        "item_ids",
-        "unit",
-    ] {
+    for key in ["root", "version", "sender_id", "receiver_id", "item_ids"] {
         let present = match key {
             "root" => raw.root.is_some(),
             "version" => raw.version.is_some(),
             "sender_id" => raw.sender_id.is_some(),
             "receiver_id" => raw.receiver_id.is_some(),
-            "item_ids" => raw.item_ids.is_some(),
-            _ => raw.unit.is_some(),
+            _ => raw.item_ids.is_some(),
         };
         if present {
             c.at(
@@ -867,6 +992,8 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         ("record", raw.record.is_some()),
         ("snapshot", raw.snapshot.is_some()),
         ("sku_qualifier", raw.sku_qualifier.is_some()),
+        ("as_of_qualifiers", raw.as_of_qualifiers.is_some()),
+        ("units", raw.units.is_some()),
     ] {
         if present {
             c.at("", key, "is an inbound key; this mapping is used by a cart");

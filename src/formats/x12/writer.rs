@@ -112,14 +112,14 @@ impl EnvelopeProfile {
                 "line breaks and tabs may only be segment terminators",
             ));
         }
-        let repetition = (isa12 == "00501").then_some(b'^');
+        let repetition = (isa12 >= "00402").then_some(b'^');
         let all = [Some(element), Some(segment), Some(component), repetition];
         for i in 0..all.len() {
             for j in i + 1..all.len() {
                 if all[i].is_some() && all[i] == all[j] {
                     return Err(profile_err(
                         "element_separator",
-                        "element separator, segment terminator, component separator (and '^' repetition separator in 005010) must all differ",
+                        "element separator, segment terminator, component separator (and '^' repetition separator from 004020 on) must all differ",
                     ));
                 }
             }
@@ -158,16 +158,50 @@ impl EnvelopeProfile {
     }
 }
 
+/// Versions an interchange can be written in: (GS08, ISA12). The 846
+/// mappings use 004010 or 005010; a 997 echoes its partner's release when
+/// it is one of these (see [`ack_version`]).
+pub const VERSIONS: [(&str, &str); 11] = [
+    ("003040", "00304"),
+    ("003050", "00305"),
+    ("003060", "00306"),
+    ("003070", "00307"),
+    ("004010", "00401"),
+    ("004020", "00402"),
+    ("004030", "00403"),
+    ("004040", "00404"),
+    ("004050", "00405"),
+    ("004060", "00406"),
+    ("005010", "00501"),
+];
+
 /// (ISA12, GS08) for a profile version.
 fn isa_version(v: &str) -> Result<(&'static str, &'static str), X12Error> {
-    match v {
-        "004010" => Ok(("00401", "004010")),
-        "005010" => Ok(("00501", "005010")),
-        _ => Err(profile_err(
-            "version",
-            format!("{v:?} must be \"004010\" or \"005010\""),
-        )),
-    }
+    VERSIONS
+        .iter()
+        .find(|(gs08, _)| *gs08 == v)
+        .map(|(gs08, isa12)| (*isa12, *gs08))
+        .ok_or_else(|| {
+            profile_err(
+                "version",
+                format!("{v:?} must be \"004010\" or \"005010\" (a 997 may also use {})", {
+                    let all: Vec<&str> = VERSIONS.iter().map(|(g, _)| *g).collect();
+                    all.join(", ")
+                }),
+            )
+        })
+}
+
+/// The version to answer a group of version `gs08` (e.g. "003040",
+/// "004010VICS", "005010X222A1") in: its release when we can write it,
+/// else 004010.
+pub fn ack_version(gs08: &str) -> &'static str {
+    let release = gs08.get(..6).unwrap_or("");
+    VERSIONS
+        .iter()
+        .find(|(g, _)| *g == release)
+        .map(|(g, _)| *g)
+        .unwrap_or("004010")
 }
 
 /// Byte-counting segment writer with the separators of one interchange.
@@ -247,13 +281,15 @@ impl<W: Write> SegWriter<W> {
     }
 }
 
-/// ISA + GS of an outbound interchange with one group.
+/// ISA + GS of an outbound interchange with one group. `app_ids`: GS02 and
+/// GS03 when they differ from the ISA ids (a 997 answers the partner's GS).
 pub(super) fn begin_interchange<W: Write>(
     w: W,
     p: &EnvelopeProfile,
     ctl: ControlNumbers,
     now: NaiveDateTime,
     functional_id: &str,
+    app_ids: Option<(&str, &str)>,
 ) -> Result<SegWriter<W>, X12Error> {
     let seps = p.validate()?;
     let (isa12, gs08) = isa_version(&p.version)?;
@@ -270,7 +306,7 @@ pub(super) fn begin_interchange<W: Write>(
         }
     }
     let e = p.element_separator;
-    let isa11 = if isa12 == "00501" { '^' } else { 'U' };
+    let isa11 = if isa12 >= "00402" { '^' } else { 'U' };
     let isa = format!(
         "ISA{e}00{e}{:10}{e}00{e}{:10}{e}{}{e}{:<15}{e}{}{e}{:<15}{e}{}{e}{}{e}{isa11}{e}{isa12}{e}{:09}{e}0{e}{}{e}{}",
         "",
@@ -291,12 +327,18 @@ pub(super) fn begin_interchange<W: Write>(
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
     let group = ctl.group.to_string();
+    // GS02/GS03 are 2 to 15 characters; anything else falls back to the ISA ids.
+    let fits = |v: &str| (2..=15).contains(&v.trim().len());
+    let (gs02, gs03) = match app_ids {
+        Some((s, r)) if fits(s) && fits(r) => (s.trim(), r.trim()),
+        _ => (p.sender_id.trim(), p.receiver_id.trim()),
+    };
     sw.segment(
         "GS",
         &[
             functional_id,
-            p.sender_id.trim(),
-            p.receiver_id.trim(),
+            gs02,
+            gs03,
             &date,
             &time,
             &group,
@@ -376,7 +418,7 @@ pub(super) fn write_846_sets<W: Write>(
             "an 846 needs at least one LIN item",
         ));
     }
-    let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB")?;
+    let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB", None)?;
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
     let reference = ctl.interchange.to_string();
