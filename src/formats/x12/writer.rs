@@ -396,6 +396,13 @@ pub(super) fn write_846_sets<W: Write>(
     items: impl Iterator<Item = Item846Out>,
     max_per_set: usize,
 ) -> Result<Written846, X12Error> {
+    let v = &profile.envelope.version;
+    if v != "004010" && v != "005010" {
+        return Err(profile_err(
+            "version",
+            format!("{v:?} must be \"004010\" or \"005010\""),
+        ));
+    }
     check_code("bia_purpose", &profile.bia_purpose, 2, 2)?;
     check_code("bia_report_type", &profile.bia_report_type, 2, 2)?;
     check_code("quantity_qualifier", &profile.quantity_qualifier, 2, 2)?;
