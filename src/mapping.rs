@@ -197,7 +197,11 @@ impl TimeSpec {
         let Some(d) = date else { return Ok(t) };
         let next = d
             .succ_opt()
-            .and_then(|n| self.tz.from_local_datetime(&n.and_time(Default::default())).earliest())
+            .and_then(|n| {
+                self.tz
+                    .from_local_datetime(&n.and_time(Default::default()))
+                    .earliest()
+            })
             .map(|t| t.timestamp_millis() - 1)
             .unwrap_or(t);
         Ok(next.min(received))
@@ -761,8 +765,10 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
                     .map(|q| q.to_string())
                     .collect()
             });
-            let mut codes: Vec<(&str, &String)> =
-                sku_qualifiers.iter().map(|q| ("sku_qualifier", q)).collect();
+            let mut codes: Vec<(&str, &String)> = sku_qualifiers
+                .iter()
+                .map(|q| ("sku_qualifier", q))
+                .collect();
             codes.push(("quantity_qualifier", &quantity_qualifier));
             codes.extend(as_of_qualifiers.iter().map(|q| ("as_of_qualifiers", q)));
             for (k, v) in codes {
@@ -810,9 +816,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     let mut units = vec![];
     for (k, v) in raw.units.iter().flatten() {
         match v.as_integer() {
-            Some(n) if (1..=1_000_000_000_000).contains(&n) => {
-                units.push((k.clone(), n))
-            }
+            Some(n) if (1..=1_000_000_000_000).contains(&n) => units.push((k.clone(), n)),
             _ => c.at(
                 "units",
                 k,
@@ -853,7 +857,11 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         }
     };
     if raw.as_of_qualifiers.is_some() && !matches!(m.source, InSource::X12 { .. }) {
-        c.at("", "as_of_qualifiers", "applies to X12 (format = \"x12\") mappings only");
+        c.at(
+            "",
+            "as_of_qualifiers",
+            "applies to X12 (format = \"x12\") mappings only",
+        );
     }
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");

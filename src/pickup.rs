@@ -890,40 +890,38 @@ fn inventory_row(
             "no warehouse (empty, and the source has no `warehouse`)",
         ));
     }
-    let as_of = if m.as_of_from == AsOfFrom::Column
-        && x12_source(src)
-        && rec.get(Field::AsOf).is_none()
-    {
-        // An 846 without BIA04 or an as-of DTM: the file's time (warned).
-        Some(file_as_of)
-    } else if m.as_of_from == AsOfFrom::Column {
-        let raw = rec.get(Field::AsOf).unwrap_or("");
-        match m.time.parse(raw) {
-            // Rule 15: a count from the future would make every real one stale.
-            Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
-                errs.push(row_error(
-                    m,
-                    rec.line,
-                    Field::AsOf,
-                    raw,
-                    &format!(
-                        "as-of in the future ({} is more than max_future = {} after now, {})",
-                        rfc3339(t),
-                        future_text(m.max_future_ms),
-                        rfc3339(applied_at)
-                    ),
-                ));
-                None
+    let as_of =
+        if m.as_of_from == AsOfFrom::Column && x12_source(src) && rec.get(Field::AsOf).is_none() {
+            // An 846 without BIA04 or an as-of DTM: the file's time (warned).
+            Some(file_as_of)
+        } else if m.as_of_from == AsOfFrom::Column {
+            let raw = rec.get(Field::AsOf).unwrap_or("");
+            match m.time.parse(raw) {
+                // Rule 15: a count from the future would make every real one stale.
+                Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
+                    errs.push(row_error(
+                        m,
+                        rec.line,
+                        Field::AsOf,
+                        raw,
+                        &format!(
+                            "as-of in the future ({} is more than max_future = {} after now, {})",
+                            rfc3339(t),
+                            future_text(m.max_future_ms),
+                            rfc3339(applied_at)
+                        ),
+                    ));
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(r) => {
+                    errs.push(row_error(m, rec.line, Field::AsOf, raw, &r));
+                    None
+                }
             }
-            Ok(t) => Some(t),
-            Err(r) => {
-                errs.push(row_error(m, rec.line, Field::AsOf, raw, &r));
-                None
-            }
-        }
-    } else {
-        Some(file_as_of)
-    };
+        } else {
+            Some(file_as_of)
+        };
     match (sku, qty, warehouse, as_of) {
         (Some(sku), Some(qty), Some(warehouse), Some(as_of)) if errs.is_empty() => Ok(InvRow {
             sku,

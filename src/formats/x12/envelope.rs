@@ -641,8 +641,19 @@ impl<R: BufRead> Envelope<R> {
                 None
             }
             Err(X12Error::NotIsa { found }) => {
-                let id: String = found.chars().take_while(|c| c.is_ascii_alphanumeric()).take(3).collect();
-                Some((if id.is_empty() { "(unreadable)".to_owned() } else { id }, seg.position + 1))
+                let id: String = found
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .take(3)
+                    .collect();
+                Some((
+                    if id.is_empty() {
+                        "(unreadable)".to_owned()
+                    } else {
+                        id
+                    },
+                    seg.position + 1,
+                ))
             }
             Err(e) => return Err(e),
         };

@@ -214,10 +214,9 @@ impl Read846 {
 
 /// The value of the first qualifier of `wanted` present (non-empty) in `ids`.
 fn pick<'a>(ids: &'a [(String, String)], wanted: &[String]) -> Option<&'a (String, String)> {
-    wanted.iter().find_map(|w| {
-        ids.iter()
-            .find(|(q, v)| q == w && !v.trim().is_empty())
-    })
+    wanted
+        .iter()
+        .find_map(|w| ids.iter().find(|(q, v)| q == w && !v.trim().is_empty()))
 }
 
 fn qualifier_list(q: &[String]) -> String {
@@ -272,7 +271,11 @@ where
     E: From<X12Error>,
     F: FnMut(Item846In) -> Result<(), E>,
 {
-    read_846_with(input, &Read846::new(sku_qualifier, quantity_qualifier), on_item)
+    read_846_with(
+        input,
+        &Read846::new(sku_qualifier, quantity_qualifier),
+        on_item,
+    )
 }
 
 /// Read 846 inventory (every IB group of every interchange in `input`),

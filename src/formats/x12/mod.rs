@@ -31,8 +31,7 @@ mod tests;
 
 pub use ack::{
     Ack997, AckReport, GroupAck, SetAck, Written997, build_997, build_997_to, read_997,
-    validate_for_ack,
-    validate_interchanges_for_ack,
+    validate_for_ack, validate_interchanges_for_ack,
 };
 pub use envelope::{Envelope, Event, GroupHeader, Isa, SetHeader};
 pub use error::{AckCode, X12Error};

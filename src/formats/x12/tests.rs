@@ -1225,7 +1225,11 @@ fn x12_issue9_dtm_as_of_only_with_an_as_of_qualifier() {
     let items = items_846(f.as_bytes(), "VN", "33").unwrap();
     assert_eq!(items[0].as_of, Some(dt(2026, 11, 20, 8, 0)));
     // 007 (effective) does, date alone = start of day.
-    let f = mini_846(1, "DTM*036*20301231~DTM*007*20261119~", "LIN*1*VN*A~QTY*33*5*EA~");
+    let f = mini_846(
+        1,
+        "DTM*036*20301231~DTM*007*20261119~",
+        "LIN*1*VN*A~QTY*33*5*EA~",
+    );
     let items = items_846(f.as_bytes(), "VN", "33").unwrap();
     assert_eq!(items[0].as_of, Some(dt(2026, 11, 19, 0, 0)));
     assert!(items[0].as_of_date_only);
@@ -1242,7 +1246,6 @@ fn x12_issue9_dtm_as_of_only_with_an_as_of_qualifier() {
     // Neither BIA date nor usable DTM: no as-of (the caller falls back).
     let f = mini_846(1, "DTM*036*20301231~", "LIN*1*VN*A~QTY*33*5*EA~")
         .replace("BIA*00*SI*R1*20261120*0800~", "BIA*00*SI*R1~");
-    let f = f.replace("SE*7*", "SE*7*");
     assert_eq!(items_846(f.as_bytes(), "VN", "33").unwrap()[0].as_of, None);
 }
 
@@ -1279,8 +1282,7 @@ fn x12_issue9_several_interchanges_each_with_its_separators() {
         .filter(|e| matches!(e, Event::InterchangeStart(_)))
         .count();
     assert_eq!(starts, 2);
-    let reps =
-        super::ack::validate_interchanges_for_ack(Cursor::new(both.as_bytes())).unwrap();
+    let reps = super::ack::validate_interchanges_for_ack(Cursor::new(both.as_bytes())).unwrap();
     assert_eq!(reps.len(), 2);
     assert_eq!(reps[1].interchange.control_number(), "000000002");
     assert!(reps.iter().all(|r| r.problems.is_empty()));
@@ -1302,16 +1304,27 @@ GS*FA*WHSE*GATE*20261120*0800*71*X*004010~ST*997*0001~AK1*IB*3~AK2*846*0001~AK5*
     assert_eq!(items.len(), 1);
     let acks = read_997(Cursor::new(f.as_bytes())).unwrap();
     assert_eq!(acks.len(), 1);
-    assert_eq!((acks[0].functional_id.as_str(), acks[0].group_control.as_str()), ("IB", "3"));
+    assert_eq!(
+        (
+            acks[0].functional_id.as_str(),
+            acks[0].group_control.as_str()
+        ),
+        ("IB", "3")
+    );
     // An 850 group in an inventory file is still named.
     let po = f.replace("GS*IB*", "GS*PO*").replace("ST*846*", "ST*850*");
-    let err = items_846(po.as_bytes(), "VN", "33").unwrap_err().to_string();
+    let err = items_846(po.as_bytes(), "VN", "33")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("transaction set 850 (group PO)"), "{err}");
 }
 
 #[test]
 fn x12_issue9_sku_qualifier_lists_in_lin_and_po1() {
-    let po = PO_850.replace("PO1**2*EA*1.00**UP*999~", "PO1**2*EA*1.00**N4*0002-1433-80~");
+    let po = PO_850.replace(
+        "PO1**2*EA*1.00**UP*999~",
+        "PO1**2*EA*1.00**N4*0002-1433-80~",
+    );
     let mut lines = vec![];
     super::inbound::read_850_with(
         Cursor::new(po.as_bytes()),
@@ -1325,9 +1338,17 @@ fn x12_issue9_sku_qualifier_lists_in_lin_and_po1() {
     let skus: Vec<_> = lines.iter().map(|l| l.sku.clone()).collect();
     assert_eq!(
         skus,
-        [Some("SKU-1".into()), Some("0002-1433-80".into()), Some("SKU-9".into())]
+        [
+            Some("SKU-1".into()),
+            Some("0002-1433-80".into()),
+            Some("SKU-9".into())
+        ]
     );
-    let f = mini_846(1, "", "LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*VN*B*UP*036000291452~QTY*33*6*EA~");
+    let f = mini_846(
+        1,
+        "",
+        "LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*VN*B*UP*036000291452~QTY*33*6*EA~",
+    );
     let mut opts = super::inbound::Read846::new("VN", "33");
     opts.sku_qualifiers.push("UP".into());
     let mut v = vec![];
@@ -1342,10 +1363,22 @@ fn x12_issue9_sku_qualifier_lists_in_lin_and_po1() {
 #[test]
 fn x12_issue9_gtin_check_digits() {
     use crate::formats::valid_gtin;
-    for ok in ["012345678905", "036000291452", "4006381333931", "10012345678902", "96385074"] {
+    for ok in [
+        "012345678905",
+        "036000291452",
+        "4006381333931",
+        "10012345678902",
+        "96385074",
+    ] {
         assert!(valid_gtin(ok), "{ok}");
     }
-    for bad in ["012345678900", "12345", "PHM-TAB-METF500", "4006381333932", ""] {
+    for bad in [
+        "012345678900",
+        "12345",
+        "PHM-TAB-METF500",
+        "4006381333932",
+        "",
+    ] {
         assert!(!valid_gtin(bad), "{bad}");
     }
 }
@@ -1374,8 +1407,15 @@ GS*PO*BUYERAPP*GATEAPP*261120*0800*31*X*003040~ST*850*1~BEG*00*SA*PO-31**261120~
         line_break: true,
     };
     let mut out = Vec::new();
-    super::ack::build_997_to(&mut out, &p, Some(("GATEAPP", "BUYERAPP")), CTL, now(), &rep.groups)
-        .unwrap();
+    super::ack::build_997_to(
+        &mut out,
+        &p,
+        Some(("GATEAPP", "BUYERAPP")),
+        CTL,
+        now(),
+        &rep.groups,
+    )
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("*U*00304*"), "{text}");
     assert!(text.contains("GS*FA*GATEAPP*BUYERAPP*"), "{text}");

@@ -184,10 +184,13 @@ fn isa_version(v: &str) -> Result<(&'static str, &'static str), X12Error> {
         .ok_or_else(|| {
             profile_err(
                 "version",
-                format!("{v:?} must be \"004010\" or \"005010\" (a 997 may also use {})", {
-                    let all: Vec<&str> = VERSIONS.iter().map(|(g, _)| *g).collect();
-                    all.join(", ")
-                }),
+                format!(
+                    "{v:?} must be \"004010\" or \"005010\" (a 997 may also use {})",
+                    {
+                        let all: Vec<&str> = VERSIONS.iter().map(|(g, _)| *g).collect();
+                        all.join(", ")
+                    }
+                ),
             )
         })
 }
@@ -335,16 +338,7 @@ pub(super) fn begin_interchange<W: Write>(
     };
     sw.segment(
         "GS",
-        &[
-            functional_id,
-            gs02,
-            gs03,
-            &date,
-            &time,
-            &group,
-            "X",
-            gs08,
-        ],
+        &[functional_id, gs02, gs03, &date, &time, &group, "X", gs08],
     )?;
     Ok(sw)
 }
