@@ -240,6 +240,9 @@ pub enum InSource {
         quantity_qualifier: String,
         /// DTM01 codes whose date is the 846's as-of ([`DEFAULT_AS_OF_QUALIFIERS`]).
         as_of_qualifiers: Vec<String>,
+        /// Opt-in (`[locations]`): an 846 location id (header N1 N104 with
+        /// N101 WH/SF/SN/ST, or an SDQ location) -> warehouse.
+        locations: Vec<(String, String)>,
     },
 }
 
@@ -295,6 +298,7 @@ impl InboundMapping {
         match &self.source {
             InSource::Csv { columns, .. } => columns.iter().any(|(g, _)| *g == f),
             InSource::Xml { fields, .. } => fields.iter().any(|(g, _)| *g == f),
+            InSource::X12 { locations, .. } if f == Field::Warehouse => !locations.is_empty(),
             InSource::X12 { .. } => matches!(
                 f,
                 Field::Sku
@@ -448,6 +452,7 @@ struct RawMapping {
     quantity_qualifier: Option<String>,
     as_of_qualifiers: Option<Vec<String>>,
     units: Option<toml::Table>,
+    locations: Option<toml::Table>,
     version: Option<String>,
     sender_qualifier: Option<String>,
     sender_id: Option<String>,
@@ -782,10 +787,22 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
                     );
                 }
             }
+            let mut locations = vec![];
+            for (k, v) in raw.locations.iter().flatten() {
+                match v.as_str() {
+                    Some(w) if !w.trim().is_empty() => locations.push((k.clone(), w.to_string())),
+                    _ => c.at(
+                        "locations",
+                        k,
+                        format!("must name a warehouse, e.g. \"{k}\" = \"DALLAS\", got {v}"),
+                    ),
+                }
+            }
             InSource::X12 {
                 sku_qualifiers,
                 quantity_qualifier,
                 as_of_qualifiers,
+                locations,
             }
         }
         Some(o) => {
@@ -1002,6 +1019,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         ("sku_qualifier", raw.sku_qualifier.is_some()),
         ("as_of_qualifiers", raw.as_of_qualifiers.is_some()),
         ("units", raw.units.is_some()),
+        ("locations", raw.locations.is_some()),
     ] {
         if present {
             c.at("", key, "is an inbound key; this mapping is used by a cart");

@@ -1507,3 +1507,63 @@ fn issue9_11_date_only_times_in_the_mapping_zone() {
     );
     assert_eq!(e["available"], 4, "{e}");
 }
+
+#[test]
+fn issue9_feature_n1_and_sdq_locations_to_warehouses() {
+    let ws = edi_ws(
+        "[locations]\nDC01 = \"DALLAS\"\nDC02 = \"RENO\"\nST9 = \"STORE9\"\n",
+        "",
+    );
+    // Header N1*WH names the warehouse of every LIN; SDQ splits one LIN's
+    // QTY over locations (and its unit wins).
+    let body = "BIA*00*SI*R1*20261120*0800~N1*WH*Dallas DC*92*DC01~\
+LIN*1*VN*A~QTY*33*10*EA~\
+LIN*2*VN*B~QTY*33*7*EA~SDQ*EA*92*DC02*3*ST9*4~\
+CTT*2~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["rows"].as_u64()),
+        (Some("applied"), Some(3)),
+        "{v}"
+    );
+    let whs = |sku: &str| -> Vec<(String, i64)> {
+        let e = ws.explain(sku, None);
+        e["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["warehouse"].as_str().unwrap().to_string(),
+                    w["quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(whs("A"), [("DALLAS".to_string(), 10)]);
+    let mut b = whs("B");
+    b.sort();
+    assert_eq!(b, [("RENO".to_string(), 3), ("STORE9".to_string(), 4)]);
+    // An id without an entry rejects the row, naming it.
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261121*0800~N1*WH*Elsewhere*92*DC77~LIN*1*VN*A~QTY*33*1*EA~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 1);
+    assert!(
+        v["errors"]
+            .to_string()
+            .contains("location \\\"DC77\\\" (N104 or SDQ) has no entry"),
+        "{v}"
+    );
+    // Without [locations] (the default), N1 and SDQ are passed over.
+    let ws = edi_ws("", "");
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    ws.ingest("wh", &p, 0);
+    assert_eq!(ws.explain("B", None)["warehouses"][0]["warehouse"], "EDI");
+    assert_eq!(ws.explain("B", None)["available"], 7);
+}

@@ -89,6 +89,7 @@ pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
             (Field::Quantity, _) => "QTY02".into(),
             (Field::Unit, _) => "QTY03".into(),
             (Field::AsOf, _) => "DTM/BIA04".into(),
+            (Field::Warehouse, _) => "N104/SDQ".into(),
             (other, _) => other.name().into(),
         },
     }
@@ -365,6 +366,7 @@ fn read_x12(
         sku_qualifiers,
         quantity_qualifier,
         as_of_qualifiers,
+        locations,
     } = &mapping.source
     else {
         return Ok(0);
@@ -392,6 +394,21 @@ fn read_x12(
                     left_out: it.left_out,
                     ..Default::default()
                 };
+                // Opt-in: the warehouse from the 846's N1 or SDQ location.
+                if !locations.is_empty()
+                    && let Some(loc) = &it.location
+                {
+                    match locations.iter().find(|(id, _)| id == loc) {
+                        Some((_, w)) => r.set(Field::Warehouse, w.clone()),
+                        None if r.error.is_none() => {
+                            r.error = Some(format!(
+                                "location {} (N104 or SDQ) has no entry in the mapping's [locations] table",
+                                crate::util::quoted(loc)
+                            ))
+                        }
+                        None => {}
+                    }
+                }
                 if let Some(s) = it.sku {
                     r.set(Field::Sku, s);
                 }

@@ -48,6 +48,10 @@ pub struct Item846In {
     pub as_of_date_only: bool,
     /// Why the item is left out without rejecting the file (`"no quantity"`).
     pub left_out: Option<&'static str>,
+    /// Where the quantity is: the SDQ location id of this quantity, else
+    /// the id (N104) of the set's header N1 whose N101 is a location code
+    /// (WH warehouse, SF ship from, SN store, ST ship to), else `None`.
+    pub location: Option<String>,
     /// ST02 of the set holding the item.
     pub set_control: String,
     /// Why this item cannot be used; `None` for a good item.
@@ -107,6 +111,7 @@ fn max_elements(id: &str) -> Option<usize> {
         "BEG" => 12,
         "PO1" => 25,
         "PID" => 9,
+        "SDQ" => 23,
         _ => return None,
     })
 }
@@ -242,7 +247,21 @@ struct LinLoop {
     lin_position: usize,
     ids: Vec<(String, String)>,
     qty: Option<(String, String, usize)>,
+    /// SDQ (location id, quantity, position) pairs following the chosen QTY.
+    sdq: Vec<(String, String, usize, String)>,
 }
+
+impl LinLoop {
+    /// SDQ segments already taken (they follow the QTY one after the other).
+    fn sdq_segments(&self) -> usize {
+        let mut seen: Vec<usize> = self.sdq.iter().map(|(_, _, p, _)| *p).collect();
+        seen.dedup();
+        seen.len()
+    }
+}
+
+/// N101 codes of a header N1 that names where the stock is.
+const LOCATION_ENTITIES: [&str; 4] = ["WH", "SF", "SN", "ST"];
 
 /// Set-level state while reading an 846.
 #[derive(Default)]
@@ -253,6 +272,8 @@ struct Set846 {
     seen_lin: bool,
     lins: u64,
     open: Option<LinLoop>,
+    /// N104 of the first header N1 naming a location.
+    location: Option<String>,
 }
 
 /// Read an 846 inventory interchange, handing each LIN loop to `on_item`.
@@ -323,7 +344,7 @@ where
                 summary.bad_items += 1;
             }
             let as_of = set.dtm_as_of.or(set.bia_as_of);
-            on_item(Item846In {
+            let item = Item846In {
                 sku,
                 ids: lp.ids,
                 quantity,
@@ -333,9 +354,25 @@ where
                 as_of: as_of.map(|(t, _)| t),
                 as_of_date_only: as_of.is_some_and(|(_, d)| d),
                 left_out,
+                location: set.location.clone(),
                 set_control: set.control.clone(),
                 error,
-            })
+            };
+            if lp.sdq.is_empty() || item.error.is_some() {
+                return on_item(item);
+            }
+            // Quantities per location: one item each.
+            for (loc, q, pos, unit) in lp.sdq {
+                let mut it = item.clone();
+                it.quantity = Some(q);
+                if !unit.is_empty() {
+                    it.unit = unit;
+                }
+                it.location = Some(loc);
+                it.position = pos;
+                on_item(it)?;
+            }
+            Ok(())
         };
 
     while let Some(ev) = env.next_event()? {
@@ -379,6 +416,38 @@ where
                     {
                         st.dtm_as_of = dated(&seg, 2, 3)?;
                     }
+                    "N1" if !st.seen_lin
+                        && st.location.is_none()
+                        && LOCATION_ENTITIES.contains(&seg.element(1))
+                        && !seg.element(4).trim().is_empty() =>
+                    {
+                        st.location = Some(seg.element(4).trim().to_owned());
+                    }
+                    "SDQ" => {
+                        // SDQ01 unit, SDQ02 id qualifier, then up to ten
+                        // (location, quantity) pairs, for the QTY just read.
+                        if let Some(lp) = st.open.as_mut()
+                            && lp
+                                .qty
+                                .as_ref()
+                                .is_some_and(|(_, _, p)| *p + 1 + lp.sdq_segments() == seg.position)
+                        {
+                            let unit = seg.element(1).split(comp).next().unwrap_or("").to_owned();
+                            let mut n = 3;
+                            while n < seg.elements.len() {
+                                let (loc, q) = (seg.element(n).trim(), seg.element(n + 1).trim());
+                                if !loc.is_empty() {
+                                    lp.sdq.push((
+                                        loc.to_owned(),
+                                        q.to_owned(),
+                                        seg.position,
+                                        unit.clone(),
+                                    ));
+                                }
+                                n += 2;
+                            }
+                        }
+                    }
                     "LIN" => {
                         finish_loop(st, &mut summary, &mut on_item)?;
                         st.seen_lin = true;
@@ -387,6 +456,7 @@ where
                             lin_position: seg.position,
                             ids: id_pairs(&seg, 2),
                             qty: None,
+                            sdq: Vec::new(),
                         });
                     }
                     "QTY" => {
