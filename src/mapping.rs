@@ -379,6 +379,18 @@ pub struct X12Profile {
     pub quantity_qualifier: String,
     pub unit: String,
     pub line_break: bool,
+    /// (addition) BIA03; default our ISA13.
+    pub bia_reference: Option<String>,
+    /// (addition) header DTM qualifier carrying the time the numbers were computed.
+    pub as_of_dtm: Option<String>,
+    /// (addition) header N1: [N101, N102 name, N103 id qualifier, N104 id].
+    pub ship_from: Option<[String; 4]>,
+    /// (addition) PID*F****description after each LIN with a description.
+    pub pid_description: bool,
+    /// (addition) more QTY segments with the same quantity (e.g. ["17"]).
+    pub extra_quantity_qualifiers: Vec<String>,
+    /// (addition) CTT02 hash total of the QTY02 values.
+    pub hash_total: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -467,6 +479,12 @@ struct RawMapping {
     item_ids: Option<Vec<Vec<String>>>,
     unit: Option<String>,
     line_break: Option<bool>,
+    bia_reference: Option<String>,
+    as_of_dtm: Option<String>,
+    ship_from: Option<Vec<String>>,
+    pid_description: Option<bool>,
+    extra_quantity_qualifiers: Option<Vec<String>>,
+    hash_total: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -883,14 +901,22 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
-    for key in ["root", "version", "sender_id", "receiver_id", "item_ids"] {
-        let present = match key {
-            "root" => raw.root.is_some(),
-            "version" => raw.version.is_some(),
-            "sender_id" => raw.sender_id.is_some(),
-            "receiver_id" => raw.receiver_id.is_some(),
-            _ => raw.item_ids.is_some(),
-        };
+    for (key, present) in [
+        ("root", raw.root.is_some()),
+        ("version", raw.version.is_some()),
+        ("sender_id", raw.sender_id.is_some()),
+        ("receiver_id", raw.receiver_id.is_some()),
+        ("item_ids", raw.item_ids.is_some()),
+        ("bia_reference", raw.bia_reference.is_some()),
+        ("as_of_dtm", raw.as_of_dtm.is_some()),
+        ("ship_from", raw.ship_from.is_some()),
+        ("pid_description", raw.pid_description.is_some()),
+        (
+            "extra_quantity_qualifiers",
+            raw.extra_quantity_qualifiers.is_some(),
+        ),
+        ("hash_total", raw.hash_total.is_some()),
+    ] {
         if present {
             c.at(
                 "",
@@ -1237,6 +1263,39 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
             }
         }
     }
+    let ship_from = match raw.ship_from.as_deref() {
+        None => None,
+        Some([a, b, c, d]) => Some([a.clone(), b.clone(), c.clone(), d.clone()]),
+        Some([a, b]) => Some([a.clone(), b.clone(), String::new(), String::new()]),
+        Some(_) => {
+            c.at(
+                "",
+                "ship_from",
+                "must be [N101, name] or [N101, name, id qualifier, id], e.g. [\"SF\", \"Acme DC\", \"92\", \"DC01\"]",
+            );
+            None
+        }
+    };
+    let code = |c: &mut Checker, key: &str, v: &str, min: usize, max: usize| {
+        if v.len() < min || v.len() > max || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+            c.at(
+                "",
+                key,
+                format!("{v:?} must be {min} to {max} letters or digits"),
+            );
+        }
+    };
+    if let Some(q) = &raw.as_of_dtm {
+        code(c, "as_of_dtm", q, 3, 3);
+    }
+    for q in raw.extra_quantity_qualifiers.iter().flatten() {
+        code(c, "extra_quantity_qualifiers", q, 2, 2);
+    }
+    if let Some(r) = &raw.bia_reference
+        && (r.is_empty() || r.len() > 30)
+    {
+        c.at("", "bia_reference", "must be 1 to 30 characters");
+    }
     X12Profile {
         version,
         sender_qualifier,
@@ -1253,6 +1312,12 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
         quantity_qualifier: s(&raw.quantity_qualifier, "33"),
         unit: s(&raw.unit, "EA"),
         line_break: raw.line_break.unwrap_or(false),
+        bia_reference: raw.bia_reference.clone(),
+        as_of_dtm: raw.as_of_dtm.clone(),
+        ship_from,
+        pid_description: raw.pid_description.unwrap_or(false),
+        extra_quantity_qualifiers: raw.extra_quantity_qualifiers.clone().unwrap_or_default(),
+        hash_total: raw.hash_total.unwrap_or(false),
     }
 }
 

@@ -1567,3 +1567,51 @@ CTT*2~";
     assert_eq!(ws.explain("B", None)["warehouses"][0]["warehouse"], "EDI");
     assert_eq!(ws.explain("B", None)["available"], 7);
 }
+
+#[test]
+fn issue9_feature_846_writer_options_pass_both_validators() {
+    for version in ["004010", "005010"] {
+        let ws = retail_ws(version);
+        ws.mapping(
+            "r846",
+            &format!(
+                "{}bia_reference = \"INV-DAILY\"\nas_of_dtm = \"405\"\nship_from = [\"SF\", \"Acme DC\", \"92\", \"DC01\"]\npid_description = true\nextra_quantity_qualifiers = [\"17\"]\nhash_total = true\n",
+                r846(version)
+            ),
+        );
+        ws.apply("wms", "s1.csv", &abcd());
+        let v = ws.sync("retail", &[], 0);
+        assert_eq!(v["outcome"], "sent", "{v}");
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(x.check_envelope(), vec![3]);
+        assert_eq!(x.one("BIA")[3], "INV-DAILY");
+        assert_eq!(x.one("DTM")[1], "405");
+        assert_eq!(x.one("DTM")[2], x.one("BIA")[4], "the DTM is the sync time");
+        assert_eq!(x.one("N1")[1..], ["SF", "Acme DC", "92", "DC01"]);
+        let body: Vec<String> = x
+            .segs
+            .iter()
+            .filter(|s| ["LIN", "PID", "QTY"].contains(&s[0].as_str()))
+            .map(|s| s.join("*"))
+            .collect();
+        assert_eq!(
+            body,
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "PID*F****Blue widget",
+                "QTY*33*10*EA",
+                "QTY*17*10*EA",
+                "LIN*2*UP*036000291452*VN*B",
+                "QTY*33*0*EA",
+                "QTY*17*0*EA",
+                "LIN*3*UP*042100005264*VN*D",
+                "QTY*33*0*EA",
+                "QTY*17*0*EA",
+            ]
+        );
+        // CTT02: the hash total of every QTY02.
+        assert_eq!(x.one("CTT")[1..], ["3", "20"]);
+        x12_validate(&[Path::new(file)]);
+    }
+}

@@ -41,6 +41,6 @@ pub use inbound::{
 };
 pub use reader::{Reader, Segment, Separators};
 pub use writer::{
-    ControlNumbers, EnvelopeProfile, Item846Out, Profile846, VERSIONS, Written846, ack_version,
-    write_846,
+    ControlNumbers, EnvelopeProfile, Extras846, Item846Out, Profile846, VERSIONS, Written846,
+    ack_version, write_846,
 };

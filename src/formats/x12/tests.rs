@@ -728,6 +728,7 @@ fn profile(version: &str) -> Profile846 {
         item_ids: vec![("UP".into(), "upc".into()), ("VN".into(), "sku".into())],
         quantity_qualifier: "33".into(),
         unit: "EA".into(),
+        extras: Default::default(),
     }
 }
 
@@ -742,6 +743,7 @@ fn item(upc: &str, sku: &str, q: i64) -> Item846Out {
     Item846Out {
         ids: vec![("UP".into(), upc.into()), ("VN".into(), sku.into())],
         quantity: q,
+        description: None,
     }
 }
 

@@ -53,6 +53,27 @@ pub struct Profile846 {
     pub item_ids: Vec<(String, String)>,
     pub quantity_qualifier: String,
     pub unit: String,
+    /// Optional segments retailers' guides ask for; all off by default.
+    pub extras: Extras846,
+}
+
+/// Optional 846 content (each a mapping key of the same name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras846 {
+    /// BIA03 (reference id, 1 to 30 characters); default: our ISA13 as a number.
+    pub bia_reference: Option<String>,
+    /// `DTM*<this>*CCYYMMDD*HHMM` after the BIA with the time the numbers
+    /// were computed (e.g. "405" or "007").
+    pub as_of_dtm: Option<String>,
+    /// Header `N1*<N101>*<N102>*<N103>*<N104>` (e.g. SF ship-from, 92 id).
+    pub ship_from: Option<[String; 4]>,
+    /// `PID*F****<description>` after each LIN whose product has one.
+    pub pid_description: bool,
+    /// More `QTY*<qualifier>*<quantity>*<unit>` after the first, same value
+    /// (e.g. "17" quantity available as well as "33").
+    pub extra_quantity_qualifiers: Vec<String>,
+    /// CTT02: the sum of the QTY02 values of the set (a hash total).
+    pub hash_total: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +81,8 @@ pub struct Item846Out {
     /// (qualifier, value) in the profile's `item_ids` order.
     pub ids: Vec<(String, String)>,
     pub quantity: i64,
+    /// Written as PID05 when the profile asks for descriptions.
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +433,30 @@ pub(super) fn write_846_sets<W: Write>(
     for (q, _) in &profile.item_ids {
         check_code("item_ids", q, 2, 2)?;
     }
+    let ex = &profile.extras;
+    if let Some(r) = &ex.bia_reference
+        && (r.is_empty() || r.len() > 30)
+    {
+        return Err(profile_err(
+            "bia_reference",
+            format!("{r:?} must be 1 to 30 characters"),
+        ));
+    }
+    if let Some(q) = &ex.as_of_dtm {
+        check_code("as_of_dtm", q, 3, 3)?;
+    }
+    if let Some([n101, n102, n103, n104]) = &ex.ship_from {
+        check_code("ship_from", n101, 2, 3)?;
+        if n102.len() > 60 || (!n103.is_empty() && n103.len() > 2) || n104.len() > 80 {
+            return Err(profile_err(
+                "ship_from",
+                "[N101, name (at most 60), id qualifier (2), id (at most 80)]",
+            ));
+        }
+    }
+    for q in &ex.extra_quantity_qualifiers {
+        check_code("extra_quantity_qualifiers", q, 2, 2)?;
+    }
     profile.envelope.validate()?;
     let mut items = items.peekable();
     if items.peek().is_none() {
@@ -422,7 +469,11 @@ pub(super) fn write_846_sets<W: Write>(
     let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB", None)?;
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
-    let reference = ctl.interchange.to_string();
+    let reference = profile
+        .extras
+        .bia_reference
+        .clone()
+        .unwrap_or_else(|| ctl.interchange.to_string());
     let max_per_set = max_per_set.max(1);
 
     let mut sets: u32 = 0;
@@ -442,7 +493,15 @@ pub(super) fn write_846_sets<W: Write>(
                 &time,
             ],
         )?;
+        let ex = &profile.extras;
+        if let Some(q) = &ex.as_of_dtm {
+            sw.segment("DTM", &[q, &date, &time])?;
+        }
+        if let Some([n101, n102, n103, n104]) = &ex.ship_from {
+            sw.segment("N1", &[n101, n102, n103, n104])?;
+        }
         let mut lins: usize = 0;
+        let mut hash: i128 = 0;
         while lins < max_per_set {
             let Some(item) = items.next() else { break };
             lins += 1;
@@ -484,9 +543,26 @@ pub(super) fn write_846_sets<W: Write>(
                     "has more than 15 digits",
                 ));
             }
+            if ex.pid_description
+                && let Some(d) = item.description.as_deref().map(str::trim)
+                && !d.is_empty()
+            {
+                // PID05 is at most 80 characters.
+                let d: String = d.chars().take(80).collect();
+                sw.segment("PID", &["F", "", "", "", &d])?;
+            }
             sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
+            hash += i128::from(item.quantity);
+            for q in &ex.extra_quantity_qualifiers {
+                sw.segment("QTY", &[q, &qty, &profile.unit])?;
+                hash += i128::from(item.quantity);
+            }
         }
-        sw.segment("CTT", &[&lins.to_string()])?;
+        if ex.hash_total {
+            sw.segment("CTT", &[&lins.to_string(), &hash.to_string()])?;
+        } else {
+            sw.segment("CTT", &[&lins.to_string()])?;
+        }
         let count = (sw.set_segments + 1).to_string();
         sw.segment("SE", &[&count, &st02])?;
     }
