@@ -405,7 +405,7 @@ pub enum OutFormat {
         item: String,
         fields: Vec<OutColumn>,
     },
-    X12_846(X12Profile),
+    X12_846(Box<X12Profile>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1078,7 +1078,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
             );
             OutFormat::Xml { root, item, fields }
         }
-        Some("x12-846") => OutFormat::X12_846(x12_profile(&mut c, &raw)),
+        Some("x12-846") => OutFormat::X12_846(Box::new(x12_profile(&mut c, &raw))),
         Some(o) => {
             c.at(
                 "",
