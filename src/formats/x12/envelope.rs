@@ -140,6 +140,8 @@ pub struct Envelope<R> {
     isa_position: usize,
     /// The ISA of the next interchange, read while checking what follows an IEA.
     pending: Option<Segment>,
+    /// ISA13s seen in this input: an interchange repeated in one file is an error.
+    isa_controls: HashSet<String>,
     groups: u64,
     group_controls: HashSet<String>,
     group: Option<OpenGroup>,
@@ -210,6 +212,7 @@ impl<R: BufRead> Envelope<R> {
             isa_control: String::new(),
             isa_position: 1,
             pending: None,
+            isa_controls: HashSet::new(),
             groups: 0,
             group_controls: HashSet::new(),
             group: None,
@@ -272,10 +275,21 @@ impl<R: BufRead> Envelope<R> {
             self.groups = 0;
             self.group_controls.clear();
             self.phase = Phase::Open;
+            let repeated = !self.isa_controls.insert(self.isa_control.clone());
+            let position = seg.position;
             self.queue.push_back(Event::InterchangeStart(Isa {
                 elements: seg.elements,
                 separators: seps,
             }));
+            if repeated {
+                self.problem(X12Error::Duplicate {
+                    id: "ISA".into(),
+                    position,
+                    element: "ISA13",
+                    value: self.isa_control.clone(),
+                    scope: "interchange in this input",
+                })?;
+            }
             return Ok(());
         }
         if self.phase == Phase::Done {
