@@ -56,11 +56,7 @@ impl Daemon {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return (t.elapsed(), st);
             }
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "did not stop:\n{}",
-                self.log()
-            );
+            assert!(t.elapsed() < Duration::from_secs(20), "did not stop:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -103,8 +99,7 @@ fn feeds(dir: &Path) -> Vec<String> {
     v
 }
 
-const PLAIN_INV: &str =
-    "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\n";
+const PLAIN_INV: &str = "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\n";
 
 /// merchant m1; sources `a` and `b` (warehouses A and B); carts from `carts`.
 fn service_ws(carts: &str) -> Workspace {
@@ -136,14 +131,11 @@ fn drop_file(ws: &Workspace, src: &str, name: &str, body: &str) {
 fn a_second_run_on_the_same_ledger_exits_2_naming_the_pid() {
     let ws = service_ws(&full_cart("shop", "every 1h"));
     let d = Daemon::start(&ws, &["run"]);
-    wait_for("the daemon to start", Duration::from_secs(20), || {
-        d.log().contains("stockgate running")
-    });
+    wait_for("the daemon to start", Duration::from_secs(20), || d.log().contains("stockgate running"));
     let o = ws.run(&["run", "--once"]);
     assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
     assert!(
-        o.stderr
-            .contains(&format!("another stockgate run (pid {})", d.child.id())),
+        o.stderr.contains(&format!("another stockgate run (pid {})", d.child.id())),
         "{}",
         o.stderr
     );
@@ -163,41 +155,24 @@ fn a_second_run_on_the_same_ledger_exits_2_naming_the_pid() {
 #[test]
 fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
     let ws = service_ws(&full_cart("one", "every 1s"));
-    let d = Daemon::start(
-        &ws,
-        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
-    );
+    let d = Daemon::start(&ws, &["--log-format", "json", "run", "--http", "127.0.0.1:0"]);
     drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
     wait_for("cart one's first feed", Duration::from_secs(20), || {
         feeds(&ws.path("out/one")).iter().any(|f| {
-            std::fs::read_to_string(ws.path(&format!("out/one/{f}"))).unwrap_or_default()
-                == "SKU,Quantity\nP,4\n"
+            std::fs::read_to_string(ws.path(&format!("out/one/{f}"))).unwrap_or_default() == "SKU,Quantity\nP,4\n"
         })
     });
     // A good config: a second cart appears.
-    let good = format!(
-        "{}{}",
-        ws.read("stockgate.toml"),
-        full_cart("two", "every 1s")
-    );
+    let good = format!("{}{}", ws.read("stockgate.toml"), full_cart("two", "every 1s"));
     ws.config(&good);
     d.signal("-HUP");
-    wait_for("cart two's first feed", Duration::from_secs(20), || {
-        !feeds(&ws.path("out/two")).is_empty()
-    });
+    wait_for("cart two's first feed", Duration::from_secs(20), || !feeds(&ws.path("out/two")).is_empty());
     // A bad one: refused, logged, the running config stays.
-    ws.config(&good.replace(
-        "schedule = \"every 1s\"",
-        "schedule = \"every now and then\"",
-    ));
+    ws.config(&good.replace("schedule = \"every 1s\"", "schedule = \"every now and then\""));
     d.signal("-HUP");
-    wait_for("the refusal", Duration::from_secs(10), || {
-        d.log().contains("config reload refused")
-    });
+    wait_for("the refusal", Duration::from_secs(10), || d.log().contains("config reload refused"));
     let n = feeds(&ws.path("out/two")).len();
-    wait_for("cart two to go on", Duration::from_secs(10), || {
-        feeds(&ws.path("out/two")).len() > n + 1
-    });
+    wait_for("cart two to go on", Duration::from_secs(10), || feeds(&ws.path("out/two")).len() > n + 1);
     // /healthz answers, on the port the log names.
     let log = d.log();
     let addr = log
@@ -206,28 +181,18 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
         .find_map(|v| v["addr"].as_str().map(String::from))
         .expect("the http address in the log");
     let health = http_get(&addr, "/healthz");
-    assert!(
-        health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"),
-        "{health}"
-    );
+    assert!(health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"), "{health}");
     assert!(health.ends_with("ok\n"), "{health}");
     let metrics = http_get(&addr, "/metrics");
-    assert!(
-        metrics.contains("stockgate_files_total{source=\"a\",outcome=\"applied\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("stockgate_files_total{source=\"a\",outcome=\"applied\"} 1"), "{metrics}");
     let (took, st) = d.term();
-    assert!(
-        st.success() && took < Duration::from_secs(5),
-        "{took:?} {st:?}"
-    );
+    assert!(st.success() && took < Duration::from_secs(5), "{took:?} {st:?}");
     // Every log line is one JSON object; pickups and syncs carry their facts.
     let log = std::fs::read_to_string(d_log_path(&ws)).unwrap_or(log);
     let mut pickup = None;
     let mut sync = None;
     for l in log.lines() {
-        let v: serde_json::Value =
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         match v["event"].as_str() {
             Some("pickup") => pickup = Some(v),
             Some("sync") if v["outcome"] == "sent" => sync = Some(v),
@@ -252,12 +217,7 @@ fn d_log_path(ws: &Workspace) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("daemon-")
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("daemon-"))
         .collect();
     logs.sort();
     logs.pop().unwrap()
@@ -334,18 +294,8 @@ timeout = "60s"
     let mut expect = std::collections::BTreeMap::new();
     for round in 0..4 {
         let (a, b) = (10 + round, 100 + round);
-        drop_file(
-            &ws,
-            "a",
-            &format!("a{round}.csv"),
-            &format!("SKU,Qty\nK,{a}\nL{round},1\n"),
-        );
-        drop_file(
-            &ws,
-            "b",
-            &format!("b{round}.csv"),
-            &format!("SKU,Qty\nK,{b}\n"),
-        );
+        drop_file(&ws, "a", &format!("a{round}.csv"), &format!("SKU,Qty\nK,{a}\nL{round},1\n"));
+        drop_file(&ws, "b", &format!("b{round}.csv"), &format!("SKU,Qty\nK,{b}\n"));
         expect.insert("K".to_string(), a + b);
         expect.insert(format!("L{round}"), 1);
         std::thread::sleep(Duration::from_millis(1500));
@@ -354,41 +304,23 @@ timeout = "60s"
         .chain(expect.iter().map(|(k, v)| format!("{k},{v}\n")))
         .collect();
     for cart in ["fast", "slow"] {
-        wait_for(
-            &format!("{cart}'s feed of every count"),
-            Duration::from_secs(20),
-            || {
-                feeds(&ws.path(&format!("out/{cart}")))
-                    .last()
-                    .is_some_and(|f| {
-                        std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}")))
-                            .unwrap_or_default()
-                            == want
-                    })
-            },
-        );
+        wait_for(&format!("{cart}'s feed of every count"), Duration::from_secs(20), || {
+            feeds(&ws.path(&format!("out/{cart}")))
+                .last()
+                .is_some_and(|f| std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}"))).unwrap_or_default() == want)
+        });
     }
     // Both kept their schedule while `stuck` hung in its first connection.
     let fast = feeds(&ws.path("out/fast")).len();
     let slow = feeds(&ws.path("out/slow")).len();
     assert!(fast >= 5, "fast sent {fast} feeds");
     assert!(slow >= 3, "slow sent {slow} feeds");
-    assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck'"),
-        0
-    );
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck'"), 0);
     let (took, st) = d.term();
-    assert!(
-        took < Duration::from_secs(5),
-        "SIGTERM took {took:?}\n{}",
-        d_log(&ws)
-    );
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}\n{}", d_log(&ws));
     assert!(st.success());
     // Nothing recorded as sent for the stuck cart; nothing half-written anywhere.
-    assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck' AND outcome = 'sent'"),
-        0
-    );
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck' AND outcome = 'sent'"), 0);
     for cart in ["fast", "slow"] {
         let all: Vec<String> = std::fs::read_dir(ws.path(&format!("out/{cart}")))
             .unwrap()
@@ -407,10 +339,7 @@ fn d_log(ws: &Workspace) -> String {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -457,9 +386,7 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
         }
         // After every kill: the ledger is whole.
         let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(ok, "ok", "iteration {it}");
         // No content applied twice for a source.
         let twice: i64 = conn
@@ -474,16 +401,10 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
         for cart in ["full", "changed"] {
             for f in feeds(&ws.path(&format!("out/{cart}"))) {
                 let text = std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}"))).unwrap();
-                assert!(
-                    text.starts_with("SKU,Quantity\n") && text.ends_with('\n'),
-                    "{cart}/{f} is partial"
-                );
+                assert!(text.starts_with("SKU,Quantity\n") && text.ends_with('\n'), "{cart}/{f} is partial");
                 for l in text.lines().skip(1) {
-                    let (_, q) = l
-                        .split_once(',')
-                        .unwrap_or_else(|| panic!("{cart}/{f}: {l:?}"));
-                    q.parse::<i64>()
-                        .unwrap_or_else(|_| panic!("{cart}/{f}: {l:?}"));
+                    let (_, q) = l.split_once(',').unwrap_or_else(|| panic!("{cart}/{f}: {l:?}"));
+                    q.parse::<i64>().unwrap_or_else(|_| panic!("{cart}/{f}: {l:?}"));
                 }
             }
         }
@@ -502,9 +423,7 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
     for (src, _, body) in &dropped {
         let sha = sha256_hex(body.as_bytes());
         assert_eq!(
-            ws.sql_i64(&format!(
-                "SELECT COUNT(*) FROM reports WHERE source = '{src}' AND sha256 = '{sha}'"
-            )),
+            ws.sql_i64(&format!("SELECT COUNT(*) FROM reports WHERE source = '{src}' AND sha256 = '{sha}'")),
             1
         );
     }
@@ -527,13 +446,7 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
     assert_eq!(got, sums);
     // No leftovers after that clean start and stop.
     let mut left = vec![];
-    for dir in [
-        "out/full",
-        "out/changed",
-        "var/archive",
-        "var/work",
-        "var/outgoing",
-    ] {
+    for dir in ["out/full", "out/changed", "var/archive", "var/work", "var/outgoing"] {
         for f in ws.files_under(dir) {
             let name = f.rsplit('/').next().unwrap();
             if name.starts_with('.') {
@@ -576,27 +489,14 @@ fn retention_prunes_what_is_older_than_keep() {
         .filter(|f| !f.contains(&today()))
         .collect();
     // Only what this last run archived (a day 100 days on) is left.
-    assert!(
-        ws.files_under("var/archive")
-            .iter()
-            .all(|f| !f.contains(&format!("/{}/", today()))),
-        "{archive:?}"
-    );
+    assert!(ws.files_under("var/archive").iter().all(|f| !f.contains(&format!("/{}/", today()))), "{archive:?}");
     assert!(ws.files_under("var/quarantine/b").is_empty());
     // History: each cart's newest attempt stays.
-    assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'shop'"),
-        1
-    );
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'shop'"), 1);
     assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files WHERE received_at < strftime('%s','now') * 1000 + 86400000"), 0);
     // The stock itself is never pruned.
     let after = ws.ledger_dump();
-    let stock = |d: &str| {
-        d.lines()
-            .filter(|l| l.starts_with("stock") || l.contains("K|"))
-            .map(String::from)
-            .collect::<Vec<_>>()
-    };
+    let stock = |d: &str| d.lines().filter(|l| l.starts_with("stock") || l.contains("K|")).map(String::from).collect::<Vec<_>>();
     assert_eq!(stock(&stock_before), stock(&after));
     assert_eq!(ws.value("K", "shop"), 5);
 }
@@ -605,15 +505,7 @@ fn retention_prunes_what_is_older_than_keep() {
 fn run_once_says_a_summary_even_when_nothing_was_due() {
     let ws = service_ws(&full_cart("shop", "every 1h"));
     let o = ws.run_ok(&["run", "--once"], 0);
-    assert!(
-        o.stdout
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("run --once: 0 files (0 applied"),
-        "{}",
-        o.stdout
-    );
+    assert!(o.stdout.lines().last().unwrap().starts_with("run --once: 0 files (0 applied"), "{}", o.stdout);
     let o = ws.run_ok(&["run", "--once"], 0);
     assert_eq!(
         o.stdout.lines().last().unwrap(),
