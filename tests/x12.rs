@@ -1109,16 +1109,31 @@ fn issue9_3_several_interchanges_in_one_file() {
     );
 }
 
-#[test]
-fn issue9_4_and_7_an_846_group_beside_a_997_group_and_997_matching() {
+/// The retail cart has sent two 846s (groups 1 and 2).
+fn two_846s_sent() -> Workspace {
     let ws = edi_ws("", "");
     ws.apply("wms", "s1.csv", &abcd());
-    // Two 846s sent: groups 1 and 2.
     assert_eq!(ws.sync("retail", &[], 0)["group_control"], 1);
     assert_eq!(ws.sync("retail", &[], 0)["group_control"], 2);
-    // 7. An acknowledgment of an invoice group numbered 2 is not about our 846.
-    let invoice_ack = ic(
-        31,
+    ws
+}
+
+fn ack_by_group(ws: &Workspace, g: i64) -> Value {
+    let sent: Vec<Value> = ws
+        .history("retail")
+        .into_iter()
+        .filter(|h| h["outcome"] == "sent")
+        .collect();
+    sent.iter()
+        .find(|h| h["group_control"] == g)
+        .unwrap_or_else(|| panic!("{sent:?}"))["ack"]
+        .clone()
+}
+
+/// A 997 from the retailer (925485US00) to us, ISA13 `n`, with `body`.
+fn retailer_ack(n: u32, body: &str) -> String {
+    ic(
+        n,
         "925485US00",
         "ACMEWHSE",
         "00401",
@@ -1127,22 +1142,15 @@ fn issue9_4_and_7_an_846_group_beside_a_997_group_and_997_matching() {
             "925485US00",
             "ACMEWHSE",
             "004010",
-            &[("997", "0001", "AK1*IN*2~AK2*810*0001~AK5*R*5~AK9*R*1*1*0~")],
+            &[("997", "0001", body)],
         )],
-    );
-    let p = ws.write("in/retailer/in-ack.x12", &invoice_ack);
-    let v = ws.ingest("retailer", &p, 0);
-    assert_eq!(v["outcome"], "applied", "{v}");
-    let sent: Vec<Value> = ws
-        .history("retail")
-        .into_iter()
-        .filter(|h| h["outcome"] == "sent")
-        .collect();
-    assert!(
-        sent.iter().all(|h| h["ack"] == "unacknowledged"),
-        "{sent:?}"
-    );
-    // 4. One interchange from the retailer: an 846 group and a 997 group for our group 2.
+    )
+}
+
+#[test]
+fn issue9_4_an_846_group_beside_a_997_group() {
+    let ws = two_846s_sent();
+    // One interchange from the retailer: an 846 group and a 997 group for our group 2.
     let mixed = ic(
         32,
         "925485US00",
@@ -1174,15 +1182,9 @@ fn issue9_4_and_7_an_846_group_beside_a_997_group_and_997_matching() {
     assert_eq!(v["outcome"], "applied", "{v}");
     assert_eq!(v["rows"], 1, "{v}");
     assert_eq!(ws.explain("RT-1", None)["available"], 9);
-    let sent: Vec<Value> = ws
-        .history("retail")
-        .into_iter()
-        .filter(|h| h["outcome"] == "sent")
-        .collect();
-    let by_group = |g: i64| sent.iter().find(|h| h["group_control"] == g).unwrap()["ack"].clone();
-    assert_eq!(by_group(2), "accepted", "{sent:?}");
-    assert_eq!(by_group(1), "unacknowledged", "{sent:?}");
-    // The same mixed content on the acknowledging source: only the 846 group is acknowledged.
+    assert_eq!(ack_by_group(&ws, 2), "accepted");
+    assert_eq!(ack_by_group(&ws, 1), "unacknowledged");
+    // The same content on the acknowledging source: only the 846 group is acknowledged.
     let p = ws.write("in/wh/mixed.x12", &mixed);
     ws.ingest("wh", &p, 0);
     let acks = acks_sent(&ws);
@@ -1191,7 +1193,60 @@ fn issue9_4_and_7_an_846_group_beside_a_997_group_and_997_matching() {
 }
 
 #[test]
-fn issue9_5_and_6_up_keeps_the_upc_and_upcs_are_checked() {
+fn issue9_7_997_matching_needs_ib_and_846() {
+    let ws = two_846s_sent();
+    // An acknowledgment of an invoice group numbered 2 is not about our 846.
+    let p = ws.write(
+        "in/retailer/in-ack.x12",
+        retailer_ack(31, "AK1*IN*2~AK2*810*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    let v = ws.ingest("retailer", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(ack_by_group(&ws, 2), "unacknowledged");
+    // Nor is an IB acknowledgment whose sets are not 846s.
+    let p = ws.write(
+        "in/retailer/odd-ack.x12",
+        retailer_ack(33, "AK1*IB*2~AK2*810*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    ws.ingest("retailer", &p, 0);
+    assert_eq!(ack_by_group(&ws, 2), "unacknowledged");
+    // The acknowledgment of our 846 group 2 is.
+    let p = ws.write(
+        "in/retailer/ack.x12",
+        retailer_ack(34, "AK1*IB*2~AK2*846*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    ws.ingest("retailer", &p, 0);
+    assert_eq!(ack_by_group(&ws, 2), "rejected (set 0001: AK5 R 5)");
+    assert_eq!(ack_by_group(&ws, 1), "unacknowledged");
+}
+
+#[test]
+fn issue9_5_sku_qualifier_up_keeps_the_upc() {
+    let ws = edi_ws("", "");
+    ws.mapping("wh", &x12_in_mapping("inventory", "UP", "33"));
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~LIN*1*UP*012345678905~QTY*33*5*EA~CTT*1~",
+        ),
+    );
+    assert_eq!(ws.ingest("wh", &p, 0)["outcome"], "applied");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 1, "{v}");
+    assert!(v["reason"].is_null(), "nothing left out: {v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(
+        lin_qty(&x),
+        ["LIN*1*UP*012345678905*VN*012345678905", "QTY*33*5*EA"]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_6_upc_check_digits() {
     let ws = edi_ws("", "");
     ws.mapping("wh", &x12_in_mapping("inventory", "UP", "33"));
     let p = ws.write(
@@ -1201,15 +1256,21 @@ fn issue9_5_and_6_up_keeps_the_upc_and_upcs_are_checked() {
     let v = ws.ingest("wh", &p, 0);
     assert_eq!(v["outcome"], "applied", "{v}");
     assert!(
-        v["warnings"]
-            .to_string()
-            .contains("segment 8: invalid upc \\\"12345\\\""),
+        v["warnings"].to_string().contains("segment 8: invalid upc"),
         "{v}"
     );
-    ws.apply(
+    let v = ws.apply(
         "wms",
         "s1.csv",
-        &format!("{INV_H}A,W1,10,{T0},PHM-TAB-METF500,\nC,W1,3,{T0},036000291452,\n"),
+        &format!("{INV_H}A,W1,10,{T0},PHM-TAB-METF500,\nC,W1,3,{T0},036000291452,\nD,W1,1,{T0},036000291453,\n"),
+    );
+    assert!(
+        v["warnings"].to_string().contains("line 2: invalid upc"),
+        "{v}"
+    );
+    assert!(
+        v["warnings"].to_string().contains("line 4: invalid upc"),
+        "{v}"
     );
     let v = ws.sync("retail", &[], 0);
     assert_eq!(v["outcome"], "sent", "{v}");
@@ -1218,7 +1279,7 @@ fn issue9_5_and_6_up_keeps_the_upc_and_upcs_are_checked() {
         v["missing"]
             .as_array()
             .unwrap()
-            .contains(&serde_json::json!({"field": "invalid upc", "items": 2})),
+            .contains(&serde_json::json!({"field": "invalid upc", "items": 3})),
         "{v}"
     );
     let file = v["file"].as_str().unwrap();
