@@ -38,6 +38,22 @@ pub fn peek(path: &Path) -> Option<Peek> {
     None
 }
 
+/// The functional ids (GS01) of every group of an X12 file, in order, or
+/// an empty list when it cannot be read that far.
+pub fn group_ids(path: &Path) -> Vec<String> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    let mut env = x12::Envelope::tolerant(BufReader::new(f));
+    while let Ok(Some(ev)) = env.next_event() {
+        if let Event::GroupStart(g) = ev {
+            out.push(g.functional_id);
+        }
+    }
+    out
+}
+
 /// Records the 997s in `path` against the 846s they acknowledge; returns
 /// how many groups were matched to a sent feed.
 pub fn receive_997(
@@ -62,11 +78,18 @@ pub fn receive_997(
         .collect();
     let mut matched = 0;
     for a in &acks {
+        // Only an acknowledgment of an inventory group (IB) whose sets, when
+        // named, include an 846 can be about a feed we sent.
+        if a.functional_id != "IB"
+            || (!a.set_acks.is_empty() && !a.set_acks.iter().any(|s| s.id == "846"))
+        {
+            continue;
+        }
         let Ok(group) = a.group_control.trim().parse::<i64>() else {
             continue;
         };
         let mut codes: Vec<String> = vec![];
-        for s in &a.set_acks {
+        for s in a.set_acks.iter().filter(|s| s.id == "846") {
             if s.status != 'A' || !s.codes.is_empty() {
                 let c: Vec<String> = s.codes.iter().map(u8::to_string).collect();
                 codes.push(
@@ -107,14 +130,42 @@ pub fn send_997(
         return Ok(None);
     };
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut report = match x12::validate_for_ack(BufReader::new(f)) {
+    let reports = match x12::validate_interchanges_for_ack(BufReader::new(f)) {
         Ok(r) => r,
         // Not an interchange we can answer with a 997 (no readable ISA).
         Err(e) => return Err(format!("no 997 sent: {e}")),
     };
-    if report.groups.is_empty() {
-        return Err("no 997 sent: the interchange has no functional group".into());
+    // One 997 per interchange; acknowledgments (FA groups) are never acknowledged.
+    let mut sent = vec![];
+    let mut failed = vec![];
+    for mut report in reports {
+        report.groups.retain(|g| g.functional_id != "FA");
+        if report.groups.is_empty() {
+            continue;
+        }
+        match send_one(cfg, ledger, src, spec, report, content_rejected) {
+            Ok(dest) => sent.push(dest),
+            Err(e) => failed.push(e),
+        }
     }
+    if !failed.is_empty() {
+        return Err(failed.join("; "));
+    }
+    if sent.is_empty() {
+        return Err("no 997 sent: the interchange has no functional group to acknowledge".into());
+    }
+    Ok(Some(sent.join(", ")))
+}
+
+/// Builds, delivers and archives the 997 for one interchange.
+fn send_one(
+    cfg: &Config,
+    ledger: &Ledger,
+    src: &Inbound,
+    spec: &crate::config::TransportSpec,
+    mut report: x12::AckReport,
+    content_rejected: bool,
+) -> Result<String, String> {
     if content_rejected {
         for g in &mut report.groups {
             for s in &mut g.sets {
@@ -128,11 +179,8 @@ pub fn send_997(
         }
     }
     let isa = &report.interchange;
-    let version = if report.groups[0].version.starts_with("00501") {
-        "005010"
-    } else {
-        "004010"
-    };
+    // Answer in the partner's own release when we can write it.
+    let version = x12::ack_version(&report.groups[0].version);
     let profile = x12::EnvelopeProfile {
         version: version.into(),
         sender_qualifier: isa.receiver_qualifier().into(),
@@ -168,9 +216,15 @@ pub fn send_997(
         interchange: n as u32,
         group: n as u32,
     };
-    let written = x12::build_997(
+    // Our GS02/GS03 are the partner's GS03/GS02: partners route on the GS.
+    let app_ids = report
+        .app_ids
+        .as_ref()
+        .map(|(their_sender, their_receiver)| (their_receiver.as_str(), their_sender.as_str()));
+    let written = x12::build_997_to(
         std::io::BufWriter::new(file),
         &profile,
+        app_ids,
         ctl,
         to_datetime(now).naive_utc(),
         &report.groups,
@@ -186,5 +240,5 @@ pub fn send_997(
     if let Err(e) = archived {
         tracing::warn!(source = %src.id, error = %e, "997 delivered but not archived");
     }
-    Ok(Some(dest))
+    Ok(dest)
 }

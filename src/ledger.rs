@@ -651,6 +651,43 @@ impl Ledger {
         Ok(n as u64)
     }
 
+    /// Leaves out of the last `compute_feed` every included item whose
+    /// `field` value fails `ok` (an id that is no valid GTIN, say); returns
+    /// how many. Items without a value are left to the missing-field rule.
+    pub fn exclude_feed_items_unless(
+        &self,
+        field: OutField,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<u64> {
+        let col = match field {
+            OutField::Sku => "sku",
+            OutField::Upc => "upc",
+            OutField::Description => "description",
+            _ => return Ok(0),
+        };
+        let bad: Vec<i64> = {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT rowid, {col} FROM feed_items WHERE include = 1 AND {col} IS NOT NULL AND {col} != ''"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            let mut v = vec![];
+            for r in rows {
+                let (id, val) = r?;
+                if !ok(&val) {
+                    v.push(id);
+                }
+            }
+            v
+        };
+        let mut stmt = self
+            .conn
+            .prepare("UPDATE feed_items SET include = 3 WHERE rowid = ?1")?;
+        for id in &bad {
+            stmt.execute([id])?;
+        }
+        Ok(bad.len() as u64)
+    }
+
     /// Hands the included items of the last `compute_feed` to `f`, in SKU
     /// order, as an iterator read straight from SQLite (never all in memory).
     /// A read error ends the iteration and is returned after `f` is done.

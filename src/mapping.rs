@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 /// How X12 times (DTM, BIA, BEG) reach the shared time parser, read in the
 /// mapping's time zone.
 pub const X12_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+/// How an X12 date without a time (BEG05 alone, say) reaches the parser.
+pub const X12_DATE_FORMAT: &str = "%Y-%m-%d";
 
 /// Ledger fields an inbound record can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +28,12 @@ pub enum Field {
     Line,
     OrderedAt,
     Status,
+    /// Unit of measure of the quantity (rule 17).
+    Unit,
 }
 
 impl Field {
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 12] = [
         Field::Sku,
         Field::Quantity,
         Field::Warehouse,
@@ -41,6 +45,7 @@ impl Field {
         Field::Line,
         Field::OrderedAt,
         Field::Status,
+        Field::Unit,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -55,6 +60,7 @@ impl Field {
             Field::Line => "line",
             Field::OrderedAt => "ordered_at",
             Field::Status => "status",
+            Field::Unit => "unit",
         }
     }
     pub fn from_name(s: &str) -> Option<Field> {
@@ -71,6 +77,7 @@ impl Field {
                     | Field::AsOf
                     | Field::Upc
                     | Field::Description
+                    | Field::Unit
             ),
             RecordKind::Orders => matches!(
                 self,
@@ -81,6 +88,7 @@ impl Field {
                     | Field::OrderedAt
                     | Field::Status
                     | Field::Warehouse
+                    | Field::Unit
             ),
         }
     }
@@ -145,21 +153,58 @@ pub struct TimeSpec {
 
 impl TimeSpec {
     pub fn parse(&self, s: &str) -> Result<Millis, String> {
+        self.parse_dated(s).map(|(t, _)| t)
+    }
+
+    /// The time, and the date when the text held a date alone (rule 16):
+    /// the time is then the start of that day in the mapping's zone.
+    pub fn parse_dated(&self, s: &str) -> Result<(Millis, Option<NaiveDate>), String> {
         let s = s.trim();
         if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(t.timestamp_millis());
+            return Ok((t.timestamp_millis(), None));
         }
         let Some(fmt) = &self.format else {
             return Err("not an RFC 3339 time (set [as_of] format in the mapping)".into());
         };
-        let naive = NaiveDateTime::parse_from_str(s, fmt)
-            .or_else(|_| NaiveDate::parse_from_str(s, fmt).map(|d| d.and_time(Default::default())))
-            .map_err(|e| format!("not a time in format {fmt:?}: {e}"))?;
-        self.tz
+        let (naive, date) = match NaiveDateTime::parse_from_str(s, fmt) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                let date = NaiveDate::parse_from_str(s, fmt)
+                    .ok()
+                    // X12 dates without a time reach the parser as a date alone.
+                    .or_else(|| {
+                        (fmt == X12_TIME_FORMAT)
+                            .then(|| NaiveDate::parse_from_str(s, X12_DATE_FORMAT).ok())
+                            .flatten()
+                    })
+                    .ok_or_else(|| format!("not a time in format {fmt:?}: {e}"))?;
+                (date.and_time(Default::default()), Some(date))
+            }
+        };
+        let t = self
+            .tz
             .from_local_datetime(&naive)
             .earliest()
             .map(|t| t.timestamp_millis())
-            .ok_or_else(|| format!("{s} does not exist in {}", self.tz))
+            .ok_or_else(|| format!("{s} does not exist in {}", self.tz))?;
+        Ok((t, date))
+    }
+
+    /// An order time (rule 16): a date alone is the end of that day in the
+    /// mapping's zone, but no later than `received`, the moment the file came in.
+    pub fn parse_order(&self, s: &str, received: Millis) -> Result<Millis, String> {
+        let (t, date) = self.parse_dated(s)?;
+        let Some(d) = date else { return Ok(t) };
+        let next = d
+            .succ_opt()
+            .and_then(|n| {
+                self.tz
+                    .from_local_datetime(&n.and_time(Default::default()))
+                    .earliest()
+            })
+            .map(|t| t.timestamp_millis() - 1)
+            .unwrap_or(t);
+        Ok(next.min(received))
     }
 }
 
@@ -190,10 +235,22 @@ pub enum InSource {
         fields: Vec<(Field, String)>,
     },
     X12 {
-        sku_qualifier: String,
+        /// LIN/PO1 qualifiers that may hold the SKU; the first present wins.
+        sku_qualifiers: Vec<String>,
         quantity_qualifier: String,
+        /// DTM01 codes whose date is the 846's as-of ([`DEFAULT_AS_OF_QUALIFIERS`]).
+        as_of_qualifiers: Vec<String>,
+        /// Opt-in (`[locations]`): an 846 location id (header N1 N104 with
+        /// N101 WH/SF/SN/ST, or an SDQ location) -> warehouse.
+        locations: Vec<(String, String)>,
     },
 }
+
+/// DTM01 codes that date an 846's count (the mapping's `as_of_qualifiers`
+/// changes the list): 007 effective, 009 processed, 097 transaction
+/// creation, 194 period end. Others (036 expiration, 002 delivery
+/// requested, ...) never set the as-of.
+pub const DEFAULT_AS_OF_QUALIFIERS: [&str; 4] = ["007", "009", "097", "194"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMapping {
@@ -211,6 +268,31 @@ pub struct InboundMapping {
     pub source: InSource,
     /// Inbound CSV: the file's character encoding (`encoding`, default UTF-8).
     pub encoding: &'static encoding_rs::Encoding,
+    /// Rule 17: the base unit quantities are kept in (`unit`, default "EA").
+    pub unit: String,
+    /// Rule 17: other units and how many base units each holds (`[units]`).
+    pub units: Vec<(String, i64)>,
+}
+
+impl InboundMapping {
+    /// Base units in one `unit` ("" or the base unit: 1), or the row's error.
+    pub fn unit_factor(&self, unit: &str) -> Result<i64, String> {
+        let u = unit.trim();
+        if u.is_empty() || u.eq_ignore_ascii_case(&self.unit) {
+            return Ok(1);
+        }
+        self.units
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(u))
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                format!(
+                    "unit {} has no entry in the mapping's [units] table (base unit {})",
+                    crate::util::quoted(u),
+                    self.unit
+                )
+            })
+    }
 }
 
 impl InboundMapping {
@@ -218,10 +300,12 @@ impl InboundMapping {
         match &self.source {
             InSource::Csv { columns, .. } => columns.iter().any(|(g, _)| *g == f),
             InSource::Xml { fields, .. } => fields.iter().any(|(g, _)| *g == f),
+            InSource::X12 { locations, .. } if f == Field::Warehouse => !locations.is_empty(),
             InSource::X12 { .. } => matches!(
                 f,
                 Field::Sku
                     | Field::Quantity
+                    | Field::Unit
                     | Field::AsOf
                     | Field::OrderId
                     | Field::Line
@@ -297,6 +381,18 @@ pub struct X12Profile {
     pub quantity_qualifier: String,
     pub unit: String,
     pub line_break: bool,
+    /// (addition) BIA03; default our ISA13.
+    pub bia_reference: Option<String>,
+    /// (addition) header DTM qualifier carrying the time the numbers were computed.
+    pub as_of_dtm: Option<String>,
+    /// (addition) header N1: [N101, N102 name, N103 id qualifier, N104 id].
+    pub ship_from: Option<[String; 4]>,
+    /// (addition) PID*F****description after each LIN with a description.
+    pub pid_description: bool,
+    /// (addition) more QTY segments with the same quantity (e.g. ["17"]).
+    pub extra_quantity_qualifiers: Vec<String>,
+    /// (addition) CTT02 hash total of the QTY02 values.
+    pub hash_total: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,7 +407,7 @@ pub enum OutFormat {
         item: String,
         fields: Vec<OutColumn>,
     },
-    X12_846(X12Profile),
+    X12_846(Box<X12Profile>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -366,8 +462,11 @@ struct RawMapping {
     item: Option<String>,
     root: Option<String>,
     fields: Option<toml::Value>,
-    sku_qualifier: Option<String>,
+    sku_qualifier: Option<toml::Value>,
     quantity_qualifier: Option<String>,
+    as_of_qualifiers: Option<Vec<String>>,
+    units: Option<toml::Table>,
+    locations: Option<toml::Table>,
     version: Option<String>,
     sender_qualifier: Option<String>,
     sender_id: Option<String>,
@@ -383,6 +482,12 @@ struct RawMapping {
     unit: Option<String>,
     line_break: Option<bool>,
     encoding: Option<String>,
+    bia_reference: Option<String>,
+    as_of_dtm: Option<String>,
+    ship_from: Option<Vec<String>>,
+    pid_description: Option<bool>,
+    extra_quantity_qualifiers: Option<Vec<String>>,
+    hash_total: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -435,7 +540,16 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
     let want: Vec<&str> = match (format, inbound) {
         (Some("csv"), true) => [inb, &["delimiter", "header", "columns", "encoding"]].concat(),
         (Some("xml"), true) => [inb, &["item", "fields"]].concat(),
-        (Some("x12"), true) => [inb, &["sku_qualifier", "quantity_qualifier"]].concat(),
+        (Some("x12"), true) => [
+            inb,
+            &[
+                "sku_qualifier",
+                "quantity_qualifier",
+                "as_of_qualifiers",
+                "locations",
+            ],
+        ]
+        .concat(),
         (Some("csv"), false) => vec!["format", "delimiter", "header", "columns"],
         (Some("xml"), false) => vec!["format", "root", "item", "fields"],
         (Some("x12-846"), false) => all
@@ -458,6 +572,9 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
                     "fields",
                     "sku_qualifier",
                     "encoding",
+                    "as_of_qualifiers",
+                    "locations",
+                    "units",
                 ]
                 .contains(k)
             })
@@ -730,15 +847,49 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             InSource::Xml { item, fields }
         }
         Some("x12") => {
-            let sku_qualifier = raw.sku_qualifier.clone().unwrap_or_else(|| "VN".into());
+            let sku_qualifiers: Vec<String> = match &raw.sku_qualifier {
+                None => vec!["VN".into()],
+                Some(toml::Value::String(q)) => vec![q.clone()],
+                Some(toml::Value::Array(a)) => {
+                    let v: Vec<String> = a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect();
+                    if v.len() != a.len() || v.is_empty() {
+                        c.at(
+                            "",
+                            "sku_qualifier",
+                            "must be a qualifier or a non-empty list of qualifiers, e.g. [\"VN\", \"UP\"]",
+                        );
+                    }
+                    v
+                }
+                Some(o) => {
+                    c.at(
+                        "",
+                        "sku_qualifier",
+                        format!("must be a qualifier or a list of qualifiers, got {o}"),
+                    );
+                    vec![]
+                }
+            };
             let quantity_qualifier = raw
                 .quantity_qualifier
                 .clone()
                 .unwrap_or_else(|| "33".into());
-            for (k, v) in [
-                ("sku_qualifier", &sku_qualifier),
-                ("quantity_qualifier", &quantity_qualifier),
-            ] {
+            let as_of_qualifiers = raw.as_of_qualifiers.clone().unwrap_or_else(|| {
+                DEFAULT_AS_OF_QUALIFIERS
+                    .iter()
+                    .map(|q| q.to_string())
+                    .collect()
+            });
+            let mut codes: Vec<(&str, &String)> = sku_qualifiers
+                .iter()
+                .map(|q| ("sku_qualifier", q))
+                .collect();
+            codes.push(("quantity_qualifier", &quantity_qualifier));
+            codes.extend(as_of_qualifiers.iter().map(|q| ("as_of_qualifiers", q)));
+            for (k, v) in codes {
                 if v.is_empty() || v.len() > 3 || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
                     c.at(
                         "",
@@ -749,9 +900,22 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
                     );
                 }
             }
+            let mut locations = vec![];
+            for (k, v) in raw.locations.iter().flatten() {
+                match v.as_str() {
+                    Some(w) if !w.trim().is_empty() => locations.push((k.clone(), w.to_string())),
+                    _ => c.at(
+                        "locations",
+                        k,
+                        format!("must name a warehouse, e.g. \"{k}\" = \"DALLAS\", got {v}"),
+                    ),
+                }
+            }
             InSource::X12 {
-                sku_qualifier,
+                sku_qualifiers,
                 quantity_qualifier,
+                as_of_qualifiers,
+                locations,
             }
         }
         Some(o) => {
@@ -775,6 +939,21 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             }
         }
     };
+    let unit = raw.unit.clone().unwrap_or_else(|| "EA".into());
+    if unit.trim().is_empty() {
+        c.at("", "unit", "must name the base unit, e.g. \"EA\"");
+    }
+    let mut units = vec![];
+    for (k, v) in raw.units.iter().flatten() {
+        match v.as_integer() {
+            Some(n) if (1..=1_000_000_000_000).contains(&n) => units.push((k.clone(), n)),
+            _ => c.at(
+                "units",
+                k,
+                format!("must be a whole number of {unit} of at least 1, e.g. CA = 12, got {v}"),
+            ),
+        }
+    }
     if matches!(source, InSource::X12 { .. }) && time.format.is_none() {
         // X12 dates (DTM, BIA, BEG) reach the time parser in this form.
         time.format = Some(X12_TIME_FORMAT.to_string());
@@ -791,6 +970,8 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         cancelled,
         source,
         encoding: encoding_rs::UTF_8,
+        unit,
+        units,
     };
     m.encoding = match raw
         .encoding
@@ -838,25 +1019,32 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             AsOfFrom::FileMtime
         }
     };
+    if raw.as_of_qualifiers.is_some() && !matches!(m.source, InSource::X12 { .. }) {
+        c.at(
+            "",
+            "as_of_qualifiers",
+            "applies to X12 (format = \"x12\") mappings only",
+        );
+    }
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
-    for key in [
-        "root",
-        "version",
-        "sender_id",
-        "receiver_id",
-        "item_ids",
-        "unit",
+    for (key, present) in [
+        ("root", raw.root.is_some()),
+        ("version", raw.version.is_some()),
+        ("sender_id", raw.sender_id.is_some()),
+        ("receiver_id", raw.receiver_id.is_some()),
+        ("item_ids", raw.item_ids.is_some()),
+        ("bia_reference", raw.bia_reference.is_some()),
+        ("as_of_dtm", raw.as_of_dtm.is_some()),
+        ("ship_from", raw.ship_from.is_some()),
+        ("pid_description", raw.pid_description.is_some()),
+        (
+            "extra_quantity_qualifiers",
+            raw.extra_quantity_qualifiers.is_some(),
+        ),
+        ("hash_total", raw.hash_total.is_some()),
     ] {
-        let present = match key {
-            "root" => raw.root.is_some(),
-            "version" => raw.version.is_some(),
-            "sender_id" => raw.sender_id.is_some(),
-            "receiver_id" => raw.receiver_id.is_some(),
-            "item_ids" => raw.item_ids.is_some(),
-            _ => raw.unit.is_some(),
-        };
         if present {
             c.at(
                 "",
@@ -983,6 +1171,9 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         ("record", raw.record.is_some()),
         ("snapshot", raw.snapshot.is_some()),
         ("sku_qualifier", raw.sku_qualifier.is_some()),
+        ("as_of_qualifiers", raw.as_of_qualifiers.is_some()),
+        ("units", raw.units.is_some()),
+        ("locations", raw.locations.is_some()),
     ] {
         if present {
             c.at("", key, "is an inbound key; this mapping is used by a cart");
@@ -1015,7 +1206,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
             );
             OutFormat::Xml { root, item, fields }
         }
-        Some("x12-846") => OutFormat::X12_846(x12_profile(&mut c, &raw)),
+        Some("x12-846") => OutFormat::X12_846(Box::new(x12_profile(&mut c, &raw))),
         Some(o) => {
             c.at(
                 "",
@@ -1200,6 +1391,39 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
             }
         }
     }
+    let ship_from = match raw.ship_from.as_deref() {
+        None => None,
+        Some([a, b, c, d]) => Some([a.clone(), b.clone(), c.clone(), d.clone()]),
+        Some([a, b]) => Some([a.clone(), b.clone(), String::new(), String::new()]),
+        Some(_) => {
+            c.at(
+                "",
+                "ship_from",
+                "must be [N101, name] or [N101, name, id qualifier, id], e.g. [\"SF\", \"Acme DC\", \"92\", \"DC01\"]",
+            );
+            None
+        }
+    };
+    let code = |c: &mut Checker, key: &str, v: &str, min: usize, max: usize| {
+        if v.len() < min || v.len() > max || !v.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+            c.at(
+                "",
+                key,
+                format!("{v:?} must be {min} to {max} letters or digits"),
+            );
+        }
+    };
+    if let Some(q) = &raw.as_of_dtm {
+        code(c, "as_of_dtm", q, 3, 3);
+    }
+    for q in raw.extra_quantity_qualifiers.iter().flatten() {
+        code(c, "extra_quantity_qualifiers", q, 2, 2);
+    }
+    if let Some(r) = &raw.bia_reference
+        && (r.is_empty() || r.len() > 30)
+    {
+        c.at("", "bia_reference", "must be 1 to 30 characters");
+    }
     X12Profile {
         version,
         sender_qualifier,
@@ -1216,6 +1440,12 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
         quantity_qualifier: s(&raw.quantity_qualifier, "33"),
         unit: s(&raw.unit, "EA"),
         line_break: raw.line_break.unwrap_or(false),
+        bia_reference: raw.bia_reference.clone(),
+        as_of_dtm: raw.as_of_dtm.clone(),
+        ship_from,
+        pid_description: raw.pid_description.unwrap_or(false),
+        extra_quantity_qualifiers: raw.extra_quantity_qualifiers.clone().unwrap_or_default(),
+        hash_total: raw.hash_total.unwrap_or(false),
     }
 }
 

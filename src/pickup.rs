@@ -73,6 +73,61 @@ pub struct FileOutcome {
     /// X12: where the 997 for this file went (or why none was sent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<String>,
+    /// Records left out without rejecting the file (X12: `no quantity`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
+    /// Notes that reject nothing (an invalid UPC, an as-of taken from the
+    /// file's time), each listed once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// How many records of a file were left out, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LeftOut {
+    pub reason: String,
+    pub items: u64,
+}
+
+/// Left-out counts and warnings gathered while a file is read.
+#[derive(Default)]
+struct Notes {
+    left_out: Vec<LeftOut>,
+    warnings: Vec<String>,
+    more_warnings: u64,
+}
+
+impl Notes {
+    fn leave_out(&mut self, reason: &str) {
+        match self.left_out.iter_mut().find(|l| l.reason == reason) {
+            Some(l) => l.items += 1,
+            None => self.left_out.push(LeftOut {
+                reason: reason.to_string(),
+                items: 1,
+            }),
+        }
+    }
+    fn warn(&mut self, w: String) {
+        if self.warnings.contains(&w) {
+            return;
+        }
+        if self.warnings.len() < ERRORS_LISTED {
+            self.warnings.push(bounded(&w, ERROR_LINE_MAX));
+        } else {
+            self.more_warnings += 1;
+        }
+    }
+    fn into_outcome(mut self, out: &mut FileOutcome, src: &Inbound) {
+        if self.more_warnings > 0 {
+            self.warnings
+                .push(format!("and {} more warnings", self.more_warnings));
+        }
+        for w in &self.warnings {
+            tracing::warn!(source = %src.id, file = %escape(&out.file), "{w}");
+        }
+        out.left_out = self.left_out;
+        out.warnings = self.warnings;
+    }
 }
 
 impl FileOutcome {
@@ -94,6 +149,8 @@ impl FileOutcome {
             archived: None,
             quarantined: None,
             ack: None,
+            left_out: vec![],
+            warnings: vec![],
         }
     }
 }
@@ -177,18 +234,42 @@ pub fn ingest_file(
     opts: Options,
 ) -> Result<FileOutcome, PickupError> {
     let x12 = matches!(src.mapping.source, crate::mapping::InSource::X12 { .. });
-    if x12 && let Some(peek) = crate::acks::peek(path).filter(|p| p.functional_id == "FA") {
+    // Groups are read by their functional id: 997s (FA) are matched to the
+    // 846s we sent, the others applied; one file may carry both.
+    let fids = if x12 {
+        crate::acks::group_ids(path)
+    } else {
+        vec![]
+    };
+    let has_fa = fids.iter().any(|f| f == "FA");
+    if has_fa
+        && fids.iter().all(|f| f == "FA")
+        && let Some(peek) = crate::acks::peek(path)
+    {
         return receive_acks(cfg, ledger, src, path, opts, &peek);
     }
     let mut out = apply_file(cfg, ledger, src, path, opts)?;
+    // The bytes now live in the archive or in quarantine.
+    let here = out
+        .archived
+        .as_deref()
+        .or(out.quarantined.as_deref())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| path.to_path_buf());
+    if has_fa
+        && out.outcome == Outcome::Applied
+        && let Some(peek) = crate::acks::peek(&here)
+    {
+        match crate::acks::receive_997(cfg, ledger, &here, &peek) {
+            Ok((groups, matched)) if matched < groups => out.warnings.push(format!(
+                "{} of {groups} acknowledged groups match no 846 sent",
+                groups - matched
+            )),
+            Ok(_) => {}
+            Err(e) => out.warnings.push(format!("997 group not read: {e}")),
+        }
+    }
     if x12 && src.acknowledge {
-        // The bytes now live in the archive or in quarantine.
-        let here = out
-            .archived
-            .as_deref()
-            .or(out.quarantined.as_deref())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| path.to_path_buf());
         out.ack = Some(
             match crate::acks::send_997(cfg, ledger, src, &here, out.outcome == Outcome::Rejected) {
                 Ok(Some(dest)) => dest,
@@ -294,6 +375,7 @@ fn apply_file(
         AsOfFrom::PickupTime => opts.pickup_time,
     };
     let mut errors = Errors::new(cfg, src, &name);
+    let mut notes = Notes::default();
     // Rule 15, for a file whose every row takes its mtime as the as-of.
     if src.kind == RecordKind::Inventory
         && src.mapping.as_of_from == AsOfFrom::FileMtime
@@ -315,7 +397,8 @@ fn apply_file(
                 src,
                 &mut errors,
                 &mut out.skipped,
-                |rec| inventory_row(src, rec, file_as_of, now),
+                &mut notes,
+                |rec, notes| inventory_row(src, rec, file_as_of, now, notes),
                 |r: InvRow| {
                     max_as_of = max_as_of.max(Some(r.as_of));
                     batch.add(
@@ -396,12 +479,14 @@ fn apply_file(
         RecordKind::Orders => {
             let batch = ledger.order_batch(&src.merchant, &src.id)?;
             let mut ordinals: HashMap<String, u64> = HashMap::new();
+            let received = opts.pickup_time.min(now);
             let rows = read_valid(
                 path,
                 src,
                 &mut errors,
                 &mut out.skipped,
-                |rec| order_row(src, rec, &mut ordinals),
+                &mut notes,
+                |rec, _| order_row(src, rec, &mut ordinals, received),
                 |o: OrdRow| {
                     let line = OrderLine {
                         order_id: &o.order_id,
@@ -434,6 +519,7 @@ fn apply_file(
             }
         }
     };
+    notes.into_outcome(&mut out, src);
     let Some((applied, archived)) = result else {
         let n = errors.total;
         let reason = if n == 1 {
@@ -491,7 +577,8 @@ fn read_valid<T>(
     src: &Inbound,
     errors: &mut Errors,
     skipped: &mut u64,
-    mut check: impl FnMut(&RawRecord) -> Result<T, Vec<String>>,
+    notes: &mut Notes,
+    mut check: impl FnMut(&RawRecord, &mut Notes) -> Result<T, Vec<String>>,
     mut stage: impl FnMut(T) -> Result<(), LedgerError>,
 ) -> Result<u64, LedgerError> {
     let mut rows = 0u64;
@@ -500,16 +587,25 @@ fn read_valid<T>(
         &file_name(path),
         std::fs::metadata(path).ok().map(|m| m.len()),
     );
-    let read = read_records(path, &src.mapping, &mut |rec: RawRecord| {
+    let read = read_records(path, &src.mapping, &mut |mut rec: RawRecord| {
         if rec.skip {
             *skipped += 1;
+            return Ok(());
+        }
+        for w in std::mem::take(&mut rec.warnings) {
+            notes.warn(format!("segment {}: {w}", rec.line));
+        }
+        if let Some(why) = rec.left_out
+            && rec.error.is_none()
+        {
+            notes.leave_out(why);
             return Ok(());
         }
         rows += 1;
         if rows.is_multiple_of(4096) {
             crate::progress::rows(rows);
         }
-        match check(&rec) {
+        match check(&rec, notes) {
             Ok(v) if errors.total == 0 => stage(v).map_err(|e| {
                 db_err = Some(e);
                 "ledger error".to_string()
@@ -785,11 +881,42 @@ fn future_text(ms: i64) -> String {
     }
 }
 
+/// Rule 17: `qty` in the record's unit, as base units (or the row's error).
+fn in_base_unit(src: &Inbound, rec: &RawRecord, qty: i64, errs: &mut Vec<String>) -> Option<i64> {
+    let m = &src.mapping;
+    let unit = rec.get(Field::Unit).unwrap_or("");
+    let factor = match m.unit_factor(unit) {
+        Ok(f) => f,
+        Err(r) => {
+            errs.push(row_error(m, rec.line, Field::Unit, unit, &r));
+            return None;
+        }
+    };
+    match qty.checked_mul(factor) {
+        Some(v) if v.abs() <= crate::formats::quantity::MAX_QUANTITY => Some(v),
+        _ => {
+            errs.push(row_error(
+                m,
+                rec.line,
+                Field::Quantity,
+                rec.get(Field::Quantity).unwrap_or(""),
+                &format!(
+                    "quantity out of range (at most ±1,000,000,000,000) as {factor} {} per {}",
+                    m.unit,
+                    unit.trim()
+                ),
+            ));
+            None
+        }
+    }
+}
+
 fn inventory_row(
     src: &Inbound,
     rec: &RawRecord,
     file_as_of: Millis,
     applied_at: Millis,
+    notes: &mut Notes,
 ) -> Result<InvRow, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
@@ -802,7 +929,19 @@ fn inventory_row(
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
     let qty = parse_whole(raw_q)
         .map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r)))
-        .ok();
+        .ok()
+        .and_then(|q| in_base_unit(src, rec, q, &mut errs));
+    let upc = text(rec, Field::Upc);
+    if let Some(u) = &upc
+        && !crate::formats::valid_gtin(u)
+    {
+        let place = if x12_source(src) { "segment" } else { "line" };
+        notes.warn(format!(
+            "{place} {}: invalid upc {} (not 8, 12, 13 or 14 digits with a valid check digit); UP-keyed feeds leave it out",
+            rec.line,
+            quoted(u)
+        ));
+    }
     let warehouse = text(rec, Field::Warehouse).or_else(|| src.warehouse.clone());
     if warehouse.is_none() {
         errs.push(row_error(
@@ -813,41 +952,45 @@ fn inventory_row(
             "no warehouse (empty, and the source has no `warehouse`)",
         ));
     }
-    let as_of = if m.as_of_from == AsOfFrom::Column {
-        let raw = rec.get(Field::AsOf).unwrap_or("");
-        match m.time.parse(raw) {
-            // Rule 15: a count from the future would make every real one stale.
-            Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
-                errs.push(row_error(
-                    m,
-                    rec.line,
-                    Field::AsOf,
-                    raw,
-                    &format!(
-                        "as-of in the future ({} is more than max_future = {} after now, {})",
-                        rfc3339(t),
-                        future_text(m.max_future_ms),
-                        rfc3339(applied_at)
-                    ),
-                ));
-                None
+    let as_of =
+        if m.as_of_from == AsOfFrom::Column && x12_source(src) && rec.get(Field::AsOf).is_none() {
+            // An 846 without BIA04 or an as-of DTM: the file's time (warned).
+            Some(file_as_of)
+        } else if m.as_of_from == AsOfFrom::Column {
+            let raw = rec.get(Field::AsOf).unwrap_or("");
+            match m.time.parse(raw) {
+                // Rule 15: a count from the future would make every real one stale.
+                Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
+                    errs.push(row_error(
+                        m,
+                        rec.line,
+                        Field::AsOf,
+                        raw,
+                        &format!(
+                            "as-of in the future ({} is more than max_future = {} after now, {})",
+                            rfc3339(t),
+                            future_text(m.max_future_ms),
+                            rfc3339(applied_at)
+                        ),
+                    ));
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(r) => {
+                    errs.push(row_error(m, rec.line, Field::AsOf, raw, &r));
+                    None
+                }
             }
-            Ok(t) => Some(t),
-            Err(r) => {
-                errs.push(row_error(m, rec.line, Field::AsOf, raw, &r));
-                None
-            }
-        }
-    } else {
-        Some(file_as_of)
-    };
+        } else {
+            Some(file_as_of)
+        };
     match (sku, qty, warehouse, as_of) {
         (Some(sku), Some(qty), Some(warehouse), Some(as_of)) if errs.is_empty() => Ok(InvRow {
             sku,
             warehouse,
             qty,
             as_of,
-            upc: text(rec, Field::Upc),
+            upc,
             description: text(rec, Field::Description),
         }),
         _ => Err(errs),
@@ -865,10 +1008,15 @@ struct OrdRow {
     cancelled: bool,
 }
 
+fn x12_source(src: &Inbound) -> bool {
+    matches!(src.mapping.source, crate::mapping::InSource::X12 { .. })
+}
+
 fn order_row(
     src: &Inbound,
     rec: &RawRecord,
     ordinals: &mut HashMap<String, u64>,
+    received: Millis,
 ) -> Result<OrdRow, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
@@ -900,7 +1048,7 @@ fn order_row(
             ));
             None
         }
-        Ok(q) => Some(q),
+        Ok(q) => in_base_unit(src, rec, q, &mut errs),
         Err(r) => {
             errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r));
             None
@@ -908,9 +1056,10 @@ fn order_row(
     };
     let ordered_at = match text(rec, Field::OrderedAt) {
         None => None,
+        // Rule 16: a date alone is the end of that day, capped at receipt.
         Some(raw) => m
             .time
-            .parse(&raw)
+            .parse_order(&raw, received)
             .map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, &raw, &r)))
             .ok(),
     };

@@ -383,6 +383,28 @@ pub fn sync_cart(
                     format!("a separator character, or over {X12_MAX_ID_LEN} characters"),
                 )?;
             }
+            // A UP (UPC-A, 12 digits), EN (EAN-13) or UK (GTIN-14) id must
+            // have its length and a valid check digit.
+            for (q, f) in &p.item_ids {
+                let Some(len) = crate::formats::gtin_len(q) else {
+                    continue;
+                };
+                let n = ledger.exclude_feed_items_unless(*f, |v| {
+                    v.len() == len && crate::formats::valid_gtin(v)
+                })?;
+                if n > 0 {
+                    plan.items -= n;
+                    let what = match q.as_str() {
+                        "UP" => "upc",
+                        "EN" => "ean",
+                        _ => "gtin",
+                    };
+                    invalid.push(Missing {
+                        field: format!("invalid {what}"),
+                        items: n,
+                    });
+                }
+            }
         }
         crate::mapping::OutFormat::Csv { columns, .. }
         | crate::mapping::OutFormat::Xml {

@@ -593,12 +593,8 @@ fn x12_corpus_is_rejected_whole() {
                     &["LIN at segment 7"],
                 ],
             ),
-            case(
-                "no_qty_with_the_qualifier",
-                "edi",
-                good.replace("QTY*33*6*EA", "QTY*17*6*EA"),
-                &[&["no QTY with QTY01 33 in the LIN loop at segment 7"]],
-            ),
+            // A LIN loop without the QTY 33 is left out and counted, not
+            // rejected (issue 9; tests/x12.rs issue9_2_...).
             case(
                 "invalid_utf8",
                 "edi",
@@ -660,8 +656,18 @@ fn x12_corpus_is_rejected_whole() {
             case(
                 "data_after_iea",
                 "edi",
+                format!("{good}GS*IB*X*Y*20250601*1000*9*X*004010~"),
+                &[&["data after IEA: GS at segment 13"]],
+            ),
+            // Another interchange may follow (issue 9), but not the same one again.
+            case(
+                "repeated_interchange",
+                "edi",
                 format!("{good}{}", good846("5", "6")),
-                &[&["segment 13"]],
+                &[
+                    &["ISA at segment 13: ISA13"],
+                    &["repeats the control number of an earlier interchange"],
+                ],
             ),
         ],
     );

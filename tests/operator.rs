@@ -224,7 +224,7 @@ path = \"out/shop\"
             m("inv")
         ),
         format!(
-            "{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status",
+            "{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status, unit",
             m("ord")
         ),
         format!(

@@ -68,6 +68,18 @@ fn abcd() -> String {
     )
 }
 
+/// A UPC-A: the 11 digits of `body` and their GS1 check digit.
+fn upc(body: &str) -> String {
+    assert_eq!(body.len(), 11, "{body}");
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
 // ----- a small X12 parser for assertions -----
 
 /// Segments (id first, then elements) and the separators, read from the ISA.
@@ -340,7 +352,7 @@ fn catalog_of_25000_items_makes_three_sets_in_one_group() {
         csv.push_str(&format!(
             "S{i:05},W1,{},{T0},{},\n",
             i % 97,
-            400_000_000_000 + i
+            upc(&format!("{}", 40_000_000_000 + i))
         ));
     }
     let v = ws.apply("wms", "big.csv", &csv);
@@ -362,10 +374,16 @@ fn catalog_of_25000_items_makes_three_sets_in_one_group() {
     }
     let lins = x.all("LIN");
     assert_eq!(lins.len(), 25_000);
-    assert_eq!(lins[0].join("*"), "LIN*1*UP*400000000000*VN*S00000");
-    assert_eq!(lins[9_999].join("*"), "LIN*10000*UP*400000009999*VN*S09999");
-    assert_eq!(lins[10_000].join("*"), "LIN*1*UP*400000010000*VN*S10000");
-    assert_eq!(lins[24_999].join("*"), "LIN*5000*UP*400000024999*VN*S24999");
+    let lin = |seq: u32, i: u64| {
+        format!(
+            "LIN*{seq}*UP*{}*VN*S{i:05}",
+            upc(&(40_000_000_000 + i).to_string())
+        )
+    };
+    assert_eq!(lins[0].join("*"), lin(1, 0));
+    assert_eq!(lins[9_999].join("*"), lin(10_000, 9_999));
+    assert_eq!(lins[10_000].join("*"), lin(1, 10_000));
+    assert_eq!(lins[24_999].join("*"), lin(5_000, 24_999));
     let qty_sum: i64 = x
         .all("QTY")
         .iter()
@@ -642,7 +660,9 @@ fn inbound_850_purchase_order_subtracts_from_stock() {
             "order_id": "PO123",
             "line": "1",
             "quantity": 5,
-            "ordered_at": "2026-01-01T00:00:00+00:00"
+            // BEG05 is a date alone: an order is the end of that day
+            // (rule 16), here earlier than the file's receipt.
+            "ordered_at": "2026-01-01T23:59:59.999+00:00"
         }]),
         "{e}"
     );
@@ -805,4 +825,854 @@ fn a_sku_holding_a_separator_is_left_out_not_blocking_the_846() {
         ]
     );
     x12_validate(&[Path::new(file)]);
+}
+
+// ----- issue 9: X12 as trading partners really send it -----
+// Every file below is a minimal interchange written for the test.
+
+/// One interchange: ISA/IEA (ISA12 `isa12`) around `groups`, each
+/// (GS01, GS02, GS03, GS08, sets), each set (ST01, ST02, body segments
+/// between ST and SE, each ending in `~`). Counts and trailers computed;
+/// GS06 = 10 * n + the group's ordinal.
+type Set<'a> = (&'a str, &'a str, &'a str);
+type Group<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [Set<'a>]);
+fn ic(n: u32, from: &str, to: &str, isa12: &str, groups: &[Group]) -> String {
+    let mut s = format!(
+        "ISA*00*          *00*          *ZZ*{from:<15}*ZZ*{to:<15}*261120*0800*U*{isa12}*{n:09}*0*P*>~\n"
+    );
+    for (gi, (fid, gs02, gs03, gs08, sets)) in groups.iter().enumerate() {
+        let ctl = 10 * n + gi as u32 + 1;
+        s += &format!("GS*{fid}*{gs02}*{gs03}*20261120*0800*{ctl}*X*{gs08}~\n");
+        for (st01, st02, body) in sets.iter() {
+            let segs = body.matches('~').count() + 2;
+            s += &format!("ST*{st01}*{st02}~\n{body}\nSE*{segs}*{st02}~\n");
+        }
+        s += &format!("GE*{}*{ctl}~\n", sets.len());
+    }
+    s + &format!("IEA*{}*{n:09}~\n", groups.len())
+}
+
+/// An 846 from warehouse WHSE (GS ids WHSEAPP/GATEAPP) to us, 004010.
+fn wh846(n: u32, body: &str) -> String {
+    ic(
+        n,
+        "WHSE",
+        "GATE",
+        "00401",
+        &[(
+            "IB",
+            "WHSEAPP",
+            "GATEAPP",
+            "004010",
+            &[("846", "0001", body)],
+        )],
+    )
+}
+
+/// Workspace: X12 inventory source `wh` (warehouse EDI) answering with
+/// 997s into out/acks, X12 orders source `po`, the retail x12 cart, and
+/// the given extra lines for the `wh` mapping.
+fn edi_ws(wh_mapping_extra: &str, po_mapping_extra: &str) -> Workspace {
+    let acking = |id: &str, kind: &str| {
+        x12_inbound(id, kind, id).replace(
+            "[inbound.transport]",
+            "acknowledge = true\n[inbound.ack_transport]\ntype = \"dir\"\npath = \"out/acks\"\n\n[inbound.transport]",
+        )
+    };
+    let ws = Workspace::standard(&format!(
+        "{}{}{}{}",
+        acking("wh", "inventory"),
+        acking("po", "orders"),
+        x12_inbound("retailer", "inventory", "retailer"),
+        x12_cart("retail", "")
+    ));
+    ws.mapping(
+        "wh",
+        &format!(
+            "{}{wh_mapping_extra}",
+            x12_in_mapping("inventory", "VN", "33")
+        ),
+    );
+    ws.mapping(
+        "po",
+        &format!("{}{po_mapping_extra}", x12_in_mapping("orders", "VN", "33")),
+    );
+    ws.mapping("retailer", &x12_in_mapping("inventory", "VN", "33"));
+    ws.mapping("r846", &r846("004010"));
+    ws
+}
+
+/// The 997s written to out/acks, parsed, each checked by both validators.
+fn acks_sent(ws: &Workspace) -> Vec<X12> {
+    let files = ws.files_under("out/acks");
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|f| ws.path(&format!("out/acks/{f}")))
+        .collect();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    if !refs.is_empty() {
+        x12_validate(&refs);
+    }
+    paths
+        .iter()
+        .map(|p| {
+            let x = X12::parse(&std::fs::read_to_string(p).unwrap());
+            x.check_envelope();
+            x
+        })
+        .collect()
+}
+
+fn warehouse_as_of(ws: &Workspace, sku: &str) -> String {
+    let e = ws.explain(sku, None);
+    e["warehouses"][0]["as_of"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn issue9_1_dtm_sets_the_as_of_only_with_an_as_of_qualifier() {
+    let ws = edi_ws("", "");
+    // 036 = expiration: the count is BIA04/BIA05, 2026-11-20 08:00.
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~DTM*036*20301231~LIN*1*VN*A~QTY*33*5*EA~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(warehouse_as_of(&ws, "A"), "2026-11-20T08:00:00+00:00");
+    // The next day's real report is not stale.
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261121*0800~DTM*036*20301231~LIN*1*VN*A~QTY*33*7*EA~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["stale"].as_u64()),
+        (Some("applied"), Some(0)),
+        "{v}"
+    );
+    assert_eq!(ws.explain("A", None)["available"], 7);
+    // 007 = effective: that date (alone: the start of the day).
+    let p = ws.write(
+        "in/wh/c.x12",
+        wh846(
+            3,
+            "BIA*00*SI*R3*20261120*0800~DTM*007*20261122~LIN*1*VN*A~QTY*33*8*EA~CTT*1~",
+        ),
+    );
+    ws.ingest("wh", &p, 0);
+    assert_eq!(warehouse_as_of(&ws, "A"), "2026-11-22T00:00:00+00:00");
+    // No BIA date, no usable DTM: the file's time, with a warning in X12 terms.
+    let p = ws.write(
+        "in/wh/d.x12",
+        wh846(
+            4,
+            "BIA*00*SI*R4~DTM*036*20301231~LIN*1*VN*B~QTY*33*2*EA~CTT*1~",
+        ),
+    );
+    set_mtime(&p, epoch("2026-11-23T10:00:00Z"));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(warehouse_as_of(&ws, "B"), "2026-11-23T10:00:00+00:00");
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains("no BIA04 date and no header DTM with DTM01 007/009/097/194"),
+        "{v}"
+    );
+    // as_of_qualifiers changes the list.
+    let ws = edi_ws("as_of_qualifiers = [\"011\"]\n", "");
+    let p = ws.write("in/wh/e.x12", wh846(5, "BIA*00*SI*R5*20261120*0800~DTM*007*20261122~DTM*011*20261119*1530~LIN*1*VN*A~QTY*33*8*EA~CTT*1~"));
+    ws.ingest("wh", &p, 0);
+    assert_eq!(warehouse_as_of(&ws, "A"), "2026-11-19T15:30:00+00:00");
+}
+
+#[test]
+fn issue9_2_lin_without_the_qty_is_left_out_and_counted() {
+    let ws = edi_ws("", "");
+    let body = "BIA*00*SI*R1*20261120*0800~\
+LIN*149*VP*SAMPLE-203*MF*ACME*VN*PRICE-ONLY*UP*012345678905~PID*F*08***Price-only line~CTP*WH*WHL*47.13~\
+LIN*150*VN*B~QTY*33*6*EA~CTT*2~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 1, "{v}");
+    assert_eq!(
+        v["left_out"],
+        serde_json::json!([{"reason": "no quantity", "items": 1}]),
+        "{v}"
+    );
+    assert_eq!(ws.explain("B", None)["available"], 6);
+    assert_eq!(ws.explain("PRICE-ONLY", None)["known"], false);
+    // The partner is told the file was accepted.
+    let acks = acks_sent(&ws);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].one("AK5")[1..], ["A"]);
+    assert_eq!(acks[0].one("AK9")[1], "A");
+}
+
+#[test]
+fn issue9_3_several_interchanges_in_one_file() {
+    let ws = edi_ws("", "");
+    let two = format!(
+        "{}{}",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*5*EA~CTT*1~"
+        ),
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261120*0800~LIN*1*VN*B~QTY*33*6*EA~CTT*1~"
+        )
+    );
+    let p = ws.write("in/wh/two.x12", &two);
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 2, "{v}");
+    assert_eq!(ws.explain("A", None)["available"], 5);
+    assert_eq!(ws.explain("B", None)["available"], 6);
+    // Each interchange is acknowledged by its own 997.
+    let acks = acks_sent(&ws);
+    assert_eq!(acks.len(), 2, "{v}");
+    let mut ak1: Vec<String> = acks.iter().map(|a| a.one("AK1")[2].clone()).collect();
+    ak1.sort();
+    assert_eq!(ak1, ["11", "21"]);
+    assert_eq!(v["ack"].as_str().unwrap().matches("997-").count(), 2, "{v}");
+
+    // Whole or not at all: a bad quantity in the second interchange rejects both.
+    let bad = format!(
+        "{}{}",
+        wh846(
+            3,
+            "BIA*00*SI*R3*20261121*0800~LIN*1*VN*A~QTY*33*50*EA~CTT*1~"
+        ),
+        wh846(
+            4,
+            "BIA*00*SI*R4*20261121*0800~LIN*1*VN*B~QTY*33*6.5*EA~CTT*1~"
+        )
+    );
+    let p = ws.write("in/wh/bad.x12", &bad);
+    let v = ws.ingest("wh", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(ws.explain("A", None)["available"], 5);
+    assert_eq!(ws.explain("B", None)["available"], 6);
+    // Both interchanges are answered, rejected.
+    let acks = acks_sent(&ws);
+    assert_eq!(acks.len(), 4);
+    let rejected = acks.iter().filter(|a| a.one("AK9")[1] == "R").count();
+    assert_eq!(rejected, 2);
+
+    // Two 850s concatenated.
+    let po = |n: u32, po: &str, q: u32| {
+        ic(
+            n,
+            "BUYER",
+            "GATE",
+            "00401",
+            &[(
+                "PO",
+                "BUYER",
+                "GATE",
+                "004010",
+                &[(
+                    "850",
+                    "0001",
+                    &format!("BEG*00*SA*{po}**20261120~PO1*1*{q}*EA***VN*A~CTT*1~"),
+                )],
+            )],
+        )
+    };
+    let p = ws.write(
+        "in/po/two.x12",
+        format!("{}{}", po(7, "PO-1", 1), po(8, "PO-2", 2)),
+    );
+    let v = ws.ingest("po", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["rows"].as_u64()),
+        (Some("applied"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(ws.explain("A", None)["available"], 2);
+    // Trailing junk after the last IEA still rejects the file.
+    let p = ws.write("in/po/junk.x12", format!("{}GS*PO*X~", po(9, "PO-3", 1)));
+    let v = ws.ingest("po", &p, 1);
+    assert!(
+        v["errors"].to_string().contains("data after IEA: GS"),
+        "{v}"
+    );
+}
+
+/// The retail cart has sent two 846s (groups 1 and 2).
+fn two_846s_sent() -> Workspace {
+    let ws = edi_ws("", "");
+    ws.apply("wms", "s1.csv", &abcd());
+    assert_eq!(ws.sync("retail", &[], 0)["group_control"], 1);
+    assert_eq!(ws.sync("retail", &[], 0)["group_control"], 2);
+    ws
+}
+
+fn ack_by_group(ws: &Workspace, g: i64) -> Value {
+    let sent: Vec<Value> = ws
+        .history("retail")
+        .into_iter()
+        .filter(|h| h["outcome"] == "sent")
+        .collect();
+    sent.iter()
+        .find(|h| h["group_control"] == g)
+        .unwrap_or_else(|| panic!("{sent:?}"))["ack"]
+        .clone()
+}
+
+/// A 997 from the retailer (925485US00) to us, ISA13 `n`, with `body`.
+fn retailer_ack(n: u32, body: &str) -> String {
+    ic(
+        n,
+        "925485US00",
+        "ACMEWHSE",
+        "00401",
+        &[(
+            "FA",
+            "925485US00",
+            "ACMEWHSE",
+            "004010",
+            &[("997", "0001", body)],
+        )],
+    )
+}
+
+#[test]
+fn issue9_4_an_846_group_beside_a_997_group() {
+    let ws = two_846s_sent();
+    // One interchange from the retailer: an 846 group and a 997 group for our group 2.
+    let mixed = ic(
+        32,
+        "925485US00",
+        "ACMEWHSE",
+        "00401",
+        &[
+            (
+                "IB",
+                "925485US00",
+                "ACMEWHSE",
+                "004010",
+                &[(
+                    "846",
+                    "0001",
+                    "BIA*00*SI*R9*20261120*0800~LIN*1*VN*RT-1~QTY*33*9*EA~CTT*1~",
+                )],
+            ),
+            (
+                "FA",
+                "925485US00",
+                "ACMEWHSE",
+                "004010",
+                &[("997", "0001", "AK1*IB*2~AK2*846*0001~AK5*A~AK9*A*1*1*1~")],
+            ),
+        ],
+    );
+    let p = ws.write("in/retailer/mixed.x12", &mixed);
+    let v = ws.ingest("retailer", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["rows"], 1, "{v}");
+    assert_eq!(ws.explain("RT-1", None)["available"], 9);
+    assert_eq!(ack_by_group(&ws, 2), "accepted");
+    assert_eq!(ack_by_group(&ws, 1), "unacknowledged");
+    // The same content on the acknowledging source: only the 846 group is acknowledged.
+    let p = ws.write("in/wh/mixed.x12", &mixed);
+    ws.ingest("wh", &p, 0);
+    let acks = acks_sent(&ws);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].one("AK1")[1..], ["IB", "321"]);
+}
+
+#[test]
+fn issue9_7_997_matching_needs_ib_and_846() {
+    let ws = two_846s_sent();
+    // An acknowledgment of an invoice group numbered 2 is not about our 846.
+    let p = ws.write(
+        "in/retailer/in-ack.x12",
+        retailer_ack(31, "AK1*IN*2~AK2*810*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    let v = ws.ingest("retailer", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(ack_by_group(&ws, 2), "unacknowledged");
+    // Nor is an IB acknowledgment whose sets are not 846s.
+    let p = ws.write(
+        "in/retailer/odd-ack.x12",
+        retailer_ack(33, "AK1*IB*2~AK2*810*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    ws.ingest("retailer", &p, 0);
+    assert_eq!(ack_by_group(&ws, 2), "unacknowledged");
+    // The acknowledgment of our 846 group 2 is.
+    let p = ws.write(
+        "in/retailer/ack.x12",
+        retailer_ack(34, "AK1*IB*2~AK2*846*0001~AK5*R*5~AK9*R*1*1*0~"),
+    );
+    ws.ingest("retailer", &p, 0);
+    assert_eq!(ack_by_group(&ws, 2), "rejected (set 0001: AK5 R 5)");
+    assert_eq!(ack_by_group(&ws, 1), "unacknowledged");
+}
+
+#[test]
+fn issue9_5_sku_qualifier_up_keeps_the_upc() {
+    let ws = edi_ws("", "");
+    ws.mapping("wh", &x12_in_mapping("inventory", "UP", "33"));
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~LIN*1*UP*012345678905~QTY*33*5*EA~CTT*1~",
+        ),
+    );
+    assert_eq!(ws.ingest("wh", &p, 0)["outcome"], "applied");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 1, "{v}");
+    assert!(v["reason"].is_null(), "nothing left out: {v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(
+        lin_qty(&x),
+        ["LIN*1*UP*012345678905*VN*012345678905", "QTY*33*5*EA"]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_6_upc_check_digits() {
+    let ws = edi_ws("", "");
+    ws.mapping("wh", &x12_in_mapping("inventory", "UP", "33"));
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(1, "BIA*00*SI*R1*20261120*0800~LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*UP*12345~QTY*33*4*EA~CTT*2~"),
+    );
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert!(
+        v["warnings"].to_string().contains("segment 8: invalid upc"),
+        "{v}"
+    );
+    let v = ws.apply(
+        "wms",
+        "s1.csv",
+        &format!("{INV_H}A,W1,10,{T0},PHM-TAB-METF500,\nC,W1,3,{T0},036000291452,\nD,W1,1,{T0},036000291453,\n"),
+    );
+    assert!(
+        v["warnings"].to_string().contains("line 2: invalid upc"),
+        "{v}"
+    );
+    assert!(
+        v["warnings"].to_string().contains("line 4: invalid upc"),
+        "{v}"
+    );
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 2, "{v}");
+    assert!(
+        v["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"field": "invalid upc", "items": 3})),
+        "{v}"
+    );
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(
+        lin_qty(&x),
+        [
+            "LIN*1*UP*012345678905*VN*012345678905",
+            "QTY*33*5*EA",
+            "LIN*2*UP*036000291452*VN*C",
+            "QTY*33*3*EA"
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_8_our_997_answers_the_partner_gs_in_its_version() {
+    let ws = edi_ws("", "");
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*5*EA~CTT*1~",
+        ),
+    );
+    ws.ingest("wh", &p, 0);
+    let acks = acks_sent(&ws);
+    let gs = acks[0].one("GS");
+    assert_eq!((gs[2].as_str(), gs[3].as_str()), ("GATEAPP", "WHSEAPP"));
+    assert_eq!(acks[0].one("ISA")[6].trim(), "GATE");
+    // A 003040 PO with a one-digit ST02: answered in 003040, AK202 4 digits.
+    let po = ic(
+        2,
+        "BUYER",
+        "GATE",
+        "00304",
+        &[(
+            "PO",
+            "BUYERAPP",
+            "GATEAPP",
+            "003040",
+            &[("850", "1", "BEG*00*SA*PO-9**20261120~PO1*1*1*EA***VN*A~")],
+        )],
+    );
+    let p = ws.write("in/po/old.x12", &po);
+    let v = ws.ingest("po", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let acks = acks_sent(&ws);
+    let a = acks
+        .iter()
+        .find(|a| a.one("AK1")[1] == "PO")
+        .expect("997 for the PO");
+    assert_eq!(a.one("ISA")[12], "00304");
+    assert_eq!(a.one("GS")[8], "003040");
+    assert_eq!(a.one("AK2")[1..], ["850", "0001"]);
+}
+
+#[test]
+fn issue9_9_sku_qualifier_list_in_po1_and_lin() {
+    let ws = edi_ws("", "");
+    ws.mapping(
+        "po",
+        "format = \"x12\"\nrecord = \"orders\"\nsku_qualifier = [\"VN\", \"N4\"]\n",
+    );
+    ws.mapping(
+        "wh",
+        "format = \"x12\"\nrecord = \"inventory\"\nsku_qualifier = [\"VN\", \"UP\"]\n",
+    );
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(1, "BIA*00*SI*R1*20261120*0800~LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*VN*0002-1433-80~QTY*33*9*EA~CTT*2~"),
+    );
+    assert_eq!(ws.ingest("wh", &p, 0)["rows"], 2);
+    let po = ic(
+        2,
+        "BUYER",
+        "GATE",
+        "00401",
+        &[(
+            "PO",
+            "BUYER",
+            "GATE",
+            "004010",
+            &[(
+                "850",
+                "0001",
+                "BEG*00*SA*PO-1**20261120~PO1*1*1*EA***VN*012345678905~PO1*2*2*EA***N4*0002-1433-80~CTT*2~",
+            )],
+        )],
+    );
+    let p = ws.write("in/po/a.x12", &po);
+    let v = ws.ingest("po", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["rows"].as_u64()),
+        (Some("applied"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(ws.explain("012345678905", None)["available"], 4);
+    assert_eq!(ws.explain("0002-1433-80", None)["available"], 7);
+    // A list that is not a list of qualifiers is refused by check.
+    ws.mapping(
+        "po",
+        "format = \"x12\"\nrecord = \"orders\"\nsku_qualifier = [\"VN\", 4]\n",
+    );
+    let o = ws.run(&["check"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stdout.contains("sku_qualifier") || o.stderr.contains("sku_qualifier"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn issue9_10_units_in_x12_csv_and_xml() {
+    let ws = edi_ws("[units]\nCA = 12\n", "[units]\nCA = 12\n");
+    // QTY*33*3*CA is 36 eaches; PO1**2*CA is 24.
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(
+            1,
+            "BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*3*CA~LIN*2*VN*B~QTY*33*5*EA~CTT*2~",
+        ),
+    );
+    assert_eq!(ws.ingest("wh", &p, 0)["outcome"], "applied");
+    assert_eq!(ws.explain("A", None)["available"], 36);
+    let po = ic(
+        2,
+        "BUYER",
+        "GATE",
+        "00401",
+        &[(
+            "PO",
+            "BUYER",
+            "GATE",
+            "004010",
+            &[(
+                "850",
+                "0001",
+                "BEG*00*SA*PO-1**20261120~PO1**2*CA***VN*A~CTT*1~",
+            )],
+        )],
+    );
+    let p = ws.write("in/po/a.x12", &po);
+    assert_eq!(ws.ingest("po", &p, 0)["outcome"], "applied");
+    assert_eq!(ws.explain("A", None)["available"], 12);
+    // A unit without an entry rejects the row, naming the unit.
+    let before = ws.ledger_dump();
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            3,
+            "BIA*00*SI*R3*20261121*0800~LIN*1*VN*A~QTY*33*1*PL~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert!(
+        v["errors"]
+            .to_string()
+            .contains("unit \\\"PL\\\" has no entry in the mapping's [units] table (base unit EA)"),
+        "{v}"
+    );
+    assert!(v["errors"].to_string().contains("QTY03"), "{v}");
+    assert_eq!(ws.ledger_dump(), before);
+    // CSV: a unit column; XML: a unit field.
+    ws.mapping(
+        "inv",
+        &format!("{INV_MAPPING}unit = \"UOM\"\n[units]\nCS = 6\n")
+            .replace("unit = \"UOM\"\n[units]", "[units]")
+            .replace(
+                "description = \"Title\"\n",
+                "description = \"Title\"\nunit = \"UOM\"\n",
+            ),
+    );
+    ws.apply(
+        "wms",
+        "u.csv",
+        &format!(
+            "SKU,Whse,Qty,AsOf,UPC,Title,UOM\nC,W1,2,{T0},,,CS\nD,W1,2,{T0},,,EA\nE,W1,2,{T0},,,\n"
+        ),
+    );
+    assert_eq!(ws.explain("C", None)["available"], 12);
+    assert_eq!(ws.explain("D", None)["available"], 2);
+    assert_eq!(ws.explain("E", None)["available"], 2);
+    let p = ws.write(
+        "in/wms/bad.csv",
+        format!("SKU,Whse,Qty,AsOf,UPC,Title,UOM\nC,W1,2,{T0},,,BX\n"),
+    );
+    let v = ws.ingest("wms", &p, 1);
+    assert!(
+        v["errors"]
+            .to_string()
+            .contains("unit \\\"BX\\\" has no entry"),
+        "{v}"
+    );
+    ws.mapping("inv", "format = \"xml\"\nrecord = \"inventory\"\nitem = \"Inventory/Item\"\nunit = \"EA\"\n[fields]\nsku = \"SKU\"\nquantity = \"Qty\"\nwarehouse = \"@whse\"\nunit = \"@uom\"\n[units]\nDZ = 12\n");
+    ws.apply(
+        "wms",
+        "u.xml",
+        "<Inventory><Item whse=\"W2\" uom=\"DZ\"><SKU>F</SKU><Qty>3</Qty></Item></Inventory>",
+    );
+    assert_eq!(ws.explain("F", None)["available"], 36);
+}
+
+#[test]
+fn issue9_11_date_only_times_in_the_mapping_zone() {
+    let chicago = "[as_of]\ntimezone = \"America/Chicago\"\n";
+    let ws = edi_ws(chicago, chicago);
+    // A count dated 2026-11-20 alone: the start of that day in Chicago.
+    let p = ws.write(
+        "in/wh/a.x12",
+        wh846(1, "BIA*00*SI*R1*20261120~LIN*1*VN*B~QTY*33*5*EA~CTT*1~"),
+    );
+    ws.ingest("wh", &p, 0);
+    assert_eq!(warehouse_as_of(&ws, "B"), "2026-11-20T06:00:00+00:00");
+    // A noon count, then a PO dated that day: the order is the end of that
+    // day (Chicago), so it subtracts.
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261120*1200~LIN*1*VN*A~QTY*33*10*EA~CTT*1~",
+        ),
+    );
+    ws.ingest("wh", &p, 0);
+    assert_eq!(warehouse_as_of(&ws, "A"), "2026-11-20T18:00:00+00:00");
+    let po = ic(
+        3,
+        "BUYER",
+        "GATE",
+        "00401",
+        &[(
+            "PO",
+            "BUYER",
+            "GATE",
+            "004010",
+            &[(
+                "850",
+                "0001",
+                "BEG*00*SA*PO-1**20261120~PO1*1*3*EA***VN*A~CTT*1~",
+            )],
+        )],
+    );
+    let p = ws.write("in/po/a.x12", &po);
+    ws.ingest("po", &p, 0);
+    let e = ws.explain("A", None);
+    assert_eq!(
+        e["orders_subtracted"][0]["ordered_at"], "2026-11-21T05:59:59.999+00:00",
+        "{e}"
+    );
+    assert_eq!(e["available"], 7, "{e}");
+    // A PO dated today is no later than the moment its file came in.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Chicago)
+        .format("%Y%m%d")
+        .to_string();
+    let po = ic(
+        4,
+        "BUYER",
+        "GATE",
+        "00401",
+        &[(
+            "PO",
+            "BUYER",
+            "GATE",
+            "004010",
+            &[(
+                "850",
+                "0001",
+                &format!("BEG*00*SA*PO-2**{today}~PO1*1*1*EA***VN*B~CTT*1~"),
+            )],
+        )],
+    );
+    let p = ws.write("in/po/b.x12", &po);
+    let before = now_secs();
+    ws.ingest("po", &p, 0);
+    let e = ws.explain("B", None);
+    let at = e["orders_subtracted"][0]["ordered_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{e}"))
+        .to_string();
+    assert!(
+        epoch(&at) <= now_secs() && epoch(&at) + 5 >= before,
+        "{at} {e}"
+    );
+    assert_eq!(e["available"], 4, "{e}");
+}
+
+#[test]
+fn issue9_feature_n1_and_sdq_locations_to_warehouses() {
+    let ws = edi_ws(
+        "[locations]\nDC01 = \"DALLAS\"\nDC02 = \"RENO\"\nST9 = \"STORE9\"\n",
+        "",
+    );
+    // Header N1*WH names the warehouse of every LIN; SDQ splits one LIN's
+    // QTY over locations (and its unit wins).
+    let body = "BIA*00*SI*R1*20261120*0800~N1*WH*Dallas DC*92*DC01~\
+LIN*1*VN*A~QTY*33*10*EA~\
+LIN*2*VN*B~QTY*33*7*EA~SDQ*EA*92*DC02*3*ST9*4~\
+CTT*2~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["rows"].as_u64()),
+        (Some("applied"), Some(3)),
+        "{v}"
+    );
+    let whs = |sku: &str| -> Vec<(String, i64)> {
+        let e = ws.explain(sku, None);
+        e["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["warehouse"].as_str().unwrap().to_string(),
+                    w["quantity"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(whs("A"), [("DALLAS".to_string(), 10)]);
+    let mut b = whs("B");
+    b.sort();
+    assert_eq!(b, [("RENO".to_string(), 3), ("STORE9".to_string(), 4)]);
+    // An id without an entry rejects the row, naming it.
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261121*0800~N1*WH*Elsewhere*92*DC77~LIN*1*VN*A~QTY*33*1*EA~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 1);
+    assert!(
+        v["errors"]
+            .to_string()
+            .contains("location \\\"DC77\\\" (N104 or SDQ) has no entry"),
+        "{v}"
+    );
+    // Without [locations] (the default), N1 and SDQ are passed over.
+    let ws = edi_ws("", "");
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    ws.ingest("wh", &p, 0);
+    assert_eq!(ws.explain("B", None)["warehouses"][0]["warehouse"], "EDI");
+    assert_eq!(ws.explain("B", None)["available"], 7);
+}
+
+#[test]
+fn issue9_feature_846_writer_options_pass_both_validators() {
+    for version in ["004010", "005010"] {
+        let ws = retail_ws(version);
+        ws.mapping(
+            "r846",
+            &format!(
+                "{}bia_reference = \"INV-DAILY\"\nas_of_dtm = \"405\"\nship_from = [\"SF\", \"Acme DC\", \"92\", \"DC01\"]\npid_description = true\nextra_quantity_qualifiers = [\"17\"]\nhash_total = true\n",
+                r846(version)
+            ),
+        );
+        ws.apply("wms", "s1.csv", &abcd());
+        let v = ws.sync("retail", &[], 0);
+        assert_eq!(v["outcome"], "sent", "{v}");
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(x.check_envelope(), vec![3]);
+        assert_eq!(x.one("BIA")[3], "INV-DAILY");
+        assert_eq!(x.one("DTM")[1], "405");
+        assert_eq!(x.one("DTM")[2], x.one("BIA")[4], "the DTM is the sync time");
+        assert_eq!(x.one("N1")[1..], ["SF", "Acme DC", "92", "DC01"]);
+        let body: Vec<String> = x
+            .segs
+            .iter()
+            .filter(|s| ["LIN", "PID", "QTY"].contains(&s[0].as_str()))
+            .map(|s| s.join("*"))
+            .collect();
+        assert_eq!(
+            body,
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "PID*F****Blue widget",
+                "QTY*33*10*EA",
+                "QTY*17*10*EA",
+                "LIN*2*UP*036000291452*VN*B",
+                "QTY*33*0*EA",
+                "QTY*17*0*EA",
+                "LIN*3*UP*042100005264*VN*D",
+                "QTY*33*0*EA",
+                "QTY*17*0*EA",
+            ]
+        );
+        // CTT02: the hash total of every QTY02.
+        assert_eq!(x.one("CTT")[1..], ["3", "20"]);
+        x12_validate(&[Path::new(file)]);
+    }
 }

@@ -17,13 +17,18 @@ use std::path::Path;
 pub struct RawRecord {
     /// Line (CSV, XML) or segment position (X12) where the record starts.
     pub line: u64,
-    pub values: [Option<String>; 11],
+    pub values: [Option<String>; 12],
     /// A defect the reader found in this record (X12: a LIN without the SKU
     /// qualifier, say); the record is reported as a bad row.
     pub error: Option<String>,
     /// An empty or delimiter-only row (Excel's trailing `;;;`): not a
     /// record, counted as skipped (CONTRACT §4).
     pub skip: bool,
+    /// The record is left out without rejecting the file, counted under
+    /// this reason (X12: a LIN loop without the quantity QTY, `no quantity`).
+    pub left_out: Option<&'static str>,
+    /// Notes for the ingest summary that do not reject the row.
+    pub warnings: Vec<String>,
 }
 
 impl RawRecord {
@@ -60,10 +65,7 @@ pub fn read_records(
             columns,
         } => csv_in::read(path, *delimiter, *header, columns, mapping, on),
         InSource::Xml { item, fields } => read_xml(path, item, fields, on),
-        InSource::X12 {
-            sku_qualifier,
-            quantity_qualifier,
-        } => read_x12(path, mapping.record, sku_qualifier, quantity_qualifier, on),
+        InSource::X12 { .. } => read_x12(path, mapping, on),
     }
 }
 
@@ -80,11 +82,47 @@ pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
             .find(|(g, _)| *g == f)
             .map(|(_, p)| p.clone())
             .unwrap_or_else(|| f.name().into()),
-        InSource::X12 { .. } => match f {
-            Field::Sku => "LIN".into(),
-            Field::Quantity => "QTY02".into(),
-            other => other.name().into(),
+        InSource::X12 { .. } => match (f, mapping.record) {
+            (Field::Sku, crate::mapping::RecordKind::Orders) => "PO1".into(),
+            (Field::Quantity, crate::mapping::RecordKind::Orders) => "PO102".into(),
+            (Field::Unit, crate::mapping::RecordKind::Orders) => "PO103".into(),
+            (Field::OrderedAt, _) => "BEG05".into(),
+            (Field::OrderId, _) => "BEG03".into(),
+            (Field::Sku, _) => "LIN".into(),
+            (Field::Quantity, _) => "QTY02".into(),
+            (Field::Unit, _) => "QTY03".into(),
+            (Field::AsOf, _) => "DTM/BIA04".into(),
+            (Field::Warehouse, _) => "N104/SDQ".into(),
+            (other, _) => other.name().into(),
         },
+    }
+}
+
+/// A GTIN of 8, 12, 13 or 14 digits whose last digit is its check digit
+/// (the GS1 mod-10 rule shared by UPC-A, EAN-13 and GTIN-14).
+pub fn valid_gtin(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !matches!(b.len(), 8 | 12 | 13 | 14) || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let (body, check) = b.split_at(b.len() - 1);
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    (10 - sum % 10) % 10 == u32::from(check[0] - b'0')
+}
+
+/// The length an X12 product id qualifier fixes, when it names a GTIN:
+/// UP (UPC-A) 12 digits, EN (EAN-13) 13, UK (GTIN-14) 14.
+pub fn gtin_len(qualifier: &str) -> Option<usize> {
+    match qualifier {
+        "UP" => Some(12),
+        "EN" => Some(13),
+        "UK" => Some(14),
+        _ => None,
     }
 }
 
@@ -324,32 +362,75 @@ impl From<x12::X12Error> for X12Stop {
 /// `line` is the segment position, so errors point into the interchange.
 fn read_x12(
     path: &Path,
-    record: crate::mapping::RecordKind,
-    sku_q: &str,
-    qty_q: &str,
+    mapping: &InboundMapping,
     on: &mut dyn FnMut(RawRecord) -> Result<(), String>,
 ) -> Result<u64, ReadError> {
+    let InSource::X12 {
+        sku_qualifiers,
+        quantity_qualifier,
+        as_of_qualifiers,
+        locations,
+    } = &mapping.source
+    else {
+        return Ok(0);
+    };
     let input = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
-    let fmt = |t: chrono::NaiveDateTime| t.format(X12_TIME_FORMAT).to_string();
-    let result = match record {
+    // A date without a time reaches the time parser as a date alone (rule 16).
+    let fmt = |t: chrono::NaiveDateTime, date_only: bool| {
+        if date_only {
+            t.format(crate::mapping::X12_DATE_FORMAT).to_string()
+        } else {
+            t.format(X12_TIME_FORMAT).to_string()
+        }
+    };
+    let result = match mapping.record {
         crate::mapping::RecordKind::Inventory => {
-            x12::read_846(input, sku_q, qty_q, |it: x12::Item846In| {
+            let opts = x12::Read846 {
+                sku_qualifiers: sku_qualifiers.clone(),
+                quantity_qualifier: quantity_qualifier.clone(),
+                as_of_qualifiers: as_of_qualifiers.clone(),
+            };
+            x12::read_846_with(input, &opts, |it: x12::Item846In| {
                 let mut r = RawRecord {
                     line: it.position as u64,
                     error: it.error.clone(),
+                    left_out: it.left_out,
                     ..Default::default()
                 };
+                // Opt-in: the warehouse from the 846's N1 or SDQ location.
+                if !locations.is_empty()
+                    && let Some(loc) = &it.location
+                {
+                    match locations.iter().find(|(id, _)| id == loc) {
+                        Some((_, w)) => r.set(Field::Warehouse, w.clone()),
+                        None if r.error.is_none() => {
+                            r.error = Some(format!(
+                                "location {} (N104 or SDQ) has no entry in the mapping's [locations] table",
+                                crate::util::quoted(loc)
+                            ))
+                        }
+                        None => {}
+                    }
+                }
                 if let Some(s) = it.sku {
                     r.set(Field::Sku, s);
                 }
                 if let Some(q) = it.quantity {
                     r.set(Field::Quantity, q);
                 }
-                if let Some(t) = it.as_of {
-                    r.set(Field::AsOf, fmt(t));
+                if !it.unit.is_empty() {
+                    r.set(Field::Unit, it.unit);
+                }
+                match it.as_of {
+                    Some(t) => r.set(Field::AsOf, fmt(t, it.as_of_date_only)),
+                    None => r.warnings.push(format!(
+                        "set {}: no BIA04 date and no header DTM with DTM01 {}: the as-of is the file's modification time",
+                        it.set_control,
+                        as_of_qualifiers.join("/")
+                    )),
                 }
                 // A UPC among the LIN ids is kept as the product's UPC.
-                if let Some((_, upc)) = it.ids.iter().find(|(q, _)| q == "UP" && sku_q != "UP") {
+                if let Some((_, upc)) = it.ids.iter().find(|(q, v)| q == "UP" && !v.is_empty()) {
                     r.set(Field::Upc, upc.clone());
                 }
                 on(r).map_err(X12Stop::Stop)
@@ -357,7 +438,7 @@ fn read_x12(
             .map(|s| s.items)
         }
         crate::mapping::RecordKind::Orders => {
-            x12::read_850(input, sku_q, |l: x12::OrderLine850| {
+            x12::read_850_with(input, sku_qualifiers, |l: x12::OrderLine850| {
                 let mut r = RawRecord {
                     line: l.position as u64,
                     error: l.error.clone(),
@@ -366,11 +447,15 @@ fn read_x12(
                 r.set(Field::OrderId, l.order_id);
                 r.set(Field::Line, l.line);
                 r.set(Field::Quantity, l.quantity);
+                if !l.unit.is_empty() {
+                    r.set(Field::Unit, l.unit);
+                }
                 if let Some(s) = l.sku {
                     r.set(Field::Sku, s);
                 }
                 if let Some(t) = l.ordered_at {
-                    r.set(Field::OrderedAt, fmt(t));
+                    // BEG05 is a date alone.
+                    r.set(Field::OrderedAt, fmt(t, true));
                 }
                 on(r).map_err(X12Stop::Stop)
             })
@@ -411,6 +496,14 @@ pub fn profile_846(p: &crate::mapping::X12Profile) -> x12::Profile846 {
             .collect(),
         quantity_qualifier: p.quantity_qualifier.clone(),
         unit: p.unit.clone(),
+        extras: x12::Extras846 {
+            bia_reference: p.bia_reference.clone(),
+            as_of_dtm: p.as_of_dtm.clone(),
+            ship_from: p.ship_from.clone(),
+            pid_description: p.pid_description,
+            extra_quantity_qualifiers: p.extra_quantity_qualifiers.clone(),
+            hash_total: p.hash_total,
+        },
     }
 }
 
@@ -436,6 +529,7 @@ fn write_846(
             .map(|(q, f)| (q.clone(), field_text(&it, *f, ctx.merchant)))
             .collect(),
         quantity: it.quantity,
+        description: it.description.clone(),
     });
     x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
     Ok(())

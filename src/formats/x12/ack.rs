@@ -90,10 +90,37 @@ pub struct Written997 {
 }
 
 /// Write an interchange holding one 997 (in one FA group) per entry of
-/// `acks`.
+/// `acks`, with GS02/GS03 = the profile's ISA ids. See [`build_997_to`].
 pub fn build_997<W: Write>(
     w: W,
     profile: &EnvelopeProfile,
+    ctl: ControlNumbers,
+    now: NaiveDateTime,
+    acks: &[GroupAck],
+) -> Result<Written997, X12Error> {
+    build_997_to(w, profile, None, ctl, now, acks)
+}
+
+/// AK202 (a set control number, 4 to 9 characters): a shorter all-digit
+/// ST02 (a 003040 sender's "1") is zero-padded to 4, which names the same
+/// number; a longer one is cut to its last 9 characters.
+fn ak202(st02: &str) -> String {
+    let v = st02.trim();
+    if v.len() < 4 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{v:0>4}")
+    } else if v.len() > 9 {
+        v[v.len() - 9..].to_owned()
+    } else {
+        v.to_owned()
+    }
+}
+
+/// [`build_997`] with GS02/GS03 given: a 997 answers the partner's GS, so
+/// GS02 is their GS03 and GS03 their GS02 (`app_ids` = (our GS02, our GS03)).
+pub fn build_997_to<W: Write>(
+    w: W,
+    profile: &EnvelopeProfile,
+    app_ids: Option<(&str, &str)>,
     ctl: ControlNumbers,
     now: NaiveDateTime,
     acks: &[GroupAck],
@@ -105,18 +132,23 @@ pub fn build_997<W: Write>(
             reason: "a 997 interchange needs at least one group to acknowledge".into(),
         });
     }
-    let mut sw = begin_interchange(w, profile, ctl, now, "FA")?;
-    let five_ten = profile.version == "005010";
+    let mut sw = begin_interchange(w, profile, ctl, now, "FA", app_ids)?;
+    let five_ten = profile.version.as_str() >= "005010";
     let mut sets: u32 = 0;
     for g in acks {
         sets += 1;
         let st02 = format!("{sets:04}");
         sw.set_segments = 0;
         sw.segment("ST", &["997", &st02])?;
-        let version = if five_ten { g.version.as_str() } else { "" };
+        // AK103 (5010 on) is 1 to 12 characters.
+        let version = if five_ten && g.version.len() <= 12 {
+            g.version.as_str()
+        } else {
+            ""
+        };
         sw.segment("AK1", &[&g.functional_id, &g.group_control, version])?;
         for s in &g.sets {
-            sw.segment("AK2", &[&s.id, &s.control])?;
+            sw.segment("AK2", &[&s.id, &ak202(&s.control)])?;
             let mut els = vec![s.status.to_string()];
             els.extend(s.codes.iter().take(5).map(u8::to_string));
             let els: Vec<&str> = els.iter().map(String::as_str).collect();
@@ -151,14 +183,18 @@ fn status_of(s: &str) -> char {
     s.chars().next().unwrap_or(' ')
 }
 
-/// Read the 997s of an interchange (e.g. acks for 846s we sent). Sets other
-/// than 997 are an error naming their ST.
+/// Read the 997s of every FA group of `input` (e.g. acks for 846s we
+/// sent); groups with another functional id are skipped. A set other than
+/// 997 inside an FA group is an error naming its ST.
 pub fn read_997<R: BufRead>(input: R) -> Result<Vec<Ack997>, X12Error> {
     let mut env = Envelope::new(input);
     let mut out = Vec::new();
     let mut cur: Option<Ack997> = None;
+    let mut in_fa = false;
     while let Some(ev) = env.next_event()? {
         match ev {
+            Event::GroupStart(g) => in_fa = g.functional_id == "FA",
+            Event::SetStart(_) | Event::Segment(_) | Event::SetEnd { .. } if !in_fa => {}
             Event::SetStart(h) if h.id != "997" => {
                 return Err(X12Error::Unexpected {
                     id: "ST".into(),
@@ -235,25 +271,53 @@ pub struct AckReport {
     pub interchange_problems: Vec<(&'static str, String)>,
     /// Every problem found, in file order, for logs and quarantine notes.
     pub problems: Vec<X12Error>,
+    /// GS02 and GS03 of the interchange's first group (the partner's
+    /// application sender and receiver), to be swapped in our 997's GS.
+    pub app_ids: Option<(String, String)>,
 }
 
 /// Read a whole interchange in tolerant mode and decide the AK5/AK9 result
 /// of each group and set. Errors the reader cannot recover from (bad ISA,
 /// invalid UTF-8, I/O, overlong segment) are returned as `Err`; the caller
-/// cannot acknowledge such a file with a 997.
+/// cannot acknowledge such a file with a 997. When the input holds several
+/// interchanges, this is the first; see [`validate_interchanges_for_ack`].
 pub fn validate_for_ack<R: BufRead>(input: R) -> Result<AckReport, X12Error> {
+    validate_interchanges_for_ack(input)?
+        .into_iter()
+        .next()
+        .ok_or(X12Error::Empty)
+}
+
+/// [`validate_for_ack`] for every interchange of the input, in order: each
+/// is answered by its own 997.
+pub fn validate_interchanges_for_ack<R: BufRead>(input: R) -> Result<Vec<AckReport>, X12Error> {
     let mut env = Envelope::tolerant(input);
-    let mut isa: Option<Isa> = None;
-    let mut groups: Vec<GroupAck> = Vec::new();
+    let mut reports: Vec<AckReport> = Vec::new();
     let mut in_group = false;
     let mut in_set = false;
-    let mut interchange_problems = Vec::new();
-    let mut problems = Vec::new();
     while let Some(ev) = env.next_event()? {
+        if let Event::InterchangeStart(i) = ev {
+            reports.push(AckReport {
+                interchange: i,
+                groups: Vec::new(),
+                interchange_problems: Vec::new(),
+                problems: Vec::new(),
+                app_ids: None,
+            });
+            in_group = false;
+            in_set = false;
+            continue;
+        }
+        let Some(rep) = reports.last_mut() else {
+            continue;
+        };
+        let groups = &mut rep.groups;
         match ev {
-            Event::InterchangeStart(i) => isa = Some(i),
             Event::GroupStart(h) => {
                 in_group = true;
+                if rep.app_ids.is_none() {
+                    rep.app_ids = Some((h.sender.clone(), h.receiver.clone()));
+                }
                 groups.push(GroupAck {
                     functional_id: h.functional_id,
                     group_control: h.control_number,
@@ -302,31 +366,32 @@ pub fn validate_for_ack<R: BufRead>(input: R) -> Result<AckReport, X12Error> {
                             g.codes.push(c);
                         }
                     }
-                    (AckCode::Interchange(c), _) => interchange_problems.push((c, e.to_string())),
+                    (AckCode::Interchange(c), _) => {
+                        rep.interchange_problems.push((c, e.to_string()))
+                    }
                     // A set/group code with no set/group open: the file's
                     // structure is what is wrong.
-                    _ => interchange_problems.push(("024", e.to_string())),
+                    _ => rep.interchange_problems.push(("024", e.to_string())),
                 }
-                problems.push(e);
+                rep.problems.push(e);
             }
             _ => {}
         }
     }
-    for g in &mut groups {
-        g.sets_accepted = g.sets.iter().filter(|s| s.status != 'R').count() as u64;
-        g.status = if !g.codes.is_empty() || (g.sets_accepted == 0 && !g.sets.is_empty()) {
-            'R'
-        } else if g.sets_accepted as usize == g.sets.len() {
-            'A'
-        } else {
-            'P'
-        };
+    for rep in &mut reports {
+        for g in &mut rep.groups {
+            g.sets_accepted = g.sets.iter().filter(|s| s.status != 'R').count() as u64;
+            g.status = if !g.codes.is_empty() || (g.sets_accepted == 0 && !g.sets.is_empty()) {
+                'R'
+            } else if g.sets_accepted as usize == g.sets.len() {
+                'A'
+            } else {
+                'P'
+            };
+        }
     }
-    let interchange = isa.ok_or(X12Error::Empty)?;
-    Ok(AckReport {
-        interchange,
-        groups,
-        interchange_problems,
-        problems,
-    })
+    if reports.is_empty() {
+        return Err(X12Error::Empty);
+    }
+    Ok(reports)
 }

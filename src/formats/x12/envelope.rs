@@ -1,5 +1,9 @@
 //! Envelope validation (ISA/IEA, GS/GE, ST/SE) layered on [`Reader`].
 //!
+//! An input may hold several interchanges one after the other (each ISA
+//! with its own separators); each gives its own InterchangeStart ..
+//! InterchangeEnd events. Anything else after an IEA is an error.
+//!
 //! Strict mode (default) stops at the first envelope problem with an error.
 //! Tolerant mode reports each problem as [`Event::Problem`] and recovers
 //! (closing an envelope whose trailer is missing), so a 997 can acknowledge
@@ -132,6 +136,12 @@ pub struct Envelope<R> {
     tolerant: bool,
     phase: Phase,
     isa_control: String,
+    /// Position of the open interchange's ISA.
+    isa_position: usize,
+    /// The ISA of the next interchange, read while checking what follows an IEA.
+    pending: Option<Segment>,
+    /// ISA13s seen in this input: an interchange repeated in one file is an error.
+    isa_controls: HashSet<String>,
     groups: u64,
     group_controls: HashSet<String>,
     group: Option<OpenGroup>,
@@ -200,6 +210,9 @@ impl<R: BufRead> Envelope<R> {
             tolerant,
             phase: Phase::Start,
             isa_control: String::new(),
+            isa_position: 1,
+            pending: None,
+            isa_controls: HashSet::new(),
             groups: 0,
             group_controls: HashSet::new(),
             group: None,
@@ -245,7 +258,10 @@ impl<R: BufRead> Envelope<R> {
 
     /// Read one segment and queue the events it causes.
     fn step(&mut self) -> Result<(), X12Error> {
-        let seg = self.reader.next_segment()?;
+        let seg = match self.pending.take() {
+            Some(isa) => Some(isa),
+            None => self.reader.next_segment()?,
+        };
         let Some(seg) = seg else {
             return self.end_of_input();
         };
@@ -255,11 +271,25 @@ impl<R: BufRead> Envelope<R> {
                 return Err(X12Error::Empty);
             };
             self.isa_control = required(&seg, 13)?.trim().to_owned();
+            self.isa_position = seg.position;
+            self.groups = 0;
+            self.group_controls.clear();
             self.phase = Phase::Open;
+            let repeated = !self.isa_controls.insert(self.isa_control.clone());
+            let position = seg.position;
             self.queue.push_back(Event::InterchangeStart(Isa {
                 elements: seg.elements,
                 separators: seps,
             }));
+            if repeated {
+                self.problem(X12Error::Duplicate {
+                    id: "ISA".into(),
+                    position,
+                    element: "ISA13",
+                    value: self.isa_control.clone(),
+                    scope: "interchange in this input",
+                })?;
+            }
             return Ok(());
         }
         if self.phase == Phase::Done {
@@ -283,9 +313,10 @@ impl<R: BufRead> Envelope<R> {
                 let e = X12Error::Unexpected {
                     id: seg.id.clone(),
                     position: seg.position,
-                    reason:
-                        "second ISA before the IEA of the ISA at segment 1 (nested interchange)"
-                            .into(),
+                    reason: format!(
+                        "second ISA before the IEA of the ISA at segment {} (nested interchange)",
+                        self.isa_position
+                    ),
                 };
                 self.problem(e)?;
                 self.failed = true;
@@ -369,7 +400,7 @@ impl<R: BufRead> Envelope<R> {
         self.problem(X12Error::MissingTrailer {
             expected: "IEA",
             opened_id: "ISA",
-            opened_position: 1,
+            opened_position: self.isa_position,
             found,
         })?;
         self.queue.push_back(Event::InterchangeEnd {
@@ -608,18 +639,37 @@ impl<R: BufRead> Envelope<R> {
                 element: "IEA02",
                 found: seg.element(2).to_owned(),
                 header_element: "ISA13",
-                header_position: 1,
+                header_position: self.isa_position,
                 expected: self.isa_control.clone(),
             })?;
         }
         self.phase = Phase::Done;
-        // Check for trailing data now, so InterchangeEnd means a clean file
-        // even for a consumer that stops reading there.
+        // Check what follows now, so InterchangeEnd means a clean file (or
+        // the start of another interchange) even for a consumer that stops
+        // reading there.
+        self.reader.expect_isa();
         let trailing = match self.reader.next_segment() {
-            Ok(None) => None,
-            Ok(Some(next)) => Some((next.id, next.position)),
-            Err(X12Error::Io(e)) => return Err(X12Error::Io(e)),
-            Err(_) => Some(("(unreadable)".to_owned(), seg.position + 1)),
+            Ok(None) | Err(X12Error::Empty) => None,
+            Ok(Some(next)) => {
+                self.pending = Some(next);
+                None
+            }
+            Err(X12Error::NotIsa { found }) => {
+                let id: String = found
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .take(3)
+                    .collect();
+                Some((
+                    if id.is_empty() {
+                        "(unreadable)".to_owned()
+                    } else {
+                        id
+                    },
+                    seg.position + 1,
+                ))
+            }
+            Err(e) => return Err(e),
         };
         if let Some((id, position)) = trailing {
             self.problem(X12Error::DataAfterIea { id, position })?;
@@ -629,7 +679,11 @@ impl<R: BufRead> Envelope<R> {
             groups: self.groups,
             position: seg.position,
         });
-        self.failed = true; // nothing more to read
+        if self.pending.is_some() {
+            self.phase = Phase::Start;
+        } else {
+            self.failed = true; // nothing more to read
+        }
         Ok(())
     }
 }

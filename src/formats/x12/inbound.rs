@@ -5,11 +5,19 @@
 //!
 //! Error policy: a defect in the file's structure (envelope, a segment with
 //! too many elements, a bad date, wrong transaction set type) ends the read
-//! with `Err`. A defect in one item (LIN without the SKU qualifier, LIN loop
-//! without the quantity QTY, PO1 without the SKU qualifier) is *not* an
-//! `Err`: the item is handed over with `error: Some(reason)` and reading
-//! goes on, so the caller can name every bad line in its quarantine report.
+//! with `Err`. A defect in one item (LIN or PO1 without any SKU qualifier)
+//! is *not* an `Err`: the item is handed over with `error: Some(reason)` and
+//! reading goes on, so the caller can name every bad line in its quarantine
+//! report. A LIN loop without the quantity QTY (a price-only or catalog
+//! line, common in vendor feeds) is handed over with `left_out: Some("no
+//! quantity")`: the caller leaves it out and counts it.
 //! Quantities are handed over raw (the caller applies its whole-number rule).
+//!
+//! Groups are read by their functional id (GS01): an 846 reader reads the
+//! IB groups (and any other group's sets must be 846s), an 850 reader the
+//! PO groups; FA groups (997s) are skipped by both, so one interchange may
+//! carry an 846 group and a 997 group. Several interchanges in one input are
+//! read one after the other.
 
 use std::io::BufRead;
 
@@ -33,8 +41,17 @@ pub struct Item846In {
     /// Position of that QTY, or of the LIN when no such QTY.
     pub position: usize,
     pub lin_position: usize,
-    /// Header DTM (DTM02 + DTM03) if present, else BIA04 + BIA05.
+    /// Header DTM (DTM02 + DTM03) whose DTM01 is an as-of qualifier, else
+    /// BIA04 + BIA05; `None` when the set has neither.
     pub as_of: Option<NaiveDateTime>,
+    /// The as-of was a date without a time (start of that day).
+    pub as_of_date_only: bool,
+    /// Why the item is left out without rejecting the file (`"no quantity"`).
+    pub left_out: Option<&'static str>,
+    /// Where the quantity is: the SDQ location id of this quantity, else
+    /// the id (N104) of the set's header N1 whose N101 is a location code
+    /// (WH warehouse, SF ship from, SN store, ST ship to), else `None`.
+    pub location: Option<String>,
     /// ST02 of the set holding the item.
     pub set_control: String,
     /// Why this item cannot be used; `None` for a good item.
@@ -62,7 +79,7 @@ pub struct OrderLine850 {
     pub sku: Option<String>,
     /// All PO1 id pairs (qualifier, value) from PO106/PO107 on.
     pub ids: Vec<(String, String)>,
-    /// BEG05 (CCYYMMDD) at 00:00, when present.
+    /// BEG05 (CCYYMMDD) at 00:00, when present: a date alone (rule 16).
     pub ordered_at: Option<NaiveDateTime>,
     pub position: usize,
     pub set_control: String,
@@ -94,6 +111,7 @@ fn max_elements(id: &str) -> Option<usize> {
         "BEG" => 12,
         "PO1" => 25,
         "PID" => 9,
+        "SDQ" => 23,
         _ => return None,
     })
 }
@@ -151,18 +169,63 @@ pub fn parse_time(s: &str) -> Option<NaiveTime> {
 
 /// Date element `d` plus optional time element `t` of `seg`.
 fn date_time(seg: &Segment, d: usize, t: usize) -> Result<Option<NaiveDateTime>, X12Error> {
+    Ok(dated(seg, d, t)?.map(|(t, _)| t))
+}
+
+/// Date element `d` plus optional time element `t`, and whether the time
+/// was absent (a date alone).
+fn dated(seg: &Segment, d: usize, t: usize) -> Result<Option<(NaiveDateTime, bool)>, X12Error> {
     let ds = seg.element(d);
     if ds.is_empty() {
         return Ok(None);
     }
     let date = parse_date(ds).ok_or_else(|| bad(seg, d, "is not a CCYYMMDD date"))?;
-    let ts = seg.element(t);
+    let ts = if t == 0 { "" } else { seg.element(t) };
     let time = if ts.is_empty() {
         NaiveTime::MIN
     } else {
         parse_time(ts).ok_or_else(|| bad(seg, t, "is not an HHMM[SS[D..]] time"))?
     };
-    Ok(Some(date.and_time(time)))
+    Ok(Some((date.and_time(time), ts.is_empty())))
+}
+
+/// DTM01 codes that date an 846's count unless the caller says otherwise:
+/// 007 effective, 009 processed, 097 transaction creation, 194 period end.
+pub const DEFAULT_AS_OF_QUALIFIERS: [&str; 4] = ["007", "009", "097", "194"];
+
+/// What [`read_846_with`] looks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read846 {
+    /// LIN qualifiers that may hold the SKU, in order of preference.
+    pub sku_qualifiers: Vec<String>,
+    /// QTY01 of the quantity.
+    pub quantity_qualifier: String,
+    /// Header DTM01 codes that may set the as-of.
+    pub as_of_qualifiers: Vec<String>,
+}
+
+impl Read846 {
+    pub fn new(sku_qualifier: &str, quantity_qualifier: &str) -> Read846 {
+        Read846 {
+            sku_qualifiers: vec![sku_qualifier.to_owned()],
+            quantity_qualifier: quantity_qualifier.to_owned(),
+            as_of_qualifiers: DEFAULT_AS_OF_QUALIFIERS
+                .iter()
+                .map(|q| q.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// The value of the first qualifier of `wanted` present (non-empty) in `ids`.
+fn pick<'a>(ids: &'a [(String, String)], wanted: &[String]) -> Option<&'a (String, String)> {
+    wanted
+        .iter()
+        .find_map(|w| ids.iter().find(|(q, v)| q == w && !v.trim().is_empty()))
+}
+
+fn qualifier_list(q: &[String]) -> String {
+    q.join("/")
 }
 
 /// Id pairs (qualifier, value) starting at element `first`.
@@ -184,31 +247,63 @@ struct LinLoop {
     lin_position: usize,
     ids: Vec<(String, String)>,
     qty: Option<(String, String, usize)>,
+    /// SDQ (location id, quantity, position) pairs following the chosen QTY.
+    sdq: Vec<(String, String, usize, String)>,
 }
+
+impl LinLoop {
+    /// SDQ segments already taken (they follow the QTY one after the other).
+    fn sdq_segments(&self) -> usize {
+        let mut seen: Vec<usize> = self.sdq.iter().map(|(_, _, p, _)| *p).collect();
+        seen.dedup();
+        seen.len()
+    }
+}
+
+/// N101 codes of a header N1 that names where the stock is.
+const LOCATION_ENTITIES: [&str; 4] = ["WH", "SF", "SN", "ST"];
 
 /// Set-level state while reading an 846.
 #[derive(Default)]
 struct Set846 {
     control: String,
-    bia_as_of: Option<NaiveDateTime>,
-    dtm_as_of: Option<NaiveDateTime>,
+    bia_as_of: Option<(NaiveDateTime, bool)>,
+    dtm_as_of: Option<(NaiveDateTime, bool)>,
     seen_lin: bool,
     lins: u64,
     open: Option<LinLoop>,
+    /// N104 of the first header N1 naming a location.
+    location: Option<String>,
 }
 
 /// Read an 846 inventory interchange, handing each LIN loop to `on_item`.
 ///
 /// `sku_qualifier` picks the LIN pair holding the SKU (e.g. "VN");
-/// `quantity_qualifier` picks the QTY (e.g. "33"). See the module docs for
-/// which problems are `Err` and which are item errors. A CTT, when present,
-/// must count the LIN loops of its set.
+/// `quantity_qualifier` picks the QTY (e.g. "33"); the default as-of
+/// qualifiers apply. See [`read_846_with`].
 pub fn read_846<R, E, F>(
     input: R,
     sku_qualifier: &str,
     quantity_qualifier: &str,
-    mut on_item: F,
+    on_item: F,
 ) -> Result<Summary846, E>
+where
+    R: BufRead,
+    E: From<X12Error>,
+    F: FnMut(Item846In) -> Result<(), E>,
+{
+    read_846_with(
+        input,
+        &Read846::new(sku_qualifier, quantity_qualifier),
+        on_item,
+    )
+}
+
+/// Read 846 inventory (every IB group of every interchange in `input`),
+/// handing each LIN loop to `on_item`. See the module docs for which
+/// problems are `Err` and which are item errors. A CTT, when present, must
+/// count the LIN loops of its set.
+pub fn read_846_with<R, E, F>(input: R, opts: &Read846, mut on_item: F) -> Result<Summary846, E>
 where
     R: BufRead,
     E: From<X12Error>,
@@ -217,6 +312,9 @@ where
     let mut env = Envelope::new(input);
     let mut summary = Summary846::default();
     let mut set: Option<Set846> = None;
+    let mut group_fid = String::new();
+    let wanted = &opts.sku_qualifiers;
+    let quantity_qualifier = opts.quantity_qualifier.as_str();
 
     let mut comp = ':';
     let finish_loop =
@@ -224,26 +322,14 @@ where
             let Some(lp) = set.open.take() else {
                 return Ok(());
             };
-            let sku = lp
-                .ids
-                .iter()
-                .find(|(q, _)| q == sku_qualifier)
-                .map(|(_, v)| v.clone());
+            let sku = pick(&lp.ids, wanted).map(|(_, v)| v.clone());
             let mut reasons = Vec::new();
-            match &sku {
-                None => reasons.push(format!(
-                    "no LIN qualifier {sku_qualifier} in LIN at segment {}",
-                    lp.lin_position
-                )),
-                Some(v) if v.trim().is_empty() => reasons.push(format!(
-                    "empty value for LIN qualifier {sku_qualifier} in LIN at segment {}",
-                    lp.lin_position
-                )),
-                Some(_) => {}
-            }
-            if lp.qty.is_none() {
+            if sku.is_none() {
+                let empty = lp.ids.iter().any(|(q, _)| wanted.contains(q));
                 reasons.push(format!(
-                    "no QTY with QTY01 {quantity_qualifier} in the LIN loop at segment {}",
+                    "{} LIN qualifier {} in LIN at segment {}",
+                    if empty { "empty value for" } else { "no" },
+                    qualifier_list(wanted),
                     lp.lin_position
                 ));
             }
@@ -251,33 +337,62 @@ where
                 Some((q, u, p)) => (Some(q), u, p),
                 None => (None, String::new(), lp.lin_position),
             };
+            let left_out = (quantity.is_none() && reasons.is_empty()).then_some("no quantity");
             let error = (!reasons.is_empty()).then(|| reasons.join("; "));
             summary.items += 1;
             if error.is_some() {
                 summary.bad_items += 1;
             }
-            on_item(Item846In {
-                sku: sku.filter(|v| !v.trim().is_empty()),
+            let as_of = set.dtm_as_of.or(set.bia_as_of);
+            let item = Item846In {
+                sku,
                 ids: lp.ids,
                 quantity,
                 unit,
                 position,
                 lin_position: lp.lin_position,
-                as_of: set.dtm_as_of.or(set.bia_as_of),
+                as_of: as_of.map(|(t, _)| t),
+                as_of_date_only: as_of.is_some_and(|(_, d)| d),
+                left_out,
+                location: set.location.clone(),
                 set_control: set.control.clone(),
                 error,
-            })
+            };
+            if lp.sdq.is_empty() || item.error.is_some() {
+                return on_item(item);
+            }
+            // Quantities per location: one item each.
+            for (loc, q, pos, unit) in lp.sdq {
+                let mut it = item.clone();
+                it.quantity = Some(q);
+                if !unit.is_empty() {
+                    it.unit = unit;
+                }
+                it.location = Some(loc);
+                it.position = pos;
+                on_item(it)?;
+            }
+            Ok(())
         };
 
     while let Some(ev) = env.next_event()? {
         match ev {
             Event::InterchangeStart(isa) => comp = isa.separators.component as char,
+            Event::GroupStart(g) => group_fid = g.functional_id,
             Event::SetStart(h) => {
+                if group_fid == "FA" {
+                    // Acknowledgments travel beside inventory; read elsewhere.
+                    set = None;
+                    continue;
+                }
                 if h.id != "846" {
                     return Err(X12Error::Unexpected {
                         id: "ST".into(),
                         position: h.position,
-                        reason: format!("transaction set {} where an 846 was expected", h.id),
+                        reason: format!(
+                            "transaction set {} (group {}) where an 846 was expected",
+                            h.id, group_fid
+                        ),
                     }
                     .into());
                 }
@@ -288,16 +403,50 @@ where
                 });
             }
             Event::Segment(seg) => {
-                check_shape(&seg)?;
                 let Some(st) = set.as_mut() else { continue };
+                check_shape(&seg)?;
                 match seg.id.as_str() {
-                    "BIA" => st.bia_as_of = date_time(&seg, 4, 5)?,
+                    "BIA" => st.bia_as_of = dated(&seg, 4, 5)?,
                     "DTM"
                         if !st.seen_lin
-                        // Header-level DTM: the report's as-of. The first one wins.
-                        && st.dtm_as_of.is_none() =>
+                        // Header-level DTM with an as-of qualifier: the
+                        // report's as-of. The first one wins.
+                        && st.dtm_as_of.is_none()
+                        && opts.as_of_qualifiers.iter().any(|q| q == seg.element(1)) =>
                     {
-                        st.dtm_as_of = date_time(&seg, 2, 3)?;
+                        st.dtm_as_of = dated(&seg, 2, 3)?;
+                    }
+                    "N1" if !st.seen_lin
+                        && st.location.is_none()
+                        && LOCATION_ENTITIES.contains(&seg.element(1))
+                        && !seg.element(4).trim().is_empty() =>
+                    {
+                        st.location = Some(seg.element(4).trim().to_owned());
+                    }
+                    "SDQ" => {
+                        // SDQ01 unit, SDQ02 id qualifier, then up to ten
+                        // (location, quantity) pairs, for the QTY just read.
+                        if let Some(lp) = st.open.as_mut()
+                            && lp
+                                .qty
+                                .as_ref()
+                                .is_some_and(|(_, _, p)| *p + 1 + lp.sdq_segments() == seg.position)
+                        {
+                            let unit = seg.element(1).split(comp).next().unwrap_or("").to_owned();
+                            let mut n = 3;
+                            while n < seg.elements.len() {
+                                let (loc, q) = (seg.element(n).trim(), seg.element(n + 1).trim());
+                                if !loc.is_empty() {
+                                    lp.sdq.push((
+                                        loc.to_owned(),
+                                        q.to_owned(),
+                                        seg.position,
+                                        unit.clone(),
+                                    ));
+                                }
+                                n += 2;
+                            }
+                        }
                     }
                     "LIN" => {
                         finish_loop(st, &mut summary, &mut on_item)?;
@@ -307,6 +456,7 @@ where
                             lin_position: seg.position,
                             ids: id_pairs(&seg, 2),
                             qty: None,
+                            sdq: Vec::new(),
                         });
                     }
                     "QTY" => {
@@ -361,7 +511,22 @@ struct Set850 {
 /// Read an 850 purchase-order interchange, handing each PO1 line to
 /// `on_line`. `sku_qualifier` picks the PO1 id pair (PO106/PO107, ...)
 /// holding the SKU. Same error policy as [`read_846`].
-pub fn read_850<R, E, F>(input: R, sku_qualifier: &str, mut on_line: F) -> Result<Summary850, E>
+pub fn read_850<R, E, F>(input: R, sku_qualifier: &str, on_line: F) -> Result<Summary850, E>
+where
+    R: BufRead,
+    E: From<X12Error>,
+    F: FnMut(OrderLine850) -> Result<(), E>,
+{
+    read_850_with(input, &[sku_qualifier.to_owned()], on_line)
+}
+
+/// [`read_850`] with a list of SKU qualifiers: the first present in a PO1
+/// (with a value) holds the SKU. FA groups are skipped.
+pub fn read_850_with<R, E, F>(
+    input: R,
+    sku_qualifiers: &[String],
+    mut on_line: F,
+) -> Result<Summary850, E>
 where
     R: BufRead,
     E: From<X12Error>,
@@ -370,14 +535,20 @@ where
     let mut env = Envelope::new(input);
     let mut summary = Summary850::default();
     let mut set: Option<Set850> = None;
+    let mut group_fid = String::new();
     while let Some(ev) = env.next_event()? {
         match ev {
+            Event::GroupStart(g) => group_fid = g.functional_id,
+            Event::SetStart(_) if group_fid == "FA" => set = None,
             Event::SetStart(h) => {
                 if h.id != "850" {
                     return Err(X12Error::Unexpected {
                         id: "ST".into(),
                         position: h.position,
-                        reason: format!("transaction set {} where an 850 was expected", h.id),
+                        reason: format!(
+                            "transaction set {} (group {}) where an 850 was expected",
+                            h.id, group_fid
+                        ),
                     }
                     .into());
                 }
@@ -389,6 +560,9 @@ where
                 });
             }
             Event::Segment(seg) => {
+                if set.is_none() {
+                    continue;
+                }
                 check_shape(&seg)?;
                 let Some(Set850 {
                     control,
@@ -423,13 +597,11 @@ where
                             .into());
                         };
                         let ids = id_pairs(&seg, 6);
-                        let sku = ids
-                            .iter()
-                            .find(|(q, v)| q == sku_qualifier && !v.trim().is_empty())
-                            .map(|(_, v)| v.clone());
+                        let sku = pick(&ids, sku_qualifiers).map(|(_, v)| v.clone());
                         let error = sku.is_none().then(|| {
                             format!(
-                                "no PO1 qualifier {sku_qualifier} in PO1 at segment {}",
+                                "no PO1 qualifier {} in PO1 at segment {}",
+                                qualifier_list(sku_qualifiers),
                                 seg.position
                             )
                         });

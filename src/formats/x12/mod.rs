@@ -8,7 +8,8 @@
 //!   final segment without terminator is accepted (truncation is still caught
 //!   by the trailer checks). Never panics; every error names segment + position.
 //! - [`envelope::Envelope`]: ISA/GS/ST nesting, SE/GE/IEA counts and control
-//!   numbers, one interchange per input (anything after IEA is an error).
+//!   numbers; several interchanges may follow each other in one input (each
+//!   ISA with its own separators; anything else after an IEA is an error).
 //!   Strict by default; tolerant mode feeds [`ack::validate_for_ack`].
 //! - [`inbound`]: `read_846` / `read_850` (structural defects are `Err`,
 //!   per-item defects are items with `error: Some(reason)`).
@@ -29,10 +30,17 @@ pub mod writer;
 mod tests;
 
 pub use ack::{
-    Ack997, AckReport, GroupAck, SetAck, Written997, build_997, read_997, validate_for_ack,
+    Ack997, AckReport, GroupAck, SetAck, Written997, build_997, build_997_to, read_997,
+    validate_for_ack, validate_interchanges_for_ack,
 };
 pub use envelope::{Envelope, Event, GroupHeader, Isa, SetHeader};
 pub use error::{AckCode, X12Error};
-pub use inbound::{Item846In, OrderLine850, Summary846, Summary850, read_846, read_850};
+pub use inbound::{
+    DEFAULT_AS_OF_QUALIFIERS, Item846In, OrderLine850, Read846, Summary846, Summary850, read_846,
+    read_846_with, read_850, read_850_with,
+};
 pub use reader::{Reader, Segment, Separators};
-pub use writer::{ControlNumbers, EnvelopeProfile, Item846Out, Profile846, Written846, write_846};
+pub use writer::{
+    ControlNumbers, EnvelopeProfile, Extras846, Item846Out, Profile846, VERSIONS, Written846,
+    ack_version, write_846,
+};

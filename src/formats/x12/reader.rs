@@ -108,6 +108,15 @@ impl<R: BufRead> Reader<R> {
         self.position
     }
 
+    /// After an IEA: the next segment, if any, must be the fixed-width ISA
+    /// of another interchange (its own separators). At end of input the
+    /// next call returns `Err(X12Error::Empty)`. Positions keep counting
+    /// from the start of the input.
+    pub fn expect_isa(&mut self) {
+        self.seps = None;
+        self.finished = false;
+    }
+
     /// Next segment, `Ok(None)` at end of input. After an error, returns
     /// `Ok(None)`.
     pub fn next_segment(&mut self) -> Result<Option<Segment>, X12Error> {
@@ -280,11 +289,11 @@ impl<R: BufRead> Reader<R> {
             repetition,
             segment: term,
         });
-        self.position = 1;
+        self.position += 1;
         Ok(Segment {
             id: "ISA".into(),
             elements,
-            position: 1,
+            position: self.position,
         })
     }
 

@@ -310,11 +310,10 @@ fn example1_846() {
         items[0].error.as_deref(),
         Some("no LIN qualifier VN in LIN at segment 9")
     );
+    // No QTY 33 in the loop: left out (counted by the caller), not an error.
     let items = items_846(&sample("oopfactory_ORD__846_Example1.txt"), "BP", "33").unwrap();
-    assert_eq!(
-        items[0].error.as_deref(),
-        Some("no QTY with QTY01 33 in the LIN loop at segment 9")
-    );
+    assert_eq!(items[0].error, None);
+    assert_eq!(items[0].left_out, Some("no quantity"));
     assert_eq!(items[0].position, 9);
 }
 
@@ -349,7 +348,7 @@ fn read_846_rejects_other_set_types() {
     let err = items_846(&sample("bots-plugins_855-004010UCS-01.x12"), "UA", "33").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "ST at segment 3: transaction set 855 where an 846 was expected"
+        "ST at segment 3: transaction set 855 (group PR) where an 846 was expected"
     );
 }
 
@@ -701,7 +700,7 @@ fn bad_items_reported_not_skipped() {
         vec![
             None,
             Some("no LIN qualifier VN in LIN at segment 8".to_owned()),
-            Some("no QTY with QTY01 33 in the LIN loop at segment 10".to_owned()),
+            None,
             Some("empty value for LIN qualifier VN in LIN at segment 12".to_owned()),
         ]
     );
@@ -729,6 +728,7 @@ fn profile(version: &str) -> Profile846 {
         item_ids: vec![("UP".into(), "upc".into()), ("VN".into(), "sku".into())],
         quantity_qualifier: "33".into(),
         unit: "EA".into(),
+        extras: Default::default(),
     }
 }
 
@@ -743,6 +743,7 @@ fn item(upc: &str, sku: &str, q: i64) -> Item846Out {
     Item846Out {
         ids: vec![("UP".into(), upc.into()), ("VN".into(), sku.into())],
         quantity: q,
+        description: None,
     }
 }
 
@@ -922,7 +923,7 @@ fn writer_refuses_bad_values() {
         (
             with_envelope(|e| e.element_separator = '~'),
             vec![],
-            "invalid X12 profile: element_separator: element separator, segment terminator, component separator (and '^' repetition separator in 005010) must all differ",
+            "invalid X12 profile: element_separator: element separator, segment terminator, component separator (and '^' repetition separator from 004020 on) must all differ",
         ),
         (
             with_envelope(|e| e.sender_id = "X".repeat(16)),
@@ -1203,4 +1204,232 @@ fn random_mutations_never_panic() {
 
 fn lo_hi_cap(lo: usize, len: usize) -> usize {
     (lo + 64).min(len)
+}
+
+// ---------------------------------------------------------------- issue 9: X12 as partners send it
+
+/// A minimal 846 interchange written for these tests: `body` between BIA and
+/// CTT (LIN loops counted from the LIN segments), ISA13/GS06 = `n`.
+fn mini_846(n: u32, header: &str, body: &str) -> String {
+    let lins = body.matches("LIN*").count();
+    let inner = format!("BIA*00*SI*R{n}*20261120*0800~{header}{body}CTT*{lins}~");
+    let segs = inner.matches('~').count() + 2;
+    format!(
+        "ISA*00*          *00*          *ZZ*WHSE           *ZZ*GATE           *261120*0800*U*00401*{n:09}*0*P*>~\
+GS*IB*WHSEAPP*GATEAPP*20261120*0800*{n}*X*004010~ST*846*0001~{inner}SE*{segs}*0001~GE*1*{n}~IEA*1*{n:09}~"
+    )
+}
+
+#[test]
+fn x12_issue9_dtm_as_of_only_with_an_as_of_qualifier() {
+    // 036 (expiration) never dates the count: BIA04/BIA05 do.
+    let f = mini_846(1, "DTM*036*20301231~", "LIN*1*VN*A~QTY*33*5*EA~");
+    let items = items_846(f.as_bytes(), "VN", "33").unwrap();
+    assert_eq!(items[0].as_of, Some(dt(2026, 11, 20, 8, 0)));
+    // 007 (effective) does, date alone = start of day.
+    let f = mini_846(
+        1,
+        "DTM*036*20301231~DTM*007*20261119~",
+        "LIN*1*VN*A~QTY*33*5*EA~",
+    );
+    let items = items_846(f.as_bytes(), "VN", "33").unwrap();
+    assert_eq!(items[0].as_of, Some(dt(2026, 11, 19, 0, 0)));
+    assert!(items[0].as_of_date_only);
+    // A mapping may name its own list.
+    let mut opts = super::inbound::Read846::new("VN", "33");
+    opts.as_of_qualifiers = vec!["036".into()];
+    let mut v = vec![];
+    super::inbound::read_846_with(Cursor::new(f.as_bytes()), &opts, |i| {
+        v.push(i);
+        Ok::<(), X12Error>(())
+    })
+    .unwrap();
+    assert_eq!(v[0].as_of, Some(dt(2030, 12, 31, 0, 0)));
+    // Neither BIA date nor usable DTM: no as-of (the caller falls back).
+    let f = mini_846(1, "DTM*036*20301231~", "LIN*1*VN*A~QTY*33*5*EA~")
+        .replace("BIA*00*SI*R1*20261120*0800~", "BIA*00*SI*R1~");
+    assert_eq!(items_846(f.as_bytes(), "VN", "33").unwrap()[0].as_of, None);
+}
+
+#[test]
+fn x12_issue9_lin_without_the_qty_is_left_out_not_an_error() {
+    let f = mini_846(
+        1,
+        "",
+        "LIN*149*VP*SAMPLE1*UP*012345678905~PID*F*08***Sample item~CTP*WH*WHL*47.13~LIN*150*VP*SAMPLE2~QTY*33*7*EA~",
+    );
+    let items = items_846(f.as_bytes(), "VP", "33").unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].error, None);
+    assert_eq!(items[0].left_out, Some("no quantity"));
+    assert_eq!(items[1].left_out, None);
+    assert_eq!(items[1].quantity.as_deref(), Some("7"));
+}
+
+#[test]
+fn x12_issue9_several_interchanges_each_with_its_separators() {
+    let a = mini_846(1, "", "LIN*1*VN*A~QTY*33*5*EA~");
+    // The second interchange uses other separators, after a line break.
+    let b = mini_846(2, "", "LIN*1*VN*B~QTY*33*6*EA~")
+        .replace('*', "|")
+        .replace('~', "\n")
+        .replace('>', "^");
+    let both = format!("{a}\r\n{b}");
+    let items = items_846(both.as_bytes(), "VN", "33").unwrap();
+    let got: Vec<_> = items.iter().map(|i| i.sku.clone().unwrap()).collect();
+    assert_eq!(got, ["A", "B"]);
+    let evs = envelope_check(both.as_bytes()).unwrap();
+    let starts = evs
+        .iter()
+        .filter(|e| matches!(e, Event::InterchangeStart(_)))
+        .count();
+    assert_eq!(starts, 2);
+    let reps = super::ack::validate_interchanges_for_ack(Cursor::new(both.as_bytes())).unwrap();
+    assert_eq!(reps.len(), 2);
+    assert_eq!(reps[1].interchange.control_number(), "000000002");
+    assert!(reps.iter().all(|r| r.problems.is_empty()));
+    // Anything but an ISA after an IEA is still an error, and a broken
+    // second interchange is too.
+    let junk = format!("{a}GS*IB*X*Y*20260101*0800*9*X*004010~");
+    assert!(envelope_err(junk.as_bytes()).starts_with("data after IEA: GS"));
+    let broken = format!("{a}{}", b.replace("IEA|1|000000002\n", ""));
+    assert!(envelope_err(broken.as_bytes()).contains("missing IEA"));
+}
+
+#[test]
+fn x12_issue9_groups_read_by_functional_id() {
+    // One interchange: an IB group (846) and an FA group (997).
+    let f = "ISA*00*          *00*          *ZZ*WHSE           *ZZ*GATE           *261120*0800*U*00401*000000007*0*P*>~\
+GS*IB*WHSE*GATE*20261120*0800*70*X*004010~ST*846*0001~BIA*00*SI*R7*20261120*0800~LIN*1*VN*A~QTY*33*5*EA~CTT*1~SE*6*0001~GE*1*70~\
+GS*FA*WHSE*GATE*20261120*0800*71*X*004010~ST*997*0001~AK1*IB*3~AK2*846*0001~AK5*A~AK9*A*1*1*1~SE*6*0001~GE*1*71~IEA*2*000000007~";
+    let items = items_846(f.as_bytes(), "VN", "33").unwrap();
+    assert_eq!(items.len(), 1);
+    let acks = read_997(Cursor::new(f.as_bytes())).unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(
+        (
+            acks[0].functional_id.as_str(),
+            acks[0].group_control.as_str()
+        ),
+        ("IB", "3")
+    );
+    // An 850 group in an inventory file is still named.
+    let po = f.replace("GS*IB*", "GS*PO*").replace("ST*846*", "ST*850*");
+    let err = items_846(po.as_bytes(), "VN", "33")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("transaction set 850 (group PO)"), "{err}");
+}
+
+#[test]
+fn x12_issue9_sku_qualifier_lists_in_lin_and_po1() {
+    let po = PO_850.replace(
+        "PO1**2*EA*1.00**UP*999~",
+        "PO1**2*EA*1.00**N4*0002-1433-80~",
+    );
+    let mut lines = vec![];
+    super::inbound::read_850_with(
+        Cursor::new(po.as_bytes()),
+        &["VN".to_owned(), "N4".to_owned()],
+        |l| {
+            lines.push(l);
+            Ok::<(), X12Error>(())
+        },
+    )
+    .unwrap();
+    let skus: Vec<_> = lines.iter().map(|l| l.sku.clone()).collect();
+    assert_eq!(
+        skus,
+        [
+            Some("SKU-1".into()),
+            Some("0002-1433-80".into()),
+            Some("SKU-9".into())
+        ]
+    );
+    let f = mini_846(
+        1,
+        "",
+        "LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*VN*B*UP*036000291452~QTY*33*6*EA~",
+    );
+    let mut opts = super::inbound::Read846::new("VN", "33");
+    opts.sku_qualifiers.push("UP".into());
+    let mut v = vec![];
+    super::inbound::read_846_with(Cursor::new(f.as_bytes()), &opts, |i| {
+        v.push(i.sku);
+        Ok::<(), X12Error>(())
+    })
+    .unwrap();
+    assert_eq!(v, [Some("012345678905".into()), Some("B".into())]);
+}
+
+#[test]
+fn x12_issue9_gtin_check_digits() {
+    use crate::formats::valid_gtin;
+    for ok in [
+        "012345678905",
+        "036000291452",
+        "4006381333931",
+        "10012345678902",
+        "96385074",
+    ] {
+        assert!(valid_gtin(ok), "{ok}");
+    }
+    for bad in [
+        "012345678900",
+        "12345",
+        "PHM-TAB-METF500",
+        "4006381333932",
+        "",
+    ] {
+        assert!(!valid_gtin(bad), "{bad}");
+    }
+}
+
+#[test]
+fn x12_issue9_997_gs_ids_from_the_partner_gs_and_003040_ak202() {
+    // A 003040 850 with a one-digit ST02, sent under ISA ids that differ
+    // from its GS ids.
+    let f = "ISA*00*          *00*          *12*5551234567     *ZZ*GATEWAY        *261120*0800*U*00304*000000031*0*P*>~\
+GS*PO*BUYERAPP*GATEAPP*261120*0800*31*X*003040~ST*850*1~BEG*00*SA*PO-31**261120~PO1*1*2*EA***VN*A~SE*4*1~GE*1*31~IEA*1*000000031~";
+    let rep = validate_for_ack(Cursor::new(f.as_bytes())).unwrap();
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    assert_eq!(rep.app_ids, Some(("BUYERAPP".into(), "GATEAPP".into())));
+    let version = super::writer::ack_version(&rep.groups[0].version);
+    assert_eq!(version, "003040");
+    let p = EnvelopeProfile {
+        version: version.into(),
+        sender_qualifier: "ZZ".into(),
+        sender_id: "GATEWAY".into(),
+        receiver_qualifier: "12".into(),
+        receiver_id: "5551234567".into(),
+        usage: 'P',
+        element_separator: '*',
+        segment_terminator: '~',
+        component_separator: '>',
+        line_break: true,
+    };
+    let mut out = Vec::new();
+    super::ack::build_997_to(
+        &mut out,
+        &p,
+        Some(("GATEAPP", "BUYERAPP")),
+        CTL,
+        now(),
+        &rep.groups,
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("*U*00304*"), "{text}");
+    assert!(text.contains("GS*FA*GATEAPP*BUYERAPP*"), "{text}");
+    assert!(text.contains("*003040~"), "{text}");
+    assert!(text.contains("AK1*PO*31~"), "{text}");
+    assert!(text.contains("AK2*850*0001~"), "{text}");
+    let dir = tmp_dir("ak202");
+    let path = dir.0.join("997-003040.x12");
+    std::fs::write(&path, &text).unwrap();
+    validate_files(&[path]);
+    // 4010 partners (with an industry suffix) are answered in 004010.
+    assert_eq!(super::writer::ack_version("004010VICS"), "004010");
+    assert_eq!(super::writer::ack_version("005010X222A1"), "005010");
+    assert_eq!(super::writer::ack_version("002001"), "004010");
 }

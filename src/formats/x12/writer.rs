@@ -53,6 +53,27 @@ pub struct Profile846 {
     pub item_ids: Vec<(String, String)>,
     pub quantity_qualifier: String,
     pub unit: String,
+    /// Optional segments retailers' guides ask for; all off by default.
+    pub extras: Extras846,
+}
+
+/// Optional 846 content (each a mapping key of the same name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras846 {
+    /// BIA03 (reference id, 1 to 30 characters); default: our ISA13 as a number.
+    pub bia_reference: Option<String>,
+    /// `DTM*<this>*CCYYMMDD*HHMM` after the BIA with the time the numbers
+    /// were computed (e.g. "405" or "007").
+    pub as_of_dtm: Option<String>,
+    /// Header `N1*<N101>*<N102>*<N103>*<N104>` (e.g. SF ship-from, 92 id).
+    pub ship_from: Option<[String; 4]>,
+    /// `PID*F****<description>` after each LIN whose product has one.
+    pub pid_description: bool,
+    /// More `QTY*<qualifier>*<quantity>*<unit>` after the first, same value
+    /// (e.g. "17" quantity available as well as "33").
+    pub extra_quantity_qualifiers: Vec<String>,
+    /// CTT02: the sum of the QTY02 values of the set (a hash total).
+    pub hash_total: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +81,8 @@ pub struct Item846Out {
     /// (qualifier, value) in the profile's `item_ids` order.
     pub ids: Vec<(String, String)>,
     pub quantity: i64,
+    /// Written as PID05 when the profile asks for descriptions.
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,14 +135,14 @@ impl EnvelopeProfile {
                 "line breaks and tabs may only be segment terminators",
             ));
         }
-        let repetition = (isa12 == "00501").then_some(b'^');
+        let repetition = (isa12 >= "00402").then_some(b'^');
         let all = [Some(element), Some(segment), Some(component), repetition];
         for i in 0..all.len() {
             for j in i + 1..all.len() {
                 if all[i].is_some() && all[i] == all[j] {
                     return Err(profile_err(
                         "element_separator",
-                        "element separator, segment terminator, component separator (and '^' repetition separator in 005010) must all differ",
+                        "element separator, segment terminator, component separator (and '^' repetition separator from 004020 on) must all differ",
                     ));
                 }
             }
@@ -158,16 +181,53 @@ impl EnvelopeProfile {
     }
 }
 
+/// Versions an interchange can be written in: (GS08, ISA12). The 846
+/// mappings use 004010 or 005010; a 997 echoes its partner's release when
+/// it is one of these (see [`ack_version`]).
+pub const VERSIONS: [(&str, &str); 11] = [
+    ("003040", "00304"),
+    ("003050", "00305"),
+    ("003060", "00306"),
+    ("003070", "00307"),
+    ("004010", "00401"),
+    ("004020", "00402"),
+    ("004030", "00403"),
+    ("004040", "00404"),
+    ("004050", "00405"),
+    ("004060", "00406"),
+    ("005010", "00501"),
+];
+
 /// (ISA12, GS08) for a profile version.
 fn isa_version(v: &str) -> Result<(&'static str, &'static str), X12Error> {
-    match v {
-        "004010" => Ok(("00401", "004010")),
-        "005010" => Ok(("00501", "005010")),
-        _ => Err(profile_err(
-            "version",
-            format!("{v:?} must be \"004010\" or \"005010\""),
-        )),
-    }
+    VERSIONS
+        .iter()
+        .find(|(gs08, _)| *gs08 == v)
+        .map(|(gs08, isa12)| (*isa12, *gs08))
+        .ok_or_else(|| {
+            profile_err(
+                "version",
+                format!(
+                    "{v:?} must be \"004010\" or \"005010\" (a 997 may also use {})",
+                    {
+                        let all: Vec<&str> = VERSIONS.iter().map(|(g, _)| *g).collect();
+                        all.join(", ")
+                    }
+                ),
+            )
+        })
+}
+
+/// The version to answer a group of version `gs08` (e.g. "003040",
+/// "004010VICS", "005010X222A1") in: its release when we can write it,
+/// else 004010.
+pub fn ack_version(gs08: &str) -> &'static str {
+    let release = gs08.get(..6).unwrap_or("");
+    VERSIONS
+        .iter()
+        .find(|(g, _)| *g == release)
+        .map(|(g, _)| *g)
+        .unwrap_or("004010")
 }
 
 /// Byte-counting segment writer with the separators of one interchange.
@@ -247,13 +307,15 @@ impl<W: Write> SegWriter<W> {
     }
 }
 
-/// ISA + GS of an outbound interchange with one group.
+/// ISA + GS of an outbound interchange with one group. `app_ids`: GS02 and
+/// GS03 when they differ from the ISA ids (a 997 answers the partner's GS).
 pub(super) fn begin_interchange<W: Write>(
     w: W,
     p: &EnvelopeProfile,
     ctl: ControlNumbers,
     now: NaiveDateTime,
     functional_id: &str,
+    app_ids: Option<(&str, &str)>,
 ) -> Result<SegWriter<W>, X12Error> {
     let seps = p.validate()?;
     let (isa12, gs08) = isa_version(&p.version)?;
@@ -270,7 +332,7 @@ pub(super) fn begin_interchange<W: Write>(
         }
     }
     let e = p.element_separator;
-    let isa11 = if isa12 == "00501" { '^' } else { 'U' };
+    let isa11 = if isa12 >= "00402" { '^' } else { 'U' };
     let isa = format!(
         "ISA{e}00{e}{:10}{e}00{e}{:10}{e}{}{e}{:<15}{e}{}{e}{:<15}{e}{}{e}{}{e}{isa11}{e}{isa12}{e}{:09}{e}0{e}{}{e}{}",
         "",
@@ -291,18 +353,15 @@ pub(super) fn begin_interchange<W: Write>(
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
     let group = ctl.group.to_string();
+    // GS02/GS03 are 2 to 15 characters; anything else falls back to the ISA ids.
+    let fits = |v: &str| (2..=15).contains(&v.trim().len());
+    let (gs02, gs03) = match app_ids {
+        Some((s, r)) if fits(s) && fits(r) => (s.trim(), r.trim()),
+        _ => (p.sender_id.trim(), p.receiver_id.trim()),
+    };
     sw.segment(
         "GS",
-        &[
-            functional_id,
-            p.sender_id.trim(),
-            p.receiver_id.trim(),
-            &date,
-            &time,
-            &group,
-            "X",
-            gs08,
-        ],
+        &[functional_id, gs02, gs03, &date, &time, &group, "X", gs08],
     )?;
     Ok(sw)
 }
@@ -354,6 +413,13 @@ pub(super) fn write_846_sets<W: Write>(
     items: impl Iterator<Item = Item846Out>,
     max_per_set: usize,
 ) -> Result<Written846, X12Error> {
+    let v = &profile.envelope.version;
+    if v != "004010" && v != "005010" {
+        return Err(profile_err(
+            "version",
+            format!("{v:?} must be \"004010\" or \"005010\""),
+        ));
+    }
     check_code("bia_purpose", &profile.bia_purpose, 2, 2)?;
     check_code("bia_report_type", &profile.bia_report_type, 2, 2)?;
     check_code("quantity_qualifier", &profile.quantity_qualifier, 2, 2)?;
@@ -367,6 +433,30 @@ pub(super) fn write_846_sets<W: Write>(
     for (q, _) in &profile.item_ids {
         check_code("item_ids", q, 2, 2)?;
     }
+    let ex = &profile.extras;
+    if let Some(r) = &ex.bia_reference
+        && (r.is_empty() || r.len() > 30)
+    {
+        return Err(profile_err(
+            "bia_reference",
+            format!("{r:?} must be 1 to 30 characters"),
+        ));
+    }
+    if let Some(q) = &ex.as_of_dtm {
+        check_code("as_of_dtm", q, 3, 3)?;
+    }
+    if let Some([n101, n102, n103, n104]) = &ex.ship_from {
+        check_code("ship_from", n101, 2, 3)?;
+        if n102.len() > 60 || (!n103.is_empty() && n103.len() > 2) || n104.len() > 80 {
+            return Err(profile_err(
+                "ship_from",
+                "[N101, name (at most 60), id qualifier (2), id (at most 80)]",
+            ));
+        }
+    }
+    for q in &ex.extra_quantity_qualifiers {
+        check_code("extra_quantity_qualifiers", q, 2, 2)?;
+    }
     profile.envelope.validate()?;
     let mut items = items.peekable();
     if items.peek().is_none() {
@@ -376,10 +466,14 @@ pub(super) fn write_846_sets<W: Write>(
             "an 846 needs at least one LIN item",
         ));
     }
-    let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB")?;
+    let mut sw = begin_interchange(w, &profile.envelope, ctl, now, "IB", None)?;
     let date = now.format("%Y%m%d").to_string();
     let time = now.format("%H%M").to_string();
-    let reference = ctl.interchange.to_string();
+    let reference = profile
+        .extras
+        .bia_reference
+        .clone()
+        .unwrap_or_else(|| ctl.interchange.to_string());
     let max_per_set = max_per_set.max(1);
 
     let mut sets: u32 = 0;
@@ -399,7 +493,15 @@ pub(super) fn write_846_sets<W: Write>(
                 &time,
             ],
         )?;
+        let ex = &profile.extras;
+        if let Some(q) = &ex.as_of_dtm {
+            sw.segment("DTM", &[q, &date, &time])?;
+        }
+        if let Some([n101, n102, n103, n104]) = &ex.ship_from {
+            sw.segment("N1", &[n101, n102, n103, n104])?;
+        }
         let mut lins: usize = 0;
+        let mut hash: i128 = 0;
         while lins < max_per_set {
             let Some(item) = items.next() else { break };
             lins += 1;
@@ -441,9 +543,26 @@ pub(super) fn write_846_sets<W: Write>(
                     "has more than 15 digits",
                 ));
             }
+            if ex.pid_description
+                && let Some(d) = item.description.as_deref().map(str::trim)
+                && !d.is_empty()
+            {
+                // PID05 is at most 80 characters.
+                let d: String = d.chars().take(80).collect();
+                sw.segment("PID", &["F", "", "", "", &d])?;
+            }
             sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
+            hash += i128::from(item.quantity);
+            for q in &ex.extra_quantity_qualifiers {
+                sw.segment("QTY", &[q, &qty, &profile.unit])?;
+                hash += i128::from(item.quantity);
+            }
         }
-        sw.segment("CTT", &[&lins.to_string()])?;
+        if ex.hash_total {
+            sw.segment("CTT", &[&lins.to_string(), &hash.to_string()])?;
+        } else {
+            sw.segment("CTT", &[&lins.to_string()])?;
+        }
         let count = (sw.set_segments + 1).to_string();
         sw.segment("SE", &[&count, &st02])?;
     }
