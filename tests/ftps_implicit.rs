@@ -101,11 +101,23 @@ fn ftps_implicit_list_get_put() {
     // Replacing: STOR overwrites.
     assert_eq!(f.put("big.bin", &mut &b"small"[..]).unwrap(), 5);
     assert_eq!(std::fs::read(d.path("in/big.bin")).unwrap(), b"small");
-    // Many data connections on one control connection.
-    for i in 0..20 {
+    // Many data connections on one control connection, each resuming the
+    // control connection's TLS session (vsftpd's require_ssl_reuse): uploads
+    // in a row, then uploads and listings in turn.
+    for i in 0..10 {
         f.put(&format!("n{i}.txt"), &mut format!("{i}").as_bytes())
-            .unwrap();
+            .unwrap_or_else(|e| panic!("upload {i}: {e}"));
+    }
+    for i in 10..20 {
+        f.put(&format!("n{i}.txt"), &mut format!("{i}").as_bytes())
+            .unwrap_or_else(|e| panic!("upload {i}: {e}"));
         assert_eq!(f.list().unwrap().len(), 5 + i + 1);
+    }
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(d.path(&format!("in/n{i}.txt"))).unwrap(),
+            i.to_string()
+        );
     }
     f.close();
 

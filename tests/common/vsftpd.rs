@@ -93,8 +93,9 @@ force_anon_data_ssl=YES
 ssl_ciphers=HIGH
 rsa_cert_file={d}/vsftpd-server.crt
 rsa_private_key_file={d}/vsftpd-server.key
-# rustls does not resume the control connection's session on data connections
-require_ssl_reuse=NO
+# vsftpd's default, spelled out: a data connection must resume the control
+# connection's TLS session (stockgate keeps a TLS 1.3 ticket for it)
+require_ssl_reuse=YES
 # passive data connections on loopback
 pasv_enable=YES
 port_enable=NO
