@@ -4,19 +4,26 @@
 //! and killed on drop.
 //!
 //! The login is vsftpd's anonymous one (user `anonymous`, any password),
-//! run as the system user `ftp` that Debian's vsftpd package makes: it needs
-//! no user of its own, no PAM service and no /etc/shells entry, so the test
-//! leaves the machine as it found it. (Not `nobody`: that is vsftpd's
-//! unprivileged helper too, and with both the same, vsftpd 3.0.3 answers
-//! the login in clear text on the TLS connection.)
-//! TLS is forced on both the login and every data connection, so nothing
-//! passes in the clear. vsftpd refuses a chroot (the anonymous root) its
-//! user can write to, so the root is root's and the user's folder is its
-//! subfolder `data`.
+//! run as the system user `daemon`: it needs no user of its own, no PAM
+//! service and no /etc/shells entry, so the test leaves the machine as it
+//! found it. (vsftpd 3.0.3 changes into that user's home folder even with
+//! `anon_root` set, and answers the login with a clear-text `500 OOPS` on
+//! the TLS connection when it cannot: `nobody`'s /nonexistent will not do,
+//! and `ftp` exists only where the vsftpd package made it.) TLS is forced on
+//! the login and on every data connection, so nothing passes in the clear,
+//! and every data connection must resume the control connection's TLS
+//! session (vsftpd's default). vsftpd refuses a chroot (the anonymous root)
+//! its user can write to, so the root is root's and the user's folder is
+//! its subfolder `data`.
 //!
-//! Needs `vsftpd` and `openssl` (Debian: `apt-get install -y vsftpd
-//! openssl`) and root (vsftpd chroots and drops to `ftp`). When it cannot
-//! start, the tests print SKIPPED, or fail with `STOCKGATE_REQUIRE_SERVERS=1`.
+//! Needs root (vsftpd chroots and drops to `daemon`), `openssl`, and the
+//! vsftpd program: `$STOCKGATE_VSFTPD`, else /usr/sbin/vsftpd, else
+//! /opt/vsftpd/usr/sbin/vsftpd. Debian's vsftpd and pure-ftpd packages
+//! conflict (both are an `ftp-server`), so next to pure-ftpd the program is
+//! unpacked from the package rather than installed:
+//! `apt-get download vsftpd && dpkg-deb -x vsftpd_*.deb /opt/vsftpd`
+//! (its libraries: libwrap0 libcap2 libpam0g libssl3). When it cannot start,
+//! the tests print SKIPPED, or fail with `STOCKGATE_REQUIRE_SERVERS=1`.
 
 use super::ftpd::make_ca;
 use super::remote::Remote;
@@ -28,9 +35,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockgate::config::{FtpEndpoint, Password, Tls, TlsMode};
 
-const VSFTPD: &str = "/usr/sbin/vsftpd";
-/// The user anonymous sessions run as (vsftpd's default, made by its package).
-const FTP_USER: &str = "ftp";
+/// Where the program is looked for after `$STOCKGATE_VSFTPD`.
+const VSFTPD: [&str; 2] = ["/usr/sbin/vsftpd", "/opt/vsftpd/usr/sbin/vsftpd"];
+/// The user anonymous sessions run as: on every Debian, with a home folder
+/// that exists (/usr/sbin).
+const FTP_USER: &str = "daemon";
+
+fn program() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("STOCKGATE_VSFTPD") {
+        return Ok(PathBuf::from(p));
+    }
+    VSFTPD
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "no vsftpd at {} (apt-get download vsftpd && dpkg-deb -x vsftpd_*.deb /opt/vsftpd)",
+                VSFTPD.join(" or ")
+            )
+        })
+}
 
 pub struct Vsftpd {
     pub host: String,
@@ -70,7 +95,7 @@ seccomp_sandbox=NO
 isolate=NO
 isolate_network=NO
 secure_chroot_dir={d}/empty
-# no local users: anonymous only, as ftp, in {d}/anon/data
+# no local users: anonymous only, as {FTP_USER}, in {d}/anon/data
 local_enable=NO
 anonymous_enable=YES
 ftp_username={FTP_USER}
@@ -122,7 +147,7 @@ impl Vsftpd {
         match Vsftpd::try_start() {
             Ok(s) => Some(s),
             Err(e) if std::env::var("STOCKGATE_REQUIRE_SERVERS").is_ok_and(|v| v == "1") => {
-                panic!("vsftpd test server (apt-get install -y vsftpd openssl): {e}")
+                panic!("vsftpd test server: {e}")
             }
             Err(e) => {
                 eprintln!("SKIPPED: no vsftpd test server: {e}");
@@ -132,9 +157,7 @@ impl Vsftpd {
     }
 
     fn try_start() -> Result<Vsftpd, String> {
-        if !Path::new(VSFTPD).is_file() {
-            return Err(format!("{VSFTPD} not installed (apt-get install vsftpd)"));
-        }
+        let vsftpd = program()?;
         let me = euid();
         if me != 0 {
             return Err(format!("vsftpd needs root (running as uid {me})"));
@@ -166,13 +189,13 @@ impl Vsftpd {
             std::fs::write(&conf, config(&dir, port, pasv)).map_err(|e| e.to_string())?;
             let out = std::fs::File::create(dir.join("vsftpd.out")).map_err(|e| e.to_string())?;
             // vsftpd writes its start-up errors ("500 OOPS: ...") to fd 0.
-            let mut child = Command::new(VSFTPD)
+            let mut child = Command::new(&vsftpd)
                 .arg(&conf)
                 .stdin(out.try_clone().map_err(|e| e.to_string())?)
                 .stdout(out.try_clone().map_err(|e| e.to_string())?)
                 .stderr(out)
                 .spawn()
-                .map_err(|e| format!("cannot run {VSFTPD}: {e}"))?;
+                .map_err(|e| format!("cannot run {}: {e}", vsftpd.display()))?;
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -293,7 +316,7 @@ fn passwd_ids(user: &str) -> Result<(u32, u32), String> {
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() > 3 && f[0] == user)
         .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-        .ok_or_else(|| format!("no user {user} (the vsftpd package makes it)"))
+        .ok_or_else(|| format!("no user {user} in /etc/passwd"))
 }
 
 /// The effective uid, from /proc (no libc call).
