@@ -169,7 +169,7 @@ impl Vsftpd {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(m))
                 .map_err(|e| format!("chmod {}: {e}", p.display()))
         };
-        // The ftp user walks through the temporary folder into the anonymous root.
+        // The anonymous user walks through the temporary folder into the anonymous root.
         mode(&dir, 0o755)?;
         for d in ["empty", "anon", "anon/data"] {
             std::fs::create_dir(dir.join(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
