@@ -710,6 +710,7 @@ fn parse_list(line: &str) -> Option<Entry> {
 struct TlsConn {
     stream: StreamOwned<ClientConnection, TcpStream>,
     shutdown: bool,
+    timeout: Duration,
 }
 
 /// Makes [`TlsConn`]s: verifies the server against the trust roots and
@@ -820,6 +821,7 @@ impl TlsConnector for TlsConnectorImpl {
         Ok(TlsConn {
             stream,
             shutdown: true,
+            timeout: self.timeout,
         })
     }
 }
@@ -845,12 +847,56 @@ impl TlsStream for TlsConn {
     }
 }
 
+impl TlsConn {
+    /// Servers that want each data connection to resume the control
+    /// connection's TLS session (vsftpd's `require_ssl_reuse`, on by
+    /// default) refuse one that does not: `522 SSL connection failed:
+    /// session reuse required`. rustls spends a TLS 1.3 ticket per
+    /// resumption, and the server gives a fresh one on each resumed
+    /// connection; a download or listing reads it, but an upload never reads
+    /// its data connection, so without this every upload would use up a
+    /// ticket and the third upload of a session would fail. Called after
+    /// close_notify on a resumed TLS 1.3 connection that has not had its
+    /// ticket yet: ends the upload (half-close) and reads what the server
+    /// sends until it closes (at most 2 s), taking the ticket into the cache.
+    fn keep_ticket(&mut self) {
+        let conn = &mut self.stream.conn;
+        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3)
+            || conn.handshake_kind() != Some(rustls::HandshakeKind::Resumed)
+            || conn.tls13_tickets_received() > 0
+        {
+            return;
+        }
+        let sock = &mut self.stream.sock;
+        let wait = self.timeout.min(Duration::from_secs(2));
+        if sock.shutdown(std::net::Shutdown::Write).is_err()
+            || sock.set_read_timeout(Some(wait)).is_err()
+        {
+            return;
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut sink = [0u8; 4096];
+        while std::time::Instant::now() < deadline {
+            match conn.read_tls(sock) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if conn.process_new_packets().is_err() {
+                break;
+            }
+            // Data is not expected here; dropped, so rustls's buffer never fills.
+            while matches!(conn.reader().read(&mut sink), Ok(n) if n > 0) {}
+        }
+    }
+}
+
 impl Drop for TlsConn {
     fn drop(&mut self) {
         if self.shutdown {
             let _ = self.stream.flush();
             self.stream.conn.send_close_notify();
             let _ = self.stream.conn.write_tls(&mut self.stream.sock);
+            self.keep_ticket();
         }
     }
 }

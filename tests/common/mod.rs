@@ -441,3 +441,4 @@ pub fn x12_validate(files: &[&Path]) {
 pub mod ftpd;
 pub mod remote;
 pub mod sshd;
+pub mod vsftpd;
