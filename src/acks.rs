@@ -234,7 +234,7 @@ fn send_one(
         return Err(format!("cannot build 997: {e}"));
     }
     let dest = crate::transport::deliver_to(spec, &local, &name, &format!("997-{}", src.id), false);
-    let archived = crate::pickup::archive(cfg, &src.id, &local, &name, now);
+    let archived = crate::store::archive(cfg, &src.id, &local, &name, now);
     let _ = std::fs::remove_file(&local);
     let dest = dest.map_err(|e| format!("997 not delivered: {}", e.message))?;
     if let Err(e) = archived {

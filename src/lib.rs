@@ -2,8 +2,8 @@
 //!
 //! Dependency direction (each module uses only those listed before it):
 //! `util` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
-//! `ledger` → `transport` → `acks` → `pickup` → `sync` → `inspect` →
-//! `daemon` → `init` → `app`.
+//! `locks` → `ledger` → `transport` → `store` → `acks` → `pickup` → `sync` →
+//! `inspect` → `telemetry` → `serve` → `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
 
 pub mod acks;
@@ -20,6 +20,7 @@ pub mod pickup;
 pub mod progress;
 pub mod schedule;
 pub mod serve;
+pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod transport;

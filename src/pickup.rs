@@ -776,22 +776,18 @@ fn retry_command(cfg: &Config, src: &Inbound, file: &Path, force: bool) -> Strin
     )
 }
 
-/// Copies the exact bytes to archive/<source or cart>/<YYYY-MM-DD>/.
-pub fn archive(
+/// Copies the exact bytes into the archive (see [`crate::store::archive`]).
+fn archive(
     cfg: &Config,
     id: &str,
     path: &Path,
     name: &str,
     now: Millis,
 ) -> Result<String, PickupError> {
-    let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
-    let dir = cfg.archive.join(id).join(day);
-    let dest = copy_durable(path, &dir, name).map_err(io(format!(
-        "cannot archive {} into {}",
-        path.display(),
-        dir.display()
-    )))?;
-    Ok(dest.display().to_string())
+    crate::store::archive(cfg, id, path, name, now).map_err(|e| PickupError::Io {
+        what: e.what,
+        source: e.source,
+    })
 }
 
 struct InvRow {

@@ -549,7 +549,7 @@ pub fn sync_cart(
         }
     };
     entry.file = Some(dest);
-    let archived = crate::pickup::archive(cfg, &cart.id, &rendered.path, &name, started);
+    let archived = crate::store::archive(cfg, &cart.id, &rendered.path, &name, started);
     let _ = std::fs::remove_file(&rendered.path);
     match archived {
         Ok(a) => entry.archive_path = Some(a),

@@ -1,0 +1,34 @@
+//! Where received and sent files are kept: the archive (every file received
+//! or sent, byte for byte, under `archive/<source or cart>/<YYYY-MM-DD>/`),
+//! below both pickup and the 997s and feeds that pickup and sync send.
+
+use crate::config::Config;
+use crate::util::{Millis, copy_durable};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct ArchiveError {
+    pub what: String,
+    pub source: std::io::Error,
+}
+
+/// Copies the exact bytes to archive/<source or cart>/<YYYY-MM-DD>/NAME (a
+/// free name if taken), durably: temporary file, fsync, rename, fsync of
+/// the folder. Returns the archive path, or what failed and why.
+pub fn archive(
+    cfg: &Config,
+    id: &str,
+    path: &Path,
+    name: &str,
+    now: Millis,
+) -> Result<String, ArchiveError> {
+    let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
+    let dir = cfg.archive.join(id).join(day);
+    copy_durable(path, &dir, name)
+        .map(|dest| dest.display().to_string())
+        .map_err(|source| ArchiveError {
+            what: format!("cannot archive {} into {}", path.display(), dir.display()),
+            source,
+        })
+}
