@@ -97,6 +97,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE inbound_files ADD COLUMN error TEXT;
     ALTER TABLE inbound_files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3: nothing reads stock by (merchant, warehouse) but a full snapshot's
+    // check and zeroing, once per such file, which scan the merchant's stock
+    // by its primary key as fast; every ingest paid for keeping the index.
+    "
+    DROP INDEX IF EXISTS stock_warehouse;
+    ",
 ];
 
 pub struct Ledger {
@@ -852,19 +858,61 @@ impl Ledger {
     }
 
     /// Starts applying one inventory file; dropped without `commit`, nothing changes.
-    pub fn inventory_batch(&mut self, merchant: &str) -> Result<InventoryBatch<'_>> {
+    /// Starts applying one inventory file; dropped without `apply`, nothing
+    /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
+    /// the moment of the apply.
+    pub fn inventory_batch(
+        &mut self,
+        merchant: &str,
+        now: Millis,
+        direct: bool,
+    ) -> Result<InventoryBatch<'_>> {
+        let conn = &self.conn;
         // Immediate: the write lock is held from the first row to the commit,
         // so the duplicate check in `apply` and the apply are one step
         // whatever other process ingests the same file.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "DROP TABLE IF EXISTS temp.staging;
-             CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
-                                        as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
-        )?;
+        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let direct = if direct {
+            let report_id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
+                    r.get(0)
+                })?;
+            Some(std::cell::RefCell::new(Direct {
+                report_id,
+                now,
+                stock: conn.prepare(
+                    "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                     ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
+                       quantity = excluded.quantity, as_of = excluded.as_of,
+                       report_id = excluded.report_id, named_report_id = excluded.named_report_id
+                     WHERE stock.as_of <= excluded.as_of",
+                )?,
+                products: conn.prepare(
+                    "INSERT INTO products (merchant, sku, upc, description, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (merchant, sku) DO UPDATE SET
+                       upc = COALESCE(excluded.upc, products.upc),
+                       description = COALESCE(excluded.description, products.description)",
+                )?,
+                sku: String::new(),
+                lots: Vec::new(),
+                n_lots: 0,
+                started: false,
+                unsorted: false,
+                stale: 0,
+                warehouses: Default::default(),
+                out_of_range: Default::default(),
+            }))
+        } else {
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS temp.staging;
+                 CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
+                                            as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
+            )?;
+            None
+        };
         Ok(InventoryBatch {
+            direct,
             tx,
             merchant: merchant.to_string(),
         })
@@ -1306,8 +1354,143 @@ fn json_list(v: &[String]) -> String {
 /// One inventory file being applied: rows are staged, then summed per
 /// (SKU, warehouse) and merged into `stock` in [`InventoryBatch::apply`].
 pub struct InventoryBatch<'a> {
+    /// Dropped before the transaction (its statements first).
+    direct: Option<std::cell::RefCell<Direct<'a>>>,
     tx: Transaction<'a>,
     merchant: String,
+}
+/// The direct way of applying an inventory file sorted by SKU (each SKU's
+/// rows together, SKUs in increasing order, as most WMS exports are): the
+/// rows of a SKU are summed per warehouse in memory (rule 7) and upserted
+/// into `stock` and `products` at once, with statements held for the whole
+/// file, no staging table. Any other file, or a full snapshot, is staged
+/// (`InventoryBatch::needs_staging` tells the caller to read it again so).
+struct Direct<'a> {
+    report_id: i64,
+    now: Millis,
+    stock: rusqlite::Statement<'a>,
+    products: rusqlite::Statement<'a>,
+    /// The SKU being read, its rows summed per warehouse.
+    sku: String,
+    lots: Vec<Lot>,
+    n_lots: usize,
+    started: bool,
+    /// Not sorted by SKU: the caller stages the file instead.
+    unsorted: bool,
+    stale: u64,
+    warehouses: std::collections::BTreeSet<String>,
+    /// (SKU, warehouse) -> (rows, sum) beyond ±10^12: the 1,000 first in key order.
+    out_of_range: std::collections::BTreeMap<(String, String), (u64, i64)>,
+}
+
+#[derive(Default)]
+struct Lot {
+    warehouse: String,
+    sum: i128,
+    n: u64,
+    as_of: Millis,
+    upc: Option<String>,
+    description: Option<String>,
+}
+
+/// MAX() of SQLite over text: NULL ignored, byte order.
+fn max_text(slot: &mut Option<String>, v: Option<&str>) {
+    if let Some(v) = v
+        && slot.as_deref().is_none_or(|s| v > s)
+    {
+        *slot = Some(v.to_string());
+    }
+}
+
+impl Direct<'_> {
+    fn add(
+        &mut self,
+        merchant: &str,
+        row: (&str, &str, i64, Millis, Option<&str>, Option<&str>),
+    ) -> Result<()> {
+        let (sku, warehouse, qty, as_of, upc, description) = row;
+        if self.unsorted {
+            return Ok(());
+        }
+        if !self.started || sku != self.sku {
+            if self.started && sku <= self.sku.as_str() {
+                self.unsorted = true;
+                return Ok(());
+            }
+            self.flush(merchant)?;
+            self.started = true;
+            self.sku.clear();
+            self.sku.push_str(sku);
+        }
+        let i = match self.lots[..self.n_lots]
+            .iter()
+            .position(|l| l.warehouse == warehouse)
+        {
+            Some(i) => i,
+            None => {
+                if self.n_lots == self.lots.len() {
+                    self.lots.push(Lot::default());
+                }
+                let l = &mut self.lots[self.n_lots];
+                l.warehouse.clear();
+                l.warehouse.push_str(warehouse);
+                l.sum = 0;
+                l.n = 0;
+                l.as_of = Millis::MIN;
+                l.upc = None;
+                l.description = None;
+                self.n_lots += 1;
+                self.n_lots - 1
+            }
+        };
+        let l = &mut self.lots[i];
+        l.sum += qty as i128;
+        l.n += 1;
+        l.as_of = l.as_of.max(as_of);
+        max_text(&mut l.upc, upc);
+        max_text(&mut l.description, description);
+        Ok(())
+    }
+
+    /// Writes the SKU read so far: its stock per warehouse (unless stale,
+    /// rule 11) and its product attributes.
+    fn flush(&mut self, merchant: &str) -> Result<()> {
+        if !self.started || self.n_lots == 0 {
+            return Ok(());
+        }
+        let (mut upc, mut description) = (None, None);
+        for l in &self.lots[..self.n_lots] {
+            max_text(&mut upc, l.upc.as_deref());
+            max_text(&mut description, l.description.as_deref());
+            if !self.warehouses.contains(&l.warehouse) {
+                self.warehouses.insert(l.warehouse.clone());
+            }
+            let qty = safe_total(l.sum);
+            if qty.abs() > 1_000_000_000_000 {
+                self.out_of_range
+                    .insert((self.sku.clone(), l.warehouse.clone()), (l.n, qty));
+                if self.out_of_range.len() > 1000 {
+                    self.out_of_range.pop_last();
+                }
+                continue;
+            }
+            let changed = self.stock.execute(params![
+                merchant,
+                self.sku,
+                l.warehouse,
+                qty,
+                l.as_of,
+                self.report_id
+            ])?;
+            if changed == 0 {
+                self.stale += l.n;
+            }
+        }
+        self.products
+            .execute(params![merchant, self.sku, upc, description, self.now])?;
+        self.n_lots = 0;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -1347,6 +1530,12 @@ impl InventoryBatch<'_> {
         upc: Option<&str>,
         description: Option<&str>,
     ) -> Result<()> {
+        if let Some(d) = &self.direct {
+            return d.borrow_mut().add(
+                &self.merchant,
+                (sku, warehouse, qty, as_of, upc, description),
+            );
+        }
         self.tx
             .prepare_cached("INSERT INTO staging (sku, warehouse, qty, as_of, upc, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![sku, warehouse, qty, as_of, upc, description])?;
@@ -1357,6 +1546,24 @@ impl InventoryBatch<'_> {
     /// `add`. Returns the (SKU, warehouse) pairs whose lots sum beyond
     /// ±10^12 (rule 14; at most 1,000): then the file must be rejected.
     pub fn aggregate(&self) -> Result<Vec<String>> {
+        if let Some(d) = &self.direct {
+            let mut d = d.borrow_mut();
+            if d.unsorted {
+                return Ok(vec![]);
+            }
+            d.flush(&self.merchant)?;
+            return Ok(d
+                .out_of_range
+                .iter()
+                .map(|((sku, w), (n, q))| {
+                    format!(
+                        "SKU {} in warehouse {}: its {n} rows sum to {q}: quantity out of range (at most ±1,000,000,000,000)",
+                        quoted(sku),
+                        quoted(w),
+                    )
+                })
+                .collect());
+        }
         self.tx.execute_batch(concat!(
             "DROP TABLE IF EXISTS temp.agg;
              CREATE TEMP TABLE agg AS
@@ -1406,6 +1613,9 @@ impl InventoryBatch<'_> {
 
     /// Distinct warehouses named by the staged rows.
     pub fn warehouses(&self) -> Result<Vec<String>> {
+        if let Some(d) = &self.direct {
+            return Ok(d.borrow().warehouses.iter().cloned().collect());
+        }
         let mut stmt = self
             .tx
             .prepare("SELECT DISTINCT warehouse FROM agg ORDER BY warehouse")?;
@@ -1417,7 +1627,44 @@ impl InventoryBatch<'_> {
 
     /// Merges staged rows into stock (skipping stale ones), zeroes absent SKUs
     /// of `snapshot_warehouses`, records the report, and commits.
+    /// The file was not sorted by SKU: the direct way cannot sum its rows;
+    /// drop this batch and read the file again into a staged one.
+    pub fn needs_staging(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.borrow().unsorted)
+    }
+
     pub fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<Applied> {
+        if let Some(d) = self.direct {
+            let d = d.into_inner();
+            debug_assert!(snapshot_warehouses.is_empty() && !d.unsorted);
+            let tx = self.tx;
+            if duplicate_in(&tx, meta)? {
+                tx.rollback()?;
+                return Ok(Applied::Duplicate);
+            }
+            let rid = d.report_id;
+            tx.execute(
+                "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+                 VALUES (?1, ?2, ?3, 'inventory', ?4, ?5, ?6, ?7, ?8, 0, ?9)",
+                params![rid, meta.source, self.merchant, meta.file_name, meta.sha256, meta.as_of, meta.rows, d.stale, meta.now],
+            )?;
+            for w in &d.warehouses {
+                tx.execute(
+                    "INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) VALUES (?1, ?2)",
+                    params![rid, w],
+                )?;
+            }
+            record_applied(&tx, meta, rid)?;
+            let stale = d.stale;
+            drop(d);
+            tx.commit()?;
+            return Ok(Applied::Applied(ApplySummary {
+                report_id: rid,
+                rows: meta.rows,
+                stale,
+                zeroed: 0,
+            }));
+        }
         let tx = &self.tx;
         let m = &self.merchant;
         if duplicate_in(tx, meta)? {

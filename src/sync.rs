@@ -3,8 +3,8 @@
 //! the archive, and only then the cart's marks.
 
 use crate::config::{Cart, Config};
-use crate::formats::{FeedContext, write_feed};
 use crate::formats::FeedItem;
+use crate::formats::{FeedContext, write_feed};
 use crate::ledger::{FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, missing_field};
 use crate::mapping::OutField;
 use crate::transport::{TransportError, deliver_to, deliver_to_path};
@@ -521,7 +521,9 @@ pub fn sync_cart(
     // first item answers; an empty feed is counted whole.
     if matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
         let mut probe = FeedFilter::new(cart, &required, None);
-        let any = ledger.feed_rows(&q, |rows| rows.filter_map(|r| probe.keep(r)).next().is_some())?;
+        let any = ledger.feed_rows(&q, |rows| {
+            rows.filter_map(|r| probe.keep(r)).next().is_some()
+        })?;
         if !any {
             let missing = probe.left_out();
             let reason = match missing_note(&missing) {
