@@ -97,10 +97,361 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE inbound_files ADD COLUMN error TEXT;
     ALTER TABLE inbound_files ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3: nothing reads stock by (merchant, warehouse) but a full snapshot's
+    // check and zeroing, once per such file, which scan the merchant's stock
+    // by its primary key as fast; every ingest paid for keeping the index.
+    "
+    DROP INDEX IF EXISTS stock_warehouse;
+    ",
 ];
 
 pub struct Ledger {
     conn: Connection,
+    /// The query of the last `compute_feed`, for `feed_value`.
+    last_query: std::cell::RefCell<Option<OwnedFeedQuery>>,
+}
+
+/// A [`FeedQuery`] kept after the call (without its field list).
+#[derive(Debug, Clone)]
+struct OwnedFeedQuery {
+    merchant: String,
+    cart: String,
+    warehouses: Vec<String>,
+    min_level: i64,
+    full: bool,
+    since_report: i64,
+    sync_time: Millis,
+}
+
+impl From<&FeedQuery<'_>> for OwnedFeedQuery {
+    fn from(q: &FeedQuery) -> Self {
+        OwnedFeedQuery {
+            merchant: q.merchant.to_string(),
+            cart: q.cart.to_string(),
+            warehouses: q.warehouses.to_vec(),
+            min_level: q.min_level,
+            full: q.full,
+            since_report: q.since_report,
+            sync_time: q.sync_time,
+        }
+    }
+}
+
+/// One SKU a cart's feed includes (rule 6), with its numbers.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    /// `quantity` is the value sent (rules 2, 4, 5).
+    pub item: FeedItem,
+    pub available: i64,
+    pub include: bool,
+    /// The value differs from the last value sent to this cart (or none was).
+    pub changed: bool,
+}
+
+/// Which of `required` (a mapping's required fields, in order) the item
+/// lacks first: such an item is left out and counted as `missing <field>`.
+pub fn missing_field(item: &FeedItem, required: &[OutField]) -> Option<usize> {
+    required.iter().position(|f| match f {
+        OutField::Upc => item.upc.as_deref().is_none_or(str::is_empty),
+        OutField::Description => item.description.as_deref().is_none_or(str::is_empty),
+        OutField::AsOf => item.as_of.is_none(),
+        _ => false,
+    })
+}
+
+/// SQLite's `safe_sum!` on an exact sum: TOTAL (a double), clamped to ±4e18,
+/// cast back to an integer.
+fn safe_total(sum: i128) -> i64 {
+    (sum as f64).clamp(-4e18, 4e18) as i64
+}
+
+/// One key-ordered scan of the feed merge, its current row held in
+/// reusable buffers (no allocation per row once warm).
+struct Cursor<'s> {
+    rows: rusqlite::Rows<'s>,
+    done: bool,
+    sku: String,
+    /// Text column 1 (stock, orders: the warehouse), when not NULL.
+    text: Option<String>,
+    /// Integer columns from `ints_from` on.
+    ints: [i64; 3],
+}
+
+fn text_of(v: rusqlite::types::ValueRef<'_>, col: usize) -> rusqlite::Result<&str> {
+    v.as_str()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, v.data_type(), Box::new(e)))
+}
+
+impl<'s> Cursor<'s> {
+    fn new(rows: rusqlite::Rows<'s>) -> rusqlite::Result<Self> {
+        let mut c = Cursor {
+            rows,
+            done: false,
+            sku: String::new(),
+            text: None,
+            ints: [0; 3],
+        };
+        c.advance()?;
+        Ok(c)
+    }
+
+    fn advance(&mut self) -> rusqlite::Result<()> {
+        let Some(r) = self.rows.next()? else {
+            self.done = true;
+            return Ok(());
+        };
+        let n = r.as_ref().column_count();
+        self.sku.clear();
+        self.sku.push_str(text_of(r.get_ref(0)?, 0)?);
+        // last_sent: (sku, value); stock and orders: (sku, warehouse, ints...).
+        let first_int = if n == 2 {
+            1
+        } else {
+            match r.get_ref(1)? {
+                rusqlite::types::ValueRef::Null => self.text = None,
+                v => {
+                    let t = self.text.get_or_insert_with(String::new);
+                    t.clear();
+                    t.push_str(text_of(v, 1)?);
+                }
+            }
+            2
+        };
+        for (i, col) in (first_int..n).enumerate() {
+            self.ints[i] = r.get(col)?;
+        }
+        Ok(())
+    }
+
+    /// Skips rows before `sku`; whether the current row is `sku`'s.
+    fn seek(&mut self, sku: &str) -> rusqlite::Result<bool> {
+        while !self.done && self.sku.as_str() < sku {
+            self.advance()?;
+        }
+        Ok(!self.done && self.sku == sku)
+    }
+}
+
+/// The whole-catalog feed as one streaming pass: products, stock, open
+/// orders and last-sent values, each scanned in SKU order (SQLite's binary
+/// collation is byte order, as Rust's `str`), merged per SKU. The same
+/// rules as [`feed_sql`], which a test holds it to.
+struct FeedMerge<'q, 's> {
+    q: &'q FeedQuery<'q>,
+    products: rusqlite::Rows<'s>,
+    stock: Cursor<'s>,
+    orders: Cursor<'s>,
+    sent: Cursor<'s>,
+    /// The current SKU's counted stock rows: (warehouse, as_of); buffers reused.
+    counted: Vec<(String, i64)>,
+    err: Option<rusqlite::Error>,
+}
+
+/// Whether a cart counting `warehouses` ([] = all) counts `warehouse`.
+fn counts(warehouses: &[String], warehouse: &str) -> bool {
+    warehouses.is_empty() || warehouses.iter().any(|w| w == warehouse)
+}
+
+impl FeedMerge<'_, '_> {
+    fn step(&mut self) -> rusqlite::Result<Option<FeedRow>> {
+        let q = self.q;
+        loop {
+            let Some(p) = self.products.next()? else {
+                return Ok(None);
+            };
+            let sku = text_of(p.get_ref(0)?, 0)?;
+            // Stock counted for this cart: summed (rule 2), latest as-of, last report naming it.
+            let mut sum = 0i128;
+            let mut any = false;
+            let mut latest: Option<i64> = None;
+            let mut named: Option<i64> = None;
+            let mut n_counted = 0;
+            if self.stock.seek(sku)? {
+                while !self.stock.done && self.stock.sku == sku {
+                    let w = self.stock.text.as_deref().unwrap_or("");
+                    if counts(q.warehouses, w) {
+                        let [qty, as_of, nr] = self.stock.ints;
+                        sum += qty as i128;
+                        any = true;
+                        latest = latest.max(Some(as_of));
+                        named = named.max(Some(nr));
+                        if n_counted == self.counted.len() {
+                            self.counted.push((String::new(), 0));
+                        }
+                        let slot = &mut self.counted[n_counted];
+                        slot.0.clear();
+                        slot.0.push_str(w);
+                        slot.1 = as_of;
+                        n_counted += 1;
+                    }
+                    self.stock.advance()?;
+                }
+            }
+            // Open orders since the count of the stock they draw on.
+            let mut drawn = 0i128;
+            let mut any_drawn = false;
+            if self.orders.seek(sku)? {
+                while !self.orders.done && self.orders.sku == sku {
+                    let [qty, ordered_at, _] = self.orders.ints;
+                    let since = match self.orders.text.as_deref() {
+                        None => Some(latest),
+                        Some(w) if counts(q.warehouses, w) => Some(
+                            self.counted[..n_counted]
+                                .iter()
+                                .find(|(cw, _)| cw == w)
+                                .map(|(_, a)| *a),
+                        ),
+                        Some(_) => None,
+                    };
+                    if let Some(since) = since
+                        && ordered_at > since.unwrap_or(-9223372036854775807)
+                    {
+                        drawn += qty as i128;
+                        any_drawn = true;
+                    }
+                    self.orders.advance()?;
+                }
+            }
+            let stock_q = if any { safe_total(sum) } else { 0 };
+            let orders_q = if any_drawn { safe_total(drawn) } else { 0 };
+            let available = stock_q - orders_q;
+            let value = if available < q.min_level {
+                0
+            } else {
+                available.max(0)
+            };
+            let last = if self.sent.seek(sku)? {
+                Some(self.sent.ints[0])
+            } else {
+                None
+            };
+            let changed = last != Some(value);
+            let include = q.full || named.unwrap_or(0) > q.since_report || changed;
+            if !include {
+                continue;
+            }
+            return Ok(Some(FeedRow {
+                item: FeedItem {
+                    sku: sku.to_string(),
+                    quantity: value,
+                    upc: p.get(1)?,
+                    description: p.get(2)?,
+                    as_of: latest,
+                },
+                available,
+                include,
+                changed,
+            }));
+        }
+    }
+}
+
+impl Iterator for FeedMerge<'_, '_> {
+    type Item = FeedRow;
+    fn next(&mut self) -> Option<FeedRow> {
+        if self.err.is_some() {
+            return None;
+        }
+        match self.step() {
+            Ok(r) => r,
+            Err(e) => {
+                self.err = Some(e);
+                None
+            }
+        }
+    }
+}
+
+/// The values a feed sent that differ from the cart's last sent, kept
+/// until the delivery is recorded: in memory up to a bound, then in an
+/// unlinked scratch file (a first sync of a big catalog).
+pub struct SentLog {
+    mem: Vec<(String, i64)>,
+    spill: Option<std::io::BufWriter<std::fs::File>>,
+    dir: std::path::PathBuf,
+    len: u64,
+}
+
+const SENT_IN_MEMORY: usize = 50_000;
+
+impl SentLog {
+    /// A log that spills into `dir` when it grows.
+    pub fn new(dir: &Path) -> SentLog {
+        SentLog {
+            mem: Vec::new(),
+            spill: None,
+            dir: dir.to_path_buf(),
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, sku: &str, value: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        self.len += 1;
+        if self.spill.is_none() && self.mem.len() < SENT_IN_MEMORY {
+            self.mem.push((sku.to_string(), value));
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            let path = self.dir.join(format!(
+                ".sent-{}-{}.tmp",
+                std::process::id(),
+                crate::util::now_ms()
+            ));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let _ = std::fs::remove_file(&path);
+            self.spill = Some(std::io::BufWriter::with_capacity(1 << 16, f));
+        }
+        let w = self.spill.as_mut().expect("spill file");
+        w.write_all(&(sku.len() as u32).to_le_bytes())?;
+        w.write_all(sku.as_bytes())?;
+        w.write_all(&value.to_le_bytes())
+    }
+
+    /// Every (SKU, value) pushed, in the order pushed.
+    fn for_each(&mut self, mut f: impl FnMut(&str, i64) -> Result<()>) -> Result<()> {
+        use std::io::{Read, Seek};
+        for (sku, v) in &self.mem {
+            f(sku, *v)?;
+        }
+        if let Some(w) = self.spill.take() {
+            let io = |e: std::io::Error| {
+                LedgerError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            };
+            let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
+            file.rewind().map_err(io)?;
+            let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+            let mut len = [0u8; 4];
+            let mut sku = Vec::new();
+            let mut val = [0u8; 8];
+            loop {
+                match r.read_exact(&mut len) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(io(e)),
+                }
+                sku.resize(u32::from_le_bytes(len) as usize, 0);
+                r.read_exact(&mut sku).map_err(io)?;
+                r.read_exact(&mut val).map_err(io)?;
+                let s = std::str::from_utf8(&sku).map_err(|e| io(std::io::Error::other(e)))?;
+                f(s, i64::from_le_bytes(val))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Stock and order rules for one cart (or for `explain`).
@@ -213,8 +564,12 @@ fn counted(sku_filter: &str) -> String {
     )
 }
 
-/// The statement that fills `feed_items`; `by_sku`: for one SKU (?8), which
-/// every table is searched for by index (explain on a big ledger).
+/// A cart's feed as one flat query, in SKU order: every product of the
+/// merchant with its available quantity, value and whether it is sent
+/// (`include`). `by_sku`: for one SKU (?8), which every table is searched
+/// for by index (explain on a big ledger). The whole catalog is computed by
+/// [`FeedMerge`] (the same rules as one streaming pass in Rust); this query
+/// stays their reference (a test compares both).
 fn feed_sql(by_sku: bool) -> String {
     let (st_filter, ord_filter, p_filter) = if by_sku {
         ("AND sku = ?8", "AND o.sku = ?8", "AND p.sku = ?8")
@@ -228,14 +583,15 @@ fn feed_sql(by_sku: bool) -> String {
            SELECT p.sku, p.upc, p.description, a.latest, a.named,
                   COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
            FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
-           WHERE p.merchant = ?1 {p_filter})
-         INSERT INTO feed_items
-         SELECT i.sku, i.upc, i.description, i.latest, i.avail, v.value,
-                CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != v.value
-                     THEN 1 ELSE 0 END
-         FROM items i
-         JOIN (SELECT sku, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items) v ON v.sku = i.sku
-         LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku",
+           WHERE p.merchant = ?1 {p_filter}),
+         valued AS (SELECT *, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items)
+         SELECT i.sku, i.upc, i.description, i.latest, i.avail, i.value,
+                CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != i.value
+                     THEN 1 ELSE 0 END AS include,
+                CASE WHEN ls.value IS NULL OR ls.value != i.value THEN 1 ELSE 0 END AS changed
+         FROM valued i
+         LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku
+         ORDER BY i.sku",
         counted(st_filter),
         safe_sum!("o.quantity"),
     )
@@ -309,7 +665,10 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(open_err)?;
-        let mut l = Ledger { conn };
+        let mut l = Ledger {
+            conn,
+            last_query: Default::default(),
+        };
         l.migrate(path)?;
         Ok(l)
     }
@@ -499,19 +858,61 @@ impl Ledger {
     }
 
     /// Starts applying one inventory file; dropped without `commit`, nothing changes.
-    pub fn inventory_batch(&mut self, merchant: &str) -> Result<InventoryBatch<'_>> {
+    /// Starts applying one inventory file; dropped without `apply`, nothing
+    /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
+    /// the moment of the apply.
+    pub fn inventory_batch(
+        &mut self,
+        merchant: &str,
+        now: Millis,
+        direct: bool,
+    ) -> Result<InventoryBatch<'_>> {
+        let conn = &self.conn;
         // Immediate: the write lock is held from the first row to the commit,
         // so the duplicate check in `apply` and the apply are one step
         // whatever other process ingests the same file.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "DROP TABLE IF EXISTS temp.staging;
-             CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
-                                        as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
-        )?;
+        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let direct = if direct {
+            let report_id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
+                    r.get(0)
+                })?;
+            Some(std::cell::RefCell::new(Direct {
+                report_id,
+                now,
+                stock: conn.prepare(
+                    "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                     ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
+                       quantity = excluded.quantity, as_of = excluded.as_of,
+                       report_id = excluded.report_id, named_report_id = excluded.named_report_id
+                     WHERE stock.as_of <= excluded.as_of",
+                )?,
+                products: conn.prepare(
+                    "INSERT INTO products (merchant, sku, upc, description, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (merchant, sku) DO UPDATE SET
+                       upc = COALESCE(excluded.upc, products.upc),
+                       description = COALESCE(excluded.description, products.description)",
+                )?,
+                sku: String::new(),
+                lots: Vec::new(),
+                n_lots: 0,
+                started: false,
+                unsorted: false,
+                stale: 0,
+                warehouses: Default::default(),
+                out_of_range: Default::default(),
+            }))
+        } else {
+            tx.execute_batch(
+                "DROP TABLE IF EXISTS temp.staging;
+                 CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
+                                            as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
+            )?;
+            None
+        };
         Ok(InventoryBatch {
+            direct,
             tx,
             merchant: merchant.to_string(),
         })
@@ -573,156 +974,131 @@ impl Ledger {
         )?)
     }
 
-    /// Computes a cart's feed into the temporary table `feed_items`
-    /// (`include` = 1 sent, 2 left out for a missing field, 0 unchanged).
+    /// Computes a cart's feed plan: how many items would be sent, and how
+    /// many are left out for a missing field. With `q.sku`, for that SKU
+    /// only (searched by index). [`Ledger::feed_value`] then gives a SKU's
+    /// numbers under the same query.
     pub fn compute_feed(&self, q: &FeedQuery) -> Result<FeedPlan> {
-        self.conn.execute_batch(
-            "DROP TABLE IF EXISTS temp.feed_items;
-             CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
-                 available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
-        )?;
-        let sql = feed_sql(q.sku.is_some());
-        self.conn.execute(
-            &sql,
-            params![
-                q.merchant,
-                json_list(q.warehouses),
-                q.sync_time,
-                q.min_level,
-                q.full,
-                q.since_report,
-                q.cart,
-                q.sku
-            ],
-        )?;
+        *self.last_query.borrow_mut() = Some(OwnedFeedQuery::from(q));
         let mut plan = FeedPlan::default();
-        for f in q.required {
-            let col = match f {
-                OutField::Upc => "upc",
-                OutField::Description => "description",
-                OutField::AsOf => "as_of",
-                _ => continue,
-            };
-            let n = self.conn.execute(&format!("UPDATE feed_items SET include = 2 WHERE include = 1 AND ({col} IS NULL OR {col} = '')"), [])?;
-            if n > 0 {
-                plan.missing.push((*f, n as u64));
+        let mut missing = vec![0u64; q.required.len()];
+        self.feed_rows(q, |rows| {
+            for r in rows {
+                match missing_field(&r.item, q.required) {
+                    Some(i) => missing[i] += 1,
+                    None => plan.items += 1,
+                }
             }
-        }
-        plan.items = self.conn.query_row(
-            "SELECT COUNT(*) FROM feed_items WHERE include = 1",
-            [],
-            |r| r.get(0),
-        )?;
+        })?;
+        plan.missing = q
+            .required
+            .iter()
+            .zip(missing)
+            .filter(|(_, n)| *n > 0)
+            .map(|(f, n)| (*f, n))
+            .collect();
         Ok(plan)
     }
 
-    /// Leaves out (`include` = 3) included items whose `field` holds one of
-    /// `forbidden` or is longer than `max_len` characters; returns how many.
-    pub fn exclude_feed_items(
+    /// Hands the SKUs a cart's feed includes (rule 6: all when full, else
+    /// those named by a new report or whose value differs from the last
+    /// sent) to `f`, in SKU order, as one streaming pass: a merge of the
+    /// merchant's products, stock, open orders and the cart's last-sent
+    /// values, each read in key order (never all in memory, nothing
+    /// written). With `q.sku`, that SKU only, by index. A read error ends
+    /// the iteration and is returned after `f` is done.
+    pub fn feed_rows<T>(
         &self,
-        field: OutField,
-        forbidden: &[char],
-        max_len: usize,
-    ) -> Result<u64> {
-        let col = match field {
-            OutField::Sku => "sku",
-            OutField::Upc => "upc",
-            OutField::Description => "description",
-            _ => return Ok(0),
-        };
-        // Compared as bytes: a NUL inside a text value ends it for SQLite's
-        // text functions, never for a BLOB's.
-        let mut cond: Vec<String> = forbidden
-            .iter()
-            .map(|c| {
-                let mut b = [0u8; 4];
-                let hex = crate::util::hex(c.encode_utf8(&mut b).as_bytes());
-                format!("instr(CAST({col} AS BLOB), X'{hex}') > 0")
-            })
-            .collect();
-        cond.push(format!("length({col}) > {max_len}"));
-        let n = self.conn.execute(
-            &format!(
-                "UPDATE feed_items SET include = 3 WHERE include = 1 AND ({})",
-                cond.join(" OR ")
-            ),
-            [],
-        )?;
-        Ok(n as u64)
-    }
-
-    /// Leaves out of the last `compute_feed` every included item whose
-    /// `field` value fails `ok` (an id that is no valid GTIN, say); returns
-    /// how many. Items without a value are left to the missing-field rule.
-    pub fn exclude_feed_items_unless(
-        &self,
-        field: OutField,
-        ok: impl Fn(&str) -> bool,
-    ) -> Result<u64> {
-        let col = match field {
-            OutField::Sku => "sku",
-            OutField::Upc => "upc",
-            OutField::Description => "description",
-            _ => return Ok(0),
-        };
-        let bad: Vec<i64> = {
-            let mut stmt = self.conn.prepare(&format!(
-                "SELECT rowid, {col} FROM feed_items WHERE include = 1 AND {col} IS NOT NULL AND {col} != ''"
-            ))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-            let mut v = vec![];
-            for r in rows {
-                let (id, val) = r?;
-                if !ok(&val) {
-                    v.push(id);
-                }
-            }
-            v
-        };
-        let mut stmt = self
-            .conn
-            .prepare("UPDATE feed_items SET include = 3 WHERE rowid = ?1")?;
-        for id in &bad {
-            stmt.execute([id])?;
-        }
-        Ok(bad.len() as u64)
-    }
-
-    /// Hands the included items of the last `compute_feed` to `f`, in SKU
-    /// order, as an iterator read straight from SQLite (never all in memory).
-    /// A read error ends the iteration and is returned after `f` is done.
-    pub fn with_feed_items<T>(
-        &self,
-        f: impl FnOnce(&mut dyn Iterator<Item = FeedItem>) -> T,
+        q: &FeedQuery,
+        f: impl FnOnce(&mut dyn Iterator<Item = FeedRow>) -> T,
     ) -> Result<T> {
-        let mut stmt = self.conn.prepare("SELECT sku, value, upc, description, as_of FROM feed_items WHERE include = 1 ORDER BY sku")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(FeedItem {
-                sku: r.get(0)?,
-                quantity: r.get(1)?,
-                upc: r.get(2)?,
-                description: r.get(3)?,
-                as_of: r.get(4)?,
-            })
-        })?;
         let mut err = None;
-        let mut items = rows.map_while(|r| r.map_err(|e| err = Some(e)).ok());
-        let out = f(&mut items);
-        drop(items);
+        let out = if let Some(sku) = q.sku {
+            let mut stmt = self.conn.prepare_cached(&feed_sql(true))?;
+            let rows = stmt.query_map(
+                params![
+                    q.merchant,
+                    json_list(q.warehouses),
+                    q.sync_time,
+                    q.min_level,
+                    q.full,
+                    q.since_report,
+                    q.cart,
+                    sku
+                ],
+                |r| {
+                    Ok(FeedRow {
+                        item: FeedItem {
+                            sku: r.get(0)?,
+                            quantity: r.get(5)?,
+                            upc: r.get(1)?,
+                            description: r.get(2)?,
+                            as_of: r.get(3)?,
+                        },
+                        available: r.get(4)?,
+                        include: r.get::<_, i64>(6)? == 1,
+                        changed: r.get::<_, i64>(7)? == 1,
+                    })
+                },
+            )?;
+            let mut items = rows
+                .map_while(|r| r.map_err(|e| err = Some(e)).ok())
+                .filter(|r| r.include);
+            f(&mut items)
+        } else {
+            let mut products = self.conn.prepare_cached(
+                "SELECT sku, upc, description FROM products WHERE merchant = ?1 ORDER BY sku",
+            )?;
+            let mut stock = self.conn.prepare_cached(
+                "SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock WHERE merchant = ?1
+                 ORDER BY sku, warehouse",
+            )?;
+            let mut orders = self.conn.prepare_cached(
+                "SELECT sku, warehouse, quantity, ordered_at FROM order_lines INDEXED BY order_lines_sku
+                 WHERE merchant = ?1 AND cancelled = 0 AND ordered_at <= ?2 ORDER BY sku",
+            )?;
+            let mut sent = self
+                .conn
+                .prepare_cached("SELECT sku, value FROM last_sent WHERE cart = ?1 ORDER BY sku")?;
+            let mut merge = FeedMerge {
+                q,
+                products: products.query([q.merchant])?,
+                stock: Cursor::new(stock.query([q.merchant])?)?,
+                orders: Cursor::new(orders.query(params![q.merchant, q.sync_time])?)?,
+                sent: Cursor::new(sent.query([q.cart])?)?,
+                counted: Vec::new(),
+                err: None,
+            };
+            let out = f(&mut merge);
+            err = merge.err.take();
+            out
+        };
         match err {
             Some(e) => Err(e.into()),
             None => Ok(out),
         }
     }
 
-    /// (available, value) of one SKU from the last `compute_feed`.
+    /// (available, value) of one SKU under the last `compute_feed`'s query.
     pub fn feed_value(&self, sku: &str) -> Result<Option<(i64, i64)>> {
+        let Some(o) = self.last_query.borrow().clone() else {
+            return Ok(None);
+        };
         Ok(self
             .conn
+            .prepare_cached(&feed_sql(true))?
             .query_row(
-                "SELECT available, value FROM feed_items WHERE sku = ?1",
-                [sku],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                params![
+                    o.merchant,
+                    json_list(&o.warehouses),
+                    o.sync_time,
+                    o.min_level,
+                    o.full,
+                    o.since_report,
+                    o.cart,
+                    sku
+                ],
+                |r| Ok((r.get(4)?, r.get(5)?)),
             )
             .optional()?)
     }
@@ -828,6 +1204,18 @@ impl Ledger {
     /// delivered under its final name), the cart's last-sync mark and
     /// last-sent values move in the same transaction.
     pub fn record_sync(&mut self, e: &SyncEntry, delivered_through: Option<i64>) -> Result<i64> {
+        self.record_delivery(e, delivered_through, None)
+    }
+
+    /// [`Ledger::record_sync`], and for a delivered feed the values it sent
+    /// that differ from the last sent (`sent`): only those rows of
+    /// `last_sent` are written (`sync_id`: the sync that last changed it).
+    pub fn record_delivery(
+        &mut self,
+        e: &SyncEntry,
+        delivered_through: Option<i64>,
+        sent: Option<&mut SentLog>,
+    ) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO syncs (cart, started_at, finished_at, outcome, reason, items, file, bytes, sha256, forced,
@@ -849,11 +1237,16 @@ impl Ledger {
                 "UPDATE carts SET last_success = ?2, last_report_id = MAX(last_report_id, ?3) WHERE id = ?1",
                 params![e.cart, e.finished_at, through],
             )?;
-            tx.execute(
-                "INSERT INTO last_sent (cart, sku, value, sync_id) SELECT ?1, sku, value, ?2 FROM feed_items WHERE include = 1 AND true
-                 ON CONFLICT (cart, sku) DO UPDATE SET value = excluded.value, sync_id = excluded.sync_id",
-                params![e.cart, id],
-            )?;
+            if let Some(log) = sent {
+                let mut up = tx.prepare(
+                    "INSERT INTO last_sent (cart, sku, value, sync_id) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (cart, sku) DO UPDATE SET value = excluded.value, sync_id = excluded.sync_id",
+                )?;
+                log.for_each(|sku, value| {
+                    up.execute(params![e.cart, sku, value, id])?;
+                    Ok(())
+                })?;
+            }
         }
         tx.commit()?;
         Ok(id)
@@ -961,8 +1354,143 @@ fn json_list(v: &[String]) -> String {
 /// One inventory file being applied: rows are staged, then summed per
 /// (SKU, warehouse) and merged into `stock` in [`InventoryBatch::apply`].
 pub struct InventoryBatch<'a> {
+    /// Dropped before the transaction (its statements first).
+    direct: Option<std::cell::RefCell<Direct<'a>>>,
     tx: Transaction<'a>,
     merchant: String,
+}
+/// The direct way of applying an inventory file sorted by SKU (each SKU's
+/// rows together, SKUs in increasing order, as most WMS exports are): the
+/// rows of a SKU are summed per warehouse in memory (rule 7) and upserted
+/// into `stock` and `products` at once, with statements held for the whole
+/// file, no staging table. Any other file, or a full snapshot, is staged
+/// (`InventoryBatch::needs_staging` tells the caller to read it again so).
+struct Direct<'a> {
+    report_id: i64,
+    now: Millis,
+    stock: rusqlite::Statement<'a>,
+    products: rusqlite::Statement<'a>,
+    /// The SKU being read, its rows summed per warehouse.
+    sku: String,
+    lots: Vec<Lot>,
+    n_lots: usize,
+    started: bool,
+    /// Not sorted by SKU: the caller stages the file instead.
+    unsorted: bool,
+    stale: u64,
+    warehouses: std::collections::BTreeSet<String>,
+    /// (SKU, warehouse) -> (rows, sum) beyond ±10^12: the 1,000 first in key order.
+    out_of_range: std::collections::BTreeMap<(String, String), (u64, i64)>,
+}
+
+#[derive(Default)]
+struct Lot {
+    warehouse: String,
+    sum: i128,
+    n: u64,
+    as_of: Millis,
+    upc: Option<String>,
+    description: Option<String>,
+}
+
+/// MAX() of SQLite over text: NULL ignored, byte order.
+fn max_text(slot: &mut Option<String>, v: Option<&str>) {
+    if let Some(v) = v
+        && slot.as_deref().is_none_or(|s| v > s)
+    {
+        *slot = Some(v.to_string());
+    }
+}
+
+impl Direct<'_> {
+    fn add(
+        &mut self,
+        merchant: &str,
+        row: (&str, &str, i64, Millis, Option<&str>, Option<&str>),
+    ) -> Result<()> {
+        let (sku, warehouse, qty, as_of, upc, description) = row;
+        if self.unsorted {
+            return Ok(());
+        }
+        if !self.started || sku != self.sku {
+            if self.started && sku <= self.sku.as_str() {
+                self.unsorted = true;
+                return Ok(());
+            }
+            self.flush(merchant)?;
+            self.started = true;
+            self.sku.clear();
+            self.sku.push_str(sku);
+        }
+        let i = match self.lots[..self.n_lots]
+            .iter()
+            .position(|l| l.warehouse == warehouse)
+        {
+            Some(i) => i,
+            None => {
+                if self.n_lots == self.lots.len() {
+                    self.lots.push(Lot::default());
+                }
+                let l = &mut self.lots[self.n_lots];
+                l.warehouse.clear();
+                l.warehouse.push_str(warehouse);
+                l.sum = 0;
+                l.n = 0;
+                l.as_of = Millis::MIN;
+                l.upc = None;
+                l.description = None;
+                self.n_lots += 1;
+                self.n_lots - 1
+            }
+        };
+        let l = &mut self.lots[i];
+        l.sum += qty as i128;
+        l.n += 1;
+        l.as_of = l.as_of.max(as_of);
+        max_text(&mut l.upc, upc);
+        max_text(&mut l.description, description);
+        Ok(())
+    }
+
+    /// Writes the SKU read so far: its stock per warehouse (unless stale,
+    /// rule 11) and its product attributes.
+    fn flush(&mut self, merchant: &str) -> Result<()> {
+        if !self.started || self.n_lots == 0 {
+            return Ok(());
+        }
+        let (mut upc, mut description) = (None, None);
+        for l in &self.lots[..self.n_lots] {
+            max_text(&mut upc, l.upc.as_deref());
+            max_text(&mut description, l.description.as_deref());
+            if !self.warehouses.contains(&l.warehouse) {
+                self.warehouses.insert(l.warehouse.clone());
+            }
+            let qty = safe_total(l.sum);
+            if qty.abs() > 1_000_000_000_000 {
+                self.out_of_range
+                    .insert((self.sku.clone(), l.warehouse.clone()), (l.n, qty));
+                if self.out_of_range.len() > 1000 {
+                    self.out_of_range.pop_last();
+                }
+                continue;
+            }
+            let changed = self.stock.execute(params![
+                merchant,
+                self.sku,
+                l.warehouse,
+                qty,
+                l.as_of,
+                self.report_id
+            ])?;
+            if changed == 0 {
+                self.stale += l.n;
+            }
+        }
+        self.products
+            .execute(params![merchant, self.sku, upc, description, self.now])?;
+        self.n_lots = 0;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -1002,6 +1530,12 @@ impl InventoryBatch<'_> {
         upc: Option<&str>,
         description: Option<&str>,
     ) -> Result<()> {
+        if let Some(d) = &self.direct {
+            return d.borrow_mut().add(
+                &self.merchant,
+                (sku, warehouse, qty, as_of, upc, description),
+            );
+        }
         self.tx
             .prepare_cached("INSERT INTO staging (sku, warehouse, qty, as_of, upc, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![sku, warehouse, qty, as_of, upc, description])?;
@@ -1012,6 +1546,24 @@ impl InventoryBatch<'_> {
     /// `add`. Returns the (SKU, warehouse) pairs whose lots sum beyond
     /// ±10^12 (rule 14; at most 1,000): then the file must be rejected.
     pub fn aggregate(&self) -> Result<Vec<String>> {
+        if let Some(d) = &self.direct {
+            let mut d = d.borrow_mut();
+            if d.unsorted {
+                return Ok(vec![]);
+            }
+            d.flush(&self.merchant)?;
+            return Ok(d
+                .out_of_range
+                .iter()
+                .map(|((sku, w), (n, q))| {
+                    format!(
+                        "SKU {} in warehouse {}: its {n} rows sum to {q}: quantity out of range (at most ±1,000,000,000,000)",
+                        quoted(sku),
+                        quoted(w),
+                    )
+                })
+                .collect());
+        }
         self.tx.execute_batch(concat!(
             "DROP TABLE IF EXISTS temp.agg;
              CREATE TEMP TABLE agg AS
@@ -1061,6 +1613,9 @@ impl InventoryBatch<'_> {
 
     /// Distinct warehouses named by the staged rows.
     pub fn warehouses(&self) -> Result<Vec<String>> {
+        if let Some(d) = &self.direct {
+            return Ok(d.borrow().warehouses.iter().cloned().collect());
+        }
         let mut stmt = self
             .tx
             .prepare("SELECT DISTINCT warehouse FROM agg ORDER BY warehouse")?;
@@ -1072,7 +1627,44 @@ impl InventoryBatch<'_> {
 
     /// Merges staged rows into stock (skipping stale ones), zeroes absent SKUs
     /// of `snapshot_warehouses`, records the report, and commits.
+    /// The file was not sorted by SKU: the direct way cannot sum its rows;
+    /// drop this batch and read the file again into a staged one.
+    pub fn needs_staging(&self) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.borrow().unsorted)
+    }
+
     pub fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<Applied> {
+        if let Some(d) = self.direct {
+            let d = d.into_inner();
+            debug_assert!(snapshot_warehouses.is_empty() && !d.unsorted);
+            let tx = self.tx;
+            if duplicate_in(&tx, meta)? {
+                tx.rollback()?;
+                return Ok(Applied::Duplicate);
+            }
+            let rid = d.report_id;
+            tx.execute(
+                "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+                 VALUES (?1, ?2, ?3, 'inventory', ?4, ?5, ?6, ?7, ?8, 0, ?9)",
+                params![rid, meta.source, self.merchant, meta.file_name, meta.sha256, meta.as_of, meta.rows, d.stale, meta.now],
+            )?;
+            for w in &d.warehouses {
+                tx.execute(
+                    "INSERT OR IGNORE INTO report_warehouses (report_id, warehouse) VALUES (?1, ?2)",
+                    params![rid, w],
+                )?;
+            }
+            record_applied(&tx, meta, rid)?;
+            let stale = d.stale;
+            drop(d);
+            tx.commit()?;
+            return Ok(Applied::Applied(ApplySummary {
+                report_id: rid,
+                rows: meta.rows,
+                stale,
+                zeroed: 0,
+            }));
+        }
         let tx = &self.tx;
         let m = &self.merchant;
         if duplicate_in(tx, meta)? {

@@ -390,27 +390,43 @@ fn apply_file(
     }
     let (meta_rows, result) = match src.kind {
         RecordKind::Inventory => {
-            let batch = ledger.inventory_batch(&src.merchant)?;
+            // A sorted file is applied directly; any other, or a full
+            // snapshot (which compares the file with the ledger), is staged.
+            let direct = src.mapping.snapshot != Snapshot::Full;
+            let mut batch = ledger.inventory_batch(&src.merchant, now, direct)?;
             let mut max_as_of = None::<Millis>;
-            let rows = read_valid(
-                path,
-                src,
-                &mut errors,
-                &mut out.skipped,
-                &mut notes,
-                |rec, notes| inventory_row(src, rec, file_as_of, now, notes),
-                |r: InvRow| {
-                    max_as_of = max_as_of.max(Some(r.as_of));
-                    batch.add(
-                        &r.sku,
-                        &r.warehouse,
-                        r.qty,
-                        r.as_of,
-                        r.upc.as_deref(),
-                        r.description.as_deref(),
-                    )
-                },
-            )?;
+            let mut rows = 0;
+            for pass in 0..2 {
+                if pass == 1 {
+                    if errors.total > 0 || !batch.needs_staging() {
+                        break;
+                    }
+                    drop(batch);
+                    batch = ledger.inventory_batch(&src.merchant, now, false)?;
+                    out.skipped = 0;
+                    notes = Notes::default();
+                    max_as_of = None;
+                }
+                rows = read_valid(
+                    path,
+                    src,
+                    &mut errors,
+                    &mut out.skipped,
+                    &mut notes,
+                    |rec, notes| inventory_row(src, rec, file_as_of, now, notes),
+                    |r: InvRow| {
+                        max_as_of = max_as_of.max(Some(r.as_of));
+                        batch.add(
+                            &r.sku,
+                            &r.warehouse,
+                            r.qty,
+                            r.as_of,
+                            r.upc.as_deref(),
+                            r.description.as_deref(),
+                        )
+                    },
+                )?;
+            }
             let out_of_range = if errors.total > 0 {
                 vec![]
             } else {

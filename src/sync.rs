@@ -3,8 +3,10 @@
 //! the archive, and only then the cart's marks.
 
 use crate::config::{Cart, Config};
+use crate::formats::FeedItem;
 use crate::formats::{FeedContext, write_feed};
-use crate::ledger::{FeedQuery, Ledger, LedgerError, SyncEntry};
+use crate::ledger::{FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, missing_field};
+use crate::mapping::OutField;
 use crate::transport::{TransportError, deliver_to, deliver_to_path};
 use crate::util::{Millis, hex, now_ms, rfc3339};
 use serde::Serialize;
@@ -202,10 +204,213 @@ struct Rendered {
     sha256: String,
 }
 
-/// Writes the computed feed to `path`, item by item.
+/// One check of what a feed can carry: an item whose `field` holds one of
+/// the forbidden characters or is longer than `max` characters is left out
+/// and counted as `invalid <field> (<why>)`.
+struct Check {
+    field: OutField,
+    /// Forbidden ASCII characters, by byte.
+    ascii: [bool; 128],
+    /// Forbidden characters beyond ASCII.
+    other: Vec<char>,
+    max: usize,
+    why: String,
+    /// A GS1 id (UP 12, EN 13, UK 14 digits): the length and check digit must hold.
+    gtin: Option<usize>,
+    /// The whole reason shown, when not `invalid FIELD (why)`.
+    label: Option<String>,
+    n: u64,
+}
+
+impl Check {
+    fn new(field: OutField, chars: &[char], max: usize, why: String) -> Check {
+        let mut ascii = [false; 128];
+        let mut other = vec![];
+        for &c in chars {
+            if c.is_ascii() {
+                ascii[c as usize] = true;
+            } else {
+                other.push(c);
+            }
+        }
+        Check {
+            field,
+            ascii,
+            other,
+            max,
+            why,
+            gtin: None,
+            label: None,
+            n: 0,
+        }
+    }
+
+    /// An id that must be a valid GS1 number of `len` digits.
+    fn gtin(field: OutField, len: usize, label: &str) -> Check {
+        let mut c = Check::new(field, &[], usize::MAX >> 1, String::new());
+        c.gtin = Some(len);
+        c.label = Some(label.to_string());
+        c
+    }
+
+    fn fails(&self, item: &FeedItem) -> bool {
+        let v = match self.field {
+            OutField::Sku => item.sku.as_str(),
+            OutField::Upc => match &item.upc {
+                Some(v) => v.as_str(),
+                None => return false,
+            },
+            OutField::Description => match &item.description {
+                Some(v) => v.as_str(),
+                None => return false,
+            },
+            _ => return false,
+        };
+        if let Some(len) = self.gtin {
+            // Items without a value are left to the missing-field rule.
+            return !v.is_empty() && (v.len() != len || !crate::formats::valid_gtin(v));
+        }
+        v.bytes().any(|b| b < 128 && self.ascii[b as usize])
+            || (!self.other.is_empty() && v.chars().any(|c| self.other.contains(&c)))
+            || (v.len() > self.max && v.chars().count() > self.max)
+    }
+}
+
+/// Decides, item by item while the feed is rendered, what is sent: an item
+/// lacking a field the mapping needs, or holding a value the format cannot
+/// carry, is left out and counted (never fatal to the feed: one bad SKU,
+/// from an older ledger say, must not block the whole catalog). The values
+/// sent that changed go to `sent`.
+struct FeedFilter<'a> {
+    required: &'a [OutField],
+    missing: Vec<u64>,
+    checks: Vec<Check>,
+    items: u64,
+    sent: Option<&'a mut SentLog>,
+    error: Option<std::io::Error>,
+}
+
+impl<'a> FeedFilter<'a> {
+    fn new(cart: &Cart, required: &'a [OutField], sent: Option<&'a mut SentLog>) -> Self {
+        let mut checks = vec![];
+        let controls: Vec<char> = (0u8..0x20).chain([0x7f]).map(char::from).collect();
+        // CSV and XML carry tab, newline and carriage return in a description.
+        let unwritable: Vec<char> = controls
+            .iter()
+            .copied()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r' | '\x7f'))
+            .collect();
+        checks.push(Check::new(
+            OutField::Sku,
+            &controls,
+            crate::pickup::MAX_SKU_CHARS,
+            "a control character, or over 255 characters".into(),
+        ));
+        match &cart.mapping.format {
+            crate::mapping::OutFormat::X12_846(p) => {
+                // A separator inside an id would break the interchange.
+                let mut seps = vec![
+                    p.element_separator,
+                    p.segment_terminator,
+                    p.component_separator,
+                    '^',
+                ];
+                seps.extend(&controls);
+                for (_, f) in &p.item_ids {
+                    checks.push(Check::new(
+                        *f,
+                        &seps,
+                        X12_MAX_ID_LEN,
+                        format!("a separator character, or over {X12_MAX_ID_LEN} characters"),
+                    ));
+                }
+                // A UP (UPC-A, 12 digits), EN (EAN-13) or UK (GTIN-14) id
+                // must have its length and a valid check digit.
+                for (q, f) in &p.item_ids {
+                    if let Some(len) = crate::formats::gtin_len(q) {
+                        let what = match q.as_str() {
+                            "UP" => "invalid upc",
+                            "EN" => "invalid ean",
+                            _ => "invalid gtin",
+                        };
+                        checks.push(Check::gtin(*f, len, what));
+                    }
+                }
+            }
+            crate::mapping::OutFormat::Csv { columns, .. }
+            | crate::mapping::OutFormat::Xml {
+                fields: columns, ..
+            } => {
+                for f in [OutField::Upc, OutField::Description] {
+                    if columns.iter().any(|c| c.field == f) {
+                        checks.push(Check::new(
+                            f,
+                            &unwritable,
+                            usize::MAX >> 1,
+                            "a control character the feed cannot carry".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        FeedFilter {
+            required,
+            missing: vec![0; required.len()],
+            checks,
+            items: 0,
+            sent,
+            error: None,
+        }
+    }
+
+    fn keep(&mut self, r: FeedRow) -> Option<FeedItem> {
+        if let Some(i) = missing_field(&r.item, self.required) {
+            self.missing[i] += 1;
+            return None;
+        }
+        if let Some(c) = self.checks.iter_mut().find(|c| c.fails(&r.item)) {
+            c.n += 1;
+            return None;
+        }
+        self.items += 1;
+        if r.changed
+            && let Some(log) = self.sent.as_deref_mut()
+            && let Err(e) = log.push(&r.item.sku, r.item.quantity)
+        {
+            self.error.get_or_insert(e);
+        }
+        Some(r.item)
+    }
+
+    /// Items left out: missing fields first, then invalid values, each
+    /// counted under the first reason that applies.
+    fn left_out(&self) -> Vec<Missing> {
+        let missing = self
+            .required
+            .iter()
+            .zip(&self.missing)
+            .filter(|(_, n)| **n > 0)
+            .map(|(f, n)| Missing {
+                field: format!("missing {}", f.name()),
+                items: *n,
+            });
+        let invalid = self.checks.iter().filter(|c| c.n > 0).map(|c| Missing {
+            field: c
+                .label
+                .clone()
+                .unwrap_or_else(|| format!("invalid {} ({})", c.field.name(), c.why)),
+            items: c.n,
+        });
+        missing.chain(invalid).collect()
+    }
+}
+
+/// Computes and writes the feed to `path`, item by item, in one pass.
 fn render(
     ledger: &Ledger,
     cart: &Cart,
+    q: &FeedQuery,
+    filter: &mut FeedFilter,
     ctx: &FeedContext,
     path: &Path,
 ) -> Result<Rendered, String> {
@@ -215,25 +420,28 @@ fn render(
     let file =
         std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut counting = Counting {
-        inner: std::io::BufWriter::new(file),
+        inner: std::io::BufWriter::with_capacity(1 << 16, file),
         bytes: 0,
         hash: Sha256::new(),
     };
     crate::progress::start(&cart.id, None);
     let mut n = 0u64;
     let written = ledger
-        .with_feed_items(|items| {
-            let mut counted = items.inspect(|_| {
+        .feed_rows(q, |rows| {
+            let mut items = rows.filter_map(|r| filter.keep(r)).inspect(|_| {
                 n += 1;
                 if n.is_multiple_of(4096) {
                     crate::progress::rows(n);
                 }
             });
-            write_feed(&cart.mapping, ctx, &mut counting, &mut counted)
+            write_feed(&cart.mapping, ctx, &mut counting, &mut items)
         })
         .map_err(|e| e.to_string());
     crate::progress::finish();
     written?.map_err(|e| format!("cannot render feed: {e}"))?;
+    if let Some(e) = filter.error.take() {
+        return Err(format!("cannot keep the values sent: {e}"));
+    }
     counting
         .flush()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -268,6 +476,17 @@ fn unsent(
         ledger.record_sync(&entry, None)?;
     }
     Ok(SyncReport::from_entry(&entry))
+}
+
+/// "N left out: why; ..." for a sync's reason.
+fn missing_note(missing: &[Missing]) -> Option<String> {
+    (!missing.is_empty()).then(|| {
+        missing
+            .iter()
+            .map(|m| format!("{} left out: {}", m.items, m.field))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// The longest LIN id value the 846 writer accepts (X12 element max for 234).
@@ -326,131 +545,28 @@ pub fn sync_cart(
         );
     }
 
-    // 2. The numbers, as of now.
+    // 2. The numbers, as of now: computed while the feed is rendered.
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
-    let mut plan = ledger.compute_feed(&feed_query(
-        cart,
-        state.last_report_id,
-        started,
-        &required,
-        None,
-    ))?;
-    // Whatever cannot be written is left out of this feed and counted,
-    // never fatal to it: one bad SKU (from an older ledger, say) must not
-    // block the whole catalog.
-    let mut invalid = vec![];
-    let controls: Vec<char> = (0u8..0x20).chain([0x7f]).map(char::from).collect();
-    // CSV and XML carry tab, newline and carriage return in a description.
-    let unwritable: Vec<char> = controls
-        .iter()
-        .copied()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r' | '\x7f'))
-        .collect();
-    let mut leave_out =
-        |field: crate::mapping::OutField, chars: &[char], max: usize, why: String| {
-            let n = ledger.exclude_feed_items(field, chars, max)?;
-            if n > 0 {
-                plan.items -= n;
-                invalid.push(Missing {
-                    field: format!("invalid {} ({why})", field.name()),
-                    items: n,
-                });
-            }
-            Ok::<_, LedgerError>(())
-        };
-    leave_out(
-        crate::mapping::OutField::Sku,
-        &controls,
-        crate::pickup::MAX_SKU_CHARS,
-        "a control character, or over 255 characters".into(),
-    )?;
-    match &cart.mapping.format {
-        crate::mapping::OutFormat::X12_846(p) => {
-            // A separator inside an id would break the interchange.
-            let mut seps = vec![
-                p.element_separator,
-                p.segment_terminator,
-                p.component_separator,
-                '^',
-            ];
-            seps.extend(&controls);
-            for (_, f) in &p.item_ids {
-                leave_out(
-                    *f,
-                    &seps,
-                    X12_MAX_ID_LEN,
-                    format!("a separator character, or over {X12_MAX_ID_LEN} characters"),
-                )?;
-            }
-            // A UP (UPC-A, 12 digits), EN (EAN-13) or UK (GTIN-14) id must
-            // have its length and a valid check digit.
-            for (q, f) in &p.item_ids {
-                let Some(len) = crate::formats::gtin_len(q) else {
-                    continue;
-                };
-                let n = ledger.exclude_feed_items_unless(*f, |v| {
-                    v.len() == len && crate::formats::valid_gtin(v)
-                })?;
-                if n > 0 {
-                    plan.items -= n;
-                    let what = match q.as_str() {
-                        "UP" => "upc",
-                        "EN" => "ean",
-                        _ => "gtin",
-                    };
-                    invalid.push(Missing {
-                        field: format!("invalid {what}"),
-                        items: n,
-                    });
-                }
-            }
+    let q = feed_query(cart, state.last_report_id, started, &required, None);
+    // An 846 must hold at least one LIN loop: with nothing to send there is
+    // no valid file (and no seq or control number is taken). Usually the
+    // first item answers; an empty feed is counted whole.
+    if matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
+        let mut probe = FeedFilter::new(cart, &required, None);
+        let any = ledger.feed_rows(&q, |rows| {
+            rows.filter_map(|r| probe.keep(r)).next().is_some()
+        })?;
+        if !any {
+            let missing = probe.left_out();
+            let reason = match missing_note(&missing) {
+                Some(m) => format!("nothing to send ({m})"),
+                None => "nothing to send (the merchant has no SKUs yet)".into(),
+            };
+            let mut report = unsent(ledger, entry, "skipped", reason, opts.dry_run)?;
+            report.missing = missing;
+            return Ok(report);
         }
-        crate::mapping::OutFormat::Csv { columns, .. }
-        | crate::mapping::OutFormat::Xml {
-            fields: columns, ..
-        } => {
-            for f in [
-                crate::mapping::OutField::Upc,
-                crate::mapping::OutField::Description,
-            ] {
-                if columns.iter().any(|c| c.field == f) {
-                    leave_out(
-                        f,
-                        &unwritable,
-                        usize::MAX >> 1,
-                        "a control character the feed cannot carry".into(),
-                    )?;
-                }
-            }
-        }
-    }
-    entry.items = plan.items;
-    let missing: Vec<Missing> = plan
-        .missing
-        .iter()
-        .map(|(f, n)| Missing {
-            field: format!("missing {}", f.name()),
-            items: *n,
-        })
-        .chain(invalid)
-        .collect();
-    let missing_note = (!missing.is_empty()).then(|| {
-        missing
-            .iter()
-            .map(|m| format!("{} left out: {}", m.items, m.field))
-            .collect::<Vec<_>>()
-            .join("; ")
-    });
-    // An 846 must hold at least one LIN loop: with nothing to send there is no valid file.
-    if plan.items == 0 && matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
-        let reason = match missing_note {
-            Some(m) => format!("nothing to send ({m})"),
-            None => "nothing to send (the merchant has no SKUs yet)".into(),
-        };
-        let mut report = unsent(ledger, entry, "skipped", reason, opts.dry_run)?;
-        report.missing = missing;
-        return Ok(report);
     }
 
     // 3. Render to a local file under the feed's final name.
@@ -481,7 +597,14 @@ pub fn sync_cart(
         now: started,
         control,
     };
-    let rendered = match render(ledger, cart, &ctx, &local) {
+    let mut sent = SentLog::new(&cfg.scratch_dir("outgoing", &cart.id));
+    let mut filter = FeedFilter::new(cart, &required, (!opts.dry_run).then_some(&mut sent));
+    let rendered = render(ledger, cart, &q, &mut filter, &ctx, &local);
+    entry.items = filter.items;
+    let missing = filter.left_out();
+    drop(filter);
+    let missing_note = missing_note(&missing);
+    let rendered = match rendered {
         Ok(r) => r,
         Err(reason) => {
             let _ = std::fs::remove_file(&local);
@@ -558,7 +681,7 @@ pub fn sync_cart(
     entry.outcome = "sent".into();
     entry.reason = missing_note;
     entry.finished_at = now_ms();
-    entry.id = ledger.record_sync(&entry, Some(through))?;
+    entry.id = ledger.record_delivery(&entry, Some(through), Some(&mut sent))?;
     if journaled {
         Journal::remove(cfg, &cart.id);
     }
