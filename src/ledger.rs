@@ -823,6 +823,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// How many SKUs a merchant has (the size of a full feed, at most).
+    pub fn product_count(&self, merchant: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM products WHERE merchant = ?1",
+            [merchant],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Forgets one file (it left the folder).
     pub fn forget(&self, source: &str, name: &str) -> Result<()> {
         self.conn.execute(

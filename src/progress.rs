@@ -19,6 +19,8 @@ struct Bar {
     started: Instant,
     shown: bool,
     rows: u64,
+    /// The bar counts items towards a known total (a full feed), not bytes.
+    items: bool,
 }
 
 /// Turns progress bars on for this process (the CLI decides).
@@ -67,6 +69,30 @@ pub fn start(what: &str, len: Option<u64>) {
             started: Instant::now(),
             shown: false,
             rows: 0,
+            items: false,
+        });
+    }
+}
+
+/// Starts a bar for `what` counting items towards `total` (items, rate, ETA).
+pub fn start_items(what: &str, total: u64) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if let Ok(s) =
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")
+    {
+        bar.set_style(s.progress_chars("=> "));
+    }
+    bar.set_prefix(crate::util::escape(what));
+    if let Ok(mut g) = BAR.lock() {
+        *g = Some(Bar {
+            bar,
+            started: Instant::now(),
+            shown: false,
+            rows: 0,
+            items: true,
         });
     }
 }
@@ -80,7 +106,7 @@ pub fn bytes(n: u64) {
 pub fn rows(n: u64) {
     with(|b| {
         b.rows = n;
-        if b.bar.length().is_some() {
+        if b.bar.length().is_some() && !b.items {
             b.bar.set_message(n.to_string());
         } else {
             b.bar.set_position(n);

@@ -424,7 +424,11 @@ fn render(
         bytes: 0,
         hash: Sha256::new(),
     };
-    crate::progress::start(&cart.id, None);
+    // A full feed sends (at most) every SKU of the merchant: a bar with an ETA.
+    match cart.is_full().then(|| ledger.product_count(&cart.merchant)) {
+        Some(Ok(total)) => crate::progress::start_items(&cart.id, total),
+        _ => crate::progress::start(&cart.id, None),
+    }
     let mut n = 0u64;
     let written = ledger
         .feed_rows(q, |rows| {
