@@ -3,6 +3,7 @@
 
 use crate::config::{self, Config};
 use crate::ledger::Ledger;
+use crate::ledger::SyncOutcome;
 use crate::pickup::{self, Outcome};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::util::{Problem, now_ms};
@@ -577,7 +578,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             )?;
             // A skipped manual sync leaves the cart's schedule alone: its
             // next due time stays what it was (the attempt is in history).
-            if r.outcome == "skipped" && !dry_run {
+            if r.outcome == SyncOutcome::Skipped && !dry_run {
                 ledger.keep_schedule(&c.id, before)?;
             }
             if as_json {
@@ -713,7 +714,7 @@ fn print_sync(r: &SyncReport) {
 /// `run --once`'s last line, said even when nothing was due.
 fn pass_summary(p: &crate::daemon::Pass) -> String {
     let n = |o: Outcome| p.files.iter().filter(|f| f.outcome == o).count();
-    let s = |o: &str| p.syncs.iter().filter(|r| r.outcome == o).count();
+    let s = |o: SyncOutcome| p.syncs.iter().filter(|r| r.outcome == o).count();
     format!(
         "run --once: {} ({} applied, {} duplicate, {} rejected, {} held), {} synced ({} sent, {} skipped, {} failed), {}",
         count(p.files.len(), "file"),
@@ -722,9 +723,9 @@ fn pass_summary(p: &crate::daemon::Pass) -> String {
         n(Outcome::Rejected),
         n(Outcome::Held),
         count(p.syncs.len(), "cart"),
-        s("sent"),
-        s("skipped"),
-        s("failed"),
+        s(SyncOutcome::Sent),
+        s(SyncOutcome::Skipped),
+        s(SyncOutcome::Failed),
         count(p.errors.len(), "error")
     )
 }
@@ -804,7 +805,7 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     print_pass(&pass);
     // A second run finds nothing due or nothing new, and says so: the gateway
     // never sends a feed just to have something to show.
-    if pass.syncs.iter().all(|s| s.outcome != "sent") {
+    if pass.syncs.iter().all(|s| s.outcome != SyncOutcome::Sent) {
         outln!(
             "nothing new to send (carts not due, or no new inventory); drop files into var/inbox/* and run again"
         );

@@ -503,13 +503,57 @@ pub struct CartState {
     pub last_outcome: Option<String>,
 }
 
+/// How a sync attempt ended. Stored as its name (`sent`, `skipped`,
+/// `failed`); `dry-run` is reported, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncOutcome {
+    Sent,
+    #[default]
+    Skipped,
+    Failed,
+    DryRun,
+}
+
+impl SyncOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::Sent => "sent",
+            SyncOutcome::Skipped => "skipped",
+            SyncOutcome::Failed => "failed",
+            SyncOutcome::DryRun => "dry-run",
+        }
+    }
+    /// The stored name back (an unknown one reads as failed).
+    pub fn parse(s: &str) -> SyncOutcome {
+        match s {
+            "sent" => SyncOutcome::Sent,
+            "skipped" => SyncOutcome::Skipped,
+            "dry-run" => SyncOutcome::DryRun,
+            _ => SyncOutcome::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for SyncOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::ToSql for SyncOutcome {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SyncEntry {
     pub id: i64,
     pub cart: String,
     pub started_at: Millis,
     pub finished_at: Millis,
-    pub outcome: String,
+    pub outcome: SyncOutcome,
     pub reason: Option<String>,
     pub items: u64,
     pub file: Option<String>,
@@ -1290,7 +1334,7 @@ impl Ledger {
                 cart: r.get(1)?,
                 started_at: r.get(2)?,
                 finished_at: r.get(3)?,
-                outcome: r.get(4)?,
+                outcome: SyncOutcome::parse(&r.get::<_, String>(4)?),
                 reason: r.get(5)?,
                 items: r.get(6)?,
                 file: r.get(7)?,

@@ -473,7 +473,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             vec![
                 cell(&rfc3339(h.started_at)),
                 cell(&h.cart),
-                outcome(&Some(h.outcome.clone())),
+                outcome(&Some(h.outcome.to_string())),
                 h.items.to_string(),
                 detail,
             ]

@@ -5,7 +5,9 @@
 use crate::config::{Cart, Config};
 use crate::formats::FeedItem;
 use crate::formats::{FeedContext, write_feed};
-use crate::ledger::{FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, missing_field};
+use crate::ledger::{
+    FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, SyncOutcome, missing_field,
+};
 use crate::mapping::OutField;
 use crate::transport::{TransportError, deliver_to, deliver_to_path};
 use crate::util::{Millis, hex, now_ms, rfc3339};
@@ -35,7 +37,7 @@ pub struct SyncOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
     pub cart: String,
-    pub outcome: String,
+    pub outcome: SyncOutcome,
     pub reason: Option<String>,
     pub items: u64,
     pub file: Option<String>,
@@ -69,7 +71,7 @@ impl SyncReport {
     pub fn from_entry(e: &SyncEntry) -> SyncReport {
         SyncReport {
             cart: e.cart.clone(),
-            outcome: e.outcome.clone(),
+            outcome: e.outcome,
             reason: e.reason.clone(),
             items: e.items,
             file: e.file.clone(),
@@ -85,7 +87,7 @@ impl SyncReport {
                 (Some(s), Some(c)) if !c.is_empty() => Some(format!("{s} ({c})")),
                 (Some(s), _) => Some(s.clone()),
                 // An 846 delivered and no 997 back yet.
-                (None, _) if e.outcome == "sent" && e.group_control.is_some() => {
+                (None, _) if e.outcome == SyncOutcome::Sent && e.group_control.is_some() => {
                     Some("unacknowledged".into())
                 }
                 _ => None,
@@ -95,7 +97,7 @@ impl SyncReport {
     }
 
     pub fn is_failure(&self) -> bool {
-        self.outcome == "failed"
+        self.outcome == SyncOutcome::Failed
     }
 }
 
@@ -467,13 +469,13 @@ fn render(
 fn unsent(
     ledger: &mut Ledger,
     mut entry: SyncEntry,
-    outcome: &str,
+    outcome: SyncOutcome,
     reason: String,
     dry_run: bool,
 ) -> Result<SyncReport, SyncError> {
     // `run` logs one line per attempt; `sync` prints it.
     tracing::debug!(cart = %entry.cart, reason = %reason, "{outcome}");
-    entry.outcome = outcome.into();
+    entry.outcome = outcome;
     entry.reason = Some(reason);
     entry.finished_at = now_ms();
     if !dry_run {
@@ -519,7 +521,7 @@ pub fn sync_cart(
                 return unsent(
                     ledger,
                     entry,
-                    "skipped",
+                    SyncOutcome::Skipped,
                     "another process is syncing this cart right now".into(),
                     true,
                 );
@@ -543,7 +545,7 @@ pub fn sync_cart(
         return unsent(
             ledger,
             entry,
-            "skipped",
+            SyncOutcome::Skipped,
             "no new inventory".into(),
             opts.dry_run,
         );
@@ -567,7 +569,7 @@ pub fn sync_cart(
                 Some(m) => format!("nothing to send ({m})"),
                 None => "nothing to send (the merchant has no SKUs yet)".into(),
             };
-            let mut report = unsent(ledger, entry, "skipped", reason, opts.dry_run)?;
+            let mut report = unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run)?;
             report.missing = missing;
             return Ok(report);
         }
@@ -612,7 +614,7 @@ pub fn sync_cart(
         Ok(r) => r,
         Err(reason) => {
             let _ = std::fs::remove_file(&local);
-            return unsent(ledger, entry, "failed", reason, opts.dry_run);
+            return unsent(ledger, entry, SyncOutcome::Failed, reason, opts.dry_run);
         }
     };
     entry.bytes = Some(rendered.bytes);
@@ -620,7 +622,7 @@ pub fn sync_cart(
 
     if opts.dry_run {
         let mut report = SyncReport::from_entry(&entry);
-        report.outcome = "dry-run".into();
+        report.outcome = SyncOutcome::DryRun;
         report.reason = missing_note;
         report.missing = missing;
         report.finished_at = rfc3339(now_ms());
@@ -628,7 +630,7 @@ pub fn sync_cart(
             match deliver_to_path(&rendered.path, out) {
                 Ok(dest) => report.file = Some(dest),
                 Err(e) => {
-                    report.outcome = "failed".into();
+                    report.outcome = SyncOutcome::Failed;
                     report.reason = Some(e.message);
                 }
             }
@@ -667,7 +669,7 @@ pub fn sync_cart(
             let mut report = unsent(
                 ledger,
                 entry,
-                "failed",
+                SyncOutcome::Failed,
                 format!("delivery failed: {}", e.message),
                 false,
             )?;
@@ -682,7 +684,7 @@ pub fn sync_cart(
         Ok(a) => entry.archive_path = Some(a),
         Err(e) => tracing::error!(cart = %cart.id, error = %e, "feed delivered but not archived"),
     }
-    entry.outcome = "sent".into();
+    entry.outcome = SyncOutcome::Sent;
     entry.reason = missing_note;
     entry.finished_at = now_ms();
     entry.id = ledger.record_delivery(&entry, Some(through), Some(&mut sent))?;

@@ -4,7 +4,7 @@
 //! outboxes, and deliveries whose outcome was never recorded.
 
 use crate::config::{Cart, Config};
-use crate::ledger::{Ledger, SyncEntry};
+use crate::ledger::{Ledger, SyncEntry, SyncOutcome};
 use crate::sync::Journal;
 use crate::transport::{open, temp_name};
 use crate::util::{escape, now_ms};
@@ -119,7 +119,11 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
             cart: cart.id.clone(),
             started_at: j.started_at,
             finished_at: now_ms(),
-            outcome: if delivered { "sent" } else { "failed" }.into(),
+            outcome: if delivered {
+                SyncOutcome::Sent
+            } else {
+                SyncOutcome::Failed
+            },
             reason: Some(if delivered {
                 "delivered, but the process stopped before recording it; recorded at the next start (its changes are sent again)".into()
             } else {

@@ -4,7 +4,7 @@
 
 use super::{RESCAN, SETTLE_MS, backoff};
 use crate::config::{Cart, Config, Inbound};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, SyncOutcome};
 use crate::pickup::{ApplyGate, FileOutcome, Outcome, pickup_source};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::telemetry::Telemetry;
@@ -260,8 +260,8 @@ pub fn log_file(src: &str, f: &FileOutcome, ms: u128) {
 pub fn log_sync(r: &SyncReport, ms: u128) {
     let file = r.file.as_deref().map(escape).unwrap_or_default();
     let reason = r.reason.as_deref().map(escape).unwrap_or_default();
-    match r.outcome.as_str() {
-        "failed" => {
+    match r.outcome {
+        SyncOutcome::Failed => {
             tracing::error!(event = "sync", cart = %r.cart, outcome = %r.outcome, file = %file, items = r.items, bytes = r.bytes.unwrap_or(0), duration_ms = ms as u64, reason = %reason, "sync failed")
         }
         _ => {
@@ -372,9 +372,10 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
                 Ok(r) => {
                     let took = t0.elapsed();
                     log_sync(&r, took.as_millis());
-                    let sent = (r.outcome == "sent").then(|| (r.items, r.bytes.unwrap_or(0)));
-                    sh.telemetry.sync(&cart.id, &r.outcome, sent);
-                    if r.outcome == "sent" || r.outcome == "failed" {
+                    let sent =
+                        (r.outcome == SyncOutcome::Sent).then(|| (r.items, r.bytes.unwrap_or(0)));
+                    sh.telemetry.sync(&cart.id, r.outcome.as_str(), sent);
+                    if matches!(r.outcome, SyncOutcome::Sent | SyncOutcome::Failed) {
                         sh.telemetry
                             .transfer("delivery", &cart.id, took.as_secs_f64());
                     }
