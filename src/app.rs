@@ -414,6 +414,159 @@ macro_rules! try_cfg {
     };
 }
 
+/// `check`: every problem of the config and of every mapping, in one pass.
+fn cmd_check(cfg_flag: Option<PathBuf>) -> anyhow::Result<i32> {
+    let path = config::default_path(cfg_flag.clone());
+    match config::load(&path) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                outln!("warning: {w}");
+            }
+            outln!(
+                "ok: {} ({}, {}, {}, all mappings valid)",
+                path.display(),
+                count(cfg.merchants.len(), "merchant"),
+                count(cfg.inbound.len(), "inbound source"),
+                count(cfg.carts.len(), "cart")
+            );
+            Ok(OK)
+        }
+        Err(problems) => {
+            for p in &problems {
+                outln!("{p}");
+            }
+            eprintln!("{} found", count(problems.len(), "problem"));
+            Ok(USAGE)
+        }
+    }
+}
+
+/// `run` and `run --once`, holding the ledger's instance lock.
+fn cmd_run(cfg_flag: Option<PathBuf>, once: bool, http: Option<String>) -> anyhow::Result<i32> {
+    let cfg = try_cfg!(load(&cfg_flag));
+    // Rule 18: one `run` per ledger.
+    let _lock = match crate::locks::instance(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(USAGE);
+        }
+    };
+    let mut ledger = open(&cfg)?;
+    if once {
+        crate::daemon::clean_up_after_crashes(&cfg);
+        if let Err(e) = crate::daemon::prune(&cfg) {
+            tracing::error!(error = %e, "retention failed");
+        }
+        let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
+        print_pass(&pass);
+        outln!("{}", pass_summary(&pass));
+        let bad = !pass.errors.is_empty()
+            || pass
+                .files
+                .iter()
+                .any(|f| matches!(f.outcome, Outcome::Rejected | Outcome::Held))
+            || pass.syncs.iter().any(SyncReport::is_failure);
+        Ok(if bad { FAILED } else { OK })
+    } else {
+        drop(ledger);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+        let path = config::default_path(cfg_flag.clone());
+        let opts = crate::daemon::RunOptions { http };
+        match crate::daemon::run(&path, cfg, stop, hup, opts) {
+            Ok(()) => Ok(OK),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(USAGE)
+            }
+        }
+    }
+}
+
+/// `ingest --source ID FILE...`: apply files now, as the source would.
+fn cmd_ingest(
+    cfg_flag: Option<PathBuf>,
+    source: String,
+    force: bool,
+    as_json: bool,
+    files: Vec<PathBuf>,
+) -> anyhow::Result<i32> {
+    let cfg = try_cfg!(load(&cfg_flag));
+    let Some(src) = cfg.inbound(&source) else {
+        let ids: Vec<&str> = cfg.inbound.iter().map(|i| i.id.as_str()).collect();
+        return Ok(unknown_id(&cfg, "inbound source", &source, &ids));
+    };
+    let mut ledger = open(&cfg)?;
+    let mut outs = vec![];
+    let mut code = OK;
+    for f in &files {
+        if !f.is_file() {
+            eprintln!("error: {}: no such file", f.display());
+            code = FAILED;
+            continue;
+        }
+        let opts = pickup::Options {
+            force,
+            consume: false,
+            pickup_time: now_ms(),
+        };
+        let out = pickup::ingest_file(&cfg, &mut ledger, src, f, opts)?;
+        if matches!(out.outcome, Outcome::Rejected | Outcome::Held) {
+            code = FAILED;
+        }
+        outs.push(out);
+    }
+    if as_json {
+        json(&outs);
+    } else {
+        outs.iter().for_each(print_file);
+    }
+    Ok(code)
+}
+
+/// `sync CART`: one sync now (gate and schedule as the options say).
+fn cmd_sync(
+    cfg_flag: Option<PathBuf>,
+    cart: String,
+    force: bool,
+    dry_run: bool,
+    output: Option<PathBuf>,
+    as_json: bool,
+) -> anyhow::Result<i32> {
+    let cfg = try_cfg!(load(&cfg_flag));
+    let Some(c) = cfg.cart(&cart) else {
+        return Ok(unknown_id(&cfg, "cart", &cart, &cart_ids(&cfg, None)));
+    };
+    let mut ledger = open(&cfg)?;
+    let before = ledger.cart_state(&c.id)?.last_attempt;
+    let r = sync_cart(
+        &cfg,
+        &mut ledger,
+        c,
+        &SyncOptions {
+            force,
+            dry_run,
+            output,
+        },
+    )?;
+    // A skipped manual sync leaves the cart's schedule alone: its
+    // next due time stays what it was (the attempt is in history).
+    if r.outcome == SyncOutcome::Skipped && !dry_run {
+        ledger.keep_schedule(&c.id, before)?;
+    }
+    if as_json {
+        json(&r);
+    } else {
+        print_sync(&r);
+    }
+    Ok(if r.is_failure() { FAILED } else { OK })
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let cfg_flag = cli.command.config_arg().or(cli.config.clone());
     match cli.command {
@@ -443,115 +596,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Err(e) => Err(e.into()),
         },
         Command::Demo { dir } => demo(dir.unwrap_or_else(|| PathBuf::from("stockgate-demo"))),
-        Command::Check { .. } => {
-            let path = config::default_path(cfg_flag.clone());
-            match config::load(&path) {
-                Ok(cfg) => {
-                    for w in &cfg.warnings {
-                        outln!("warning: {w}");
-                    }
-                    outln!(
-                        "ok: {} ({}, {}, {}, all mappings valid)",
-                        path.display(),
-                        count(cfg.merchants.len(), "merchant"),
-                        count(cfg.inbound.len(), "inbound source"),
-                        count(cfg.carts.len(), "cart")
-                    );
-                    Ok(OK)
-                }
-                Err(problems) => {
-                    for p in &problems {
-                        outln!("{p}");
-                    }
-                    eprintln!("{} found", count(problems.len(), "problem"));
-                    Ok(USAGE)
-                }
-            }
-        }
-        Command::Run { once, http, .. } => {
-            let cfg = try_cfg!(load(&cfg_flag));
-            // Rule 18: one `run` per ledger.
-            let _lock = match crate::locks::instance(&cfg) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(USAGE);
-                }
-            };
-            let mut ledger = open(&cfg)?;
-            if once {
-                crate::daemon::clean_up_after_crashes(&cfg);
-                if let Err(e) = crate::daemon::prune(&cfg) {
-                    tracing::error!(error = %e, "retention failed");
-                }
-                let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
-                print_pass(&pass);
-                outln!("{}", pass_summary(&pass));
-                let bad = !pass.errors.is_empty()
-                    || pass
-                        .files
-                        .iter()
-                        .any(|f| matches!(f.outcome, Outcome::Rejected | Outcome::Held))
-                    || pass.syncs.iter().any(SyncReport::is_failure);
-                Ok(if bad { FAILED } else { OK })
-            } else {
-                drop(ledger);
-                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                    signal_hook::flag::register(sig, stop.clone())?;
-                }
-                signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
-                let path = config::default_path(cfg_flag.clone());
-                let opts = crate::daemon::RunOptions { http };
-                match crate::daemon::run(&path, cfg, stop, hup, opts) {
-                    Ok(()) => Ok(OK),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        Ok(USAGE)
-                    }
-                }
-            }
-        }
+        Command::Check { .. } => cmd_check(cfg_flag),
+        Command::Run { once, http, .. } => cmd_run(cfg_flag, once, http),
         Command::Ingest {
             source,
             force,
             json: as_json,
             files,
             ..
-        } => {
-            let cfg = try_cfg!(load(&cfg_flag));
-            let Some(src) = cfg.inbound(&source) else {
-                let ids: Vec<&str> = cfg.inbound.iter().map(|i| i.id.as_str()).collect();
-                return Ok(unknown_id(&cfg, "inbound source", &source, &ids));
-            };
-            let mut ledger = open(&cfg)?;
-            let mut outs = vec![];
-            let mut code = OK;
-            for f in &files {
-                if !f.is_file() {
-                    eprintln!("error: {}: no such file", f.display());
-                    code = FAILED;
-                    continue;
-                }
-                let opts = pickup::Options {
-                    force,
-                    consume: false,
-                    pickup_time: now_ms(),
-                };
-                let out = pickup::ingest_file(&cfg, &mut ledger, src, f, opts)?;
-                if matches!(out.outcome, Outcome::Rejected | Outcome::Held) {
-                    code = FAILED;
-                }
-                outs.push(out);
-            }
-            if as_json {
-                json(&outs);
-            } else {
-                outs.iter().for_each(print_file);
-            }
-            Ok(code)
-        }
+        } => cmd_ingest(cfg_flag, source, force, as_json, files),
         Command::Sync {
             cart,
             force,
@@ -559,35 +612,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             output,
             json: as_json,
             ..
-        } => {
-            let cfg = try_cfg!(load(&cfg_flag));
-            let Some(c) = cfg.cart(&cart) else {
-                return Ok(unknown_id(&cfg, "cart", &cart, &cart_ids(&cfg, None)));
-            };
-            let mut ledger = open(&cfg)?;
-            let before = ledger.cart_state(&c.id)?.last_attempt;
-            let r = sync_cart(
-                &cfg,
-                &mut ledger,
-                c,
-                &SyncOptions {
-                    force,
-                    dry_run,
-                    output,
-                },
-            )?;
-            // A skipped manual sync leaves the cart's schedule alone: its
-            // next due time stays what it was (the attempt is in history).
-            if r.outcome == SyncOutcome::Skipped && !dry_run {
-                ledger.keep_schedule(&c.id, before)?;
-            }
-            if as_json {
-                json(&r);
-            } else {
-                print_sync(&r);
-            }
-            Ok(if r.is_failure() { FAILED } else { OK })
-        }
+        } => cmd_sync(cfg_flag, cart, force, dry_run, output, as_json),
         Command::Status { json: as_json, .. } => {
             let cfg = try_cfg!(load(&cfg_flag));
             let ledger = open_read(&cfg)?;
