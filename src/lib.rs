@@ -1,7 +1,7 @@
 //! stockgate: an inventory-sync gateway.
 //!
 //! Dependency direction (each module uses only those listed before it):
-//! `util` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
+//! `util` → `progress` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
 //! `locks` → `ledger` → `transport` → `store` → `acks` → `pickup` → `sync` →
 //! `inspect` → `telemetry` → `serve` → `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
