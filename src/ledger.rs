@@ -876,6 +876,25 @@ impl Ledger {
         )?)
     }
 
+    /// A listed file that could not be taken this time (fetch or read
+    /// failed): the reason is kept with it; it stays untaken (tried again).
+    pub fn note_problem(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        note: &str,
+        now: Millis,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO remote_files (source, name, size, mtime, first_seen, note) VALUES (?1, ?2, ?3, ?4, ?6, ?5)
+             ON CONFLICT (source, name) DO UPDATE SET note = excluded.note",
+            params![source, name, size as i64, mtime, note, now],
+        )?;
+        Ok(())
+    }
+
     /// Forgets one file (it left the folder).
     pub fn forget(&self, source: &str, name: &str) -> Result<()> {
         self.conn.execute(

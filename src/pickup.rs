@@ -1294,6 +1294,15 @@ fn pickup_from(
             Ok(out) => outs.files.push(out),
             Err(TakeError::File(msg)) => {
                 tracing::error!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "file skipped");
+                // Recorded with the file (no outcome: it is tried again at the next look).
+                ledger.note_problem(
+                    &src.id,
+                    &e.name,
+                    e.size,
+                    e.mtime,
+                    &crate::util::bounded(&msg, 500),
+                    now,
+                )?;
                 outs.errors
                     .push(format!("{}: {}", escape(&e.name), escape(&msg)));
             }

@@ -112,3 +112,8 @@ fn ftp_wrong_password_is_permanent_and_never_shown() {
     assert_eq!(v["outcome"], "failed");
     assert!(r.files("out").is_empty());
 }
+
+#[test]
+fn ftp_unreadable_file_is_skipped_and_recorded() {
+    unreadable_file_is_skipped(&Ftpd::start().remote());
+}

@@ -124,3 +124,9 @@ fn sftp_server_down_then_back_loses_nothing() {
         b"SKU,Quantity\nA,10\n"
     );
 }
+
+#[test]
+fn sftp_unreadable_file_is_skipped_and_recorded() {
+    let s = server!();
+    unreadable_file_is_skipped(&s.remote());
+}

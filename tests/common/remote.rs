@@ -520,3 +520,35 @@ impl super::ftpd::Ftpd {
         }
     }
 }
+
+/// A file the server will not hand over is logged, recorded with its reason
+/// and skipped; the others of the pass go on, and it is tried again later.
+pub fn unreadable_file_is_skipped(r: &Remote) {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = remote_ws(r, "stable_for = \"0s\"", "");
+    r.put("in/a.csv", STOCK);
+    let locked = r.put("in/b.csv", STOCK.replace("A,", "B,"));
+    // Owned by root, mode 000: the server's (non-root) user cannot read it.
+    std::os::unix::fs::chown(&locked, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    r.put("in/c.csv", STOCK.replace("A,", "C,"));
+    let o = ws.run_env(&["run", "--once"], &r.env);
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("b.csv"), "{}", o.stdout);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM stock"),
+        2,
+        "a and c applied"
+    );
+    assert_eq!(r.files("in"), vec!["b.csv"]);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM remote_files WHERE name = 'b.csv' AND outcome IS NULL AND note IS NOT NULL"),
+        1
+    );
+    // Readable again: taken at the next look.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    r.own(&locked);
+    run_once(&ws, r, 0);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 3);
+    assert!(r.files("in").is_empty());
+}
