@@ -381,17 +381,26 @@ pub struct X12Profile {
     pub quantity_qualifier: String,
     pub unit: String,
     pub line_break: bool,
-    /// (addition) BIA03; default our ISA13.
+    /// (addition) optional segments retailers' guides ask for.
+    pub extras: Extras846,
+}
+
+/// Optional 846 content (each a mapping key of the same name); all off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras846 {
+    /// BIA03 (reference id, 1 to 30 characters); default: our ISA13 as a number.
     pub bia_reference: Option<String>,
-    /// (addition) header DTM qualifier carrying the time the numbers were computed.
+    /// `DTM*<this>*CCYYMMDD*HHMM` after the BIA with the time the numbers
+    /// were computed (e.g. "405" or "007").
     pub as_of_dtm: Option<String>,
-    /// (addition) header N1: [N101, N102 name, N103 id qualifier, N104 id].
+    /// Header `N1*<N101>*<N102>*<N103>*<N104>` (e.g. SF ship-from, 92 id).
     pub ship_from: Option<[String; 4]>,
-    /// (addition) PID*F****description after each LIN with a description.
+    /// `PID*F****<description>` after each LIN whose product has one.
     pub pid_description: bool,
-    /// (addition) more QTY segments with the same quantity (e.g. ["17"]).
+    /// More `QTY*<qualifier>*<quantity>*<unit>` after the first, same value
+    /// (e.g. "17" quantity available as well as "33").
     pub extra_quantity_qualifiers: Vec<String>,
-    /// (addition) CTT02 hash total of the QTY02 values.
+    /// CTT02: the sum of the QTY02 values of the set (a hash total).
     pub hash_total: bool,
 }
 
@@ -1440,12 +1449,14 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
         quantity_qualifier: s(&raw.quantity_qualifier, "33"),
         unit: s(&raw.unit, "EA"),
         line_break: raw.line_break.unwrap_or(false),
-        bia_reference: raw.bia_reference.clone(),
-        as_of_dtm: raw.as_of_dtm.clone(),
-        ship_from,
-        pid_description: raw.pid_description.unwrap_or(false),
-        extra_quantity_qualifiers: raw.extra_quantity_qualifiers.clone().unwrap_or_default(),
-        hash_total: raw.hash_total.unwrap_or(false),
+        extras: Extras846 {
+            bia_reference: raw.bia_reference.clone(),
+            as_of_dtm: raw.as_of_dtm.clone(),
+            ship_from,
+            pid_description: raw.pid_description.unwrap_or(false),
+            extra_quantity_qualifiers: raw.extra_quantity_qualifiers.clone().unwrap_or_default(),
+            hash_total: raw.hash_total.unwrap_or(false),
+        },
     }
 }
 

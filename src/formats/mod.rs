@@ -496,14 +496,7 @@ pub fn profile_846(p: &crate::mapping::X12Profile) -> x12::Profile846 {
             .collect(),
         quantity_qualifier: p.quantity_qualifier.clone(),
         unit: p.unit.clone(),
-        extras: x12::Extras846 {
-            bia_reference: p.bia_reference.clone(),
-            as_of_dtm: p.as_of_dtm.clone(),
-            ship_from: p.ship_from.clone(),
-            pid_description: p.pid_description,
-            extra_quantity_qualifiers: p.extra_quantity_qualifiers.clone(),
-            hash_total: p.hash_total,
-        },
+        extras: p.extras.clone(),
     }
 }
 

@@ -57,24 +57,9 @@ pub struct Profile846 {
     pub extras: Extras846,
 }
 
-/// Optional 846 content (each a mapping key of the same name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extras846 {
-    /// BIA03 (reference id, 1 to 30 characters); default: our ISA13 as a number.
-    pub bia_reference: Option<String>,
-    /// `DTM*<this>*CCYYMMDD*HHMM` after the BIA with the time the numbers
-    /// were computed (e.g. "405" or "007").
-    pub as_of_dtm: Option<String>,
-    /// Header `N1*<N101>*<N102>*<N103>*<N104>` (e.g. SF ship-from, 92 id).
-    pub ship_from: Option<[String; 4]>,
-    /// `PID*F****<description>` after each LIN whose product has one.
-    pub pid_description: bool,
-    /// More `QTY*<qualifier>*<quantity>*<unit>` after the first, same value
-    /// (e.g. "17" quantity available as well as "33").
-    pub extra_quantity_qualifiers: Vec<String>,
-    /// CTT02: the sum of the QTY02 values of the set (a hash total).
-    pub hash_total: bool,
-}
+/// Optional 846 content: the mapping's own keys of the same names, one
+/// definition for both.
+pub use crate::mapping::Extras846;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item846Out {
