@@ -46,43 +46,32 @@ fn with(f: impl FnOnce(&mut Bar)) {
 /// Starts a bar for `what` (a file name, a cart): with `len` bytes to go
 /// (rows, rate and ETA), or a counter of items when the total is unknown.
 pub fn start(what: &str, len: Option<u64>) {
-    if !ENABLED.load(Ordering::Relaxed) {
-        return;
-    }
-    let (bar, style) = match len {
-        Some(n) => (
-            ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::hidden()),
-            "{prefix} [{bar:30}] {percent:>3}%  {msg} rows  {binary_bytes_per_sec}  ETA {eta}",
-        ),
-        None => (
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()),
-            "{prefix} {spinner} {pos} items  {per_sec}  {elapsed}",
-        ),
+    let template = match len {
+        Some(_) => {
+            "{prefix} [{bar:30}] {percent:>3}%  {msg} rows  {binary_bytes_per_sec}  ETA {eta}"
+        }
+        None => "{prefix} {spinner} {pos} items  {per_sec}  {elapsed}",
     };
-    if let Ok(s) = ProgressStyle::with_template(style) {
-        bar.set_style(s.progress_chars("=> "));
-    }
-    bar.set_prefix(crate::util::escape(what));
-    if let Ok(mut g) = BAR.lock() {
-        *g = Some(Bar {
-            bar,
-            started: Instant::now(),
-            shown: false,
-            rows: 0,
-            items: false,
-        });
-    }
+    install(what, len, template, false);
 }
 
 /// Starts a bar for `what` counting items towards `total` (items, rate, ETA).
 pub fn start_items(what: &str, total: u64) {
+    install(
+        what,
+        Some(total),
+        "{prefix} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}",
+        true,
+    );
+}
+
+/// The bar, hidden until `DELAY` has passed (see [`with`]).
+fn install(what: &str, len: Option<u64>, template: &str, items: bool) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-    if let Ok(s) =
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} items  {per_sec}  ETA {eta}")
-    {
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::hidden());
+    if let Ok(s) = ProgressStyle::with_template(template) {
         bar.set_style(s.progress_chars("=> "));
     }
     bar.set_prefix(crate::util::escape(what));
@@ -92,7 +81,7 @@ pub fn start_items(what: &str, total: u64) {
             started: Instant::now(),
             shown: false,
             rows: 0,
-            items: true,
+            items,
         });
     }
 }

@@ -266,6 +266,15 @@ fn after_value(cx: &mut Ctx, table: &str, i: usize, key: &str, v: &str) -> Optio
     }
 }
 
+/// `p` resolved against the config's folder; a problem when no such file is there.
+fn existing_file(cx: &mut Ctx, table: &str, i: usize, key: &str, p: &std::path::Path) -> PathBuf {
+    let file = cx.resolve(p);
+    if !file.is_file() {
+        cx.at(table, i, key, format!("no such file {}", file.display()));
+    }
+    file
+}
+
 /// Validates one transport table for its kind; every problem is reported.
 pub(super) fn transport_spec(
     cx: &mut Ctx,
@@ -420,17 +429,10 @@ pub(super) fn transport_spec(
                         TlsMode::Explicit
                     }
                 };
-                let ca_file = t.ca_file.as_deref().map(|p| cx.resolve(p));
-                if let Some(ca) = &ca_file
-                    && !ca.is_file()
-                {
-                    cx.at(
-                        table,
-                        i,
-                        "ca_file",
-                        format!("no such file {}", ca.display()),
-                    );
-                }
+                let ca_file = t
+                    .ca_file
+                    .as_deref()
+                    .map(|p| existing_file(cx, table, i, "ca_file", p));
                 Tls { mode, ca_file }
             });
             let port = t.port.unwrap_or(match tls.as_ref().map(|t| t.mode) {
@@ -459,15 +461,7 @@ pub(super) fn transport_spec(
                     SftpAuth::Password(Password::Env(String::new()))
                 }
                 (Some(k), None) => {
-                    let file = cx.resolve(k);
-                    if !file.is_file() {
-                        cx.at(
-                            table,
-                            i,
-                            "key_file",
-                            format!("no such file {}", file.display()),
-                        );
-                    }
+                    let file = existing_file(cx, table, i, "key_file", k);
                     SftpAuth::Key {
                         file,
                         passphrase: t.key_passphrase_env.clone().map(Password::Env),
@@ -498,16 +492,7 @@ pub(super) fn transport_spec(
                     HostKey::Sha256(String::new())
                 }
                 (Some(k), None) => {
-                    let file = cx.resolve(k);
-                    if !file.is_file() {
-                        cx.at(
-                            table,
-                            i,
-                            "known_hosts",
-                            format!("no such file {}", file.display()),
-                        );
-                    }
-                    HostKey::KnownHosts(file)
+                    HostKey::KnownHosts(existing_file(cx, table, i, "known_hosts", k))
                 }
                 (None, Some(h)) => {
                     let ok = h.strip_prefix("SHA256:").is_some_and(|b| {
