@@ -699,12 +699,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn print_file(f: &pickup::FileOutcome) {
-    let what = match f.outcome {
-        Outcome::Applied => "applied",
-        Outcome::Duplicate => "duplicate",
-        Outcome::Rejected => "rejected",
-        Outcome::Held => "held",
-    };
+    let what = f.outcome.as_str();
     let mut line = format!(" {}  rows={} stale={}", f.file, f.rows, f.stale);
     if f.skipped > 0 {
         line.push_str(&format!(" skipped={}", f.skipped));

@@ -44,6 +44,18 @@ pub enum Outcome {
     Held,
 }
 
+impl Outcome {
+    /// Its name, as in JSON, the ledger and the logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+            Outcome::Held => "held",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct FileOutcome {
     pub file: String,
@@ -173,19 +185,13 @@ pub const ERRORS_LISTED: usize = 1000;
 /// 200 characters each; this bounds whatever else a message echoes).
 const ERROR_LINE_MAX: usize = 1000;
 
+#[derive(Default)]
 struct Errors {
     shown: Vec<String>,
     total: u64,
 }
 
 impl Errors {
-    fn new(_cfg: &Config, _src: &Inbound, _name: &str) -> Errors {
-        Errors {
-            shown: vec![],
-            total: 0,
-        }
-    }
-
     fn push(&mut self, e: String) {
         self.total += 1;
         if self.shown.len() < ERRORS_LISTED {
@@ -233,7 +239,7 @@ pub fn ingest_file(
     path: &Path,
     opts: Options,
 ) -> Result<FileOutcome, PickupError> {
-    let x12 = matches!(src.mapping.source, crate::mapping::InSource::X12 { .. });
+    let x12 = x12_source(src);
     // Groups are read by their functional id: 997s (FA) are matched to the
     // 846s we sent, the others applied; one file may carry both.
     let fids = if x12 {
@@ -314,7 +320,7 @@ fn receive_acks(
             Ok(out)
         }
         Err(e) => {
-            let mut errors = Errors::new(cfg, src, &name);
+            let mut errors = Errors::default();
             errors.push(e);
             finish_bad(
                 cfg,
@@ -374,7 +380,7 @@ fn apply_file(
         }
         AsOfFrom::PickupTime => opts.pickup_time,
     };
-    let mut errors = Errors::new(cfg, src, &name);
+    let mut errors = Errors::default();
     let mut notes = Notes::default();
     // Rule 15, for a file whose every row takes its mtime as the as-of.
     if src.kind == RecordKind::Inventory
@@ -710,11 +716,8 @@ fn finish_bad(
     let mut w = std::io::BufWriter::new(
         crate::util::create_private(&txt).map_err(io(format!("cannot write {}", txt.display())))?,
     );
-    let kind = if outcome == Outcome::Held {
-        "held"
-    } else {
-        "rejected"
-    };
+    // Held or rejected: the only outcomes that end here.
+    let kind = outcome.as_str();
     let body = (|| -> std::io::Result<()> {
         writeln!(w, "outcome: {kind}")?;
         writeln!(w, "file: {name}")?;
@@ -848,11 +851,7 @@ fn check_utf8(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
 /// A defect the format reader found in the record itself.
 fn reader_error(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) {
     if let Some(e) = &rec.error {
-        let place = if matches!(src.mapping.source, crate::mapping::InSource::X12 { .. }) {
-            "segment"
-        } else {
-            "line"
-        };
+        let place = if x12_source(src) { "segment" } else { "line" };
         errs.push(format!("{place} {}: {e}", rec.line));
     }
 }
@@ -1365,12 +1364,7 @@ fn take_one(
         // Say where the file came from, not where it was staged.
         out.file = format!("{}/{}", folder.describe().trim_end_matches('/'), e.name);
     }
-    let outcome = match out.outcome {
-        Outcome::Applied => "applied",
-        Outcome::Duplicate => "duplicate",
-        Outcome::Rejected => "rejected",
-        Outcome::Held => "held",
-    };
+    let outcome = out.outcome.as_str();
     ledger
         .note_taken(
             &src.id,

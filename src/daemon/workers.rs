@@ -235,18 +235,9 @@ impl Conn {
     }
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Applied => "applied",
-        Outcome::Duplicate => "duplicate",
-        Outcome::Rejected => "rejected",
-        Outcome::Held => "held",
-    }
-}
-
 /// The one log line per file picked up (`--log-format json`: one JSON object).
 pub fn log_file(src: &str, f: &FileOutcome, ms: u128) {
-    let outcome = outcome_name(f.outcome);
+    let outcome = f.outcome.as_str();
     let file = escape(&f.file);
     let first_error = f.errors.first().map(|e| crate::util::bounded(e, 200));
     if matches!(f.outcome, Outcome::Rejected | Outcome::Held) {
@@ -287,7 +278,7 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
                 Ok(p) => {
                     let took = t0.elapsed();
                     for f in &p.files {
-                        sh.telemetry.file(&src.id, outcome_name(f.outcome));
+                        sh.telemetry.file(&src.id, f.outcome.as_str());
                         log_file(&src.id, f, took.as_millis());
                     }
                     for e in &p.errors {
