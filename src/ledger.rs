@@ -8,7 +8,7 @@ use crate::formats::FeedItem;
 use crate::mapping::OutField;
 use crate::util::{Millis, quoted};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -904,32 +904,22 @@ impl Ledger {
         Ok(())
     }
 
-    /// Forgets the files of `source` that are no longer listed.
-    pub fn forget_unlisted(&mut self, source: &str, listed: &HashSet<&str>) -> Result<()> {
-        let known: Vec<String> = self
-            .conn
-            .prepare("SELECT name FROM remote_files WHERE source = ?1")?
-            .query_map([source], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let gone: Vec<&String> = known
-            .iter()
-            .filter(|n| !listed.contains(n.as_str()))
-            .collect();
-        if gone.is_empty() {
+    /// Forgets these files of `source` (no longer listed), in one transaction.
+    pub fn forget_all(&mut self, source: &str, names: &[&str]) -> Result<()> {
+        if names.is_empty() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
         {
             let mut del = tx.prepare("DELETE FROM remote_files WHERE source = ?1 AND name = ?2")?;
-            for n in gone {
-                del.execute([source, n.as_str()])?;
+            for n in names {
+                del.execute([source, n])?;
             }
         }
         tx.commit()?;
         Ok(())
     }
 
-    /// Starts applying one inventory file; dropped without `commit`, nothing changes.
     /// Starts applying one inventory file; dropped without `apply`, nothing
     /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
     /// the moment of the apply.

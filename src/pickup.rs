@@ -1312,7 +1312,13 @@ fn pickup_from(
         }
     }
     let _ = std::fs::remove_dir_all(&work);
-    ledger.forget_unlisted(&src.id, &listed)?;
+    // Rows noted in this pass are of listed files: the ones read at its start cover the rest.
+    let gone: Vec<&str> = seen
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !listed.contains(n))
+        .collect();
+    ledger.forget_all(&src.id, &gone)?;
     Ok(outs)
 }
 
