@@ -14,7 +14,7 @@ mod transport;
 use transport::RawTransport;
 pub use transport::{
     After, DEFAULT_FILE_NAME, DirEndpoint, Endpoint, FtpEndpoint, HostKey, Password, PickupRules,
-    SftpAuth, SftpEndpoint, Tls, TlsMode, TransportSpec,
+    SftpAuth, SftpEndpoint, Tls, TlsMode, TransportSpec, host_port,
 };
 
 #[derive(Debug, Deserialize)]

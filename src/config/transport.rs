@@ -148,18 +148,16 @@ impl Endpoint {
         match self {
             Endpoint::Dir(d) => d.path.display().to_string(),
             Endpoint::Ftp(f) => format!(
-                "{}://{}@{}:{}/{}",
+                "{}://{}@{}/{}",
                 if f.tls.is_some() { "ftps" } else { "ftp" },
                 f.user,
-                f.host,
-                f.port,
+                host_port(&f.host, f.port),
                 f.remote_dir.trim_start_matches('/')
             ),
             Endpoint::Sftp(s) => format!(
-                "sftp://{}@{}:{}/{}",
+                "sftp://{}@{}/{}",
                 s.user,
-                s.host,
-                s.port,
+                host_port(&s.host, s.port),
                 s.remote_dir.trim_start_matches('/')
             ),
         }
@@ -191,6 +189,15 @@ impl Endpoint {
             Endpoint::Ftp(f) => f.timeout,
             Endpoint::Sftp(s) => s.timeout,
         }
+    }
+}
+
+/// `host:port`, an IPv6 address in brackets (`[::1]:22`).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -5,7 +5,7 @@
 //! fails within about that long.
 
 use super::{Entry, EntryKind, Folder, TransportError};
-use crate::config::{HostKey, SftpAuth, SftpEndpoint};
+use crate::config::{Endpoint, HostKey, SftpAuth, SftpEndpoint};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use ssh2::{ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
@@ -145,17 +145,8 @@ fn kind_of(stat: &FileStat) -> EntryKind {
 
 impl SftpFolder {
     pub fn connect(ep: &SftpEndpoint) -> Result<SftpFolder, TransportError> {
-        let addr = if ep.host.contains(':') {
-            format!("[{}]:{}", ep.host, ep.port)
-        } else {
-            format!("{}:{}", ep.host, ep.port)
-        };
-        let describe = format!(
-            "sftp://{}@{}/{}",
-            ep.user,
-            addr,
-            ep.remote_dir.trim_start_matches('/')
-        );
+        let addr = crate::config::host_port(&ep.host, ep.port);
+        let describe = Endpoint::Sftp(ep.clone()).describe();
         let timeout = if ep.timeout.is_zero() {
             std::time::Duration::from_secs(30)
         } else {
