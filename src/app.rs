@@ -441,24 +441,35 @@ fn cmd_check(cfg_flag: Option<PathBuf>) -> anyhow::Result<i32> {
     }
 }
 
-/// `run` and `run --once`, holding the ledger's instance lock.
-fn cmd_run(cfg_flag: Option<PathBuf>, once: bool, http: Option<String>) -> anyhow::Result<i32> {
-    let cfg = try_cfg!(load(&cfg_flag));
+/// One pass of the gateway (`run --once`, `demo`) under the ledger's
+/// instance lock: leftovers of a crash cleaned, retention, every source
+/// picked up once, every due cart synced once. `Err(code)`: another `run`
+/// holds the ledger (said on stderr).
+fn one_pass(cfg: &Config) -> anyhow::Result<Result<crate::daemon::Pass, i32>> {
     // Rule 18: one `run` per ledger.
-    let _lock = match crate::locks::instance(&cfg) {
+    let _lock = match crate::locks::instance(cfg) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(USAGE);
+            return Ok(Err(USAGE));
         }
     };
-    let mut ledger = open(&cfg)?;
+    let mut ledger = open(cfg)?;
+    crate::daemon::clean_up_after_crashes(cfg);
+    if let Err(e) = crate::daemon::prune(cfg) {
+        tracing::error!(error = %e, "retention failed");
+    }
+    Ok(Ok(crate::daemon::run_once(cfg, &mut ledger, 0)))
+}
+
+/// `run` and `run --once`, holding the ledger's instance lock.
+fn cmd_run(cfg_flag: Option<PathBuf>, once: bool, http: Option<String>) -> anyhow::Result<i32> {
+    let cfg = try_cfg!(load(&cfg_flag));
     if once {
-        crate::daemon::clean_up_after_crashes(&cfg);
-        if let Err(e) = crate::daemon::prune(&cfg) {
-            tracing::error!(error = %e, "retention failed");
-        }
-        let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
+        let pass = match one_pass(&cfg)? {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        };
         print_pass(&pass);
         outln!("{}", pass_summary(&pass));
         let bad = !pass.errors.is_empty()
@@ -469,7 +480,15 @@ fn cmd_run(cfg_flag: Option<PathBuf>, once: bool, http: Option<String>) -> anyho
             || pass.syncs.iter().any(SyncReport::is_failure);
         Ok(if bad { FAILED } else { OK })
     } else {
-        drop(ledger);
+        // Rule 18: one `run` per ledger.
+        let _lock = match crate::locks::instance(&cfg) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(USAGE);
+            }
+        };
+        drop(open(&cfg)?); // set up (or upgrade) the ledger before the workers open it
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -820,8 +839,10 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
             return Ok(USAGE);
         }
     };
-    let mut ledger = open(&cfg)?;
-    let pass = crate::daemon::run_once(&cfg, &mut ledger, 0);
+    let pass = match one_pass(&cfg)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
     print_pass(&pass);
     // A second run finds nothing due or nothing new, and says so: the gateway
     // never sends a feed just to have something to show.
