@@ -264,23 +264,12 @@ impl Ftpd {
 
     /// Writes a file into the user's folder (owned by the virtual user).
     pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.path(rel);
-        std::fs::write(&p, bytes).unwrap();
-        std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)).unwrap();
-        p
+        super::write_owned(&self.root, rel, bytes, Some((self.uid, self.gid)))
     }
 
     /// Makes a folder (and parents) in the user's folder, owned by the virtual user.
     pub fn mkdir(&self, rel: &str) -> PathBuf {
-        let mut p = self.root.clone();
-        for part in rel.split('/').filter(|s| !s.is_empty()) {
-            p.push(part);
-            if !p.is_dir() {
-                std::fs::create_dir(&p).unwrap();
-                std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)).unwrap();
-            }
-        }
-        p
+        super::mkdir_owned(&self.root, rel, Some((self.uid, self.gid)))
     }
 
     /// A second throwaway CA that did not sign this server's certificate.

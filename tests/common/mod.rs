@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stockgate");
 
@@ -277,21 +277,7 @@ impl Workspace {
 
     /// Every file under `rel` (recursively), as paths relative to it, sorted.
     pub fn files_under(&self, rel: &str) -> Vec<String> {
-        let root = self.path(rel);
-        let mut out = vec![];
-        fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(root, &p, out);
-                } else {
-                    out.push(p.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        walk(&root, &root, &mut out);
-        out.sort();
-        out
+        files_under(&self.path(rel))
     }
 
     /// Row counts of every table plus full dumps of the rule tables.
@@ -354,6 +340,76 @@ impl Workspace {
         let conn = Connection::open(self.path("var/ledger.sqlite")).expect("open ledger");
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
+}
+
+/// Polls `f` until it holds; fails the test after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Feed files (not temporary ones) in a folder, sorted.
+pub fn feeds(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file under `root` (recursively), as paths relative to it, sorted.
+pub fn files_under(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Makes folder `rel` (and its parents) under `root`, each folder it makes
+/// owned by `owner` (a test server's user).
+pub fn mkdir_owned(root: &Path, rel: &str, owner: Option<(u32, u32)>) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for part in rel.split('/').filter(|s| !s.is_empty()) {
+        p.push(part);
+        if !p.is_dir() {
+            std::fs::create_dir(&p).unwrap();
+            if let Some((u, g)) = owner {
+                std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+            }
+        }
+    }
+    p
+}
+
+/// Writes file `rel` under `root` (its folder made as by [`mkdir_owned`]),
+/// owned by `owner`.
+pub fn write_owned(root: &Path, rel: &str, body: &[u8], owner: Option<(u32, u32)>) -> PathBuf {
+    if let Some((dir, _)) = rel.rsplit_once('/') {
+        mkdir_owned(root, dir, owner);
+    }
+    let p = root.join(rel);
+    std::fs::write(&p, body).unwrap();
+    if let Some((u, g)) = owner {
+        std::os::unix::fs::chown(&p, Some(u), Some(g)).unwrap();
+    }
+    p
 }
 
 pub fn run_bin(args: &[String], cwd: &Path) -> Out {

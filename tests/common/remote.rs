@@ -32,17 +32,11 @@ impl Remote {
         self.root.join(rel)
     }
     pub fn mkdir(&self, rel: &str) {
-        let p = self.path(rel);
-        std::fs::create_dir_all(&p).unwrap();
-        self.own(&p);
+        super::mkdir_owned(&self.root, rel, self.owner);
     }
     /// Drops a file as a partner would (owned by the server's user).
     pub fn put(&self, rel: &str, body: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, body).unwrap();
-        self.own(&p);
-        p
+        super::write_owned(&self.root, rel, body.as_ref(), self.owner)
     }
     pub fn own(&self, p: &Path) {
         if let Some((u, g)) = self.owner {
@@ -51,21 +45,7 @@ impl Remote {
     }
     /// Every file under folder `rel`, relative to it, sorted.
     pub fn files(&self, rel: &str) -> Vec<String> {
-        let root = self.path(rel);
-        let mut out = vec![];
-        fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(root, &p, out);
-                } else {
-                    out.push(p.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        walk(&root, &root, &mut out);
-        out.sort();
-        out
+        super::files_under(&self.path(rel))
     }
 }
 
