@@ -66,32 +66,14 @@ fn ftps_kill9_mid_transfer() {
 fn ftp_server_down_then_back_loses_nothing() {
     let s = Ftpd::start();
     let r = s.remote();
-    let ws = remote_ws(
+    server_down_then_back(
         &r,
-        "stable_for = \"0s\"",
-        "file_name = \"{cart}-{seq}.csv\"",
-    );
-    ws.apply("wms", "a.csv", STOCK);
-    let cfg = ws.read("stockgate.toml");
-    drop(s); // the server goes away
-    let (code, v) = sync_json(&ws, &r, "shop", &[]);
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["outcome"], "failed");
-    assert!(v["reason"].as_str().unwrap().contains("127.0.0.1"), "{v}");
-    let o = ws.run_env(&["run", "--once"], &r.env);
-    assert_ne!(o.code, 0, "{}", o.stdout);
-    let s2 = Ftpd::start();
-    let r2 = s2.remote();
-    ws.config(&cfg.replace(&r.keys, &r2.keys));
-    r2.mkdir("out");
-    r2.mkdir("in");
-    let (code, v) = sync_json(&ws, &r2, "shop", &[]);
-    assert_eq!(code, 0, "{v}");
-    assert_eq!(v["outcome"], "sent", "{v}");
-    assert_eq!(r2.files("out"), vec!["shop-000002.csv"]);
-    assert_eq!(
-        std::fs::read(r2.path("out/shop-000002.csv")).unwrap(),
-        b"SKU,Quantity\nA,10\n"
+        || drop(s),
+        || {
+            let s2 = Ftpd::start();
+            let r2 = s2.remote();
+            (s2, r2)
+        },
     );
 }
 

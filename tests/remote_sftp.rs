@@ -90,38 +90,14 @@ fn sftp_wrong_host_key_is_refused_with_the_real_fingerprint() {
 fn sftp_server_down_then_back_loses_nothing() {
     let mut s = server!();
     let r = s.remote();
-    let ws = remote_ws(
+    server_down_then_back(
         &r,
-        "stable_for = \"0s\"",
-        "file_name = \"{cart}-{seq}.csv\"",
-    );
-    ws.apply("wms", "a.csv", STOCK);
-    let cfg = ws.read("stockgate.toml");
-    s.stop(); // the server goes away
-    let (code, v) = sync_json(&ws, &r, "shop", &[]);
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["outcome"], "failed");
-    assert!(v["reason"].as_str().unwrap().contains("127.0.0.1"), "{v}");
-    assert_eq!(ws.history("shop")[0]["outcome"], "failed");
-    let o = ws.run_env(&["run", "--once"], &r.env);
-    assert_ne!(o.code, 0, "{}", o.stdout);
-    // Back (on a new port): the same changes go out, nothing lost.
-    let s2 = server!();
-    let r2 = s2.remote();
-    ws.config(
-        &cfg.replace(&r.keys, &r2.keys)
-            .replace(&r.dir_prefix, &r2.dir_prefix),
-    );
-    r2.mkdir("out");
-    r2.mkdir("in");
-    let (code, v) = sync_json(&ws, &r2, "shop", &[]);
-    assert_eq!(code, 0, "{v}");
-    assert_eq!(v["outcome"], "sent", "{v}");
-    // (The failed attempt used up seq 1: sequence numbers never repeat.)
-    assert_eq!(r2.files("out"), vec!["shop-000002.csv"]);
-    assert_eq!(
-        std::fs::read(r2.path("out/shop-000002.csv")).unwrap(),
-        b"SKU,Quantity\nA,10\n"
+        || s.stop(),
+        || {
+            let s2 = Sshd::start().expect("sshd");
+            let r2 = s2.remote();
+            (s2, r2)
+        },
     );
 }
 

@@ -532,3 +532,40 @@ pub fn unreadable_file_is_skipped(r: &Remote) {
     assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 3);
     assert!(r.files("in").is_empty());
 }
+
+/// A server that goes away: the sync fails (retryable, history says so, the
+/// marks stay), a pickup pass fails; then a server is back (on a new port,
+/// given by `back`), and the same changes go out, nothing lost.
+pub fn server_down_then_back<G>(
+    r: &Remote,
+    down: impl FnOnce(),
+    back: impl FnOnce() -> (G, Remote),
+) {
+    let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
+    ws.apply("wms", "a.csv", STOCK);
+    let cfg = ws.read("stockgate.toml");
+    down();
+    let (code, v) = sync_json(&ws, r, "shop", &[]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["outcome"], "failed");
+    assert!(v["reason"].as_str().unwrap().contains("127.0.0.1"), "{v}");
+    assert_eq!(ws.history("shop")[0]["outcome"], "failed");
+    let o = ws.run_env(&["run", "--once"], &r.env);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    let (_server, r2) = back();
+    ws.config(&cfg.replace(&r.keys, &r2.keys).replace(
+        &format!("remote_dir = \"{}", r.dir_prefix),
+        &format!("remote_dir = \"{}", r2.dir_prefix),
+    ));
+    r2.mkdir("out");
+    r2.mkdir("in");
+    let (code, v) = sync_json(&ws, &r2, "shop", &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["outcome"], "sent", "{v}");
+    // (The failed attempt used up seq 1: sequence numbers never repeat.)
+    assert_eq!(r2.files("out"), vec!["shop-000002.csv"]);
+    assert_eq!(
+        std::fs::read(r2.path("out/shop-000002.csv")).unwrap(),
+        b"SKU,Quantity\nA,10\n"
+    );
+}
