@@ -91,16 +91,18 @@ pub fn at_start(cfg: &Config) {
 }
 
 /// At a cart worker's start: reconciles a delivery whose outcome was not
-/// recorded, and removes the cart's temporary file on its server.
+/// recorded, and removes the cart's temporary file where it went.
 pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
     let Ok(Some(_lock)) = crate::locks::cart(cfg, &cart.id) else {
         return; // someone is syncing it right now
     };
-    let journal = Journal::read(cfg, &cart.id);
-    let remote = cart.transport.endpoint.is_remote();
-    if journal.is_none() && !remote {
-        return; // local temporaries went in at_start
-    }
+    // Only a stop in the middle of a delivery leaves something on the
+    // server, and such a delivery left its journal: no journal, nothing to
+    // connect for (a failed delivery's temporary file, if its removal
+    // failed too, is the one the cart's next delivery overwrites).
+    let Some(j) = Journal::read(cfg, &cart.id) else {
+        return;
+    };
     let mut folder = match open(&cart.transport.endpoint) {
         Ok(f) => f,
         Err(e) => {
@@ -108,46 +110,43 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
             return;
         }
     };
-    if let Some(j) = journal {
-        let found = folder.size(&j.file);
-        let delivered = matches!(found, Ok(n) if n == j.bytes);
-        if found.as_ref().is_err_and(|e| !e.not_found) {
-            folder.close();
-            return; // cannot tell now; the next start looks again
+    let found = folder.size(&j.file);
+    let delivered = matches!(found, Ok(n) if n == j.bytes);
+    if found.as_ref().is_err_and(|e| !e.not_found) {
+        folder.close();
+        return; // cannot tell now; the next start looks again
+    }
+    let entry = SyncEntry {
+        cart: cart.id.clone(),
+        started_at: j.started_at,
+        finished_at: now_ms(),
+        outcome: if delivered {
+            SyncOutcome::Sent
+        } else {
+            SyncOutcome::Failed
+        },
+        reason: Some(if delivered {
+            "delivered, but the process stopped before recording it; recorded at the next start (its changes are sent again)".into()
+        } else {
+            "interrupted: the process stopped during delivery; sent again at the next sync".into()
+        }),
+        items: j.items,
+        file: Some(format!(
+            "{}/{}",
+            folder.describe().trim_end_matches('/'),
+            j.file
+        )),
+        bytes: Some(j.bytes),
+        sha256: Some(j.sha256.clone()),
+        ..Default::default()
+    };
+    match Ledger::open(&cfg.ledger_path).and_then(|mut l| l.record_sync(&entry, None)) {
+        Ok(_) => {
+            tracing::warn!(cart = %cart.id, file = %escape(&j.file), delivered, "reconciled a delivery interrupted by a stop");
+            Journal::remove(cfg, &cart.id);
         }
-        let entry = SyncEntry {
-            cart: cart.id.clone(),
-            started_at: j.started_at,
-            finished_at: now_ms(),
-            outcome: if delivered {
-                SyncOutcome::Sent
-            } else {
-                SyncOutcome::Failed
-            },
-            reason: Some(if delivered {
-                "delivered, but the process stopped before recording it; recorded at the next start (its changes are sent again)".into()
-            } else {
-                "interrupted: the process stopped during delivery; sent again at the next sync"
-                    .into()
-            }),
-            items: j.items,
-            file: Some(format!(
-                "{}/{}",
-                folder.describe().trim_end_matches('/'),
-                j.file
-            )),
-            bytes: Some(j.bytes),
-            sha256: Some(j.sha256.clone()),
-            ..Default::default()
-        };
-        match Ledger::open(&cfg.ledger_path).and_then(|mut l| l.record_sync(&entry, None)) {
-            Ok(_) => {
-                tracing::warn!(cart = %cart.id, file = %escape(&j.file), delivered, "reconciled a delivery interrupted by a stop");
-                Journal::remove(cfg, &cart.id);
-            }
-            Err(e) => {
-                tracing::error!(cart = %cart.id, error = %e, "cannot reconcile an interrupted delivery")
-            }
+        Err(e) => {
+            tracing::error!(cart = %cart.id, error = %e, "cannot reconcile an interrupted delivery")
         }
     }
     match folder.remove(&temp_name(&cart.id)) {
