@@ -160,13 +160,17 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Something not wrong, but worth saying (`check` prints it).
     fn warn(&mut self, table: &str, nth: usize, key: &str, message: impl Into<String>) {
-        self.at(table, nth, key, message);
-        if let Some(p) = self.problems.pop() {
-            self.warnings.push(p);
-        }
+        let p = self.problem(table, nth, key, message);
+        self.warnings.push(p);
     }
     fn at(&mut self, table: &str, nth: usize, key: &str, message: impl Into<String>) {
+        let p = self.problem(table, nth, key, message);
+        self.problems.push(p);
+    }
+    /// Located at the key's line, named as `cart[0].transport.key`.
+    fn problem(&self, table: &str, nth: usize, key: &str, message: impl Into<String>) -> Problem {
         let root = table.split('.').next().unwrap_or("");
         let rest = table.strip_prefix(root).unwrap_or("");
         let shown = if table.is_empty() {
@@ -176,12 +180,12 @@ impl Ctx<'_> {
         } else {
             format!("{root}[{nth}]{rest}.{key}")
         };
-        self.problems.push(Problem {
+        Problem {
             file: self.path.to_path_buf(),
             line: line_of(self.src, table, nth, key),
             key: shown,
             message: message.into(),
-        });
+        }
     }
     fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
