@@ -64,7 +64,7 @@ impl Folder for DirFolder {
             } else {
                 EntryKind::Other
             };
-            let meta = std::fs::symlink_metadata(entry.path()).ok();
+            let meta = entry.metadata().ok(); // the entry itself, a link not followed
             out.push(Entry {
                 name,
                 size: meta.as_ref().map_or(0, |m| m.len()),
