@@ -235,241 +235,199 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         warnings: vec![],
     };
     let raw = typed(&mut cx, table);
-    // Entries too broken to use still have their mappings checked.
     let mut mappings = MappingCache::default();
+    check_broken_mappings(&mut cx, &mut mappings, &raw);
+    let merchants = merchants(&mut cx, &raw);
+    let mut ids = HashSet::new();
+    let inbound = raw
+        .inbound
+        .iter()
+        .filter_map(|(i, r)| inbound_entry(&mut cx, &mut mappings, &raw, &mut ids, *i, r))
+        .collect::<Vec<_>>();
+    let carts = carts(&mut cx, &mut mappings, &raw);
+    let ledger = ledger_section(&mut cx, &raw.ledger);
+    let problems = std::mem::take(&mut cx.problems);
+    let warnings = std::mem::take(&mut cx.warnings);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Config {
+        path: abs.clone(),
+        ledger_path: ledger.path,
+        archive: ledger.archive,
+        quarantine: ledger.quarantine,
+        keep: ledger.keep,
+        dir,
+        merchants,
+        inbound,
+        carts,
+        warnings,
+    })
+}
+
+/// Entries too broken to use still have their mappings checked.
+fn check_broken_mappings(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) {
     for (kind, _, name) in &raw.broken_mappings {
-        let mpath = mapping_path(&dir, name);
+        let mpath = mapping_path(cx.dir, name);
         if !mpath.exists() {
             continue;
         }
         if *kind == "inbound" {
-            mappings.inbound(&mut cx, &mpath);
+            mappings.inbound(cx, &mpath);
         } else {
-            mappings.outbound(&mut cx, &mpath);
+            mappings.outbound(cx, &mpath);
         }
     }
+}
 
-    let mut merchants = vec![];
+fn merchants(cx: &mut Ctx, raw: &Typed) -> Vec<String> {
+    let mut merchants: Vec<String> = vec![];
     for (i, m) in raw.merchant.iter() {
-        let i = *i;
-        check_id(&mut cx, "merchant", i, &m.id);
+        check_id(cx, "merchant", *i, &m.id);
         if merchants.contains(&m.id) {
             cx.at(
                 "merchant",
-                i,
+                *i,
                 "id",
                 format!("merchant {:?} is declared twice", m.id),
             );
         }
         merchants.push(m.id.clone());
     }
-    let mut ids = HashSet::new();
-    let mut inbound = vec![];
-    for (i, r) in raw.inbound.iter() {
-        let i = *i;
-        check_id(&mut cx, "inbound", i, &r.id);
-        if !ids.insert(r.id.clone()) {
-            cx.at("inbound", i, "id", format!("id {:?} is used twice", r.id));
-        }
-        if !raw.merchant_ids.contains(&r.merchant) {
+    merchants
+}
+
+/// An entry's id: valid, and not used by an earlier entry of its table.
+fn check_new_id(cx: &mut Ctx, seen: &mut HashSet<String>, table: &str, i: usize, id: &str) {
+    check_id(cx, table, i, id);
+    if !seen.insert(id.to_string()) {
+        let what = if table == "cart" { "cart id" } else { "id" };
+        cx.at(table, i, "id", format!("{what} {id:?} is used twice"));
+    }
+}
+
+/// The `[[inbound]]` entry numbered `i`, or `None` when its mapping is unusable
+/// (every problem recorded in `cx`).
+fn inbound_entry(
+    cx: &mut Ctx,
+    mappings: &mut MappingCache,
+    raw: &Typed,
+    ids: &mut HashSet<String>,
+    i: usize,
+    r: &RawInbound,
+) -> Option<Inbound> {
+    check_new_id(cx, ids, "inbound", i, &r.id);
+    if !raw.merchant_ids.contains(&r.merchant) {
+        cx.at(
+            "inbound",
+            i,
+            "merchant",
+            unknown_merchant(&r.merchant, &raw.merchant_ids),
+        );
+    }
+    let kind = match r.kind.as_str() {
+        "inventory" => RecordKind::Inventory,
+        "orders" => RecordKind::Orders,
+        o => {
             cx.at(
                 "inbound",
                 i,
-                "merchant",
-                unknown_merchant(&r.merchant, &raw.merchant_ids),
+                "kind",
+                format!("must be \"inventory\" or \"orders\", got {o:?}"),
             );
+            RecordKind::Inventory
         }
-        let kind = match r.kind.as_str() {
-            "inventory" => RecordKind::Inventory,
-            "orders" => RecordKind::Orders,
-            o => {
+    };
+    let mpath = mapping_path(cx.dir, &r.mapping);
+    let mapping = if !mpath.exists() {
+        let message = no_mapping(cx.dir, &r.mapping, &mpath);
+        cx.at("inbound", i, "mapping", message);
+        None
+    } else {
+        mappings.inbound(cx, &mpath).inspect(|m| {
+            if m.record != kind {
                 cx.at(
                     "inbound",
                     i,
-                    "kind",
-                    format!("must be \"inventory\" or \"orders\", got {o:?}"),
+                    "mapping",
+                    format!(
+                        "mapping {:?} reads {} records but this source is kind = {:?}",
+                        r.mapping,
+                        m.record.name(),
+                        r.kind
+                    ),
                 );
-                RecordKind::Inventory
             }
-        };
-        let mpath = mapping_path(&dir, &r.mapping);
-        let mapping = if !mpath.exists() {
+        })
+    };
+    let poll = match r.poll.as_deref() {
+        None => Duration::from_secs(30),
+        Some(p) => Duration::from_secs(parse_duration_secs(p).unwrap_or_else(|| {
             cx.at(
                 "inbound",
                 i,
-                "mapping",
-                no_mapping(&dir, &r.mapping, &mpath),
+                "poll",
+                format!("must be like \"30s\", \"5m\" or \"1h\", got {p:?}"),
             );
-            None
-        } else {
-            match mappings.inbound(&mut cx, &mpath) {
-                Some(m) => {
-                    if m.record != kind {
-                        cx.at(
-                            "inbound",
-                            i,
-                            "mapping",
-                            format!(
-                                "mapping {:?} reads {} records but this source is kind = {:?}",
-                                r.mapping,
-                                m.record.name(),
-                                r.kind
-                            ),
-                        );
-                    }
-                    Some(m)
-                }
-                None => None,
-            }
-        };
-        let poll = match r.poll.as_deref() {
-            None => Duration::from_secs(30),
-            Some(p) => Duration::from_secs(parse_duration_secs(p).unwrap_or_else(|| {
-                cx.at(
-                    "inbound",
-                    i,
-                    "poll",
-                    format!("must be like \"30s\", \"5m\" or \"1h\", got {p:?}"),
-                );
-                30
-            })),
-        };
-        let transport =
-            transport::transport_spec(&mut cx, "inbound.transport", i, &r.transport, true);
-        let ack_transport = r
-            .ack_transport
+            30
+        })),
+    };
+    let transport = transport::transport_spec(cx, "inbound.transport", i, &r.transport, true);
+    let ack_transport = r
+        .ack_transport
+        .as_ref()
+        .map(|t| transport::transport_spec(cx, "inbound.ack_transport", i, t, false));
+    if r.acknowledge {
+        let is_x12 = mapping
             .as_ref()
-            .map(|t| transport::transport_spec(&mut cx, "inbound.ack_transport", i, t, false));
-        if r.acknowledge {
-            let is_x12 = mapping
-                .as_ref()
-                .is_some_and(|m| matches!(m.source, mapping::InSource::X12 { .. }));
-            if !is_x12 {
-                cx.at(
-                    "inbound",
-                    i,
-                    "acknowledge",
-                    "997 acknowledgments apply to X12 sources only",
-                );
-            }
-            if ack_transport.is_none() {
-                cx.at(
-                    "inbound",
-                    i,
-                    "acknowledge",
-                    "acknowledge = true needs an [inbound.ack_transport] to send 997s to",
-                );
-            }
+            .is_some_and(|m| matches!(m.source, mapping::InSource::X12 { .. }));
+        if !is_x12 {
+            cx.at(
+                "inbound",
+                i,
+                "acknowledge",
+                "997 acknowledgments apply to X12 sources only",
+            );
         }
-        if let Some(m) = mapping {
-            inbound.push(Inbound {
-                id: r.id.clone(),
-                merchant: r.merchant.clone(),
-                kind,
-                mapping: m,
-                warehouse: r.warehouse.clone(),
-                poll,
-                acknowledge: r.acknowledge,
-                transport,
-                ack_transport,
-            });
+        if ack_transport.is_none() {
+            cx.at(
+                "inbound",
+                i,
+                "acknowledge",
+                "acknowledge = true needs an [inbound.ack_transport] to send 997s to",
+            );
         }
     }
+    Some(Inbound {
+        id: r.id.clone(),
+        merchant: r.merchant.clone(),
+        kind,
+        mapping: mapping?,
+        warehouse: r.warehouse.clone(),
+        poll,
+        acknowledge: r.acknowledge,
+        transport,
+        ack_transport,
+    })
+}
+
+fn carts(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) -> Vec<Cart> {
     let mut carts = vec![];
-    let mut cart_ids = HashSet::new();
+    let mut ids = HashSet::new();
     let mut outboxes: Vec<(String, String)> = vec![];
     for (pos, (i, r)) in raw.cart.iter().enumerate() {
         let i = *i;
-        check_id(&mut cx, "cart", i, &r.id);
-        if !cart_ids.insert(r.id.clone()) {
-            cx.at("cart", i, "id", format!("cart id {:?} is used twice", r.id));
-        }
-        if !raw.merchant_ids.contains(&r.merchant) {
-            cx.at(
-                "cart",
-                i,
-                "merchant",
-                unknown_merchant(&r.merchant, &raw.merchant_ids),
-            );
-        }
-        if !["csv", "xml", "x12-846"].contains(&r.format.as_str()) {
-            cx.at(
-                "cart",
-                i,
-                "format",
-                format!(
-                    "must be \"csv\", \"xml\" or \"x12-846\", got {:?}",
-                    r.format
-                ),
-            );
-        }
-        let schedule = schedule::parse(&r.schedule)
-            .map_err(|e| cx.at("cart", i, "schedule", e.to_string()))
-            .ok();
-        let tz = match r.timezone.as_deref() {
-            None => Tz::UTC,
-            Some(s) => s.parse().unwrap_or_else(|_| {
-                cx.at(
-                    "cart",
-                    i,
-                    "timezone",
-                    format!(
-                        "unknown time zone {s:?}{} (use an IANA name like \"Europe/Berlin\")",
-                        crate::util::did_you_mean(
-                            s,
-                            chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())
-                        )
-                    ),
-                );
-                Tz::UTC
-            }),
-        };
-        if r.min_level < 0 {
-            cx.at(
-                "cart",
-                i,
-                "min_level",
-                format!("must be 0 or more, got {}", r.min_level),
-            );
-        }
-        let mpath = mapping_path(&dir, &r.mapping);
-        let mapping = if !mpath.exists() {
-            cx.at("cart", i, "mapping", no_mapping(&dir, &r.mapping, &mpath));
-            None
-        } else {
-            match mappings.outbound(&mut cx, &mpath) {
-                Some(m) => {
-                    if m.format_name() != r.format {
-                        cx.at(
-                            "cart",
-                            i,
-                            "format",
-                            format!(
-                                "cart says {:?} but mapping {:?} is {:?}",
-                                r.format,
-                                r.mapping,
-                                m.format_name()
-                            ),
-                        );
-                    }
-                    Some(m)
-                }
-                None => None,
-            }
-        };
-        let transport =
-            transport::transport_spec(&mut cx, "cart.transport", i, &r.transport, false);
+        check_new_id(cx, &mut ids, "cart", i, &r.id);
+        let parts = cart_parts(cx, mappings, raw, i, r);
+        let transport = transport::transport_spec(cx, "cart.transport", i, &r.transport, false);
         // Rule 19: two carts must never write the same file.
-        if let Some(other) =
-            raw.cart[..pos]
-                .iter()
-                .zip(&outboxes)
-                .find_map(|((_, o), (loc, tpl))| {
-                    (loc == &transport.endpoint.location()
-                        && tpl == &transport.file_name
-                        && !tpl.contains("{cart}"))
-                    .then_some(o.id.clone())
-                })
+        let place = (transport.endpoint.location(), transport.file_name.clone());
+        if let Some(other) = raw.cart[..pos]
+            .iter()
+            .zip(&outboxes)
+            .find_map(|((_, o), seen)| {
+                (seen == &place && !place.1.contains("{cart}")).then_some(o.id.clone())
+            })
         {
             cx.at(
                 "cart.transport",
@@ -481,8 +439,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
                 ),
             );
         }
-        outboxes.push((transport.endpoint.location(), transport.file_name.clone()));
-        if let (Some(mapping), Some(schedule)) = (mapping, schedule) {
+        outboxes.push(place);
+        if let Some((mapping, schedule, tz)) = parts {
             carts.push(Cart {
                 id: r.id.clone(),
                 merchant: r.merchant.clone(),
@@ -497,53 +455,123 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
             });
         }
     }
-    let ledger_path = cx.resolve(&raw.ledger.path);
-    let archive = cx.resolve(
-        raw.ledger
-            .archive
-            .as_deref()
-            .unwrap_or(Path::new("var/archive")),
+    carts
+}
+
+/// A `[[cart]]` entry's mapping, schedule and time zone, checked with its
+/// merchant, format and `min_level`; `None` when the mapping or the schedule
+/// is unusable (every problem recorded in `cx`).
+fn cart_parts(
+    cx: &mut Ctx,
+    mappings: &mut MappingCache,
+    raw: &Typed,
+    i: usize,
+    r: &RawCart,
+) -> Option<(OutboundMapping, Schedule, Tz)> {
+    if !raw.merchant_ids.contains(&r.merchant) {
+        cx.at(
+            "cart",
+            i,
+            "merchant",
+            unknown_merchant(&r.merchant, &raw.merchant_ids),
+        );
+    }
+    if !["csv", "xml", "x12-846"].contains(&r.format.as_str()) {
+        cx.at(
+            "cart",
+            i,
+            "format",
+            format!(
+                "must be \"csv\", \"xml\" or \"x12-846\", got {:?}",
+                r.format
+            ),
+        );
+    }
+    let schedule = schedule::parse(&r.schedule)
+        .map_err(|e| cx.at("cart", i, "schedule", e.to_string()))
+        .ok();
+    let tz = match r.timezone.as_deref() {
+        None => Tz::UTC,
+        Some(s) => s.parse().unwrap_or_else(|_| {
+            cx.at(
+                "cart",
+                i,
+                "timezone",
+                format!(
+                    "unknown time zone {s:?}{} (use an IANA name like \"Europe/Berlin\")",
+                    crate::util::did_you_mean(s, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                ),
+            );
+            Tz::UTC
+        }),
+    };
+    if r.min_level < 0 {
+        cx.at(
+            "cart",
+            i,
+            "min_level",
+            format!("must be 0 or more, got {}", r.min_level),
+        );
+    }
+    let mpath = mapping_path(cx.dir, &r.mapping);
+    let mapping = if !mpath.exists() {
+        let message = no_mapping(cx.dir, &r.mapping, &mpath);
+        cx.at("cart", i, "mapping", message);
+        None
+    } else {
+        mappings.outbound(cx, &mpath).inspect(|m| {
+            if m.format_name() != r.format {
+                cx.at(
+                    "cart",
+                    i,
+                    "format",
+                    format!(
+                        "cart says {:?} but mapping {:?} is {:?}",
+                        r.format,
+                        r.mapping,
+                        m.format_name()
+                    ),
+                );
+            }
+        })
+    };
+    Some((mapping?, schedule?, tz))
+}
+
+/// `[ledger]`: its paths resolved against the config's folder, and `keep`.
+struct LedgerSection {
+    path: PathBuf,
+    archive: PathBuf,
+    quarantine: PathBuf,
+    keep: Option<Duration>,
+}
+
+fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
+    let or =
+        |p: &Option<PathBuf>, default: &str| cx.resolve(p.as_deref().unwrap_or(Path::new(default)));
+    let (path, archive, quarantine) = (
+        cx.resolve(&raw.path),
+        or(&raw.archive, "var/archive"),
+        or(&raw.quarantine, "var/quarantine"),
     );
-    let quarantine = cx.resolve(
-        raw.ledger
-            .quarantine
-            .as_deref()
-            .unwrap_or(Path::new("var/quarantine")),
-    );
-    let keep = match raw.ledger.keep.as_deref().map(str::trim) {
+    let keep = match raw.keep.as_deref().map(str::trim) {
         None => Some(Duration::from_secs(90 * 86400)),
         Some("forever") => None,
-        Some(k) => match parse_duration_secs(k) {
-            Some(s) => Some(Duration::from_secs(s)),
-            None => {
-                cx.at(
-                    "ledger",
-                    0,
-                    "keep",
-                    format!("must be like \"90d\", \"12h\" or \"forever\", got {k:?}"),
-                );
-                None
-            }
-        },
+        Some(k) => parse_duration_secs(k).map(Duration::from_secs).or_else(|| {
+            cx.at(
+                "ledger",
+                0,
+                "keep",
+                format!("must be like \"90d\", \"12h\" or \"forever\", got {k:?}"),
+            );
+            None
+        }),
     };
-    let problems = std::mem::take(&mut cx.problems);
-    let warnings = std::mem::take(&mut cx.warnings);
-    let config = Config {
-        path: abs.clone(),
-        ledger_path,
+    LedgerSection {
+        path,
         archive,
         quarantine,
         keep,
-        dir,
-        merchants,
-        inbound,
-        carts,
-        warnings,
-    };
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems)
     }
 }
 

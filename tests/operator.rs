@@ -237,6 +237,45 @@ path = \"out/shop\"
     assert_eq!(o.stderr, "5 problems found\n");
 }
 
+/// Ids used twice, a merchant declared twice, two carts writing one file and
+/// a bad `keep`: every one reported, entry by entry, in the file's order.
+#[test]
+fn p06_check_reports_repeated_ids_and_colliding_outboxes_in_order() {
+    let ws = Workspace::standard("");
+    let cfg = ws
+        .read("stockgate.toml")
+        .replacen("archive = ", "keep = \"soon\"\narchive = ", 1)
+        + "\n[[merchant]]\nid = \"m1\"\n"
+        + &inbound("wms", "m1", "inventory", "inv", "")
+        + &cart("shop", "m1", "")
+        + &cart("web", "m1", "")
+            .replace("{cart}-{seq}.csv", "feed.csv")
+            .replace("out/web", "out/shop")
+        + &cart("web2", "m1", "")
+            .replace("{cart}-{seq}.csv", "feed.csv")
+            .replace("out/web2", "out/shop");
+    ws.config(&cfg);
+    let o = ws.run_ok(&["check"], 2);
+    let lines: Vec<String> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_once(": key ").map_or(l, |(_, k)| k).to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "`merchant[1].id`: merchant \"m1\" is declared twice",
+            "`inbound[2].id`: id \"wms\" is used twice",
+            "`cart[1].id`: cart id \"shop\" is used twice",
+            "`cart[3].transport.file_name`: cart \"web\" delivers to the same place with the same file_name \"feed.csv\": one would overwrite the other (put {cart} in file_name)",
+            "`ledger.keep`: must be like \"90d\", \"12h\" or \"forever\", got \"soon\"",
+        ],
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stderr, "5 problems found\n");
+}
+
 // ----- 7. did you mean -----
 
 #[test]
