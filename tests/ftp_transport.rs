@@ -3,153 +3,12 @@
 //! server's disk, and how every failure is classified.
 
 mod common;
+use common::ftp_checks::*;
 use common::ftpd::Ftpd;
 use std::net::TcpListener;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use stockgate::config::{Endpoint, FtpEndpoint, Password, Tls, TlsMode};
-use stockgate::transport::{self, EntryKind, Folder, TransportError};
-
-fn open(ep: &FtpEndpoint) -> Box<dyn Folder> {
-    transport::open(&Endpoint::Ftp(ep.clone()))
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", Endpoint::Ftp(ep.clone()).describe()))
-}
-
-fn open_err(ep: &FtpEndpoint) -> TransportError {
-    match transport::open(&Endpoint::Ftp(ep.clone())) {
-        Ok(_) => panic!("{} opened", Endpoint::Ftp(ep.clone()).describe()),
-        Err(e) => e,
-    }
-}
-
-/// Bytes that are not text, so that any ASCII-mode conversion shows.
-fn bytes(n: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2654435761).max(1);
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            if i % 97 == 0 { b'\n' } else { (x >> 24) as u8 }
-        })
-        .collect()
-}
-
-fn set_mtime(p: &std::path::Path, secs: u64) {
-    let f = std::fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
-}
-
-fn leftovers(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".stockgate-") && n.ends_with(".tmp"))
-        .collect()
-}
-
-/// list, get, size on one server (plain or TLS).
-fn check_list_get_size(d: &Ftpd) {
-    d.mkdir("in/sub");
-    let a = bytes(1234, 1);
-    d.write("in/a.csv", &a);
-    d.write("in/empty.csv", b"");
-    d.write("in/crlf.txt", b"one\r\ntwo\nthree\r\n");
-    set_mtime(&d.path("in/a.csv"), 1_700_000_123);
-    set_mtime(&d.path("in/empty.csv"), 1_600_000_000);
-
-    let mut f = open(&d.endpoint("in"));
-    let scheme = if d.ca_file.is_some() { "ftps" } else { "ftp" };
-    assert_eq!(
-        f.describe(),
-        format!("{scheme}://bob@127.0.0.1:{}/in", d.port)
-    );
-    let mut list = f.list().unwrap();
-    list.sort_by(|x, y| x.name.cmp(&y.name));
-    let got: Vec<(&str, u64, EntryKind)> = list
-        .iter()
-        .map(|e| (e.name.as_str(), e.size, e.kind))
-        .collect();
-    assert_eq!(
-        got[..3],
-        [
-            ("a.csv", 1234, EntryKind::File),
-            ("crlf.txt", 16, EntryKind::File),
-            ("empty.csv", 0, EntryKind::File),
-        ]
-    );
-    assert_eq!(got[3].0, "sub");
-    assert_eq!(got[3].2, EntryKind::Dir);
-    assert_eq!(list.len(), 4, "{list:?}");
-    assert_eq!(list[0].mtime, Some(1_700_000_123_000));
-    assert_eq!(list[2].mtime, Some(1_600_000_000_000));
-
-    let mut out = Vec::new();
-    assert_eq!(f.get("a.csv", &mut out).unwrap(), 1234);
-    assert_eq!(out, a);
-    let mut out = Vec::new();
-    assert_eq!(f.get("crlf.txt", &mut out).unwrap(), 16);
-    assert_eq!(out, b"one\r\ntwo\nthree\r\n");
-    let mut out = Vec::new();
-    assert_eq!(f.get("empty.csv", &mut out).unwrap(), 0);
-    assert!(out.is_empty());
-
-    assert_eq!(f.size("a.csv").unwrap(), 1234);
-    let e = f.size("nope.csv").unwrap_err();
-    assert!(e.not_found, "{e}");
-    assert!(e.message.contains("nope.csv"), "{e}");
-
-    let e = f.get("nope.csv", &mut Vec::new()).unwrap_err();
-    assert!(!e.is_retryable(), "{e}");
-    assert!(
-        e.message.starts_with(&format!(
-            "{scheme}://bob@127.0.0.1:{}/in: cannot get nope.csv: 550",
-            d.port
-        )),
-        "{e}"
-    );
-    // The session goes on after a refused command.
-    assert_eq!(f.size("empty.csv").unwrap(), 0);
-    f.close();
-}
-
-/// put of 5 MB, deliver (temp name, size check, rename), refusal to replace.
-fn check_put_deliver(d: &Ftpd) {
-    d.mkdir("out");
-    let big = bytes(5 * 1024 * 1024 + 7, 2);
-    let mut f = open(&d.endpoint("/out"));
-    assert_eq!(f.put("big.bin", &mut &big[..]).unwrap(), big.len() as u64);
-    assert!(std::fs::read(d.path("out/big.bin")).unwrap() == big);
-    assert_eq!(f.size("big.bin").unwrap(), big.len() as u64);
-    // Replacing: STOR overwrites.
-    assert_eq!(f.put("big.bin", &mut &b"small"[..]).unwrap(), 5);
-    assert_eq!(std::fs::read(d.path("out/big.bin")).unwrap(), b"small");
-
-    let tmp = tempfile::tempdir().unwrap();
-    let local = tmp.path().join("feed.csv");
-    let feed = bytes(300_000, 3);
-    std::fs::write(&local, &feed).unwrap();
-    let at = transport::deliver(f.as_mut(), &local, "feed-1.csv", "cart1", false).unwrap();
-    let scheme = if d.ca_file.is_some() { "ftps" } else { "ftp" };
-    assert_eq!(
-        at,
-        format!("{scheme}://bob@127.0.0.1:{}/out/feed-1.csv", d.port)
-    );
-    assert!(std::fs::read(d.path("out/feed-1.csv")).unwrap() == feed);
-    assert_eq!(leftovers(&d.path("out")), Vec::<String>::new());
-
-    // A feed never replaces another...
-    let e = transport::deliver(f.as_mut(), &local, "feed-1.csv", "cart1", false).unwrap_err();
-    assert!(e.message.contains("already there"), "{e}");
-    assert!(!e.is_retryable());
-    assert_eq!(leftovers(&d.path("out")), Vec::<String>::new());
-    // ...but a fixed name is replaced.
-    std::fs::write(&local, b"v2\n").unwrap();
-    transport::deliver(f.as_mut(), &local, "feed-1.csv", "cart1", true).unwrap();
-    assert_eq!(std::fs::read(d.path("out/feed-1.csv")).unwrap(), b"v2\n");
-    assert_eq!(leftovers(&d.path("out")), Vec::<String>::new());
-    f.close();
-}
+use stockgate::transport::{self, EntryKind};
 
 #[test]
 fn ftp_list_get_size() {
@@ -165,42 +24,7 @@ fn ftp_put_and_deliver() {
 
 #[test]
 fn ftp_mkdir_rename_remove() {
-    let d = Ftpd::start();
-    d.mkdir("in");
-    d.write("in/a.csv", b"a,b\n1,2\n");
-    d.write("in/b.csv", b"b\n");
-    let mut f = open(&d.endpoint("in"));
-    f.mkdir("done/2024").unwrap();
-    assert!(d.path("in/done/2024").is_dir());
-    f.mkdir("done/2024").unwrap(); // already there: fine
-    f.mkdir("done").unwrap();
-    f.mkdir("/in/done/abs").unwrap(); // absolute on the server
-    assert!(d.path("in/done/abs").is_dir());
-
-    f.rename("a.csv", "done/2024/a.csv").unwrap();
-    assert!(!d.path("in/a.csv").exists());
-    assert_eq!(
-        std::fs::read(d.path("in/done/2024/a.csv")).unwrap(),
-        b"a,b\n1,2\n"
-    );
-    let e = f.rename("a.csv", "done/a.csv").unwrap_err();
-    assert!(e.not_found, "{e}");
-    assert!(
-        e.message.starts_with(&format!(
-            "ftp://bob@127.0.0.1:{}/in: cannot rename a.csv to done/a.csv",
-            d.port
-        )),
-        "{e}"
-    );
-
-    f.remove("b.csv").unwrap();
-    assert!(!d.path("in/b.csv").exists());
-    let e = f.remove("b.csv").unwrap_err();
-    assert!(e.not_found, "{e}");
-    assert!(e.message.contains("b.csv"), "{e}");
-    f.remove("done/2024/a.csv").unwrap();
-    assert!(!d.path("in/done/2024/a.csv").exists());
-    f.close();
+    check_mkdir_rename_remove(&Ftpd::start());
 }
 
 #[test]
@@ -209,7 +33,7 @@ fn ftp_permission_denied_is_permanent() {
     let ro = d.mkdir("ro");
     d.write("ro/keep.csv", b"keep\n");
     std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
-    let mut f = open(&d.endpoint("ro"));
+    let mut f = open(&d, &d.endpoint("ro"));
     let e = f.put("new.csv", &mut &b"x\n"[..]).unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     assert!(!e.not_found, "{e}");
@@ -253,7 +77,7 @@ fn ftp_wrong_password_is_permanent_and_secret() {
     // The right one works, and Debug of the open folder hides it too.
     let ep = d.endpoint("");
     assert!(!format!("{ep:?}").contains(&d.password));
-    open(&ep).close();
+    open(&d, &ep).close();
 }
 
 #[test]
@@ -470,7 +294,8 @@ fn old_server() -> (u16, std::thread::JoinHandle<Vec<String>>) {
 #[test]
 fn ftp_falls_back_to_pasv_and_list() {
     let (port, server) = old_server();
-    let mut f = open(&bare_endpoint(port, Duration::from_secs(5)));
+    let mut f =
+        transport::open(&Endpoint::Ftp(bare_endpoint(port, Duration::from_secs(5)))).unwrap();
     for _ in 0..2 {
         let list = f.list().unwrap();
         let got: Vec<(&str, u64, EntryKind, Option<i64>)> = list
