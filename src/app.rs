@@ -459,7 +459,7 @@ fn one_pass(cfg: &Config) -> anyhow::Result<Result<crate::daemon::Pass, i32>> {
     if let Err(e) = crate::daemon::prune(cfg) {
         tracing::error!(error = %e, "retention failed");
     }
-    Ok(Ok(crate::daemon::run_once(cfg, &mut ledger, 0)))
+    Ok(Ok(crate::daemon::run_once(cfg, &mut ledger)))
 }
 
 /// `run` and `run --once`, holding the ledger's instance lock.

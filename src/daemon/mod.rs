@@ -36,18 +36,19 @@ pub const SETTLE_MS: i64 = 2000;
 /// Picks up every source once, then syncs every due cart once. A remote
 /// file seen for the first time is looked at again once `stable_for` has
 /// passed (so `run --once` takes a file that is complete, waiting at most
-/// that long), unless it changes in between.
-pub fn run_once(cfg: &Config, ledger: &mut Ledger, settle_ms: i64) -> Pass {
+/// that long), unless it changes in between. Local files are taken however
+/// recently written: the operator who runs it says they are complete.
+pub fn run_once(cfg: &Config, ledger: &mut Ledger) -> Pass {
     let mut pass = Pass::default();
     for src in &cfg.inbound {
-        let mut wait = pickup_into(cfg, ledger, src, settle_ms, &mut pass);
+        let mut wait = pickup_into(cfg, ledger, src, &mut pass);
         // Only files first seen in this look are waited for, once.
         if let Some(w) = wait
             .take()
             .filter(|w| *w <= src.transport.pickup.stable_for)
         {
             std::thread::sleep(w + Duration::from_millis(50));
-            pickup_into(cfg, ledger, src, settle_ms, &mut pass);
+            pickup_into(cfg, ledger, src, &mut pass);
         }
     }
     sync_due(cfg, ledger, &mut pass);
@@ -60,10 +61,9 @@ fn pickup_into(
     cfg: &Config,
     ledger: &mut Ledger,
     src: &crate::config::Inbound,
-    settle_ms: i64,
     pass: &mut Pass,
 ) -> Option<Duration> {
-    match pickup_source(cfg, ledger, src, settle_ms, None) {
+    match pickup_source(cfg, ledger, src, 0, None) {
         Ok(p) => {
             pass.files.extend(p.files);
             pass.errors.extend(
