@@ -46,7 +46,11 @@ impl FtpServer for Ftpd {
         Ftpd::log(self)
     }
     fn url(&self, rel: &str) -> String {
-        let scheme = if self.ca_file.is_some() { "ftps" } else { "ftp" };
+        let scheme = if self.ca_file.is_some() {
+            "ftps"
+        } else {
+            "ftp"
+        };
         format!("{scheme}://{}@127.0.0.1:{}/{rel}", self.user, self.port)
     }
     fn server_path(&self, rel: &str) -> String {

@@ -103,13 +103,15 @@ pub fn build_997<W: Write>(
 
 /// AK202 (a set control number, 4 to 9 characters): a shorter all-digit
 /// ST02 (a 003040 sender's "1") is zero-padded to 4, which names the same
-/// number; a longer one is cut to its last 9 characters.
+/// number; a longer one is cut to its last 9 characters (characters, not
+/// bytes: a partner's ST02 may hold anything).
 fn ak202(st02: &str) -> String {
     let v = st02.trim();
+    let chars = v.chars().count();
     if v.len() < 4 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         format!("{v:0>4}")
-    } else if v.len() > 9 {
-        v[v.len() - 9..].to_owned()
+    } else if chars > 9 {
+        v.chars().skip(chars - 9).collect()
     } else {
         v.to_owned()
     }
@@ -394,4 +396,19 @@ pub fn validate_interchanges_for_ack<R: BufRead>(input: R) -> Result<Vec<AckRepo
         return Err(X12Error::Empty);
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod ak202_tests {
+    use super::ak202;
+
+    #[test]
+    fn a_long_st02_keeps_its_last_nine_characters_whatever_their_bytes() {
+        assert_eq!(ak202("1"), "0001");
+        assert_eq!(ak202("0001"), "0001");
+        assert_eq!(ak202("1234567890AB"), "4567890AB");
+        // Found by the fuzzer: 11 bytes, 10 characters, the second one two bytes long.
+        assert_eq!(ak202("0\u{406} 2240001"), "\u{406} 2240001");
+        assert_eq!(ak202("ÅÅÅÅÅÅÅÅÅÅ"), "ÅÅÅÅÅÅÅÅÅ");
+    }
 }
