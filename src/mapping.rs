@@ -429,6 +429,11 @@ pub struct Extras846 {
     pub price: Option<(String, String)>,
     /// One number per warehouse instead of one per SKU (`per_warehouse`).
     pub per_warehouse: Option<PerWarehouse>,
+    /// Fixed `REF*<REF01>*<REF02>[*<REF03>]` segments after the BIA/DTM
+    /// (`header_refs`, e.g. a vendor number a retailer's guide requires).
+    pub header_refs: Vec<[String; 3]>,
+    /// Fixed REF segments in every LIN loop, after the CTP (`item_refs`).
+    pub item_refs: Vec<[String; 3]>,
 }
 
 /// A number of the ledger an 846 QTY can carry (`extra_quantities`).
@@ -580,6 +585,8 @@ struct RawMapping {
     price_qualifier: Option<String>,
     price_class_of_trade: Option<String>,
     extra_quantities: Option<Vec<Vec<String>>>,
+    header_refs: Option<Vec<Vec<String>>>,
+    item_refs: Option<Vec<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1378,6 +1385,8 @@ fn x12_846_keys_present(raw: &RawMapping) -> Vec<&'static str> {
         ("price_qualifier", raw.price_qualifier.is_some()),
         ("price_class_of_trade", raw.price_class_of_trade.is_some()),
         ("extra_quantities", raw.extra_quantities.is_some()),
+        ("header_refs", raw.header_refs.is_some()),
+        ("item_refs", raw.item_refs.is_some()),
     ]
     .into_iter()
     .filter(|(_, present)| *present)
@@ -1572,6 +1581,8 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
     let extra_quantities = extra_quantities(c, raw);
     let price = ctp_price(c, raw);
     let per_warehouse = per_warehouse(c, raw, &seps);
+    let header_refs = refs(c, "header_refs", raw.header_refs.as_deref(), &seps);
+    let item_refs = refs(c, "item_refs", raw.item_refs.as_deref(), &seps);
     X12Profile {
         version,
         sender_qualifier,
@@ -1598,8 +1609,40 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
             extra_quantities,
             price,
             per_warehouse,
+            header_refs,
+            item_refs,
         },
     }
+}
+
+/// `header_refs` / `item_refs = [ ["VR", "11223344"], ["ZZ", "AC", "text"] ]`.
+fn refs(c: &mut Checker, key: &str, v: Option<&[Vec<String>]>, seps: &[char]) -> Vec<[String; 3]> {
+    let mut out = vec![];
+    let clean = |s: &str| {
+        !s.chars()
+            .any(|ch| ch.is_control() || seps.contains(&ch) || ch == '^')
+    };
+    for (i, r) in v.unwrap_or_default().iter().enumerate() {
+        match r.as_slice() {
+            [q, id] | [q, id, _]
+                if is_code(q, 2, 3)
+                    && (1..=50).contains(&id.len())
+                    && r.get(2).is_none_or(|d| (1..=80).contains(&d.len()))
+                    && r.iter().all(|s| clean(s)) =>
+            {
+                out.push([q.clone(), id.clone(), r.get(2).cloned().unwrap_or_default()])
+            }
+            _ => c.at(
+                "",
+                key,
+                format!(
+                    "entry {}: must be [REF01, REF02] or [REF01, REF02, REF03]: a 2-3 character qualifier, an id of 1 to 50 and a description of 1 to 80 characters without separators, e.g. [\"VR\", \"11223344\"]",
+                    i + 1
+                ),
+            ),
+        }
+    }
+    out
 }
 
 /// Whether `v` is `min..=max` ASCII letters or digits (an X12 code).

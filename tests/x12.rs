@@ -2098,3 +2098,123 @@ LIN*2*VN*B*UP*036000291452~QTY*33*7*EA~CTT*2~";
     let v = ws.ingest("wh", &p, 1);
     assert!(v["errors"].to_string().contains("CTP03"), "{v}");
 }
+
+/// A shipped preset (mappings/NAME.toml) used as the retail cart's mapping.
+fn preset_ws(name: &str) -> Workspace {
+    let ws = Workspace::standard(&x12_cart("retail", ""));
+    let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{name}.toml"));
+    ws.mapping("r846", &std::fs::read_to_string(preset).unwrap());
+    ws.mapping("inv", INV_PRICE_MAPPING);
+    let o = ws.run_ok(&["check"], 0);
+    assert!(o.stdout.starts_with("ok: "), "{}", o.stdout);
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &format!(
+            "SKU,Whse,Qty,AsOf,UPC,Title,Price\nA,W1,10,{T0},012345678905,Blue widget,47.13\n\
+             B,W1,0,{T0},036000291452,,5\nC,W1,5,{T0},,No UPC,\nD,W1,-4,{T0},042100005264,,2.50\n"
+        ),
+    );
+    ws.apply(
+        "orders",
+        "o1.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\nO1,1,A,3,open,2025-06-01T11:00:00Z,W1\n",
+    );
+    ws
+}
+
+#[test]
+fn issue9_preset_walmart_dsv_846() {
+    let ws = preset_ws("walmart-dsv-846");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["missing"][0]["field"], "missing upc", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(
+        x.one("ISA")[5..9],
+        ["12", "5555551234     ", "01", "12571829       "]
+    );
+    assert_eq!(x.one("BIA")[1..3], ["00", "SI"]);
+    let segs: Vec<String> = x
+        .segs
+        .iter()
+        .filter(|s| ["REF", "LIN", "QTY"].contains(&s[0].as_str()))
+        .map(|s| s.join("*"))
+        .collect();
+    assert_eq!(
+        segs,
+        [
+            "REF*VR*11223344",
+            "LIN*1*UP*012345678905*VN*A",
+            "REF*ZZ*AC",
+            "QTY*17*7*EA",
+            "LIN*2*UP*036000291452*VN*B",
+            "REF*ZZ*AC",
+            "QTY*17*0*EA",
+            "LIN*3*UP*042100005264*VN*D",
+            "REF*ZZ*AC",
+            "QTY*17*0*EA",
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_preset_qvc_commercehub_846() {
+    let ws = preset_ws("qvc-commercehub-846");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    // C has no price: left out, counted.
+    assert_eq!(v["items"], 3, "{v}");
+    assert_eq!(v["missing"][0]["field"], "missing price", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(
+        body_segments(&x),
+        [
+            "LIN*1*SK*A",
+            "PID*F****Blue widget",
+            "CTP**UCP*47.13",
+            "QTY*33*7*EA",
+            "LIN*2*SK*B",
+            "CTP**UCP*5",
+            "QTY*33*0*EA",
+            "LIN*3*SK*D",
+            "CTP**UCP*2.50",
+            "QTY*33*0*EA",
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_refs_are_checked_and_written_in_5010() {
+    let ws = retail_ws("005010");
+    ws.mapping(
+        "r846",
+        &format!("{}header_refs = [[\"VR\"]]\n", r846("005010")),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    assert!(
+        o.stdout.contains("header_refs") && o.stdout.contains("entry 1"),
+        "{}",
+        o.stdout
+    );
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}header_refs = [[\"VR\", \"11223344\", \"ACME LLC\"]]\nitem_refs = [[\"ZZ\", \"AC\"]]\n",
+            r846("005010")
+        ),
+    );
+    ws.apply("wms", "s1.csv", &abcd());
+    let v = ws.sync("retail", &[], 0);
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.all("REF")[0][1..], ["VR", "11223344", "ACME LLC"]);
+    assert_eq!(x.all("REF").len(), 4);
+    x12_validate(&[Path::new(file)]);
+}

@@ -522,6 +522,15 @@ pub(super) fn write_846_sets<W: Write>(
         }
         check_code("price_qualifier", q, 3, 3)?;
     }
+    for [q, id, _] in ex.header_refs.iter().chain(&ex.item_refs) {
+        check_code("header_refs", q, 2, 3)?;
+        if id.is_empty() || id.len() > 50 {
+            return Err(profile_err(
+                "header_refs",
+                format!("REF02 {id:?} must be 1 to 50 characters"),
+            ));
+        }
+    }
     if let Some(pw) = &ex.per_warehouse {
         check_code("location_qualifier", &pw.qualifier, 1, 2)?;
         check_code("location_entity", &pw.entity, 2, 3)?;
@@ -565,6 +574,9 @@ pub(super) fn write_846_sets<W: Write>(
         let ex = &profile.extras;
         if let Some(q) = &ex.as_of_dtm {
             sw.segment("DTM", &[q, &date, &time])?;
+        }
+        for [q, id, d] in &ex.header_refs {
+            sw.segment("REF", &[q, id, d])?;
         }
         if let Some([n101, n102, n103, n104]) = &ex.ship_from {
             sw.segment("N1", &[n101, n102, n103, n104])?;
@@ -621,6 +633,9 @@ pub(super) fn write_846_sets<W: Write>(
                 sw.segment("PID", &["F", "", "", "", &d])?;
             }
             write_ctp(&mut sw, ex, &item, total)?;
+            for [q, id, d] in &ex.item_refs {
+                sw.segment("REF", &[q, id, d])?;
+            }
             write_sdq(&mut sw, profile, &item.sdq, total)?;
             sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
             hash += i128::from(item.quantity);
