@@ -451,6 +451,9 @@ fn write_sdq<W: Write>(
 /// than 15 digits are refused. Segment layout per set:
 /// `ST*846*nnnn`, `BIA*purpose*type*<ISA13 as number>*CCYYMMDD*HHMM`,
 /// `LIN*<n>*Q*V...` + `QTY*<qualifier>*<qty>*<unit>` per item, `CTT*<LINs>`, `SE`.
+/// The optional segments of [`Extras846`] go where the 846 grammar puts
+/// them: header DTM, REF, N1 after the BIA; in the LIN loop PID, CTP, REF,
+/// SDQ before the QTYs and N1 after them.
 pub fn write_846<W: Write>(
     w: W,
     profile: &Profile846,
