@@ -2218,3 +2218,29 @@ fn issue9_refs_are_checked_and_written_in_5010() {
     assert_eq!(x.all("REF").len(), 4);
     x12_validate(&[Path::new(file)]);
 }
+
+#[test]
+fn issue9_inbound_reads_what_per_warehouse_846s_write() {
+    let ws = edi_ws("[locations]\nDC01 = \"DALLAS\"\nDC02 = \"RENO\"\n", "");
+    // "sdq": the SDQ before the QTY (the grammar's place); "n1": an N1 in each LIN loop.
+    let body = "BIA*00*SI*R1*20261120*0800~\
+LIN*1*VN*A~SDQ*EA*92*DC01*2*DC02*0~QTY*33*2*EA~\
+LIN*2*VN*B~QTY*33*4*EA~N1*WH**92*DC01~\
+LIN*3*VN*B~QTY*33*3*EA~N1*WH**92*DC02~CTT*3~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["rows"], 4, "{v}");
+    let whs = |sku: &str| -> Vec<String> {
+        let e = ws.explain(sku, None);
+        let mut v: Vec<String> = e["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| format!("{}={}", w["warehouse"].as_str().unwrap(), w["quantity"]))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(whs("A"), ["DALLAS=2", "RENO=0"]);
+    assert_eq!(whs("B"), ["DALLAS=4", "RENO=3"]);
+}
