@@ -81,7 +81,7 @@ pub fn explain(
         .iter()
         .filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id))
     {
-        let q = feed_query(c, 0, now, &[], Some(sku));
+        let q = feed_query(c, 0, now, &[], Some(sku), &[]);
         ledger.compute_feed(&q)?;
         let (avail, value) = ledger.feed_value(sku)?.unwrap_or((0, 0));
         carts.push(CartValue {

@@ -4,7 +4,7 @@
 //! every rule that computes a number a cart receives is one SQL query
 //! ([`Ledger::compute_feed`]) shared by `sync` and `explain`.
 
-use crate::formats::FeedItem;
+use crate::formats::{FeedItem, WarehouseShare};
 use crate::mapping::OutField;
 use crate::util::{Millis, quoted};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -103,6 +103,11 @@ const MIGRATIONS: &[&str] = &[
     "
     DROP INDEX IF EXISTS stock_warehouse;
     ",
+    // 4: a product's price (inbound `price`, 846 CTP): validated decimal
+    // text, never a float; NULL when no file gave one.
+    "
+    ALTER TABLE products ADD COLUMN price TEXT;
+    ",
 ];
 
 pub struct Ledger {
@@ -155,6 +160,7 @@ pub fn missing_field(item: &FeedItem, required: &[OutField]) -> Option<usize> {
         OutField::Upc => item.upc.as_deref().is_none_or(str::is_empty),
         OutField::Description => item.description.as_deref().is_none_or(str::is_empty),
         OutField::AsOf => item.as_of.is_none(),
+        OutField::Price => item.price.as_deref().is_none_or(str::is_empty),
         _ => false,
     })
 }
@@ -242,8 +248,11 @@ struct FeedMerge<'q, 's> {
     stock: Cursor<'s>,
     orders: Cursor<'s>,
     sent: Cursor<'s>,
-    /// The current SKU's counted stock rows: (warehouse, as_of); buffers reused.
-    counted: Vec<(String, i64)>,
+    /// The current SKU's counted stock rows: (warehouse, as_of, quantity); buffers reused.
+    counted: Vec<(String, i64, i64)>,
+    /// With a breakdown (`q.locations`): the current SKU's open orders per
+    /// warehouse they draw on ("" when no stock was ever counted).
+    draws: Vec<(String, i128)>,
     err: Option<rusqlite::Error>,
 }
 
@@ -276,12 +285,13 @@ impl FeedMerge<'_, '_> {
                         latest = latest.max(Some(as_of));
                         named = named.max(Some(nr));
                         if n_counted == self.counted.len() {
-                            self.counted.push((String::new(), 0));
+                            self.counted.push((String::new(), 0, 0));
                         }
                         let slot = &mut self.counted[n_counted];
                         slot.0.clear();
                         slot.0.push_str(w);
                         slot.1 = as_of;
+                        slot.2 = qty;
                         n_counted += 1;
                     }
                     self.stock.advance()?;
@@ -290,6 +300,8 @@ impl FeedMerge<'_, '_> {
             // Open orders since the count of the stock they draw on.
             let mut drawn = 0i128;
             let mut any_drawn = false;
+            let breakdown = !q.locations.is_empty();
+            self.draws.clear();
             if self.orders.seek(sku)? {
                 while !self.orders.done && self.orders.sku == sku {
                     let [qty, ordered_at, _] = self.orders.ints;
@@ -298,8 +310,8 @@ impl FeedMerge<'_, '_> {
                         Some(w) if counts(q.warehouses, w) => Some(
                             self.counted[..n_counted]
                                 .iter()
-                                .find(|(cw, _)| cw == w)
-                                .map(|(_, a)| *a),
+                                .find(|(cw, _, _)| cw == w)
+                                .map(|(_, a, _)| *a),
                         ),
                         Some(_) => None,
                     };
@@ -308,6 +320,11 @@ impl FeedMerge<'_, '_> {
                     {
                         drawn += qty as i128;
                         any_drawn = true;
+                        if breakdown {
+                            let counted = &self.counted[..n_counted];
+                            let w = self.orders.text.as_deref();
+                            add_draw(&mut self.draws, draws_on(counted, latest, w), qty);
+                        }
                     }
                     self.orders.advance()?;
                 }
@@ -330,6 +347,11 @@ impl FeedMerge<'_, '_> {
             if !include {
                 continue;
             }
+            let (warehouses, unplaced) = if breakdown {
+                split_by_warehouse(q.locations, &self.counted[..n_counted], &self.draws, value)
+            } else {
+                (Vec::new(), 0)
+            };
             return Ok(Some(FeedRow {
                 item: FeedItem {
                     sku: sku.to_string(),
@@ -337,6 +359,11 @@ impl FeedMerge<'_, '_> {
                     upc: p.get(1)?,
                     description: p.get(2)?,
                     as_of: latest,
+                    price: p.get(3)?,
+                    on_hand: stock_q,
+                    committed: orders_q,
+                    warehouses,
+                    unplaced,
                 },
                 available,
                 include,
@@ -344,6 +371,135 @@ impl FeedMerge<'_, '_> {
             }));
         }
     }
+}
+
+/// The warehouse an open order line draws on (rule 2): its own, else the
+/// SKU's latest-counted warehouse (the first by name among equal as-ofs),
+/// else "" (no stock counted).
+fn draws_on<'a>(
+    counted: &'a [(String, i64, i64)],
+    latest: Option<i64>,
+    own: Option<&'a str>,
+) -> &'a str {
+    own.or_else(|| {
+        counted
+            .iter()
+            .find(|(_, a, _)| Some(*a) == latest)
+            .map(|(w, _, _)| w.as_str())
+    })
+    .unwrap_or("")
+}
+
+fn add_draw(draws: &mut Vec<(String, i128)>, warehouse: &str, qty: i64) {
+    match draws.iter_mut().find(|(w, _)| w == warehouse) {
+        Some((_, d)) => *d += i128::from(qty),
+        None => draws.push((warehouse.to_string(), i128::from(qty))),
+    }
+}
+
+/// One warehouse while a SKU's value is split.
+struct Bucket<'a> {
+    warehouse: &'a str,
+    listed: bool,
+    on_hand: i128,
+    drawn: i128,
+    share: i128,
+}
+
+/// The bucket of warehouse `w`, added (unlisted) when new.
+fn bucket_at<'a>(buckets: &mut Vec<Bucket<'a>>, w: &'a str) -> usize {
+    match buckets.iter().position(|b| b.warehouse == w) {
+        Some(i) => i,
+        None => {
+            buckets.push(Bucket {
+                warehouse: w,
+                listed: false,
+                on_hand: 0,
+                drawn: 0,
+                share: 0,
+            });
+            buckets.len() - 1
+        }
+    }
+}
+
+/// Splits a SKU's value sent over warehouses (per-warehouse 846s), never
+/// overselling (rules 4 and 5 hold for the sum):
+///
+/// - a warehouse's *net* is its latest count minus the open orders drawing
+///   on it (`draws`: the line's warehouse, else the SKU's latest-counted);
+/// - each warehouse starts with its net, or 0 when the net is negative;
+/// - those starting shares exceed `value` by the other warehouses'
+///   shortfalls (and by everything when min_level sends 0): that excess is
+///   taken away first from warehouses outside `listed` (they cannot be
+///   sent), then from the largest share, then the next largest (ties in
+///   warehouse name order), until the shares sum to `value` exactly.
+///
+/// Returns the share of every warehouse in `listed`, in that order (0 for
+/// one the SKU has no stock in), and what is left on unlisted warehouses
+/// (`unplaced`; the item then cannot be sent per warehouse). Example: W1
+/// counts 5, W2 counts 0 with 3 ordered: total 2; W1's 5 loses the excess
+/// 3, so W1 = 2, W2 = 0.
+fn split_by_warehouse<'a>(
+    listed: &'a [String],
+    stock: &'a [(String, i64, i64)],
+    draws: &'a [(String, i128)],
+    value: i64,
+) -> (Vec<WarehouseShare>, i64) {
+    let mut buckets: Vec<Bucket> = listed
+        .iter()
+        .map(|w| Bucket {
+            warehouse: w,
+            listed: true,
+            on_hand: 0,
+            drawn: 0,
+            share: 0,
+        })
+        .collect();
+    for (w, _, qty) in stock {
+        let i = bucket_at(&mut buckets, w);
+        buckets[i].on_hand += i128::from(*qty);
+    }
+    for (w, d) in draws {
+        let i = bucket_at(&mut buckets, w);
+        buckets[i].drawn += d;
+    }
+    for b in &mut buckets {
+        b.share = (b.on_hand - b.drawn).max(0);
+    }
+    let mut excess = buckets.iter().map(|b| b.share).sum::<i128>() - i128::from(value);
+    let mut order: Vec<usize> = (0..buckets.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&buckets[a], &buckets[b]);
+        x.listed
+            .cmp(&y.listed)
+            .then(y.share.cmp(&x.share))
+            .then(x.warehouse.cmp(y.warehouse))
+    });
+    for i in order {
+        if excess <= 0 {
+            break;
+        }
+        let take = excess.min(buckets[i].share);
+        buckets[i].share -= take;
+        excess -= take;
+    }
+    let unplaced = buckets
+        .iter()
+        .filter(|b| !b.listed)
+        .map(|b| b.share)
+        .sum::<i128>();
+    let shares = buckets
+        .iter()
+        .filter(|b| b.listed)
+        .map(|b| WarehouseShare {
+            warehouse: b.warehouse.to_string(),
+            quantity: safe_total(b.share),
+            on_hand: safe_total(b.on_hand),
+            committed: safe_total(b.drawn),
+        })
+        .collect();
+    (shares, safe_total(unplaced))
 }
 
 impl Iterator for FeedMerge<'_, '_> {
@@ -467,6 +623,9 @@ pub struct FeedQuery<'a> {
     pub sync_time: Millis,
     pub required: &'a [OutField],
     pub sku: Option<&'a str>,
+    /// Warehouses to split each value over (per-warehouse 846s; [] = no
+    /// split). See [`split_by_warehouse`]; the whole-catalog pass only.
+    pub locations: &'a [String],
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -624,7 +783,8 @@ fn feed_sql(by_sku: bool) -> String {
         "WITH {},
          ord AS (SELECT o.sku, {} AS q {DRAWING_ORDERS} {ord_filter} GROUP BY o.sku),
          items AS (
-           SELECT p.sku, p.upc, p.description, a.latest, a.named,
+           SELECT p.sku, p.upc, p.description, a.latest, a.named, p.price,
+                  COALESCE(a.q, 0) AS on_hand, COALESCE(ord.q, 0) AS committed,
                   COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
            FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
            WHERE p.merchant = ?1 {p_filter}),
@@ -632,7 +792,8 @@ fn feed_sql(by_sku: bool) -> String {
          SELECT i.sku, i.upc, i.description, i.latest, i.avail, i.value,
                 CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != i.value
                      THEN 1 ELSE 0 END AS include,
-                CASE WHEN ls.value IS NULL OR ls.value != i.value THEN 1 ELSE 0 END AS changed
+                CASE WHEN ls.value IS NULL OR ls.value != i.value THEN 1 ELSE 0 END AS changed,
+                i.price, i.on_hand, i.committed
          FROM valued i
          LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku
          ORDER BY i.sku",
@@ -1096,6 +1257,10 @@ impl Ledger {
                             upc: r.get(1)?,
                             description: r.get(2)?,
                             as_of: r.get(3)?,
+                            price: r.get(8)?,
+                            on_hand: r.get(9)?,
+                            committed: r.get(10)?,
+                            ..FeedItem::default()
                         },
                         available: r.get(4)?,
                         include: r.get::<_, i64>(6)? == 1,
@@ -1109,7 +1274,7 @@ impl Ledger {
             f(&mut items)
         } else {
             let mut products = self.conn.prepare_cached(
-                "SELECT sku, upc, description FROM products WHERE merchant = ?1 ORDER BY sku",
+                "SELECT sku, upc, description, price FROM products WHERE merchant = ?1 ORDER BY sku",
             )?;
             let mut stock = self.conn.prepare_cached(
                 "SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock WHERE merchant = ?1
@@ -1129,6 +1294,7 @@ impl Ledger {
                 orders: Cursor::new(orders.query(params![q.merchant, q.sync_time])?)?,
                 sent: Cursor::new(sent.query([q.cart])?)?,
                 counted: Vec::new(),
+                draws: Vec::new(),
                 err: None,
             };
             let out = f(&mut merge);
@@ -1604,6 +1770,18 @@ impl InventoryBatch<'_> {
         Ok(())
     }
 
+    /// Sets a product's price (a validated decimal from an inbound `price`)
+    /// within the file's transaction; a later row of the file wins.
+    pub fn price(&self, sku: &str, price: &str, now: Millis) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO products (merchant, sku, first_seen, price) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (merchant, sku) DO UPDATE SET price = excluded.price",
+            )?
+            .execute(params![self.merchant, sku, now, price])?;
+        Ok(())
+    }
+
     /// Sums lots: one row per (SKU, warehouse). Call once, after the last
     /// `add`. Returns the (SKU, warehouse) pairs whose lots sum beyond
     /// ±10^12 (rule 14; at most 1,000): then the file must be rejected.
@@ -2030,7 +2208,7 @@ mod tests {
         let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         l.conn
             .execute_batch(&format!(
-                "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0);
+                "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL);
                  INSERT INTO stock VALUES ('m', 'A', 'W1', {max}, 1, 1, 1), ('m', 'A', 'W2', {max}, 1, 1, 1);
                  INSERT INTO order_lines VALUES ('o', '1', '1', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1),
                                                 ('o', '1', '2', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1);",
@@ -2048,12 +2226,97 @@ mod tests {
                 sync_time: 10,
                 required: &[],
                 sku,
+                locations: &[],
             };
             let plan = l.compute_feed(&q).unwrap();
             assert_eq!(plan.items, 1);
             let (avail, value) = l.feed_value("A").unwrap().unwrap();
             assert_eq!((avail, value), (0, 0), "{sku:?}");
         }
+    }
+
+    /// Per-warehouse 846s: shares never exceed a warehouse's own net and
+    /// always sum to the value sent (rules 4 and 5 hold for the sum).
+    #[test]
+    fn split_by_warehouse_never_oversells() {
+        let listed = |ws: &[&str]| ws.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let stock = |rows: &[(&str, i64)]| {
+            rows.iter()
+                .map(|(w, q)| (w.to_string(), 1, *q))
+                .collect::<Vec<_>>()
+        };
+        let draws = |rows: &[(&str, i128)]| {
+            rows.iter()
+                .map(|(w, q)| (w.to_string(), *q))
+                .collect::<Vec<_>>()
+        };
+        let shares = |l: &[String], s: &[(String, i64, i64)], d: &[(String, i128)], v| {
+            let (sh, unplaced) = split_by_warehouse(l, s, d, v);
+            let q: Vec<(String, i64)> = sh.into_iter().map(|x| (x.warehouse, x.quantity)).collect();
+            (q, unplaced)
+        };
+        let w12 = listed(&["W1", "W2"]);
+        let pairs = |v: &[(&str, i64)]| {
+            v.iter()
+                .map(|(w, q)| (w.to_string(), *q))
+                .collect::<Vec<_>>()
+        };
+        // W1 = 5, W2 = -3: total 2; W2's shortfall is taken from W1.
+        assert_eq!(
+            shares(&w12, &stock(&[("W1", 5), ("W2", -3)]), &[], 2),
+            (pairs(&[("W1", 2), ("W2", 0)]), 0)
+        );
+        // W1 = 5, W2 = 0 with 3 ordered on W2: total 2, same split.
+        assert_eq!(
+            shares(
+                &w12,
+                &stock(&[("W1", 5), ("W2", 0)]),
+                &draws(&[("W2", 3)]),
+                2
+            ),
+            (pairs(&[("W1", 2), ("W2", 0)]), 0)
+        );
+        // min_level sends 0: every share is 0.
+        assert_eq!(
+            shares(&w12, &stock(&[("W1", 5), ("W2", -3)]), &[], 0),
+            (pairs(&[("W1", 0), ("W2", 0)]), 0)
+        );
+        // The excess comes off the largest share first: W1 10, W2 4, W3 -6 -> 8.
+        let w123 = listed(&["W1", "W2", "W3"]);
+        assert_eq!(
+            shares(&w123, &stock(&[("W1", 10), ("W2", 4), ("W3", -6)]), &[], 8),
+            (pairs(&[("W1", 4), ("W2", 4), ("W3", 0)]), 0)
+        );
+        // Ties go in name order; a listed warehouse without stock gets 0.
+        assert_eq!(
+            shares(
+                &w123,
+                &stock(&[("W1", 3), ("W2", 3)]),
+                &draws(&[("W1", 1)]),
+                5
+            ),
+            (pairs(&[("W1", 2), ("W2", 3), ("W3", 0)]), 0)
+        );
+        // An unlisted warehouse gives up its share first...
+        let w1 = listed(&["W1"]);
+        assert_eq!(
+            shares(
+                &w1,
+                &stock(&[("W1", 5), ("W9", 4)]),
+                &draws(&[("W1", 2)]),
+                5
+            ),
+            (pairs(&[("W1", 3)]), 2)
+        );
+        assert_eq!(
+            shares(&w1, &stock(&[("W1", 5), ("W9", -4)]), &[], 1),
+            (pairs(&[("W1", 1)]), 0)
+        );
+        // ... and an order on no counted stock ("") is a shortfall too.
+        assert_eq!(
+            shares(&w1, &stock(&[("W1", 5)]), &draws(&[("", 2)]), 3),
+            (pairs(&[("W1", 3)]), 0)
+        );
     }
 
     #[test]

@@ -30,10 +30,12 @@ pub enum Field {
     Status,
     /// Unit of measure of the quantity (rule 17).
     Unit,
+    /// Product price (inventory): a decimal kept as validated text.
+    Price,
 }
 
 impl Field {
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 13] = [
         Field::Sku,
         Field::Quantity,
         Field::Warehouse,
@@ -46,6 +48,7 @@ impl Field {
         Field::OrderedAt,
         Field::Status,
         Field::Unit,
+        Field::Price,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +64,7 @@ impl Field {
             Field::OrderedAt => "ordered_at",
             Field::Status => "status",
             Field::Unit => "unit",
+            Field::Price => "price",
         }
     }
     pub fn from_name(s: &str) -> Option<Field> {
@@ -78,6 +82,7 @@ impl Field {
                     | Field::Upc
                     | Field::Description
                     | Field::Unit
+                    | Field::Price
             ),
             RecordKind::Orders => matches!(
                 self,
@@ -243,6 +248,9 @@ pub enum InSource {
         /// Opt-in (`[locations]`): an 846 location id (header N1 N104 with
         /// N101 WH/SF/SN/ST, or an SDQ location) -> warehouse.
         locations: Vec<(String, String)>,
+        /// Opt-in (`price_qualifier`): the LIN loop's CTP whose CTP02 is
+        /// this code gives the product's price (CTP03).
+        price_qualifier: Option<String>,
     },
 }
 
@@ -301,6 +309,9 @@ impl InboundMapping {
             InSource::Csv { columns, .. } => columns.iter().any(|(g, _)| *g == f),
             InSource::Xml { fields, .. } => fields.iter().any(|(g, _)| *g == f),
             InSource::X12 { locations, .. } if f == Field::Warehouse => !locations.is_empty(),
+            InSource::X12 {
+                price_qualifier, ..
+            } if f == Field::Price => price_qualifier.is_some(),
             InSource::X12 { .. } => matches!(
                 f,
                 Field::Sku
@@ -324,6 +335,8 @@ pub enum OutField {
     Description,
     Merchant,
     AsOf,
+    /// The product's price (inbound `price`, kept as validated decimal text).
+    Price,
 }
 
 impl OutField {
@@ -335,6 +348,7 @@ impl OutField {
             OutField::Description => "description",
             OutField::Merchant => "merchant",
             OutField::AsOf => "as_of",
+            OutField::Price => "price",
         }
     }
     pub fn from_name(s: &str) -> Option<OutField> {
@@ -345,13 +359,17 @@ impl OutField {
             OutField::Description,
             OutField::Merchant,
             OutField::AsOf,
+            OutField::Price,
         ]
         .into_iter()
         .find(|f| f.name() == s)
     }
     /// Fields a product may lack; an item lacking a required one is left out.
     pub fn optional_in_ledger(self) -> bool {
-        matches!(self, OutField::Upc | OutField::Description | OutField::AsOf)
+        matches!(
+            self,
+            OutField::Upc | OutField::Description | OutField::AsOf | OutField::Price
+        )
     }
 }
 
@@ -402,6 +420,64 @@ pub struct Extras846 {
     pub extra_quantity_qualifiers: Vec<String>,
     /// CTT02: the sum of the QTY02 values of the set (a hash total).
     pub hash_total: bool,
+    /// More `QTY*<qualifier>*<value>*<unit>` segments, each carrying its
+    /// own measure of the ledger (`extra_quantities`).
+    pub extra_quantities: Vec<(String, Measure)>,
+    /// `CTP*<class of trade>*<price identifier>*<price>` in each LIN loop
+    /// (`price_class_of_trade`, `price_qualifier`); items without a price
+    /// are left out (`missing price`).
+    pub price: Option<(String, String)>,
+    /// One number per warehouse instead of one per SKU (`per_warehouse`).
+    pub per_warehouse: Option<PerWarehouse>,
+    /// Fixed `REF*<REF01>*<REF02>[*<REF03>]` segments after the BIA/DTM
+    /// (`header_refs`, e.g. a vendor number a retailer's guide requires).
+    pub header_refs: Vec<[String; 3]>,
+    /// Fixed REF segments in every LIN loop, after the CTP (`item_refs`).
+    pub item_refs: Vec<[String; 3]>,
+}
+
+/// A number of the ledger an 846 QTY can carry (`extra_quantities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// The value sent (rules 2, 4, 5): what the main QTY carries.
+    Available,
+    /// Counted stock before orders: the sum of the latest counts of the
+    /// counted warehouses (negative sums sent as 0).
+    OnHand,
+    /// The open order lines that draw on that stock (rule 2).
+    Committed,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 3] = [Measure::Available, Measure::OnHand, Measure::Committed];
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Available => "available",
+            Measure::OnHand => "on_hand",
+            Measure::Committed => "committed",
+        }
+    }
+}
+
+/// How a per-warehouse 846 names each warehouse's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerWarehouseMode {
+    /// One LIN per SKU; an SDQ lists (location id, quantity) pairs.
+    Sdq,
+    /// One LIN loop per (SKU, warehouse), an N1 in the loop naming it.
+    N1,
+}
+
+/// `per_warehouse` and its `[location_ids]` (warehouse -> location id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerWarehouse {
+    pub mode: PerWarehouseMode,
+    /// (warehouse, location id), in warehouse name order.
+    pub location_ids: Vec<(String, String)>,
+    /// N103 / SDQ02: the id's qualifier (default "92", assigned by buyer).
+    pub qualifier: String,
+    /// N101 in `n1` mode (default "WH", warehouse).
+    pub entity: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -438,7 +514,12 @@ impl OutboundMapping {
                 .filter(|c| !c.optional)
                 .map(|c| c.field)
                 .collect(),
-            OutFormat::X12_846(p) => p.item_ids.iter().map(|(_, f)| *f).collect(),
+            OutFormat::X12_846(p) => p
+                .item_ids
+                .iter()
+                .map(|(_, f)| *f)
+                .chain(p.extras.price.as_ref().map(|_| OutField::Price))
+                .collect(),
         };
         v.retain(|f| f.optional_in_ledger());
         v.dedup();
@@ -497,6 +578,15 @@ struct RawMapping {
     pid_description: Option<bool>,
     extra_quantity_qualifiers: Option<Vec<String>>,
     hash_total: Option<bool>,
+    per_warehouse: Option<String>,
+    location_ids: Option<toml::Table>,
+    location_qualifier: Option<String>,
+    location_entity: Option<String>,
+    price_qualifier: Option<String>,
+    price_class_of_trade: Option<String>,
+    extra_quantities: Option<Vec<Vec<String>>>,
+    header_refs: Option<Vec<Vec<String>>>,
+    item_refs: Option<Vec<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -556,6 +646,7 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
                 "quantity_qualifier",
                 "as_of_qualifiers",
                 "locations",
+                "price_qualifier",
             ],
         ]
         .concat(),
@@ -920,11 +1011,24 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
                     ),
                 }
             }
+            let price_qualifier = raw.price_qualifier.clone();
+            if let Some(q) = &price_qualifier
+                && (q.len() != 3 || !q.chars().all(|ch| ch.is_ascii_alphanumeric()))
+            {
+                c.at(
+                    "",
+                    "price_qualifier",
+                    format!(
+                        "must be a 3-character CTP02 price identifier code like \"WHL\", got {q:?}"
+                    ),
+                );
+            }
             InSource::X12 {
                 sku_qualifiers,
                 quantity_qualifier,
                 as_of_qualifiers,
                 locations,
+                price_qualifier,
             }
         }
         Some(o) => {
@@ -1038,29 +1142,37 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     if record == RecordKind::Orders && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
-    for (key, present) in [
+    if raw.price_qualifier.is_some()
+        && (!matches!(m.source, InSource::X12 { .. }) || record == RecordKind::Orders)
+    {
+        c.at(
+            "",
+            "price_qualifier",
+            "applies to X12 846 inventory (format = \"x12\", record = \"inventory\") mappings only; CSV and XML name a `price` column or field",
+        );
+    }
+    let feed_keys = [
         ("root", raw.root.is_some()),
         ("version", raw.version.is_some()),
         ("sender_id", raw.sender_id.is_some()),
         ("receiver_id", raw.receiver_id.is_some()),
         ("item_ids", raw.item_ids.is_some()),
-        ("bia_reference", raw.bia_reference.is_some()),
-        ("as_of_dtm", raw.as_of_dtm.is_some()),
-        ("ship_from", raw.ship_from.is_some()),
-        ("pid_description", raw.pid_description.is_some()),
-        (
-            "extra_quantity_qualifiers",
-            raw.extra_quantity_qualifiers.is_some(),
-        ),
-        ("hash_total", raw.hash_total.is_some()),
-    ] {
-        if present {
-            c.at(
-                "",
-                key,
-                "is a feed (outbound) key; this mapping is used by an inbound source",
-            );
-        }
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(k, _)| k)
+    // price_qualifier is also an X12 inbound key (checked above).
+    .chain(
+        x12_846_keys_present(&raw)
+            .into_iter()
+            .filter(|k| *k != "price_qualifier"),
+    );
+    for key in feed_keys {
+        c.at(
+            "",
+            key,
+            "is a feed (outbound) key; this mapping is used by an inbound source",
+        );
     }
     if c.problems.is_empty() {
         Ok(m)
@@ -1188,6 +1300,11 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
             c.at("", key, "is an inbound key; this mapping is used by a cart");
         }
     }
+    if matches!(raw.format.as_deref(), Some("csv" | "xml")) {
+        for key in x12_846_keys_present(&raw) {
+            c.at("", key, "applies to x12-846 feeds only");
+        }
+    }
     let format = match raw.format.as_deref() {
         Some("csv") => {
             let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
@@ -1249,6 +1366,34 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
     }
 }
 
+/// The 846-only keys a mapping sets.
+fn x12_846_keys_present(raw: &RawMapping) -> Vec<&'static str> {
+    [
+        ("bia_reference", raw.bia_reference.is_some()),
+        ("as_of_dtm", raw.as_of_dtm.is_some()),
+        ("ship_from", raw.ship_from.is_some()),
+        ("pid_description", raw.pid_description.is_some()),
+        (
+            "extra_quantity_qualifiers",
+            raw.extra_quantity_qualifiers.is_some(),
+        ),
+        ("hash_total", raw.hash_total.is_some()),
+        ("per_warehouse", raw.per_warehouse.is_some()),
+        ("location_ids", raw.location_ids.is_some()),
+        ("location_qualifier", raw.location_qualifier.is_some()),
+        ("location_entity", raw.location_entity.is_some()),
+        ("price_qualifier", raw.price_qualifier.is_some()),
+        ("price_class_of_trade", raw.price_class_of_trade.is_some()),
+        ("extra_quantities", raw.extra_quantities.is_some()),
+        ("header_refs", raw.header_refs.is_some()),
+        ("item_refs", raw.item_refs.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(k, _)| k)
+    .collect()
+}
+
 pub fn valid_xml_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(ch) if ch.is_alphabetic() || ch == '_')
@@ -1306,7 +1451,7 @@ fn out_columns(
         }
         let field_s = t.get("field").and_then(|v| v.as_str()).unwrap_or("");
         let Some(field) = OutField::from_name(field_s) else {
-            c.at("", key, format!("entry {n}: field {field_s:?} is not one of sku, quantity, upc, description, merchant, as_of"));
+            c.at("", key, format!("entry {n}: field {field_s:?} is not one of sku, quantity, upc, description, merchant, as_of, price"));
             continue;
         };
         let optional = t.get("optional").and_then(|v| v.as_bool()).unwrap_or(false);
@@ -1433,6 +1578,11 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
     {
         c.at("", "bia_reference", "must be 1 to 30 characters");
     }
+    let extra_quantities = extra_quantities(c, raw);
+    let price = ctp_price(c, raw);
+    let per_warehouse = per_warehouse(c, raw, &seps);
+    let header_refs = refs(c, "header_refs", raw.header_refs.as_deref(), &seps);
+    let item_refs = refs(c, "item_refs", raw.item_refs.as_deref(), &seps);
     X12Profile {
         version,
         sender_qualifier,
@@ -1456,8 +1606,192 @@ fn x12_profile(c: &mut Checker, raw: &RawMapping) -> X12Profile {
             pid_description: raw.pid_description.unwrap_or(false),
             extra_quantity_qualifiers: raw.extra_quantity_qualifiers.clone().unwrap_or_default(),
             hash_total: raw.hash_total.unwrap_or(false),
+            extra_quantities,
+            price,
+            per_warehouse,
+            header_refs,
+            item_refs,
         },
     }
+}
+
+/// `header_refs` / `item_refs = [ ["VR", "11223344"], ["ZZ", "AC", "text"] ]`.
+fn refs(c: &mut Checker, key: &str, v: Option<&[Vec<String>]>, seps: &[char]) -> Vec<[String; 3]> {
+    let mut out = vec![];
+    let clean = |s: &str| {
+        !s.chars()
+            .any(|ch| ch.is_control() || seps.contains(&ch) || ch == '^')
+    };
+    for (i, r) in v.unwrap_or_default().iter().enumerate() {
+        match r.as_slice() {
+            [q, id] | [q, id, _]
+                if is_code(q, 2, 3)
+                    && (1..=50).contains(&id.len())
+                    && r.get(2).is_none_or(|d| (1..=80).contains(&d.len()))
+                    && r.iter().all(|s| clean(s)) =>
+            {
+                out.push([q.clone(), id.clone(), r.get(2).cloned().unwrap_or_default()])
+            }
+            _ => c.at(
+                "",
+                key,
+                format!(
+                    "entry {}: must be [REF01, REF02] or [REF01, REF02, REF03]: a 2-3 character qualifier, an id of 1 to 50 and a description of 1 to 80 characters without separators, e.g. [\"VR\", \"11223344\"]",
+                    i + 1
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// Whether `v` is `min..=max` ASCII letters or digits (an X12 code).
+fn is_code(v: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&v.len()) && v.chars().all(|ch| ch.is_ascii_alphanumeric())
+}
+
+/// `extra_quantities = [ ["17", "on_hand"], ["27", "committed"] ]`.
+fn extra_quantities(c: &mut Checker, raw: &RawMapping) -> Vec<(String, Measure)> {
+    let mut out = vec![];
+    for (i, pair) in raw.extra_quantities.iter().flatten().enumerate() {
+        let measure = match pair.as_slice() {
+            [q, m] if is_code(q, 2, 2) => Measure::ALL.into_iter().find(|x| x.name() == m),
+            _ => None,
+        };
+        match measure {
+            Some(m) => out.push((pair[0].clone(), m)),
+            None => c.at(
+                "",
+                "extra_quantities",
+                format!(
+                    "entry {}: must be [\"QTY01 code\", measure] with a 2-character code and a measure of available, on_hand, committed, e.g. [\"17\", \"on_hand\"]",
+                    i + 1
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// `price_qualifier` (CTP02) and `price_class_of_trade` (CTP01).
+fn ctp_price(c: &mut Checker, raw: &RawMapping) -> Option<(String, String)> {
+    let class = raw.price_class_of_trade.clone().unwrap_or_default();
+    if !class.is_empty() && !is_code(&class, 2, 2) {
+        c.at(
+            "",
+            "price_class_of_trade",
+            format!("must be a 2-character CTP01 class of trade code like \"WS\", got {class:?}"),
+        );
+    }
+    let Some(q) = &raw.price_qualifier else {
+        if raw.price_class_of_trade.is_some() {
+            c.at(
+                "",
+                "price_class_of_trade",
+                "needs price_qualifier (the CTP02 code, e.g. \"WHL\") to write a CTP",
+            );
+        }
+        return None;
+    };
+    if !is_code(q, 3, 3) {
+        c.at(
+            "",
+            "price_qualifier",
+            format!("must be a 3-character CTP02 price identifier code like \"WHL\", got {q:?}"),
+        );
+    }
+    Some((class, q.clone()))
+}
+
+/// `per_warehouse = "sdq" | "n1"` with `[location_ids]`, `location_qualifier`, `location_entity`.
+fn per_warehouse(c: &mut Checker, raw: &RawMapping, seps: &[char]) -> Option<PerWarehouse> {
+    let location_ids = location_ids(c, raw, seps);
+    let qualifier = raw
+        .location_qualifier
+        .clone()
+        .unwrap_or_else(|| "92".into());
+    if !is_code(&qualifier, 1, 2) {
+        c.at(
+            "",
+            "location_qualifier",
+            format!("must be a 1-2 character id code qualifier like \"92\", got {qualifier:?}"),
+        );
+    }
+    let entity = raw.location_entity.clone().unwrap_or_else(|| "WH".into());
+    if !is_code(&entity, 2, 3) {
+        c.at(
+            "",
+            "location_entity",
+            format!("must be a 2-3 character N101 entity code like \"WH\", got {entity:?}"),
+        );
+    }
+    let mode = match raw.per_warehouse.as_deref() {
+        None => {
+            for (key, present) in [
+                ("location_ids", raw.location_ids.is_some()),
+                ("location_qualifier", raw.location_qualifier.is_some()),
+                ("location_entity", raw.location_entity.is_some()),
+            ] {
+                if present {
+                    c.at("", key, "needs per_warehouse = \"sdq\" or \"n1\"");
+                }
+            }
+            return None;
+        }
+        Some("sdq") => PerWarehouseMode::Sdq,
+        Some("n1") => PerWarehouseMode::N1,
+        Some(o) => {
+            c.at(
+                "",
+                "per_warehouse",
+                format!("must be \"sdq\" (one SDQ of location/quantity pairs per SKU) or \"n1\" (one LIN loop per SKU and warehouse, with an N1), got {o:?}"),
+            );
+            return None;
+        }
+    };
+    if raw.location_ids.as_ref().is_none_or(|t| t.is_empty()) {
+        c.at(
+            "",
+            "per_warehouse",
+            "needs a [location_ids] table naming each warehouse's location id, e.g. [location_ids] DALLAS = \"DC01\"",
+        );
+    }
+    if mode == PerWarehouseMode::Sdq && raw.location_entity.is_some() {
+        c.at(
+            "",
+            "location_entity",
+            "applies to per_warehouse = \"n1\" only",
+        );
+    }
+    Some(PerWarehouse {
+        mode,
+        location_ids,
+        qualifier,
+        entity,
+    })
+}
+
+/// `[location_ids]`: warehouse = "location id" (N104 / SDQ03: 2 to 80 characters).
+fn location_ids(c: &mut Checker, raw: &RawMapping, seps: &[char]) -> Vec<(String, String)> {
+    let mut out = vec![];
+    for (w, v) in raw.location_ids.iter().flatten() {
+        match v.as_str() {
+            Some(id)
+                if (2..=80).contains(&id.len())
+                    && id.chars().all(|ch| ch.is_ascii_graphic() && !seps.contains(&ch)) =>
+            {
+                out.push((w.clone(), id.to_string()))
+            }
+            _ => c.at(
+                "location_ids",
+                w,
+                format!(
+                    "must be a location id of 2 to 80 ASCII characters without spaces or separators, e.g. {w} = \"DC01\", got {v}"
+                ),
+            ),
+        }
+    }
+    out
 }
 
 /// Whether a mapping file looks inbound (it says `record =` or is X12 in).

@@ -429,7 +429,11 @@ fn apply_file(
                             r.as_of,
                             r.upc.as_deref(),
                             r.description.as_deref(),
-                        )
+                        )?;
+                        match &r.price {
+                            Some(p) => batch.price(&r.sku, p, now),
+                            None => Ok(()),
+                        }
                     },
                 )?;
             }
@@ -816,6 +820,7 @@ struct InvRow {
     as_of: Millis,
     upc: Option<String>,
     description: Option<String>,
+    price: Option<String>,
 }
 
 const BAD_UTF8: char = '\u{fffd}';
@@ -942,6 +947,10 @@ fn inventory_row(
         .map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r)))
         .ok()
         .and_then(|q| in_base_unit(src, rec, q, &mut errs));
+    let raw_price = rec.get(Field::Price).unwrap_or("");
+    let price = crate::formats::price::parse(raw_price)
+        .map_err(|r| errs.push(row_error(m, rec.line, Field::Price, raw_price, r)))
+        .unwrap_or(None);
     let upc = text(rec, Field::Upc);
     if let Some(u) = &upc
         && !crate::formats::valid_gtin(u)
@@ -1003,6 +1012,7 @@ fn inventory_row(
             as_of,
             upc,
             description: text(rec, Field::Description),
+            price,
         }),
         _ => Err(errs),
     }

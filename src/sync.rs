@@ -136,13 +136,31 @@ impl Journal {
     }
 }
 
-/// The query that gives a cart's numbers now.
+/// The warehouses a cart's per-warehouse 846 splits each value over: those
+/// of its mapping's `[location_ids]` that the cart counts ([] = no split).
+pub fn breakdown_warehouses(cart: &Cart) -> Vec<String> {
+    let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format else {
+        return vec![];
+    };
+    let Some(pw) = &p.extras.per_warehouse else {
+        return vec![];
+    };
+    pw.location_ids
+        .iter()
+        .map(|(w, _)| w.clone())
+        .filter(|w| cart.warehouses.is_empty() || cart.warehouses.contains(w))
+        .collect()
+}
+
+/// The query that gives a cart's numbers now (`locations`: see
+/// [`breakdown_warehouses`]).
 pub fn feed_query<'a>(
     cart: &'a Cart,
     since: i64,
     now: Millis,
     required: &'a [crate::mapping::OutField],
     sku: Option<&'a str>,
+    locations: &'a [String],
 ) -> FeedQuery<'a> {
     FeedQuery {
         merchant: &cart.merchant,
@@ -154,6 +172,7 @@ pub fn feed_query<'a>(
         sync_time: now,
         required,
         sku,
+        locations,
     }
 }
 
@@ -287,6 +306,9 @@ struct FeedFilter<'a> {
     required: &'a [OutField],
     missing: Vec<u64>,
     checks: Vec<Check>,
+    /// Per-warehouse feeds: items whose stock sits (partly) in a warehouse
+    /// without a location id, left out as `missing location`.
+    unplaced: u64,
     items: u64,
     sent: Option<&'a mut SentLog>,
     error: Option<std::io::Error>,
@@ -359,6 +381,7 @@ impl<'a> FeedFilter<'a> {
             required,
             missing: vec![0; required.len()],
             checks,
+            unplaced: 0,
             items: 0,
             sent,
             error: None,
@@ -368,6 +391,10 @@ impl<'a> FeedFilter<'a> {
     fn keep(&mut self, r: FeedRow) -> Option<FeedItem> {
         if let Some(i) = missing_field(&r.item, self.required) {
             self.missing[i] += 1;
+            return None;
+        }
+        if r.item.unplaced != 0 {
+            self.unplaced += 1;
             return None;
         }
         if let Some(c) = self.checks.iter_mut().find(|c| c.fails(&r.item)) {
@@ -403,7 +430,11 @@ impl<'a> FeedFilter<'a> {
                 .unwrap_or_else(|| format!("invalid {} ({})", c.field.name(), c.why)),
             items: c.n,
         });
-        missing.chain(invalid).collect()
+        let unplaced = (self.unplaced > 0).then(|| Missing {
+            field: "missing location".into(),
+            items: self.unplaced,
+        });
+        missing.chain(unplaced).chain(invalid).collect()
     }
 }
 
@@ -554,7 +585,15 @@ pub fn sync_cart(
     // 2. The numbers, as of now: computed while the feed is rendered.
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
-    let q = feed_query(cart, state.last_report_id, started, &required, None);
+    let locations = breakdown_warehouses(cart);
+    let q = feed_query(
+        cart,
+        state.last_report_id,
+        started,
+        &required,
+        None,
+        &locations,
+    );
     // An 846 must hold at least one LIN loop: with nothing to send there is
     // no valid file (and no seq or control number is taken). Usually the
     // first item answers; an empty feed is counted whole.

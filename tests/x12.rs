@@ -1676,3 +1676,571 @@ fn issue9_feature_846_writer_options_pass_both_validators() {
         x12_validate(&[Path::new(file)]);
     }
 }
+
+// ----- issue 9, second half: per-warehouse 846s, measures, prices, presets -----
+
+/// The segments of an 846 between the BIA (or header N1) and the CTT, as text.
+fn body_segments(x: &X12) -> Vec<String> {
+    x.segs
+        .iter()
+        .filter(|s| ["LIN", "PID", "CTP", "SDQ", "QTY", "N1"].contains(&s[0].as_str()))
+        .map(|s| s.join("*"))
+        .collect()
+}
+
+/// A (W1 5, W2 -3: total 2), B (W1 4, W2 6, 2 ordered on W2: total 8),
+/// D (W1 1, W2 1, 5 ordered without a warehouse: total -3, sent 0),
+/// E (only in W3, a warehouse without a location id).
+fn per_warehouse_ws(version: &str, extra: &str, cart_extra: &str) -> Workspace {
+    let ws = Workspace::standard(&x12_cart("retail", cart_extra));
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}per_warehouse = \"{extra}\"\n[location_ids]\nW1 = \"DC01\"\nW2 = \"DC02\"\n",
+            r846(version)
+        ),
+    );
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &format!(
+            "{INV_H}A,W1,5,{T0},012345678905,\nA,W2,-3,{T0},012345678905,\n\
+             B,W1,4,{T0},036000291452,\nB,W2,6,{T0},036000291452,\n\
+             D,W1,1,{T0},042100005264,\nD,W2,1,{T0},042100005264,\n\
+             E,W3,7,{T0},{},\n",
+            upc("07000000001")
+        ),
+    );
+    ws.apply(
+        "orders",
+        "o1.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\n\
+         O1,1,B,2,open,2025-06-01T11:00:00Z,W2\n\
+         O2,1,D,5,open,2025-06-01T11:00:00Z,\n",
+    );
+    ws
+}
+
+/// The single totals a normal feed sends (the CSV cart `shop`).
+fn plain_totals(ws: &Workspace) -> Vec<String> {
+    let mut v: Vec<String> = ws
+        .sync_feed("shop", &[])
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn issue9_per_warehouse_sdq_splits_each_total_without_overselling() {
+    for version in ["004010", "005010"] {
+        let ws = per_warehouse_ws(version, "sdq", "");
+        assert_eq!(plain_totals(&ws), ["A,2", "B,8", "D,0", "E,7"]);
+        let v = ws.sync("retail", &[], 0);
+        assert_eq!(v["outcome"], "sent", "{v}");
+        // E's 7 sit in W3, which has no location id: left out, counted.
+        assert_eq!(v["items"], 3, "{v}");
+        assert_eq!(v["missing"][0]["field"], "missing location", "{v}");
+        assert_eq!(v["missing"][0]["items"], 1, "{v}");
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(x.check_envelope(), vec![3]);
+        // Each SDQ sums to its QTY, the normal feed's total: W2's -3 is
+        // taken from W1 (never 5 + 0 = 5 for a total of 2).
+        assert_eq!(
+            body_segments(&x),
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "SDQ*EA*92*DC01*2*DC02*0",
+                "QTY*33*2*EA",
+                "LIN*2*UP*036000291452*VN*B",
+                "SDQ*EA*92*DC01*4*DC02*4",
+                "QTY*33*8*EA",
+                "LIN*3*UP*042100005264*VN*D",
+                "SDQ*EA*92*DC01*0*DC02*0",
+                "QTY*33*0*EA",
+            ]
+        );
+        x12_validate(&[Path::new(file)]);
+    }
+}
+
+#[test]
+fn issue9_per_warehouse_n1_one_lin_loop_per_sku_and_warehouse() {
+    for version in ["004010", "005010"] {
+        let ws = per_warehouse_ws(version, "n1", "");
+        let v = ws.sync("retail", &[], 0);
+        assert_eq!(v["outcome"], "sent", "{v}");
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(x.check_envelope(), vec![6]);
+        assert_eq!(
+            body_segments(&x),
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "QTY*33*2*EA",
+                "N1*WH**92*DC01",
+                "LIN*2*UP*012345678905*VN*A",
+                "QTY*33*0*EA",
+                "N1*WH**92*DC02",
+                "LIN*3*UP*036000291452*VN*B",
+                "QTY*33*4*EA",
+                "N1*WH**92*DC01",
+                "LIN*4*UP*036000291452*VN*B",
+                "QTY*33*4*EA",
+                "N1*WH**92*DC02",
+                "LIN*5*UP*042100005264*VN*D",
+                "QTY*33*0*EA",
+                "N1*WH**92*DC01",
+                "LIN*6*UP*042100005264*VN*D",
+                "QTY*33*0*EA",
+                "N1*WH**92*DC02",
+            ]
+        );
+        x12_validate(&[Path::new(file)]);
+    }
+}
+
+#[test]
+fn issue9_per_warehouse_min_level_and_the_carts_warehouses_filter() {
+    // min_level = 3: A's total 2 is sent as 0, so every share is 0; B's 8 stays.
+    let ws = per_warehouse_ws("004010", "sdq", "min_level = 3");
+    let (_, x) = read_x12(ws.sync("retail", &[], 0)["file"].as_str().unwrap());
+    let sdq: Vec<String> = x.all("SDQ").iter().map(|s| s.join("*")).collect();
+    assert_eq!(
+        sdq,
+        [
+            "SDQ*EA*92*DC01*0*DC02*0",
+            "SDQ*EA*92*DC01*4*DC02*4",
+            "SDQ*EA*92*DC01*0*DC02*0"
+        ]
+    );
+    // A cart counting W1 only: W1's own numbers, one location (E not counted at all).
+    let ws = per_warehouse_ws("004010", "sdq", "warehouses = [\"W1\"]");
+    let v = ws.sync("retail", &[], 0);
+    assert!(v["missing"].is_null(), "{v}");
+    let (_, x) = read_x12(v["file"].as_str().unwrap());
+    assert_eq!(
+        body_segments(&x),
+        [
+            "LIN*1*UP*012345678905*VN*A",
+            "SDQ*EA*92*DC01*5",
+            "QTY*33*5*EA",
+            "LIN*2*UP*036000291452*VN*B",
+            "SDQ*EA*92*DC01*4",
+            "QTY*33*4*EA",
+            // D's order names no warehouse: it draws on W1 (1 - 5 = -4 -> 0).
+            "LIN*3*UP*042100005264*VN*D",
+            "SDQ*EA*92*DC01*0",
+            "QTY*33*0*EA",
+            // An 846 is a full catalog: E (none in W1) is sent as 0.
+            "LIN*4*UP*070000000010*VN*E",
+            "SDQ*EA*92*DC01*0",
+            "QTY*33*0*EA",
+        ]
+    );
+}
+
+#[test]
+fn issue9_per_warehouse_keys_are_checked() {
+    let ws = retail_ws("004010");
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}per_warehouse = \"sqd\"\nlocation_qualifier = \"9999\"\n",
+            r846("004010")
+        ),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    let o = format!("{}{}", o.stdout, o.stderr);
+    assert!(o.contains("per_warehouse") && o.contains("\"sdq\""), "{o}");
+    assert!(o.contains("location_qualifier"), "{o}");
+    ws.mapping(
+        "r846",
+        &format!("{}per_warehouse = \"n1\"\n", r846("004010")),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    let o = format!("{}{}", o.stdout, o.stderr);
+    assert!(o.contains("needs a [location_ids] table"), "{o}");
+    ws.mapping(
+        "r846",
+        &format!("{}[location_ids]\nW1 = \"DC01\"\n", r846("004010")),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    let o = format!("{}{}", o.stdout, o.stderr);
+    assert!(
+        o.contains("location_ids") && o.contains("needs per_warehouse"),
+        "{o}"
+    );
+}
+
+#[test]
+fn issue9_extra_quantities_carry_on_hand_and_committed() {
+    for version in ["004010", "005010"] {
+        // One LIN per SKU: the SKU's numbers (on hand = the counted sum).
+        let ws = per_warehouse_ws(version, "sdq", "");
+        ws.mapping(
+            "r846",
+            &format!(
+                "{}extra_quantities = [[\"17\", \"on_hand\"], [\"27\", \"committed\"]]\nextra_quantity_qualifiers = [\"33\"]\nhash_total = true\n",
+                r846(version)
+            ),
+        );
+        let v = ws.sync("retail", &[], 0);
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(
+            lin_qty(&x),
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "QTY*33*2*EA",
+                "QTY*33*2*EA",
+                "QTY*17*2*EA",
+                "QTY*27*0*EA",
+                "LIN*2*UP*036000291452*VN*B",
+                "QTY*33*8*EA",
+                "QTY*33*8*EA",
+                "QTY*17*10*EA",
+                "QTY*27*2*EA",
+                // D: 2 counted, 5 ordered: 0 available, 2 on hand, 5 committed.
+                "LIN*3*UP*042100005264*VN*D",
+                "QTY*33*0*EA",
+                "QTY*33*0*EA",
+                "QTY*17*2*EA",
+                "QTY*27*5*EA",
+                "LIN*4*UP*070000000010*VN*E",
+                "QTY*33*7*EA",
+                "QTY*33*7*EA",
+                "QTY*17*7*EA",
+                "QTY*27*0*EA",
+            ]
+        );
+        assert_eq!(x.one("CTT")[1..], ["4", "62"], "hash total of every QTY02");
+        x12_validate(&[Path::new(file)]);
+        // One LIN loop per warehouse: each warehouse's own numbers.
+        ws.mapping(
+            "r846",
+            &format!(
+                "{}per_warehouse = \"n1\"\nextra_quantities = [[\"17\", \"on_hand\"], [\"27\", \"committed\"]]\n[location_ids]\nW1 = \"DC01\"\nW2 = \"DC02\"\n",
+                r846(version)
+            ),
+        );
+        let v = ws.sync("retail", &[], 0);
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        let qty: Vec<String> = x.all("QTY").iter().map(|s| s[1..3].join("=")).collect();
+        assert_eq!(
+            qty.chunks(3).map(|c| c.join(" ")).collect::<Vec<_>>(),
+            [
+                "33=2 17=5 27=0", // A W1
+                "33=0 17=0 27=0", // A W2 (counted -3: on hand sent as 0)
+                "33=4 17=4 27=0", // B W1
+                "33=4 17=6 27=2", // B W2
+                "33=0 17=1 27=5", // D W1 (the order without a warehouse)
+                "33=0 17=1 27=0", // D W2
+            ]
+        );
+        x12_validate(&[Path::new(file)]);
+    }
+}
+
+#[test]
+fn issue9_extra_quantities_are_checked() {
+    let ws = retail_ws("004010");
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}extra_quantities = [[\"17\", \"onhand\"]]\n",
+            r846("004010")
+        ),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    assert!(
+        o.stdout.contains("extra_quantities") && o.stdout.contains("available, on_hand, committed"),
+        "{}",
+        o.stdout
+    );
+}
+
+/// Inventory CSV with a `Price` column.
+const INV_PRICE_MAPPING: &str = r#"format = "csv"
+record = "inventory"
+[columns]
+sku = "SKU"
+warehouse = "Whse"
+quantity = "Qty"
+as_of = "AsOf"
+upc = "UPC"
+description = "Title"
+price = "Price"
+"#;
+
+#[test]
+fn issue9_price_from_csv_xml_and_846_ctp_to_feeds() {
+    for version in ["004010", "005010"] {
+        let ws = Workspace::standard(&format!(
+            "{}{}{}",
+            x12_cart("retail", ""),
+            inbound("xmlwms", "m1", "inventory", "invxml", "warehouse = \"W2\""),
+            cart("priced", "m1", "").replace("mapping = \"feed\"", "mapping = \"pfeed\"")
+        ));
+        ws.mapping("inv", INV_PRICE_MAPPING);
+        ws.mapping(
+            "invxml",
+            "format = \"xml\"\nrecord = \"inventory\"\nitem = \"Inventory/Item\"\n[fields]\nsku = \"SKU\"\nquantity = \"Qty\"\nprice = \"@price\"\n",
+        );
+        ws.mapping(
+            "pfeed",
+            "format = \"csv\"\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Price\", field = \"price\" } ]\n",
+        );
+        ws.mapping(
+            "r846",
+            &format!(
+                "{}price_qualifier = \"WHL\"\npid_description = true\n",
+                r846(version)
+            ),
+        );
+        // A malformed price rejects the file, naming the row, column and value.
+        let p = ws.write(
+            "in/wms/bad.csv",
+            format!("{INV_H},Price\nA,W1,10,{T0},012345678905,Blue widget,\"12,50\"\nB,W1,1,{T0},036000291452,,-3\n")
+                .replace("Title\n,Price", "Title,Price"),
+        );
+        let v = ws.ingest("wms", &p, 1);
+        assert_eq!(v["outcome"], "rejected", "{v}");
+        let errors = v["errors"].to_string();
+        assert!(
+            errors.contains("12,50") && errors.contains("Price") && errors.contains("not a price"),
+            "{errors}"
+        );
+        assert!(errors.contains("\\\"-3\\\""), "{errors}");
+        ws.apply(
+            "wms",
+            "s1.csv",
+            &format!(
+                "SKU,Whse,Qty,AsOf,UPC,Title,Price\nA,W1,10,{T0},012345678905,Blue widget,047.130\n\
+                 B,W1,0,{T0},036000291452,,\nD,W1,-4,{T0},042100005264,,+5\n"
+            ),
+        );
+        // XML: B gets its price from an attribute.
+        ws.apply(
+            "xmlwms",
+            "x1.xml",
+            "<Inventory><Item price=\"19.99\"><SKU>B</SKU><Qty>2</Qty></Item></Inventory>",
+        );
+        // CSV/XML feeds: `price` like any product field (D has +5 -> 5).
+        let feed = ws.sync_feed("priced", &[]);
+        assert_eq!(feed, "SKU,Price\nA,47.130\nB,19.99\nD,5\n");
+        // 846: CTP**WHL*<price> after the PID, before the QTY.
+        let v = ws.sync("retail", &[], 0);
+        let file = v["file"].as_str().unwrap();
+        let (_, x) = read_x12(file);
+        assert_eq!(
+            body_segments(&x),
+            [
+                "LIN*1*UP*012345678905*VN*A",
+                "PID*F****Blue widget",
+                "CTP**WHL*47.130",
+                "QTY*33*10*EA",
+                "LIN*2*UP*036000291452*VN*B",
+                "CTP**WHL*19.99",
+                "QTY*33*2*EA",
+                "LIN*3*UP*042100005264*VN*D",
+                "CTP**WHL*5",
+                "QTY*33*0*EA",
+            ]
+        );
+        x12_validate(&[Path::new(file)]);
+    }
+}
+
+#[test]
+fn issue9_price_from_an_inbound_846_ctp_and_missing_price_left_out() {
+    let ws = edi_ws("price_qualifier = \"WHL\"\n", "");
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}price_qualifier = \"WHL\"\nprice_class_of_trade = \"WS\"\n",
+            r846("004010")
+        ),
+    );
+    // A: the WHL price wins over the RES one; B: no CTP, so no price.
+    let body = "BIA*00*SI*R1*20261120*0800~\
+LIN*1*VN*A*UP*012345678905~CTP**RES*99.00~CTP**WHL*47.13~QTY*33*10*EA~\
+LIN*2*VN*B*UP*036000291452~QTY*33*7*EA~CTT*2~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["items"], 1, "{v}");
+    assert_eq!(v["missing"][0]["field"], "missing price", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(
+        body_segments(&x),
+        [
+            "LIN*1*UP*012345678905*VN*A",
+            "CTP*WS*WHL*47.13",
+            "QTY*33*10*EA"
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+    // A malformed CTP03 rejects the 846, naming the element.
+    let p = ws.write(
+        "in/wh/b.x12",
+        wh846(
+            2,
+            "BIA*00*SI*R2*20261121*0800~LIN*1*VN*A~CTP**WHL*4E2~QTY*33*1*EA~CTT*1~",
+        ),
+    );
+    let v = ws.ingest("wh", &p, 1);
+    assert!(v["errors"].to_string().contains("CTP03"), "{v}");
+}
+
+/// A shipped preset (mappings/NAME.toml) used as the retail cart's mapping.
+fn preset_ws(name: &str) -> Workspace {
+    let ws = Workspace::standard(&x12_cart("retail", ""));
+    let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("mappings/{name}.toml"));
+    ws.mapping("r846", &std::fs::read_to_string(preset).unwrap());
+    ws.mapping("inv", INV_PRICE_MAPPING);
+    let o = ws.run_ok(&["check"], 0);
+    assert!(o.stdout.starts_with("ok: "), "{}", o.stdout);
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &format!(
+            "SKU,Whse,Qty,AsOf,UPC,Title,Price\nA,W1,10,{T0},012345678905,Blue widget,47.13\n\
+             B,W1,0,{T0},036000291452,,5\nC,W1,5,{T0},,No UPC,\nD,W1,-4,{T0},042100005264,,2.50\n"
+        ),
+    );
+    ws.apply(
+        "orders",
+        "o1.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\nO1,1,A,3,open,2025-06-01T11:00:00Z,W1\n",
+    );
+    ws
+}
+
+#[test]
+fn issue9_preset_walmart_dsv_846() {
+    let ws = preset_ws("walmart-dsv-846");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["missing"][0]["field"], "missing upc", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(
+        x.one("ISA")[5..9],
+        ["12", "5555551234     ", "01", "12571829       "]
+    );
+    assert_eq!(x.one("BIA")[1..3], ["00", "SI"]);
+    let segs: Vec<String> = x
+        .segs
+        .iter()
+        .filter(|s| ["REF", "LIN", "QTY"].contains(&s[0].as_str()))
+        .map(|s| s.join("*"))
+        .collect();
+    assert_eq!(
+        segs,
+        [
+            "REF*VR*11223344",
+            "LIN*1*UP*012345678905*VN*A",
+            "REF*ZZ*AC",
+            "QTY*17*7*EA",
+            "LIN*2*UP*036000291452*VN*B",
+            "REF*ZZ*AC",
+            "QTY*17*0*EA",
+            "LIN*3*UP*042100005264*VN*D",
+            "REF*ZZ*AC",
+            "QTY*17*0*EA",
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_preset_qvc_commercehub_846() {
+    let ws = preset_ws("qvc-commercehub-846");
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    // C has no price: left out, counted.
+    assert_eq!(v["items"], 3, "{v}");
+    assert_eq!(v["missing"][0]["field"], "missing price", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.check_envelope(), vec![3]);
+    assert_eq!(
+        body_segments(&x),
+        [
+            "LIN*1*SK*A",
+            "PID*F****Blue widget",
+            "CTP**UCP*47.13",
+            "QTY*33*7*EA",
+            "LIN*2*SK*B",
+            "CTP**UCP*5",
+            "QTY*33*0*EA",
+            "LIN*3*SK*D",
+            "CTP**UCP*2.50",
+            "QTY*33*0*EA",
+        ]
+    );
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_refs_are_checked_and_written_in_5010() {
+    let ws = retail_ws("005010");
+    ws.mapping(
+        "r846",
+        &format!("{}header_refs = [[\"VR\"]]\n", r846("005010")),
+    );
+    let o = ws.run_ok(&["check"], 2);
+    assert!(
+        o.stdout.contains("header_refs") && o.stdout.contains("entry 1"),
+        "{}",
+        o.stdout
+    );
+    ws.mapping(
+        "r846",
+        &format!(
+            "{}header_refs = [[\"VR\", \"11223344\", \"ACME LLC\"]]\nitem_refs = [[\"ZZ\", \"AC\"]]\n",
+            r846("005010")
+        ),
+    );
+    ws.apply("wms", "s1.csv", &abcd());
+    let v = ws.sync("retail", &[], 0);
+    let file = v["file"].as_str().unwrap();
+    let (_, x) = read_x12(file);
+    assert_eq!(x.all("REF")[0][1..], ["VR", "11223344", "ACME LLC"]);
+    assert_eq!(x.all("REF").len(), 4);
+    x12_validate(&[Path::new(file)]);
+}
+
+#[test]
+fn issue9_inbound_reads_what_per_warehouse_846s_write() {
+    let ws = edi_ws("[locations]\nDC01 = \"DALLAS\"\nDC02 = \"RENO\"\n", "");
+    // "sdq": the SDQ before the QTY (the grammar's place); "n1": an N1 in each LIN loop.
+    let body = "BIA*00*SI*R1*20261120*0800~\
+LIN*1*VN*A~SDQ*EA*92*DC01*2*DC02*0~QTY*33*2*EA~\
+LIN*2*VN*B~QTY*33*4*EA~N1*WH**92*DC01~\
+LIN*3*VN*B~QTY*33*3*EA~N1*WH**92*DC02~CTT*3~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["rows"], 4, "{v}");
+    let whs = |sku: &str| -> Vec<String> {
+        let e = ws.explain(sku, None);
+        let mut v: Vec<String> = e["warehouses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| format!("{}={}", w["warehouse"].as_str().unwrap(), w["quantity"]))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(whs("A"), ["DALLAS=2", "RENO=0"]);
+    assert_eq!(whs("B"), ["DALLAS=4", "RENO=3"]);
+}

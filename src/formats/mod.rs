@@ -7,7 +7,9 @@ pub mod csv_out;
 pub mod x12;
 pub mod xml;
 
-use crate::mapping::{Field, InSource, InboundMapping, OutFormat, OutboundMapping};
+use crate::mapping::{
+    Field, InSource, InboundMapping, Measure, OutFormat, OutboundMapping, PerWarehouseMode,
+};
 use crate::util::Millis;
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +19,7 @@ use std::path::Path;
 pub struct RawRecord {
     /// Line (CSV, XML) or segment position (X12) where the record starts.
     pub line: u64,
-    pub values: [Option<String>; 12],
+    pub values: [Option<String>; crate::mapping::Field::ALL.len()],
     /// A defect the reader found in this record (X12: a LIN without the SKU
     /// qualifier, say); the record is reported as a bad row.
     pub error: Option<String>,
@@ -93,6 +95,7 @@ pub fn field_label(mapping: &InboundMapping, f: Field) -> String {
             (Field::Unit, _) => "QTY03".into(),
             (Field::AsOf, _) => "DTM/BIA04".into(),
             (Field::Warehouse, _) => "N104/SDQ".into(),
+            (Field::Price, _) => "CTP03".into(),
             (other, _) => other.name().into(),
         },
     }
@@ -123,6 +126,73 @@ pub fn gtin_len(qualifier: &str) -> Option<usize> {
         "EN" => Some(13),
         "UK" => Some(14),
         _ => None,
+    }
+}
+
+/// Prices (`price` in inbound CSV/XML, CTP03 in an inbound 846): decimals
+/// kept as validated text, never floats.
+pub mod price {
+    /// The rule, as shown in a rejected row's reason.
+    pub const RULE: &str = "not a price: a decimal like 47.13 (digits, at most one '.', at most 4 decimals and 12 whole digits; no sign, exponent or thousands separator)";
+
+    /// The canonical text of a price, `None` for an empty one (the product
+    /// has no price). `47.13`, ` 047.130 `, `+5`, `12.` → `47.13`,
+    /// `47.130`, `5`, `12`; `-1`, `1e3`, `1,000`, `.5`, `12.34567` are errors.
+    pub fn parse(s: &str) -> Result<Option<String>, &'static str> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let t = t.strip_prefix('+').unwrap_or(t);
+        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        let digits = |v: &str| v.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 4 {
+            return Err(RULE);
+        }
+        let int = match int.trim_start_matches('0') {
+            "" => "0",
+            i => i,
+        };
+        if int.len() > 12 {
+            return Err(RULE);
+        }
+        Ok(Some(if frac.is_empty() {
+            int.to_string()
+        } else {
+            format!("{int}.{frac}")
+        }))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::parse;
+        #[test]
+        fn prices() {
+            for (s, v) in [
+                ("47.13", Some("47.13")),
+                (" 047.130 ", Some("47.130")),
+                ("+5", Some("5")),
+                ("12.", Some("12")),
+                ("0.99", Some("0.99")),
+                ("000", Some("0")),
+                ("", None),
+                ("  ", None),
+            ] {
+                assert_eq!(parse(s), Ok(v.map(String::from)), "{s:?}");
+            }
+            for s in [
+                "-1",
+                "1e3",
+                "1,000",
+                ".5",
+                "12.34567",
+                "abc",
+                "1.2.3",
+                "9999999999999",
+            ] {
+                assert!(parse(s).is_err(), "{s:?} should be rejected");
+            }
+        }
     }
 }
 
@@ -219,13 +289,40 @@ pub mod quantity {
 }
 
 /// One line of a feed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FeedItem {
     pub sku: String,
     pub quantity: i64,
     pub upc: Option<String>,
     pub description: Option<String>,
     pub as_of: Option<Millis>,
+    /// Validated decimal text (inbound `price`), when the product has one.
+    pub price: Option<String>,
+    /// Counted stock before orders: the sum of the latest counts of the
+    /// warehouses the cart counts (may be negative).
+    pub on_hand: i64,
+    /// The open order lines drawing on that stock (rule 2).
+    pub committed: i64,
+    /// `quantity` split per warehouse, for the warehouses the feed lists
+    /// (only when its query asks for a breakdown; the shares sum to
+    /// `quantity` unless `unplaced` is not 0).
+    pub warehouses: Vec<WarehouseShare>,
+    /// The part of `quantity` that only warehouses outside the breakdown
+    /// hold: such an item cannot be sent per warehouse.
+    pub unplaced: i64,
+}
+
+/// One warehouse's part of a feed item (per-warehouse 846s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarehouseShare {
+    pub warehouse: String,
+    /// This warehouse's part of the value sent (never more than its own
+    /// stock minus the orders drawing on it, never negative).
+    pub quantity: i64,
+    /// Its latest count (may be negative).
+    pub on_hand: i64,
+    /// The open order lines drawing on it.
+    pub committed: i64,
 }
 
 /// Context a feed writer may need beyond the items.
@@ -266,6 +363,7 @@ pub fn field_text(item: &FeedItem, f: crate::mapping::OutField, merchant: &str) 
         Description => item.description.clone().unwrap_or_default(),
         Merchant => merchant.to_string(),
         AsOf => item.as_of.map(crate::util::rfc3339).unwrap_or_default(),
+        Price => item.price.clone().unwrap_or_default(),
     }
 }
 
@@ -370,6 +468,7 @@ fn read_x12(
         quantity_qualifier,
         as_of_qualifiers,
         locations,
+        price_qualifier,
     } = &mapping.source
     else {
         return Ok(0);
@@ -389,6 +488,7 @@ fn read_x12(
                 sku_qualifiers: sku_qualifiers.clone(),
                 quantity_qualifier: quantity_qualifier.clone(),
                 as_of_qualifiers: as_of_qualifiers.clone(),
+                price_qualifier: price_qualifier.clone(),
             };
             x12::read_846_with(input, &opts, |it: x12::Item846In| {
                 let mut r = RawRecord {
@@ -420,6 +520,9 @@ fn read_x12(
                 }
                 if !it.unit.is_empty() {
                     r.set(Field::Unit, it.unit);
+                }
+                if let Some(p) = it.price {
+                    r.set(Field::Price, p);
                 }
                 match it.as_of {
                     Some(t) => r.set(Field::AsOf, fmt(t, it.as_of_date_only)),
@@ -515,15 +618,76 @@ fn write_846(
         group: group as u32,
     };
     let now = crate::util::to_datetime(ctx.now).naive_utc();
-    let items = items.map(|it| x12::Item846Out {
+    let items = items.flat_map(|it| lin_loops(p, &it, ctx.merchant));
+    x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+/// A measure's value for one item (or one warehouse's share of it): never
+/// negative in a feed.
+fn measure(m: Measure, quantity: i64, on_hand: i64, committed: i64) -> i64 {
+    match m {
+        Measure::Available => quantity,
+        Measure::OnHand => on_hand.max(0),
+        Measure::Committed => committed.max(0),
+    }
+}
+
+/// The LIN loops of one feed item: one, or with `per_warehouse = "n1"` one
+/// per warehouse of the breakdown (each with its own share and N1).
+fn lin_loops(
+    p: &crate::mapping::X12Profile,
+    it: &FeedItem,
+    merchant: &str,
+) -> Vec<x12::Item846Out> {
+    let ex = &p.extras;
+    let measures = |q: i64, on_hand: i64, committed: i64| -> Vec<i64> {
+        ex.extra_quantities
+            .iter()
+            .map(|(_, m)| measure(*m, q, on_hand, committed))
+            .collect()
+    };
+    let base = x12::Item846Out {
         ids: p
             .item_ids
             .iter()
-            .map(|(q, f)| (q.clone(), field_text(&it, *f, ctx.merchant)))
+            .map(|(q, f)| (q.clone(), field_text(it, *f, merchant)))
             .collect(),
         quantity: it.quantity,
         description: it.description.clone(),
-    });
-    x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
-    Ok(())
+        price: it.price.clone(),
+        measures: measures(it.quantity, it.on_hand, it.committed),
+        sdq: vec![],
+        location: None,
+    };
+    let Some(pw) = &ex.per_warehouse else {
+        return vec![base];
+    };
+    let id_of = |w: &str| {
+        pw.location_ids
+            .iter()
+            .find(|(k, _)| k == w)
+            .map(|(_, id)| id.clone())
+            .unwrap_or_default()
+    };
+    match pw.mode {
+        PerWarehouseMode::Sdq => vec![x12::Item846Out {
+            sdq: it
+                .warehouses
+                .iter()
+                .map(|s| (id_of(&s.warehouse), s.quantity))
+                .collect(),
+            ..base
+        }],
+        PerWarehouseMode::N1 => it
+            .warehouses
+            .iter()
+            .map(|s| x12::Item846Out {
+                quantity: s.quantity,
+                measures: measures(s.quantity, s.on_hand, s.committed),
+                location: Some(id_of(&s.warehouse)),
+                ..base.clone()
+            })
+            .collect(),
+    }
 }

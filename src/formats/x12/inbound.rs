@@ -54,6 +54,9 @@ pub struct Item846In {
     pub location: Option<String>,
     /// ST02 of the set holding the item.
     pub set_control: String,
+    /// CTP03 of the loop's first CTP whose CTP02 is the requested price
+    /// qualifier, raw.
+    pub price: Option<String>,
     /// Why this item cannot be used; `None` for a good item.
     pub error: Option<String>,
 }
@@ -202,6 +205,8 @@ pub struct Read846 {
     pub quantity_qualifier: String,
     /// Header DTM01 codes that may set the as-of.
     pub as_of_qualifiers: Vec<String>,
+    /// CTP02 of the CTP whose CTP03 is the item's price (`None`: CTP passed over).
+    pub price_qualifier: Option<String>,
 }
 
 impl Read846 {
@@ -213,6 +218,7 @@ impl Read846 {
                 .iter()
                 .map(|q| q.to_string())
                 .collect(),
+            price_qualifier: None,
         }
     }
 }
@@ -247,8 +253,14 @@ struct LinLoop {
     lin_position: usize,
     ids: Vec<(String, String)>,
     qty: Option<(String, String, usize)>,
+    /// Any QTY read in this loop (an SDQ before the first one, at its
+    /// place in the 846 grammar, splits the chosen QTY).
+    qty_seen: bool,
     /// SDQ (location id, quantity, position) pairs following the chosen QTY.
     sdq: Vec<(String, String, usize, String)>,
+    /// N104 of the loop's own N1 naming a location (after the QTYs).
+    location: Option<String>,
+    price: Option<String>,
 }
 
 impl LinLoop {
@@ -354,11 +366,12 @@ where
                 as_of: as_of.map(|(t, _)| t),
                 as_of_date_only: as_of.is_some_and(|(_, d)| d),
                 left_out,
-                location: set.location.clone(),
+                location: lp.location.or_else(|| set.location.clone()),
                 set_control: set.control.clone(),
+                price: lp.price,
                 error,
             };
-            if lp.sdq.is_empty() || item.error.is_some() {
+            if lp.sdq.is_empty() || item.error.is_some() || item.quantity.is_none() {
                 return on_item(item);
             }
             // Quantities per location: one item each.
@@ -423,14 +436,34 @@ where
                     {
                         st.location = Some(seg.element(4).trim().to_owned());
                     }
+                    "N1" if LOCATION_ENTITIES.contains(&seg.element(1))
+                        && !seg.element(4).trim().is_empty() =>
+                    {
+                        // An N1 in the LIN loop names that loop's location.
+                        if let Some(lp) = st.open.as_mut()
+                            && lp.location.is_none()
+                        {
+                            lp.location = Some(seg.element(4).trim().to_owned());
+                        }
+                    }
+                    "CTP" => {
+                        if let Some(lp) = st.open.as_mut()
+                            && lp.price.is_none()
+                            && opts.price_qualifier.as_deref() == Some(seg.element(2))
+                        {
+                            lp.price = Some(seg.element(3).to_owned());
+                        }
+                    }
                     "SDQ" => {
                         // SDQ01 unit, SDQ02 id qualifier, then up to ten
                         // (location, quantity) pairs, for the QTY just read.
+                        // for the QTY just read, or (the grammar's place)
+                        // before any QTY of the loop, for the chosen one.
                         if let Some(lp) = st.open.as_mut()
-                            && lp
-                                .qty
-                                .as_ref()
-                                .is_some_and(|(_, _, p)| *p + 1 + lp.sdq_segments() == seg.position)
+                            && (!lp.qty_seen
+                                || lp.qty.as_ref().is_some_and(|(_, _, p)| {
+                                    *p + 1 + lp.sdq_segments() == seg.position
+                                }))
                         {
                             let unit = seg.element(1).split(comp).next().unwrap_or("").to_owned();
                             let mut n = 3;
@@ -456,7 +489,10 @@ where
                             lin_position: seg.position,
                             ids: id_pairs(&seg, 2),
                             qty: None,
+                            qty_seen: false,
                             sdq: Vec::new(),
+                            location: None,
+                            price: None,
                         });
                     }
                     "QTY" => {
@@ -464,11 +500,11 @@ where
                         if unit.len() > 2 {
                             return Err(bad(&seg, 3, "is not a 2-character unit of measure code (missing segment terminator?)").into());
                         }
-                        if let Some(lp) = st.open.as_mut()
-                            && lp.qty.is_none()
-                            && seg.element(1) == quantity_qualifier
-                        {
-                            lp.qty = Some((seg.element(2).to_owned(), unit, seg.position));
+                        if let Some(lp) = st.open.as_mut() {
+                            if lp.qty.is_none() && seg.element(1) == quantity_qualifier {
+                                lp.qty = Some((seg.element(2).to_owned(), unit, seg.position));
+                            }
+                            lp.qty_seen = true;
                         }
                     }
                     "CTT" => {

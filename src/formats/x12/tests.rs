@@ -743,7 +743,7 @@ fn item(upc: &str, sku: &str, q: i64) -> Item846Out {
     Item846Out {
         ids: vec![("UP".into(), upc.into()), ("VN".into(), sku.into())],
         quantity: q,
-        description: None,
+        ..Default::default()
     }
 }
 

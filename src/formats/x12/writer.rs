@@ -61,13 +61,22 @@ pub struct Profile846 {
 /// definition for both.
 pub use crate::mapping::Extras846;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Item846Out {
     /// (qualifier, value) in the profile's `item_ids` order.
     pub ids: Vec<(String, String)>,
     pub quantity: i64,
     /// Written as PID05 when the profile asks for descriptions.
     pub description: Option<String>,
+    /// CTP03, required when the profile writes a CTP (`extras.price`).
+    pub price: Option<String>,
+    /// One value per `extras.extra_quantities` entry, in that order.
+    pub measures: Vec<i64>,
+    /// SDQ (location id, quantity) pairs, written before the QTY (at most
+    /// ten per SDQ segment).
+    pub sdq: Vec<(String, i64)>,
+    /// N104 of an N1 written in the loop after the QTYs (`n1` mode).
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,6 +379,68 @@ fn item_err(field: String, value: &str, reason: &str) -> X12Error {
     }
 }
 
+/// A quantity as QTY02/SDQ text: at most 15 digits.
+fn checked_qty(item: u64, v: i64) -> Result<String, X12Error> {
+    let s = v.to_string();
+    if v.unsigned_abs() > 999_999_999_999_999 {
+        return Err(item_err(
+            format!("item {item} quantity"),
+            &s,
+            "has more than 15 digits",
+        ));
+    }
+    Ok(s)
+}
+
+/// `CTP*<class of trade>*<price identifier>*<price>` when the profile asks.
+fn write_ctp<W: Write>(
+    sw: &mut SegWriter<W>,
+    ex: &Extras846,
+    item: &Item846Out,
+    n: u64,
+) -> Result<(), X12Error> {
+    let Some((class, qualifier)) = &ex.price else {
+        return Ok(());
+    };
+    let price = item.price.as_deref().unwrap_or("");
+    let valid = {
+        let (int, frac) = price.split_once('.').unwrap_or((price, ""));
+        !int.is_empty()
+            && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+            && int.len() + frac.len() <= 17
+    };
+    if !valid {
+        return Err(item_err(
+            format!("item {n} price"),
+            price,
+            "CTP03 needs a decimal price of at most 17 digits",
+        ));
+    }
+    sw.segment("CTP", &[class, qualifier, price])
+}
+
+/// `SDQ*<unit>*<id qualifier>*<location>*<quantity>...`, ten pairs a segment.
+fn write_sdq<W: Write>(
+    sw: &mut SegWriter<W>,
+    profile: &Profile846,
+    pairs: &[(String, i64)],
+    n: u64,
+) -> Result<(), X12Error> {
+    let Some(pw) = &profile.extras.per_warehouse else {
+        return Ok(());
+    };
+    for chunk in pairs.chunks(10) {
+        let mut els: Vec<String> = vec![profile.unit.clone(), pw.qualifier.clone()];
+        for (id, q) in chunk {
+            els.push(id.clone());
+            els.push(checked_qty(n, *q)?);
+        }
+        let refs: Vec<&str> = els.iter().map(String::as_str).collect();
+        sw.segment("SDQ", &refs)?;
+    }
+    Ok(())
+}
+
 /// Write an 846 inventory interchange (one group, sets of at most
 /// [`MAX_LIN_PER_SET`] LIN loops). An empty `items` is refused before
 /// anything is written (the 846 grammar requires a LIN loop). Items are streamed: only the current
@@ -380,6 +451,9 @@ fn item_err(field: String, value: &str, reason: &str) -> X12Error {
 /// than 15 digits are refused. Segment layout per set:
 /// `ST*846*nnnn`, `BIA*purpose*type*<ISA13 as number>*CCYYMMDD*HHMM`,
 /// `LIN*<n>*Q*V...` + `QTY*<qualifier>*<qty>*<unit>` per item, `CTT*<LINs>`, `SE`.
+/// The optional segments of [`Extras846`] go where the 846 grammar puts
+/// them: header DTM, REF, N1 after the BIA; in the LIN loop PID, CTP, REF,
+/// SDQ before the QTYs and N1 after them.
 pub fn write_846<W: Write>(
     w: W,
     profile: &Profile846,
@@ -442,6 +516,28 @@ pub(super) fn write_846_sets<W: Write>(
     for q in &ex.extra_quantity_qualifiers {
         check_code("extra_quantity_qualifiers", q, 2, 2)?;
     }
+    for (q, _) in &ex.extra_quantities {
+        check_code("extra_quantities", q, 2, 2)?;
+    }
+    if let Some((class, q)) = &ex.price {
+        if !class.is_empty() {
+            check_code("price_class_of_trade", class, 2, 2)?;
+        }
+        check_code("price_qualifier", q, 3, 3)?;
+    }
+    for [q, id, _] in ex.header_refs.iter().chain(&ex.item_refs) {
+        check_code("header_refs", q, 2, 3)?;
+        if id.is_empty() || id.len() > 50 {
+            return Err(profile_err(
+                "header_refs",
+                format!("REF02 {id:?} must be 1 to 50 characters"),
+            ));
+        }
+    }
+    if let Some(pw) = &ex.per_warehouse {
+        check_code("location_qualifier", &pw.qualifier, 1, 2)?;
+        check_code("location_entity", &pw.entity, 2, 3)?;
+    }
     profile.envelope.validate()?;
     let mut items = items.peekable();
     if items.peek().is_none() {
@@ -481,6 +577,9 @@ pub(super) fn write_846_sets<W: Write>(
         let ex = &profile.extras;
         if let Some(q) = &ex.as_of_dtm {
             sw.segment("DTM", &[q, &date, &time])?;
+        }
+        for [q, id, d] in &ex.header_refs {
+            sw.segment("REF", &[q, id, d])?;
         }
         if let Some([n101, n102, n103, n104]) = &ex.ship_from {
             sw.segment("N1", &[n101, n102, n103, n104])?;
@@ -536,11 +635,31 @@ pub(super) fn write_846_sets<W: Write>(
                 let d: String = d.chars().take(80).collect();
                 sw.segment("PID", &["F", "", "", "", &d])?;
             }
+            write_ctp(&mut sw, ex, &item, total)?;
+            for [q, id, d] in &ex.item_refs {
+                sw.segment("REF", &[q, id, d])?;
+            }
+            write_sdq(&mut sw, profile, &item.sdq, total)?;
             sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
             hash += i128::from(item.quantity);
             for q in &ex.extra_quantity_qualifiers {
                 sw.segment("QTY", &[q, &qty, &profile.unit])?;
                 hash += i128::from(item.quantity);
+            }
+            if item.measures.len() != ex.extra_quantities.len() {
+                return Err(item_err(
+                    format!("item {total} measures"),
+                    &format!("{:?}", item.measures),
+                    "must have one value per extra_quantities entry",
+                ));
+            }
+            for ((q, _), v) in ex.extra_quantities.iter().zip(&item.measures) {
+                let v = checked_qty(total, *v)?;
+                sw.segment("QTY", &[q, &v, &profile.unit])?;
+            }
+            hash += item.measures.iter().map(|v| i128::from(*v)).sum::<i128>();
+            if let (Some(id), Some(pw)) = (&item.location, &ex.per_warehouse) {
+                sw.segment("N1", &[&pw.entity, "", &pw.qualifier, id])?;
             }
         }
         if ex.hash_total {
