@@ -535,7 +535,35 @@ fn cart_parts(
             }
         })
     };
+    if let Some(m) = &mapping {
+        check_location_ids(cx, i, r, m);
+    }
     Some((mapping?, schedule?, tz))
+}
+
+/// A per-warehouse 846 names each counted warehouse by its location id: a
+/// warehouse the cart counts without one would leave its SKUs out of the
+/// feed (`missing location`) at every sync.
+fn check_location_ids(cx: &mut Ctx, i: usize, r: &RawCart, m: &OutboundMapping) {
+    let mapping::OutFormat::X12_846(x) = &m.format else {
+        return;
+    };
+    let Some(pw) = &x.extras.per_warehouse else {
+        return;
+    };
+    for w in &r.warehouses {
+        if !pw.location_ids.iter().any(|(name, _)| name == w) {
+            cx.at(
+                "cart",
+                i,
+                "warehouses",
+                format!(
+                    "warehouse {w:?} has no location id in mapping {:?} (per_warehouse): add it to its [location_ids], e.g. {w} = \"DC01\"",
+                    r.mapping
+                ),
+            );
+        }
+    }
 }
 
 /// `[ledger]`: its paths resolved against the config's folder, and `keep`.

@@ -1876,6 +1876,29 @@ fn issue9_per_warehouse_keys_are_checked() {
     );
 }
 
+/// A cart that counts a warehouse its per-warehouse 846 cannot name is
+/// refused by `check`, not found out at sync as SKUs left out.
+#[test]
+fn issue9_a_counted_warehouse_without_a_location_id_is_refused_by_check() {
+    // Counting only named warehouses passes.
+    let ws = per_warehouse_ws("004010", "sdq", "warehouses = [\"W1\", \"W2\"]");
+    ws.run_ok(&["check"], 0);
+    let cfg = ws.read("stockgate.toml");
+    ws.config(&cfg.replace("[\"W1\", \"W2\"]", "[\"W1\", \"W3\"]"));
+    let o = ws.run_ok(&["check"], 2);
+    let want = format!(
+        "{}:{}: key `cart[1].warehouses`: warehouse \"W3\" has no location id in mapping \"r846\" (per_warehouse): add it to its [location_ids], e.g. W3 = \"DC01\"\n",
+        ws.config_path().display(),
+        ws.read("stockgate.toml")
+            .lines()
+            .position(|l| l.starts_with("warehouses = "))
+            .unwrap()
+            + 1
+    );
+    assert_eq!(o.stdout, want);
+    assert_eq!(o.stderr, "1 problem found\n");
+}
+
 #[test]
 fn issue9_extra_quantities_carry_on_hand_and_committed() {
     for version in ["004010", "005010"] {
