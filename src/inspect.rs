@@ -2,7 +2,7 @@
 //! `status` (what is due, what is waiting, what went wrong).
 
 use crate::config::Config;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{FeedQuery, Ledger, LedgerError};
 use crate::sync::feed_query;
 use crate::util::{now_ms, rfc3339, to_datetime};
 use serde::Serialize;
@@ -81,9 +81,16 @@ pub fn explain(
         .iter()
         .filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id))
     {
-        let q = feed_query(c, 0, now, &[], Some(sku), &[]);
-        ledger.compute_feed(&q)?;
-        let (avail, value) = ledger.feed_value(sku)?.unwrap_or((0, 0));
+        // Full: the SKU's numbers whether or not its next sync would send it.
+        let q = FeedQuery {
+            full: true,
+            ..feed_query(c, 0, now, &[], Some(sku), &[])
+        };
+        let (avail, value) = ledger
+            .feed_rows(&q, |rows| {
+                rows.next().map(|r| (r.available, r.item.quantity))
+            })?
+            .unwrap_or((0, 0));
         carts.push(CartValue {
             cart: c.id.clone(),
             min_level: c.min_level,

@@ -1,8 +1,8 @@
 //! The SQLite ledger: stock, orders, reports, carts' sync history.
 //!
 //! Every change to stock or orders happens in one transaction per file;
-//! every rule that computes a number a cart receives is one SQL query
-//! ([`Ledger::compute_feed`]) shared by `sync` and `explain`.
+//! every rule that computes a number a cart receives is in one place,
+//! [`Ledger::feed_rows`], shared by `sync` and `explain`.
 
 use crate::formats::{FeedItem, WarehouseShare};
 use crate::mapping::OutField;
@@ -112,34 +112,6 @@ const MIGRATIONS: &[&str] = &[
 
 pub struct Ledger {
     conn: Connection,
-    /// The query of the last `compute_feed`, for `feed_value`.
-    last_query: std::cell::RefCell<Option<OwnedFeedQuery>>,
-}
-
-/// A [`FeedQuery`] kept after the call (without its field list).
-#[derive(Debug, Clone)]
-struct OwnedFeedQuery {
-    merchant: String,
-    cart: String,
-    warehouses: Vec<String>,
-    min_level: i64,
-    full: bool,
-    since_report: i64,
-    sync_time: Millis,
-}
-
-impl From<&FeedQuery<'_>> for OwnedFeedQuery {
-    fn from(q: &FeedQuery) -> Self {
-        OwnedFeedQuery {
-            merchant: q.merchant.to_string(),
-            cart: q.cart.to_string(),
-            warehouses: q.warehouses.to_vec(),
-            min_level: q.min_level,
-            full: q.full,
-            since_report: q.since_report,
-            sync_time: q.sync_time,
-        }
-    }
 }
 
 /// One SKU a cart's feed includes (rule 6), with its numbers.
@@ -628,13 +600,6 @@ pub struct FeedQuery<'a> {
     pub locations: &'a [String],
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct FeedPlan {
-    pub items: u64,
-    /// (field, how many items lack it and were left out)
-    pub missing: Vec<(OutField, u64)>,
-}
-
 /// A file a source listed: as last seen, and its outcome once taken.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeenFile {
@@ -870,10 +835,7 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(open_err)?;
-        let mut l = Ledger {
-            conn,
-            last_query: Default::default(),
-        };
+        let mut l = Ledger { conn };
         l.migrate(path)?;
         Ok(l)
     }
@@ -1197,32 +1159,6 @@ impl Ledger {
         )?)
     }
 
-    /// Computes a cart's feed plan: how many items would be sent, and how
-    /// many are left out for a missing field. With `q.sku`, for that SKU
-    /// only (searched by index). [`Ledger::feed_value`] then gives a SKU's
-    /// numbers under the same query.
-    pub fn compute_feed(&self, q: &FeedQuery) -> Result<FeedPlan> {
-        *self.last_query.borrow_mut() = Some(OwnedFeedQuery::from(q));
-        let mut plan = FeedPlan::default();
-        let mut missing = vec![0u64; q.required.len()];
-        self.feed_rows(q, |rows| {
-            for r in rows {
-                match missing_field(&r.item, q.required) {
-                    Some(i) => missing[i] += 1,
-                    None => plan.items += 1,
-                }
-            }
-        })?;
-        plan.missing = q
-            .required
-            .iter()
-            .zip(missing)
-            .filter(|(_, n)| *n > 0)
-            .map(|(f, n)| (*f, n))
-            .collect();
-        Ok(plan)
-    }
-
     /// Hands the SKUs a cart's feed includes (rule 6: all when full, else
     /// those named by a new report or whose value differs from the last
     /// sent) to `f`, in SKU order, as one streaming pass: a merge of the
@@ -1307,30 +1243,6 @@ impl Ledger {
         }
     }
 
-    /// (available, value) of one SKU under the last `compute_feed`'s query.
-    pub fn feed_value(&self, sku: &str) -> Result<Option<(i64, i64)>> {
-        let Some(o) = self.last_query.borrow().clone() else {
-            return Ok(None);
-        };
-        Ok(self
-            .conn
-            .prepare_cached(&feed_sql(true))?
-            .query_row(
-                params![
-                    o.merchant,
-                    json_list(&o.warehouses),
-                    o.sync_time,
-                    o.min_level,
-                    o.full,
-                    o.since_report,
-                    o.cart,
-                    sku
-                ],
-                |r| Ok((r.get(4)?, r.get(5)?)),
-            )
-            .optional()?)
-    }
-
     pub fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM products WHERE merchant = ?1 AND sku = ?2)",
@@ -1361,7 +1273,7 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The order lines that `compute_feed` subtracts for one SKU.
+    /// The order lines that [`Ledger::feed_rows`] subtracts for one SKU.
     pub fn order_draws(
         &self,
         merchant: &str,
@@ -2169,7 +2081,7 @@ mod tests {
             counted("AND sku = ?4")
         );
         for (what, sql, n) in [
-            ("compute_feed for one SKU", feed_sql(true), 8),
+            ("feed_rows for one SKU", feed_sql(true), 8),
             ("order_draws", order_draws, 4),
         ] {
             let steps = plan(&l, &sql, n);
@@ -2228,10 +2140,13 @@ mod tests {
                 sku,
                 locations: &[],
             };
-            let plan = l.compute_feed(&q).unwrap();
-            assert_eq!(plan.items, 1);
-            let (avail, value) = l.feed_value("A").unwrap().unwrap();
-            assert_eq!((avail, value), (0, 0), "{sku:?}");
+            let rows: Vec<(String, i64, i64)> = l
+                .feed_rows(&q, |rows| {
+                    rows.map(|r| (r.item.sku, r.available, r.item.quantity))
+                        .collect()
+                })
+                .unwrap();
+            assert_eq!(rows, [("A".to_string(), 0, 0)], "{sku:?}");
         }
     }
 

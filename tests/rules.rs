@@ -197,6 +197,14 @@ fn order_draws_on_its_warehouse_else_the_latest_count() {
     assert_eq!(e["carts"][0]["value"], 12);
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,21\n");
     assert_eq!(ws.sync_feed("w2only", &[]), "SKU,Quantity\nA,12\n");
+    // Sent and unchanged (the next changed-only feed leaves A out): explain
+    // still gives its numbers.
+    let e = ws.explain("A", Some("shop"));
+    assert_eq!(
+        (&e["carts"][0]["available"], &e["carts"][0]["value"]),
+        (&21.into(), &21.into()),
+        "{e}"
+    );
 }
 
 #[test]
