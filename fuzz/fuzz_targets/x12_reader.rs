@@ -17,6 +17,15 @@ fuzz_target!(|data: &[u8]| {
         Ok::<(), X12Error>(())
     });
     let _ = read_846(Cursor::new(data), "BP", "34", |_| Ok::<(), X12Error>(()));
+    // Several SKU qualifiers, prices from CTP, other as-of codes.
+    let mut opts = stockgate::formats::x12::Read846::new("VN", "33");
+    opts.sku_qualifiers.push("UP".into());
+    opts.price_qualifier = Some("WHL".into());
+    opts.as_of_qualifiers = vec!["036".into(), "405".into()];
+    let _ = stockgate::formats::x12::read_846_with(Cursor::new(data), &opts, |i| {
+        let _ = (i.sku, i.quantity, i.price);
+        Ok::<(), X12Error>(())
+    });
     let _ = read_850(Cursor::new(data), "VN", |_| Ok::<(), X12Error>(()));
     let _ = read_997(Cursor::new(data));
     if let Ok(rep) = validate_for_ack(Cursor::new(data)) {
