@@ -821,6 +821,14 @@ fn print_explain(e: &crate::inspect::Explain) {
             c.available,
             c.value
         );
+        if !c.locations.is_empty() {
+            let split: Vec<String> = c
+                .locations
+                .iter()
+                .map(|l| format!("{} ({}) {}", l.location, l.warehouse, l.value))
+                .collect();
+            outln!("    per location: {}", split.join(", "));
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::ledger::{FeedQuery, Ledger, LedgerError};
-use crate::sync::feed_query;
+use crate::sync::{breakdown_warehouses, feed_query};
 use crate::util::{now_ms, rfc3339, to_datetime};
 use serde::Serialize;
 
@@ -41,6 +41,17 @@ pub struct CartValue {
     pub min_level: i64,
     pub warehouses: Vec<String>,
     pub available: i64,
+    pub value: i64,
+    /// A per-warehouse 846 cart: how `value` is split over its locations
+    /// (absent for other carts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<LocationValue>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LocationValue {
+    pub warehouse: String,
+    pub location: String,
     pub value: i64,
 }
 
@@ -82,21 +93,32 @@ pub fn explain(
         .filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id))
     {
         // Full: the SKU's numbers whether or not its next sync would send it.
+        let breakdown = breakdown_warehouses(c);
         let q = FeedQuery {
             full: true,
-            ..feed_query(c, 0, now, &[], Some(sku), &[])
+            ..feed_query(c, 0, now, &[], Some(sku), &breakdown)
         };
-        let (avail, value) = ledger
-            .feed_rows(&q, |rows| {
-                rows.next().map(|r| (r.available, r.item.quantity))
-            })?
-            .unwrap_or((0, 0));
+        let row = ledger.feed_rows(&q, |rows| rows.next())?;
+        let (available, value) = row
+            .as_ref()
+            .map_or((0, 0), |r| (r.available, r.item.quantity));
+        let locations = row
+            .map(|r| r.item.warehouses)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| LocationValue {
+                location: location_id(c, &s.warehouse),
+                warehouse: s.warehouse,
+                value: s.quantity,
+            })
+            .collect();
         carts.push(CartValue {
             cart: c.id.clone(),
             min_level: c.min_level,
             warehouses: c.warehouses.clone(),
-            available: avail,
+            available,
             value,
+            locations,
         });
     }
     Ok(Explain {
@@ -117,6 +139,20 @@ pub fn explain(
         carts,
         computed_at: rfc3339(now),
     })
+}
+
+/// The location id a per-warehouse 846 cart names `warehouse` by.
+fn location_id(cart: &crate::config::Cart, warehouse: &str) -> String {
+    let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format else {
+        return String::new();
+    };
+    p.extras
+        .per_warehouse
+        .iter()
+        .flat_map(|pw| &pw.location_ids)
+        .find(|(w, _)| w == warehouse)
+        .map(|(_, id)| id.clone())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]

@@ -212,8 +212,8 @@ impl<'s> Cursor<'s> {
 
 /// The whole-catalog feed as one streaming pass: products, stock, open
 /// orders and last-sent values, each scanned in SKU order (SQLite's binary
-/// collation is byte order, as Rust's `str`), merged per SKU. The same
-/// rules as [`feed_sql`], which a test holds it to.
+/// collation is byte order, as Rust's `str`), merged per SKU; or one SKU's
+/// rows of each, for `explain`.
 struct FeedMerge<'q, 's> {
     q: &'q FeedQuery<'q>,
     products: rusqlite::Rows<'s>,
@@ -732,39 +732,30 @@ fn counted(sku_filter: &str) -> String {
     )
 }
 
-/// A cart's feed as one flat query, in SKU order: every product of the
-/// merchant with its available quantity, value and whether it is sent
-/// (`include`). `by_sku`: for one SKU (?8), which every table is searched
-/// for by index (explain on a big ledger). The whole catalog is computed by
-/// [`FeedMerge`] (the same rules as one streaming pass in Rust); this query
-/// stays their reference (a test compares both).
-fn feed_sql(by_sku: bool) -> String {
-    let (st_filter, ord_filter, p_filter) = if by_sku {
-        ("AND sku = ?8", "AND o.sku = ?8", "AND p.sku = ?8")
+/// The four scans [`FeedMerge`] merges, in SKU order: products (?1
+/// merchant), stock (?1), open orders (?1, ?2 sync time) and the cart's
+/// last-sent values (?1 cart). `one_sku`: for one SKU (?2; ?3 for orders),
+/// searched by index (explain on a big ledger).
+fn merge_sql(one_sku: bool) -> [String; 4] {
+    let (one, one_order) = if one_sku {
+        ("AND sku = ?2", "AND sku = ?3")
     } else {
-        ("", "", "AND ?8 IS NULL")
+        ("", "")
     };
-    format!(
-        "WITH {},
-         ord AS (SELECT o.sku, {} AS q {DRAWING_ORDERS} {ord_filter} GROUP BY o.sku),
-         items AS (
-           SELECT p.sku, p.upc, p.description, a.latest, a.named, p.price,
-                  COALESCE(a.q, 0) AS on_hand, COALESCE(ord.q, 0) AS committed,
-                  COALESCE(a.q, 0) - COALESCE(ord.q, 0) AS avail
-           FROM products p LEFT JOIN agg a ON a.sku = p.sku LEFT JOIN ord ON ord.sku = p.sku
-           WHERE p.merchant = ?1 {p_filter}),
-         valued AS (SELECT *, CASE WHEN avail < ?4 THEN 0 ELSE MAX(avail, 0) END AS value FROM items)
-         SELECT i.sku, i.upc, i.description, i.latest, i.avail, i.value,
-                CASE WHEN ?5 OR COALESCE(i.named, 0) > ?6 OR ls.value IS NULL OR ls.value != i.value
-                     THEN 1 ELSE 0 END AS include,
-                CASE WHEN ls.value IS NULL OR ls.value != i.value THEN 1 ELSE 0 END AS changed,
-                i.price, i.on_hand, i.committed
-         FROM valued i
-         LEFT JOIN last_sent ls ON ls.cart = ?7 AND ls.sku = i.sku
-         ORDER BY i.sku",
-        counted(st_filter),
-        safe_sum!("o.quantity"),
-    )
+    [
+        format!(
+            "SELECT sku, upc, description, price FROM products WHERE merchant = ?1 {one} ORDER BY sku"
+        ),
+        format!(
+            "SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock
+             WHERE merchant = ?1 {one} ORDER BY sku, warehouse"
+        ),
+        format!(
+            "SELECT sku, warehouse, quantity, ordered_at FROM order_lines INDEXED BY order_lines_sku
+             WHERE merchant = ?1 AND cancelled = 0 AND ordered_at <= ?2 {one_order} ORDER BY sku"
+        ),
+        format!("SELECT sku, value FROM last_sent WHERE cart = ?1 {one} ORDER BY sku"),
+    ]
 }
 
 /// Open order lines that draw on counted stock: ordered after the as-of of
@@ -1171,72 +1162,29 @@ impl Ledger {
         q: &FeedQuery,
         f: impl FnOnce(&mut dyn Iterator<Item = FeedRow>) -> T,
     ) -> Result<T> {
-        let mut err = None;
-        let out = if let Some(sku) = q.sku {
-            let mut stmt = self.conn.prepare_cached(&feed_sql(true))?;
-            let rows = stmt.query_map(
-                params![
-                    q.merchant,
-                    json_list(q.warehouses),
-                    q.sync_time,
-                    q.min_level,
-                    q.full,
-                    q.since_report,
-                    q.cart,
-                    sku
-                ],
-                |r| {
-                    Ok(FeedRow {
-                        item: FeedItem {
-                            sku: r.get(0)?,
-                            quantity: r.get(5)?,
-                            upc: r.get(1)?,
-                            description: r.get(2)?,
-                            as_of: r.get(3)?,
-                            price: r.get(8)?,
-                            on_hand: r.get(9)?,
-                            committed: r.get(10)?,
-                            ..FeedItem::default()
-                        },
-                        available: r.get(4)?,
-                        include: r.get::<_, i64>(6)? == 1,
-                        changed: r.get::<_, i64>(7)? == 1,
-                    })
-                },
-            )?;
-            let mut items = rows
-                .map_while(|r| r.map_err(|e| err = Some(e)).ok())
-                .filter(|r| r.include);
-            f(&mut items)
-        } else {
-            let mut products = self.conn.prepare_cached(
-                "SELECT sku, upc, description, price FROM products WHERE merchant = ?1 ORDER BY sku",
-            )?;
-            let mut stock = self.conn.prepare_cached(
-                "SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock WHERE merchant = ?1
-                 ORDER BY sku, warehouse",
-            )?;
-            let mut orders = self.conn.prepare_cached(
-                "SELECT sku, warehouse, quantity, ordered_at FROM order_lines INDEXED BY order_lines_sku
-                 WHERE merchant = ?1 AND cancelled = 0 AND ordered_at <= ?2 ORDER BY sku",
-            )?;
-            let mut sent = self
-                .conn
-                .prepare_cached("SELECT sku, value FROM last_sent WHERE cart = ?1 ORDER BY sku")?;
-            let mut merge = FeedMerge {
-                q,
-                products: products.query([q.merchant])?,
-                stock: Cursor::new(stock.query([q.merchant])?)?,
-                orders: Cursor::new(orders.query(params![q.merchant, q.sync_time])?)?,
-                sent: Cursor::new(sent.query([q.cart])?)?,
-                counted: Vec::new(),
-                draws: Vec::new(),
-                err: None,
-            };
-            let out = f(&mut merge);
-            err = merge.err.take();
-            out
+        // One SKU (explain): the same merge over that SKU's rows.
+        let sku = q.sku.unwrap_or_default();
+        let n = if q.sku.is_some() { 2 } else { 1 };
+        let [products, stock, orders, sent] = merge_sql(q.sku.is_some());
+        let mut products = self.conn.prepare_cached(&products)?;
+        let mut stock = self.conn.prepare_cached(&stock)?;
+        let mut orders = self.conn.prepare_cached(&orders)?;
+        let mut sent = self.conn.prepare_cached(&sent)?;
+        let by_merchant: [&dyn rusqlite::ToSql; 2] = [&q.merchant, &sku];
+        let by_cart: [&dyn rusqlite::ToSql; 2] = [&q.cart, &sku];
+        let for_orders: [&dyn rusqlite::ToSql; 3] = [&q.merchant, &q.sync_time, &sku];
+        let mut merge = FeedMerge {
+            q,
+            products: products.query(&by_merchant[..n])?,
+            stock: Cursor::new(stock.query(&by_merchant[..n])?)?,
+            orders: Cursor::new(orders.query(&for_orders[..n + 1])?)?,
+            sent: Cursor::new(sent.query(&by_cart[..n])?)?,
+            counted: Vec::new(),
+            draws: Vec::new(),
+            err: None,
         };
+        let out = f(&mut merge);
+        let err = merge.err.take();
         match err {
             Some(e) => Err(e.into()),
             None => Ok(out),
@@ -2070,31 +2018,26 @@ mod tests {
     fn explain_of_one_sku_searches_by_index() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        l.conn
-            .execute_batch(
-                "CREATE TEMP TABLE feed_items (sku TEXT PRIMARY KEY, upc TEXT, description TEXT, as_of INTEGER,
-                 available INTEGER NOT NULL, value INTEGER NOT NULL, include INTEGER NOT NULL);",
-            )
-            .unwrap();
         let order_draws = format!(
             "WITH {} SELECT o.order_id {DRAWING_ORDERS} AND o.sku = ?4",
             counted("AND sku = ?4")
         );
-        for (what, sql, n) in [
-            ("feed_rows for one SKU", feed_sql(true), 8),
-            ("order_draws", order_draws, 4),
+        let [products, stock, orders, sent] = merge_sql(true);
+        for (what, sql, n, tables) in [
+            ("products of one SKU", products, 2, &["products"][..]),
+            ("stock of one SKU", stock, 2, &["stock"]),
+            ("orders of one SKU", orders, 3, &["order_lines"]),
+            ("last sent of one SKU", sent, 2, &["last_sent"]),
+            ("order_draws", order_draws, 4, &["stock", "o"]),
         ] {
             let steps = plan(&l, &sql, n);
             let text = steps.join("\n");
             // Tables as the plan names them (by their aliases in the SQL).
-            for table in ["stock", "p", "o"] {
+            for table in tables {
                 let uses: Vec<&String> = steps
                     .iter()
                     .filter(|s| s.split_whitespace().nth(1) == Some(table))
                     .collect();
-                if table == "p" && what == "order_draws" {
-                    continue;
-                }
                 assert!(!uses.is_empty(), "{what}: {table} not in the plan:\n{text}");
                 for u in uses {
                     assert!(
@@ -2104,12 +2047,6 @@ mod tests {
                 }
             }
         }
-        // The whole-catalog query (sync) is the one that may scan.
-        assert!(
-            plan(&l, &feed_sql(false), 8)
-                .iter()
-                .any(|s| s.starts_with("SCAN"))
-        );
     }
 
     /// Issue 8 item 1: sums in the feed query never raise "integer overflow",

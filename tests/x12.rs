@@ -1767,6 +1767,46 @@ fn issue9_per_warehouse_sdq_splits_each_total_without_overselling() {
     }
 }
 
+/// `explain` shows the same split a per-warehouse 846 sends, location by
+/// location, and the plain carts' numbers without one.
+#[test]
+fn issue9_explain_shows_the_per_location_split() {
+    let ws = per_warehouse_ws("004010", "sdq", "");
+    let e = ws.explain("A", Some("retail"));
+    assert_eq!(e["carts"][0]["value"], 2, "{e}");
+    assert_eq!(
+        e["carts"][0]["locations"],
+        serde_json::json!([
+            {"warehouse": "W1", "location": "DC01", "value": 2},
+            {"warehouse": "W2", "location": "DC02", "value": 0}
+        ])
+    );
+    let e = ws.explain("B", Some("shop"));
+    assert!(e["carts"][0].get("locations").is_none(), "{e}");
+    let o = ws.run_ok(
+        &[
+            "explain",
+            "--merchant",
+            "m1",
+            "--sku",
+            "B",
+            "--cart",
+            "retail",
+        ],
+        0,
+    );
+    let tail: Vec<&str> = o.stdout.lines().rev().take(2).collect();
+    assert_eq!(
+        tail,
+        [
+            "    per location: DC01 (W1) 4, DC02 (W2) 4",
+            "  cart retail               (all warehouses, min_level 0): available 8 -> sends 8",
+        ],
+        "{}",
+        o.stdout
+    );
+}
+
 #[test]
 fn issue9_per_warehouse_n1_one_lin_loop_per_sku_and_warehouse() {
     for version in ["004010", "005010"] {
