@@ -536,50 +536,33 @@ pub fn sync_cart(
     opts: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
     let started = now_ms();
-    // Rule 18: never two syncs of one cart at once, whatever process runs them.
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        match crate::locks::cart(cfg, &cart.id) {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => {
-                let entry = SyncEntry {
-                    cart: cart.id.clone(),
-                    started_at: started,
-                    forced: opts.force,
-                    ..Default::default()
-                };
-                return unsent(
-                    ledger,
-                    entry,
-                    SyncOutcome::Skipped,
-                    "another process is syncing this cart right now".into(),
-                    true,
-                );
-            }
-            Err(e) => return Err(SyncError::Lock(e)),
-        }
-    };
-    let state = ledger.cart_state(&cart.id)?;
     let mut entry = SyncEntry {
         cart: cart.id.clone(),
         started_at: started,
         forced: opts.force,
         ..Default::default()
     };
+    // Rule 18: never two syncs of one cart at once, whatever process runs them.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        match crate::locks::cart(cfg, &cart.id).map_err(SyncError::Lock)? {
+            Some(l) => Some(l),
+            None => {
+                let busy = "another process is syncing this cart right now";
+                return unsent(ledger, entry, SyncOutcome::Skipped, busy.into(), true);
+            }
+        }
+    };
+    let state = ledger.cart_state(&cart.id)?;
 
     // 1. The gate: only new inventory justifies a changed-only feed.
     if !opts.force
         && !cart.is_full()
         && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0
     {
-        return unsent(
-            ledger,
-            entry,
-            SyncOutcome::Skipped,
-            "no new inventory".into(),
-            opts.dry_run,
-        );
+        let reason = "no new inventory".into();
+        return unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run);
     }
 
     // 2. The numbers, as of now: computed while the feed is rendered.
@@ -594,49 +577,17 @@ pub fn sync_cart(
         None,
         &locations,
     );
-    // An 846 must hold at least one LIN loop: with nothing to send there is
-    // no valid file (and no seq or control number is taken). Usually the
-    // first item answers; an empty feed is counted whole.
-    if matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
-        let mut probe = FeedFilter::new(cart, &required, None);
-        let any = ledger.feed_rows(&q, |rows| {
-            rows.filter_map(|r| probe.keep(r)).next().is_some()
-        })?;
-        if !any {
-            let missing = probe.left_out();
-            let reason = match missing_note(&missing) {
-                Some(m) => format!("nothing to send ({m})"),
-                None => "nothing to send (the merchant has no SKUs yet)".into(),
-            };
-            let mut report = unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run)?;
-            report.missing = missing;
-            return Ok(report);
-        }
+    if let Some((reason, missing)) = nothing_to_send(ledger, cart, &q, &required)? {
+        let mut report = unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run)?;
+        report.missing = missing;
+        return Ok(report);
     }
 
     // 3. Render to a local file under the feed's final name.
-    let seq = if opts.dry_run {
-        0
-    } else {
-        ledger.next_seq(&cart.id)?
-    };
-    let name = file_name(cart, started, seq);
+    let (name, control) = reserve(ledger, cart, started, opts.dry_run)?;
+    entry.interchange_control = control.map(|(i, _)| i);
+    entry.group_control = control.map(|(_, g)| g);
     let local = cfg.scratch_dir("outgoing", &cart.id).join(&name);
-    // X12: reserve control numbers first (committed), so none ever repeats,
-    // even across a failed delivery. A dry run only peeks.
-    let control = match &cart.mapping.format {
-        crate::mapping::OutFormat::X12_846(p) => {
-            let n = if opts.dry_run {
-                ledger.peek_control(&p.sender_id, &p.receiver_id)?
-            } else {
-                ledger.next_control(&p.sender_id, &p.receiver_id)?
-            };
-            entry.interchange_control = Some(n);
-            entry.group_control = Some(n);
-            Some((n, n))
-        }
-        _ => None,
-    };
     let ctx = FeedContext {
         merchant: &cart.merchant,
         now: started,
@@ -648,7 +599,6 @@ pub fn sync_cart(
     entry.items = filter.items;
     let missing = filter.left_out();
     drop(filter);
-    let missing_note = missing_note(&missing);
     let rendered = match rendered {
         Ok(r) => r,
         Err(reason) => {
@@ -658,44 +608,140 @@ pub fn sync_cart(
     };
     entry.bytes = Some(rendered.bytes);
     entry.sha256 = Some(rendered.sha256.clone());
-
     if opts.dry_run {
-        let mut report = SyncReport::from_entry(&entry);
-        report.outcome = SyncOutcome::DryRun;
-        report.reason = missing_note;
-        report.missing = missing;
-        report.finished_at = rfc3339(now_ms());
-        if let Some(out) = &opts.output {
-            match deliver_to_path(&rendered.path, out) {
-                Ok(dest) => report.file = Some(dest),
-                Err(e) => {
-                    report.outcome = SyncOutcome::Failed;
-                    report.reason = Some(e.message);
-                }
-            }
-        }
-        let _ = std::fs::remove_file(&rendered.path);
-        return Ok(report);
+        return Ok(dry_run_report(&entry, &rendered, missing, opts));
     }
 
-    // 4. Deliver under the final name, archive, then move the marks. A
-    // journal says what is being delivered until the outcome is recorded:
-    // after a crash, the next `run` reconciles it with the destination.
+    // 4. Deliver under the final name, archive, then move the marks.
+    let out = Outgoing {
+        rendered,
+        name,
+        through,
+        sent,
+        missing,
+    };
+    deliver_and_record(cfg, ledger, cart, opts, entry, out)
+}
+
+/// An 846 must hold at least one LIN loop: with nothing to send there is
+/// no valid file (and no seq or control number is taken). Usually the first
+/// item answers; an empty feed is counted whole. `Some((reason, left out))`
+/// when an 846 would be empty.
+fn nothing_to_send(
+    ledger: &Ledger,
+    cart: &Cart,
+    q: &FeedQuery,
+    required: &[crate::mapping::OutField],
+) -> Result<Option<(String, Vec<Missing>)>, SyncError> {
+    if !matches!(cart.mapping.format, crate::mapping::OutFormat::X12_846(_)) {
+        return Ok(None);
+    }
+    let mut probe = FeedFilter::new(cart, required, None);
+    let any = ledger.feed_rows(q, |rows| {
+        rows.filter_map(|r| probe.keep(r)).next().is_some()
+    })?;
+    if any {
+        return Ok(None);
+    }
+    let missing = probe.left_out();
+    let reason = match missing_note(&missing) {
+        Some(m) => format!("nothing to send ({m})"),
+        None => "nothing to send (the merchant has no SKUs yet)".into(),
+    };
+    Ok(Some((reason, missing)))
+}
+
+/// The feed's file name (its `{seq}` taken) and, for X12, its control
+/// numbers, reserved first (committed) so that none ever repeats, even
+/// across a failed delivery. A dry run only peeks.
+fn reserve(
+    ledger: &Ledger,
+    cart: &Cart,
+    now: Millis,
+    dry_run: bool,
+) -> Result<(String, Option<(i64, i64)>), SyncError> {
+    let seq = if dry_run {
+        0
+    } else {
+        ledger.next_seq(&cart.id)?
+    };
+    let control = match &cart.mapping.format {
+        crate::mapping::OutFormat::X12_846(p) => {
+            let n = if dry_run {
+                ledger.peek_control(&p.sender_id, &p.receiver_id)?
+            } else {
+                ledger.next_control(&p.sender_id, &p.receiver_id)?
+            };
+            Some((n, n))
+        }
+        _ => None,
+    };
+    Ok((file_name(cart, now, seq), control))
+}
+
+/// A dry run's report: what would be sent, the file written to `--output`
+/// when asked; nothing recorded, no mark moved.
+fn dry_run_report(
+    entry: &SyncEntry,
+    rendered: &Rendered,
+    missing: Vec<Missing>,
+    opts: &SyncOptions,
+) -> SyncReport {
+    let mut report = SyncReport::from_entry(entry);
+    report.outcome = SyncOutcome::DryRun;
+    report.reason = missing_note(&missing);
+    report.missing = missing;
+    report.finished_at = rfc3339(now_ms());
+    if let Some(out) = &opts.output {
+        match deliver_to_path(&rendered.path, out) {
+            Ok(dest) => report.file = Some(dest),
+            Err(e) => {
+                report.outcome = SyncOutcome::Failed;
+                report.reason = Some(e.message);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&rendered.path);
+    report
+}
+
+/// A rendered feed on its way: its final name, the last report it includes,
+/// the values it sends (for `last_sent`) and what it left out.
+struct Outgoing {
+    rendered: Rendered,
+    name: String,
+    through: i64,
+    sent: SentLog,
+    missing: Vec<Missing>,
+}
+
+/// Delivers under the final name, archives, then moves the marks. A journal
+/// says what is being delivered until the outcome is recorded: after a
+/// crash, the next `run` reconciles it with the destination.
+fn deliver_and_record(
+    cfg: &Config,
+    ledger: &mut Ledger,
+    cart: &Cart,
+    opts: &SyncOptions,
+    mut entry: SyncEntry,
+    mut out: Outgoing,
+) -> Result<SyncReport, SyncError> {
+    let rendered = &out.rendered;
     let journal = Journal {
-        file: name.clone(),
+        file: out.name.clone(),
         bytes: rendered.bytes,
         sha256: rendered.sha256.clone(),
-        started_at: started,
+        started_at: entry.started_at,
         items: entry.items,
     };
     let journaled = opts.output.is_none() && journal.write(cfg, &cart.id).is_ok();
     let delivered: Result<String, TransportError> = match &opts.output {
-        Some(out) => deliver_to_path(&rendered.path, out),
+        Some(path) => deliver_to_path(&rendered.path, path),
         None => {
             // Rule 19: only a fixed file name replaces the file it names.
             let tpl = &cart.transport.file_name;
             let fixed = !tpl.contains("{seq}") && !tpl.contains("{timestamp}");
-            deliver_to(&cart.transport, &rendered.path, &name, &cart.id, fixed)
+            deliver_to(&cart.transport, &rendered.path, &out.name, &cart.id, fixed)
         }
     };
     let dest = match delivered {
@@ -705,33 +751,29 @@ pub fn sync_cart(
             if journaled {
                 Journal::remove(cfg, &cart.id);
             }
-            let mut report = unsent(
-                ledger,
-                entry,
-                SyncOutcome::Failed,
-                format!("delivery failed: {}", e.message),
-                false,
-            )?;
+            let reason = format!("delivery failed: {}", e.message);
+            let mut report = unsent(ledger, entry, SyncOutcome::Failed, reason, false)?;
             report.retryable = e.is_retryable();
             return Ok(report);
         }
     };
     entry.file = Some(dest);
-    let archived = crate::store::archive(cfg, &cart.id, &rendered.path, &name, started);
+    let archived =
+        crate::store::archive(cfg, &cart.id, &rendered.path, &out.name, entry.started_at);
     let _ = std::fs::remove_file(&rendered.path);
     match archived {
         Ok(a) => entry.archive_path = Some(a),
         Err(e) => tracing::error!(cart = %cart.id, error = %e, "feed delivered but not archived"),
     }
     entry.outcome = SyncOutcome::Sent;
-    entry.reason = missing_note;
+    entry.reason = missing_note(&out.missing);
     entry.finished_at = now_ms();
-    entry.id = ledger.record_delivery(&entry, Some(through), Some(&mut sent))?;
+    entry.id = ledger.record_delivery(&entry, Some(out.through), Some(&mut out.sent))?;
     if journaled {
         Journal::remove(cfg, &cart.id);
     }
     tracing::debug!(cart = %cart.id, items = entry.items, file = entry.file.as_deref().unwrap_or(""), "sent");
     let mut report = SyncReport::from_entry(&entry);
-    report.missing = missing;
+    report.missing = out.missing;
     Ok(report)
 }
