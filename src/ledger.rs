@@ -1510,6 +1510,13 @@ fn max_text(slot: &mut Option<String>, v: Option<&str>) {
     }
 }
 
+/// [`max_text`] of two owned values, taking `v` when it wins.
+fn take_max(slot: &mut Option<String>, v: &mut Option<String>) {
+    if *v > *slot {
+        *slot = v.take();
+    }
+}
+
 impl<'a> Direct<'a> {
     fn new(conn: &'a Connection, merchant: &str, report_id: i64, now: Millis) -> Result<Self> {
         let mut stock = conn.prepare(&stock_upsert(BATCH))?;
@@ -1591,8 +1598,8 @@ impl<'a> Direct<'a> {
         }
         let (mut upc, mut description) = (None, None);
         for l in &mut self.lots[..self.n_lots] {
-            max_text(&mut upc, l.upc.as_deref());
-            max_text(&mut description, l.description.as_deref());
+            take_max(&mut upc, &mut l.upc);
+            take_max(&mut description, &mut l.description);
             if !self.warehouses.contains(&l.warehouse) {
                 self.warehouses.insert(l.warehouse.clone());
             }

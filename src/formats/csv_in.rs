@@ -362,7 +362,7 @@ pub fn read(
         for (f, i) in &index {
             if let Some(b) = rec.get(*i) {
                 match std::str::from_utf8(b) {
-                    Ok(s) => r.set(*f, s.to_string()),
+                    Ok(s) => r.set(*f, s),
                     Err(_) => r.set(
                         *f,
                         format!("\u{fffd}invalid UTF-8: {}", String::from_utf8_lossy(b)),

@@ -9,15 +9,17 @@ pub mod xml;
 
 use crate::mapping::{Field, InSource, InboundMapping, OutFormat, OutboundMapping};
 use crate::util::Millis;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
-/// One inbound record: the text of each mapped field, as found.
+/// One inbound record: the text of each mapped field, as found (borrowed
+/// from the reader's buffer where it can be).
 #[derive(Debug, Default, Clone)]
-pub struct RawRecord {
+pub struct RawRecord<'a> {
     /// Line (CSV, XML) or segment position (X12) where the record starts.
     pub line: u64,
-    pub values: [Option<String>; 12],
+    pub values: [Option<Cow<'a, str>>; 12],
     /// A defect the reader found in this record (X12: a LIN without the SKU
     /// qualifier, say); the record is reported as a bad row.
     pub error: Option<String>,
@@ -31,12 +33,12 @@ pub struct RawRecord {
     pub warnings: Vec<String>,
 }
 
-impl RawRecord {
+impl<'a> RawRecord<'a> {
     pub fn get(&self, f: Field) -> Option<&str> {
         self.values[f as usize].as_deref()
     }
-    pub fn set(&mut self, f: Field, v: String) {
-        self.values[f as usize] = Some(v);
+    pub fn set(&mut self, f: Field, v: impl Into<Cow<'a, str>>) {
+        self.values[f as usize] = Some(v.into());
     }
 }
 
