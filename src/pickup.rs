@@ -508,8 +508,8 @@ fn apply_file(
                 &mut out.skipped,
                 &mut notes,
                 |rec, _, stage| {
-                    let o = order_row(src, rec, &mut ordinals, received)
-                        .map_err(RowFailed::Invalid)?;
+                    let o =
+                        order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
                     if !stage {
                         return Ok(());
                     }
@@ -1094,11 +1094,13 @@ fn order_row(
         return Err(errs);
     }
     // Without a line column, a line is its place among the order's rows in this file.
-    let line = text(rec, Field::Line).map(str::to_string).unwrap_or_else(|| {
-        let n = ordinals.entry(order_id.clone()).or_insert(0);
-        *n += 1;
-        n.to_string()
-    });
+    let line = text(rec, Field::Line)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let n = ordinals.entry(order_id.clone()).or_insert(0);
+            *n += 1;
+            n.to_string()
+        });
     Ok(OrdRow {
         order_id,
         line,
