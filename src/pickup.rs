@@ -401,6 +401,7 @@ fn apply_file(
             let direct = src.mapping.snapshot != Snapshot::Full;
             let mut batch = ledger.inventory_batch(&src.merchant, now, direct)?;
             let mut max_as_of = None::<Millis>;
+            let mut last_as_of = LastAsOf::default();
             let mut rows = 0;
             for pass in 0..2 {
                 if pass == 1 {
@@ -420,7 +421,7 @@ fn apply_file(
                     &mut out.skipped,
                     &mut notes,
                     |rec, notes, stage| {
-                        let r = inventory_row(src, rec, file_as_of, now, notes)
+                        let r = inventory_row(src, rec, file_as_of, now, &mut last_as_of, notes)
                             .map_err(RowFailed::Invalid)?;
                         if stage {
                             max_as_of = max_as_of.max(Some(r.as_of));
@@ -931,11 +932,35 @@ fn in_base_unit(src: &Inbound, rec: &RawRecord, qty: i64, errs: &mut Vec<String>
     }
 }
 
+/// The last as-of text parsed and what it gave: the rows of a file mostly
+/// share one as-of (an 846's set date, the time of a WMS export).
+#[derive(Default)]
+struct LastAsOf {
+    raw: String,
+    parsed: Option<Result<Millis, String>>,
+}
+
+impl LastAsOf {
+    fn parse(&mut self, m: &crate::mapping::InboundMapping, raw: &str) -> Result<Millis, String> {
+        match &self.parsed {
+            Some(p) if self.raw == raw => p.clone(),
+            _ => {
+                let p = m.time.parse(raw);
+                self.raw.clear();
+                self.raw.push_str(raw);
+                self.parsed = Some(p.clone());
+                p
+            }
+        }
+    }
+}
+
 fn inventory_row<'a>(
     src: &'a Inbound,
     rec: &'a RawRecord,
     file_as_of: Millis,
     applied_at: Millis,
+    last_as_of: &mut LastAsOf,
     notes: &mut Notes,
 ) -> Result<InvRow<'a>, Vec<String>> {
     let m = &src.mapping;
@@ -978,7 +1003,7 @@ fn inventory_row<'a>(
             Some(file_as_of)
         } else if m.as_of_from == AsOfFrom::Column {
             let raw = rec.get(Field::AsOf).unwrap_or("");
-            match m.time.parse(raw) {
+            match last_as_of.parse(m, raw) {
                 // Rule 15: a count from the future would make every real one stale.
                 Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
                     errs.push(row_error(

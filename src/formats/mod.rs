@@ -349,6 +349,31 @@ fn write_xml(
 
 pub use crate::mapping::X12_TIME_FORMAT;
 
+/// The text of the last time formatted: the items of an 846 share their
+/// set's time, formatted once.
+#[derive(Default)]
+struct LastTime {
+    last: Option<(chrono::NaiveDateTime, bool, String)>,
+}
+
+impl LastTime {
+    fn get(
+        &mut self,
+        t: chrono::NaiveDateTime,
+        date_only: bool,
+        fmt: impl Fn(chrono::NaiveDateTime, bool) -> String,
+    ) -> String {
+        match &self.last {
+            Some((u, d, text)) if *u == t && *d == date_only => text.clone(),
+            _ => {
+                let text = fmt(t, date_only);
+                self.last = Some((t, date_only, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 enum X12Stop {
     X12(x12::X12Error),
     Stop(String),
@@ -392,6 +417,7 @@ fn read_x12(
                 quantity_qualifier: quantity_qualifier.clone(),
                 as_of_qualifiers: as_of_qualifiers.clone(),
             };
+            let mut as_of_text = LastTime::default();
             x12::read_846_with(input, &opts, |it: x12::Item846In| {
                 let mut r = RawRecord {
                     line: it.position as u64,
@@ -424,7 +450,7 @@ fn read_x12(
                     r.set(Field::Unit, it.unit);
                 }
                 match it.as_of {
-                    Some(t) => r.set(Field::AsOf, fmt(t, it.as_of_date_only)),
+                    Some(t) => r.set(Field::AsOf, as_of_text.get(t, it.as_of_date_only, fmt)),
                     None => r.warnings.push(format!(
                         "set {}: no BIA04 date and no header DTM with DTM01 {}: the as-of is the file's modification time",
                         it.set_control,
