@@ -1687,16 +1687,17 @@ impl<'a> Direct<'a> {
         Ok(())
     }
 
-    /// Some rows of a batch changed nothing (rule 11): those whose stock
-    /// row is not this report's. The keys of a batch are distinct.
+    /// Some rows of a batch changed nothing (rule 11): those the ledger
+    /// still holds a later count for (an upserted row now has the row's
+    /// as-of). The keys of a batch are distinct.
     fn count_stale(&mut self, rows: &[PendingStock]) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT report_id FROM stock WHERE merchant = ?1 AND sku = ?2 AND warehouse = ?3",
+            "SELECT as_of FROM stock WHERE merchant = ?1 AND sku = ?2 AND warehouse = ?3",
         )?;
         for r in rows {
-            let set_by: i64 =
+            let held: Millis =
                 stmt.query_row(params![self.merchant, r.sku, r.warehouse], |row| row.get(0))?;
-            if set_by != self.report_id {
+            if held > r.as_of {
                 self.stale += r.n;
             }
         }
