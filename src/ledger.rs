@@ -1053,32 +1053,9 @@ impl Ledger {
                 tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
                     r.get(0)
                 })?;
-            Some(std::cell::RefCell::new(Direct {
-                report_id,
-                now,
-                stock: conn.prepare(
-                    "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                     ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
-                       quantity = excluded.quantity, as_of = excluded.as_of,
-                       report_id = excluded.report_id, named_report_id = excluded.named_report_id
-                     WHERE stock.as_of <= excluded.as_of",
-                )?,
-                products: conn.prepare(
-                    "INSERT INTO products (merchant, sku, upc, description, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (merchant, sku) DO UPDATE SET
-                       upc = COALESCE(excluded.upc, products.upc),
-                       description = COALESCE(excluded.description, products.description)",
-                )?,
-                sku: String::new(),
-                lots: Vec::new(),
-                n_lots: 0,
-                started: false,
-                unsorted: false,
-                stale: 0,
-                warehouses: Default::default(),
-                out_of_range: Default::default(),
-            }))
+            Some(std::cell::RefCell::new(Direct::new(
+                conn, merchant, report_id, now,
+            )?))
         } else {
             tx.execute_batch(
                 "DROP TABLE IF EXISTS temp.staging;
@@ -1449,13 +1426,16 @@ pub struct InventoryBatch<'a> {
 }
 /// The direct way of applying an inventory file sorted by SKU (each SKU's
 /// rows together, SKUs in increasing order, as most WMS exports are): the
-/// rows of a SKU are summed per warehouse in memory (rule 7) and upserted
-/// into `stock` and `products` at once, with statements held for the whole
-/// file, no staging table. Any other file, or a full snapshot, is staged
+/// rows of a SKU are summed per warehouse in memory (rule 7), then upserted
+/// into `stock` and `products` [`BATCH`] rows per statement, no staging
+/// table. Any other file, or a full snapshot, is staged
 /// (`InventoryBatch::needs_staging` tells the caller to read it again so).
 struct Direct<'a> {
+    conn: &'a Connection,
+    merchant: String,
     report_id: i64,
     now: Millis,
+    /// The upserts of [`BATCH`] rows, their shared parameters bound.
     stock: rusqlite::Statement<'a>,
     products: rusqlite::Statement<'a>,
     /// The SKU being read, its rows summed per warehouse.
@@ -1469,6 +1449,82 @@ struct Direct<'a> {
     warehouses: std::collections::BTreeSet<String>,
     /// (SKU, warehouse) -> (rows, sum) beyond ±10^12: the 1,000 first in key order.
     out_of_range: std::collections::BTreeMap<(String, String), (u64, i64)>,
+    /// Summed rows and products waiting for their upsert.
+    stock_rows: Vec<PendingStock>,
+    product_rows: Vec<PendingProduct>,
+}
+
+/// Rows per upsert statement in the direct way. One statement over many
+/// rows in key order keeps SQLite's B-tree cursor where the last row went,
+/// so the next key is found from there (on a new ledger: appended to the
+/// last page) instead of by a search from the root, and a statement's
+/// fixed cost (start, reset) is paid once per batch. Measured (callgrind,
+/// 100,000 rows): 16 beats 8, 32 and 128, whose bound texts no longer fit
+/// SQLite's per-connection lookaside memory and each cost a malloc/free.
+const BATCH: usize = 16;
+
+/// One (SKU, warehouse) of the file, summed, waiting for its upsert.
+struct PendingStock {
+    sku: String,
+    warehouse: String,
+    qty: i64,
+    as_of: Millis,
+    /// The file's rows summed into it (all stale, or none).
+    n: u64,
+}
+
+/// One SKU's product attributes, waiting for their upsert.
+struct PendingProduct {
+    sku: String,
+    upc: Option<String>,
+    description: Option<String>,
+}
+
+/// The stock upsert of `rows` rows: ?1 merchant, ?2 report, then per row
+/// SKU, warehouse, quantity, as-of. A row older than the ledger's changes
+/// nothing (rule 11).
+///
+/// `OR FAIL` (for this and [`products_upsert`]): a failed statement keeps
+/// the rows before it instead of undoing itself (any error drops the
+/// file's whole transaction anyway), so SQLite needs no statement journal
+/// for the inserts; only the stock upsert's DO UPDATE still may abort. On
+/// file, that journal costs two writes per page once it outgrew 64 KiB:
+/// 1,000,000 rows wrote 329,000 pages to it, now 46,000 (1.55 s instead
+/// of 2.07 s).
+fn stock_upsert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = 3 + 4 * i;
+            format!("(?1, ?{}, ?{}, ?{}, ?{}, ?2, ?2)", p, p + 1, p + 2, p + 3)
+        })
+        .collect();
+    format!(
+        "INSERT OR FAIL INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
+         VALUES {}
+         ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
+           quantity = excluded.quantity, as_of = excluded.as_of,
+           report_id = excluded.report_id, named_report_id = excluded.named_report_id
+         WHERE stock.as_of <= excluded.as_of",
+        values.join(", ")
+    )
+}
+
+/// The products upsert of `rows` rows: ?1 merchant, ?2 first seen, then per
+/// row SKU, UPC, description (NULL keeps the ledger's).
+fn products_upsert(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = 3 + 3 * i;
+            format!("(?1, ?{}, ?{}, ?{}, ?2)", p, p + 1, p + 2)
+        })
+        .collect();
+    format!(
+        "INSERT OR FAIL INTO products (merchant, sku, upc, description, first_seen) VALUES {}
+         ON CONFLICT (merchant, sku) DO UPDATE SET
+           upc = COALESCE(excluded.upc, products.upc),
+           description = COALESCE(excluded.description, products.description)",
+        values.join(", ")
+    )
 }
 
 #[derive(Default)]
@@ -1490,12 +1546,42 @@ fn max_text(slot: &mut Option<String>, v: Option<&str>) {
     }
 }
 
-impl Direct<'_> {
-    fn add(
-        &mut self,
-        merchant: &str,
-        row: (&str, &str, i64, Millis, Option<&str>, Option<&str>),
-    ) -> Result<()> {
+/// [`max_text`] of two owned values, taking `v` when it wins.
+fn take_max(slot: &mut Option<String>, v: &mut Option<String>) {
+    if *v > *slot {
+        *slot = v.take();
+    }
+}
+
+impl<'a> Direct<'a> {
+    fn new(conn: &'a Connection, merchant: &str, report_id: i64, now: Millis) -> Result<Self> {
+        let mut stock = conn.prepare(&stock_upsert(BATCH))?;
+        stock.raw_bind_parameter(1, merchant)?;
+        stock.raw_bind_parameter(2, report_id)?;
+        let mut products = conn.prepare(&products_upsert(BATCH))?;
+        products.raw_bind_parameter(1, merchant)?;
+        products.raw_bind_parameter(2, now)?;
+        Ok(Direct {
+            conn,
+            merchant: merchant.to_string(),
+            report_id,
+            now,
+            stock,
+            products,
+            sku: String::new(),
+            lots: Vec::new(),
+            n_lots: 0,
+            started: false,
+            unsorted: false,
+            stale: 0,
+            warehouses: Default::default(),
+            out_of_range: Default::default(),
+            stock_rows: Vec::with_capacity(BATCH),
+            product_rows: Vec::with_capacity(BATCH),
+        })
+    }
+
+    fn add(&mut self, row: (&str, &str, i64, Millis, Option<&str>, Option<&str>)) -> Result<()> {
         let (sku, warehouse, qty, as_of, upc, description) = row;
         if self.unsorted {
             return Ok(());
@@ -1505,7 +1591,7 @@ impl Direct<'_> {
                 self.unsorted = true;
                 return Ok(());
             }
-            self.flush(merchant)?;
+            self.flush()?;
             self.started = true;
             self.sku.clear();
             self.sku.push_str(sku);
@@ -1540,16 +1626,16 @@ impl Direct<'_> {
         Ok(())
     }
 
-    /// Writes the SKU read so far: its stock per warehouse (unless stale,
-    /// rule 11) and its product attributes.
-    fn flush(&mut self, merchant: &str) -> Result<()> {
+    /// Queues the SKU read so far: its stock per warehouse and its product
+    /// attributes; writes the full batches.
+    fn flush(&mut self) -> Result<()> {
         if !self.started || self.n_lots == 0 {
             return Ok(());
         }
         let (mut upc, mut description) = (None, None);
-        for l in &self.lots[..self.n_lots] {
-            max_text(&mut upc, l.upc.as_deref());
-            max_text(&mut description, l.description.as_deref());
+        for l in &mut self.lots[..self.n_lots] {
+            take_max(&mut upc, &mut l.upc);
+            take_max(&mut description, &mut l.description);
             if !self.warehouses.contains(&l.warehouse) {
                 self.warehouses.insert(l.warehouse.clone());
             }
@@ -1562,21 +1648,106 @@ impl Direct<'_> {
                 }
                 continue;
             }
-            let changed = self.stock.execute(params![
-                merchant,
-                self.sku,
-                l.warehouse,
+            self.stock_rows.push(PendingStock {
+                sku: self.sku.clone(),
+                warehouse: std::mem::take(&mut l.warehouse),
                 qty,
-                l.as_of,
-                self.report_id
-            ])?;
-            if changed == 0 {
-                self.stale += l.n;
+                as_of: l.as_of,
+                n: l.n,
+            });
+        }
+        self.product_rows.push(PendingProduct {
+            sku: self.sku.clone(),
+            upc,
+            description,
+        });
+        self.n_lots = 0;
+        self.write(false)
+    }
+
+    /// Flushes the last SKU and writes every queued row.
+    fn finish(&mut self) -> Result<()> {
+        self.flush()?;
+        self.write(true)
+    }
+
+    /// Upserts the queued rows in full batches with the held statements;
+    /// `all`: the last few too, with statements of their own size.
+    fn write(&mut self, all: bool) -> Result<()> {
+        while self.stock_rows.len() >= BATCH || (all && !self.stock_rows.is_empty()) {
+            let rest = self.stock_rows.split_off(self.stock_rows.len().min(BATCH));
+            let rows = std::mem::replace(&mut self.stock_rows, rest);
+            self.write_stock(&rows)?;
+        }
+        while self.product_rows.len() >= BATCH || (all && !self.product_rows.is_empty()) {
+            let rest = self
+                .product_rows
+                .split_off(self.product_rows.len().min(BATCH));
+            let rows = std::mem::replace(&mut self.product_rows, rest);
+            self.write_products(&rows)?;
+        }
+        Ok(())
+    }
+
+    /// Upserts stock rows and counts the stale ones.
+    fn write_stock(&mut self, rows: &[PendingStock]) -> Result<()> {
+        let mut tail;
+        let stmt = if rows.len() == BATCH {
+            &mut self.stock
+        } else {
+            tail = self.conn.prepare(&stock_upsert(rows.len()))?;
+            tail.raw_bind_parameter(1, self.merchant.as_str())?;
+            tail.raw_bind_parameter(2, self.report_id)?;
+            &mut tail
+        };
+        for (i, r) in rows.iter().enumerate() {
+            let p = 3 + 4 * i;
+            stmt.raw_bind_parameter(p, r.sku.as_str())?;
+            stmt.raw_bind_parameter(p + 1, r.warehouse.as_str())?;
+            stmt.raw_bind_parameter(p + 2, r.qty)?;
+            stmt.raw_bind_parameter(p + 3, r.as_of)?;
+        }
+        if stmt.raw_execute()? < rows.len() {
+            self.count_stale(rows)?;
+        }
+        Ok(())
+    }
+
+    /// Some rows of a batch changed nothing (rule 11): those the ledger
+    /// still holds a later count for (an upserted row now has the row's
+    /// as-of). The keys of a batch are distinct.
+    fn count_stale(&mut self, rows: &[PendingStock]) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT as_of FROM stock WHERE merchant = ?1 AND sku = ?2 AND warehouse = ?3",
+        )?;
+        for r in rows {
+            let held: Millis =
+                stmt.query_row(params![self.merchant, r.sku, r.warehouse], |row| row.get(0))?;
+            if held > r.as_of {
+                self.stale += r.n;
             }
         }
-        self.products
-            .execute(params![merchant, self.sku, upc, description, self.now])?;
-        self.n_lots = 0;
+        Ok(())
+    }
+
+    /// Upserts product rows.
+    fn write_products(&mut self, rows: &[PendingProduct]) -> Result<()> {
+        let mut tail;
+        let stmt = if rows.len() == BATCH {
+            &mut self.products
+        } else {
+            tail = self.conn.prepare(&products_upsert(rows.len()))?;
+            tail.raw_bind_parameter(1, self.merchant.as_str())?;
+            tail.raw_bind_parameter(2, self.now)?;
+            &mut tail
+        };
+        for (i, r) in rows.iter().enumerate() {
+            let p = 3 + 3 * i;
+            stmt.raw_bind_parameter(p, r.sku.as_str())?;
+            stmt.raw_bind_parameter(p + 1, r.upc.as_deref())?;
+            stmt.raw_bind_parameter(p + 2, r.description.as_deref())?;
+        }
+        stmt.raw_execute()?;
         Ok(())
     }
 }
@@ -1619,10 +1790,9 @@ impl InventoryBatch<'_> {
         description: Option<&str>,
     ) -> Result<()> {
         if let Some(d) = &self.direct {
-            return d.borrow_mut().add(
-                &self.merchant,
-                (sku, warehouse, qty, as_of, upc, description),
-            );
+            return d
+                .borrow_mut()
+                .add((sku, warehouse, qty, as_of, upc, description));
         }
         self.tx
             .prepare_cached("INSERT INTO staging (sku, warehouse, qty, as_of, upc, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
@@ -1651,7 +1821,7 @@ impl InventoryBatch<'_> {
             if d.unsorted {
                 return Ok(vec![]);
             }
-            d.flush(&self.merchant)?;
+            d.finish()?;
             return Ok(d
                 .out_of_range
                 .iter()
@@ -1992,6 +2162,87 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Applies `rows` (SKU, warehouse, qty, as-of, UPC) the direct way or
+    /// staged; returns the summary and every stock and product row.
+    fn apply_rows(
+        l: &mut Ledger,
+        direct: bool,
+        name: &str,
+        rows: &[(String, &str, i64, Millis, Option<String>)],
+    ) -> (ApplySummary, Vec<String>) {
+        let batch = l.inventory_batch("m", 5, direct).unwrap();
+        for (sku, w, q, t, upc) in rows {
+            batch.add(sku, w, *q, *t, upc.as_deref(), None).unwrap();
+        }
+        assert!(!batch.needs_staging());
+        assert!(batch.aggregate().unwrap().is_empty());
+        let meta = ReportMeta {
+            source: "s",
+            file_name: name,
+            sha256: name,
+            archive_path: None,
+            as_of: 0,
+            rows: rows.len() as u64,
+            now: 5,
+        };
+        let Applied::Applied(summary) = batch.apply(&meta, &[]).unwrap() else {
+            panic!("duplicate")
+        };
+        let dump = |sql: &str| -> Vec<String> {
+            let mut stmt = l.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let mut all = dump(
+            "SELECT concat_ws('|', sku, warehouse, quantity, as_of, report_id, named_report_id) FROM stock ORDER BY 1",
+        );
+        all.extend(dump(
+            "SELECT concat_ws('|', sku, upc, description, first_seen) FROM products ORDER BY 1",
+        ));
+        (summary, all)
+    }
+
+    #[test]
+    fn direct_batches_match_the_staged_way_stale_rows_included() {
+        // Over several batches and a tail: lots summed, a second warehouse
+        // now and then; the later file older for every third SKU (stale).
+        let (n_first, n_later) = (BATCH * 4 + 7, BATCH * 6 + 5);
+        let first: Vec<_> = (0..n_first)
+            .map(|i| {
+                (
+                    format!("S{i:05}"),
+                    "W",
+                    1,
+                    if i % 3 == 0 { 20 } else { 10 },
+                    None,
+                )
+            })
+            .collect();
+        let mut later = vec![];
+        for i in 0..n_later {
+            let sku = format!("S{i:05}");
+            later.push((sku.clone(), "W", i as i64, 15, Some(format!("{i:012}"))));
+            if i % 7 == 0 {
+                later.push((sku.clone(), "W", 2, 15, None));
+                later.push((sku, "X", 3, 15, None));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut results = vec![];
+        for direct in [true, false] {
+            let mut l = Ledger::open(&dir.path().join(format!("{direct}.sqlite"))).unwrap();
+            l.ensure(&["m".into()], &[]).unwrap();
+            apply_rows(&mut l, direct, "a", &first);
+            results.push(apply_rows(&mut l, direct, "b", &later));
+        }
+        let stale_skus = (0..n_first).filter(|i| i % 3 == 0);
+        let want: u64 = stale_skus.map(|i| if i % 7 == 0 { 2 } else { 1 }).sum();
+        assert_eq!(results[0].0.stale, want);
+        assert_eq!(results[0], results[1]);
     }
 
     /// The query plan of `sql`, one detail line per step.

@@ -401,6 +401,7 @@ fn apply_file(
             let direct = src.mapping.snapshot != Snapshot::Full;
             let mut batch = ledger.inventory_batch(&src.merchant, now, direct)?;
             let mut max_as_of = None::<Millis>;
+            let mut last_as_of = LastAsOf::default();
             let mut rows = 0;
             for pass in 0..2 {
                 if pass == 1 {
@@ -419,21 +420,19 @@ fn apply_file(
                     &mut errors,
                     &mut out.skipped,
                     &mut notes,
-                    |rec, notes| inventory_row(src, rec, file_as_of, now, notes),
-                    |r: InvRow| {
-                        max_as_of = max_as_of.max(Some(r.as_of));
-                        batch.add(
-                            &r.sku,
-                            &r.warehouse,
-                            r.qty,
-                            r.as_of,
-                            r.upc.as_deref(),
-                            r.description.as_deref(),
-                        )?;
-                        match &r.price {
-                            Some(p) => batch.price(&r.sku, p, now),
-                            None => Ok(()),
+                    |rec, notes, stage| {
+                        let r = inventory_row(src, rec, file_as_of, now, &mut last_as_of, notes)
+                            .map_err(RowFailed::Invalid)?;
+                        if stage {
+                            max_as_of = max_as_of.max(Some(r.as_of));
+                            batch
+                                .add(r.sku, r.warehouse, r.qty, r.as_of, r.upc, r.description)
+                                .map_err(RowFailed::Ledger)?;
+                            if let Some(p) = &r.price {
+                                batch.price(r.sku, p, now).map_err(RowFailed::Ledger)?;
+                            }
                         }
+                        Ok(())
                     },
                 )?;
             }
@@ -512,8 +511,12 @@ fn apply_file(
                 &mut errors,
                 &mut out.skipped,
                 &mut notes,
-                |rec, _| order_row(src, rec, &mut ordinals, received),
-                |o: OrdRow| {
+                |rec, _, stage| {
+                    let o =
+                        order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
+                    if !stage {
+                        return Ok(());
+                    }
                     let line = OrderLine {
                         order_id: &o.order_id,
                         line: &o.line,
@@ -524,7 +527,7 @@ fn apply_file(
                         status: o.status.as_deref(),
                         cancelled: o.cancelled,
                     };
-                    batch.upsert(&line, now)
+                    batch.upsert(&line, now).map_err(RowFailed::Ledger)
                 },
             )?;
             if errors.total > 0 {
@@ -594,18 +597,24 @@ fn apply_file(
     Ok(out)
 }
 
-/// Reads every record of the file, checking each with `check`. Valid records
-/// go to `stage` until the first bad one (after that the file is rejected
-/// anyway, so only the checking goes on, to list every bad row). Returns the
-/// number of records read; a file that cannot be read at all is one more error.
-fn read_valid<T>(
+/// What one row did: rejected (its errors), or the ledger failed.
+enum RowFailed {
+    Invalid(Vec<String>),
+    Ledger(LedgerError),
+}
+
+/// Reads every record of the file, checking each with `row`, which also
+/// stages it when told so: until the first bad row (after that the file
+/// is rejected anyway, so only the checking goes on, to list every bad
+/// row). Returns the number of records read; a file that cannot be read
+/// at all is one more error.
+fn read_valid(
     path: &Path,
     src: &Inbound,
     errors: &mut Errors,
     skipped: &mut u64,
     notes: &mut Notes,
-    mut check: impl FnMut(&RawRecord, &mut Notes) -> Result<T, Vec<String>>,
-    mut stage: impl FnMut(T) -> Result<(), LedgerError>,
+    mut row: impl FnMut(&RawRecord, &mut Notes, bool) -> Result<(), RowFailed>,
 ) -> Result<u64, LedgerError> {
     let mut rows = 0u64;
     let mut db_err = None;
@@ -631,15 +640,15 @@ fn read_valid<T>(
         if rows.is_multiple_of(4096) {
             crate::progress::rows(rows);
         }
-        match check(&rec, notes) {
-            Ok(v) if errors.total == 0 => stage(v).map_err(|e| {
-                db_err = Some(e);
-                "ledger error".to_string()
-            }),
-            Ok(_) => Ok(()),
-            Err(es) => {
+        match row(&rec, notes, errors.total == 0) {
+            Ok(()) => Ok(()),
+            Err(RowFailed::Invalid(es)) => {
                 es.into_iter().for_each(|e| errors.push(e));
                 Ok(())
+            }
+            Err(RowFailed::Ledger(e)) => {
+                db_err = Some(e);
+                Err("ledger error".to_string())
             }
         }
     });
@@ -813,22 +822,23 @@ fn archive(
     })
 }
 
-struct InvRow {
-    sku: String,
-    warehouse: String,
+/// A valid inventory row, its text borrowed from the record (or the source).
+struct InvRow<'a> {
+    sku: &'a str,
+    warehouse: &'a str,
     qty: i64,
     as_of: Millis,
-    upc: Option<String>,
-    description: Option<String>,
+    upc: Option<&'a str>,
+    description: Option<&'a str>,
+    /// Validated decimal text, normalized (`047.130` is `47.130`).
     price: Option<String>,
 }
 
 const BAD_UTF8: char = '\u{fffd}';
 
-fn text(rec: &RawRecord, f: Field) -> Option<String> {
-    rec.get(f)
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+/// A field's text, trimmed; None when absent or blank.
+fn text<'a>(rec: &'a RawRecord, f: Field) -> Option<&'a str> {
+    rec.get(f).map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Checks every field of a record; all problems of the row are reported.
@@ -866,7 +876,7 @@ pub const MAX_SKU_CHARS: usize = 255;
 
 /// Rule 14: a SKU is 1 to 255 characters with no control character.
 /// Returns the SKU, or pushes the row's error.
-fn valid_sku(src: &Inbound, rec: &RawRecord, errs: &mut Vec<String>) -> Option<String> {
+fn valid_sku<'a>(src: &Inbound, rec: &'a RawRecord, errs: &mut Vec<String>) -> Option<&'a str> {
     let raw = rec.get(Field::Sku).unwrap_or("");
     let reason = match text(rec, Field::Sku) {
         None => "empty SKU",
@@ -927,13 +937,37 @@ fn in_base_unit(src: &Inbound, rec: &RawRecord, qty: i64, errs: &mut Vec<String>
     }
 }
 
-fn inventory_row(
-    src: &Inbound,
-    rec: &RawRecord,
+/// The last as-of text parsed and what it gave: the rows of a file mostly
+/// share one as-of (an 846's set date, the time of a WMS export).
+#[derive(Default)]
+struct LastAsOf {
+    raw: String,
+    parsed: Option<Result<Millis, String>>,
+}
+
+impl LastAsOf {
+    fn parse(&mut self, m: &crate::mapping::InboundMapping, raw: &str) -> Result<Millis, String> {
+        match &self.parsed {
+            Some(p) if self.raw == raw => p.clone(),
+            _ => {
+                let p = m.time.parse(raw);
+                self.raw.clear();
+                self.raw.push_str(raw);
+                self.parsed = Some(p.clone());
+                p
+            }
+        }
+    }
+}
+
+fn inventory_row<'a>(
+    src: &'a Inbound,
+    rec: &'a RawRecord,
     file_as_of: Millis,
     applied_at: Millis,
+    last_as_of: &mut LastAsOf,
     notes: &mut Notes,
-) -> Result<InvRow, Vec<String>> {
+) -> Result<InvRow<'a>, Vec<String>> {
     let m = &src.mapping;
     let mut errs = vec![];
     check_utf8(src, rec, &mut errs);
@@ -962,7 +996,7 @@ fn inventory_row(
             quoted(u)
         ));
     }
-    let warehouse = text(rec, Field::Warehouse).or_else(|| src.warehouse.clone());
+    let warehouse = text(rec, Field::Warehouse).or(src.warehouse.as_deref());
     if warehouse.is_none() {
         errs.push(row_error(
             m,
@@ -978,7 +1012,7 @@ fn inventory_row(
             Some(file_as_of)
         } else if m.as_of_from == AsOfFrom::Column {
             let raw = rec.get(Field::AsOf).unwrap_or("");
-            match m.time.parse(raw) {
+            match last_as_of.parse(m, raw) {
                 // Rule 15: a count from the future would make every real one stale.
                 Ok(t) if t > applied_at.saturating_add(m.max_future_ms) => {
                     errs.push(row_error(
@@ -1046,7 +1080,7 @@ fn order_row(
     if !errs.is_empty() {
         return Err(errs);
     }
-    let order_id = text(rec, Field::OrderId);
+    let order_id = text(rec, Field::OrderId).map(str::to_string);
     if order_id.is_none() {
         errs.push(row_error(
             m,
@@ -1056,7 +1090,7 @@ fn order_row(
             "empty order id",
         ));
     }
-    let sku = valid_sku(src, rec, &mut errs);
+    let sku = valid_sku(src, rec, &mut errs).map(str::to_string);
     let raw_q = rec.get(Field::Quantity).unwrap_or("");
     let qty = match parse_whole(raw_q) {
         Ok(q) if q < 0 => {
@@ -1080,11 +1114,11 @@ fn order_row(
         // Rule 16: a date alone is the end of that day, capped at receipt.
         Some(raw) => m
             .time
-            .parse_order(&raw, received)
-            .map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, &raw, &r)))
+            .parse_order(raw, received)
+            .map_err(|r| errs.push(row_error(m, rec.line, Field::OrderedAt, raw, &r)))
             .ok(),
     };
-    let status = text(rec, Field::Status);
+    let status = text(rec, Field::Status).map(str::to_string);
     let cancelled = status
         .as_deref()
         .is_some_and(|s| m.cancelled.iter().any(|c| c.trim().eq_ignore_ascii_case(s)));
@@ -1095,17 +1129,21 @@ fn order_row(
         return Err(errs);
     }
     // Without a line column, a line is its place among the order's rows in this file.
-    let line = text(rec, Field::Line).unwrap_or_else(|| {
-        let n = ordinals.entry(order_id.clone()).or_insert(0);
-        *n += 1;
-        n.to_string()
-    });
+    let line = text(rec, Field::Line)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let n = ordinals.entry(order_id.clone()).or_insert(0);
+            *n += 1;
+            n.to_string()
+        });
     Ok(OrdRow {
         order_id,
         line,
         sku,
         qty,
-        warehouse: text(rec, Field::Warehouse).or_else(|| src.warehouse.clone()),
+        warehouse: text(rec, Field::Warehouse)
+            .map(str::to_string)
+            .or_else(|| src.warehouse.clone()),
         ordered_at,
         status,
         cancelled,

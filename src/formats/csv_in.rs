@@ -46,9 +46,9 @@ struct Lines {
 
 impl Lines {
     fn feed(&mut self, buf: &[u8]) {
-        for (j, &b) in buf.iter().enumerate() {
+        for j in memchr::memchr2_iter(b'\n', b'\r', buf) {
             let off = self.seen + j as u64;
-            match b {
+            match buf[j] {
                 // The LF of a CRLF: the line started after the CR (the
                 // CSV reader may place the next record at this LF).
                 b'\n' if off > 0 && self.last_cr == Some(off - 1) => {}
@@ -184,7 +184,7 @@ pub fn read(
             return Err(too_long(line));
         }
         since_record.set(0);
-        next_line.set(line + rec.as_slice().iter().filter(|&&b| b == b'\n').count() as u64 + 1);
+        next_line.set(line + memchr::memchr_iter(b'\n', rec.as_slice()).count() as u64 + 1);
         Ok(line)
     };
     // Resolve each mapped column to a 0-based index.
@@ -362,7 +362,7 @@ pub fn read(
         for (f, i) in &index {
             if let Some(b) = rec.get(*i) {
                 match std::str::from_utf8(b) {
-                    Ok(s) => r.set(*f, s.to_string()),
+                    Ok(s) => r.set(*f, s),
                     Err(_) => r.set(
                         *f,
                         format!("\u{fffd}invalid UTF-8: {}", String::from_utf8_lossy(b)),

@@ -11,15 +11,17 @@ use crate::mapping::{
     Field, InSource, InboundMapping, Measure, OutFormat, OutboundMapping, PerWarehouseMode,
 };
 use crate::util::Millis;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
-/// One inbound record: the text of each mapped field, as found.
+/// One inbound record: the text of each mapped field, as found (borrowed
+/// from the reader's buffer where it can be).
 #[derive(Debug, Default, Clone)]
-pub struct RawRecord {
+pub struct RawRecord<'a> {
     /// Line (CSV, XML) or segment position (X12) where the record starts.
     pub line: u64,
-    pub values: [Option<String>; crate::mapping::Field::ALL.len()],
+    pub values: [Option<Cow<'a, str>>; crate::mapping::Field::ALL.len()],
     /// A defect the reader found in this record (X12: a LIN without the SKU
     /// qualifier, say); the record is reported as a bad row.
     pub error: Option<String>,
@@ -33,12 +35,12 @@ pub struct RawRecord {
     pub warnings: Vec<String>,
 }
 
-impl RawRecord {
+impl<'a> RawRecord<'a> {
     pub fn get(&self, f: Field) -> Option<&str> {
         self.values[f as usize].as_deref()
     }
-    pub fn set(&mut self, f: Field, v: String) {
-        self.values[f as usize] = Some(v);
+    pub fn set(&mut self, f: Field, v: impl Into<Cow<'a, str>>) {
+        self.values[f as usize] = Some(v.into());
     }
 }
 
@@ -445,6 +447,31 @@ fn write_xml(
 
 pub use crate::mapping::X12_TIME_FORMAT;
 
+/// The text of the last time formatted: the items of an 846 share their
+/// set's time, formatted once.
+#[derive(Default)]
+struct LastTime {
+    last: Option<(chrono::NaiveDateTime, bool, String)>,
+}
+
+impl LastTime {
+    fn get(
+        &mut self,
+        t: chrono::NaiveDateTime,
+        date_only: bool,
+        fmt: impl Fn(chrono::NaiveDateTime, bool) -> String,
+    ) -> String {
+        match &self.last {
+            Some((u, d, text)) if *u == t && *d == date_only => text.clone(),
+            _ => {
+                let text = fmt(t, date_only);
+                self.last = Some((t, date_only, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 enum X12Stop {
     X12(x12::X12Error),
     Stop(String),
@@ -490,6 +517,7 @@ fn read_x12(
                 as_of_qualifiers: as_of_qualifiers.clone(),
                 price_qualifier: price_qualifier.clone(),
             };
+            let mut as_of_text = LastTime::default();
             x12::read_846_with(input, &opts, |it: x12::Item846In| {
                 let mut r = RawRecord {
                     line: it.position as u64,
@@ -525,7 +553,7 @@ fn read_x12(
                     r.set(Field::Price, p);
                 }
                 match it.as_of {
-                    Some(t) => r.set(Field::AsOf, fmt(t, it.as_of_date_only)),
+                    Some(t) => r.set(Field::AsOf, as_of_text.get(t, it.as_of_date_only, fmt)),
                     None => r.warnings.push(format!(
                         "set {}: no BIA04 date and no header DTM with DTM01 {}: the as-of is the file's modification time",
                         it.set_control,
