@@ -38,6 +38,44 @@ pub fn peek(path: &Path) -> Option<Peek> {
     None
 }
 
+/// False when no group of an X12 file can be a functional acknowledgment
+/// (GS01 `FA`): the bytes `GS`, one separator, `FA` appear nowhere in it. A
+/// byte scan, far cheaper than [`group_ids`]' reading of every segment,
+/// which it saves for the files that may hold 997s (whatever their
+/// separators: a GS01 of `FA` is always those five bytes in a row). True
+/// when the file cannot be read (let [`group_ids`] decide).
+pub fn may_hold_fa_group(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return true;
+    };
+    let finder = memchr::memmem::Finder::new(b"FA");
+    // The last 4 bytes of a chunk are kept before the next one, so a
+    // pattern across the boundary is still seen.
+    const KEEP: usize = 4;
+    let mut buf = vec![0u8; 64 * 1024 + KEEP];
+    let mut have = 0;
+    loop {
+        let n = match f.read(&mut buf[have..]) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return true,
+        };
+        let end = have + n;
+        let hay = &buf[..end];
+        if finder
+            .find_iter(hay)
+            .any(|i| i >= 3 && &hay[i - 3..i - 1] == b"GS")
+        {
+            return true;
+        }
+        let keep = end.min(KEEP);
+        buf.copy_within(end - keep..end, 0);
+        have = keep;
+    }
+}
+
 /// The functional ids (GS01) of every group of an X12 file, in order, or
 /// an empty list when it cannot be read that far.
 pub fn group_ids(path: &Path) -> Vec<String> {
@@ -241,4 +279,39 @@ fn send_one(
         tracing::warn!(source = %src.id, error = %e, "997 delivered but not archived");
     }
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_hold_fa_group;
+
+    #[test]
+    fn fa_scan_sees_a_gs01_of_fa_anywhere_even_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.x12");
+        let chunk = 64 * 1024;
+        for pad in [
+            0,
+            1,
+            chunk - 5,
+            chunk - 4,
+            chunk - 3,
+            chunk - 2,
+            chunk - 1,
+            chunk,
+            2 * chunk - 2,
+        ] {
+            for sep in ["*", "|"] {
+                let mut body = vec![b'x'; pad];
+                body.extend_from_slice(format!("GS{sep}FA{sep}S~").as_bytes());
+                std::fs::write(&p, &body).unwrap();
+                assert!(may_hold_fa_group(&p), "pad {pad}");
+                let mut other = vec![b'x'; pad];
+                other.extend_from_slice(format!("GS{sep}IB{sep}FA~ISFA*GSFA~FA").as_bytes());
+                std::fs::write(&p, &other).unwrap();
+                assert!(!may_hold_fa_group(&p), "pad {pad}");
+            }
+        }
+        assert!(may_hold_fa_group(&dir.path().join("missing")));
+    }
 }

@@ -242,7 +242,9 @@ pub fn ingest_file(
     let x12 = x12_source(src);
     // Groups are read by their functional id: 997s (FA) are matched to the
     // 846s we sent, the others applied; one file may carry both.
-    let fids = if x12 {
+    // Listing them reads the whole file, so only a file that may hold an FA
+    // group is read for it (the others have none to route).
+    let fids = if x12 && crate::acks::may_hold_fa_group(path) {
         crate::acks::group_ids(path)
     } else {
         vec![]
