@@ -204,7 +204,7 @@ pub fn read_997<R: BufRead>(input: R) -> Result<Vec<Ack997>, X12Error> {
                     reason: format!("transaction set {} where a 997 was expected", h.id),
                 });
             }
-            Event::Segment(seg) => match seg.id.as_str() {
+            Event::Segment(seg) => match seg.id() {
                 "AK1" => {
                     cur = Some(Ack997 {
                         functional_id: seg.element(1).to_owned(),
@@ -221,12 +221,12 @@ pub fn read_997<R: BufRead>(input: R) -> Result<Vec<Ack997>, X12Error> {
                 "AK2" | "AK5" | "AK9" => {
                     let Some(a) = cur.as_mut() else {
                         return Err(X12Error::Unexpected {
-                            id: seg.id.clone(),
+                            id: seg.id().to_owned(),
                             position: seg.position,
                             reason: "before the AK1 of its 997".into(),
                         });
                     };
-                    match seg.id.as_str() {
+                    match seg.id() {
                         "AK2" => a.set_acks.push(SetAck {
                             id: seg.element(1).to_owned(),
                             control: seg.element(2).to_owned(),
@@ -236,7 +236,7 @@ pub fn read_997<R: BufRead>(input: R) -> Result<Vec<Ack997>, X12Error> {
                         "AK5" => {
                             let Some(s) = a.set_acks.last_mut() else {
                                 return Err(X12Error::Unexpected {
-                                    id: seg.id.clone(),
+                                    id: seg.id().to_owned(),
                                     position: seg.position,
                                     reason: "AK5 without an AK2 before it".into(),
                                 });

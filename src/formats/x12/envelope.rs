@@ -168,7 +168,7 @@ fn parse_count(seg: &Segment, n: usize) -> Result<u64, X12Error> {
     let v = seg.element(n);
     if v.is_empty() || v.len() > 10 || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(X12Error::BadElement {
-            id: seg.id.clone(),
+            id: seg.id().to_owned(),
             position: seg.position,
             element: seg.element_name(n),
             value: v.to_owned(),
@@ -182,7 +182,7 @@ fn required(seg: &Segment, n: usize) -> Result<String, X12Error> {
     let v = seg.element(n);
     if v.trim().is_empty() {
         return Err(X12Error::BadElement {
-            id: seg.id.clone(),
+            id: seg.id().to_owned(),
             position: seg.position,
             element: seg.element_name(n),
             value: v.to_owned(),
@@ -224,6 +224,12 @@ impl<R: BufRead> Envelope<R> {
 
     pub fn separators(&self) -> Option<Separators> {
         self.reader.separators()
+    }
+
+    /// Hands back the segment of an [`Event::Segment`] once done with it:
+    /// a later segment reuses its buffers.
+    pub fn recycle(&mut self, seg: Segment) {
+        self.reader.recycle(seg);
     }
 
     /// Next event; `Ok(None)` after InterchangeEnd (and after an error).
@@ -278,7 +284,7 @@ impl<R: BufRead> Envelope<R> {
             let repeated = !self.isa_controls.insert(self.isa_control.clone());
             let position = seg.position;
             self.queue.push_back(Event::InterchangeStart(Isa {
-                elements: seg.elements,
+                elements: seg.elements().map(str::to_owned).collect(),
                 separators: seps,
             }));
             if repeated {
@@ -296,7 +302,7 @@ impl<R: BufRead> Envelope<R> {
             // Only whitespace may follow the IEA; the reader skips it.
             self.phase = Phase::Done;
             let e = X12Error::DataAfterIea {
-                id: seg.id,
+                id: seg.id().to_owned(),
                 position: seg.position,
             };
             if self.tolerant {
@@ -306,12 +312,12 @@ impl<R: BufRead> Envelope<R> {
             }
             return Err(e);
         }
-        match seg.id.as_str() {
+        match seg.id() {
             "ISA" => {
                 self.close_set_missing(&seg)?;
                 self.close_group_missing(&seg)?;
                 let e = X12Error::Unexpected {
-                    id: seg.id.clone(),
+                    id: seg.id().to_owned(),
                     position: seg.position,
                     reason: format!(
                         "second ISA before the IEA of the ISA at segment {} (nested interchange)",
@@ -331,7 +337,7 @@ impl<R: BufRead> Envelope<R> {
                 self.close_set_missing(&seg)?;
                 if self.group.is_none() {
                     let e = X12Error::Unexpected {
-                        id: seg.id.clone(),
+                        id: seg.id().to_owned(),
                         position: seg.position,
                         reason: "ST outside a functional group (no GS before it)".into(),
                     };
@@ -361,7 +367,7 @@ impl<R: BufRead> Envelope<R> {
                         "outside a functional group and transaction set"
                     };
                     let e = X12Error::Unexpected {
-                        id: seg.id.clone(),
+                        id: seg.id().to_owned(),
                         position: seg.position,
                         reason: format!("segment {where_}"),
                     };
@@ -437,7 +443,7 @@ impl<R: BufRead> Envelope<R> {
                 expected: "SE",
                 opened_id: "ST",
                 opened_position: set.position,
-                found: format!("found {} at segment {}", seg.id, seg.position),
+                found: format!("found {} at segment {}", seg.id(), seg.position),
             })?;
             self.push_set_end(set, seg.position.saturating_sub(1));
         }
@@ -450,7 +456,7 @@ impl<R: BufRead> Envelope<R> {
                 expected: "GE",
                 opened_id: "GS",
                 opened_position: g.position,
-                found: format!("found {} at segment {}", seg.id, seg.position),
+                found: format!("found {} at segment {}", seg.id(), seg.position),
             })?;
             self.push_group_end(g, String::new(), seg.position.saturating_sub(1));
         }
@@ -550,7 +556,7 @@ impl<R: BufRead> Envelope<R> {
     fn close_set(&mut self, seg: Segment) -> Result<(), X12Error> {
         let Some(mut set) = self.set.take() else {
             return self.problem(X12Error::Unexpected {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 reason: "SE without a matching ST".into(),
             });
@@ -559,7 +565,7 @@ impl<R: BufRead> Envelope<R> {
         match parse_count(&seg, 1) {
             Ok(n) if n == set.segments => {}
             Ok(_) => self.problem(X12Error::CountMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "SE01",
                 declared: seg.element(1).to_owned(),
@@ -570,7 +576,7 @@ impl<R: BufRead> Envelope<R> {
         }
         if !same_control(seg.element(2), &set.control) {
             self.problem(X12Error::ControlMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "SE02",
                 found: seg.element(2).to_owned(),
@@ -586,7 +592,7 @@ impl<R: BufRead> Envelope<R> {
     fn close_group(&mut self, seg: Segment) -> Result<(), X12Error> {
         let Some(g) = self.group.take() else {
             return self.problem(X12Error::Unexpected {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 reason: "GE without a matching GS".into(),
             });
@@ -594,7 +600,7 @@ impl<R: BufRead> Envelope<R> {
         match parse_count(&seg, 1) {
             Ok(n) if n == g.sets => {}
             Ok(_) => self.problem(X12Error::CountMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "GE01",
                 declared: seg.element(1).to_owned(),
@@ -605,7 +611,7 @@ impl<R: BufRead> Envelope<R> {
         }
         if !same_control(seg.element(2), &g.control) {
             self.problem(X12Error::ControlMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "GE02",
                 found: seg.element(2).to_owned(),
@@ -623,7 +629,7 @@ impl<R: BufRead> Envelope<R> {
         match parse_count(&seg, 1) {
             Ok(n) if n == self.groups => {}
             Ok(_) => self.problem(X12Error::CountMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "IEA01",
                 declared: seg.element(1).to_owned(),
@@ -634,7 +640,7 @@ impl<R: BufRead> Envelope<R> {
         }
         if !same_control(seg.element(2), &self.isa_control) {
             self.problem(X12Error::ControlMismatch {
-                id: seg.id.clone(),
+                id: seg.id().to_owned(),
                 position: seg.position,
                 element: "IEA02",
                 found: seg.element(2).to_owned(),

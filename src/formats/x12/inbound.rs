@@ -120,13 +120,13 @@ fn max_elements(id: &str) -> Option<usize> {
 }
 
 fn check_shape(seg: &Segment) -> Result<(), X12Error> {
-    if let Some(max) = max_elements(&seg.id)
-        && seg.elements.len() > max
+    if let Some(max) = max_elements(seg.id())
+        && seg.element_count() > max
     {
         return Err(X12Error::TooManyElements {
-            id: seg.id.clone(),
+            id: seg.id().to_owned(),
             position: seg.position,
-            count: seg.elements.len(),
+            count: seg.element_count(),
             max,
         });
     }
@@ -135,7 +135,7 @@ fn check_shape(seg: &Segment) -> Result<(), X12Error> {
 
 fn bad(seg: &Segment, n: usize, reason: &str) -> X12Error {
     X12Error::BadElement {
-        id: seg.id.clone(),
+        id: seg.id().to_owned(),
         position: seg.position,
         element: seg.element_name(n),
         value: seg.element(n).to_owned(),
@@ -238,7 +238,7 @@ fn qualifier_list(q: &[String]) -> String {
 fn id_pairs(seg: &Segment, first: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut n = first;
-    while n <= seg.elements.len() {
+    while n <= seg.element_count() {
         let q = seg.element(n);
         let v = seg.element(n + 1);
         if !q.is_empty() || !v.is_empty() {
@@ -418,7 +418,7 @@ where
             Event::Segment(seg) => {
                 let Some(st) = set.as_mut() else { continue };
                 check_shape(&seg)?;
-                match seg.id.as_str() {
+                match seg.id() {
                     "BIA" => st.bia_as_of = dated(&seg, 4, 5)?,
                     "DTM"
                         if !st.seen_lin
@@ -467,7 +467,7 @@ where
                         {
                             let unit = seg.element(1).split(comp).next().unwrap_or("").to_owned();
                             let mut n = 3;
-                            while n < seg.elements.len() {
+                            while n < seg.element_count() {
                                 let (loc, q) = (seg.element(n).trim(), seg.element(n + 1).trim());
                                 if !loc.is_empty() {
                                     lp.sdq.push((
@@ -512,7 +512,7 @@ where
                         let declared = seg.element(1);
                         if declared.parse::<u64>().ok() != Some(st.lins) {
                             return Err(X12Error::CountMismatch {
-                                id: seg.id.clone(),
+                                id: seg.id().to_owned(),
                                 position: seg.position,
                                 element: "CTT01",
                                 declared: declared.to_owned(),
@@ -524,6 +524,7 @@ where
                     }
                     _ => {}
                 }
+                env.recycle(seg);
             }
             Event::SetEnd { .. } => {
                 if let Some(mut st) = set.take() {
@@ -608,7 +609,7 @@ where
                 else {
                     continue;
                 };
-                match seg.id.as_str() {
+                match seg.id() {
                     "BEG" => {
                         let id = seg.element(3);
                         if id.trim().is_empty() {
@@ -626,7 +627,7 @@ where
                         *ordinal += 1;
                         let Some((order_id, ordered_at)) = beg.clone() else {
                             return Err(X12Error::Unexpected {
-                                id: seg.id.clone(),
+                                id: seg.id().to_owned(),
                                 position: seg.position,
                                 reason: "PO1 before the BEG of its set".into(),
                             }
@@ -664,6 +665,7 @@ where
                     }
                     _ => {}
                 }
+                env.recycle(seg);
             }
             Event::SetEnd { .. } => set = None,
             _ => {}

@@ -36,23 +36,65 @@ impl Separators {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One segment: its text (without the terminator) and where each element
+/// ends in it, so an element is a slice of the text, not a `String` of its
+/// own. A consumer done with a segment may hand it back with
+/// [`Reader::recycle`] (or [`super::Envelope::recycle`]) to have its buffers
+/// reused for a later one.
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Segment {
-    pub id: String,
-    /// elements[0] is element 01. Composite elements are kept whole; split
-    /// them with [`Segment::components`].
-    pub elements: Vec<String>,
+    /// The segment as read: the id, then each element after a separator.
+    text: String,
+    /// Length of the id at the start of `text`.
+    id_len: usize,
+    /// End (exclusive) in `text` of each element; element 01 starts after
+    /// the id and its separator, each next one after the previous end and
+    /// its separator.
+    ends: Vec<usize>,
     /// 1-based index of the segment in the interchange; ISA = 1.
     pub position: usize,
 }
 
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id())
+            .field("elements", &self.elements().collect::<Vec<_>>())
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
 impl Segment {
+    /// The segment id ("LIN", "ISA", ...).
+    pub fn id(&self) -> &str {
+        &self.text[..self.id_len]
+    }
+
+    /// How many elements the segment has (composites count as one).
+    pub fn element_count(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Elements 01, 02, ... in order. Composite elements are kept whole;
+    /// split them with [`Segment::components`].
+    pub fn elements(&self) -> impl Iterator<Item = &str> + '_ {
+        (1..=self.ends.len()).map(|n| self.element(n))
+    }
+
     /// Element `n` (1-based), or "" when absent.
     pub fn element(&self, n: usize) -> &str {
-        n.checked_sub(1)
-            .and_then(|i| self.elements.get(i))
-            .map(String::as_str)
-            .unwrap_or("")
+        let Some(i) = n.checked_sub(1) else {
+            return "";
+        };
+        let Some(&end) = self.ends.get(i) else {
+            return "";
+        };
+        let start = match i {
+            0 => self.id_len + 1,
+            _ => self.ends[i - 1] + 1,
+        };
+        &self.text[start..end]
     }
 
     /// Components of element `n` split on the component separator.
@@ -62,8 +104,19 @@ impl Segment {
 
     /// Element reference such as "SE01" for messages.
     pub fn element_name(&self, n: usize) -> String {
-        format!("{}{:02}", self.id, n)
+        format!("{}{:02}", self.id(), n)
     }
+}
+
+/// Where each element of `text` ends, after an id of `id_len` bytes.
+fn element_ends(text: &[u8], id_len: usize, sep: u8, ends: &mut Vec<usize>) {
+    ends.clear();
+    if text.len() <= id_len {
+        return;
+    }
+    let from = id_len + 1;
+    ends.extend(memchr::memchr_iter(sep, &text[from..]).map(|i| from + i));
+    ends.push(text.len());
 }
 
 pub struct Reader<R> {
@@ -73,6 +126,8 @@ pub struct Reader<R> {
     position: usize,
     max_len: usize,
     buf: Vec<u8>,
+    /// A segment handed back by the consumer, its buffers reused.
+    spare: Option<Segment>,
     /// Set after an error or end of input so later calls return None
     /// instead of reading from an inconsistent place.
     finished: bool,
@@ -94,6 +149,7 @@ impl<R: BufRead> Reader<R> {
             position: 0,
             max_len: max_len.max(ISA_LEN),
             buf: Vec::new(),
+            spare: None,
             finished: false,
         }
     }
@@ -106,6 +162,12 @@ impl<R: BufRead> Reader<R> {
     /// Position of the last segment returned (0 before the first).
     pub fn position(&self) -> usize {
         self.position
+    }
+
+    /// Hands back a segment the consumer is done with: the next one read
+    /// reuses its buffers instead of allocating.
+    pub fn recycle(&mut self, seg: Segment) {
+        self.spare = Some(seg);
     }
 
     /// After an IEA: the next segment, if any, must be the fixed-width ISA
@@ -241,21 +303,25 @@ impl<R: BufRead> Reader<R> {
             position: 1,
             element: 0,
         })?;
-        let mut parts = text.split(elem as char);
-        parts.next(); // "ISA"
-        let elements: Vec<String> = parts.map(str::to_owned).collect();
-        if elements.len() != 16 {
+        let mut seg = Segment {
+            text: text.to_owned(),
+            id_len: 3,
+            ends: Vec::with_capacity(16),
+            position: 0,
+        };
+        element_ends(body, 3, elem, &mut seg.ends);
+        if seg.element_count() != 16 {
             return Err(X12Error::BadIsa {
                 reason: format!(
                     "has {} elements, expected 16 (element separator {:?} inside a field?)",
-                    elements.len(),
+                    seg.element_count(),
                     elem as char
                 ),
             });
         }
         // ISA13, the interchange control number, is exactly nine digits: it
         // is echoed into 997s (and their file names).
-        let isa13 = &elements[12];
+        let isa13 = seg.element(13);
         if isa13.len() != 9 || !isa13.bytes().all(|c| c.is_ascii_digit()) {
             return Err(X12Error::BadIsa {
                 reason: format!(
@@ -267,7 +333,7 @@ impl<R: BufRead> Reader<R> {
         let isa11 = b[82];
         // From 00402 on, ISA11 is the repetition separator: one that equals
         // another separator makes the interchange ambiguous.
-        if elements[11].as_str() >= "00402" && (isa11 == comp || isa11 == term) {
+        if seg.element(12) >= "00402" && (isa11 == comp || isa11 == term) {
             return Err(X12Error::BadIsa {
                 reason: format!(
                     "the repetition separator (ISA11) {:?} equals another separator (component {:?}, segment {:?})",
@@ -275,7 +341,7 @@ impl<R: BufRead> Reader<R> {
                 ),
             });
         }
-        let repetition = (elements[11].as_str() >= "00402"
+        let repetition = (seg.element(12) >= "00402"
             && isa11.is_ascii()
             && !isa11.is_ascii_alphanumeric()
             && isa11 != b' '
@@ -290,11 +356,8 @@ impl<R: BufRead> Reader<R> {
             segment: term,
         });
         self.position += 1;
-        Ok(Segment {
-            id: "ISA".into(),
-            elements,
-            position: self.position,
-        })
+        seg.position = self.position;
+        Ok(seg)
     }
 
     fn read_segment(&mut self, seps: Separators) -> Result<Option<Segment>, X12Error> {
@@ -329,28 +392,29 @@ impl<R: BufRead> Reader<R> {
                 break;
             }
         }
-        let mut raw: &[u8] = &self.buf;
+        let mut len = self.buf.len();
         if !terminated {
             // A final segment without terminator (seen in real files) is
             // accepted: truncation elsewhere is caught by the envelope checks.
-            while let Some((&last, rest)) = raw.split_last() {
-                if !is_blank(last) {
-                    break;
-                }
-                raw = rest;
+            while len > 0 && is_blank(self.buf[len - 1]) {
+                len -= 1;
             }
-        } else if seps.segment == b'\n' {
+        } else if seps.segment == b'\n' && self.buf.last() == Some(&b'\r') {
             // CRLF file whose ISA says LF: the CR is line-ending noise.
-            if let Some((&b'\r', rest)) = raw.split_last() {
-                raw = rest;
-            }
+            len -= 1;
         }
-        if raw.is_empty() {
+        if len == 0 {
             return Err(X12Error::EmptySegment { position });
         }
         self.position = position;
-        let seg = parse_segment(raw, seps, position)?;
-        Ok(Some(seg))
+        // The segment takes the bytes read; the reader keeps the spare's
+        // buffer (or a new one) for the next segment.
+        let mut seg = self.spare.take().unwrap_or_default();
+        let mut spare_buf = std::mem::take(&mut seg.text).into_bytes();
+        spare_buf.clear();
+        let mut raw = std::mem::replace(&mut self.buf, spare_buf);
+        raw.truncate(len);
+        parse_segment(raw, seps, position, seg).map(Some)
     }
 }
 
@@ -363,9 +427,17 @@ fn segment_id_guess(a: &[u8], b: &[u8], elem: u8) -> String {
     String::from_utf8_lossy(&joined[..end.min(3)]).into_owned()
 }
 
-fn parse_segment(raw: &[u8], seps: Separators, position: usize) -> Result<Segment, X12Error> {
-    let mut parts = raw.split(|&b| b == seps.element);
-    let id_bytes = parts.next().unwrap_or(&[]);
+fn parse_segment(
+    raw: Vec<u8>,
+    seps: Separators,
+    position: usize,
+    mut seg: Segment,
+) -> Result<Segment, X12Error> {
+    let id_len = raw
+        .iter()
+        .position(|&b| b == seps.element)
+        .unwrap_or(raw.len());
+    let id_bytes = &raw[..id_len];
     let id_ok = (2..=3).contains(&id_bytes.len())
         && id_bytes[0].is_ascii_uppercase()
         && id_bytes
@@ -384,27 +456,54 @@ fn parse_segment(raw: &[u8], seps: Separators, position: usize) -> Result<Segmen
             hint,
         });
     }
-    // Checked ASCII above.
-    let id = String::from_utf8_lossy(id_bytes).into_owned();
-    let mut elements = Vec::new();
-    for (i, part) in parts.enumerate() {
-        let text = std::str::from_utf8(part).map_err(|_| X12Error::InvalidUtf8 {
-            id: id.clone(),
+    // The id is checked ASCII, and separators are ASCII, so the text is
+    // valid UTF-8 exactly when every element is.
+    let text = match String::from_utf8(raw) {
+        Ok(text) => text,
+        Err(e) => return Err(element_error(e.as_bytes(), id_len, seps, position)),
+    };
+    // A line break inside an element: the first one names its element.
+    if let Some(at) = memchr::memchr2(b'\r', b'\n', &text.as_bytes()[id_len..]) {
+        let before = &text.as_bytes()[..id_len + at];
+        return Err(X12Error::LineBreakInElement {
+            id: text[..id_len].to_owned(),
             position,
-            element: i + 1,
-        })?;
-        if text.contains(['\r', '\n']) {
-            return Err(X12Error::LineBreakInElement {
+            element: memchr::memchr_iter(seps.element, before).count(),
+        });
+    }
+    element_ends(text.as_bytes(), id_len, seps.element, &mut seg.ends);
+    seg.text = text;
+    seg.id_len = id_len;
+    seg.position = position;
+    Ok(seg)
+}
+
+/// The error of a segment that is not valid UTF-8: its first element that
+/// is invalid or holds a line break, in element order.
+fn element_error(raw: &[u8], id_len: usize, seps: Separators, position: usize) -> X12Error {
+    let id = String::from_utf8_lossy(&raw[..id_len]).into_owned();
+    let mut parts = raw.split(|&b| b == seps.element);
+    parts.next();
+    for (i, part) in parts.enumerate() {
+        let Ok(text) = std::str::from_utf8(part) else {
+            return X12Error::InvalidUtf8 {
                 id,
                 position,
                 element: i + 1,
-            });
+            };
+        };
+        if text.contains(['\r', '\n']) {
+            return X12Error::LineBreakInElement {
+                id,
+                position,
+                element: i + 1,
+            };
         }
-        elements.push(text.to_owned());
     }
-    Ok(Segment {
+    // Not reached: separators are ASCII, so valid elements make valid text.
+    X12Error::InvalidUtf8 {
         id,
-        elements,
         position,
-    })
+        element: 0,
+    }
 }

@@ -209,7 +209,7 @@ fn samples_separators() {
         let bytes = sample(name);
         let mut r = Reader::new(Cursor::new(&bytes[..]));
         let first = r.next_segment().unwrap().unwrap();
-        assert_eq!(first.id, "ISA", "{name}");
+        assert_eq!(first.id(), "ISA", "{name}");
         let seps = r.separators().unwrap();
         assert_eq!(
             (seps.element, seps.component, seps.repetition, seps.segment),
@@ -220,7 +220,7 @@ fn samples_separators() {
         if count > 0 {
             assert_eq!(segs.len(), count, "{name}");
         }
-        assert_eq!(segs.last().unwrap().id, last, "{name}");
+        assert_eq!(segs.last().unwrap().id(), last, "{name}");
         for (i, s) in segs.iter().enumerate() {
             assert_eq!(s.position, i + 1, "{name}");
         }
@@ -263,7 +263,7 @@ fn samples_envelopes() {
 fn sample_810_segment_detail() {
     let segs = all_segments(&sample("bots-plugins_810-004030VICS-01.x12")).unwrap();
     let it1 = &segs[9];
-    assert_eq!(it1.id, "IT1");
+    assert_eq!(it1.id(), "IT1");
     assert_eq!(it1.position, 10);
     assert_eq!(it1.element(1), "");
     assert_eq!(it1.element(2), "16");
@@ -840,8 +840,8 @@ fn write_846_25000_items_three_sets() {
                 st02.push(h.control_number);
                 n = 0;
             }
-            Event::Segment(s) if s.id == "LIN" => n += 1,
-            Event::Segment(s) if s.id == "CTT" => ctts.push(s.element(1).to_owned()),
+            Event::Segment(s) if s.id() == "LIN" => n += 1,
+            Event::Segment(s) if s.id() == "CTT" => ctts.push(s.element(1).to_owned()),
             Event::SetEnd { segments, .. } => {
                 lins.push(n);
                 ses.push(segments);
