@@ -386,14 +386,14 @@ fn read_xml(
     let summary = xml::read_items(
         std::io::BufReader::with_capacity(1 << 16, file),
         &spec,
-        |it: xml::XmlItem| {
+        |it: &xml::XmlItem| {
             let mut r = RawRecord {
                 line: it.line,
                 ..Default::default()
             };
-            for ((f, _), v) in fields.iter().zip(it.values) {
+            for ((f, _), v) in fields.iter().zip(&it.values) {
                 if let Some(v) = v {
-                    r.set(*f, v);
+                    r.set(*f, v.as_str());
                 }
             }
             on(r)

@@ -18,6 +18,7 @@
 //! item is written, so a rejected item leaves the output untouched and the
 //! caller may skip it and go on ([`forbidden_char`] lets it check up front).
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::io::{self, BufRead, Read, Write};
 
@@ -319,13 +320,14 @@ struct Current {
 }
 
 /// Reads every item of `spec` from `reader`, calling `on_item` for each, in
-/// file order, as soon as it is complete. An error from `on_item` stops the
+/// file order, as soon as it is complete (the item is lent: its strings are
+/// reused for the next one). An error from `on_item` stops the
 /// read and is returned as [`XmlError::Item`]. Items emitted before an error
 /// must be discarded by the caller: the file as a whole was not valid.
 pub fn read_items<R, E>(
     reader: R,
     spec: &ItemSpec,
-    mut on_item: impl FnMut(XmlItem) -> Result<(), E>,
+    mut on_item: impl FnMut(&XmlItem) -> Result<(), E>,
 ) -> Result<ReadSummary, XmlError>
 where
     R: BufRead,
@@ -347,6 +349,8 @@ where
     let mut seen_root = false;
     let mut items = 0u64;
     let mut current: Option<Current> = None;
+    // Value strings and lists of finished items, reused.
+    let mut spare = Spare::default();
 
     loop {
         xml.get_mut().start_event();
@@ -404,12 +408,7 @@ where
 
                 if current.is_none() && names[..depth] == plan.item[..] {
                     items += 1;
-                    current = Some(Current {
-                        ordinal: items,
-                        line,
-                        values: vec![None; plan.fields.len()],
-                        open: Vec::new(),
-                    });
+                    current = Some(spare.current(items, line, plan.fields.len()));
                 }
                 let item_depth = plan.item.len();
                 if let Some(cur) = current.as_mut() {
@@ -418,10 +417,14 @@ where
                         let value = match field {
                             FieldPath::Text(path) if path[..] == *rel => {
                                 cur.open.push((i, depth));
-                                Some(String::new())
+                                Some(spare.string())
                             }
                             FieldPath::Attr { elems, attr } if elems[..] == *rel => {
-                                attribute(e, attr, line)?
+                                attribute(e, attr, line)?.map(|v| {
+                                    let mut s = spare.string();
+                                    s.push_str(&v);
+                                    s
+                                })
                             }
                             _ => continue,
                         };
@@ -437,12 +440,24 @@ where
                     }
                 }
                 if empty {
-                    close_element(&mut depth, &mut current, plan.item.len(), &mut on_item)?;
+                    close_element(
+                        &mut depth,
+                        &mut current,
+                        &mut spare,
+                        plan.item.len(),
+                        &mut on_item,
+                    )?;
                 }
             }
             Event::End(_) => {
                 // quick-xml has already checked the name against the open tag.
-                close_element(&mut depth, &mut current, plan.item.len(), &mut on_item)?;
+                close_element(
+                    &mut depth,
+                    &mut current,
+                    &mut spare,
+                    plan.item.len(),
+                    &mut on_item,
+                )?;
             }
             Event::Text(t) => {
                 if outside_root {
@@ -515,8 +530,9 @@ fn malformed(message: &str, line: u64) -> XmlError {
 fn close_element<E: Into<BoxError>>(
     depth: &mut usize,
     current: &mut Option<Current>,
+    spare: &mut Spare,
     item_depth: usize,
-    on_item: &mut impl FnMut(XmlItem) -> Result<(), E>,
+    on_item: &mut impl FnMut(&XmlItem) -> Result<(), E>,
 ) -> Result<(), XmlError> {
     if let Some(cur) = current.as_mut() {
         cur.open.retain(|&(_, d)| d < *depth);
@@ -526,18 +542,57 @@ fn close_element<E: Into<BoxError>>(
         && let Some(cur) = current.take()
     {
         let (ordinal, line) = (cur.ordinal, cur.line);
-        on_item(XmlItem {
+        let item = XmlItem {
             ordinal,
             line,
             values: cur.values,
-        })
-        .map_err(|e| XmlError::Item {
+        };
+        let done = on_item(&item);
+        spare.keep(item.values, cur.open);
+        done.map_err(|e| XmlError::Item {
             ordinal,
             line,
             source: e.into(),
         })?;
     }
     Ok(())
+}
+
+/// Strings and lists of finished items, handed out again for the next.
+#[derive(Default)]
+struct Spare {
+    strings: Vec<String>,
+    values: Option<Vec<Option<String>>>,
+    open: Option<Vec<(usize, usize)>>,
+}
+
+impl Spare {
+    fn string(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
+
+    fn current(&mut self, ordinal: u64, line: u64, fields: usize) -> Current {
+        let mut values = self.values.take().unwrap_or_default();
+        values.clear();
+        values.resize(fields, None);
+        let mut open = self.open.take().unwrap_or_default();
+        open.clear();
+        Current {
+            ordinal,
+            line,
+            values,
+            open,
+        }
+    }
+
+    fn keep(&mut self, mut values: Vec<Option<String>>, open: Vec<(usize, usize)>) {
+        for mut s in values.iter_mut().filter_map(Option::take) {
+            s.clear();
+            self.strings.push(s);
+        }
+        self.values = Some(values);
+        self.open = Some(open);
+    }
 }
 
 /// Text anywhere inside a captured element belongs to it (like XPath string()).
@@ -553,6 +608,13 @@ fn append_text(current: &mut Option<Current>, text: &str) {
 
 /// Validates every attribute of an element (well-formedness, known entities).
 fn check_attributes(e: &BytesStart<'_>, line: u64) -> Result<(), XmlError> {
+    // Most elements have none: nothing to parse.
+    if e.attributes_raw()
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        return Ok(());
+    }
     for attr in e.attributes() {
         let attr = attr.map_err(|err| malformed(&format!("bad attribute: {err}"), line))?;
         if attr.value.contains('&') {
@@ -563,14 +625,18 @@ fn check_attributes(e: &BytesStart<'_>, line: u64) -> Result<(), XmlError> {
     Ok(())
 }
 
-fn attribute(e: &BytesStart<'_>, name: &str, line: u64) -> Result<Option<String>, XmlError> {
+fn attribute<'e>(
+    e: &'e BytesStart<'_>,
+    name: &str,
+    line: u64,
+) -> Result<Option<Cow<'e, str>>, XmlError> {
     for attr in e.attributes() {
         let attr = attr.map_err(|err| malformed(&format!("bad attribute: {err}"), line))?;
         if attr.key.into_inner() == name {
             let value = attr
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|err| escape_error(err, line))?;
-            return Ok(Some(value.into_owned()));
+            return Ok(Some(value));
         }
     }
     Ok(None)
@@ -800,7 +866,7 @@ mod tests {
     fn read_all(xml: &[u8], spec: &ItemSpec) -> Result<(Vec<XmlItem>, ReadSummary), XmlError> {
         let mut items = Vec::new();
         let summary = read_items(Cursor::new(xml), spec, |it| {
-            items.push(it);
+            items.push(it.clone());
             Ok::<_, BoxError>(())
         })?;
         Ok((items, summary))
@@ -1166,7 +1232,7 @@ mod tests {
         let xml = b"<Inventory>\r\n<Item>\r\n<SKU>a\r\nb</SKU></Item>\r\n<Item><SKU>c</SKU></Item></Inventory>\r\n";
         let mut items = Vec::new();
         read_items(BufReader::with_capacity(3, &xml[..]), &inv_spec(), |it| {
-            items.push(it);
+            items.push(it.clone());
             Ok::<_, BoxError>(())
         })
         .unwrap();
