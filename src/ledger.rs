@@ -791,6 +791,12 @@ impl Ledger {
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(open_err)?;
+        // 16 KiB pages: fewer B-tree splits and page writes for an ingest
+        // (README, Performance). Takes effect only on a file that has no
+        // page yet: an existing ledger keeps its page size (a `VACUUM`
+        // outside WAL mode converts it). Before auto_vacuum, which lays out
+        // an empty file with the page size of the moment.
+        let _ = conn.pragma_update(None, "page_size", 16384);
         // A new ledger gives freed pages back a little at a time (retention
         // runs `PRAGMA incremental_vacuum`). Takes effect only on a file that
         // has no page yet; a no-op otherwise.
