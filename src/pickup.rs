@@ -324,21 +324,85 @@ fn receive_acks(
         Err(e) => {
             let mut errors = Errors::default();
             errors.push(e);
-            finish_bad(
+            let job = FileJob {
                 cfg,
-                ledger,
-                &sha,
                 src,
                 path,
+                name,
+                sha,
+                now,
                 opts,
-                out,
-                Outcome::Rejected,
-                vec!["unreadable 997".into()],
-                errors,
-                0,
-            )
+            };
+            let reasons = vec!["unreadable 997".into()];
+            finish_bad(&job, ledger, out, Outcome::Rejected, reasons, errors, 0)
         }
     }
+}
+
+/// One file being applied: where it is, what it is, and the moment.
+struct FileJob<'a> {
+    cfg: &'a Config,
+    src: &'a Inbound,
+    path: &'a Path,
+    name: String,
+    sha: String,
+    now: Millis,
+    opts: Options,
+}
+
+impl FileJob<'_> {
+    /// Rule 13: the archive copy, durable before anything is applied.
+    fn archive(&self) -> Result<String, PickupError> {
+        archive(self.cfg, &self.src.id, self.path, &self.name, self.now)
+    }
+
+    fn meta<'m>(&'m self, archived: &'m str, as_of: Millis, rows: u64) -> ReportMeta<'m> {
+        ReportMeta {
+            source: &self.src.id,
+            file_name: &self.name,
+            sha256: &self.sha,
+            archive_path: Some(archived),
+            as_of,
+            rows,
+            now: self.now,
+        }
+    }
+
+    /// Nothing to apply: the same content was applied before.
+    fn duplicate(
+        &self,
+        ledger: &Ledger,
+        mut out: FileOutcome,
+        archived: String,
+    ) -> Result<FileOutcome, PickupError> {
+        let (src, name) = (self.src, &self.name);
+        ledger.record_file(
+            &src.id,
+            name,
+            &self.sha,
+            "duplicate",
+            Some(&archived),
+            None,
+            self.now,
+        )?;
+        out.outcome = Outcome::Duplicate;
+        out.archived = Some(archived);
+        tracing::debug!(source = %src.id, file = %escape(name), "duplicate of an applied file; nothing changed");
+        Ok(out)
+    }
+}
+
+/// What reading a file and staging its rows came to.
+enum Staged {
+    /// Bad rows (listed in the errors): nothing applied.
+    Rejected { rows: u64 },
+    /// A full snapshot that would zero too much (rule 10): held.
+    Held { reasons: Vec<String>, rows: u64 },
+    /// Its archive copy made, the ledger's one transaction tried.
+    Done {
+        applied: Result<Applied, LedgerError>,
+        archived: String,
+    },
 }
 
 /// Applies one file's stock or orders to the ledger, whole or not at all.
@@ -349,32 +413,24 @@ fn apply_file(
     path: &Path,
     opts: Options,
 ) -> Result<FileOutcome, PickupError> {
-    let name = file_name(path);
     let (sha, size) = sha256_file(path).map_err(io(format!("cannot read {}", path.display())))?;
-    let now = now_ms();
+    let job = FileJob {
+        cfg,
+        src,
+        path,
+        name: file_name(path),
+        sha,
+        now: now_ms(),
+        opts,
+    };
     let mut out = FileOutcome::new(path, src);
     out.bytes = Some(size);
-    out.sha256 = Some(sha.clone());
-    let duplicate = |ledger: &Ledger, mut out: FileOutcome, archived: String| {
-        ledger.record_file(
-            &src.id,
-            &name,
-            &sha,
-            "duplicate",
-            Some(&archived),
-            None,
-            now,
-        )?;
-        out.outcome = Outcome::Duplicate;
-        out.archived = Some(archived);
-        tracing::debug!(source = %src.id, file = %escape(&name), "duplicate of an applied file; nothing changed");
-        Ok::<_, PickupError>(out)
-    };
+    out.sha256 = Some(job.sha.clone());
     // The common case, without reading the file; `apply` checks again inside
     // its transaction, where it counts.
-    if ledger.already_applied(&src.id, &sha)?.is_some() {
-        let archived = archive(cfg, &src.id, path, &name, now)?;
-        return duplicate(ledger, out, archived);
+    if ledger.already_applied(&src.id, &job.sha)?.is_some() {
+        let archived = job.archive()?;
+        return job.duplicate(ledger, out, archived);
     }
     let file_as_of = match src.mapping.as_of_from {
         AsOfFrom::FileMtime | AsOfFrom::Column => {
@@ -385,6 +441,7 @@ fn apply_file(
     let mut errors = Errors::default();
     let mut notes = Notes::default();
     // Rule 15, for a file whose every row takes its mtime as the as-of.
+    let now = job.now;
     if src.kind == RecordKind::Inventory
         && src.mapping.as_of_from == AsOfFrom::FileMtime
         && file_as_of > now.saturating_add(src.mapping.max_future_ms)
@@ -396,186 +453,41 @@ fn apply_file(
             rfc3339(now)
         ));
     }
-    let (meta_rows, result) = match src.kind {
+    let staged = match src.kind {
         RecordKind::Inventory => {
-            // A sorted file is applied directly; any other, or a full
-            // snapshot (which compares the file with the ledger), is staged.
-            let direct = src.mapping.snapshot != Snapshot::Full;
-            let mut batch = ledger.inventory_batch(&src.merchant, now, direct)?;
-            let mut max_as_of = None::<Millis>;
-            let mut last_as_of = LastAsOf::default();
-            let mut rows = 0;
-            for pass in 0..2 {
-                if pass == 1 {
-                    if errors.total > 0 || !batch.needs_staging() {
-                        break;
-                    }
-                    drop(batch);
-                    batch = ledger.inventory_batch(&src.merchant, now, false)?;
-                    out.skipped = 0;
-                    notes = Notes::default();
-                    max_as_of = None;
-                }
-                rows = read_valid(
-                    path,
-                    src,
-                    &mut errors,
-                    &mut out.skipped,
-                    &mut notes,
-                    |rec, notes, stage| {
-                        let r = inventory_row(src, rec, file_as_of, now, &mut last_as_of, notes)
-                            .map_err(RowFailed::Invalid)?;
-                        if stage {
-                            max_as_of = max_as_of.max(Some(r.as_of));
-                            batch
-                                .add(r.sku, r.warehouse, r.qty, r.as_of, r.upc, r.description)
-                                .map_err(RowFailed::Ledger)?;
-                            if let Some(p) = &r.price {
-                                batch.price(r.sku, p, now).map_err(RowFailed::Ledger)?;
-                            }
-                        }
-                        Ok(())
-                    },
-                )?;
-            }
-            let out_of_range = if errors.total > 0 {
-                vec![]
+            stage_inventory(&job, ledger, file_as_of, &mut errors, &mut notes, &mut out)?
+        }
+        RecordKind::Orders => stage_orders(&job, ledger, &mut errors, &mut notes, &mut out)?,
+    };
+    let (applied, archived) = match staged {
+        Staged::Held { reasons, rows } => {
+            return finish_bad(&job, ledger, out, Outcome::Held, reasons, errors, rows);
+        }
+        Staged::Rejected { rows } => {
+            notes.into_outcome(&mut out, src);
+            let n = errors.total;
+            let reason = if n == 1 {
+                "1 error".to_string()
             } else {
-                batch.aggregate()?
+                format!("{n} errors")
             };
-            out_of_range.into_iter().for_each(|e| errors.push(e));
-            if errors.total > 0 {
-                (rows, None)
-            } else {
-                let as_of = match src.mapping.as_of_from {
-                    AsOfFrom::Column => max_as_of.unwrap_or(file_as_of),
-                    _ => file_as_of,
-                };
-                let mut snapshot = vec![];
-                if src.mapping.snapshot == Snapshot::Full {
-                    snapshot = batch.warehouses()?;
-                    if let Some(w) = &src.warehouse
-                        && !src.mapping.has(Field::Warehouse)
-                        && !snapshot.contains(w)
-                    {
-                        snapshot.push(w.clone());
-                    }
-                    let held: Vec<String> = batch
-                        .zero_counts(&snapshot, as_of)?
-                        .iter()
-                        .filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total))
-                        .map(|c| {
-                            format!(
-                                "would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete",
-                                c.zeroed, c.total, c.warehouse
-                            )
-                        })
-                        .collect();
-                    if !held.is_empty() && !opts.force {
-                        drop(batch);
-                        return finish_bad(
-                            cfg,
-                            ledger,
-                            &sha,
-                            src,
-                            path,
-                            opts,
-                            out,
-                            Outcome::Held,
-                            held,
-                            errors,
-                            rows,
-                        );
-                    }
-                }
-                // Rule 13: the archive copy is durable before anything is applied.
-                let archived = archive(cfg, &src.id, path, &name, now)?;
-                let meta = ReportMeta {
-                    source: &src.id,
-                    file_name: &name,
-                    sha256: &sha,
-                    archive_path: Some(&archived),
-                    as_of,
-                    rows,
-                    now,
-                };
-                let applied = batch.apply(&meta, &snapshot);
-                (rows, Some((applied, archived)))
-            }
+            return finish_bad(
+                &job,
+                ledger,
+                out,
+                Outcome::Rejected,
+                vec![reason],
+                errors,
+                rows,
+            );
         }
-        RecordKind::Orders => {
-            let batch = ledger.order_batch(&src.merchant, &src.id)?;
-            let mut ordinals: HashMap<String, u64> = HashMap::new();
-            let received = opts.pickup_time.min(now);
-            let rows = read_valid(
-                path,
-                src,
-                &mut errors,
-                &mut out.skipped,
-                &mut notes,
-                |rec, _, stage| {
-                    let o =
-                        order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
-                    if !stage {
-                        return Ok(());
-                    }
-                    let line = OrderLine {
-                        order_id: &o.order_id,
-                        line: &o.line,
-                        sku: &o.sku,
-                        quantity: o.qty,
-                        warehouse: o.warehouse.as_deref(),
-                        ordered_at: o.ordered_at,
-                        status: o.status.as_deref(),
-                        cancelled: o.cancelled,
-                    };
-                    batch.upsert(&line, now).map_err(RowFailed::Ledger)
-                },
-            )?;
-            if errors.total > 0 {
-                (rows, None)
-            } else {
-                let archived = archive(cfg, &src.id, path, &name, now)?;
-                let meta = ReportMeta {
-                    source: &src.id,
-                    file_name: &name,
-                    sha256: &sha,
-                    archive_path: Some(&archived),
-                    as_of: now,
-                    rows,
-                    now,
-                };
-                let applied = batch.apply(&meta);
-                (rows, Some((applied, archived)))
-            }
-        }
+        Staged::Done { applied, archived } => (applied, archived),
     };
     notes.into_outcome(&mut out, src);
-    let Some((applied, archived)) = result else {
-        let n = errors.total;
-        let reason = if n == 1 {
-            "1 error".to_string()
-        } else {
-            format!("{n} errors")
-        };
-        return finish_bad(
-            cfg,
-            ledger,
-            &sha,
-            src,
-            path,
-            opts,
-            out,
-            Outcome::Rejected,
-            vec![reason],
-            errors,
-            meta_rows,
-        );
-    };
     let summary = match applied {
         Ok(Applied::Applied(s)) => s,
         // Another process applied the same content a moment ago.
-        Ok(Applied::Duplicate) => return duplicate(ledger, out, archived),
+        Ok(Applied::Duplicate) => return job.duplicate(ledger, out, archived),
         Err(e) => {
             // Nothing was applied: the archive copy goes too (a crash here
             // leaves one extra archive copy and the file in the inbox).
@@ -595,8 +507,146 @@ fn apply_file(
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(error_txt_path(path));
     }
-    tracing::debug!(source = %src.id, file = %escape(&name), rows = out.rows, stale = out.stale, "applied");
+    tracing::debug!(source = %src.id, file = %escape(&job.name), rows = out.rows, stale = out.stale, "applied");
     Ok(out)
+}
+
+/// Reads an inventory file's rows into a batch and, when every row is good
+/// and no full snapshot is held, applies it. A file sorted by SKU is applied
+/// directly; any other, or a full snapshot (which compares the file with the
+/// ledger), is staged (a second read).
+fn stage_inventory(
+    job: &FileJob,
+    ledger: &mut Ledger,
+    file_as_of: Millis,
+    errors: &mut Errors,
+    notes: &mut Notes,
+    out: &mut FileOutcome,
+) -> Result<Staged, PickupError> {
+    let (src, now) = (job.src, job.now);
+    let direct = src.mapping.snapshot != Snapshot::Full;
+    let mut batch = ledger.inventory_batch(&src.merchant, now, direct)?;
+    let mut max_as_of = None::<Millis>;
+    let mut last_as_of = LastAsOf::default();
+    let mut rows = 0;
+    for pass in 0..2 {
+        if pass == 1 {
+            if errors.total > 0 || !batch.needs_staging() {
+                break;
+            }
+            drop(batch);
+            batch = ledger.inventory_batch(&src.merchant, now, false)?;
+            out.skipped = 0;
+            *notes = Notes::default();
+            max_as_of = None;
+        }
+        rows = read_valid(
+            job.path,
+            src,
+            errors,
+            &mut out.skipped,
+            notes,
+            |rec, notes, stage| {
+                let r = inventory_row(src, rec, file_as_of, now, &mut last_as_of, notes)
+                    .map_err(RowFailed::Invalid)?;
+                if stage {
+                    max_as_of = max_as_of.max(Some(r.as_of));
+                    batch
+                        .add(r.sku, r.warehouse, r.qty, r.as_of, r.upc, r.description)
+                        .map_err(RowFailed::Ledger)?;
+                    if let Some(p) = &r.price {
+                        batch.price(r.sku, p, now).map_err(RowFailed::Ledger)?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
+    if errors.total == 0 {
+        batch.aggregate()?.into_iter().for_each(|e| errors.push(e));
+    }
+    if errors.total > 0 {
+        return Ok(Staged::Rejected { rows });
+    }
+    let as_of = match src.mapping.as_of_from {
+        AsOfFrom::Column => max_as_of.unwrap_or(file_as_of),
+        _ => file_as_of,
+    };
+    let mut snapshot = vec![];
+    if src.mapping.snapshot == Snapshot::Full {
+        snapshot = batch.warehouses()?;
+        if let Some(w) = &src.warehouse
+            && !src.mapping.has(Field::Warehouse)
+            && !snapshot.contains(w)
+        {
+            snapshot.push(w.clone());
+        }
+        let held: Vec<String> = batch
+            .zero_counts(&snapshot, as_of)?
+            .iter()
+            .filter(|c| src.mapping.max_zeroed.exceeded(c.zeroed, c.total))
+            .map(|c| {
+                format!(
+                    "would zero {} of {} SKUs (warehouse {}); apply with ingest --force if it is complete",
+                    c.zeroed, c.total, c.warehouse
+                )
+            })
+            .collect();
+        if !held.is_empty() && !job.opts.force {
+            return Ok(Staged::Held {
+                reasons: held,
+                rows,
+            });
+        }
+    }
+    let archived = job.archive()?;
+    let applied = batch.apply(&job.meta(&archived, as_of, rows), &snapshot);
+    Ok(Staged::Done { applied, archived })
+}
+
+/// Reads an orders file's lines into a batch and, when every line is good,
+/// applies it (rule 2: the same line seen again updates it).
+fn stage_orders(
+    job: &FileJob,
+    ledger: &mut Ledger,
+    errors: &mut Errors,
+    notes: &mut Notes,
+    out: &mut FileOutcome,
+) -> Result<Staged, PickupError> {
+    let (src, now) = (job.src, job.now);
+    let batch = ledger.order_batch(&src.merchant, &src.id)?;
+    let mut ordinals: HashMap<String, u64> = HashMap::new();
+    let received = job.opts.pickup_time.min(now);
+    let rows = read_valid(
+        job.path,
+        src,
+        errors,
+        &mut out.skipped,
+        notes,
+        |rec, _, stage| {
+            let o = order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
+            if !stage {
+                return Ok(());
+            }
+            let line = OrderLine {
+                order_id: &o.order_id,
+                line: &o.line,
+                sku: &o.sku,
+                quantity: o.qty,
+                warehouse: o.warehouse.as_deref(),
+                ordered_at: o.ordered_at,
+                status: o.status.as_deref(),
+                cancelled: o.cancelled,
+            };
+            batch.upsert(&line, now).map_err(RowFailed::Ledger)
+        },
+    )?;
+    if errors.total > 0 {
+        return Ok(Staged::Rejected { rows });
+    }
+    let archived = job.archive()?;
+    let applied = batch.apply(&job.meta(&archived, now, rows));
+    Ok(Staged::Done { applied, archived })
 }
 
 /// What one row did: rejected (its errors), or the ledger failed.
@@ -692,18 +742,22 @@ fn error_txt_path(p: &Path) -> PathBuf {
 
 #[allow(clippy::too_many_arguments)]
 fn finish_bad(
-    cfg: &Config,
+    job: &FileJob,
     ledger: &Ledger,
-    sha: &str,
-    src: &Inbound,
-    path: &Path,
-    opts: Options,
     mut out: FileOutcome,
     outcome: Outcome,
     reasons: Vec<String>,
     errors: Errors,
     rows: u64,
 ) -> Result<FileOutcome, PickupError> {
+    let FileJob {
+        cfg,
+        src,
+        path,
+        opts,
+        ..
+    } = *job;
+    let sha = job.sha.as_str();
     let name = &file_name(path);
     let dir = cfg.quarantine.join(&src.id);
     crate::util::private_dir(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
