@@ -32,3 +32,31 @@ pub fn archive(
             source,
         })
 }
+
+/// [`archive`] for a file of our own that is already durable and that
+/// nothing will write again (a rendered feed, fsynced): the archive entry
+/// is a second name for it (a hard link, then an fsync of the folder)
+/// instead of a second copy of its bytes. Where a link cannot be made
+/// (another file system, say), the bytes are copied as [`archive`] does.
+pub fn archive_own(
+    cfg: &Config,
+    id: &str,
+    path: &Path,
+    name: &str,
+    now: Millis,
+) -> Result<String, ArchiveError> {
+    let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
+    let dir = cfg.archive.join(id).join(day);
+    let linked = (|| {
+        crate::util::private_dir(&dir)?;
+        crate::util::private_file(path)?;
+        let dest = crate::util::free_path(&dir, name);
+        std::fs::hard_link(path, &dest)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok::<_, std::io::Error>(dest)
+    })();
+    match linked {
+        Ok(dest) => Ok(dest.display().to_string()),
+        Err(_) => archive(cfg, id, path, name, now),
+    }
+}

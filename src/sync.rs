@@ -758,8 +758,9 @@ fn deliver_and_record(
         }
     };
     entry.file = Some(dest);
+    // The rendered file is fsynced and written no more: archived as a link.
     let archived =
-        crate::store::archive(cfg, &cart.id, &rendered.path, &out.name, entry.started_at);
+        crate::store::archive_own(cfg, &cart.id, &rendered.path, &out.name, entry.started_at);
     let _ = std::fs::remove_file(&rendered.path);
     match archived {
         Ok(a) => entry.archive_path = Some(a),

@@ -646,7 +646,7 @@ fn write_846(
         group: group as u32,
     };
     let now = crate::util::to_datetime(ctx.now).naive_utc();
-    let items = items.flat_map(|it| lin_loops(p, &it, ctx.merchant));
+    let items = items.flat_map(|it| lin_loops(p, it, ctx.merchant));
     x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
     Ok(())
 }
@@ -663,11 +663,7 @@ fn measure(m: Measure, quantity: i64, on_hand: i64, committed: i64) -> i64 {
 
 /// The LIN loops of one feed item: one, or with `per_warehouse = "n1"` one
 /// per warehouse of the breakdown (each with its own share and N1).
-fn lin_loops(
-    p: &crate::mapping::X12Profile,
-    it: &FeedItem,
-    merchant: &str,
-) -> Vec<x12::Item846Out> {
+fn lin_loops(p: &crate::mapping::X12Profile, mut it: FeedItem, merchant: &str) -> LinLoops {
     let ex = &p.extras;
     let measures = |q: i64, on_hand: i64, committed: i64| -> Vec<i64> {
         ex.extra_quantities
@@ -675,21 +671,22 @@ fn lin_loops(
             .map(|(_, m)| measure(*m, q, on_hand, committed))
             .collect()
     };
+    let ids = p
+        .item_ids
+        .iter()
+        .map(|(q, f)| (q.clone(), field_text(&it, *f, merchant)))
+        .collect();
     let base = x12::Item846Out {
-        ids: p
-            .item_ids
-            .iter()
-            .map(|(q, f)| (q.clone(), field_text(it, *f, merchant)))
-            .collect(),
+        ids,
         quantity: it.quantity,
-        description: it.description.clone(),
-        price: it.price.clone(),
+        description: it.description.take(),
+        price: it.price.take(),
         measures: measures(it.quantity, it.on_hand, it.committed),
         sdq: vec![],
         location: None,
     };
     let Some(pw) = &ex.per_warehouse else {
-        return vec![base];
+        return LinLoops::One(Some(base));
     };
     let id_of = |w: &str| {
         pw.location_ids
@@ -699,23 +696,42 @@ fn lin_loops(
             .unwrap_or_default()
     };
     match pw.mode {
-        PerWarehouseMode::Sdq => vec![x12::Item846Out {
+        PerWarehouseMode::Sdq => LinLoops::One(Some(x12::Item846Out {
             sdq: it
                 .warehouses
                 .iter()
                 .map(|s| (id_of(&s.warehouse), s.quantity))
                 .collect(),
             ..base
-        }],
-        PerWarehouseMode::N1 => it
-            .warehouses
-            .iter()
-            .map(|s| x12::Item846Out {
-                quantity: s.quantity,
-                measures: measures(s.quantity, s.on_hand, s.committed),
-                location: Some(id_of(&s.warehouse)),
-                ..base.clone()
-            })
-            .collect(),
+        })),
+        PerWarehouseMode::N1 => LinLoops::Many(
+            it.warehouses
+                .iter()
+                .map(|s| x12::Item846Out {
+                    quantity: s.quantity,
+                    measures: measures(s.quantity, s.on_hand, s.committed),
+                    location: Some(id_of(&s.warehouse)),
+                    ..base.clone()
+                })
+                .collect::<Vec<_>>()
+                .into_iter(),
+        ),
+    }
+}
+
+/// The LIN loops of one item: one (no allocation for the usual case), or
+/// one per warehouse.
+enum LinLoops {
+    One(Option<x12::Item846Out>),
+    Many(std::vec::IntoIter<x12::Item846Out>),
+}
+
+impl Iterator for LinLoops {
+    type Item = x12::Item846Out;
+    fn next(&mut self) -> Option<x12::Item846Out> {
+        match self {
+            LinLoops::One(it) => it.take(),
+            LinLoops::Many(it) => it.next(),
+        }
     }
 }

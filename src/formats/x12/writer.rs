@@ -233,10 +233,18 @@ pub(super) struct SegWriter<W: Write> {
     /// Segments written since the last ST (ST included).
     pub set_segments: u64,
     line: Vec<u8>,
+    /// The bytes no value may hold: the delimiters and control characters
+    /// (one lookup a byte).
+    refused: [bool; 256],
 }
 
 impl<W: Write> SegWriter<W> {
     pub fn new(w: W, seps: Separators, line_break: bool) -> Self {
+        let mut refused = [false; 256];
+        for (b, r) in refused.iter_mut().enumerate() {
+            let b = b as u8;
+            *r = seps.contains(b) || b.is_ascii_control();
+        }
         SegWriter {
             w,
             seps,
@@ -244,6 +252,7 @@ impl<W: Write> SegWriter<W> {
             bytes: 0,
             set_segments: 0,
             line: Vec::with_capacity(256),
+            refused,
         }
     }
 
@@ -269,10 +278,7 @@ impl<W: Write> SegWriter<W> {
         self.line.clear();
         self.line.extend_from_slice(id.as_bytes());
         for (i, e) in elements[..used].iter().enumerate() {
-            if let Some(bad) = e
-                .bytes()
-                .find(|&b| self.seps.contains(b) || b.is_ascii_control())
-            {
+            if let Some(bad) = e.bytes().find(|&b| self.refused[usize::from(b)]) {
                 return Err(X12Error::InvalidValue {
                     field: format!("{id}{:02}", i + 1),
                     value: (*e).to_owned(),
@@ -597,9 +603,11 @@ pub(super) fn write_846_sets<W: Write>(
                     "must have one value per item_ids pair",
                 ));
             }
-            let mut els: Vec<&str> = Vec::with_capacity(1 + 2 * item.ids.len());
-            let seq = lins.to_string();
-            els.push(&seq);
+            // LIN01 and at most 15 pairs (checked above): on the stack.
+            let mut els: [&str; 31] = [""; 31];
+            let mut seq_buf = itoa::Buffer::new();
+            els[0] = seq_buf.format(lins);
+            let mut k = 1;
             for ((q, v), (pq, _)) in item.ids.iter().zip(&profile.item_ids) {
                 if q != pq {
                     return Err(item_err(
@@ -608,22 +616,24 @@ pub(super) fn write_846_sets<W: Write>(
                         &format!("expected {pq} (item_ids order)"),
                     ));
                 }
-                if v.is_empty() || v.chars().count() > 48 {
+                if v.is_empty() || (v.len() > 48 && v.chars().count() > 48) {
                     return Err(item_err(
                         format!("item {total} {q}"),
                         v,
                         "must be 1 to 48 characters",
                     ));
                 }
-                els.push(q);
-                els.push(v);
+                els[k] = q;
+                els[k + 1] = v;
+                k += 2;
             }
-            sw.segment("LIN", &els)?;
-            let qty = item.quantity.to_string();
+            sw.segment("LIN", &els[..k])?;
+            let mut qty_buf = itoa::Buffer::new();
+            let qty = qty_buf.format(item.quantity);
             if item.quantity.unsigned_abs() > 999_999_999_999_999 {
                 return Err(item_err(
                     format!("item {total} quantity"),
-                    &qty,
+                    qty,
                     "has more than 15 digits",
                 ));
             }
@@ -640,10 +650,10 @@ pub(super) fn write_846_sets<W: Write>(
                 sw.segment("REF", &[q, id, d])?;
             }
             write_sdq(&mut sw, profile, &item.sdq, total)?;
-            sw.segment("QTY", &[&profile.quantity_qualifier, &qty, &profile.unit])?;
+            sw.segment("QTY", &[&profile.quantity_qualifier, qty, &profile.unit])?;
             hash += i128::from(item.quantity);
             for q in &ex.extra_quantity_qualifiers {
-                sw.segment("QTY", &[q, &qty, &profile.unit])?;
+                sw.segment("QTY", &[q, qty, &profile.unit])?;
                 hash += i128::from(item.quantity);
             }
             if item.measures.len() != ex.extra_quantities.len() {
