@@ -3,8 +3,8 @@
 //! below both pickup and the 997s and feeds that pickup and sync send.
 
 use crate::config::Config;
-use crate::util::{Millis, copy_durable};
-use std::path::Path;
+use crate::util::{Millis, copy_durable, link_durable};
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{what}: {source}")]
@@ -23,14 +23,7 @@ pub fn archive(
     name: &str,
     now: Millis,
 ) -> Result<String, ArchiveError> {
-    let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
-    let dir = cfg.archive.join(id).join(day);
-    copy_durable(path, &dir, name)
-        .map(|dest| dest.display().to_string())
-        .map_err(|source| ArchiveError {
-            what: format!("cannot archive {} into {}", path.display(), dir.display()),
-            source,
-        })
+    put(cfg, id, path, name, now, copy_durable)
 }
 
 /// [`archive`] for a file of our own that is already durable and that
@@ -45,18 +38,26 @@ pub fn archive_own(
     name: &str,
     now: Millis,
 ) -> Result<String, ArchiveError> {
+    put(cfg, id, path, name, now, |src, dir, name| {
+        link_durable(src, dir, name).or_else(|_| copy_durable(src, dir, name))
+    })
+}
+
+/// Puts `path` into its day's archive folder the way `how` does.
+fn put(
+    cfg: &Config,
+    id: &str,
+    path: &Path,
+    name: &str,
+    now: Millis,
+    how: impl FnOnce(&Path, &Path, &str) -> std::io::Result<PathBuf>,
+) -> Result<String, ArchiveError> {
     let day = crate::util::to_datetime(now).format("%Y-%m-%d").to_string();
     let dir = cfg.archive.join(id).join(day);
-    let linked = (|| {
-        crate::util::private_dir(&dir)?;
-        crate::util::private_file(path)?;
-        let dest = crate::util::free_path(&dir, name);
-        std::fs::hard_link(path, &dest)?;
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok::<_, std::io::Error>(dest)
-    })();
-    match linked {
-        Ok(dest) => Ok(dest.display().to_string()),
-        Err(_) => archive(cfg, id, path, name, now),
-    }
+    how(path, &dir, name)
+        .map(|dest| dest.display().to_string())
+        .map_err(|source| ArchiveError {
+            what: format!("cannot archive {} into {}", path.display(), dir.display()),
+            source,
+        })
 }

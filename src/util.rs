@@ -105,6 +105,22 @@ pub fn copy_durable(src: &Path, dir: &Path, name: &str) -> std::io::Result<PathB
     r
 }
 
+/// [`copy_durable`] for a file already durable that nothing writes again:
+/// a second name for it (a hard link, owner-only) in `dir`, then an fsync
+/// of `dir`. Fails where no link can be made (another file system, say),
+/// and leaves no link behind when the folder cannot be synced.
+pub fn link_durable(src: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    private_dir(dir)?;
+    private_file(src)?;
+    let dest = free_path(dir, name);
+    std::fs::hard_link(src, &dest)?;
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        let _ = std::fs::remove_file(&dest);
+        return Err(e);
+    }
+    Ok(dest)
+}
+
 pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -145,6 +161,27 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linked_archive_entry_is_the_same_bytes_owner_only_under_a_free_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("feed.x12");
+        std::fs::write(&src, b"ISA~").unwrap();
+        let dir = tmp.path().join("archive/cart/2026-11-28");
+        let a = link_durable(&src, &dir, "feed.x12").unwrap();
+        let b = link_durable(&src, &dir, "feed.x12").unwrap();
+        assert_eq!(a, dir.join("feed.x12"));
+        assert_ne!(a, b);
+        std::fs::remove_file(&src).unwrap();
+        for p in [&a, &b] {
+            assert_eq!(std::fs::read(p).unwrap(), b"ISA~");
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert!(link_durable(&src, &dir, "gone.x12").is_err());
+        assert!(!dir.join("gone.x12").exists());
+    }
 
     #[test]
     fn globs() {
