@@ -545,14 +545,9 @@ fn cart_parts(
 /// warehouse the cart counts without one would leave its SKUs out of the
 /// feed (`missing location`) at every sync.
 fn check_location_ids(cx: &mut Ctx, i: usize, r: &RawCart, m: &OutboundMapping) {
-    let mapping::OutFormat::X12_846(x) = &m.format else {
-        return;
-    };
-    let Some(pw) = &x.extras.per_warehouse else {
-        return;
-    };
+    let Some(pw) = m.per_warehouse() else { return };
     for w in &r.warehouses {
-        if !pw.location_ids.iter().any(|(name, _)| name == w) {
+        if pw.location_id(w).is_none() {
             cx.at(
                 "cart",
                 i,

@@ -107,7 +107,12 @@ pub fn explain(
             .unwrap_or_default()
             .into_iter()
             .map(|s| LocationValue {
-                location: location_id(c, &s.warehouse),
+                location: c
+                    .mapping
+                    .per_warehouse()
+                    .and_then(|pw| pw.location_id(&s.warehouse))
+                    .unwrap_or_default()
+                    .to_string(),
                 warehouse: s.warehouse,
                 value: s.quantity,
             })
@@ -139,20 +144,6 @@ pub fn explain(
         carts,
         computed_at: rfc3339(now),
     })
-}
-
-/// The location id a per-warehouse 846 cart names `warehouse` by.
-fn location_id(cart: &crate::config::Cart, warehouse: &str) -> String {
-    let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format else {
-        return String::new();
-    };
-    p.extras
-        .per_warehouse
-        .iter()
-        .flat_map(|pw| &pw.location_ids)
-        .find(|(w, _)| w == warehouse)
-        .map(|(_, id)| id.clone())
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Serialize)]

@@ -480,6 +480,16 @@ pub struct PerWarehouse {
     pub entity: String,
 }
 
+impl PerWarehouse {
+    /// The retailer's location id of `warehouse` (`[location_ids]`).
+    pub fn location_id(&self, warehouse: &str) -> Option<&str> {
+        self.location_ids
+            .iter()
+            .find(|(w, _)| w == warehouse)
+            .map(|(_, id)| id.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutFormat {
     Csv {
@@ -503,6 +513,15 @@ pub struct OutboundMapping {
 }
 
 impl OutboundMapping {
+    /// The per-warehouse settings of an 846 that sends one number per
+    /// warehouse (`per_warehouse`); `None` for any other feed.
+    pub fn per_warehouse(&self) -> Option<&PerWarehouse> {
+        match &self.format {
+            OutFormat::X12_846(p) => p.extras.per_warehouse.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The product fields an item must have to appear in this feed.
     pub fn required_fields(&self) -> Vec<OutField> {
         let mut v: Vec<OutField> = match &self.format {

@@ -139,10 +139,7 @@ impl Journal {
 /// The warehouses a cart's per-warehouse 846 splits each value over: those
 /// of its mapping's `[location_ids]` that the cart counts ([] = no split).
 pub fn breakdown_warehouses(cart: &Cart) -> Vec<String> {
-    let crate::mapping::OutFormat::X12_846(p) = &cart.mapping.format else {
-        return vec![];
-    };
-    let Some(pw) = &p.extras.per_warehouse else {
+    let Some(pw) = cart.mapping.per_warehouse() else {
         return vec![];
     };
     pw.location_ids

@@ -688,13 +688,7 @@ fn lin_loops(p: &crate::mapping::X12Profile, mut it: FeedItem, merchant: &str) -
     let Some(pw) = &ex.per_warehouse else {
         return LinLoops::One(Some(base));
     };
-    let id_of = |w: &str| {
-        pw.location_ids
-            .iter()
-            .find(|(k, _)| k == w)
-            .map(|(_, id)| id.clone())
-            .unwrap_or_default()
-    };
+    let id_of = |w: &str| pw.location_id(w).unwrap_or_default().to_string();
     match pw.mode {
         PerWarehouseMode::Sdq => LinLoops::One(Some(x12::Item846Out {
             sdq: it
