@@ -182,24 +182,7 @@ fn ftps_explicit_put_and_deliver() {
 
 #[test]
 fn ftps_wrong_ca_is_refused() {
-    let d = Ftpd::start_tls();
-    let mut ep = d.endpoint("");
-    ep.tls.as_mut().unwrap().ca_file = Some(d.other_ca());
-    let e = open_err(&ep);
-    assert!(!e.is_retryable(), "{e}");
-    assert!(
-        e.message.starts_with(&format!(
-            "ftps://bob@127.0.0.1:{}/: cannot start TLS",
-            d.port
-        )),
-        "{e}"
-    );
-    assert!(e.message.contains("certificate"), "{e}");
-
-    // The system's trust store does not know the throwaway CA either.
-    ep.tls.as_mut().unwrap().ca_file = None;
-    let e = open_err(&ep);
-    assert!(!e.is_retryable(), "{e}");
+    check_wrong_ca_is_refused(&Ftpd::start_tls(), "cannot start TLS");
 }
 
 #[test]

@@ -2,23 +2,24 @@
 //! (plain and explicit TLS, `tests/ftp_transport.rs`) and vsftpd (implicit
 //! TLS, `tests/ftps_implicit.rs`) run the same ones.
 
-use super::ftpd::Ftpd;
+use super::ftpd::{Ftpd, make_ca};
 use super::vsftpd::Vsftpd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 use stockgate::config::{Endpoint, FtpEndpoint};
 use stockgate::transport::{self, EntryKind, Folder, TransportError};
 
-/// What the checks need of a running server.
+/// What the checks need of a running server; its files on disk (the
+/// user's folder, owned by the server's user) come with it.
 pub trait FtpServer {
     /// The endpoint for folder `dir` of the user's folder ("" for itself).
     fn endpoint(&self, dir: &str) -> FtpEndpoint;
-    /// That folder (or file) on the server's disk.
-    fn path(&self, rel: &str) -> PathBuf;
-    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf;
-    fn mkdir(&self, rel: &str) -> PathBuf;
-    /// The server's own log, for failure messages.
-    fn log(&self) -> String;
+    /// The user's folder on disk, and the owner of what is written there.
+    fn root(&self) -> &Path;
+    fn owner(&self) -> (u32, u32);
+    /// The folder of the server's own files, and its log's name there.
+    fn scratch(&self) -> &Path;
+    fn log_name(&self) -> &'static str;
     /// How the transport names folder `rel` of the user's folder:
     /// `ftp://bob@127.0.0.1:2121/in`.
     fn url(&self, rel: &str) -> String;
@@ -27,23 +28,44 @@ pub trait FtpServer {
     /// Whether listings carry modification times to the second (MLSD);
     /// a `LIST`-only server gives minutes or days.
     fn exact_mtime(&self) -> bool;
+
+    /// A path inside the user's folder on disk.
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+    /// Writes a file into the user's folder (owned by the server's user).
+    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        super::write_owned(self.root(), rel, bytes, Some(self.owner()))
+    }
+    /// Makes a folder (and parents) in the user's folder, owned by the server's user.
+    fn mkdir(&self, rel: &str) -> PathBuf {
+        super::mkdir_owned(self.root(), rel, Some(self.owner()))
+    }
+    /// A second throwaway CA that did not sign this server's certificate.
+    fn other_ca(&self) -> PathBuf {
+        make_ca(self.scratch(), "other", false)
+    }
+    /// The server's own log, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.scratch().join(self.log_name())).unwrap_or_default()
+    }
 }
 
 impl FtpServer for Ftpd {
     fn endpoint(&self, dir: &str) -> FtpEndpoint {
         Ftpd::endpoint(self, dir)
     }
-    fn path(&self, rel: &str) -> PathBuf {
-        Ftpd::path(self, rel)
+    fn root(&self) -> &Path {
+        &self.root
     }
-    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        Ftpd::write(self, rel, bytes)
+    fn owner(&self) -> (u32, u32) {
+        (self.uid, self.gid)
     }
-    fn mkdir(&self, rel: &str) -> PathBuf {
-        Ftpd::mkdir(self, rel)
+    fn scratch(&self) -> &Path {
+        Ftpd::scratch(self)
     }
-    fn log(&self) -> String {
-        Ftpd::log(self)
+    fn log_name(&self) -> &'static str {
+        "pure-ftpd.log"
     }
     fn url(&self, rel: &str) -> String {
         let scheme = if self.ca_file.is_some() {
@@ -65,17 +87,17 @@ impl FtpServer for Vsftpd {
     fn endpoint(&self, dir: &str) -> FtpEndpoint {
         Vsftpd::endpoint(self, dir)
     }
-    fn path(&self, rel: &str) -> PathBuf {
-        Vsftpd::path(self, rel)
+    fn root(&self) -> &Path {
+        &self.root
     }
-    fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        Vsftpd::write(self, rel, bytes)
+    fn owner(&self) -> (u32, u32) {
+        (self.uid, self.gid)
     }
-    fn mkdir(&self, rel: &str) -> PathBuf {
-        Vsftpd::mkdir(self, rel)
+    fn scratch(&self) -> &Path {
+        Vsftpd::scratch(self)
     }
-    fn log(&self) -> String {
-        Vsftpd::log(self)
+    fn log_name(&self) -> &'static str {
+        "vsftpd.log"
     }
     fn url(&self, rel: &str) -> String {
         format!(
@@ -86,7 +108,11 @@ impl FtpServer for Vsftpd {
         )
     }
     fn server_path(&self, rel: &str) -> String {
-        format!("{}/{rel}", self.remote_root)
+        if rel.is_empty() {
+            self.remote_root.clone()
+        } else {
+            format!("{}/{rel}", self.remote_root)
+        }
     }
     fn exact_mtime(&self) -> bool {
         false
@@ -281,4 +307,26 @@ pub fn check_mkdir_rename_remove(d: &impl FtpServer) {
     let e = open_err(&d.endpoint("nowhere"));
     assert!(!e.is_retryable(), "{e}");
     assert!(e.message.contains("nowhere"), "{e}");
+}
+
+/// A server certificate signed by a CA other than `ca_file` is refused,
+/// permanently, within the timeout, naming the failed step (`refusal`) and
+/// the certificate; the system's trust store does not know the test CA
+/// either.
+pub fn check_wrong_ca_is_refused(d: &impl FtpServer, refusal: &str) {
+    let mut ep = d.endpoint("");
+    ep.tls.as_mut().unwrap().ca_file = Some(d.other_ca());
+    let start = std::time::Instant::now();
+    let e = open_err(&ep);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!e.is_retryable(), "{e}");
+    assert!(
+        e.message.starts_with(&format!("{}: {refusal}", d.url(""))),
+        "{e}"
+    );
+    assert!(e.message.contains("certificate"), "{e}");
+
+    ep.tls.as_mut().unwrap().ca_file = None;
+    let e = open_err(&ep);
+    assert!(!e.is_retryable(), "{e}");
 }

@@ -270,31 +270,6 @@ impl Vsftpd {
             env: vec![("SG_FTP_PASSWORD".into(), self.password.clone())],
         }
     }
-
-    /// A path inside the user's folder on disk.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    /// Writes a file into the user's folder (owned by the server's user).
-    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        super::write_owned(&self.root, rel, bytes, Some((self.uid, self.gid)))
-    }
-
-    /// Makes a folder (and parents) in the user's folder, owned by the server's user.
-    pub fn mkdir(&self, rel: &str) -> PathBuf {
-        super::mkdir_owned(&self.root, rel, Some((self.uid, self.gid)))
-    }
-
-    /// A second throwaway CA that did not sign this server's certificate.
-    pub fn other_ca(&self) -> PathBuf {
-        make_ca(self.tmp.path(), "other", false)
-    }
-
-    /// The server's own log (protocol and transfers), for failure messages.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.tmp.path().join("vsftpd.log")).unwrap_or_default()
-    }
 }
 
 /// A system user's uid and gid, from /etc/passwd.
@@ -314,6 +289,13 @@ fn euid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(u32::MAX)
+}
+
+impl Vsftpd {
+    /// The folder of the server's own files (config, CA, log).
+    pub fn scratch(&self) -> &Path {
+        self.tmp.path()
+    }
 }
 
 impl Drop for Vsftpd {
