@@ -99,16 +99,7 @@ fn lftp_cmd(f: &Ftpd, script: &str) -> Command {
 
 /// A workspace whose cart `shop` delivers a ~100 MB full feed to `r`'s `out`.
 fn big_feed_ws(r: &Remote) -> Workspace {
-    let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
-    let cfg = ws.read("stockgate.toml");
-    ws.config(&cfg.replace(
-        "schedule = \"every 1m\"",
-        "schedule = \"every 1m\"\nfull_sync = true",
-    ));
-    ws.mapping(
-        "feed",
-        "format = \"csv\"\nheader = true\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Quantity\", field = \"quantity\" }, { header = \"Title\", field = \"description\" } ]\n",
-    );
+    let ws = full_feed_ws(r);
     ws.apply("wms", "big.csv", &big_stock(5000));
     ws
 }
@@ -185,29 +176,17 @@ fn transfer_benchmark() {
         let mut size = 0;
         for i in 0..ROUNDS {
             // The same feed rendered and hashed, not sent: what the transfer adds.
-            let mut c = Command::new(BIN);
-            c.args([
-                "--config",
-                &ws.config_path().display().to_string(),
-                "sync",
-                "shop",
-                "--force",
-                "--dry-run",
-            ])
-            .envs(r.env.iter().map(|(k, v)| (k, v)))
-            .env("STOCKGATE_LOG", "warn");
-            render.push(timed("stockgate sync --dry-run", c));
-            let mut c = Command::new(BIN);
-            c.args([
-                "--config",
-                &ws.config_path().display().to_string(),
-                "sync",
-                "shop",
-                "--force",
-            ])
-            .envs(r.env.iter().map(|(k, v)| (k, v)))
-            .env("STOCKGATE_LOG", "warn");
-            ours.push(timed("stockgate sync", c));
+            let sync = |extra: &[&str]| {
+                let mut c = Command::new(BIN);
+                c.args(["--config", &ws.config_path().display().to_string()])
+                    .args(["sync", "shop", "--force"])
+                    .args(extra)
+                    .envs(r.env.iter().map(|(k, v)| (k, v)))
+                    .env("STOCKGATE_LOG", "warn");
+                c
+            };
+            render.push(timed("stockgate sync --dry-run", sync(&["--dry-run"])));
+            ours.push(timed("stockgate sync", sync(&[])));
             let sent = r.path(&format!("out/shop-{:06}.csv", i + 1));
             size = std::fs::metadata(&sent).unwrap().len();
             let local = ws.path("feed-copy.csv");

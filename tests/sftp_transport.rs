@@ -460,13 +460,10 @@ fn permission_denied_is_permanent() {
     f.close();
 }
 
-#[test]
-fn closed_port_is_retryable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let ep = SftpEndpoint {
+/// An endpoint on `port` of loopback with a key and host key that never get
+/// used: the connection fails before them. Timeout 2 s.
+fn nowhere(port: u16) -> SftpEndpoint {
+    SftpEndpoint {
         host: "127.0.0.1".into(),
         port,
         user: "nobody".into(),
@@ -477,7 +474,16 @@ fn closed_port_is_retryable() {
         host_key: HostKey::Sha256(format!("SHA256:{}", "A".repeat(43))),
         remote_dir: String::new(),
         timeout: Duration::from_secs(2),
+    }
+}
+
+#[test]
+fn closed_port_is_retryable() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
     };
+    let ep = nowhere(port);
     let e = refused(&ep);
     assert!(e.is_retryable(), "{e:?}");
     assert!(
@@ -492,18 +498,7 @@ fn silent_server_times_out() {
     // Accepts (the kernel does) and never says a word.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let ep = SftpEndpoint {
-        host: "127.0.0.1".into(),
-        port,
-        user: "nobody".into(),
-        auth: SftpAuth::Key {
-            file: Path::new("/nonexistent/key").into(),
-            passphrase: None,
-        },
-        host_key: HostKey::Sha256(format!("SHA256:{}", "A".repeat(43))),
-        remote_dir: String::new(),
-        timeout: Duration::from_secs(2),
-    };
+    let ep = nowhere(port);
     let t = Instant::now();
     let e = refused(&ep);
     let took = t.elapsed();

@@ -385,11 +385,9 @@ fn spawn(ws: &Workspace, r: &Remote, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
-/// kill -9 in the middle of a download, then of an upload: after a restart
-/// nothing is applied twice or lost, no partial file sits under a final
-/// name, and the feed is sent again.
-pub fn kill9_mid_transfer(r: &Remote) {
-    let rows = 5000;
+/// A workspace taking files from `r`'s `in` at once, whose cart `shop`
+/// sends a full feed (SKU, quantity, title) to `r`'s `out` as `shop-<seq>.csv`.
+pub fn full_feed_ws(r: &Remote) -> Workspace {
     let ws = remote_ws(r, "stable_for = \"0s\"", "file_name = \"{cart}-{seq}.csv\"");
     let cfg = ws.read("stockgate.toml");
     ws.config(&cfg.replace(
@@ -400,6 +398,15 @@ pub fn kill9_mid_transfer(r: &Remote) {
         "feed",
         "format = \"csv\"\nheader = true\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Quantity\", field = \"quantity\" }, { header = \"Title\", field = \"description\" } ]\n",
     );
+    ws
+}
+
+/// kill -9 in the middle of a download, then of an upload: after a restart
+/// nothing is applied twice or lost, no partial file sits under a final
+/// name, and the feed is sent again.
+pub fn kill9_mid_transfer(r: &Remote) {
+    let rows = 5000;
+    let ws = full_feed_ws(r);
     // Download.
     let body = big_stock(rows);
     r.put("in/big.csv", &body);
