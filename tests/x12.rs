@@ -852,6 +852,17 @@ fn ic(n: u32, from: &str, to: &str, isa12: &str, groups: &[Group]) -> String {
     s + &format!("IEA*{}*{n:09}~\n", groups.len())
 }
 
+/// An interchange `n` from BUYER to GATE (004010) holding one 850, `body`.
+fn po_850(n: u32, body: &str) -> String {
+    ic(
+        n,
+        "BUYER",
+        "GATE",
+        "00401",
+        &[("PO", "BUYER", "GATE", "004010", &[("850", "0001", body)])],
+    )
+}
+
 /// An 846 from warehouse WHSE (GS ids WHSEAPP/GATEAPP) to us, 004010.
 fn wh846(n: u32, body: &str) -> String {
     ic(
@@ -1354,22 +1365,9 @@ fn issue9_9_sku_qualifier_list_in_po1_and_lin() {
         wh846(1, "BIA*00*SI*R1*20261120*0800~LIN*1*UP*012345678905~QTY*33*5*EA~LIN*2*VN*0002-1433-80~QTY*33*9*EA~CTT*2~"),
     );
     assert_eq!(ws.ingest("wh", &p, 0)["rows"], 2);
-    let po = ic(
+    let po = po_850(
         2,
-        "BUYER",
-        "GATE",
-        "00401",
-        &[(
-            "PO",
-            "BUYER",
-            "GATE",
-            "004010",
-            &[(
-                "850",
-                "0001",
-                "BEG*00*SA*PO-1**20261120~PO1*1*1*EA***VN*012345678905~PO1*2*2*EA***N4*0002-1433-80~CTT*2~",
-            )],
-        )],
+        "BEG*00*SA*PO-1**20261120~PO1*1*1*EA***VN*012345678905~PO1*2*2*EA***N4*0002-1433-80~CTT*2~",
     );
     let p = ws.write("in/po/a.x12", &po);
     let v = ws.ingest("po", &p, 0);
@@ -1406,23 +1404,7 @@ fn issue9_10_units_in_x12_csv_and_xml() {
     );
     assert_eq!(ws.ingest("wh", &p, 0)["outcome"], "applied");
     assert_eq!(ws.explain("A", None)["available"], 36);
-    let po = ic(
-        2,
-        "BUYER",
-        "GATE",
-        "00401",
-        &[(
-            "PO",
-            "BUYER",
-            "GATE",
-            "004010",
-            &[(
-                "850",
-                "0001",
-                "BEG*00*SA*PO-1**20261120~PO1**2*CA***VN*A~CTT*1~",
-            )],
-        )],
-    );
+    let po = po_850(2, "BEG*00*SA*PO-1**20261120~PO1**2*CA***VN*A~CTT*1~");
     let p = ws.write("in/po/a.x12", &po);
     assert_eq!(ws.ingest("po", &p, 0)["outcome"], "applied");
     assert_eq!(ws.explain("A", None)["available"], 12);
@@ -1507,23 +1489,7 @@ fn issue9_11_date_only_times_in_the_mapping_zone() {
     );
     ws.ingest("wh", &p, 0);
     assert_eq!(warehouse_as_of(&ws, "A"), "2026-11-20T18:00:00+00:00");
-    let po = ic(
-        3,
-        "BUYER",
-        "GATE",
-        "00401",
-        &[(
-            "PO",
-            "BUYER",
-            "GATE",
-            "004010",
-            &[(
-                "850",
-                "0001",
-                "BEG*00*SA*PO-1**20261120~PO1*1*3*EA***VN*A~CTT*1~",
-            )],
-        )],
-    );
+    let po = po_850(3, "BEG*00*SA*PO-1**20261120~PO1*1*3*EA***VN*A~CTT*1~");
     let p = ws.write("in/po/a.x12", &po);
     ws.ingest("po", &p, 0);
     let e = ws.explain("A", None);
