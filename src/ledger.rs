@@ -1167,8 +1167,7 @@ impl Ledger {
             err: None,
         };
         let out = f(&mut merge);
-        let err = merge.err.take();
-        match err {
+        match merge.err.take() {
             Some(e) => Err(e.into()),
             None => Ok(out),
         }

@@ -386,12 +386,13 @@ fn item_err(field: String, value: &str, reason: &str) -> X12Error {
 }
 
 /// A quantity as QTY02/SDQ text: at most 15 digits.
-fn checked_qty(item: u64, v: i64) -> Result<String, X12Error> {
-    let s = v.to_string();
+/// Written into `buf`, so that a QTY costs no allocation.
+fn checked_qty(buf: &mut itoa::Buffer, item: u64, v: i64) -> Result<&str, X12Error> {
+    let s = buf.format(v);
     if v.unsigned_abs() > 999_999_999_999_999 {
         return Err(item_err(
             format!("item {item} quantity"),
-            &s,
+            s,
             "has more than 15 digits",
         ));
     }
@@ -439,7 +440,7 @@ fn write_sdq<W: Write>(
         let mut els: Vec<String> = vec![profile.unit.clone(), pw.qualifier.clone()];
         for (id, q) in chunk {
             els.push(id.clone());
-            els.push(checked_qty(n, *q)?);
+            els.push(checked_qty(&mut itoa::Buffer::new(), n, *q)?.to_owned());
         }
         let refs: Vec<&str> = els.iter().map(String::as_str).collect();
         sw.segment("SDQ", &refs)?;
@@ -629,14 +630,7 @@ pub(super) fn write_846_sets<W: Write>(
             }
             sw.segment("LIN", &els[..k])?;
             let mut qty_buf = itoa::Buffer::new();
-            let qty = qty_buf.format(item.quantity);
-            if item.quantity.unsigned_abs() > 999_999_999_999_999 {
-                return Err(item_err(
-                    format!("item {total} quantity"),
-                    qty,
-                    "has more than 15 digits",
-                ));
-            }
+            let qty = checked_qty(&mut qty_buf, total, item.quantity)?;
             if ex.pid_description
                 && let Some(d) = item.description.as_deref().map(str::trim)
                 && !d.is_empty()
@@ -663,9 +657,10 @@ pub(super) fn write_846_sets<W: Write>(
                     "must have one value per extra_quantities entry",
                 ));
             }
+            let mut measure_buf = itoa::Buffer::new();
             for ((q, _), v) in ex.extra_quantities.iter().zip(&item.measures) {
-                let v = checked_qty(total, *v)?;
-                sw.segment("QTY", &[q, &v, &profile.unit])?;
+                let v = checked_qty(&mut measure_buf, total, *v)?;
+                sw.segment("QTY", &[q, v, &profile.unit])?;
             }
             hash += item.measures.iter().map(|v| i128::from(*v)).sum::<i128>();
             if let (Some(id), Some(pw)) = (&item.location, &ex.per_warehouse) {
