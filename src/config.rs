@@ -723,7 +723,10 @@ impl MappingCache {
         self.inbound
             .entry(p.to_path_buf())
             .or_insert_with(|| match mapping::load_inbound(p) {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    cx.warnings.extend(m.warnings.iter().cloned());
+                    Some(m)
+                }
                 Err(ps) => {
                     cx.problems.extend(ps);
                     None

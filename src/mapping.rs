@@ -171,6 +171,14 @@ impl TimeSpec {
         let Some(fmt) = &self.format else {
             return Err("not an RFC 3339 time (set [as_of] format in the mapping)".into());
         };
+        // A time that carries its own offset (`%z`, `%:z`) keeps it; the
+        // zone applies only to times without one (issue 15: Shopify's
+        // `2026-12-01 21:30:00 -0500` was read in the zone, hours off).
+        if fmt.contains('z') {
+            if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+                return Ok((t.timestamp_millis(), None));
+            }
+        }
         let (naive, date) = match NaiveDateTime::parse_from_str(s, fmt) {
             Ok(t) => (t, None),
             Err(e) => {
@@ -280,6 +288,8 @@ pub struct InboundMapping {
     pub unit: String,
     /// Rule 17: other units and how many base units each holds (`[units]`).
     pub units: Vec<(String, i64)>,
+    /// What `check` says about the mapping without refusing it.
+    pub warnings: Vec<Problem>,
 }
 
 impl InboundMapping {
@@ -620,22 +630,32 @@ struct Checker<'a> {
     path: &'a Path,
     src: &'a str,
     problems: Vec<Problem>,
+    /// Worth saying, not wrong (`check` prints them, exit 0).
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn at(&mut self, table: &str, key: &str, message: impl Into<String>) {
+        let p = self.problem(table, key, message);
+        self.problems.push(p);
+    }
+    fn warn(&mut self, table: &str, key: &str, message: impl Into<String>) {
+        let p = self.problem(table, key, message);
+        self.warnings.push(p);
+    }
+    fn problem(&self, table: &str, key: &str, message: impl Into<String>) -> Problem {
         let line = line_of(self.src, table, 0, key);
         let full_key = if table.is_empty() {
             key.to_string()
         } else {
             format!("{table}.{key}")
         };
-        self.problems.push(Problem {
+        Problem {
             file: self.path.to_path_buf(),
             line,
             key: full_key,
             message: message.into(),
-        });
+        }
     }
 }
 
@@ -833,9 +853,18 @@ fn parse_tz(c: &mut Checker, table: &str, s: Option<&str>) -> Tz {
 }
 
 fn check_time_format(c: &mut Checker, fmt: &str) {
-    use chrono::format::{Item, StrftimeItems};
+    use chrono::format::{Fixed, Item, StrftimeItems};
     if StrftimeItems::new(fmt).any(|i| matches!(i, Item::Error)) {
         c.at("as_of", "format", format!("invalid chrono format {fmt:?}"));
+    }
+    if StrftimeItems::new(fmt).any(|i| matches!(i, Item::Fixed(Fixed::TimezoneName))) {
+        c.warn(
+            "as_of",
+            "format",
+            format!(
+                "{fmt:?} has %Z, a zone name, which is read and ignored (times are then taken in [as_of] timezone): use %z for an offset like -0500"
+            ),
+        );
     }
 }
 
@@ -846,6 +875,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         path,
         src: &src,
         problems: unknown,
+        warnings: vec![],
     };
     let record = match raw.record.as_deref() {
         Some("inventory") | None => RecordKind::Inventory,
@@ -1104,6 +1134,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         encoding: encoding_rs::UTF_8,
         unit,
         units,
+        warnings: vec![],
     };
     m.encoding = match raw
         .encoding
@@ -1193,6 +1224,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             "is a feed (outbound) key; this mapping is used by an inbound source",
         );
     }
+    m.warnings = c.warnings;
     if c.problems.is_empty() {
         Ok(m)
     } else {
@@ -1306,6 +1338,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         path,
         src: &src,
         problems: unknown,
+        warnings: vec![],
     };
     for (key, present) in [
         ("record", raw.record.is_some()),

@@ -209,3 +209,68 @@ fn feed_leaves_out_items_missing_a_required_field() {
         "upc,qty,merchant,as_of\n0123,4,m1,2025-06-01T10:00:00+00:00\n"
     );
 }
+
+/// Issue 15.1: a time whose text carries its own offset (`%z`, Shopify's
+/// `2026-12-01 21:30:00 -0500`) keeps it; the mapping's `timezone` applies
+/// only to times without one. Dropping the offset timed orders hours off.
+#[test]
+fn a_utc_offset_in_the_text_is_kept_and_timezone_only_fills_in() {
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "{}{}{}{}",
+        header(&["m1"]),
+        inbound("wms", "m1", "inventory", "inv", "warehouse = \"MAIN\""),
+        inbound("orders", "m1", "orders", "ord", ""),
+        cart("shop", "m1", "full_sync = true")
+    ));
+    let zone = "[as_of]\nformat = \"%Y-%m-%d %H:%M:%S %z\"\ntimezone = \"Asia/Tokyo\"\n";
+    ws.mapping(
+        "inv",
+        &format!("format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\nas_of = \"Counted\"\n{zone}"),
+    );
+    ws.mapping(
+        "ord",
+        &format!("format = \"csv\"\nrecord = \"orders\"\n[columns]\norder_id = \"Order\"\nsku = \"SKU\"\nquantity = \"Qty\"\nordered_at = \"At\"\n{zone}"),
+    );
+    ws.mapping("feed", FEED_MAPPING);
+    // Counted 10:00 UTC (05:00 at -0500).
+    ws.apply(
+        "wms",
+        "s.csv",
+        "SKU,Qty,Counted\nMUG-11OZ,125,2025-06-01 05:00:00 -0500\nHOOD,4,2025-06-01 19:00:00 +0900\n",
+    );
+    assert_eq!(
+        ws.explain("MUG-11OZ", None)["warehouses"][0]["as_of"],
+        "2025-06-01T10:00:00+00:00"
+    );
+    assert_eq!(
+        ws.explain("HOOD", None)["warehouses"][0]["as_of"],
+        "2025-06-01T10:00:00+00:00"
+    );
+    // Orders after the count in their own offsets: 06:30 -0500 = 11:30 UTC,
+    // 20:00 +0900 = 11:00 UTC. Read in Tokyo (or UTC) they would fall before it.
+    ws.apply(
+        "orders",
+        "o.csv",
+        "Order,SKU,Qty,At\n1,MUG-11OZ,4,2025-06-01 06:30:00 -0500\n2,HOOD,2,2025-06-01 20:00:00 +0900\n3,HOOD,1,2025-06-01 04:59:00 -0500\n",
+    );
+    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nHOOD,2\nMUG-11OZ,121\n");
+    let e = ws.explain("MUG-11OZ", None);
+    assert_eq!(e["orders_subtracted"][0]["ordered_at"], "2025-06-01T11:30:00+00:00");
+}
+
+/// Issue 15.1: `%Z` (a zone name) cannot be read by chrono: `check` says to use `%z`.
+#[test]
+fn check_warns_about_a_zone_name_in_a_time_format() {
+    let ws = ws_with(
+        "format = \"csv\"\nrecord = \"inventory\"\n[columns]\nsku = \"SKU\"\nquantity = \"Qty\"\nas_of = \"Counted\"\n[as_of]\nformat = \"%Y-%m-%d %H:%M:%S %Z\"\n",
+        "csv",
+        FEED_MAPPING,
+    );
+    let o = ws.run_ok(&["check"], 0);
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(
+        all.contains("as_of.format") && all.contains("%Z") && all.contains("use %z"),
+        "{all}"
+    );
+}
