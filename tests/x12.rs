@@ -2273,3 +2273,36 @@ LIN*3*VN*B~QTY*33*3*EA~N1*WH**92*DC02~CTT*3~";
     assert_eq!(whs("A"), ["DALLAS=2", "RENO=0"]);
     assert_eq!(whs("B"), ["DALLAS=4", "RENO=3"]);
 }
+
+/// Issue 15.2: without `[locations]`, SDQ quantities are per-location detail
+/// and are ignored: the chosen QTY counts (Newegg's EaaS 846 has
+/// `SDQ*EA*54*MEL*50` beside `QTY*33*7`; 50 was applied).
+#[test]
+fn issue15_2_sdq_without_locations_is_ignored_the_qty_counts() {
+    let ws = edi_ws("", "");
+    let body = "BIA*00*SI*R1*20261120*0800~\
+LIN*1*VN*A~SDQ*EA*54*MEL*50~QTY*33*7*EA~\
+LIN*2*VN*B~QTY*33*9*EA~SDQ*EA*54*MEL*2*SYD*3~\
+CTT*2~";
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["rows"].as_u64()),
+        (Some("applied"), Some(2)),
+        "{v}"
+    );
+    for (sku, q) in [("A", 7), ("B", 9)] {
+        let e = ws.explain(sku, None);
+        assert_eq!(e["warehouses"].as_array().unwrap().len(), 1, "{e}");
+        assert_eq!(e["warehouses"][0]["warehouse"], "EDI");
+        assert_eq!(e["warehouses"][0]["quantity"], q, "{e}");
+        assert_eq!(e["available"], q);
+    }
+    // With [locations], the same file splits by SDQ as before.
+    let ws = edi_ws("[locations]\nMEL = \"MELBOURNE\"\nSYD = \"SYDNEY\"\n", "");
+    let p = ws.write("in/wh/a.x12", wh846(1, body));
+    let v = ws.ingest("wh", &p, 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(ws.explain("A", None)["warehouses"][0]["quantity"], 50);
+    assert_eq!(ws.explain("B", None)["available"], 5);
+}

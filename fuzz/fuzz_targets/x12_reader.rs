@@ -17,11 +17,12 @@ fuzz_target!(|data: &[u8]| {
         Ok::<(), X12Error>(())
     });
     let _ = read_846(Cursor::new(data), "BP", "34", |_| Ok::<(), X12Error>(()));
-    // Several SKU qualifiers, prices from CTP, other as-of codes.
+    // Several SKU qualifiers, prices from CTP, other as-of codes, SDQ splits.
     let mut opts = stockgate::formats::x12::Read846::new("VN", "33");
     opts.sku_qualifiers.push("UP".into());
     opts.price_qualifier = Some("WHL".into());
     opts.as_of_qualifiers = vec!["036".into(), "405".into()];
+    opts.split_by_sdq = true;
     let _ = stockgate::formats::x12::read_846_with(Cursor::new(data), &opts, |i| {
         let _ = (i.sku, i.quantity, i.price);
         Ok::<(), X12Error>(())

@@ -516,6 +516,7 @@ fn read_x12(
                 quantity_qualifier: quantity_qualifier.clone(),
                 as_of_qualifiers: as_of_qualifiers.clone(),
                 price_qualifier: price_qualifier.clone(),
+                split_by_sdq: !locations.is_empty(),
             };
             let mut as_of_text = LastTime::default();
             x12::read_846_with(input, &opts, |it: x12::Item846In| {

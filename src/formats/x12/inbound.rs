@@ -207,6 +207,10 @@ pub struct Read846 {
     pub as_of_qualifiers: Vec<String>,
     /// CTP02 of the CTP whose CTP03 is the item's price (`None`: CTP passed over).
     pub price_qualifier: Option<String>,
+    /// SDQ pairs split the chosen QTY into one item per location (the
+    /// mapping has `[locations]`). Otherwise SDQs are per-location detail
+    /// passed over, and the chosen QTY counts whole.
+    pub split_by_sdq: bool,
 }
 
 impl Read846 {
@@ -219,6 +223,7 @@ impl Read846 {
                 .map(|q| q.to_string())
                 .collect(),
             price_qualifier: None,
+            split_by_sdq: false,
         }
     }
 }
@@ -454,7 +459,7 @@ where
                             lp.price = Some(seg.element(3).to_owned());
                         }
                     }
-                    "SDQ" => {
+                    "SDQ" if opts.split_by_sdq => {
                         // SDQ01 unit, SDQ02 id qualifier, then up to ten
                         // (location, quantity) pairs, for the QTY just read.
                         // for the QTY just read, or (the grammar's place)
