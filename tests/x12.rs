@@ -2306,3 +2306,44 @@ CTT*2~";
     assert_eq!(ws.explain("A", None)["warehouses"][0]["quantity"], 50);
     assert_eq!(ws.explain("B", None)["available"], 5);
 }
+
+/// Issue 15.3: every date and time element must be a valid X12 DT/TM,
+/// whatever its qualifier: `DTM*405*20241399` (not an as-of code) rejects the
+/// set, and the 997 says so with the element's error; an 850's G62 too.
+#[test]
+fn issue15_3_an_impossible_date_rejects_the_set_whatever_its_qualifier() {
+    let ws = edi_ws("", "");
+    for (n, (file, dtm, want)) in [
+        ("a.x12", "DTM*405*20241399~", "DTM02 \\\"20241399\\\" is not a CCYYMMDD date"),
+        ("b.x12", "DTM*405*20241201*2561~", "DTM03 \\\"2561\\\" is not an HHMM"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = format!(
+            "BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*7*EA~{dtm}CTT*1~"
+        );
+        let p = ws.write(&format!("in/wh/{file}"), wh846(n as u32 + 1, &body));
+        let v = ws.ingest("wh", &p, 1);
+        assert_eq!(v["outcome"], "rejected", "{v}");
+        assert!(v["errors"].to_string().contains(want), "{v}");
+    }
+    // Nothing applied (the 997s took control numbers, nothing else changed).
+    let dump = ws.ledger_dump();
+    assert!(dump.contains("reports: 0\nstock: 0\n"), "{dump}");
+    let acks = acks_sent(&ws);
+    assert_eq!(acks.len(), 2);
+    for a in &acks {
+        assert_eq!(a.one("AK5")[1..], ["R", "5"]);
+        assert_eq!(a.one("AK9")[1], "R");
+    }
+    // An 850 whose G62 (a DT/TM pair too) holds 20261131.
+    let po = "BEG*00*SA*PO-9**20261120~G62*10*20261131~PO1*1*2*EA***VN*A~CTT*1~";
+    let p = ws.write("in/po/p.x12", po_850(7, po));
+    let v = ws.ingest("po", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert!(
+        v["errors"].to_string().contains("G6202 \\\"20261131\\\" is not a CCYYMMDD date"),
+        "{v}"
+    );
+}

@@ -130,7 +130,35 @@ fn check_shape(seg: &Segment) -> Result<(), X12Error> {
             max,
         });
     }
+    let (dates, times) = date_time_elements(seg.id());
+    for &n in dates {
+        let v = seg.element(n);
+        if !v.is_empty() && parse_date(v).is_none() {
+            return Err(bad(seg, n, "is not a CCYYMMDD date"));
+        }
+    }
+    for &n in times {
+        let v = seg.element(n);
+        if !v.is_empty() && parse_time(v).is_none() {
+            return Err(bad(seg, n, "is not an HHMM[SS[D..]] time"));
+        }
+    }
     Ok(())
+}
+
+/// The elements of type DT and TM (004010 and 005010 agree) in segments we
+/// meet: each must be a real date or time whatever the segment's qualifier
+/// says, or the set is rejected (issue 15: `DTM*405*20241399` was accepted).
+fn date_time_elements(id: &str) -> (&'static [usize], &'static [usize]) {
+    match id {
+        "BIA" => (&[4], &[5]),
+        "DTM" => (&[2], &[3]),
+        "BEG" => (&[5], &[]),
+        "G62" => (&[2], &[4]),
+        "BSN" => (&[3], &[4]),
+        "W06" => (&[3], &[]),
+        _ => (&[], &[]),
+    }
 }
 
 fn bad(seg: &Segment, n: usize, reason: &str) -> X12Error {
