@@ -814,12 +814,15 @@ fn print_explain(e: &crate::inspect::Explain) {
         } else {
             c.warehouses.join(",")
         };
+        let outcome = match (&c.left_out, c.value) {
+            (Some(why), _) => format!("left out: {why}"),
+            (None, v) => format!("sends {}", v.unwrap_or(0)),
+        };
         outln!(
-            "  cart {:<20} ({wh}, min_level {}): available {} -> sends {}",
+            "  cart {:<20} ({wh}, min_level {}): available {} -> {outcome}",
             c.cart,
             c.min_level,
             c.available,
-            c.value
         );
         if !c.locations.is_empty() {
             let split: Vec<String> = c

@@ -41,7 +41,11 @@ pub struct CartValue {
     pub min_level: i64,
     pub warehouses: Vec<String>,
     pub available: i64,
-    pub value: i64,
+    /// What the cart's feed sends; `None` when it leaves the SKU out.
+    pub value: Option<i64>,
+    /// Why the cart's feed leaves the SKU out (as its sync summary counts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<String>,
     /// A per-warehouse 846 cart: how `value` is split over its locations
     /// (absent for other carts).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -99,9 +103,13 @@ pub fn explain(
             ..feed_query(c, 0, now, &[], Some(sku), &breakdown)
         };
         let row = ledger.feed_rows(&q, |rows| rows.next())?;
+        let left_out = row
+            .as_ref()
+            .and_then(|r| crate::sync::left_out_reason(c, &r.item));
         let (available, value) = row
             .as_ref()
-            .map_or((0, 0), |r| (r.available, r.item.quantity));
+            .map_or((0, Some(0)), |r| (r.available, Some(r.item.quantity)));
+        let value = value.filter(|_| left_out.is_none());
         let locations = row
             .map(|r| r.item.warehouses)
             .unwrap_or_default()
@@ -123,6 +131,7 @@ pub fn explain(
             warehouses: c.warehouses.clone(),
             available,
             value,
+            left_out,
             locations,
         });
     }

@@ -385,17 +385,41 @@ impl<'a> FeedFilter<'a> {
         }
     }
 
+    /// Why `item` is left out, if it is: the first reason that applies.
+    fn leave(&self, item: &FeedItem) -> Option<Leave> {
+        if let Some(i) = missing_field(item, self.required) {
+            return Some(Leave::Missing(i));
+        }
+        if item.unplaced != 0 {
+            return Some(Leave::Unplaced);
+        }
+        self.checks
+            .iter()
+            .position(|c| c.fails(item))
+            .map(Leave::Invalid)
+    }
+
+    /// The reason as the sync summary counts it.
+    fn label(&self, l: Leave) -> String {
+        match l {
+            Leave::Missing(i) => format!("missing {}", self.required[i].name()),
+            Leave::Unplaced => "missing location".into(),
+            Leave::Invalid(i) => {
+                let c = &self.checks[i];
+                c.label
+                    .clone()
+                    .unwrap_or_else(|| format!("invalid {} ({})", c.field.name(), c.why))
+            }
+        }
+    }
+
     fn keep(&mut self, r: FeedRow) -> Option<FeedItem> {
-        if let Some(i) = missing_field(&r.item, self.required) {
-            self.missing[i] += 1;
-            return None;
-        }
-        if r.item.unplaced != 0 {
-            self.unplaced += 1;
-            return None;
-        }
-        if let Some(c) = self.checks.iter_mut().find(|c| c.fails(&r.item)) {
-            c.n += 1;
+        if let Some(l) = self.leave(&r.item) {
+            match l {
+                Leave::Missing(i) => self.missing[i] += 1,
+                Leave::Unplaced => self.unplaced += 1,
+                Leave::Invalid(i) => self.checks[i].n += 1,
+            }
             return None;
         }
         self.items += 1;
@@ -411,28 +435,37 @@ impl<'a> FeedFilter<'a> {
     /// Items left out: missing fields first, then invalid values, each
     /// counted under the first reason that applies.
     fn left_out(&self) -> Vec<Missing> {
-        let missing = self
-            .required
-            .iter()
-            .zip(&self.missing)
-            .filter(|(_, n)| **n > 0)
-            .map(|(f, n)| Missing {
-                field: format!("missing {}", f.name()),
-                items: *n,
-            });
-        let invalid = self.checks.iter().filter(|c| c.n > 0).map(|c| Missing {
-            field: c
-                .label
-                .clone()
-                .unwrap_or_else(|| format!("invalid {} ({})", c.field.name(), c.why)),
-            items: c.n,
-        });
-        let unplaced = (self.unplaced > 0).then(|| Missing {
-            field: "missing location".into(),
-            items: self.unplaced,
-        });
-        missing.chain(unplaced).chain(invalid).collect()
+        let missing = (0..self.required.len()).map(|i| (Leave::Missing(i), self.missing[i]));
+        let unplaced = std::iter::once((Leave::Unplaced, self.unplaced));
+        let invalid = (0..self.checks.len()).map(|i| (Leave::Invalid(i), self.checks[i].n));
+        missing
+            .chain(unplaced)
+            .chain(invalid)
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| Missing {
+                field: self.label(l),
+                items: n,
+            })
+            .collect()
     }
+}
+
+/// Why a feed leaves an item out: a required field it lacks (by index), a
+/// warehouse without a location id, or a check it fails (by index).
+#[derive(Clone, Copy)]
+enum Leave {
+    Missing(usize),
+    Unplaced,
+    Invalid(usize),
+}
+
+/// Why `cart`'s feed leaves `item` out, worded as its sync summary counts
+/// it; `None` when the feed sends it. The same decision as the feed's, for
+/// `explain`.
+pub fn left_out_reason(cart: &Cart, item: &FeedItem) -> Option<String> {
+    let required = cart.mapping.required_fields();
+    let filter = FeedFilter::new(cart, &required, None);
+    filter.leave(item).map(|l| filter.label(l))
 }
 
 /// Computes and writes the feed to `path`, item by item, in one pass.

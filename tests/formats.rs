@@ -254,9 +254,15 @@ fn a_utc_offset_in_the_text_is_kept_and_timezone_only_fills_in() {
         "o.csv",
         "Order,SKU,Qty,At\n1,MUG-11OZ,4,2025-06-01 06:30:00 -0500\n2,HOOD,2,2025-06-01 20:00:00 +0900\n3,HOOD,1,2025-06-01 04:59:00 -0500\n",
     );
-    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nHOOD,2\nMUG-11OZ,121\n");
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nHOOD,2\nMUG-11OZ,121\n"
+    );
     let e = ws.explain("MUG-11OZ", None);
-    assert_eq!(e["orders_subtracted"][0]["ordered_at"], "2025-06-01T11:30:00+00:00");
+    assert_eq!(
+        e["orders_subtracted"][0]["ordered_at"],
+        "2025-06-01T11:30:00+00:00"
+    );
 }
 
 /// Issue 15.1: `%Z` (a zone name) cannot be read by chrono: `check` says to use `%z`.
@@ -273,4 +279,51 @@ fn check_warns_about_a_zone_name_in_a_time_format() {
         all.contains("as_of.format") && all.contains("%Z") && all.contains("use %z"),
         "{all}"
     );
+}
+
+/// Issue 15.4 (CONTRACT rule 20): `explain --cart` of a SKU the cart's feed
+/// leaves out says so and why, exactly as the feed decides: `"value": null`,
+/// `"left_out": "<reason>"`; the text says "left out", never "sends N".
+#[test]
+fn explain_says_a_left_out_sku_is_left_out_and_why() {
+    let ws = ws_with(
+        INV_MAPPING,
+        "csv",
+        "format = \"csv\"\ncolumns = [ { header = \"upc\", field = \"upc\" }, { header = \"qty\", field = \"quantity\" } ]\n",
+    );
+    ws.apply("wms", "s.csv", "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,4,2025-06-01T10:00:00Z,0123,\nB,W1,28,2025-06-01T10:00:00Z,,\nC,W1,3,2025-06-01T10:00:00Z,\"01\u{1}2\",\n");
+    let v = ws.sync("shop", &[], 0);
+    assert_eq!(v["items"], 1, "{v}");
+    let e = ws.explain("B", Some("shop"));
+    let c = &e["carts"][0];
+    assert_eq!(c["value"], serde_json::Value::Null, "{e}");
+    assert_eq!(c["left_out"], "missing upc", "{e}");
+    assert_eq!(c["available"], 28);
+    let e = ws.explain("C", Some("shop"));
+    assert_eq!(
+        e["carts"][0]["left_out"], "invalid upc (a control character the feed cannot carry)",
+        "{e}"
+    );
+    // A SKU the feed sends has its value and no left_out.
+    let e = ws.explain("A", Some("shop"));
+    assert_eq!(e["carts"][0]["value"], 4);
+    assert!(e["carts"][0].get("left_out").is_none(), "{e}");
+    let o = ws.run_ok(
+        &[
+            "explain",
+            "--merchant",
+            "m1",
+            "--sku",
+            "B",
+            "--cart",
+            "shop",
+        ],
+        0,
+    );
+    assert!(
+        o.stdout.contains("available 28 -> left out: missing upc"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("sends 28"), "{}", o.stdout);
 }

@@ -2314,15 +2314,21 @@ CTT*2~";
 fn issue15_3_an_impossible_date_rejects_the_set_whatever_its_qualifier() {
     let ws = edi_ws("", "");
     for (n, (file, dtm, want)) in [
-        ("a.x12", "DTM*405*20241399~", "DTM02 \\\"20241399\\\" is not a CCYYMMDD date"),
-        ("b.x12", "DTM*405*20241201*2561~", "DTM03 \\\"2561\\\" is not an HHMM"),
+        (
+            "a.x12",
+            "DTM*405*20241399~",
+            "DTM02 \\\"20241399\\\" is not a CCYYMMDD date",
+        ),
+        (
+            "b.x12",
+            "DTM*405*20241201*2561~",
+            "DTM03 \\\"2561\\\" is not an HHMM",
+        ),
     ]
     .into_iter()
     .enumerate()
     {
-        let body = format!(
-            "BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*7*EA~{dtm}CTT*1~"
-        );
+        let body = format!("BIA*00*SI*R1*20261120*0800~LIN*1*VN*A~QTY*33*7*EA~{dtm}CTT*1~");
         let p = ws.write(&format!("in/wh/{file}"), wh846(n as u32 + 1, &body));
         let v = ws.ingest("wh", &p, 1);
         assert_eq!(v["outcome"], "rejected", "{v}");
@@ -2343,7 +2349,9 @@ fn issue15_3_an_impossible_date_rejects_the_set_whatever_its_qualifier() {
     let v = ws.ingest("po", &p, 1);
     assert_eq!(v["outcome"], "rejected", "{v}");
     assert!(
-        v["errors"].to_string().contains("G6202 \\\"20261131\\\" is not a CCYYMMDD date"),
+        v["errors"]
+            .to_string()
+            .contains("G6202 \\\"20261131\\\" is not a CCYYMMDD date"),
         "{v}"
     );
 }
