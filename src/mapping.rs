@@ -174,10 +174,10 @@ impl TimeSpec {
         // A time that carries its own offset (`%z`, `%:z`) keeps it; the
         // zone applies only to times without one (issue 15: Shopify's
         // `2026-12-01 21:30:00 -0500` was read in the zone, hours off).
-        if fmt.contains('z') {
-            if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-                return Ok((t.timestamp_millis(), None));
-            }
+        if fmt.contains('z')
+            && let Ok(t) = DateTime::parse_from_str(s, fmt)
+        {
+            return Ok((t.timestamp_millis(), None));
         }
         let (naive, date) = match NaiveDateTime::parse_from_str(s, fmt) {
             Ok(t) => (t, None),
