@@ -434,8 +434,8 @@ fn carts(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) -> Vec<Cart> {
                 i,
                 "file_name",
                 format!(
-                    "cart {other:?} delivers to the same place with the same file_name {:?}: one would overwrite the other (put {{cart}} in file_name)",
-                    transport.file_name
+                    "carts {other:?} and {:?} deliver to the same place with the same file_name {:?}: one would overwrite the other (put {{cart}} in file_name)",
+                    r.id, transport.file_name
                 ),
             );
         }

@@ -190,7 +190,7 @@ impl TimeSpec {
                             .then(|| NaiveDate::parse_from_str(s, X12_DATE_FORMAT).ok())
                             .flatten()
                     })
-                    .ok_or_else(|| format!("not a time in format {fmt:?}: {e}"))?;
+                    .ok_or_else(|| time_error(fmt, e))?;
                 (date.and_time(Default::default()), Some(date))
             }
         };
@@ -219,6 +219,22 @@ impl TimeSpec {
             .unwrap_or(t);
         Ok(next.min(received))
     }
+}
+
+/// Why a value is not a time in `fmt`, in words, with the format expected
+/// (chrono's own text, "input is out of range", says neither); the row's
+/// error shows the value.
+fn time_error(fmt: &str, e: chrono::ParseError) -> String {
+    use chrono::format::ParseErrorKind as K;
+    let why = match e.kind() {
+        K::OutOfRange => "a month, day, hour or minute is out of its range",
+        K::Impossible => "its parts contradict each other",
+        K::NotEnough => "it lacks part of a date or time",
+        K::TooShort => "it ends early",
+        K::TooLong => "it has more after the time",
+        _ => "it does not match",
+    };
+    format!("not a time in format {fmt:?} ({why}; RFC 3339 is also accepted)")
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,15 @@ fn as_of_column_with_format_and_timezone() {
         "{err}"
     );
     assert_eq!(ws.ledger_dump(), before);
+    // A date in another order (month 30): which format, the value, and why
+    // in words, not chrono's bare "input is out of range".
+    let p = ws.write("in/wms/us.csv", "SKU,Qty,Counted\nA,1,11/30/2026 07:00\n");
+    let v = ws.ingest("wms", &p, 1);
+    assert_eq!(
+        v["errors"][0],
+        r#"line 2, column "Counted" (as_of), value "11/30/2026 07:00": not a time in format "%d/%m/%Y %H:%M" (a month, day, hour or minute is out of its range; RFC 3339 is also accepted)"#,
+        "{v}"
+    );
 }
 
 #[test]

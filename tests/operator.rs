@@ -267,7 +267,7 @@ fn p06_check_reports_repeated_ids_and_colliding_outboxes_in_order() {
             "`merchant[1].id`: merchant \"m1\" is declared twice",
             "`inbound[2].id`: id \"wms\" is used twice",
             "`cart[1].id`: cart id \"shop\" is used twice",
-            "`cart[3].transport.file_name`: cart \"web\" delivers to the same place with the same file_name \"feed.csv\": one would overwrite the other (put {cart} in file_name)",
+            "`cart[3].transport.file_name`: carts \"web\" and \"web2\" deliver to the same place with the same file_name \"feed.csv\": one would overwrite the other (put {cart} in file_name)",
             "`ledger.keep`: must be like \"90d\", \"12h\" or \"forever\", got \"soon\"",
         ],
         "{}",
