@@ -9,8 +9,8 @@ use crate::ledger::{Applied, Ledger, LedgerError, OrderLine, ReportMeta};
 use crate::mapping::{AsOfFrom, Field, RecordKind, Snapshot};
 use crate::transport::{Entry, EntryKind, Folder, TransportError};
 use crate::util::{
-    Millis, bounded, copy_durable, escape, file_mtime_ms, file_name, glob_match, now_ms, quoted,
-    rfc3339, sha256_file,
+    Millis, bounded, copy_durable, escape, file_mtime_ms, file_name, now_ms, quoted, rfc3339,
+    sha256_file,
 };
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -1308,7 +1308,7 @@ fn pickup_from(
             || e.name.ends_with(".tmp")
             || e.name.ends_with(".part")
             || (rules.done_marker && e.name.ends_with(".done"))
-            || !glob_match(&src.transport.pattern, &e.name)
+            || !src.transport.pattern.is_match(&e.name)
         {
             continue;
         }

@@ -152,3 +152,20 @@ fn a_password_never_reaches_a_message_when_the_server_refuses() {
     let h = ws.run(&["history", "--json"]);
     assert!(!h.stdout.contains(secret));
 }
+
+/// A pattern globset cannot compile is named by `check` (it was matched as
+/// text by a hand-written matcher before).
+#[test]
+fn a_broken_pattern_is_named_by_check() {
+    let ws = Workspace::standard("");
+    let cfg = ws
+        .read("stockgate.toml")
+        .replacen("pattern = \"*\"", "pattern = \"[abc\"", 1);
+    ws.config(&cfg);
+    let o = ws.run_ok(&["check"], 2);
+    assert!(
+        o.stdout.contains("`inbound[0].transport.pattern`: is not a file-name pattern (unclosed character class; missing ']')"),
+        "{}",
+        o.stdout
+    );
+}

@@ -226,7 +226,7 @@ pub struct PickupRules {
 #[derive(Debug, Clone)]
 pub struct TransportSpec {
     pub endpoint: Endpoint,
-    pub pattern: String,
+    pub pattern: crate::util::Glob,
     /// Carts: the feed's file name template.
     pub file_name: String,
     pub pickup: PickupRules,
@@ -599,9 +599,22 @@ pub(super) fn transport_spec(
             DEFAULT_STABLE_FOR
         }),
     };
+    let any = || crate::util::Glob::new("*").expect("* is a glob");
+    let pattern = match t.pattern.as_deref() {
+        None => any(),
+        Some(p) => crate::util::Glob::new(p).unwrap_or_else(|e| {
+            cx.at(
+                table,
+                i,
+                "pattern",
+                format!("is not a file-name pattern ({})", e.kind()),
+            );
+            any()
+        }),
+    };
     TransportSpec {
         endpoint,
-        pattern: t.pattern.clone().unwrap_or_else(|| "*".into()),
+        pattern,
         file_name,
         pickup: PickupRules {
             after,
