@@ -522,6 +522,7 @@ pub enum OutFormat {
         delimiter: u8,
         header: bool,
         columns: Vec<OutColumn>,
+        style: CsvStyle,
     },
     Xml {
         root: String,
@@ -529,6 +530,35 @@ pub enum OutFormat {
         fields: Vec<OutColumn>,
     },
     X12_846(Box<X12Profile>),
+}
+
+/// How an outbound CSV is written beyond its columns (issue 16: what carts
+/// such as CartRover's CSV ones offer).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CsvStyle {
+    /// `line_ending = "crlf"` (default `"lf"`).
+    pub crlf: bool,
+    /// `quote = "always"`: every field quoted (default `"necessary"`).
+    pub quote_always: bool,
+    /// `[as_of] format` and `timezone`: the as_of field's text (default
+    /// RFC 3339 in UTC; a zone alone gives RFC 3339 in that zone).
+    pub as_of: Option<(Option<String>, Tz)>,
+}
+
+impl CsvStyle {
+    /// The as_of field's text for a time.
+    pub fn as_of_text(&self, t: Millis) -> String {
+        match &self.as_of {
+            None => crate::util::rfc3339(t),
+            Some((fmt, tz)) => {
+                let t = crate::util::to_datetime(t).with_timezone(tz);
+                match fmt {
+                    Some(f) => t.format(f).to_string(),
+                    None => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -632,6 +662,8 @@ struct RawMapping {
     extra_quantities: Option<Vec<Vec<String>>>,
     header_refs: Option<Vec<Vec<String>>>,
     item_refs: Option<Vec<Vec<String>>>,
+    line_ending: Option<String>,
+    quote: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -705,7 +737,15 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
             ],
         ]
         .concat(),
-        (Some("csv"), false) => vec!["format", "delimiter", "header", "columns"],
+        (Some("csv"), false) => vec![
+            "format",
+            "delimiter",
+            "header",
+            "columns",
+            "line_ending",
+            "quote",
+            "as_of",
+        ],
         (Some("xml"), false) => vec!["format", "root", "item", "fields"],
         (Some("x12-846"), false) => all
             .iter()
@@ -730,6 +770,8 @@ fn keys_for(format: Option<&str>, inbound: bool) -> Vec<&'static str> {
                     "as_of_qualifiers",
                     "locations",
                     "units",
+                    "line_ending",
+                    "quote",
                 ]
                 .contains(k)
             })
@@ -1248,6 +1290,46 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     }
 }
 
+/// An outbound CSV's `line_ending`, `quote` and `[as_of]`.
+fn csv_style(c: &mut Checker, raw: &RawMapping) -> CsvStyle {
+    let crlf = match raw.line_ending.as_deref() {
+        None | Some("lf") => false,
+        Some("crlf") => true,
+        Some(o) => {
+            c.at(
+                "",
+                "line_ending",
+                format!("must be \"lf\" or \"crlf\", got {o:?}"),
+            );
+            false
+        }
+    };
+    let quote_always = match raw.quote.as_deref() {
+        None | Some("necessary") => false,
+        Some("always") => true,
+        Some(o) => {
+            c.at(
+                "",
+                "quote",
+                format!("must be \"necessary\" or \"always\", got {o:?}"),
+            );
+            false
+        }
+    };
+    let as_of = raw.as_of.as_ref().map(|t| {
+        if let Some(f) = &t.format {
+            check_time_format(c, f);
+        }
+        let tz = parse_tz(c, "as_of", t.timezone.as_deref());
+        (t.format.clone(), tz)
+    });
+    CsvStyle {
+        crlf,
+        quote_always,
+        as_of,
+    }
+}
+
 /// `[columns]`/`[fields]` of an inbound mapping: field = "Header" | number.
 fn inbound_columns(
     c: &mut Checker,
@@ -1377,10 +1459,12 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
         Some("csv") => {
             let delimiter = single_byte(&mut c, "delimiter", &raw.delimiter, b',');
             let columns = out_columns(&mut c, raw.columns.as_ref(), "columns", "header", |_| true);
+            let style = csv_style(&mut c, &raw);
             OutFormat::Csv {
                 delimiter,
                 header: raw.header.unwrap_or(true),
                 columns,
+                style,
             }
         }
         Some("xml") => {
@@ -1411,6 +1495,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
                 delimiter: b',',
                 header: true,
                 columns: vec![],
+                style: CsvStyle::default(),
             }
         }
         None => {
@@ -1419,6 +1504,7 @@ pub fn load_outbound(path: &Path) -> Result<OutboundMapping, Vec<Problem>> {
                 delimiter: b',',
                 header: true,
                 columns: vec![],
+                style: CsvStyle::default(),
             }
         }
     };

@@ -336,3 +336,37 @@ fn explain_says_a_left_out_sku_is_left_out_and_why() {
     );
     assert!(!o.stdout.contains("sends 28"), "{}", o.stdout);
 }
+
+/// Issue 16.11: outbound CSV options carts ask for: `line_ending = "crlf"`,
+/// `delimiter`, `quote = "always"`, and `[as_of] format`/`timezone` for the
+/// as_of field (RFC 3339 in UTC without them).
+#[test]
+fn outbound_csv_line_ending_quote_delimiter_and_as_of_format() {
+    let ws = ws_with(
+        INV_MAPPING,
+        "csv",
+        "format = \"csv\"\ndelimiter = \";\"\nline_ending = \"crlf\"\nquote = \"always\"\ncolumns = [ { header = \"SKU\", field = \"sku\" }, { header = \"Qty\", field = \"quantity\" }, { header = \"Counted\", field = \"as_of\" } ]\n[as_of]\nformat = \"%m/%d/%Y %H:%M\"\ntimezone = \"America/New_York\"\n",
+    );
+    ws.apply(
+        "wms",
+        "s.csv",
+        "SKU,Whse,Qty,AsOf,UPC,Title\nA,W1,4,2025-06-01T10:00:00Z,,\nB;2,W1,2,2025-12-01T10:00:00Z,,\n",
+    );
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "\"SKU\";\"Qty\";\"Counted\"\r\n\"A\";\"4\";\"06/01/2025 06:00\"\r\n\"B;2\";\"2\";\"12/01/2025 05:00\"\r\n"
+    );
+    // Wrong values are named by check.
+    ws.mapping(
+        "feed",
+        "format = \"csv\"\nline_ending = \"cr\"\nquote = \"sometimes\"\ncolumns = [ { header = \"SKU\", field = \"sku\" } ]\n[as_of]\nformat = \"%Q\"\n",
+    );
+    let o = ws.run_ok(&["check"], 2);
+    for want in [
+        "`line_ending`: must be \"lf\" or \"crlf\", got \"cr\"",
+        "`quote`: must be \"necessary\" or \"always\", got \"sometimes\"",
+        "`as_of.format`: invalid chrono format \"%Q\"",
+    ] {
+        assert!(o.stdout.contains(want), "{want}\n{}", o.stdout);
+    }
+}

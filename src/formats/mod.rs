@@ -347,7 +347,16 @@ pub fn write_feed(
             delimiter,
             header,
             columns,
-        } => csv_out::write(out, *delimiter, *header, columns, ctx.merchant, items),
+            style,
+        } => csv_out::write(
+            out,
+            *delimiter,
+            *header,
+            columns,
+            style,
+            ctx.merchant,
+            items,
+        ),
         OutFormat::Xml { root, item, fields } => {
             write_xml(out, root, item, fields, ctx.merchant, items)
         }
