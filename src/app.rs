@@ -101,7 +101,11 @@ pub enum Command {
     #[command(after_help = "Example: stockgate init shop && cd shop && stockgate run --once")]
     Init {
         /// Folder to create (must not hold a stockgate.toml yet)
-        dir: PathBuf,
+        #[arg(required_unless_present = "list_presets")]
+        dir: Option<PathBuf>,
+        /// List the retailer preset mappings init writes, with their guides, and exit
+        #[arg(long)]
+        list_presets: bool,
     },
     /// Initialize DIR (default ./stockgate-demo) if needed, run the gateway once, show the feeds
     #[command(
@@ -599,7 +603,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut cmd, "stockgate", &mut std::io::stdout());
             Ok(OK)
         }
-        Command::Init { dir } => match crate::init::init(&dir) {
+        Command::Init {
+            list_presets: true, ..
+        } => {
+            for p in crate::init::PRESETS {
+                outln!("{:<22} {}", p.name, p.title);
+                outln!("{:<22} guide: {}", "", p.guide);
+            }
+            outln!("init writes each as mappings/<name>.toml; use it as a cart's mapping");
+            Ok(OK)
+        }
+        Command::Init { dir: None, .. } => Ok(USAGE),
+        Command::Init { dir: Some(dir), .. } => match crate::init::init(&dir) {
             Ok(cfg) => {
                 let exe = exe_shown();
                 let c = crate::util::shell_quote(&cfg.display().to_string());

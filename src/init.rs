@@ -12,8 +12,35 @@ pub const SHOP_CSV: &str = include_str!("../mappings/shop-csv.toml");
 pub const MARKETPLACE_CSV: &str = include_str!("../mappings/marketplace-csv.toml");
 pub const RETAILER_846: &str = include_str!("../mappings/retailer-846.toml");
 pub const PORTAL_XML: &str = include_str!("../mappings/portal-xml.toml");
+pub const WAREHOUSE_846: &str = include_str!("../mappings/warehouse-846.toml");
+pub const WAREHOUSE_XML: &str = include_str!("../mappings/warehouse-xml.toml");
+pub const ORDERS_850: &str = include_str!("../mappings/orders-850.toml");
 pub const SAMPLE_STOCK: &str = include_str!("../fixtures/demo/stock-20261120.csv");
 pub const SAMPLE_ORDERS: &str = include_str!("../fixtures/demo/orders-20261120.csv");
+
+/// A retailer's 846 as its published guide asks for it, shipped as a mapping.
+pub struct Preset {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub guide: &'static str,
+    pub body: &'static str,
+}
+
+/// Every retailer preset the project ships (mappings/, cited at their top).
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "walmart-dsv-846",
+        title: "Walmart.com Drop Ship Vendor 846, X12 004010",
+        guide: "https://developer.walmart.com/suppliers/docs/846-inventory-inquiry",
+        body: include_str!("../mappings/walmart-dsv-846.toml"),
+    },
+    Preset {
+        name: "qvc-commercehub-846",
+        title: "QVC drop ship 846 through CommerceHub, X12 004010",
+        guide: "https://www.stedi.com/app/guides/view/qvc/commercehub-drop-ship-inventory-inquiryadvice/01HBCEDS9W1Z3M6JSS78AD3X6N",
+        body: include_str!("../mappings/qvc-commercehub-846.toml"),
+    },
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -32,19 +59,30 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
     if config.exists() {
         return Err(InitError::Exists(config));
     }
-    let files: &[(&str, &str)] = &[
-        ("mappings/warehouse-csv.toml", WAREHOUSE_CSV),
-        ("mappings/orders-csv.toml", ORDERS_CSV),
-        ("mappings/shop-csv.toml", SHOP_CSV),
-        ("mappings/marketplace-csv.toml", MARKETPLACE_CSV),
-        ("mappings/retailer-846.toml", RETAILER_846),
-        ("mappings/portal-xml.toml", PORTAL_XML),
-        ("var/inbox/acme-wms/stock-20261120.csv", SAMPLE_STOCK),
-        ("var/inbox/acme-orders/orders-20261120.csv", SAMPLE_ORDERS),
-        ("stockgate.toml", CONFIG),
+    let samples: [(String, &str); 9] = [
+        ("mappings/warehouse-csv.toml".into(), WAREHOUSE_CSV),
+        ("mappings/warehouse-846.toml".into(), WAREHOUSE_846),
+        ("mappings/warehouse-xml.toml".into(), WAREHOUSE_XML),
+        ("mappings/orders-csv.toml".into(), ORDERS_CSV),
+        ("mappings/orders-850.toml".into(), ORDERS_850),
+        ("mappings/shop-csv.toml".into(), SHOP_CSV),
+        ("mappings/marketplace-csv.toml".into(), MARKETPLACE_CSV),
+        ("mappings/retailer-846.toml".into(), RETAILER_846),
+        ("mappings/portal-xml.toml".into(), PORTAL_XML),
     ];
-    for (rel, body) in files {
-        let p = dir.join(rel);
+    let presets = PRESETS
+        .iter()
+        .map(|p| (format!("mappings/{}.toml", p.name), p.body));
+    let rest = [
+        ("var/inbox/acme-wms/stock-20261120.csv".into(), SAMPLE_STOCK),
+        (
+            "var/inbox/acme-orders/orders-20261120.csv".into(),
+            SAMPLE_ORDERS,
+        ),
+        ("stockgate.toml".into(), CONFIG),
+    ];
+    for (rel, body) in samples.into_iter().chain(presets).chain(rest) {
+        let p = dir.join(&rel);
         let io = |source| InitError::Io {
             path: p.clone(),
             source,

@@ -505,6 +505,59 @@ fn check_accepts_a_good_workspace() {
     assert!(o.stdout.starts_with("ok"), "{}", o.stdout);
 }
 
+/// Issue 16.8 (CONTRACT rule 40): `init` writes every preset mapping the
+/// project ships beside the sample ones, each passing `check` when a cart
+/// uses it; `init --list-presets` shows them with their guides.
+#[test]
+fn init_writes_every_preset_and_lists_them_with_their_guides() {
+    let ws = Workspace::new();
+    let o = run_bin(&["init".into(), "--list-presets".into()], ws.dir());
+    assert_eq!(o.code, 0, "{o:?}");
+    for want in [
+        "walmart-dsv-846",
+        "https://developer.walmart.com/suppliers/docs/846-inventory-inquiry",
+        "qvc-commercehub-846",
+        "https://www.stedi.com/app/guides/view/qvc/commercehub-drop-ship-inventory-inquiryadvice/01HBCEDS9W1Z3M6JSS78AD3X6N",
+    ] {
+        assert!(o.stdout.contains(want), "{want}\n{}", o.stdout);
+    }
+    let d = ws.path("fresh");
+    assert_eq!(
+        run_bin(&["init".into(), d.display().to_string()], ws.dir()).code,
+        0
+    );
+    let shipped: Vec<String> =
+        std::fs::read_dir(env!("CARGO_MANIFEST_DIR").to_string() + "/mappings")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    for name in &shipped {
+        assert_eq!(
+            std::fs::read(d.join("mappings").join(name)).ok(),
+            std::fs::read(format!("{}/mappings/{name}", env!("CARGO_MANIFEST_DIR"))).ok(),
+            "{name} written by init"
+        );
+    }
+    // A cart on each retailer preset passes check.
+    let cfg = std::fs::read_to_string(d.join("stockgate.toml")).unwrap();
+    let mut extra = String::new();
+    for preset in ["walmart-dsv-846", "qvc-commercehub-846"] {
+        extra.push_str(&format!(
+            "\n[[cart]]\nid = \"{preset}\"\nmerchant = \"acme\"\nformat = \"x12-846\"\nmapping = \"{preset}\"\nschedule = \"every 1h\"\n[cart.transport]\ntype = \"dir\"\npath = \"var/outbox/{preset}\"\n"
+        ));
+    }
+    std::fs::write(d.join("stockgate.toml"), cfg + &extra).unwrap();
+    let o = run_bin(
+        &[
+            "--config".into(),
+            d.join("stockgate.toml").display().to_string(),
+            "check".into(),
+        ],
+        ws.dir(),
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
 #[test]
 fn check_lists_every_problem_with_file_line_and_key() {
     let ws = Workspace::new();

@@ -228,7 +228,7 @@ path = \"out/shop\"
             m("ord")
         ),
         format!(
-            "{}:2: key `headr`: unknown key; did you mean \"header\"?; known keys of a \"csv\" mapping: format, delimiter, header, columns",
+            "{}:2: key `headr`: unknown key; did you mean \"header\"?; known keys of a \"csv\" mapping: format, delimiter, header, columns, as_of, line_ending, quote",
             m("feed")
         ),
     ];
@@ -461,7 +461,7 @@ fn p11_help_describes_every_argument_with_examples_exit_codes_and_environment() 
         ("status", &["--json"]),
         ("explain", &["--merchant", "--sku", "--cart", "--json"]),
         ("history", &["--cart", "--limit", "--json"]),
-        ("init", &["<DIR>"]),
+        ("init", &["[DIR]", "--list-presets"]),
         ("demo", &["[DIR]"]),
     ] {
         let h = help(&[cmd, "--help"]);
