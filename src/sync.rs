@@ -622,6 +622,7 @@ pub fn sync_cart(
         merchant: &cart.merchant,
         now: started,
         control,
+        tz: cart.tz,
     };
     let mut sent = SentLog::new(&cfg.scratch_dir("outgoing", &cart.id));
     let mut filter = FeedFilter::new(cart, &required, (!opts.dry_run).then_some(&mut sent));

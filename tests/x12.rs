@@ -2355,3 +2355,36 @@ fn issue15_3_an_impossible_date_rejects_the_set_whatever_its_qualifier() {
         "{v}"
     );
 }
+
+/// Issue 16.7: an 846's file name and its envelope agree on time: the
+/// `{timestamp}` of the name, ISA09/ISA10, GS04/GS05 and BIA04/BIA05 are all
+/// in the cart's `timezone` (UTC by default).
+#[test]
+fn issue16_7_file_name_and_envelope_share_the_carts_time_zone() {
+    let c = x12_cart("retail", "timezone = \"Asia/Kolkata\"")
+        .replace("{cart}-{seq}.x12", "{cart}-{timestamp}.x12");
+    let ws = Workspace::standard(&c);
+    ws.mapping("r846", &r846("004010"));
+    ws.apply("wms", "s.csv", &abcd());
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    let file = v["file"].as_str().unwrap();
+    let stamp = file
+        .rsplit_once("retail-")
+        .unwrap()
+        .1
+        .trim_end_matches(".x12");
+    assert_eq!(stamp.len(), 14, "{file}");
+    // The moment the sync started, in Kolkata (+05:30), as the name says it.
+    let started = chrono::DateTime::parse_from_rfc3339(v["started_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono_tz::Asia::Kolkata);
+    assert_eq!(stamp, started.format("%Y%m%d%H%M%S").to_string());
+    let (_, x) = read_x12(file);
+    let isa = x.one("ISA");
+    assert_eq!(format!("20{}{}", isa[9], isa[10]), stamp[..12]);
+    let gs = x.one("GS");
+    assert_eq!(format!("{}{}", gs[4], gs[5]), stamp[..12]);
+    let bia = x.one("BIA");
+    assert_eq!(format!("{}{}", bia[4], bia[5]), stamp[..12]);
+}

@@ -333,6 +333,9 @@ pub struct FeedContext<'a> {
     pub now: Millis,
     /// X12: the interchange and group control numbers reserved for this feed.
     pub control: Option<(i64, i64)>,
+    /// The cart's `timezone`: an 846's ISA/GS/BIA dates and times are in it,
+    /// as the `{timestamp}` of its file name is.
+    pub tz: chrono_tz::Tz,
 }
 
 /// Writes a whole feed from an item iterator, so no catalog is ever held whole.
@@ -655,7 +658,9 @@ fn write_846(
         interchange: interchange as u32,
         group: group as u32,
     };
-    let now = crate::util::to_datetime(ctx.now).naive_utc();
+    let now = crate::util::to_datetime(ctx.now)
+        .with_timezone(&ctx.tz)
+        .naive_local();
     let items = items.flat_map(|it| lin_loops(p, it, ctx.merchant));
     x12::write_846(out, &profile_846(p), ctl, now, items).map_err(std::io::Error::other)?;
     Ok(())
