@@ -563,6 +563,21 @@ fn p12_one_line_per_result_and_colour_on_request() {
         &[("STOCKGATE_LOG", "debug")],
     );
     assert_eq!(o.stderr, "");
+    // Issue 16.6: a source that cannot look is one result line, with and
+    // without -q, not also an ERROR log line.
+    let cfg = ws.read("stockgate.toml")
+        + "\n[[inbound]]\nid = \"far\"\nmerchant = \"m1\"\nkind = \"inventory\"\nmapping = \"inv\"\n[inbound.transport]\ntype = \"ftp\"\nhost = \"127.0.0.1\"\nuser = \"u\"\npassword_env = \"STOCKGATE_TEST_UNSET\"\nremote_dir = \"/\"\n";
+    ws.config(&cfg);
+    for q in [&[][..], &["-q"][..]] {
+        let o = bare(&ws, &[q, &["run", "--once"]].concat(), &[]);
+        assert_eq!(o.code, 1, "{o:?}");
+        let all = format!("{}{}", o.stdout, o.stderr);
+        assert_eq!(
+            all.matches("STOCKGATE_TEST_UNSET is not set").count(),
+            1,
+            "{all}"
+        );
+    }
 }
 
 // ----- 13. progress: never on a pipe -----

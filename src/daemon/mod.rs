@@ -74,8 +74,8 @@ fn pickup_into(
             (p.settling > 0).then(|| p.stable_in.unwrap_or(Duration::ZERO))
         }
         Err(e) => {
+            // The pass's result lines show it: no log line repeats it.
             let msg = crate::util::escape(&e.to_string());
-            tracing::error!(source = %src.id, error = %msg, "pickup failed");
             pass.errors.push(format!("source {}: {msg}", src.id));
             None
         }
@@ -103,10 +103,7 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
         }
         match sync_cart(cfg, ledger, cart, &SyncOptions::default()) {
             Ok(r) => pass.syncs.push(r),
-            Err(e) => {
-                tracing::error!(cart = %cart.id, error = %e, "sync failed");
-                pass.errors.push(format!("cart {}: {e}", cart.id));
-            }
+            Err(e) => pass.errors.push(format!("cart {}: {e}", cart.id)),
         }
     }
 }
