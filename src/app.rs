@@ -1023,9 +1023,16 @@ fn print_status(s: &crate::inspect::Status) {
         "rejected",
         "held",
         "last pickup",
+        "last look",
         "last error",
     ]);
     for i in &s.inbound {
+        // A source failing now says how long it has been failing.
+        let error = match (&i.last_error, i.failures) {
+            (None, _) => "-".to_string(),
+            (Some(e), 0) => e.clone(),
+            (Some(e), n) => format!("{n} failed looks: {e}"),
+        };
         inbound.add_row(vec![
             truncate(&crate::util::escape(&i.source), 30),
             i.kind.to_string(),
@@ -1033,10 +1040,8 @@ fn print_status(s: &crate::inspect::Status) {
             i.rejected.to_string(),
             i.held.to_string(),
             opt(&i.last_pickup),
-            truncate(
-                &crate::util::escape(i.last_error.as_deref().unwrap_or("-")),
-                STATUS_ERROR_MAX,
-            ),
+            opt(&i.last_look),
+            truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
         ]);
     }
     for n in 2..=4 {

@@ -186,7 +186,13 @@ pub struct InboundStatus {
     pub rejected: u64,
     /// Full snapshots held in quarantine (apply with `ingest --force`).
     pub held: u64,
+    /// The latest of a failed look and a rejected or held file (rule 37).
     pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    /// Failed looks in a row (0 after a good look).
+    pub failures: u64,
+    /// The last successful listing of the source.
+    pub last_look: Option<String>,
 }
 
 pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
@@ -220,6 +226,9 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             rejected: st.rejected,
             held: st.held,
             last_error: st.last_error,
+            last_error_at: st.last_error_at.map(rfc3339),
+            failures: st.failures,
+            last_look: st.last_look.map(rfc3339),
         });
     }
     Ok(Status {

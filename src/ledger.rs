@@ -108,6 +108,18 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE products ADD COLUMN price TEXT;
     ",
+    // 5: each inbound source's looks (rule 37, 38): the last good listing,
+    // the last failed one and how many failed in a row, so `status` run
+    // beside the daemon and a restarted daemon's metrics see them.
+    "
+    CREATE TABLE source_looks (
+        source TEXT PRIMARY KEY,
+        last_look INTEGER,
+        last_error TEXT,
+        last_error_at INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    ",
 ];
 
 pub struct Ledger {
@@ -616,7 +628,22 @@ pub struct InboundStats {
     /// Rejected and held files not yet fixed and applied.
     pub rejected: u64,
     pub held: u64,
+    /// The latest of a failed look and a rejected or held file, and its time.
     pub last_error: Option<String>,
+    pub last_error_at: Option<Millis>,
+    /// The last successful listing of the source.
+    pub last_look: Option<Millis>,
+    /// Failed looks in a row (0 after a good one).
+    pub failures: u64,
+}
+
+/// What the ledger keeps of a source's looks (rule 37).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceLook {
+    pub last_look: Option<Millis>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Millis>,
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1378,24 +1405,84 @@ impl Ledger {
             [source],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let last_error = self
+        let file_error = self
             .conn
             .query_row(
-                "SELECT file_name, error FROM inbound_files
+                "SELECT file_name, error, received_at FROM inbound_files
                  WHERE source = ?1 AND outcome IN ('rejected', 'held') AND cleared = 0
                  ORDER BY id DESC LIMIT 1",
                 [source],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Millis>(2)?,
+                    ))
+                },
             )
             .optional()?
-            .map(|(f, e)| format!("{f}: {}", e.unwrap_or_default()));
+            .map(|(f, e, at)| (format!("{f}: {}", e.unwrap_or_default()), at));
+        let look = self.source_look(source)?;
+        let look_error = look.last_error.clone().zip(look.last_error_at);
+        // The latest of the two (a failed look wins a tie: it is current).
+        let (last_error, last_error_at) = match (look_error, file_error) {
+            (Some(l), Some(f)) if f.1 > l.1 => (Some(f.0), Some(f.1)),
+            (Some(l), _) => (Some(l.0), Some(l.1)),
+            (None, Some(f)) => (Some(f.0), Some(f.1)),
+            (None, None) => (None, None),
+        };
         Ok(InboundStats {
             last_pickup,
             applied,
             rejected,
             held,
             last_error,
+            last_error_at,
+            last_look: look.last_look,
+            failures: look.failures,
         })
+    }
+
+    /// A source's looks: the last good one, the current failed run.
+    pub fn source_look(&self, source: &str) -> Result<SourceLook> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT last_look, last_error, last_error_at, failures FROM source_looks
+                 WHERE source = ?1",
+                [source],
+                |r| {
+                    Ok(SourceLook {
+                        last_look: r.get(0)?,
+                        last_error: r.get(1)?,
+                        last_error_at: r.get(2)?,
+                        failures: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Records one look at a source at `at`: a good listing (`error` None)
+    /// ends a failed run and clears its error; a failed one counts.
+    pub fn note_look(&self, source: &str, at: Millis, error: Option<&str>) -> Result<SourceLook> {
+        match error {
+            None => self.conn.execute(
+                "INSERT INTO source_looks (source, last_look, failures) VALUES (?1, ?2, 0)
+                 ON CONFLICT (source) DO UPDATE SET last_look = excluded.last_look,
+                     last_error = NULL, last_error_at = NULL, failures = 0",
+                params![source, at],
+            )?,
+            Some(e) => self.conn.execute(
+                "INSERT INTO source_looks (source, last_error, last_error_at, failures)
+                 VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (source) DO UPDATE SET last_error = excluded.last_error,
+                     last_error_at = excluded.last_error_at, failures = failures + 1",
+                params![source, e, at],
+            )?,
+        };
+        self.source_look(source)
     }
 
     /// Row counts of every table, to prove a rejected file changed nothing.

@@ -1272,9 +1272,18 @@ pub fn pickup_source(
     settle_ms: i64,
     gate: Option<&ApplyGate>,
 ) -> Result<Pickup, PickupError> {
-    let mut folder = crate::transport::open(&src.transport.endpoint)?;
-    let r = pickup_from(cfg, ledger, src, folder.as_mut(), settle_ms, gate);
-    folder.close();
+    let r = crate::transport::open(&src.transport.endpoint)
+        .map_err(PickupError::from)
+        .and_then(|mut folder| {
+            let r = pickup_from(cfg, ledger, src, folder.as_mut(), settle_ms, gate);
+            folder.close();
+            r
+        });
+    // Rule 37: every look is recorded, so a source that cannot look shows.
+    let error = r.as_ref().err().map(|e| escape(&e.to_string()));
+    if let Err(e) = ledger.note_look(&src.id, now_ms(), error.as_deref()) {
+        tracing::warn!(source = %src.id, error = %e, "cannot record the look at the source");
+    }
     r
 }
 

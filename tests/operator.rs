@@ -713,3 +713,54 @@ fn p16_a_skipped_manual_sync_keeps_next_due() {
     // The attempt is still in history.
     assert_eq!(ws.history("shop").len(), 2);
 }
+
+// ----- 16. a source that cannot look is visible (CONTRACT rule 37) -----
+
+#[test]
+fn p16_a_source_that_cannot_look_shows_in_status_until_a_good_look() {
+    let ws = Workspace::standard("");
+    let good = ws.read("stockgate.toml");
+    let far = "\n[[inbound]]\nid = \"far\"\nmerchant = \"m1\"\nkind = \"inventory\"\nmapping = \"inv\"\n[inbound.transport]\n";
+    let failing = format!(
+        "{good}{far}type = \"ftp\"\nhost = \"127.0.0.1\"\nuser = \"u\"\npassword_env = \"STOCKGATE_TEST_UNSET\"\nremote_dir = \"/\"\n"
+    );
+    ws.config(&failing);
+    for _ in 0..3 {
+        assert_eq!(bare(&ws, &["run", "--once"], &[]).code, 1);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&bare(&ws, &["status", "--json"], &[]).stdout).unwrap();
+    let far_st = v["inbound"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source"] == "far")
+        .unwrap()
+        .clone();
+    assert_eq!(far_st["failures"], 3, "{far_st}");
+    assert_eq!(far_st["last_look"], serde_json::Value::Null);
+    assert_eq!(
+        far_st["last_error"],
+        "ftp://u@127.0.0.1:21/: cannot log in: environment variable STOCKGATE_TEST_UNSET is not set"
+    );
+    let at = far_st["last_error_at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    let o = bare(&ws, &["status"], &[]);
+    let line = o.stdout.lines().find(|l| l.starts_with("far ")).unwrap();
+    assert!(
+        line.contains("3 failed looks: ftp://u@127.0.0.1:21/"),
+        "{line}"
+    );
+    // The source fixed (its folder is local now, and missing: it is made):
+    // the next good look clears it.
+    ws.config(&format!("{good}{far}type = \"dir\"\npath = \"in/far\"\n"));
+    assert_eq!(bare(&ws, &["run", "--once"], &[]).code, 0);
+    assert!(ws.path("in/far").is_dir());
+    let v: serde_json::Value =
+        serde_json::from_str(&bare(&ws, &["status", "--json"], &[]).stdout).unwrap();
+    let far_st = &v["inbound"][2];
+    assert_eq!(far_st["source"], "far");
+    assert_eq!(far_st["failures"], 0, "{far_st}");
+    assert_eq!(far_st["last_error"], serde_json::Value::Null);
+    assert!(far_st["last_look"].is_string(), "{far_st}");
+}

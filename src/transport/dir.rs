@@ -34,8 +34,15 @@ impl Folder for DirFolder {
     fn list(&mut self) -> Result<Vec<Entry>, TransportError> {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
-            // An inbox not made yet holds nothing.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            // An inbox not made yet holds nothing: it is made, so a partner
+            // can drop files and the watch has a folder (rule 37).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return std::fs::create_dir_all(&self.dir)
+                    .map(|_| vec![])
+                    .map_err(|e| {
+                        TransportError::io(format!("cannot create {}", self.dir.display()), &e)
+                    });
+            }
             Err(e) => {
                 return Err(TransportError::io(
                     format!("cannot list {}", self.dir.display()),
