@@ -29,6 +29,14 @@ pub struct CartLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+/// Failed looks in a row after which `/healthz` names a source (rule 37).
+pub const TROUBLE_AFTER_FAILURES: u64 = 3;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Transfer {
     /// "pickup" (a source's pass) or "delivery" (a cart's feed).
     pub direction: String,
@@ -51,6 +59,10 @@ pub struct Telemetry {
     transfer_seconds: Family<Transfer, Histogram, fn() -> Histogram>,
     retries_pending: Gauge,
     ledger_bytes: Gauge,
+    pickup_failures: Family<SourceLabel, Counter>,
+    last_look: Family<SourceLabel, Gauge>,
+    /// Failed looks in a row, per source (absent or 0: looking fine).
+    failing: Mutex<std::collections::BTreeMap<String, u64>>,
     /// When the main loop last went round (ms since the epoch).
     pub heartbeat: AtomicI64,
     /// Why the gateway is unhealthy, if it is (e.g. the ledger failed).
@@ -109,8 +121,23 @@ impl Telemetry {
             "Size of the SQLite ledger and its WAL",
             ledger_bytes.clone(),
         );
+        let pickup_failures = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "pickup_failures",
+            "Looks at an inbound source that failed (connect, login, host key, certificate, listing)",
+            pickup_failures.clone(),
+        );
+        let last_look = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "last_look_timestamp_seconds",
+            "When each inbound source was last listed successfully (Unix time)",
+            last_look.clone(),
+        );
         Telemetry {
             registry,
+            pickup_failures,
+            last_look,
+            failing: Mutex::new(Default::default()),
             files,
             syncs,
             items_sent,
@@ -151,6 +178,64 @@ impl Telemetry {
         }
     }
 
+    /// One look at a source (`at_ms` its time): a good one sets its last
+    /// look and ends a failed run; a failed one counts.
+    pub fn look(&self, source: &str, ok: bool, at_ms: i64) {
+        let l = SourceLabel {
+            source: source.into(),
+        };
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if ok {
+            self.last_look.get_or_create(&l).set(at_ms / 1000);
+            failing.remove(source);
+        } else {
+            self.pickup_failures.get_or_create(&l).inc();
+            *failing.entry(source.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Rule 38: what alerts rely on, as the ledger kept it, when the gateway
+    /// starts: each cart's last success, each source's last look and its
+    /// current run of failed looks.
+    pub fn restore(
+        &self,
+        carts: &[(String, Option<i64>)],
+        sources: &[(String, crate::ledger::SourceLook)],
+    ) {
+        for (cart, at) in carts {
+            if let Some(at) = at {
+                self.last_success
+                    .get_or_create(&CartLabel { cart: cart.clone() })
+                    .set(at / 1000);
+            }
+        }
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        for (source, look) in sources {
+            if let Some(at) = look.last_look {
+                self.last_look
+                    .get_or_create(&SourceLabel {
+                        source: source.clone(),
+                    })
+                    .set(at / 1000);
+            }
+            if look.failures > 0 {
+                failing.insert(source.clone(), look.failures);
+            }
+        }
+    }
+
+    /// The sources that failed [`TROUBLE_AFTER_FAILURES`] looks or more in
+    /// a row, for `/healthz`: "source ID: N failed looks", joined.
+    pub fn failing_sources(&self) -> Option<String> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let named: Vec<String> = failing
+            .iter()
+            .filter(|(_, n)| **n >= TROUBLE_AFTER_FAILURES)
+            .map(|(s, n)| format!("source {s}: {n} failed looks in a row"))
+            .collect();
+        (!named.is_empty()).then(|| named.join("; "))
+    }
+
     pub fn transfer(&self, direction: &str, id: &str, seconds: f64) {
         self.transfer_seconds
             .get_or_create(&Transfer {
@@ -179,5 +264,67 @@ impl Telemetry {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_looks_count_name_the_source_after_three_and_clear_on_a_good_one() {
+        let t = Telemetry::new();
+        t.look("far", true, 1_700_000_000_000);
+        for _ in 0..2 {
+            t.look("far", false, 1_700_000_060_000);
+        }
+        assert_eq!(t.failing_sources(), None);
+        t.look("far", false, 1_700_000_120_000);
+        assert_eq!(
+            t.failing_sources().as_deref(),
+            Some("source far: 3 failed looks in a row")
+        );
+        let text = t.encode(std::path::Path::new("/nonexistent"));
+        assert!(
+            text.contains("stockgate_pickup_failures_total{source=\"far\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stockgate_last_look_timestamp_seconds{source=\"far\"} 1700000000"),
+            "{text}"
+        );
+        t.look("far", true, 1_700_000_180_000);
+        assert_eq!(t.failing_sources(), None);
+    }
+
+    #[test]
+    fn restore_sets_what_alerts_rely_on_from_the_ledger() {
+        let t = Telemetry::new();
+        let look = crate::ledger::SourceLook {
+            last_look: Some(1_700_000_000_000),
+            failures: 4,
+            ..Default::default()
+        };
+        t.restore(
+            &[
+                ("shop".into(), Some(1_690_000_000_000)),
+                ("new".into(), None),
+            ],
+            &[("far".into(), look)],
+        );
+        let text = t.encode(std::path::Path::new("/nonexistent"));
+        assert!(
+            text.contains("stockgate_last_success_timestamp_seconds{cart=\"shop\"} 1690000000"),
+            "{text}"
+        );
+        assert!(!text.contains("cart=\"new\""), "{text}");
+        assert!(
+            text.contains("stockgate_last_look_timestamp_seconds{source=\"far\"} 1700000000"),
+            "{text}"
+        );
+        assert_eq!(
+            t.failing_sources().as_deref(),
+            Some("source far: 4 failed looks in a row")
+        );
     }
 }
