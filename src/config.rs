@@ -325,19 +325,15 @@ fn inbound_entry(
             unknown_merchant(&r.merchant, &raw.merchant_ids),
         );
     }
-    let kind = match r.kind.as_str() {
-        "inventory" => RecordKind::Inventory,
-        "orders" => RecordKind::Orders,
-        o => {
-            cx.at(
-                "inbound",
-                i,
-                "kind",
-                format!("must be \"inventory\" or \"orders\", got {o:?}"),
-            );
-            RecordKind::Inventory
-        }
-    };
+    let kind = RecordKind::from_name(&r.kind).unwrap_or_else(|| {
+        cx.at(
+            "inbound",
+            i,
+            "kind",
+            format!("must be {}, got {:?}", RecordKind::choices(), r.kind),
+        );
+        RecordKind::Inventory
+    });
     let mpath = mapping_path(cx.dir, &r.mapping);
     let mapping = if !mpath.exists() {
         let message = no_mapping(cx.dir, &r.mapping, &mpath);

@@ -1120,6 +1120,21 @@ impl Ledger {
         })
     }
 
+    pub fn product_batch(&mut self, merchant: &str) -> Result<ProductBatch<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let report_id: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
+                r.get(0)
+            })?;
+        Ok(ProductBatch {
+            tx,
+            merchant: merchant.to_string(),
+            report_id,
+        })
+    }
+
     // ----- carts -----
 
     /// Puts a cart's last attempt back to `at`: a skipped manual `sync`
@@ -2138,6 +2153,59 @@ fn record_applied(tx: &Transaction, meta: &ReportMeta, rid: i64) -> Result<()> {
         params![meta.source, meta.file_name],
     )?;
     Ok(())
+}
+
+/// One product catalog file being applied: each SKU's UPC, description and
+/// price set where the file gives them (an empty field keeps what the
+/// ledger has); stock is never touched.
+pub struct ProductBatch<'a> {
+    tx: Transaction<'a>,
+    merchant: String,
+    report_id: i64,
+}
+
+impl ProductBatch<'_> {
+    pub fn upsert(
+        &self,
+        sku: &str,
+        upc: Option<&str>,
+        description: Option<&str>,
+        price: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO products (merchant, sku, upc, description, price, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (merchant, sku) DO UPDATE SET
+                   upc = COALESCE(excluded.upc, products.upc),
+                   description = COALESCE(excluded.description, products.description),
+                   price = COALESCE(excluded.price, products.price)",
+            )?
+            .execute(params![self.merchant, sku, upc, description, price, now])?;
+        Ok(())
+    }
+
+    pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
+        if duplicate_in(&self.tx, meta)? {
+            self.tx.rollback()?;
+            return Ok(Applied::Duplicate);
+        }
+        self.tx.execute(
+            "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+             VALUES (?1, ?2, ?3, 'products', ?4, ?5, NULL, ?6, 0, 0, ?7)",
+            params![self.report_id, meta.source, self.merchant, meta.file_name, meta.sha256, meta.rows, meta.now],
+        )?;
+        record_applied(&self.tx, meta, self.report_id)?;
+        let id = self.report_id;
+        self.tx.commit()?;
+        Ok(Applied::Applied(ApplySummary {
+            report_id: id,
+            rows: meta.rows,
+            stale: 0,
+            zeroed: 0,
+        }))
+    }
 }
 
 /// One order file being applied: each line upserted by (source, order id, line).

@@ -71,52 +71,91 @@ impl Field {
         Field::ALL.into_iter().find(|f| f.name() == s)
     }
     fn allowed(self, record: RecordKind) -> bool {
-        match record {
-            RecordKind::Inventory => matches!(
-                self,
-                Field::Sku
-                    | Field::Quantity
-                    | Field::Warehouse
-                    | Field::Lot
-                    | Field::AsOf
-                    | Field::Upc
-                    | Field::Description
-                    | Field::Unit
-                    | Field::Price
-            ),
-            RecordKind::Orders => matches!(
-                self,
-                Field::OrderId
-                    | Field::Sku
-                    | Field::Quantity
-                    | Field::Line
-                    | Field::OrderedAt
-                    | Field::Status
-                    | Field::Warehouse
-                    | Field::Unit
-            ),
-        }
+        record.spec().fields.contains(&self)
     }
 }
 
+/// What an inbound file holds. Each kind's fields, and which of them a
+/// mapping must name, sit in one table ([`KINDS`]); the ledger transaction
+/// that applies a kind is `pickup`'s `stage_*` of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
     Inventory,
     Orders,
+    /// The merchant's catalog: UPC, description, price per SKU; no stock.
+    Products,
 }
 
+struct KindSpec {
+    kind: RecordKind,
+    name: &'static str,
+    fields: &'static [Field],
+    required: &'static [Field],
+}
+
+const KINDS: [KindSpec; 3] = [
+    KindSpec {
+        kind: RecordKind::Inventory,
+        name: "inventory",
+        fields: &[
+            Field::Sku,
+            Field::Quantity,
+            Field::Warehouse,
+            Field::Lot,
+            Field::AsOf,
+            Field::Upc,
+            Field::Description,
+            Field::Unit,
+            Field::Price,
+        ],
+        required: &[Field::Sku, Field::Quantity],
+    },
+    KindSpec {
+        kind: RecordKind::Orders,
+        name: "orders",
+        fields: &[
+            Field::OrderId,
+            Field::Sku,
+            Field::Quantity,
+            Field::Line,
+            Field::OrderedAt,
+            Field::Status,
+            Field::Warehouse,
+            Field::Unit,
+        ],
+        required: &[Field::OrderId, Field::Sku, Field::Quantity],
+    },
+    KindSpec {
+        kind: RecordKind::Products,
+        name: "products",
+        fields: &[Field::Sku, Field::Upc, Field::Description, Field::Price],
+        required: &[Field::Sku],
+    },
+];
+
 impl RecordKind {
+    fn spec(self) -> &'static KindSpec {
+        KINDS
+            .iter()
+            .find(|k| k.kind == self)
+            .expect("every kind is in KINDS")
+    }
     pub fn name(self) -> &'static str {
-        match self {
-            RecordKind::Inventory => "inventory",
-            RecordKind::Orders => "orders",
+        self.spec().name
+    }
+    pub fn from_name(s: &str) -> Option<RecordKind> {
+        KINDS.iter().find(|k| k.name == s).map(|k| k.kind)
+    }
+    /// `"inventory", "orders" or "products"`, for messages.
+    pub fn choices() -> String {
+        let names: Vec<String> = KINDS.iter().map(|k| format!("{:?}", k.name)).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
         }
     }
     fn required(self) -> &'static [Field] {
-        match self {
-            RecordKind::Inventory => &[Field::Sku, Field::Quantity],
-            RecordKind::Orders => &[Field::OrderId, Field::Sku, Field::Quantity],
-        }
+        self.spec().required
     }
 }
 
@@ -936,16 +975,15 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
         warnings: vec![],
     };
     let record = match raw.record.as_deref() {
-        Some("inventory") | None => RecordKind::Inventory,
-        Some("orders") => RecordKind::Orders,
-        Some(o) => {
+        None => RecordKind::Inventory,
+        Some(o) => RecordKind::from_name(o).unwrap_or_else(|| {
             c.at(
                 "",
                 "record",
-                format!("must be \"inventory\" or \"orders\", got {o:?}"),
+                format!("must be {}, got {o:?}", RecordKind::choices()),
             );
             RecordKind::Inventory
-        }
+        }),
     };
     let snapshot = match raw.snapshot.as_deref() {
         Some("partial") | None => Snapshot::Partial,
@@ -1245,6 +1283,13 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             "",
             "as_of_qualifiers",
             "applies to X12 (format = \"x12\") mappings only",
+        );
+    }
+    if record == RecordKind::Products && matches!(m.source, InSource::X12 { .. }) {
+        c.at(
+            "",
+            "record",
+            "an X12 source reads 846 inventory or 850 orders; a product catalog is CSV or XML",
         );
     }
     if record == RecordKind::Orders && raw.snapshot.is_some() {

@@ -458,6 +458,7 @@ fn apply_file(
             stage_inventory(&job, ledger, file_as_of, &mut errors, &mut notes, &mut out)?
         }
         RecordKind::Orders => stage_orders(&job, ledger, &mut errors, &mut notes, &mut out)?,
+        RecordKind::Products => stage_products(&job, ledger, &mut errors, &mut notes, &mut out)?,
     };
     let (applied, archived) = match staged {
         Staged::Held { reasons, rows } => {
@@ -639,6 +640,41 @@ fn stage_orders(
                 cancelled: o.cancelled,
             };
             batch.upsert(&line, now).map_err(RowFailed::Ledger)
+        },
+    )?;
+    if errors.total > 0 {
+        return Ok(Staged::Rejected { rows });
+    }
+    let archived = job.archive()?;
+    let applied = batch.apply(&job.meta(&archived, now, rows));
+    Ok(Staged::Done { applied, archived })
+}
+
+/// Reads a product catalog's rows into a batch and, when every row is good,
+/// applies it: UPC, description and price per SKU, no stock.
+fn stage_products(
+    job: &FileJob,
+    ledger: &mut Ledger,
+    errors: &mut Errors,
+    notes: &mut Notes,
+    out: &mut FileOutcome,
+) -> Result<Staged, PickupError> {
+    let (src, now) = (job.src, job.now);
+    let batch = ledger.product_batch(&src.merchant)?;
+    let rows = read_valid(
+        job.path,
+        src,
+        errors,
+        &mut out.skipped,
+        notes,
+        |rec, notes, stage| {
+            let p = product_row(src, rec, notes).map_err(RowFailed::Invalid)?;
+            if !stage {
+                return Ok(());
+            }
+            batch
+                .upsert(p.sku, p.upc, p.description, p.price.as_deref(), now)
+                .map_err(RowFailed::Ledger)
         },
     )?;
     if errors.total > 0 {
@@ -1037,21 +1073,7 @@ fn inventory_row<'a>(
         .map_err(|r| errs.push(row_error(m, rec.line, Field::Quantity, raw_q, r)))
         .ok()
         .and_then(|q| in_base_unit(src, rec, q, &mut errs));
-    let raw_price = rec.get(Field::Price).unwrap_or("");
-    let price = crate::formats::price::parse(raw_price)
-        .map_err(|r| errs.push(row_error(m, rec.line, Field::Price, raw_price, r)))
-        .unwrap_or(None);
-    let upc = text(rec, Field::Upc);
-    if let Some(u) = &upc
-        && !crate::formats::valid_gtin(u)
-    {
-        let place = if x12_source(src) { "segment" } else { "line" };
-        notes.warn(format!(
-            "{place} {}: invalid upc {} (not 8, 12, 13 or 14 digits with a valid check digit); UP-keyed feeds leave it out",
-            rec.line,
-            quoted(u)
-        ));
-    }
+    let (upc, price) = product_attributes(src, rec, notes, &mut errs);
     let warehouse = text(rec, Field::Warehouse).or(src.warehouse.as_deref());
     if warehouse.is_none() {
         errs.push(row_error(
@@ -1100,6 +1122,71 @@ fn inventory_row<'a>(
             warehouse,
             qty,
             as_of,
+            upc,
+            description: text(rec, Field::Description),
+            price,
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// A row's UPC (an invalid one is kept and warned about: feeds keyed by
+/// UP leave it out) and price (checked decimal text).
+fn product_attributes<'a>(
+    src: &Inbound,
+    rec: &'a RawRecord,
+    notes: &mut Notes,
+    errs: &mut Vec<String>,
+) -> (Option<&'a str>, Option<String>) {
+    let raw_price = rec.get(Field::Price).unwrap_or("");
+    let price = crate::formats::price::parse(raw_price)
+        .map_err(|r| {
+            errs.push(row_error(
+                &src.mapping,
+                rec.line,
+                Field::Price,
+                raw_price,
+                r,
+            ))
+        })
+        .unwrap_or(None);
+    let upc = text(rec, Field::Upc);
+    if let Some(u) = &upc
+        && !crate::formats::valid_gtin(u)
+    {
+        let place = if x12_source(src) { "segment" } else { "line" };
+        notes.warn(format!(
+            "{place} {}: invalid upc {} (not 8, 12, 13 or 14 digits with a valid check digit); UP-keyed feeds leave it out",
+            rec.line,
+            quoted(u)
+        ));
+    }
+    (upc, price)
+}
+
+struct ProductRow<'a> {
+    sku: &'a str,
+    upc: Option<&'a str>,
+    description: Option<&'a str>,
+    price: Option<String>,
+}
+
+fn product_row<'a>(
+    src: &Inbound,
+    rec: &'a RawRecord,
+    notes: &mut Notes,
+) -> Result<ProductRow<'a>, Vec<String>> {
+    let mut errs = vec![];
+    check_utf8(src, rec, &mut errs);
+    reader_error(src, rec, &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let sku = valid_sku(src, rec, &mut errs);
+    let (upc, price) = product_attributes(src, rec, notes, &mut errs);
+    match sku {
+        Some(sku) if errs.is_empty() => Ok(ProductRow {
+            sku,
             upc,
             description: text(rec, Field::Description),
             price,

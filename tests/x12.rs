@@ -2388,3 +2388,101 @@ fn issue16_7_file_name_and_envelope_share_the_carts_time_zone() {
     let bia = x.one("BIA");
     assert_eq!(format!("{}{}", bia[4], bia[5]), stamp[..12]);
 }
+
+/// Issue 16.9: a product catalog source (`kind = "products"`) sets UPCs,
+/// descriptions and prices from the merchant's catalog; the next 846 uses
+/// them. Applied whole or not at all, archived, never touching stock.
+#[test]
+fn issue16_9_a_products_file_sets_the_upcs_the_next_846_uses() {
+    let ws = Workspace::standard(&format!(
+        "{}{}",
+        inbound("catalog", "m1", "products", "catalog", ""),
+        x12_cart("retail", "")
+    ));
+    ws.mapping("r846", &r846("004010"));
+    ws.mapping(
+        "catalog",
+        "format = \"csv\"\nrecord = \"products\"\n[columns]\nsku = \"Item\"\nupc = \"GTIN\"\ndescription = \"Name\"\nprice = \"Cost\"\n",
+    );
+    // Stock from the warehouse carries no UPC: the 846 leaves both out.
+    ws.apply(
+        "wms",
+        "s.csv",
+        &format!("{INV_H}A,W1,10,{T0},,\nB,W1,3,{T0},,\n"),
+    );
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "skipped", "{v}");
+    assert_eq!(
+        v["reason"], "nothing to send (2 left out: missing upc)",
+        "{v}"
+    );
+    let stock = ws.explain("A", None)["warehouses"].clone();
+    // A catalog row with a bad price rejects the whole file: nothing changes.
+    let p = ws.write(
+        "in/catalog/bad.csv",
+        "Item,GTIN,Name,Cost\nA,012345678905,Blue widget,4.50\nB,036000291452,Gadget,cheap\n",
+    );
+    let bad = ws.ingest("catalog", &p, 1);
+    assert_eq!(bad["outcome"], "rejected", "{bad}");
+    assert!(
+        bad["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("line 3, column \"Cost\" (price), value \"cheap\""),
+        "{bad}"
+    );
+    assert_eq!(ws.sync("retail", &[], 0)["outcome"], "skipped");
+    // The good catalog: UPCs for both (and a SKU with no stock yet).
+    let v = ws.apply(
+        "catalog",
+        "catalog.csv",
+        "Item,GTIN,Name,Cost\nA,012345678905,Blue widget,4.50\nB,036000291452,Gadget,2\nN,042100005264,New thing,\n",
+    );
+    assert_eq!(v["rows"], 3, "{v}");
+    assert!(
+        v["archived"]
+            .as_str()
+            .unwrap()
+            .contains("/archive/catalog/"),
+        "{v}"
+    );
+    assert_eq!(
+        ws.explain("A", None)["warehouses"],
+        stock,
+        "stock untouched"
+    );
+    assert_eq!(ws.explain("N", None)["warehouses"], serde_json::json!([]));
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    let (_, x) = read_x12(v["file"].as_str().unwrap());
+    assert_eq!(
+        lin_qty(&x),
+        [
+            "LIN*1*UP*012345678905*VN*A",
+            "QTY*33*10*EA",
+            "LIN*2*UP*036000291452*VN*B",
+            "QTY*33*3*EA",
+            "LIN*3*UP*042100005264*VN*N",
+            "QTY*33*0*EA",
+        ]
+    );
+    x12_validate(&[Path::new(v["file"].as_str().unwrap())]);
+    // The same catalog again is a duplicate; a catalog opens no gate.
+    let p = ws.write(
+        "in/catalog/again.csv",
+        "Item,GTIN,Name,Cost\nA,012345678905,Blue widget,4.50\nB,036000291452,Gadget,2\nN,042100005264,New thing,\n",
+    );
+    assert_eq!(ws.ingest("catalog", &p, 0)["outcome"], "duplicate");
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
+    ws.apply(
+        "catalog",
+        "c2.csv",
+        "Item,GTIN,Name,Cost\nA,012345678905,,\n",
+    );
+    let v = ws.sync("shop", &[], 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("skipped"), Some("no new inventory")),
+        "{v}"
+    );
+}

@@ -581,6 +581,12 @@ fn read_x12(
             })
             .map(|s| s.items)
         }
+        // `check` refuses an X12 catalog: no X12 set is one.
+        crate::mapping::RecordKind::Products => {
+            return Err(ReadError::Stopped(
+                "X12 carries 846 inventory and 850 orders, not a product catalog".into(),
+            ));
+        }
         crate::mapping::RecordKind::Orders => {
             x12::read_850_with(input, sku_qualifiers, |l: x12::OrderLine850| {
                 let mut r = RawRecord {
