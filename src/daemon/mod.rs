@@ -98,6 +98,9 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
                 continue;
             }
         };
+        if cart.schedule.clock_went_back(last, now, cart.tz) {
+            tracing::warn!(cart = %cart.id, "the last attempt is in the future (the clock went back): the schedule starts again from now");
+        }
         if !cart.schedule.due(last, now, cart.tz) {
             continue;
         }

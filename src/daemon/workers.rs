@@ -332,6 +332,7 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
     // Our own last attempt, also when it was not recorded (another process
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut warned_clock = false;
     super::hygiene::cart_leftovers(&sh.cfg, cart);
     sh.wait_first_looks(&cart.merchant);
     while !sh.stopping() {
@@ -353,6 +354,11 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
             }
         };
         let now = to_datetime(now_ms());
+        let went_back = cart.schedule.clock_went_back(last, now, cart.tz);
+        if went_back && !warned_clock {
+            tracing::warn!(cart = %cart.id, last_attempt = %last.map(|t| t.to_rfc3339()).unwrap_or_default(), "the last attempt is in the future (the clock went back): the schedule starts again from now");
+        }
+        warned_clock = went_back;
         let retry_due = retry_at.is_some_and(|t| Instant::now() >= t);
         if retry_due || cart.schedule.due(last, now, cart.tz) {
             // Files of this merchant already fetched go in first.
