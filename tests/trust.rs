@@ -71,3 +71,63 @@ fn a_feed_that_cannot_be_archived_is_not_sent() {
     assert_eq!(ws.files_under("out/shop").len(), 1);
     assert_eq!(ws.files_under("var/archive/shop").len(), 1);
 }
+
+/// Runs stockgate in `ws` as a user who cannot write the ledger: nobody
+/// (uid 65534) when the tests run as root, whom file modes do not stop.
+fn run_unprivileged(ws: &Workspace, args: &[&str]) -> Out {
+    use std::os::unix::process::CommandExt;
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config")
+        .arg(ws.config_path())
+        .args(args)
+        .current_dir(ws.dir())
+        .env_remove("STOCKGATE_CONFIG")
+        .env("STOCKGATE_LOG", "warn");
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let o = cmd.output().expect("run stockgate");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_read_only_ledger_is_one_line_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::standard("");
+    ws.apply("wms", "s1.csv", STOCK);
+    let ledger = ws.path("var/ledger.sqlite");
+    // Everyone may read and write the workspace, except the ledger file.
+    for p in [ws.dir().to_path_buf(), ws.path("var")] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    for rel in [
+        "stockgate.toml",
+        "mappings/inv.toml",
+        "mappings/ord.toml",
+        "mappings/feed.toml",
+    ] {
+        std::fs::set_permissions(ws.path(rel), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(ws.path("mappings"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let want = format!(
+        "error: ledger {} is read-only: this user cannot write it\n",
+        ledger.display()
+    );
+    for args in [&["sync", "shop"][..], &["run", "--once"][..]] {
+        let o = run_unprivileged(&ws, args);
+        assert_eq!(o.code, 1, "{args:?}: {}", o.stderr);
+        assert_eq!(o.stderr, want, "{args:?}");
+    }
+    // Reading still works.
+    let o = run_unprivileged(&ws, &["status"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}

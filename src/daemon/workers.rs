@@ -229,7 +229,10 @@ struct Conn {
 impl Conn {
     fn get(&mut self, cfg: &Config) -> Result<&mut Ledger, String> {
         if self.ledger.is_none() {
-            self.ledger = Some(Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?);
+            let l = Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
+            l.check_writable(&cfg.ledger_path)
+                .map_err(|e| e.to_string())?;
+            self.ledger = Some(l);
         }
         Ok(self.ledger.as_mut().expect("just set"))
     }
