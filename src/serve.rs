@@ -212,13 +212,8 @@ fn health(state: &ServeState, cfg: &Config) -> Result<(), String> {
             age / 1000
         ));
     }
-    if let Some(why) = t
-        .trouble
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_deref()
-    {
-        return Err(format!("trouble: {}", bounded(why, 500)));
+    if let Some(why) = t.trouble_now() {
+        return Err(format!("trouble: {}", bounded(&why, 500)));
     }
     ledger_answers(&cfg.ledger_path).map_err(|e| format!("ledger: {}", bounded(&e, 500)))
 }

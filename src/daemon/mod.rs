@@ -7,7 +7,10 @@
 
 mod hygiene;
 mod retention;
+mod shutdown;
 mod workers;
+
+pub use shutdown::Shutdown;
 
 pub use hygiene::at_start as clean_up_after_crashes;
 pub use retention::prune;
@@ -20,7 +23,7 @@ use crate::util::{now_ms, to_datetime};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -158,9 +161,33 @@ pub fn run(
         None => None,
     };
     hygiene::at_start(&cfg);
-    let mut last_prune: Option<Instant> = None;
+    // Retention on its own thread: a long prune (a busy ledger) never holds
+    // up signals or a reload. It prunes by the config in force.
+    let retention_stop = Arc::new(Shutdown::default());
+    let retention = {
+        let (state, stop) = (state.clone(), retention_stop.clone());
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || {
+                loop {
+                    let cfg = state
+                        .config
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    if let Err(e) = retention::prune(&cfg) {
+                        tracing::error!(error = %e, "retention failed");
+                    }
+                    if stop.wait_timeout(retention::EVERY) {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start retention"))
+            .ok()
+    };
+    let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone(), None);
     loop {
-        let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone());
         tracing::info!(
             sources = cfg.inbound.len(),
             carts = cfg.carts.len(),
@@ -168,12 +195,6 @@ pub fn run(
         );
         let reload = loop {
             telemetry.beat();
-            if last_prune.is_none_or(|t| t.elapsed() >= retention::EVERY) {
-                last_prune = Some(Instant::now());
-                if let Err(e) = retention::prune(&cfg) {
-                    tracing::error!(error = %e, "retention failed");
-                }
-            }
             workers_.wait_events(Duration::from_millis(500));
             if stop.load(Ordering::SeqCst) {
                 break None;
@@ -192,18 +213,24 @@ pub fn run(
         match reload {
             None => {
                 tracing::info!("stopping");
-                workers_.stop(Some(STOP_WITHIN));
+                retention_stop.stop();
+                workers_.stop(STOP_WITHIN);
                 break;
             }
             Some(new) => {
-                // In-flight work finishes under the old config.
-                workers_.stop(None);
+                // Idle workers are replaced now; one that is busy finishes
+                // under the old config and its successor starts when it returns.
                 cfg = Arc::new(new);
                 *state.config.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+                workers_ =
+                    workers::Generation::start(cfg.clone(), telemetry.clone(), Some(workers_));
                 hygiene::at_start(&cfg);
                 tracing::info!(config = %config_path.display(), "config reloaded");
             }
         }
+    }
+    if let Some(r) = retention.filter(|r| r.is_finished()) {
+        let _ = r.join();
     }
     drop(server);
     tracing::info!("stopped");
