@@ -876,3 +876,103 @@ fn a_panicking_worker_is_reported_counted_and_restarted() {
         "{took:?} {st:?}"
     );
 }
+
+/// One GET on a fresh connection: the whole answer, or what went wrong.
+fn try_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let a: std::net::SocketAddr = addr.parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn three_hundred_idle_http_clients_at_256_descriptors_kill_nothing() {
+    let ws = service_ws(&full_cart("one", "every 1s"));
+    let log = ws.path("daemon-fd.log");
+    // The daemon under a limit of 256 descriptors.
+    let child = Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg("--")
+        .arg(BIN)
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(["--log-format", "json", "run", "--http", "127.0.0.1:0"])
+        .current_dir(ws.dir())
+        .env("STOCKGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log };
+    let mut addr = None;
+    wait_for("the http address", Duration::from_secs(10), || {
+        addr = d
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["addr"].as_str().map(String::from));
+        addr.is_some()
+    });
+    let addr = addr.unwrap();
+    assert!(
+        try_get(&addr, "/healthz")
+            .unwrap()
+            .ends_with("\r\n\r\nok\n")
+    );
+    // 300 clients that send half a request and then nothing.
+    let a: std::net::SocketAddr = addr.parse().unwrap();
+    let t = Instant::now();
+    let mut idle = vec![];
+    for _ in 0..300 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+            use std::io::Write;
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            idle.push(s);
+        }
+    }
+    assert_eq!(idle.len(), 300);
+    // Meanwhile the gateway answers (ok, or busy) and delivers.
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
+    let mut answer = String::new();
+    wait_for(
+        "an answer while 300 clients idle",
+        Duration::from_secs(4),
+        || {
+            answer = try_get(&addr, "/healthz").unwrap_or_default();
+            answer.ends_with("\r\n\r\nok\n") || answer.ends_with("\r\n\r\nbusy\n")
+        },
+    );
+    assert!(
+        answer.starts_with("HTTP/1.0 200 OK\r\n")
+            || answer.starts_with("HTTP/1.0 503 Service Unavailable\r\n"),
+        "{answer}"
+    );
+    wait_for("the feed", Duration::from_secs(20), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,4\n")
+    });
+    // The idle ones time out after 5 s: ok again, on every try.
+    wait_for("ok again", Duration::from_secs(15), || {
+        try_get(&addr, "/healthz").is_ok_and(|a| a.ends_with("\r\n\r\nok\n"))
+    });
+    assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+    for _ in 0..5 {
+        let a = try_get(&addr, "/healthz").unwrap();
+        assert!(
+            a.starts_with("HTTP/1.0 200 OK\r\n") && a.ends_with("\r\n\r\nok\n"),
+            "{a}"
+        );
+    }
+    drop(idle);
+    let log = d.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5) && st.success(),
+        "{took:?} {st:?}"
+    );
+}
