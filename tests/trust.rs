@@ -131,3 +131,52 @@ fn a_read_only_ledger_is_one_line_naming_the_file() {
     let o = run_unprivileged(&ws, &["status"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
+
+#[test]
+fn archive_copies_no_record_refers_to_are_removed_at_the_start() {
+    let ws = Workspace::standard("");
+    ws.apply("wms", "s1.csv", STOCK);
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
+    let day = today();
+    let hour_ago = now_secs() - 3600;
+    let kept: Vec<String> = ["wms", "shop"]
+        .iter()
+        .flat_map(|id| {
+            ws.files_under(&format!("var/archive/{id}"))
+                .into_iter()
+                .map(move |f| format!("var/archive/{id}/{f}"))
+        })
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    // What a kill -9 between the archive copy and the commit leaves: a feed
+    // and a received file under names the archive uses, no record of them.
+    let feed = ws.write(
+        &format!("var/archive/shop/{day}/shop-000002.csv"),
+        "SKU,Quantity\nA,9\n",
+    );
+    let got = ws.write(&format!("var/archive/wms/{day}/s2.csv"), STOCK2);
+    // One written a moment ago (an `ingest` beside us may be about to record it).
+    let fresh = ws.write(&format!("var/archive/wms/{day}/s3.csv"), STOCK2);
+    for p in kept
+        .iter()
+        .map(|k| ws.path(k))
+        .chain([feed.clone(), got.clone()])
+    {
+        set_mtime(&p, hour_ago);
+    }
+    let o = ws.run_ok(&["run", "--once"], 0);
+    assert!(!feed.exists(), "{}", o.stderr);
+    assert!(!got.exists(), "{}", o.stderr);
+    assert!(fresh.exists());
+    for k in &kept {
+        assert!(ws.path(k).exists(), "{k} is referenced");
+    }
+    assert_eq!(
+        o.stderr
+            .matches("removed an archive copy no record refers to")
+            .count(),
+        2,
+        "{}",
+        o.stderr
+    );
+}
