@@ -331,8 +331,8 @@ fn handle(mut conn: TcpStream, state: &ServeState) {
     if reply.status == 500 {
         tracing::debug!(
             "http: answering {} {}: internal error",
-            bounded(method, 20),
-            bounded(url, 200)
+            crate::util::escape(&bounded(method, 20)),
+            crate::util::escape(&bounded(url, 200))
         );
     }
     respond(conn, version, method == "HEAD", &reply);

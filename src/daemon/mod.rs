@@ -2,8 +2,9 @@
 //! order, in this thread) or as a service until stopped: one worker thread
 //! per inbound source and per cart, so that a source or cart that hangs or
 //! fails never delays another; the main thread watches local inboxes,
-//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config), retention and
-//! health.
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config) and health,
+//! and never waits for a worker except, at SIGTERM, for at most
+//! `STOP_WITHIN`; retention runs on a thread of its own.
 
 mod hygiene;
 mod retention;

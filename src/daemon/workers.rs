@@ -507,6 +507,7 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
     let mut conn = Conn { ledger: None };
     let mut failures = 0u32;
     let mut retry_at: Option<Instant> = None;
+    let mut retrying = Retrying { sh, on: false };
     // Our own last attempt, also when it was not recorded (another process
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
@@ -555,7 +556,6 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                         sh.telemetry
                             .transfer("delivery", &cart.id, took.as_secs_f64());
                     }
-                    let was_retrying = retry_at.is_some();
                     if r.retryable {
                         failures += 1;
                         let wait = backoff(failures);
@@ -565,11 +565,7 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                         failures = 0;
                         retry_at = None;
                     }
-                    let delta = retry_at.is_some() as i64 - was_retrying as i64;
-                    if delta != 0 {
-                        let n = sh.retries_pending.fetch_add(delta, Ordering::SeqCst) + delta;
-                        sh.telemetry.set_retries_pending(n);
-                    }
+                    retrying.set(retry_at.is_some());
                 }
                 Err(e) => {
                     tracing::error!(event = "sync", cart = %cart.id, outcome = "failed", error = %e, "sync failed");
@@ -596,8 +592,29 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                 .saturating_add(Duration::from_millis(5)),
         );
     }
-    if retry_at.is_some() {
-        let n = sh.retries_pending.fetch_sub(1, Ordering::SeqCst) - 1;
-        sh.telemetry.set_retries_pending(n);
+    drop(retrying);
+}
+
+/// A cart counted in `stockgate_retries_pending` while it waits to retry;
+/// no longer once it stops or panics.
+struct Retrying<'a> {
+    sh: &'a Shared,
+    on: bool,
+}
+
+impl Retrying<'_> {
+    fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            let delta = if on { 1 } else { -1 };
+            let n = self.sh.retries_pending.fetch_add(delta, Ordering::SeqCst) + delta;
+            self.sh.telemetry.set_retries_pending(n);
+        }
+    }
+}
+
+impl Drop for Retrying<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
