@@ -358,7 +358,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::util::error_chain(e.chain()));
             FAILED
         }
     }
@@ -395,6 +395,7 @@ fn open_read(cfg: &Config) -> anyhow::Result<Ledger> {
 
 fn open(cfg: &Config) -> anyhow::Result<Ledger> {
     let ledger = Ledger::open(&cfg.ledger_path)?;
+    ledger.check_writable(&cfg.ledger_path)?;
     ledger.ensure(
         &cfg.merchants,
         &cfg.carts.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),

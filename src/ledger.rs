@@ -26,6 +26,8 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
+    #[error("ledger {path} is read-only: this user cannot write it")]
+    ReadOnly { path: String },
     #[error("ledger: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -902,6 +904,19 @@ impl Ledger {
         Ok(self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Fails with [`LedgerError::ReadOnly`], naming `path`, when SQLite
+    /// opened the ledger read-only (a file this user may not write): one
+    /// clear line before the first write, instead of SQLite's
+    /// "attempt to write a readonly database" at it.
+    pub fn check_writable(&self, path: &Path) -> Result<()> {
+        if self.conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(LedgerError::ReadOnly {
+                path: path.display().to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Registers the config's merchants and carts (idempotent).

@@ -1308,11 +1308,14 @@ pub struct Pickup {
 
 /// Files being applied, per merchant: a due sync waits until the files its
 /// merchant's sources already fetched are in the ledger, so a feed never
-/// goes out a moment before the count that was already in hand.
+/// goes out a moment before the count that was already in hand. It also
+/// carries the daemon's stop: a pass stops between files, and a wait for
+/// the gate ends, once [`ApplyGate::stop`] was called.
 #[derive(Default)]
 pub struct ApplyGate {
     busy: std::sync::Mutex<HashMap<String, u32>>,
     idle: std::sync::Condvar,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 pub struct GateGuard<'a> {
@@ -1329,12 +1332,23 @@ impl ApplyGate {
             merchant: merchant.to_string(),
         }
     }
-    /// Waits (at most `limit`) until no file of `merchant` is being applied.
+    /// Waits (at most `limit`, and not past a stop) until no file of
+    /// `merchant` is being applied.
     pub fn wait_idle(&self, merchant: &str, limit: std::time::Duration) {
         let b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self
-            .idle
-            .wait_timeout_while(b, limit, |b| b.get(merchant).is_some_and(|n| *n > 0));
+        let _ = self.idle.wait_timeout_while(b, limit, |b| {
+            !self.is_stopped() && b.get(merchant).is_some_and(|n| *n > 0)
+        });
+    }
+    /// The daemon is stopping: passes end after the file in hand.
+    pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        self.idle.notify_all();
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -1489,6 +1503,9 @@ fn pickup_from(
         .scratch_dir("work", &src.id)
         .join(format!(".{}", std::process::id()));
     for e in take {
+        if gate.is_some_and(ApplyGate::is_stopped) {
+            break; // the rest waits for the next pass
+        }
         match take_one(cfg, ledger, src, folder, e, &work, now, gate) {
             Ok(out) => outs.files.push(out),
             Err(TakeError::File(msg)) => {

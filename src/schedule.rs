@@ -101,6 +101,11 @@ impl Schedule {
     /// When a cart last attempted at `last_attempt` is next due. Never
     /// attempted: due at `now`. The result may be at or before `now`,
     /// meaning due now (a missed slot runs once, not once per missed slot).
+    /// A last attempt whose next slot lies beyond the slot after `now` (more
+    /// than one period ahead: the clock was ahead then and came back) is
+    /// re-based on the current clock: due now, not a day later (once it has
+    /// run, its attempt is at the current clock again; see
+    /// [`Schedule::clock_went_back`]).
     pub fn next_due(
         &self,
         last_attempt: Option<DateTime<Utc>>,
@@ -109,8 +114,28 @@ impl Schedule {
     ) -> Option<DateTime<Utc>> {
         match last_attempt {
             None => Some(now),
-            Some(last) => self.next_after(last, tz),
+            Some(last) => {
+                let next = self.next_after(last, tz);
+                match self.next_after(now, tz) {
+                    Some(rebased) if next.is_none_or(|n| n > rebased) => Some(now),
+                    _ => next,
+                }
+            }
         }
+    }
+
+    /// Whether `last_attempt` lies so far ahead of `now` that
+    /// [`Schedule::next_due`] re-bases it (callers log a warning).
+    pub fn clock_went_back(
+        &self,
+        last_attempt: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        tz: Tz,
+    ) -> bool {
+        last_attempt.is_some_and(|last| {
+            let rebased = self.next_after(now, tz);
+            rebased.is_some() && self.next_after(last, tz).is_none_or(|n| Some(n) > rebased)
+        })
     }
 
     /// Whether a sync should run at `now`.
@@ -553,6 +578,50 @@ mod tests {
         let never = cron("0 0 31 2 *");
         assert!(!never.due(Some(now), now, UTC));
         assert!(never.due(None, now, UTC));
+    }
+
+    #[test]
+    fn a_last_attempt_in_the_future_is_rebased_on_the_clock() {
+        let now = utc("2026-05-01T12:00:00Z");
+        let s = parse("every 1m").unwrap();
+        // One pass while the clock was a day ahead, then it came back.
+        let ahead = Some(utc("2026-05-02T12:00:00Z"));
+        assert!(s.clock_went_back(ahead, now, UTC));
+        assert_eq!(s.next_due(ahead, now, UTC), Some(now));
+        assert!(s.due(ahead, now, UTC));
+        // Within one period: nothing changes.
+        let recent = Some(utc("2026-05-01T11:59:30Z"));
+        assert!(!s.clock_went_back(recent, now, UTC));
+        assert_eq!(
+            s.next_due(recent, now, UTC),
+            Some(utc("2026-05-01T12:00:30Z"))
+        );
+        assert!(!s.clock_went_back(Some(now), now, UTC));
+        assert_eq!(
+            s.next_due(Some(now), now, UTC),
+            Some(utc("2026-05-01T12:01:00Z"))
+        );
+        // Cron: the slot after a future attempt is later than the slot after now.
+        let c = cron("0 6 * * *");
+        let ahead = Some(utc("2026-05-03T06:00:00Z"));
+        assert!(c.clock_went_back(ahead, now, UTC));
+        assert_eq!(c.next_due(ahead, now, UTC), Some(now));
+        // Today's 06:00 attempt is not in the future.
+        let today = Some(utc("2026-05-01T06:00:00Z"));
+        assert!(!c.clock_went_back(today, now, UTC));
+        assert_eq!(
+            c.next_due(today, now, UTC),
+            Some(utc("2026-05-02T06:00:00Z"))
+        );
+        // A weekday schedule on a Friday evening: Monday is one period away, not two.
+        let w = cron("0 6 * * MON-FRI");
+        let fri = utc("2026-05-01T18:00:00Z");
+        let fri_slot = Some(utc("2026-05-01T06:00:00Z"));
+        assert!(!w.clock_went_back(fri_slot, fri, UTC));
+        assert_eq!(
+            w.next_due(fri_slot, fri, UTC),
+            Some(utc("2026-05-04T06:00:00Z"))
+        );
     }
 
     #[test]

@@ -1,32 +1,28 @@
 //! `run --http ADDR`: `/healthz`, `/metrics` (OpenMetrics text) and `/` (a
-//! small HTML status page, no JavaScript), served by tiny_http on its own
-//! thread.
+//! small HTML status page, no JavaScript), served by a small HTTP/1.0-1.1
+//! server of our own on `std::net::TcpListener`.
 //!
-//! Threads: tiny_http accepts connections and parses requests on its own
-//! threads; the requests then queue for us. We answer them from a small
-//! fixed pool ([`WORKERS`] threads, the one in [`Server::thread`] included),
-//! each taking the next request with `recv_timeout` so that all of them
-//! notice `stop` within [`POLL`]. A pool rather than one thread because
-//! `respond` writes to the client's socket and blocks while a client that
-//! does not read has a full socket buffer: one such client holds one
-//! worker, never the others. Every answer is built within a few ms (two
-//! small SQLite reads at most) and is a few kB, so a handful is plenty.
-//!
-//! Known limit of tiny_http 0.12 (not of this module): it gives each
-//! connection a thread from a pool that grows on demand, and keeps it for as
-//! long as the client keeps the connection open (no idle timeout). Its
-//! pool counts idle threads loosely, so a connection that arrives in the
-//! same instant as several others, while the rest of the pool waits on idle
-//! keep-alive clients, can wait until one of those connections closes.
-//! Seen only with bursts of simultaneous connections (tests/status_page.rs
-//! spaces its slow clients for that reason); a scraper, a probe and a
-//! browser are far from it.
+//! What it takes and what it will not: GET and HEAD (others: 405), one
+//! request per connection (`Connection: close`), a request head of at most
+//! [`MAX_HEAD`] bytes (else 431) that must arrive whole within
+//! [`HEAD_WITHIN`] (else the connection is closed): a client that sends
+//! half a request and waits holds nothing for long. At most
+//! [`MAX_CONNECTIONS`] connections are served at once, each on its own
+//! thread; past that a connection is answered `503 busy` and closed (at
+//! most [`MAX_BUSY`] such answers at once; beyond even that it is closed
+//! unanswered), so the server's descriptors stay bounded and the rest of
+//! the gateway keeps its own. An accept that fails (EMFILE: the descriptor
+//! limit) is logged once, then retried every 100 ms: the server never
+//! stops serving. Every answer is built within a few ms (two small SQLite
+//! reads at most) and is a few kB; writing it to a client that does not
+//! read gives up after [`WRITE_WITHIN`].
 
 use crate::config::Config;
 use crate::telemetry::Telemetry;
 use crate::util::{bounded, now_ms, rfc3339};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,10 +42,18 @@ pub struct Server {
     pub thread: std::thread::JoinHandle<()>,
 }
 
-/// Threads answering requests (see the module comment).
-const WORKERS: usize = 3;
-/// How often a worker looks at `stop` when idle.
-const POLL: Duration = Duration::from_millis(500);
+/// Connections served at once (see the module comment).
+const MAX_CONNECTIONS: usize = 64;
+/// `503 busy` answers being given at once.
+const MAX_BUSY: usize = 32;
+/// The whole request head must arrive within this.
+const HEAD_WITHIN: Duration = Duration::from_secs(5);
+/// Longest request head (request line and headers).
+const MAX_HEAD: usize = 8 * 1024;
+/// Writing an answer to a client that does not read gives up after this.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+/// How often the acceptor looks at `stop` when no connection comes.
+const POLL: Duration = Duration::from_millis(50);
 /// The main loop counts as stalled when its heartbeat is this old.
 const STALLED_MS: i64 = 15_000;
 /// How long `/healthz` waits for a locked ledger.
@@ -66,32 +70,17 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// Binds ADDR and serves until `stop` is set.
 pub fn serve(addr: &str, state: Arc<ServeState>, stop: Arc<AtomicBool>) -> Result<Server, String> {
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = match server.server_addr() {
-        tiny_http::ListenAddr::IP(a) => a,
-        #[allow(unreachable_patterns)]
-        other => return Err(format!("cannot listen on {addr}: bound to {other:?}")),
-    };
-    let server = Arc::new(server);
+    let listener = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
-            let mut helpers = vec![];
-            for i in 1..WORKERS {
-                let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
-                match std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || worker(&server, &state, &stop))
-                {
-                    Ok(h) => helpers.push(h),
-                    Err(e) => tracing::warn!("http: cannot start a worker thread: {e}"),
-                }
-            }
-            worker(&server, &state, &stop);
-            for h in helpers {
-                let _ = h.join();
-            }
+            accept_loop(&listener, &state, &stop);
             tracing::debug!("http: stopped");
         })
         .map_err(|e| format!("cannot listen on {addr}: cannot start a thread: {e}"))?;
@@ -102,17 +91,251 @@ pub fn serve(addr: &str, state: Arc<ServeState>, stop: Arc<AtomicBool>) -> Resul
     })
 }
 
-fn worker(server: &tiny_http::Server, state: &ServeState, stop: &AtomicBool) {
+/// Counts a connection as open until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes one of `max` slots, if one is free.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: &TcpListener, state: &Arc<ServeState>, stop: &AtomicBool) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let busy = Arc::new(AtomicUsize::new(0));
+    // Accepting fails (out of descriptors): said once, until it works again.
+    let mut failing = false;
     while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(req)) => handle(req, state),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!("http: {e}");
+        let conn = match listener.accept() {
+            Ok((conn, _)) => conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(POLL);
+                continue;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("http: cannot accept connections ({e}); retrying");
+                    failing = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!("http: accepting connections again");
+            failing = false;
+        }
+        // Accepted sockets do not inherit the listener's non-blocking mode
+        // on every platform: say it.
+        if conn.set_nonblocking(false).is_err() {
+            continue;
+        }
+        let (job, name): (Box<dyn FnOnce() + Send>, &str) =
+            if let Some(slot) = Slot::take(&open, MAX_CONNECTIONS) {
+                let state = state.clone();
+                (
+                    Box::new(move || {
+                        let _slot = slot;
+                        handle(conn, &state);
+                    }),
+                    "http-conn",
+                )
+            } else if let Some(slot) = Slot::take(&busy, MAX_BUSY) {
+                (
+                    Box::new(move || {
+                        let _slot = slot;
+                        answer_busy(conn);
+                    }),
+                    "http-busy",
+                )
+            } else {
+                continue; // closed unanswered
+            };
+        if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(job) {
+            tracing::debug!("http: cannot start a thread: {e}");
         }
     }
+}
+
+/// Why a request head was not read.
+enum HeadError {
+    /// Closed, timed out or failed: nothing more to say to this client.
+    Gone,
+    TooLong,
+}
+
+/// Reads the request head (through the blank line), whole within
+/// `HEAD_WITHIN`, at most `MAX_HEAD` bytes.
+fn read_head(conn: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + HEAD_WITHIN;
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 2048];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Gone);
+        }
+        conn.set_read_timeout(Some(left))
+            .map_err(|_| HeadError::Gone)?;
+        let n = match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return Err(HeadError::Gone),
+            Ok(n) => n,
+        };
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&buf[..n]);
+        let find = |pat: &[u8]| head[from..].windows(pat.len()).position(|w| w == pat);
+        let end = find(b"\r\n\r\n")
+            .map(|p| from + p + 4)
+            .or_else(|| find(b"\n\n").map(|p| from + p + 2));
+        if let Some(end) = end {
+            if end > MAX_HEAD {
+                return Err(HeadError::TooLong);
+            }
+            head.truncate(end);
+            return Ok(head);
+        }
+        if head.len() > MAX_HEAD {
+            return Err(HeadError::TooLong);
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Writes `reply` (without its body for HEAD) and closes the connection.
+fn respond(mut conn: TcpStream, version: &str, head_only: bool, reply: &Reply) {
+    use std::io::Write;
+    let mut out = String::with_capacity(256 + reply.body.len());
+    let _ = write!(
+        out,
+        "{version} {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        reply.status,
+        reason(reply.status),
+        chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT"),
+        reply.content_type,
+        reply.body.len(),
+    );
+    if reply.content_type == HTML {
+        // Nothing on the page may run or load anything: belt and braces
+        // over the escaping.
+        out.push_str(
+            "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n\
+             Referrer-Policy: no-referrer\r\n",
+        );
+    }
+    if reply.allow {
+        out.push_str("Allow: GET, HEAD\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    if !head_only {
+        out.push_str(&reply.body);
+    }
+    let _ = conn.set_write_timeout(Some(WRITE_WITHIN));
+    if let Err(e) = conn.write_all(out.as_bytes()) {
+        tracing::debug!("http: answering: {e}");
+    }
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    linger(&mut conn);
+}
+
+/// Reads (briefly) what the client still sends before the socket closes,
+/// so that closing it with unread bytes does not reset the connection
+/// before the client has read the answer.
+fn linger(conn: &mut TcpStream) {
+    use std::io::Read;
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 1024];
+    for _ in 0..16 {
+        match conn.read(&mut buf) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Past [`MAX_CONNECTIONS`]: `503 busy`, and close.
+fn answer_busy(conn: TcpStream) {
+    respond(
+        conn,
+        "HTTP/1.0",
+        false,
+        &Reply::new(503, TEXT, "busy\n".into()),
+    );
+}
+
+fn handle(mut conn: TcpStream, state: &ServeState) {
+    let head = match read_head(&mut conn) {
+        Ok(h) => h,
+        Err(HeadError::Gone) => return,
+        Err(HeadError::TooLong) => {
+            let r = Reply::new(431, TEXT, "request head too long\n".into());
+            return respond(conn, "HTTP/1.1", false, &r);
+        }
+    };
+    let line = head
+        .split(|b| *b == b'\n')
+        .next()
+        .map(|l| {
+            String::from_utf8_lossy(l)
+                .trim_end_matches('\r')
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut parts = line.split(' ');
+    let (method, url, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(m), Some(u), Some(v), None) if !m.is_empty() && !u.is_empty() => (m, u, v),
+        _ => {
+            let r = Reply::new(400, TEXT, "bad request\n".into());
+            return respond(conn, "HTTP/1.1", false, &r);
+        }
+    };
+    let version = match version {
+        "HTTP/1.0" => "HTTP/1.0",
+        "HTTP/1.1" => "HTTP/1.1",
+        _ => {
+            let r = Reply::new(505, TEXT, "HTTP/1.0 or HTTP/1.1 only\n".into());
+            return respond(conn, "HTTP/1.1", false, &r);
+        }
+    };
+    // A bug in building a reply answers 500; it never takes the thread down.
+    let reply =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(method, url, state)))
+            .unwrap_or_else(|_| Reply::new(500, TEXT, "internal error\n".into()));
+    if reply.status == 500 {
+        tracing::debug!(
+            "http: answering {} {}: internal error",
+            crate::util::escape(&bounded(method, 20)),
+            crate::util::escape(&bounded(url, 200))
+        );
+    }
+    respond(conn, version, method == "HEAD", &reply);
 }
 
 /// An answer, built before anything is written.
@@ -134,48 +357,13 @@ impl Reply {
     }
 }
 
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("static header is valid")
-}
-
-fn handle(req: tiny_http::Request, state: &ServeState) {
-    let method = req.method().clone();
-    let url = req.url().to_string();
-    // A bug in building a reply answers 500; it never takes the thread down.
-    let reply =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(&method, &url, state)))
-            .unwrap_or_else(|_| Reply::new(500, TEXT, "internal error\n".into()));
-    let mut resp = tiny_http::Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type))
-        .with_header(header("Cache-Control", "no-store"))
-        .with_header(header("X-Content-Type-Options", "nosniff"));
-    if reply.content_type == HTML {
-        // Nothing on the page may run or load anything: belt and braces
-        // over the escaping.
-        resp = resp
-            .with_header(header(
-                "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ))
-            .with_header(header("Referrer-Policy", "no-referrer"));
-    }
-    if reply.allow {
-        resp = resp.with_header(header("Allow", "GET, HEAD"));
-    }
-    if let Err(e) = req.respond(resp) {
-        tracing::debug!("http: answering {method} {}: {e}", bounded(&url, 200));
-    }
-}
-
-fn route(method: &tiny_http::Method, url: &str, state: &ServeState) -> Reply {
+fn route(method: &str, url: &str, state: &ServeState) -> Reply {
     let path = url.split(['?', '#']).next().unwrap_or("");
     if !matches!(path, "/" | "/healthz" | "/metrics") {
         return Reply::new(404, TEXT, "not found\n".into());
     }
-    // HEAD is GET without the body (tiny_http leaves the body out).
-    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
+    // HEAD is GET without the body (left out when writing).
+    if !matches!(method, "GET" | "HEAD") {
         let mut r = Reply::new(405, TEXT, "method not allowed\n".into());
         r.allow = true;
         return r;
@@ -212,13 +400,8 @@ fn health(state: &ServeState, cfg: &Config) -> Result<(), String> {
             age / 1000
         ));
     }
-    if let Some(why) = t
-        .trouble
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_deref()
-    {
-        return Err(format!("trouble: {}", bounded(why, 500)));
+    if let Some(why) = t.trouble_now() {
+        return Err(format!("trouble: {}", bounded(&why, 500)));
     }
     ledger_answers(&cfg.ledger_path).map_err(|e| format!("ledger: {}", bounded(&e, 500)))
 }
@@ -548,26 +731,26 @@ mod tests {
     fn routes_and_health() {
         let dir = tempfile::tempdir().unwrap();
         let st = state(dir.path());
-        let get = tiny_http::Method::Get;
+        let get = "GET";
         // No ledger yet: unhealthy, and the page says why.
-        let r = route(&get, "/healthz", &st);
+        let r = route(get, "/healthz", &st);
         assert_eq!(r.status, 503);
         assert!(r.body.starts_with("ledger: "), "{}", r.body);
-        assert_eq!(route(&get, "/nope", &st).status, 404);
-        let r = route(&tiny_http::Method::Post, "/healthz", &st);
+        assert_eq!(route(get, "/nope", &st).status, 404);
+        let r = route("POST", "/healthz", &st);
         assert_eq!((r.status, r.allow), (405, true));
         // The page creates the ledger, as `status` does.
-        let r = route(&get, "/?x=1", &st);
+        let r = route(get, "/?x=1", &st);
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.contains("No carts configured."));
-        assert_eq!(route(&get, "/healthz", &st).body, "ok\n");
+        assert_eq!(route(get, "/healthz", &st).body, "ok\n");
         *st.telemetry.trouble.lock().unwrap() = Some("disk\nfull".into());
-        assert_eq!(route(&get, "/healthz", &st).body, "trouble: disk\\nfull\n");
+        assert_eq!(route(get, "/healthz", &st).body, "trouble: disk\\nfull\n");
         *st.telemetry.trouble.lock().unwrap() = None;
         st.telemetry
             .heartbeat
             .store(now_ms() - 42_500, Ordering::Relaxed);
-        let r = route(&get, "/healthz", &st);
+        let r = route(get, "/healthz", &st);
         assert_eq!(r.status, 503);
         assert_eq!(r.body, "stalled: the main loop last ran 42 s ago\n");
         // Not a database: the ledger check reads the file.

@@ -1,6 +1,6 @@
 //! One cart's sync: the gate, the numbers (from the ledger), the feed
-//! (rendered to a local file, streaming), delivery under the final name,
-//! the archive, and only then the cart's marks.
+//! (rendered to a local file, streaming), its durable archive copy, delivery
+//! under the final name, and only then the cart's marks.
 
 use crate::config::{Cart, Config};
 use crate::formats::FeedItem;
@@ -643,7 +643,7 @@ pub fn sync_cart(
         return Ok(dry_run_report(&entry, &rendered, missing, opts));
     }
 
-    // 4. Deliver under the final name, archive, then move the marks.
+    // 4. Archive, deliver under the final name, then move the marks.
     let out = Outgoing {
         rendered,
         name,
@@ -746,7 +746,7 @@ struct Outgoing {
     missing: Vec<Missing>,
 }
 
-/// Delivers under the final name, archives, then moves the marks. A journal
+/// Archives, delivers under the final name, then moves the marks. A journal
 /// says what is being delivered until the outcome is recorded: after a
 /// crash, the next `run` reconciles it with the destination.
 fn deliver_and_record(
@@ -758,6 +758,18 @@ fn deliver_and_record(
     mut out: Outgoing,
 ) -> Result<SyncReport, SyncError> {
     let rendered = &out.rendered;
+    // Rule 13: the archive copy is durable before anything is sent. The
+    // rendered file is fsynced and written no more: archived as a link.
+    let archived =
+        crate::store::archive_own(cfg, &cart.id, &rendered.path, &out.name, entry.started_at);
+    let archive_path = match archived {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = std::fs::remove_file(&rendered.path);
+            let reason = format!("not sent: {e}");
+            return unsent(ledger, entry, SyncOutcome::Failed, reason, false);
+        }
+    };
     let journal = Journal {
         file: out.name.clone(),
         bytes: rendered.bytes,
@@ -779,6 +791,8 @@ fn deliver_and_record(
         Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_file(&rendered.path);
+            // Not sent: no archive copy either (every archived feed was sent).
+            let _ = std::fs::remove_file(&archive_path);
             if journaled {
                 Journal::remove(cfg, &cart.id);
             }
@@ -789,14 +803,8 @@ fn deliver_and_record(
         }
     };
     entry.file = Some(dest);
-    // The rendered file is fsynced and written no more: archived as a link.
-    let archived =
-        crate::store::archive_own(cfg, &cart.id, &rendered.path, &out.name, entry.started_at);
     let _ = std::fs::remove_file(&rendered.path);
-    match archived {
-        Ok(a) => entry.archive_path = Some(a),
-        Err(e) => tracing::error!(cart = %cart.id, error = %e, "feed delivered but not archived"),
-    }
+    entry.archive_path = Some(archive_path);
     entry.outcome = SyncOutcome::Sent;
     entry.reason = missing_note(&out.missing);
     entry.finished_at = now_ms();

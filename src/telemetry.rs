@@ -37,6 +37,12 @@ pub struct SourceLabel {
 pub const TROUBLE_AFTER_FAILURES: u64 = 3;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    /// "source ID" or "cart ID".
+    pub worker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Transfer {
     /// "pickup" (a source's pass) or "delivery" (a cart's feed).
     pub direction: String,
@@ -63,6 +69,9 @@ pub struct Telemetry {
     last_look: Family<SourceLabel, Gauge>,
     /// Failed looks in a row, per source (absent or 0: looking fine).
     failing: Mutex<std::collections::BTreeMap<String, u64>>,
+    worker_panics: Family<WorkerLabel, Counter>,
+    /// Workers that panicked and have not run a pass since, with why.
+    worker_trouble: Mutex<std::collections::BTreeMap<String, String>>,
     /// When the main loop last went round (ms since the epoch).
     pub heartbeat: AtomicI64,
     /// Why the gateway is unhealthy, if it is (e.g. the ledger failed).
@@ -133,11 +142,19 @@ impl Telemetry {
             "When each inbound source was last listed successfully (Unix time)",
             last_look.clone(),
         );
+        let worker_panics = Family::<WorkerLabel, Counter>::default();
+        registry.register(
+            "worker_panics",
+            "Panics of source and cart workers (each is restarted)",
+            worker_panics.clone(),
+        );
         Telemetry {
             registry,
             pickup_failures,
             last_look,
             failing: Mutex::new(Default::default()),
+            worker_panics,
+            worker_trouble: Mutex::new(Default::default()),
             files,
             syncs,
             items_sent,
@@ -247,6 +264,51 @@ impl Telemetry {
 
     pub fn set_retries_pending(&self, n: i64) {
         self.retries_pending.set(n);
+    }
+
+    /// A worker panicked: counted, and trouble until it runs a pass again.
+    pub fn worker_panicked(&self, worker: &str, why: &str) {
+        self.worker_panics
+            .get_or_create(&WorkerLabel {
+                worker: worker.into(),
+            })
+            .inc();
+        self.worker_trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(worker.into(), why.into());
+    }
+
+    /// A worker ran a pass: whatever trouble it had is over.
+    pub fn worker_ran(&self, worker: &str) {
+        let mut t = self
+            .worker_trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !t.is_empty() {
+            t.remove(worker);
+        }
+    }
+
+    /// Why the gateway is unhealthy, if it is: [`Telemetry::trouble`], then
+    /// each worker that panicked and has not run a pass since.
+    pub fn trouble_now(&self) -> Option<String> {
+        let mut parts: Vec<String> = self
+            .trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        for (w, why) in self
+            .worker_trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            parts.push(format!("{w} panicked: {why}"));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     pub fn beat(&self) {

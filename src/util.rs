@@ -184,9 +184,84 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
     (n > 0).then_some(n * mult)
 }
 
+/// An error and its causes as one line, "outer: cause: cause", leaving
+/// out a cause that repeats its neighbour: one whose text the one before
+/// already holds (`ledger X: attempt to write a readonly database` and then
+/// `attempt to write a readonly database`), or that only adds a code to it
+/// (`Error code 8: attempt to write a readonly database`).
+pub fn error_chain<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for e in chain {
+        let text = e.to_string();
+        let repeats = !prev.is_empty() && (prev.contains(&text) || text.contains(&prev));
+        if !repeats && !text.is_empty() {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        if !text.is_empty() {
+            prev = text;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_thing_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        fn chain<'a>(
+            e: &'a (dyn std::error::Error + 'static),
+        ) -> Vec<&'a (dyn std::error::Error + 'static)> {
+            let mut v = vec![e];
+            while let Some(s) = v.last().unwrap().source() {
+                v.push(s);
+            }
+            v
+        }
+        // What rusqlite and thiserror give for a read-only ledger.
+        let ro = "attempt to write a readonly database";
+        let e = E(
+            "ledger: attempt to write a readonly database",
+            Some(Box::new(E(
+                ro,
+                Some(Box::new(E(
+                    "Error code 8: attempt to write a readonly database",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(chain(&e)),
+            "ledger: attempt to write a readonly database"
+        );
+        // Causes that say something new stay, in order.
+        let e = E(
+            "cannot sync cart shop",
+            Some(Box::new(E("disk full", None))),
+        );
+        assert_eq!(error_chain(chain(&e)), "cannot sync cart shop: disk full");
+        let e = E("one", None);
+        assert_eq!(error_chain(chain(&e)), "one");
+    }
 
     #[test]
     fn a_linked_archive_entry_is_the_same_bytes_owner_only_under_a_free_name() {

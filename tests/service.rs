@@ -677,3 +677,302 @@ fn a_delivery_interrupted_before_its_record_is_reconciled_at_the_next_start() {
     );
     assert!(ws.files_under("var/journal").is_empty());
 }
+
+/// A server that accepts connections and never says a word, counting them.
+fn silent_server_counting() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let n = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        l.set_nonblocking(true).unwrap();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(90) {
+            if let Ok((s, _)) = l.accept() {
+                held.push(s);
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (port, n)
+}
+
+/// An inbound FTP source (warehouse S) on `port`, with a long timeout.
+fn ftp_source(id: &str, merchant: &str, port: u16) -> String {
+    format!(
+        r#"
+[[inbound]]
+id = "{id}"
+merchant = "{merchant}"
+kind = "inventory"
+mapping = "plain"
+warehouse = "S"
+poll = "1s"
+[inbound.transport]
+type = "ftp"
+host = "127.0.0.1"
+port = {port}
+user = "u"
+password_env = "SG_STUCK_PASSWORD"
+pattern = "*.csv"
+timeout = "60s"
+"#
+    )
+}
+
+fn start_with_env(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    let log = ws.path(&format!("daemon-{}.log", now_nanos()));
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(args)
+        .current_dir(ws.dir())
+        .env("STOCKGATE_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Daemon { child, log }
+}
+
+fn feed_is(ws: &Workspace, cart: &str, want: &str) -> bool {
+    feeds(&ws.path(&format!("out/{cart}")))
+        .last()
+        .is_some_and(|f| {
+            std::fs::read_to_string(ws.path(&format!("out/{cart}/{f}"))).unwrap_or_default() == want
+        })
+}
+
+#[test]
+fn sighup_while_a_source_is_stuck_freezes_no_cart_and_sigterm_is_quick() {
+    let (port, accepted) = silent_server_counting();
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "{}{}{}{}",
+        header(&["m1", "m2"]),
+        inbound("a", "m1", "inventory", "plain", "warehouse = \"A\""),
+        ftp_source("stuck", "m2", port),
+        cart("one", "m1", "").replace("every 1m", "every 1s"),
+    ));
+    ws.mapping("plain", PLAIN_INV);
+    ws.mapping("feed", FEED_MAPPING);
+    let d = start_with_env(&ws, &["run"], &[("SG_STUCK_PASSWORD", "x")]);
+    wait_for("the stuck connection", Duration::from_secs(10), || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    });
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
+    wait_for("the first feed", Duration::from_secs(20), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,4\n")
+    });
+    d.signal("-HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        d.log().contains("config reloaded")
+    });
+    // The cart and its source go on while `stuck` still hangs.
+    let t = Instant::now();
+    drop_file(&ws, "a", "s2.csv", "SKU,Qty\nP,5\n");
+    wait_for("the feed after the reload", Duration::from_secs(10), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,5\n")
+    });
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let log = d.log.clone();
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?}\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn a_stuck_source_of_another_warehouse_does_not_delay_a_carts_first_sync() {
+    let (port, _accepted) = silent_server_counting();
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "{}{}{}{}",
+        header(&["m1"]),
+        inbound("a", "m1", "inventory", "plain", "warehouse = \"A\""),
+        // Same merchant, a warehouse cart `one` does not count.
+        ftp_source("stuck", "m1", port),
+        cart("one", "m1", "warehouses = [\"A\"]").replace("every 1m", "every 1s"),
+    ));
+    ws.mapping("plain", PLAIN_INV);
+    ws.mapping("feed", FEED_MAPPING);
+    ws.write("in/a/s1.csv", "SKU,Qty\nP,4\n");
+    let t = Instant::now();
+    let d = start_with_env(&ws, &["run"], &[("SG_STUCK_PASSWORD", "x")]);
+    wait_for("the first feed", Duration::from_secs(15), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,4\n")
+    });
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let (took, st) = d.term();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn a_panicking_worker_is_reported_counted_and_restarted() {
+    let ws = service_ws(&full_cart("one", "every 1s"));
+    // Debug builds only: cart `one`'s first two passes panic.
+    let d = start_with_env(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+        &[("STOCKGATE_TEST_PANIC", "one:2")],
+    );
+    let mut addr = None;
+    wait_for("the http address", Duration::from_secs(10), || {
+        addr = d
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["addr"].as_str().map(String::from));
+        addr.is_some()
+    });
+    let addr = addr.unwrap();
+    let mut health = String::new();
+    wait_for(
+        "/healthz to name the panic",
+        Duration::from_secs(10),
+        || {
+            health = http_get(&addr, "/healthz");
+            health.ends_with("\r\n\r\ntrouble: cart one panicked: STOCKGATE_TEST_PANIC=one\n")
+        },
+    );
+    assert!(health.starts_with("HTTP/1.0 503"), "{health}");
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
+    wait_for("the restarted cart's feed", Duration::from_secs(20), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,4\n")
+    });
+    // Healthy again once it has run a pass (the feed is out a moment before).
+    wait_for("/healthz ok", Duration::from_secs(5), || {
+        health = http_get(&addr, "/healthz");
+        health.ends_with("\r\n\r\nok\n")
+    });
+    assert!(health.starts_with("HTTP/1.0 200"), "{health}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.contains("\nstockgate_worker_panics_total{worker=\"cart one\"} 2\n"),
+        "{metrics}"
+    );
+    let log = d.log();
+    let panics: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "worker panicked; restarting it")
+        .collect();
+    assert_eq!(panics.len(), 2, "{log}");
+    assert_eq!(panics[0]["worker"], "cart one");
+    assert_eq!(panics[0]["panic"], "STOCKGATE_TEST_PANIC=one");
+    assert_eq!(panics[0]["restart_in_s"], 1);
+    assert_eq!(panics[1]["restart_in_s"], 2);
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5) && st.success(),
+        "{took:?} {st:?}"
+    );
+}
+
+/// One GET on a fresh connection: the whole answer, or what went wrong.
+fn try_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let a: std::net::SocketAddr = addr.parse().unwrap();
+    let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn three_hundred_idle_http_clients_at_256_descriptors_kill_nothing() {
+    let ws = service_ws(&full_cart("one", "every 1s"));
+    let log = ws.path("daemon-fd.log");
+    // The daemon under a limit of 256 descriptors.
+    let child = Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg("--")
+        .arg(BIN)
+        .arg("--config")
+        .arg(ws.config_path())
+        .args(["--log-format", "json", "run", "--http", "127.0.0.1:0"])
+        .current_dir(ws.dir())
+        .env("STOCKGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log };
+    let mut addr = None;
+    wait_for("the http address", Duration::from_secs(10), || {
+        addr = d
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["addr"].as_str().map(String::from));
+        addr.is_some()
+    });
+    let addr = addr.unwrap();
+    assert!(
+        try_get(&addr, "/healthz")
+            .unwrap()
+            .ends_with("\r\n\r\nok\n")
+    );
+    // 300 clients that send half a request and then nothing.
+    let a: std::net::SocketAddr = addr.parse().unwrap();
+    let t = Instant::now();
+    let mut idle = vec![];
+    for _ in 0..300 {
+        if let Ok(mut s) = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+            use std::io::Write;
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+            idle.push(s);
+        }
+    }
+    assert_eq!(idle.len(), 300);
+    // Meanwhile the gateway answers (ok, or busy) and delivers.
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\n");
+    let mut answer = String::new();
+    wait_for(
+        "an answer while 300 clients idle",
+        Duration::from_secs(4),
+        || {
+            answer = try_get(&addr, "/healthz").unwrap_or_default();
+            answer.ends_with("\r\n\r\nok\n") || answer.ends_with("\r\n\r\nbusy\n")
+        },
+    );
+    assert!(
+        answer.starts_with("HTTP/1.0 200 OK\r\n")
+            || answer.starts_with("HTTP/1.0 503 Service Unavailable\r\n"),
+        "{answer}"
+    );
+    wait_for("the feed", Duration::from_secs(20), || {
+        feed_is(&ws, "one", "SKU,Quantity\nP,4\n")
+    });
+    // The idle ones time out after 5 s: ok again, on every try.
+    wait_for("ok again", Duration::from_secs(15), || {
+        try_get(&addr, "/healthz").is_ok_and(|a| a.ends_with("\r\n\r\nok\n"))
+    });
+    assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+    for _ in 0..5 {
+        let a = try_get(&addr, "/healthz").unwrap();
+        assert!(
+            a.starts_with("HTTP/1.0 200 OK\r\n") && a.ends_with("\r\n\r\nok\n"),
+            "{a}"
+        );
+    }
+    drop(idle);
+    let log = d.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5) && st.success(),
+        "{took:?} {st:?}"
+    );
+}

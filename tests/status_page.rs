@@ -162,9 +162,6 @@ fn slow_clients_hold_nobody_up() {
     let r = start();
     // Half send headers that never end, half a whole HTTP/1.1 request whose
     // answer they never read and then keep the connection open.
-    // (They arrive 50 ms apart: tiny_http 0.12's connection pool can strand
-    // a connection that arrives in the same instant as several others while
-    // all its threads wait on idle keep-alive clients; see serve.rs.)
     let mut idle = vec![];
     for i in 0..8 {
         let mut s = TcpStream::connect(r.addr()).unwrap();
@@ -188,6 +185,51 @@ fn slow_clients_hold_nobody_up() {
         );
     }
     drop(idle);
+}
+
+/// Sends `raw` as it is; returns the whole answer.
+fn raw_request(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(raw);
+    let mut out = vec![];
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn request_heads_are_bounded_and_checked() {
+    let r = start();
+    // 8 KiB of head at most.
+    let mut big = b"GET /healthz HTTP/1.1\r\nX-Long: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 9000));
+    big.extend_from_slice(b"\r\n\r\n");
+    let a = raw_request(r.addr(), &big);
+    assert!(
+        a.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{a}"
+    );
+    assert!(a.ends_with("\r\n\r\nrequest head too long\n"), "{a}");
+    // Not a request line.
+    let a = raw_request(r.addr(), b"hello\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{a}");
+    let a = raw_request(r.addr(), b"GET / HTTP/2.0\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 505 "), "{a}");
+    // HEAD: the headers of GET, no body.
+    let a = raw_request(r.addr(), b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
+    assert!(a.contains("\r\nContent-Length: 3\r\n"), "{a}");
+    assert!(a.contains("\r\nConnection: close\r\n"), "{a}");
+    assert!(a.ends_with("\r\n\r\n"), "{a}");
+    // Half a request that never ends is dropped after 5 s, unanswered.
+    let t = Instant::now();
+    let a = raw_request(r.addr(), b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    assert_eq!(a, "");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(4900) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }
 
 #[test]

@@ -1,14 +1,17 @@
 //! What a crash can leave behind, cleaned when `run` starts (it holds the
 //! instance lock, so nothing else of its own is running): scratch files,
-//! half-written archive and quarantine copies, temporary feed files in the
-//! outboxes, and deliveries whose outcome was never recorded.
+//! half-written archive and quarantine copies, archive copies no record
+//! refers to, temporary feed files in the outboxes, and deliveries whose
+//! outcome was never recorded.
 
 use crate::config::{Cart, Config};
 use crate::ledger::{Ledger, SyncEntry, SyncOutcome};
 use crate::sync::Journal;
 use crate::transport::{open, temp_name};
-use crate::util::{escape, now_ms};
+use crate::util::{escape, now_ms, safe_name_part};
+use std::collections::HashSet;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// A process that is gone (its leftovers are ours to remove).
 fn dead(pid: &str) -> bool {
@@ -74,6 +77,7 @@ pub fn at_start(cfg: &Config) {
     }
     sweep_temps(&cfg.archive, 2, &mut removed);
     sweep_temps(&cfg.quarantine, 1, &mut removed);
+    orphan_archive_copies(cfg, *STARTED.get_or_init(SystemTime::now), &mut removed);
     for cart in &cfg.carts {
         if let Some(dir) = cart.transport.dir() {
             let tmp = dir.join(temp_name(&cart.id));
@@ -87,6 +91,135 @@ pub fn at_start(cfg: &Config) {
     }
     if removed > 0 {
         tracing::info!(removed, "removed leftovers of an earlier run");
+    }
+}
+
+/// When this process first cleaned up (its start).
+static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+/// How long before this process started an archive entry no record refers
+/// to must have been written to count as an orphan: an `ingest` or `sync`
+/// running beside us may be between its archive copy and its record.
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
+
+/// Every archive entry the ledger refers to (reports, inbound files, syncs),
+/// as `ID/DAY/NAME`; `None` when the ledger cannot be read (then nothing
+/// counts as an orphan).
+fn archive_refs(cfg: &Config) -> Option<HashSet<String>> {
+    use rusqlite::OpenFlags;
+    if !cfg.ledger_path.exists() {
+        return None;
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        &cfg.ledger_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    conn.busy_timeout(Duration::from_secs(10)).ok()?;
+    let mut q = conn
+        .prepare(
+            "SELECT archive_path FROM reports WHERE archive_path IS NOT NULL
+             UNION SELECT archive_path FROM inbound_files WHERE archive_path IS NOT NULL
+             UNION SELECT archive_path FROM syncs WHERE archive_path IS NOT NULL",
+        )
+        .ok()?;
+    let rows = q.query_map([], |r| r.get::<_, String>(0)).ok()?;
+    let mut refs = HashSet::new();
+    for r in rows {
+        refs.insert(archive_key(Path::new(&r.ok()?))?);
+    }
+    Some(refs)
+}
+
+/// `ID/DAY/NAME` of an archive entry (whatever the archive folder is called).
+fn archive_key(p: &Path) -> Option<String> {
+    let mut parts: Vec<String> = p
+        .components()
+        .rev()
+        .take(3)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.len() < 3 {
+        return None;
+    }
+    parts.reverse();
+    Some(parts.join("/"))
+}
+
+/// Removes archive entries of this config's sources and carts that no
+/// record refers to and that were written well before this process
+/// started: a `kill -9` between the archive copy and the commit leaves
+/// them (the file itself is applied, or the feed sent, again later under
+/// another archive name). Left alone: a cart being synced by another
+/// process or with a delivery to reconcile (its journal: the record made
+/// then links the copy), the 997s we send (archived, not recorded), and the
+/// days retention is about to prune (their records may be pruned first).
+fn orphan_archive_copies(cfg: &Config, started: SystemTime, removed: &mut u64) {
+    let Some(refs) = archive_refs(cfg) else {
+        return;
+    };
+    let Some(cutoff) = started.checked_sub(ORPHAN_AGE) else {
+        return;
+    };
+    let first_day = cfg
+        .keep
+        .map(|k| {
+            let t = now_ms() - k.as_millis() as i64 + 2 * 86_400_000;
+            crate::util::to_datetime(t).format("%Y-%m-%d").to_string()
+        })
+        .unwrap_or_default();
+    let sources = cfg.inbound.iter().map(|s| {
+        (
+            s.id.as_str(),
+            Some(format!("997-{}-", safe_name_part(&s.id))),
+        )
+    });
+    let carts = cfg.carts.iter().map(|c| (c.id.as_str(), None));
+    for (id, own_997) in sources.chain(carts) {
+        let _lock = if own_997.is_none() {
+            match crate::locks::cart(cfg, id) {
+                Ok(Some(l)) if Journal::read(cfg, id).is_none() => Some(l),
+                _ => continue,
+            }
+        } else {
+            None
+        };
+        for day in std::fs::read_dir(cfg.archive.join(id))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let day_name = day.file_name().to_string_lossy().into_owned();
+            let is_day = day_name.len() == 10
+                && day_name.as_bytes()[4] == b'-'
+                && day_name.as_bytes()[7] == b'-';
+            if !is_day || day_name < first_day || !day.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            for f in std::fs::read_dir(day.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') || own_997.as_ref().is_some_and(|p| name.starts_with(p)) {
+                    continue;
+                }
+                let old = f
+                    .metadata()
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .and_then(|m| m.modified().ok())
+                    .is_some_and(|t| t < cutoff);
+                if !old || refs.contains(&format!("{id}/{day_name}/{name}")) {
+                    continue;
+                }
+                if std::fs::remove_file(f.path()).is_ok() {
+                    tracing::warn!(file = %escape(&f.path().display().to_string()), "removed an archive copy no record refers to (left by a crash)");
+                    *removed += 1;
+                }
+            }
+        }
     }
 }
 
@@ -116,6 +249,20 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
         folder.close();
         return; // cannot tell now; the next start looks again
     }
+    // The feed's archive copy, made before the delivery: linked to the
+    // record when it was delivered, removed when it was not.
+    let day = crate::util::to_datetime(j.started_at)
+        .format("%Y-%m-%d")
+        .to_string();
+    let copy = cfg.archive.join(&cart.id).join(day).join(&j.file);
+    let archive_path = match copy.is_file() {
+        true if delivered => Some(copy.display().to_string()),
+        true => {
+            let _ = std::fs::remove_file(&copy);
+            None
+        }
+        false => None,
+    };
     let entry = SyncEntry {
         cart: cart.id.clone(),
         started_at: j.started_at,
@@ -138,6 +285,7 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
         )),
         bytes: Some(j.bytes),
         sha256: Some(j.sha256.clone()),
+        archive_path,
         ..Default::default()
     };
     match Ledger::open(&cfg.ledger_path).and_then(|mut l| l.record_sync(&entry, None)) {

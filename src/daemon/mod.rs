@@ -2,12 +2,16 @@
 //! order, in this thread) or as a service until stopped: one worker thread
 //! per inbound source and per cart, so that a source or cart that hangs or
 //! fails never delays another; the main thread watches local inboxes,
-//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config), retention and
-//! health.
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the config) and health,
+//! and never waits for a worker except, at SIGTERM, for at most
+//! `STOP_WITHIN`; retention runs on a thread of its own.
 
 mod hygiene;
 mod retention;
+mod shutdown;
 mod workers;
+
+pub use shutdown::Shutdown;
 
 pub use hygiene::at_start as clean_up_after_crashes;
 pub use retention::prune;
@@ -20,7 +24,7 @@ use crate::util::{now_ms, to_datetime};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -98,6 +102,9 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
                 continue;
             }
         };
+        if cart.schedule.clock_went_back(last, now, cart.tz) {
+            tracing::warn!(cart = %cart.id, "the last attempt is in the future (the clock went back): the schedule starts again from now");
+        }
         if !cart.schedule.due(last, now, cart.tz) {
             continue;
         }
@@ -152,9 +159,33 @@ pub fn run(
         None => None,
     };
     hygiene::at_start(&cfg);
-    let mut last_prune: Option<Instant> = None;
+    // Retention on its own thread: a long prune (a busy ledger) never holds
+    // up signals or a reload. It prunes by the config in force.
+    let retention_stop = Arc::new(Shutdown::default());
+    let retention = {
+        let (state, stop) = (state.clone(), retention_stop.clone());
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || {
+                loop {
+                    let cfg = state
+                        .config
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    if let Err(e) = retention::prune(&cfg) {
+                        tracing::error!(error = %e, "retention failed");
+                    }
+                    if stop.wait_timeout(retention::EVERY) {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start retention"))
+            .ok()
+    };
+    let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone(), None);
     loop {
-        let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone());
         tracing::info!(
             sources = cfg.inbound.len(),
             carts = cfg.carts.len(),
@@ -162,12 +193,6 @@ pub fn run(
         );
         let reload = loop {
             telemetry.beat();
-            if last_prune.is_none_or(|t| t.elapsed() >= retention::EVERY) {
-                last_prune = Some(Instant::now());
-                if let Err(e) = retention::prune(&cfg) {
-                    tracing::error!(error = %e, "retention failed");
-                }
-            }
             workers_.wait_events(Duration::from_millis(500));
             if stop.load(Ordering::SeqCst) {
                 break None;
@@ -186,18 +211,24 @@ pub fn run(
         match reload {
             None => {
                 tracing::info!("stopping");
-                workers_.stop(Some(STOP_WITHIN));
+                retention_stop.stop();
+                workers_.stop(STOP_WITHIN);
                 break;
             }
             Some(new) => {
-                // In-flight work finishes under the old config.
-                workers_.stop(None);
+                // Idle workers are replaced now; one that is busy finishes
+                // under the old config and its successor starts when it returns.
                 cfg = Arc::new(new);
                 *state.config.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+                workers_ =
+                    workers::Generation::start(cfg.clone(), telemetry.clone(), Some(workers_));
                 hygiene::at_start(&cfg);
                 tracing::info!(config = %config_path.display(), "config reloaded");
             }
         }
+    }
+    if let Some(r) = retention.filter(|r| r.is_finished()) {
+        let _ = r.join();
     }
     drop(server);
     tracing::info!("stopped");

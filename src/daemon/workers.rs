@@ -2,6 +2,7 @@
 //! per cart, each with its own ledger connection and its own bell to wake it
 //! early (a watched folder changed, or it is time to stop).
 
+use super::shutdown::Shutdown;
 use super::{RESCAN, SETTLE_MS, backoff};
 use crate::config::{Cart, Config, Inbound};
 use crate::ledger::{Ledger, SyncOutcome};
@@ -9,6 +10,7 @@ use crate::pickup::{ApplyGate, FileOutcome, Outcome, pickup_source};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::telemetry::Telemetry;
 use crate::util::{escape, now_ms, to_datetime};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -40,45 +42,83 @@ impl Bell {
 struct Shared {
     cfg: Arc<Config>,
     telemetry: Arc<Telemetry>,
-    gate: ApplyGate,
-    /// Sources per merchant that have not finished their first look yet: a
-    /// cart's first sync waits for them (files that arrived while stopped
-    /// go in first), at most `FIRST_LOOK_WAIT`.
-    first_looks: Mutex<std::collections::HashMap<String, usize>>,
-    first_looks_done: Condvar,
-    stop: AtomicBool,
+    gate: Arc<ApplyGate>,
+    first_looks: Arc<FirstLooks>,
+    /// The generation's stop: every wait of its workers ends at it.
+    shutdown: Arc<Shutdown>,
     retries_pending: AtomicI64,
 }
 
-/// How long a cart's first sync waits for its merchant's sources' first look.
+/// How long a cart's first sync waits for its sources' first look.
 const FIRST_LOOK_WAIT: Duration = Duration::from_secs(60);
+
+/// Sources that have not finished their first look since the start: a
+/// cart's first sync waits for those that feed it (files that arrived while
+/// stopped go in first), at most `FIRST_LOOK_WAIT` and not past a stop.
+#[derive(Default)]
+struct FirstLooks {
+    pending: Mutex<HashSet<String>>,
+    done: Condvar,
+}
+
+impl FirstLooks {
+    fn done(&self, source: &str) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.remove(source);
+        self.done.notify_all();
+    }
+    fn wake(&self) {
+        let _p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.done.notify_all();
+    }
+    fn wait(&self, sources: &[String], limit: Duration, shutdown: &Shutdown) {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.done.wait_timeout_while(p, limit, |p| {
+            !shutdown.is_stopped() && sources.iter().any(|s| p.contains(s))
+        });
+    }
+}
+
+/// Whether `src` feeds `cart`: its merchant, and one of the cart's
+/// warehouses (a source without a fixed warehouse may name any).
+fn feeds(src: &Inbound, cart: &Cart) -> bool {
+    src.merchant == cart.merchant
+        && (cart.warehouses.is_empty()
+            || src
+                .warehouse
+                .as_ref()
+                .is_none_or(|w| cart.warehouses.contains(w)))
+}
 
 impl Shared {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.shutdown.is_stopped()
     }
-    fn first_look_done(&self, merchant: &str) {
-        let mut m = self.first_looks.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(merchant) {
-            *n = n.saturating_sub(1);
-        }
-        self.first_looks_done.notify_all();
-    }
-    fn wait_first_looks(&self, merchant: &str) {
-        let m = self.first_looks.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self
-            .first_looks_done
-            .wait_timeout_while(m, FIRST_LOOK_WAIT, |m| {
-                !self.stopping() && m.get(merchant).is_some_and(|n| *n > 0)
-            });
+}
+
+/// A worker thread; `done` is set when it has returned (or panicked out).
+struct Worker {
+    name: String,
+    handle: JoinHandle<()>,
+    done: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped: at the end of a worker thread, however it ends.
+struct DoneGuard(Arc<AtomicBool>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
 pub struct Generation {
     shared: Arc<Shared>,
-    threads: Vec<(String, JoinHandle<()>)>,
+    workers: Vec<Worker>,
+    /// Workers of earlier generations still busy (a transfer stuck in a
+    /// read): each is replaced by its successor as soon as it returns.
+    retiring: Vec<Worker>,
     source_bells: Vec<Arc<Bell>>,
-    cart_bells: Vec<Arc<Bell>>,
     watcher: Option<(
         notify_debouncer_full::Debouncer<
             notify_debouncer_full::notify::RecommendedWatcher,
@@ -89,24 +129,49 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Starts every worker for `cfg`.
-    pub fn start(cfg: Arc<Config>, telemetry: Arc<Telemetry>) -> Generation {
+    /// Starts every worker for `cfg`. With the `previous` generation (a
+    /// reload), that one is told to stop: its idle workers are replaced at
+    /// once, a busy one as soon as it returns (its successor waits for it,
+    /// so one source or cart never runs twice at once), and nobody else
+    /// waits for it. Only a fresh start waits for first looks.
+    pub fn start(
+        cfg: Arc<Config>,
+        telemetry: Arc<Telemetry>,
+        previous: Option<Generation>,
+    ) -> Generation {
         use notify_debouncer_full::notify::RecursiveMode;
+        let mut old: Vec<Worker> = vec![];
+        let fresh = previous.is_none();
+        if let Some(mut p) = previous {
+            p.signal_stop();
+            p.watcher = None;
+            old.append(&mut p.workers);
+            old.append(&mut p.retiring);
+        }
+        old.retain(|w| !w.done.load(Ordering::SeqCst));
+        let pending = if fresh {
+            cfg.inbound.iter().map(|s| s.id.clone()).collect()
+        } else {
+            HashSet::new()
+        };
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             telemetry,
-            gate: ApplyGate::default(),
-            first_looks: Mutex::new(cfg.inbound.iter().fold(
-                std::collections::HashMap::new(),
-                |mut m, s| {
-                    *m.entry(s.merchant.clone()).or_insert(0) += 1;
-                    m
-                },
-            )),
-            first_looks_done: Condvar::new(),
-            stop: AtomicBool::new(false),
+            gate: Arc::new(ApplyGate::default()),
+            first_looks: Arc::new(FirstLooks {
+                pending: Mutex::new(pending),
+                done: Condvar::new(),
+            }),
+            shutdown: Arc::new(Shutdown::default()),
             retries_pending: AtomicI64::new(0),
         });
+        {
+            let (gate, looks) = (shared.gate.clone(), shared.first_looks.clone());
+            shared.shutdown.on_stop(move || {
+                gate.stop();
+                looks.wake();
+            });
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = match notify_debouncer_full::new_debouncer(
             Duration::from_millis(500),
@@ -121,9 +186,9 @@ impl Generation {
         };
         let mut g = Generation {
             shared: shared.clone(),
-            threads: vec![],
+            workers: vec![],
+            retiring: vec![],
             source_bells: vec![],
-            cart_bells: vec![],
             watcher: None,
         };
         for (i, src) in cfg.inbound.iter().enumerate() {
@@ -140,25 +205,76 @@ impl Generation {
             let bell = Arc::new(Bell::default());
             g.source_bells.push(bell.clone());
             let sh = shared.clone();
-            g.spawn(format!("source {}", src.id), move || {
-                source_worker(&sh, &sh.cfg.inbound[i], &bell, watched)
-            });
+            g.spawn(
+                format!("source {}", src.id),
+                &old,
+                bell.clone(),
+                move |name| {
+                    supervise(&sh, name, || {
+                        source_worker(&sh, name, &sh.cfg.inbound[i], &bell, watched)
+                    })
+                },
+            );
         }
         for i in 0..cfg.carts.len() {
             let bell = Arc::new(Bell::default());
-            g.cart_bells.push(bell.clone());
             let sh = shared.clone();
-            g.spawn(format!("cart {}", cfg.carts[i].id), move || {
-                cart_worker(&sh, &sh.cfg.carts[i], &bell)
-            });
+            let sources: Vec<String> = cfg
+                .inbound
+                .iter()
+                .filter(|s| feeds(s, &cfg.carts[i]))
+                .map(|s| s.id.clone())
+                .collect();
+            g.spawn(
+                format!("cart {}", cfg.carts[i].id),
+                &old,
+                bell.clone(),
+                move |name| {
+                    supervise(&sh, name, || {
+                        cart_worker(&sh, name, &sh.cfg.carts[i], &bell, &sources)
+                    })
+                },
+            );
         }
+        g.retiring = old;
         g.watcher = watcher.map(|w| (w, rx));
         g
     }
 
-    fn spawn(&mut self, name: String, f: impl FnOnce() + Send + 'static) {
-        match std::thread::Builder::new().name(name.clone()).spawn(f) {
-            Ok(h) => self.threads.push((name, h)),
+    /// Starts worker `name`; when a worker of that name from an earlier
+    /// generation is still running, this one first waits for it to return.
+    fn spawn(
+        &mut self,
+        name: String,
+        old: &[Worker],
+        bell: Arc<Bell>,
+        f: impl FnOnce(&str) + Send + 'static,
+    ) {
+        {
+            let bell = bell.clone();
+            self.shared.shutdown.on_stop(move || bell.ring());
+        }
+        let before = old.iter().find(|w| w.name == name).map(|w| w.done.clone());
+        let done = Arc::new(AtomicBool::new(false));
+        let guard = DoneGuard(done.clone());
+        let shutdown = self.shared.shutdown.clone();
+        let n = name.clone();
+        let body = move || {
+            let _guard = guard;
+            if let Some(before) = before {
+                if !before.load(Ordering::SeqCst) {
+                    tracing::info!(worker = %n, "waiting for the previous config's worker to finish");
+                }
+                while !before.load(Ordering::SeqCst) {
+                    if shutdown.wait_timeout(Duration::from_millis(50)) {
+                        return;
+                    }
+                }
+            }
+            f(&n)
+        };
+        match std::thread::Builder::new().name(name.clone()).spawn(body) {
+            Ok(handle) => self.workers.push(Worker { name, handle, done }),
             Err(e) => tracing::error!(worker = %name, error = %e, "cannot start worker"),
         }
     }
@@ -181,45 +297,104 @@ impl Generation {
                 }
             }
         }
+        self.retiring.retain(|w| !w.done.load(Ordering::SeqCst));
     }
 
-    /// Stops every worker: each finishes what it is doing. With a
-    /// `deadline`, work still running then has its connections cut and is
-    /// left behind (the process is about to exit).
-    pub fn stop(mut self, deadline: Option<Duration>) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        for b in self.source_bells.iter().chain(&self.cart_bells) {
-            b.ring();
-        }
+    /// Tells every worker to stop; returns at once.
+    fn signal_stop(&self) {
+        self.shared.shutdown.stop();
+    }
+
+    /// Stops every worker, of this generation and of earlier ones still
+    /// busy: each finishes what it is doing; work still running after
+    /// `limit` has its connections cut and is left behind (the process is
+    /// about to exit).
+    pub fn stop(mut self, limit: Duration) {
+        self.signal_stop();
         self.watcher = None;
-        let Some(limit) = deadline else {
-            for (_, h) in self.threads {
-                let _ = h.join();
-            }
-            return;
-        };
+        let mut all = std::mem::take(&mut self.workers);
+        all.append(&mut self.retiring);
         let t = Instant::now();
-        let running = |threads: &[(String, JoinHandle<()>)]| -> Vec<String> {
-            threads
-                .iter()
-                .filter(|(_, h)| !h.is_finished())
-                .map(|(n, _)| n.clone())
+        let running = |all: &[Worker]| -> Vec<String> {
+            all.iter()
+                .filter(|w| !w.done.load(Ordering::SeqCst))
+                .map(|w| w.name.clone())
                 .collect()
         };
-        while t.elapsed() < limit && !running(&self.threads).is_empty() {
+        while t.elapsed() < limit && !running(&all).is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let left = running(&self.threads);
+        let left = running(&all);
         if !left.is_empty() {
             tracing::warn!(workers = %left.join(", "), "still busy at shutdown: cutting their connections");
             crate::transport::abort_all();
             let t = Instant::now();
-            while t.elapsed() < Duration::from_millis(500) && !running(&self.threads).is_empty() {
+            while t.elapsed() < Duration::from_millis(500) && !running(&all).is_empty() {
                 std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        for w in all {
+            if w.done.load(Ordering::SeqCst) {
+                let _ = w.handle.join();
             }
         }
     }
 }
+
+/// Runs a worker; a panic is caught, logged with the worker's name,
+/// counted (`stockgate_worker_panics_total{worker}`) and reported by
+/// `/healthz` until the worker has run a pass again, and the worker is
+/// started again after 1 s, 2 s, 4 s ... at most 60 s (its own state, such
+/// as a retry's backoff, starts afresh).
+fn supervise(sh: &Shared, name: &str, mut worker: impl FnMut()) {
+    let mut panics = 0u32;
+    let mut last_panic: Option<Instant> = None;
+    loop {
+        let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut worker)) else {
+            return; // stopped
+        };
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        let why = crate::util::bounded(&escape(&why), 200);
+        if last_panic.is_some_and(|t| t.elapsed() > Duration::from_secs(600)) {
+            panics = 0;
+        }
+        last_panic = Some(Instant::now());
+        let wait = Duration::from_secs((1u64 << panics.min(6)).min(60));
+        panics += 1;
+        sh.telemetry.worker_panicked(name, &why);
+        tracing::error!(worker = %name, panic = %why, restart_in_s = wait.as_secs(), "worker panicked; restarting it");
+        if sh.shutdown.wait_timeout(wait) {
+            return;
+        }
+    }
+}
+
+/// Test hook, in debug builds only (never in a release build):
+/// `STOCKGATE_TEST_PANIC=<source or cart id>[:N]` makes that worker's first
+/// N passes (default 1) panic, so the tests can watch a panicking worker
+/// being reported and restarted.
+#[cfg(debug_assertions)]
+fn test_panic(id: &str) {
+    use std::sync::atomic::AtomicU32;
+    static DONE: AtomicU32 = AtomicU32::new(0);
+    let Ok(v) = std::env::var("STOCKGATE_TEST_PANIC") else {
+        return;
+    };
+    let (target, n) = match v.rsplit_once(':') {
+        Some((t, n)) => (t.to_string(), n.parse().unwrap_or(1)),
+        None => (v, 1),
+    };
+    if target == id && DONE.fetch_add(1, Ordering::SeqCst) < n {
+        panic!("STOCKGATE_TEST_PANIC={target}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_panic(_: &str) {}
 
 /// A worker's own ledger connection, opened on first use and again after an error.
 struct Conn {
@@ -229,7 +404,10 @@ struct Conn {
 impl Conn {
     fn get(&mut self, cfg: &Config) -> Result<&mut Ledger, String> {
         if self.ledger.is_none() {
-            self.ledger = Some(Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?);
+            let l = Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
+            l.check_writable(&cfg.ledger_path)
+                .map_err(|e| e.to_string())?;
+            self.ledger = Some(l);
         }
         Ok(self.ledger.as_mut().expect("just set"))
     }
@@ -261,12 +439,13 @@ pub fn log_sync(r: &SyncReport, ms: u128) {
     }
 }
 
-fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
+fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: bool) {
     let mut conn = Conn { ledger: None };
     let remote = src.transport.endpoint.is_remote();
     let mut first = true;
     let started = Instant::now();
     while !sh.stopping() {
+        test_panic(&src.id);
         let t0 = Instant::now();
         let mut settling = false;
         let next = match conn.get(&sh.cfg) {
@@ -316,25 +495,27 @@ fn source_worker(sh: &Shared, src: &Inbound, bell: &Bell, watched: bool) {
         // (local files a moment old wait a second or two).
         if first && (!settling || started.elapsed() >= Duration::from_secs(3)) {
             first = false;
-            sh.first_look_done(&src.merchant);
+            sh.first_looks.done(&src.id);
         }
+        sh.telemetry.worker_ran(name);
         bell.wait(next);
     }
-    if first {
-        sh.first_look_done(&src.merchant);
-    }
+    sh.first_looks.done(&src.id);
 }
 
-fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
+fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[String]) {
     let mut conn = Conn { ledger: None };
     let mut failures = 0u32;
     let mut retry_at: Option<Instant> = None;
+    let mut retrying = Retrying { sh, on: false };
     // Our own last attempt, also when it was not recorded (another process
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut warned_clock = false;
     super::hygiene::cart_leftovers(&sh.cfg, cart);
-    sh.wait_first_looks(&cart.merchant);
+    sh.first_looks.wait(sources, FIRST_LOOK_WAIT, &sh.shutdown);
     while !sh.stopping() {
+        test_panic(&cart.id);
         let ledger = match conn.get(&sh.cfg) {
             Ok(l) => l,
             Err(e) => {
@@ -353,6 +534,11 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
             }
         };
         let now = to_datetime(now_ms());
+        let went_back = cart.schedule.clock_went_back(last, now, cart.tz);
+        if went_back && !warned_clock {
+            tracing::warn!(cart = %cart.id, last_attempt = %last.map(|t| t.to_rfc3339()).unwrap_or_default(), "the last attempt is in the future (the clock went back): the schedule starts again from now");
+        }
+        warned_clock = went_back;
         let retry_due = retry_at.is_some_and(|t| Instant::now() >= t);
         if retry_due || cart.schedule.due(last, now, cart.tz) {
             // Files of this merchant already fetched go in first.
@@ -370,7 +556,6 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
                         sh.telemetry
                             .transfer("delivery", &cart.id, took.as_secs_f64());
                     }
-                    let was_retrying = retry_at.is_some();
                     if r.retryable {
                         failures += 1;
                         let wait = backoff(failures);
@@ -380,19 +565,17 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
                         failures = 0;
                         retry_at = None;
                     }
-                    let delta = retry_at.is_some() as i64 - was_retrying as i64;
-                    if delta != 0 {
-                        let n = sh.retries_pending.fetch_add(delta, Ordering::SeqCst) + delta;
-                        sh.telemetry.set_retries_pending(n);
-                    }
+                    retrying.set(retry_at.is_some());
                 }
                 Err(e) => {
                     tracing::error!(event = "sync", cart = %cart.id, outcome = "failed", error = %e, "sync failed");
                     conn.ledger = None;
                 }
             }
+            sh.telemetry.worker_ran(name);
             continue; // the schedule is read again from the ledger
         }
+        sh.telemetry.worker_ran(name);
         // Sleep until the next due time (or a retry), at most 30 s at a time.
         let until = cart
             .schedule
@@ -409,8 +592,29 @@ fn cart_worker(sh: &Shared, cart: &Cart, bell: &Bell) {
                 .saturating_add(Duration::from_millis(5)),
         );
     }
-    if retry_at.is_some() {
-        let n = sh.retries_pending.fetch_sub(1, Ordering::SeqCst) - 1;
-        sh.telemetry.set_retries_pending(n);
+    drop(retrying);
+}
+
+/// A cart counted in `stockgate_retries_pending` while it waits to retry;
+/// no longer once it stops or panics.
+struct Retrying<'a> {
+    sh: &'a Shared,
+    on: bool,
+}
+
+impl Retrying<'_> {
+    fn set(&mut self, on: bool) {
+        if on != self.on {
+            self.on = on;
+            let delta = if on { 1 } else { -1 };
+            let n = self.sh.retries_pending.fetch_add(delta, Ordering::SeqCst) + delta;
+            self.sh.telemetry.set_retries_pending(n);
+        }
+    }
+}
+
+impl Drop for Retrying<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
