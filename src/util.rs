@@ -127,6 +127,69 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "file".into())
 }
 
+/// Why a name a server listed is not one file of the listed folder, if it
+/// is not: it must be one path component (no `/`, `\` or NUL, not `.` or
+/// `..`, not empty). Such a name is never fetched, nor sent back to the
+/// server, nor joined into a local path.
+pub fn remote_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name == "." || name == ".." {
+        Some("the name is . or ..")
+    } else if name.contains('/') {
+        Some("the name holds a /")
+    } else if name.contains('\\') {
+        Some("the name holds a \\")
+    } else if name.contains('\0') {
+        Some("the name holds a NUL")
+    } else {
+        None
+    }
+}
+
+/// The longest local name built from a remote one, in bytes (the archive's
+/// and quarantine's own suffixes still fit in a file system's 255).
+pub const LOCAL_NAME_MAX: usize = 200;
+
+/// The local name (work, archive and quarantine folders) of a file a server
+/// listed: the name itself when it is one safe component (operators find
+/// files by name, rule 39), else a safe name derived from it: every `/`,
+/// `\` and control character made `_`, cut to [`LOCAL_NAME_MAX`] bytes
+/// with `~` and 8 hex digits of its SHA-256 before the extension, so two
+/// names never share a derived one by accident.
+pub fn safe_local_name(remote: &str) -> std::borrow::Cow<'_, str> {
+    if remote_name_problem(remote).is_none()
+        && remote.len() <= LOCAL_NAME_MAX
+        && !remote.chars().any(char::is_control)
+    {
+        return std::borrow::Cow::Borrowed(remote);
+    }
+    let tag = format!("~{}", &hex(&Sha256::digest(remote.as_bytes()))[..8]);
+    let clean: String = remote
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.');
+    // An extension of up to 16 bytes is kept at the end.
+    let (stem, ext) = match clean.rfind('.') {
+        Some(i) if i > 0 && clean.len() - i <= 16 => clean.split_at(i),
+        _ => (clean, ""),
+    };
+    let room = LOCAL_NAME_MAX - tag.len() - ext.len();
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let stem = if cut == 0 { "_" } else { &stem[..cut] };
+    std::borrow::Cow::Owned(format!("{stem}{tag}{ext}"))
+}
+
 /// Shell-style glob with `*` and `?` (enough for inbox patterns like `*.csv`).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     fn go(p: &[char], n: &[char]) -> bool {
@@ -189,6 +252,56 @@ mod tests {
         assert!(!glob_match("*.csv", "a.csv.tmp"));
         assert!(glob_match("inv-??.txt", "inv-01.txt"));
         assert!(glob_match("*", "x"));
+    }
+
+    #[test]
+    fn remote_names_that_are_not_one_component_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/home/x/important.csv",
+            "a/b",
+            "..\\x",
+            "a\0b",
+        ] {
+            assert!(remote_name_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["a.csv", "...", ".hidden", "a b.csv", "ünï.csv"] {
+            assert_eq!(remote_name_problem(good), None, "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_safe_name_is_kept_and_any_other_gets_a_bounded_derived_one() {
+        assert_eq!(safe_local_name("inv 01.csv"), "inv 01.csv");
+        assert!(matches!(
+            safe_local_name("inv.csv"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let d = safe_local_name("/home/x/important.csv");
+        assert_eq!(d.len(), "_home_x_important~12345678.csv".len(), "{d}");
+        assert!(
+            d.starts_with("_home_x_important~") && d.ends_with(".csv"),
+            "{d}"
+        );
+        assert!(
+            safe_local_name("..").starts_with("_~"),
+            "{}",
+            safe_local_name("..")
+        );
+        let long = format!("{}.csv", "é".repeat(150));
+        let d = safe_local_name(&long);
+        assert!(d.len() <= LOCAL_NAME_MAX, "{}", d.len());
+        assert!(d.ends_with(".csv") && d.starts_with('é'), "{d}");
+        assert_ne!(d, safe_local_name(&format!("{}.csv", "é".repeat(151))));
+        assert_eq!(
+            d,
+            safe_local_name(&long),
+            "the same name, the same derived one"
+        );
+        assert_eq!(safe_local_name("a\nb"), safe_local_name("a\nb"));
+        assert!(!safe_local_name("a\nb").contains('\n'));
     }
 
     #[test]
