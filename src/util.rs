@@ -206,6 +206,11 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
+/// A duration as written in the config: `2s`, `30m`, `1h 30m`.
+pub fn show_duration(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}
+
 /// Parses "30s", "15m", "2h", "1d" into seconds.
 pub fn parse_duration_secs(s: &str) -> Option<u64> {
     let s = s.trim();

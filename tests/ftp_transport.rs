@@ -116,6 +116,7 @@ fn bare_endpoint(port: u16, timeout: Duration) -> FtpEndpoint {
         remote_dir: "in".into(),
         tls: None,
         timeout,
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 

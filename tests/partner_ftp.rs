@@ -163,3 +163,112 @@ fn a_file_that_cannot_be_fetched_is_logged_once_not_every_pass() {
             == 2
     );
 }
+
+fn endpoint(f: &FakeFtp) -> stockgate::config::FtpEndpoint {
+    stockgate::config::FtpEndpoint {
+        host: "127.0.0.1".into(),
+        port: f.port,
+        user: "bob".into(),
+        password: stockgate::config::Password::Inline(std::sync::Arc::new(
+            secrecy::SecretString::from("fake-pw"),
+        )),
+        remote_dir: "out".into(),
+        tls: None,
+        timeout: std::time::Duration::from_secs(5),
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
+    }
+}
+
+#[test]
+fn an_upload_ended_by_426_removes_its_temporary_file_on_the_server() {
+    let f = FakeFtp::start(
+        &[],
+        Script {
+            stor_abort: Some((1000, "426 Connection closed; transfer aborted.".into())),
+            ..Script::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // Larger than the socket buffers: the server's close cuts the upload mid-way.
+    let local = tmp.path().join("feed.csv");
+    std::fs::write(&local, vec![b'x'; 4 << 20]).unwrap();
+    let ep = stockgate::config::Endpoint::Ftp(endpoint(&f));
+    let mut folder = stockgate::transport::open(&ep).unwrap();
+    let e = stockgate::transport::deliver(folder.as_mut(), &local, "feed.csv", "shop", false)
+        .unwrap_err();
+    folder.close();
+    assert!(e.is_retryable(), "{e}");
+    let port = f.port;
+    assert!(
+        e.message.starts_with(&format!(
+            "cannot deliver ftp://bob@127.0.0.1:{port}/out/feed.csv: ftp://bob@127.0.0.1:{port}/out: cannot put .stockgate-shop.tmp"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.message
+            .contains("426 Connection closed; transfer aborted."),
+        "{e}"
+    );
+    let cmds = f.commands();
+    assert!(
+        cmds.contains(&"DELE .stockgate-shop.tmp".to_string()),
+        "{cmds:?}"
+    );
+    assert!(f.files().is_empty(), "{:?}", f.files());
+}
+
+#[test]
+fn a_trickling_download_fails_at_transfer_timeout_and_is_tried_again() {
+    let f = FakeFtp::start(
+        &[("slow.csv", STOCK.as_bytes())],
+        Script {
+            trickle: Some(std::time::Duration::from_millis(200)),
+            ..Script::default()
+        },
+    );
+    let ws = ws_for(&f, "transfer_timeout = \"2s\"");
+    let o = ws.run_env(&["check"], &f.env());
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let started = std::time::Instant::now();
+    let o = run_once(&ws, &f);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    let port = f.port;
+    let line = o
+        .stderr
+        .lines()
+        .find(|l| l.contains("file skipped"))
+        .unwrap_or_else(|| panic!("{}", o.stderr));
+    assert!(
+        line.contains(&format!(
+            "error=ftp://bob@127.0.0.1:{port}/in: cannot get slow.csv: not done within transfer_timeout 2s ("
+        )),
+        "{line}"
+    );
+    // Not applied, nothing left staged; the next pass tries again.
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 0);
+    assert!(ws.files_under("var/archive").is_empty());
+    assert!(
+        ws.files_under("var/work").is_empty(),
+        "{:?}",
+        ws.files_under("var/work")
+    );
+    assert_eq!(f.files(), vec!["slow.csv"]);
+    run_once(&ws, &f);
+    assert_eq!(f.retrievals(), 2);
+}
+
+#[test]
+fn transfer_timeout_is_checked_like_timeout() {
+    let f = FakeFtp::start(&[], Script::default());
+    let ws = ws_for(&f, "transfer_timeout = \"soon\"");
+    let o = ws.run_env(&["check"], &f.env());
+    assert_eq!(o.code, 2, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains(".transport.transfer_timeout`: must be like \"30m\" or \"2h\", got \"soon\""),
+        "{}",
+        o.stdout
+    );
+}

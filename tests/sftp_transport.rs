@@ -27,6 +27,7 @@ fn endpoint(s: &Sshd) -> SftpEndpoint {
         host_key: HostKey::Sha256(s.fingerprint.clone()),
         remote_dir: s.data.display().to_string(),
         timeout: Duration::from_secs(5),
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 
@@ -474,6 +475,7 @@ fn nowhere(port: u16) -> SftpEndpoint {
         host_key: HostKey::Sha256(format!("SHA256:{}", "A".repeat(43))),
         remote_dir: String::new(),
         timeout: Duration::from_secs(2),
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 
@@ -509,4 +511,34 @@ fn silent_server_times_out() {
     );
     assert!(e.is_retryable(), "{e:?}");
     drop(l);
+}
+
+#[test]
+fn a_trickling_download_fails_at_transfer_timeout() {
+    let Some(s) = Sshd::start() else { return };
+    let body = bytes(4 << 20, 7);
+    std::fs::write(s.data.join("big.bin"), &body).unwrap();
+    s.own(&s.data.join("big.bin"));
+    // The login and the first part of the file pass; the rest trickles.
+    let p = common::proxy::Proxy::trickle(s.port, 256 * 1024, Duration::from_millis(200));
+    let mut ep = endpoint(&s);
+    ep.port = p.port;
+    ep.transfer_timeout = Duration::from_secs(2);
+    let mut f = connect(&ep);
+    let started = Instant::now();
+    let mut sink = vec![];
+    let e = f.get("big.bin", &mut sink).unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        e.message.starts_with(&format!(
+            "cannot fetch sftp://{}@127.0.0.1:{}{}/big.bin: not done within transfer_timeout 2s (",
+            s.user,
+            p.port,
+            s.data.display()
+        )),
+        "{e}"
+    );
+    assert!((sink.len() as u64) < body.len() as u64);
 }

@@ -29,6 +29,7 @@ pub(super) struct RawTransport {
     host_key_sha256: Option<String>,
     remote_dir: Option<String>,
     timeout: Option<String>,
+    transfer_timeout: Option<String>,
     tls: Option<String>,
     ca_file: Option<PathBuf>,
     stable_for: Option<String>,
@@ -100,8 +101,10 @@ pub struct FtpEndpoint {
     pub remote_dir: String,
     /// `Some` for `type = "ftps"`.
     pub tls: Option<Tls>,
-    /// Connect, every command, every data transfer.
+    /// Connect, every command, every read and write of a data transfer.
     pub timeout: Duration,
+    /// One whole file transfer (get or put), however it trickles.
+    pub transfer_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,8 @@ pub struct SftpEndpoint {
     pub host_key: HostKey,
     pub remote_dir: String,
     pub timeout: Duration,
+    /// One whole file transfer (get or put), however it trickles.
+    pub transfer_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +248,7 @@ impl TransportSpec {
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_STABLE_FOR: Duration = Duration::from_secs(10);
 pub const DEFAULT_FILE_NAME: &str = "inventory-{cart}-{timestamp}-{seq}.{ext}";
 
@@ -313,6 +319,7 @@ pub(super) fn transport_spec(
         ("host_key_sha256", t.host_key_sha256.is_some()),
         ("remote_dir", t.remote_dir.is_some()),
         ("timeout", t.timeout.is_some()),
+        ("transfer_timeout", t.transfer_timeout.is_some()),
         ("tls", t.tls.is_some()),
         ("ca_file", t.ca_file.is_some()),
         ("stable_for", t.stable_for.is_some()),
@@ -327,6 +334,7 @@ pub(super) fn transport_spec(
             "password_env",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "stable_for",
         ],
         "ftps" => &[
@@ -337,6 +345,7 @@ pub(super) fn transport_spec(
             "password_env",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "tls",
             "ca_file",
             "stable_for",
@@ -353,6 +362,7 @@ pub(super) fn transport_spec(
             "host_key_sha256",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "stable_for",
         ],
         _ => &[],
@@ -374,6 +384,18 @@ pub(super) fn transport_spec(
                 format!("must be like \"30s\" or \"2m\", got {s:?}"),
             );
             DEFAULT_TIMEOUT
+        }),
+    };
+    let transfer_timeout = match t.transfer_timeout.as_deref() {
+        None => DEFAULT_TRANSFER_TIMEOUT,
+        Some(s) => duration(s, false).unwrap_or_else(|| {
+            cx.at(
+                table,
+                i,
+                "transfer_timeout",
+                format!("must be like \"30m\" or \"2h\", got {s:?}"),
+            );
+            DEFAULT_TRANSFER_TIMEOUT
         }),
     };
     let required = |cx: &mut Ctx, key: &str, v: &Option<String>| -> String {
@@ -454,6 +476,7 @@ pub(super) fn transport_spec(
                 remote_dir,
                 tls,
                 timeout,
+                transfer_timeout,
             })
         }
         "sftp" => {
@@ -535,6 +558,7 @@ pub(super) fn transport_spec(
                 host_key,
                 remote_dir,
                 timeout,
+                transfer_timeout,
             })
         }
         _ => {

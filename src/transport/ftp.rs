@@ -10,7 +10,7 @@
 //! suppaftp logs every command at trace level through the `log` crate,
 //! `PASS` included: the log filter keeps it at info (see `app::main`).
 
-use super::{Entry, EntryKind, Folder, TransportError};
+use super::{Deadline, Entry, EntryKind, Folder, TransportError};
 use crate::config::{Endpoint, FtpEndpoint, Tls, TlsMode};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::pem::PemObject;
@@ -37,6 +37,8 @@ pub struct FtpFolder {
     /// `None` once closed.
     ftp: Option<Ftp>,
     timeout: Duration,
+    /// One whole get or put.
+    transfer_timeout: Duration,
     /// EPSV worked (`Some(true)`) or was refused (`Some(false)`, PASV used).
     epsv: Option<bool>,
     /// MLSD worked or was refused (LIST parsed instead).
@@ -91,6 +93,7 @@ impl FtpFolder {
             describe,
             ftp: None,
             timeout,
+            transfer_timeout: ep.transfer_timeout,
             epsv: None,
             mlsd: None,
             dialled: dialled.clone(),
@@ -330,6 +333,50 @@ impl FtpFolder {
         matches!(ftp.size(name), Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 550)
     }
 
+    /// A data connection that failed mid-transfer (the server closed it,
+    /// say, to answer 426): its reply is read on the control connection,
+    /// which stays usable when there is one (so the caller may still remove
+    /// a partial upload); only when no reply comes is the connection given up.
+    fn data_cut(
+        &mut self,
+        stream: suppaftp::TransferStream<TlsConn>,
+        what: String,
+        e: std::io::Error,
+    ) -> TransportError {
+        match stream.finish() {
+            Err(reply @ FtpError::UnexpectedResponse(_)) => self.error(what, reply),
+            Ok(()) => self.io_error(what, &e),
+            Err(_) => self.error(what, FtpError::ConnectionError(e)),
+        }
+    }
+
+    /// A transfer that ran past `transfer_timeout`: its data connection is
+    /// cut and the server's reply to that read (the control connection
+    /// stays usable when one comes).
+    fn overdue(
+        &mut self,
+        stream: suppaftp::TransferStream<TlsConn>,
+        what: String,
+        bytes: u64,
+        done: &str,
+    ) -> TransportError {
+        let _ = stream
+            .get_ref()
+            .get_ref()
+            .shutdown(std::net::Shutdown::Both);
+        if !matches!(
+            stream.finish(),
+            Ok(()) | Err(FtpError::UnexpectedResponse(_))
+        ) {
+            self.broken = true;
+        }
+        TransportError::retryable(format!(
+            "{}: {what}: not done within transfer_timeout {} ({bytes} bytes {done})",
+            self.describe,
+            crate::util::show_duration(self.transfer_timeout)
+        ))
+    }
+
     fn list_mlsd(&mut self) -> FtpResult<Vec<Entry>> {
         let lines = self.data(|f| f.mlsd(None))?;
         Ok(lines.iter().filter_map(|l| parse_mlsd(l)).collect())
@@ -378,11 +425,24 @@ impl Folder for FtpFolder {
             .map_err(|e| self.error(format!("cannot get {name}"), e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = deadline.wait(self.timeout) else {
+                return Err(self.overdue(stream, format!("cannot get {name}"), total, "received"));
+            };
+            let _ = stream.get_ref().get_ref().set_read_timeout(Some(wait));
             let n = match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) && deadline.hit(wait, self.timeout) => {
+                    return Err(self.overdue(
+                        stream,
+                        format!("cannot get {name}"),
+                        total,
+                        "received",
+                    ));
+                }
                 Err(e) => {
                     drop(stream);
                     return Err(self.error(
@@ -415,7 +475,13 @@ impl Folder for FtpFolder {
             .map_err(|e| self.error(format!("cannot put {name}"), e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = deadline.wait(self.timeout) else {
+                self.release_data();
+                return Err(self.overdue(stream, format!("cannot put {name}"), total, "sent"));
+            };
+            let _ = stream.get_ref().get_ref().set_write_timeout(Some(wait));
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -435,18 +501,20 @@ impl Folder for FtpFolder {
             };
             if let Err(e) = stream.write_all(&buf[..n]) {
                 self.release_data();
-                drop(stream);
-                return Err(self.error(
+                if is_timeout(&e) && deadline.hit(wait, self.timeout) {
+                    return Err(self.overdue(stream, format!("cannot put {name}"), total, "sent"));
+                }
+                return Err(self.data_cut(
+                    stream,
                     format!("cannot put {name} (after {total} bytes)"),
-                    FtpError::ConnectionError(e),
+                    e,
                 ));
             }
             total += n as u64;
         }
         if let Err(e) = stream.flush() {
             self.release_data();
-            drop(stream);
-            return Err(self.error(format!("cannot put {name}"), FtpError::ConnectionError(e)));
+            return Err(self.data_cut(stream, format!("cannot put {name}"), e));
         }
         self.release_data();
         stream
@@ -549,6 +617,10 @@ impl Folder for FtpFolder {
             let _ = ftp.quit();
         }
     }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 fn set_timeouts(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 //! socket and on the session), so a server that accepts and never answers
 //! fails within about that long.
 
-use super::{Entry, EntryKind, Folder, TransportError};
+use super::{Deadline, Entry, EntryKind, Folder, TransportError};
 use crate::config::{Endpoint, HostKey, SftpAuth, SftpEndpoint};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -22,6 +22,12 @@ pub struct SftpFolder {
     base: String,
     session: Session,
     sftp: Option<Sftp>,
+    timeout: std::time::Duration,
+    /// One whole get or put.
+    transfer_timeout: std::time::Duration,
+    /// A transfer ran past `transfer_timeout`: the session was given up
+    /// (libssh2 is left mid-packet), later calls fail at once.
+    given_up: std::cell::Cell<bool>,
     /// The connection, registered so that a stopping daemon can cut it.
     _registered: Option<super::Registered>,
 }
@@ -316,11 +322,20 @@ impl SftpFolder {
             base,
             session,
             sftp: Some(sftp),
+            timeout,
+            transfer_timeout: ep.transfer_timeout,
+            given_up: std::cell::Cell::new(false),
             _registered: registered,
         })
     }
 
     fn sftp(&self) -> Result<&Sftp, TransportError> {
+        if self.given_up.get() {
+            return Err(TransportError::retryable(format!(
+                "{}: the session was given up after a transfer ran past transfer_timeout",
+                self.describe
+            )));
+        }
         self.sftp.as_ref().ok_or_else(|| {
             TransportError::retryable(format!("{}: the session is closed", self.describe))
         })
@@ -333,6 +348,31 @@ impl SftpFolder {
     /// `sftp://user@host:port/path`, for messages.
     fn at(&self, path: &str) -> String {
         format!("{}{}", self.origin, path)
+    }
+
+    /// Bounds the next blocking call by the transfer's deadline too;
+    /// returns that bound, `None` once the deadline has passed.
+    fn bound(&self, deadline: &Deadline) -> Option<std::time::Duration> {
+        let w = deadline.wait(self.timeout)?;
+        let ms = u32::try_from(w.as_millis()).unwrap_or(u32::MAX).max(1);
+        self.session.set_timeout(ms);
+        Some(w)
+    }
+
+    fn unbound(&self) {
+        self.session
+            .set_timeout(u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX));
+    }
+
+    fn overdue(&self, what: &str, bytes: u64, done: &str) -> TransportError {
+        // Whatever is still to say to the server (closing the file, the
+        // session) waits no more than a moment.
+        self.session.set_timeout(1);
+        self.given_up.set(true);
+        TransportError::retryable(format!(
+            "{what}: not done within transfer_timeout {} ({bytes} bytes {done})",
+            crate::util::show_duration(self.transfer_timeout)
+        ))
     }
 }
 
@@ -467,18 +507,30 @@ impl Folder for SftpFolder {
             .map_err(|e| classify(format!("cannot fetch {at}"), &e))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = self.bound(&deadline) else {
+                return Err(self.overdue(&format!("cannot fetch {at}"), total, "received"));
+            };
             let n = match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(TransportError::io(format!("cannot fetch {at}"), &e)),
+                Err(_) if deadline.hit(wait, self.timeout) => {
+                    return Err(self.overdue(&format!("cannot fetch {at}"), total, "received"));
+                }
+                Err(e) => {
+                    self.unbound();
+                    return Err(TransportError::io(format!("cannot fetch {at}"), &e));
+                }
             };
             to.write_all(&buf[..n]).map_err(|e| {
+                self.unbound();
                 TransportError::io(format!("cannot store the copy of {at} locally"), &e)
             })?;
             total += n as u64;
         }
+        self.unbound();
         let _ = f.close();
         Ok(total)
     }
@@ -497,22 +549,33 @@ impl Folder for SftpFolder {
             .map_err(|e| classify(format!("cannot store {at}"), &e))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = self.bound(&deadline) else {
+                return Err(self.overdue(&format!("cannot store {at}"), total, "sent"));
+            };
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    self.unbound();
                     return Err(TransportError::io(
                         format!("cannot read the local file to store as {at}"),
                         &e,
                     ));
                 }
             };
-            f.write_all(&buf[..n])
-                .map_err(|e| TransportError::io(format!("cannot store {at}"), &e))?;
+            if let Err(e) = f.write_all(&buf[..n]) {
+                if deadline.hit(wait, self.timeout) {
+                    return Err(self.overdue(&format!("cannot store {at}"), total, "sent"));
+                }
+                self.unbound();
+                return Err(TransportError::io(format!("cannot store {at}"), &e));
+            }
             total += n as u64;
         }
+        self.unbound();
         f.close()
             .map_err(|e| classify(format!("cannot store {at}"), &e))?;
         Ok(total)

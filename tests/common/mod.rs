@@ -497,6 +497,7 @@ pub fn x12_validate(files: &[&Path]) {
 pub mod fake_ftp;
 pub mod ftp_checks;
 pub mod ftpd;
+pub mod proxy;
 pub mod remote;
 pub mod sshd;
 pub mod vsftpd;
