@@ -542,3 +542,36 @@ fn a_trickling_download_fails_at_transfer_timeout() {
     );
     assert!((sink.len() as u64) < body.len() as u64);
 }
+
+#[test]
+fn a_revoked_host_key_is_refused_even_beside_a_plain_line() {
+    let Some(s) = Sshd::start() else { return };
+    let kh = s.tmp.path().join("kh_revoked");
+    let plain = format!("[127.0.0.1]:{} {}\n", s.port, s.host_pub);
+    std::fs::write(&kh, format!("{plain}@revoked * {}\n", s.host_pub)).unwrap();
+    let mut ep = endpoint(&s);
+    ep.host_key = HostKey::KnownHosts(kh.clone());
+    let e = refused(&ep);
+    assert_permanent(&e);
+    let ktype = s.host_pub.split_whitespace().next().unwrap();
+    assert_eq!(
+        e.message,
+        format!(
+            "host key of 127.0.0.1:{} ({ktype} {}) is marked @revoked in known_hosts {}:2: refused; ask the server's administrator for its new key",
+            s.port,
+            s.fingerprint,
+            kh.display()
+        )
+    );
+    // Nothing about us was sent: the server saw no login attempt.
+    assert!(
+        !s.log_text().contains("Accepted publickey"),
+        "{}",
+        s.log_text()
+    );
+    // A @revoked line for another key changes nothing.
+    let wrong_pub = std::fs::read_to_string(format!("{}.pub", s.wrong_key.display())).unwrap();
+    let wrong_pub: Vec<_> = wrong_pub.split_whitespace().take(2).collect();
+    std::fs::write(&kh, format!("@revoked * {}\n{plain}", wrong_pub.join(" "))).unwrap();
+    connect(&ep).close();
+}

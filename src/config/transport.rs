@@ -288,6 +288,33 @@ fn existing_file(cx: &mut Ctx, table: &str, i: usize, key: &str, p: &std::path::
     file
 }
 
+/// Warns about `@cert-authority` lines of a known_hosts file: host
+/// certificates are not checked (libssh2 has no support), so such a line
+/// trusts nothing and the server's own key must be listed.
+fn cert_authority_lines(cx: &mut Ctx, table: &str, i: usize, file: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.split_whitespace().next() == Some("@cert-authority"))
+        .map(|(n, _)| (n + 1).to_string())
+        .collect();
+    if !lines.is_empty() {
+        cx.warn(
+            table,
+            i,
+            "known_hosts",
+            format!(
+                "{} line {}: @cert-authority is not supported (host certificates are not checked); list the server's own host key",
+                file.display(),
+                lines.join(", ")
+            ),
+        );
+    }
+}
+
 /// Validates one transport table for its kind; every problem is reported.
 pub(super) fn transport_spec(
     cx: &mut Ctx,
@@ -522,7 +549,9 @@ pub(super) fn transport_spec(
                     HostKey::Sha256(String::new())
                 }
                 (Some(k), None) => {
-                    HostKey::KnownHosts(existing_file(cx, table, i, "known_hosts", k))
+                    let file = existing_file(cx, table, i, "known_hosts", k);
+                    cert_authority_lines(cx, table, i, &file);
+                    HostKey::KnownHosts(file)
                 }
                 (None, Some(h)) => {
                     let ok = h.strip_prefix("SHA256:").is_some_and(|b| {

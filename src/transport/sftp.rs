@@ -112,6 +112,42 @@ fn base64_unpadded(data: &[u8]) -> String {
     out
 }
 
+/// Standard base64 (padding optional); `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The 1-based line of a `@revoked` entry of known_hosts for this key blob
+/// (whatever its host patterns: a revoked key is never accepted, as OpenSSH
+/// says of the marker).
+fn revoked_line(text: &str, blob: &[u8]) -> Option<usize> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let mut f = line.split_whitespace();
+        (f.next() == Some("@revoked")).then_some(())?;
+        let (_hosts, _ktype, key) = (f.next()?, f.next()?, f.next()?);
+        (base64_decode(key)? == blob).then_some(i + 1)
+    })
+}
+
 /// `SHA256:...` of a host key blob, exactly as `ssh-keygen -lf` prints it.
 pub fn fingerprint(blob: &[u8]) -> String {
     format!("SHA256:{}", base64_unpadded(&Sha256::digest(blob)))
@@ -399,14 +435,22 @@ fn check_known_hosts(
             file.display()
         ))
     })?;
+    if let Some(line) = revoked_line(&text, blob) {
+        return Err(TransportError::permanent(format!(
+            "host key of {addr} ({ktype} {seen}) is marked @revoked in known_hosts {}:{line}: refused; ask the server's administrator for its new key",
+            file.display()
+        )));
+    }
     let mut kh = session
         .known_hosts()
         .map_err(|e| classify("cannot check known_hosts", &e))?;
     // Line by line: libssh2's own reader gives up on the first line it cannot
     // parse (a @cert-authority or an sk- key), losing every line after it.
+    // Marked lines (@revoked, handled above; @cert-authority, which `check`
+    // reports as unsupported) are not host keys of their own.
     for line in text.lines() {
         let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
+        if l.is_empty() || l.starts_with('#') || l.starts_with('@') {
             continue;
         }
         let _ = kh.read_str(l, ssh2::KnownHostFileKind::OpenSSH);
@@ -686,6 +730,28 @@ mod tests {
         assert_eq!(base64_unpadded(&[0xff, 0xfe]), "//4");
         // 32 bytes -> 43 characters, as ssh-keygen prints.
         assert_eq!(fingerprint(b"x").len(), 7 + 43);
+    }
+
+    #[test]
+    fn base64_round_trip_and_revoked_lines() {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foobar",
+            &[0xff, 0xfe, 0x00, 0x01],
+        ] {
+            assert_eq!(base64_decode(&base64_unpadded(data)).as_deref(), Some(data));
+        }
+        assert_eq!(base64_decode("Zm9v").unwrap(), b"foo");
+        assert_eq!(base64_decode("Zg==").unwrap(), b"f");
+        assert!(base64_decode("Z m").is_none());
+        let kh =
+            "host ssh-ed25519 Zm9v\n@revoked * ssh-ed25519 Zm9vYmFy\n@revoked h ssh-ed25519 eHl6\n";
+        assert_eq!(revoked_line(kh, b"foobar"), Some(2));
+        assert_eq!(revoked_line(kh, b"xyz"), Some(3));
+        assert_eq!(revoked_line(kh, b"foo"), None);
     }
 
     #[test]
