@@ -575,3 +575,45 @@ fn a_revoked_host_key_is_refused_even_beside_a_plain_line() {
     std::fs::write(&kh, format!("@revoked * {}\n{plain}", wrong_pub.join(" "))).unwrap();
     connect(&ep).close();
 }
+
+#[test]
+fn a_wrong_passphrase_is_named_as_such_and_never_shown() {
+    let Some(s) = Sshd::start() else { return };
+    let bad = "SG_TEST_SFTP_PASSPHRASE_WRONG";
+    // SAFETY: set once, before any connection of this test, under a name no other test reads.
+    unsafe { std::env::set_var(bad, "not-the-passphrase-abc") };
+    let mut ep = endpoint(&s);
+    ep.auth = SftpAuth::Key {
+        file: s.key_pass.clone(),
+        passphrase: Some(Password::Env(bad.into())),
+    };
+    let e = refused(&ep);
+    assert_permanent(&e);
+    assert_eq!(
+        e.message,
+        format!(
+            "login to 127.0.0.1:{} as {} refused: wrong passphrase for key_file {}",
+            s.port,
+            s.user,
+            s.key_pass.display()
+        )
+    );
+    assert!(!format!("{e:?}").contains("not-the-passphrase-abc"));
+    assert!(!format!("{e:?}").contains(KEY_PASSPHRASE));
+}
+
+#[test]
+fn a_silent_server_names_host_folder_and_time_waited() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let ep = nowhere(port);
+    let e = refused(&ep);
+    assert!(e.is_retryable(), "{e:?}");
+    assert_eq!(
+        e.message,
+        format!(
+            "sftp://nobody@127.0.0.1:{port}/: ssh handshake with 127.0.0.1:{port} failed: no answer within 2s"
+        )
+    );
+    drop(l);
+}

@@ -47,6 +47,8 @@ pub struct FtpFolder {
     /// the passive command itself was accepted.
     dialled: Arc<AtomicBool>,
     tls_failure: Arc<AtomicU8>,
+    /// What certificates are checked against, for messages.
+    trust: Trust,
     /// The folder after login and `cwd`, to come back to.
     home: Option<String>,
     /// A socket error left the control connection in an unknown state.
@@ -98,6 +100,10 @@ impl FtpFolder {
             mlsd: None,
             dialled: dialled.clone(),
             tls_failure,
+            trust: Trust {
+                host: ep.host.clone(),
+                ca_file: ep.tls.as_ref().and_then(|t| t.ca_file.clone()),
+            },
             home: None,
             broken: false,
             control_reg: None,
@@ -237,7 +243,7 @@ impl FtpFolder {
             FtpError::ConnectionError(io) => {
                 self.broken = true;
                 if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    (format!("TLS: {tls}"), false)
+                    (self.trust.explain(tls), false)
                 } else {
                     (io_text(io, self.timeout), true)
                 }
@@ -249,7 +255,12 @@ impl FtpFolder {
                 while let Some(rest) = s.strip_prefix("Secure error: ") {
                     s = rest; // suppaftp wraps the connector's error again
                 }
-                (format!("TLS: {s}"), how == TLS_RETRYABLE)
+                let s = if s.starts_with("TLS: ") || s.starts_with("certificate ") {
+                    s.to_string()
+                } else {
+                    format!("TLS: {}", crate::util::bounded(s, crate::util::ECHO_MAX))
+                };
+                (s, how == TLS_RETRYABLE)
             }
             FtpError::BadResponse => {
                 self.broken = true;
@@ -777,6 +788,57 @@ fn parse_list(line: &str) -> Option<Entry> {
 
 // --- TLS -------------------------------------------------------------------
 
+/// The server name and trust roots a certificate is checked against.
+#[derive(Debug, Clone)]
+struct Trust {
+    host: String,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl Trust {
+    /// A TLS failure as a short sentence saying what to do (rustls's own
+    /// text can be a structure of bytes); anything else, bounded.
+    fn explain(&self, e: &rustls::Error) -> String {
+        use rustls::CertificateError as C;
+        let rustls::Error::InvalidCertificate(c) = e else {
+            return format!("TLS: {}", crate::util::bounded(&e.to_string(), 200));
+        };
+        match c {
+            // A chain that ends at no trusted root (webpki may name the
+            // last algorithm it tried instead).
+            C::UnknownIssuer
+            | C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => match &self.ca_file {
+                None => {
+                    "certificate not trusted (unknown issuer): set ca_file to the CA that signed it"
+                        .into()
+                }
+                Some(ca) => format!(
+                    "certificate not trusted (unknown issuer): ca_file {} does not hold the CA that signed it",
+                    ca.display()
+                ),
+            },
+            C::Expired | C::ExpiredContext { .. } => {
+                "certificate expired: the server needs a new one".into()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate not valid yet: check this machine's clock".into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "certificate not valid for {}: connect by a name it holds",
+                crate::util::bounded(&self.host, 100)
+            ),
+            C::BadSignature => "certificate signature is invalid".into(),
+            C::Revoked => "certificate revoked".into(),
+            C::BadEncoding => "certificate cannot be read".into(),
+            other => format!(
+                "certificate refused: {}",
+                crate::util::bounded(&format!("{other:?}"), 200)
+            ),
+        }
+    }
+}
+
 /// A rustls stream over one socket (control or data), closed with close_notify.
 #[derive(Debug)]
 struct TlsConn {
@@ -790,6 +852,7 @@ struct TlsConn {
 /// not the next command), within the socket timeouts.
 struct TlsConnectorImpl {
     config: Arc<ClientConfig>,
+    trust: Trust,
     timeout: Duration,
     failure: Arc<AtomicU8>,
 }
@@ -843,6 +906,10 @@ impl TlsConn {
                 .with_no_client_auth();
         Ok(TlsConnectorImpl {
             config: Arc::new(config),
+            trust: Trust {
+                host: String::new(),
+                ca_file: tls.ca_file.clone(),
+            },
             timeout,
             failure,
         })
@@ -875,7 +942,16 @@ impl TlsConnector for TlsConnectorImpl {
             if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
                 return Err(
                     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                        Some(tls) => fail(true, FtpError::SecureError(tls.to_string())),
+                        Some(tls) => fail(
+                            true,
+                            FtpError::SecureError(
+                                Trust {
+                                    host: domain.to_string(),
+                                    ca_file: self.trust.ca_file.clone(),
+                                }
+                                .explain(tls),
+                            ),
+                        ),
                         None if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                             fail(
                                 false,
@@ -998,6 +1074,41 @@ mod tests {
             parse_mlsd("type=OS.unix=chr-3/4; tty").unwrap().kind,
             EntryKind::Other
         );
+    }
+
+    #[test]
+    fn certificate_failures_say_what_to_do() {
+        use rustls::CertificateError as C;
+        let t = |ca: Option<&str>, c: C| {
+            Trust {
+                host: "ftp.example.org".into(),
+                ca_file: ca.map(Into::into),
+            }
+            .explain(&rustls::Error::InvalidCertificate(c))
+        };
+        assert_eq!(
+            t(None, C::UnknownIssuer),
+            "certificate not trusted (unknown issuer): set ca_file to the CA that signed it"
+        );
+        assert_eq!(
+            t(Some("/etc/ca.pem"), C::UnknownIssuer),
+            "certificate not trusted (unknown issuer): ca_file /etc/ca.pem does not hold the CA that signed it"
+        );
+        assert_eq!(
+            t(None, C::Expired),
+            "certificate expired: the server needs a new one"
+        );
+        assert_eq!(
+            t(None, C::NotValidForName),
+            "certificate not valid for ftp.example.org: connect by a name it holds"
+        );
+        assert_eq!(t(None, C::BadSignature), "certificate signature is invalid");
+        let other = Trust {
+            host: "h".into(),
+            ca_file: None,
+        }
+        .explain(&rustls::Error::DecryptError);
+        assert_eq!(other, "TLS: cannot decrypt peer's message");
     }
 
     #[test]

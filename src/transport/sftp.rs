@@ -12,6 +12,7 @@ use ssh2::{ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::time::Duration;
 
 /// One SFTP session on one remote folder. Holds no secret.
 pub struct SftpFolder {
@@ -73,9 +74,20 @@ fn session_permanent(code: i32) -> bool {
     PERMANENT.contains(&code)
 }
 
-/// Classifies an ssh2 error; `what` names host, folder and file.
-fn classify(what: impl std::fmt::Display, e: &ssh2::Error) -> TransportError {
-    let message = format!("{what}: {}", e.message());
+/// libssh2's LIBSSH2_ERROR_TIMEOUT: a blocking call waited its timeout.
+const TIMEOUT: i32 = -9;
+
+/// Classifies an ssh2 error; `what` names host, folder and file, and a
+/// timeout says how long was waited (`timeout`, zero when none applies).
+fn classify(what: impl std::fmt::Display, e: &ssh2::Error, timeout: Duration) -> TransportError {
+    let message = if e.code() == ErrorCode::Session(TIMEOUT) && !timeout.is_zero() {
+        format!(
+            "{what}: no answer within {}",
+            crate::util::show_duration(timeout)
+        )
+    } else {
+        format!("{what}: {}", e.message())
+    };
     match e.code() {
         ErrorCode::SFTP(FX_NO_SUCH_FILE | FX_NO_SUCH_PATH) => TransportError::not_found(message),
         ErrorCode::SFTP(
@@ -146,6 +158,34 @@ fn revoked_line(text: &str, blob: &[u8]) -> Option<usize> {
         let (_hosts, _ktype, key) = (f.next()?, f.next()?, f.next()?);
         (base64_decode(key)? == blob).then_some(i + 1)
     })
+}
+
+/// Whether a private key file is protected by a passphrase: a PEM key
+/// marked ENCRYPTED, or an OpenSSH key whose cipher is not `none`.
+fn key_is_encrypted(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    if text.contains("ENCRYPTED") {
+        return true;
+    }
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN OPENSSH PRIVATE KEY"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let Some(bytes) = base64_decode(body.trim()) else {
+        return false;
+    };
+    let Some(rest) = bytes.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest.get(..4) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
 }
 
 /// `SHA256:...` of a host key blob, exactly as `ssh-keygen -lf` prints it.
@@ -228,12 +268,16 @@ impl SftpFolder {
         let _ = tcp.set_nodelay(true);
         let registered = super::register(&tcp);
 
-        let mut session = Session::new().map_err(|e| classify("cannot start ssh", &e))?;
+        let mut session = Session::new().map_err(|e| classify("cannot start ssh", &e, timeout))?;
         session.set_timeout(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
         session.set_tcp_stream(tcp);
-        session
-            .handshake()
-            .map_err(|e| classify(format!("ssh handshake with {addr} failed"), &e))?;
+        session.handshake().map_err(|e| {
+            classify(
+                format!("{describe}: ssh handshake with {addr} failed"),
+                &e,
+                timeout,
+            )
+        })?;
 
         // The host key, before anything about us is sent.
         let (blob, _) = session
@@ -267,7 +311,7 @@ impl SftpFolder {
                     .map_err(|m| TransportError::permanent(format!("{login}: {m}")))?;
                 session
                     .userauth_password(&ep.user, secret.expose_secret())
-                    .map_err(|e| auth_error(&login, "password", &e))?;
+                    .map_err(|e| auth_error(&login, "password", &e, timeout))?;
             }
             SftpAuth::Key { file, passphrase } => {
                 if let Err(e) = std::fs::metadata(file) {
@@ -291,7 +335,16 @@ impl SftpFolder {
                         pass.as_ref().map(|s| s.expose_secret()),
                     )
                     .map_err(|e| {
-                        let mut err = auth_error(&login, &format!("key {}", file.display()), &e);
+                        if pass.is_some()
+                            && e.code() == ErrorCode::Session(-16)
+                            && key_is_encrypted(file)
+                        {
+                            return TransportError::permanent(format!(
+                                "{login}: wrong passphrase for key_file {}",
+                                file.display()
+                            ));
+                        }
+                        let mut err = auth_error(&login, &format!("key {}", file.display()), &e, timeout);
                         if pass.is_none() && e.code() == ErrorCode::Session(-16) {
                             err.message.push_str(
                                 " (if the key is protected by a passphrase, set key_passphrase_env)",
@@ -308,7 +361,7 @@ impl SftpFolder {
         }
 
         let sftp = session.sftp().map_err(|e| {
-            let mut err = classify(format!("cannot start sftp on {addr}"), &e);
+            let mut err = classify(format!("cannot start sftp on {addr}"), &e, timeout);
             if matches!(e.code(), ErrorCode::Session(-21 | -22)) {
                 // Refused, not dropped: the server offers no sftp subsystem.
                 err.retry = super::Retry::Permanent;
@@ -322,9 +375,13 @@ impl SftpFolder {
         let base = if ep.remote_dir.starts_with('/') {
             ep.remote_dir.clone()
         } else {
-            let home = sftp
-                .realpath(Path::new("."))
-                .map_err(|e| classify(format!("cannot find the login folder on {addr}"), &e))?;
+            let home = sftp.realpath(Path::new(".")).map_err(|e| {
+                classify(
+                    format!("cannot find the login folder on {addr}"),
+                    &e,
+                    timeout,
+                )
+            })?;
             join(&home.to_string_lossy(), &ep.remote_dir)
         };
         let base = match base.trim_end_matches('/') {
@@ -342,6 +399,7 @@ impl SftpFolder {
                 let mut err = classify(
                     format!("{describe}: remote folder {base} on {addr} cannot be opened"),
                     &e,
+                    timeout,
                 );
                 if err.not_found {
                     err = TransportError::permanent(format!(
@@ -412,10 +470,10 @@ impl SftpFolder {
     }
 }
 
-fn auth_error(login: &str, how: &str, e: &ssh2::Error) -> TransportError {
+fn auth_error(login: &str, how: &str, e: &ssh2::Error, timeout: Duration) -> TransportError {
     // libssh2's messages name no secret; a refusal is permanent, a dropped
     // connection may pass (see `session_permanent`).
-    classify(format!("{login} ({how})"), e)
+    classify(format!("{login} ({how})"), e, timeout)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -443,7 +501,7 @@ fn check_known_hosts(
     }
     let mut kh = session
         .known_hosts()
-        .map_err(|e| classify("cannot check known_hosts", &e))?;
+        .map_err(|e| classify("cannot check known_hosts", &e, Duration::ZERO))?;
     // Line by line: libssh2's own reader gives up on the first line it cannot
     // parse (a @cert-authority or an sk- key), losing every line after it.
     // Marked lines (@revoked, handled above; @cert-authority, which `check`
@@ -495,7 +553,7 @@ impl Folder for SftpFolder {
         let at = self.at(&self.base);
         let sftp = self.sftp()?;
         let mut dir = sftp.opendir(Path::new(&self.base)).map_err(|e| {
-            let err = classify(format!("cannot list {at}"), &e);
+            let err = classify(format!("cannot list {at}"), &e, self.timeout);
             if err.not_found {
                 TransportError::permanent(format!("cannot list {at}: no such folder"))
             } else {
@@ -507,7 +565,7 @@ impl Folder for SftpFolder {
             let (name, stat) = match dir.readdir() {
                 Ok(x) => x,
                 Err(e) if e.code() == ErrorCode::Session(-16) => break, // no more entries
-                Err(e) => return Err(classify(format!("cannot list {at}"), &e)),
+                Err(e) => return Err(classify(format!("cannot list {at}"), &e, self.timeout)),
             };
             let raw = name.as_os_str();
             if raw == "." || raw == ".." {
@@ -548,7 +606,7 @@ impl Folder for SftpFolder {
         let sftp = self.sftp()?;
         let mut f = sftp
             .open(Path::new(&path))
-            .map_err(|e| classify(format!("cannot fetch {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot fetch {at}"), &e, self.timeout))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
         let deadline = Deadline::new(self.transfer_timeout);
@@ -590,7 +648,7 @@ impl Folder for SftpFolder {
                 0o644,
                 OpenType::File,
             )
-            .map_err(|e| classify(format!("cannot store {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot store {at}"), &e, self.timeout))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
         let deadline = Deadline::new(self.transfer_timeout);
@@ -621,7 +679,7 @@ impl Folder for SftpFolder {
         }
         self.unbound();
         f.close()
-            .map_err(|e| classify(format!("cannot store {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot store {at}"), &e, self.timeout))?;
         Ok(total)
     }
 
@@ -631,7 +689,7 @@ impl Folder for SftpFolder {
         let st = self
             .sftp()?
             .stat(Path::new(&path))
-            .map_err(|e| classify(format!("cannot stat {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot stat {at}"), &e, self.timeout))?;
         st.size.ok_or_else(|| {
             TransportError::retryable(format!("cannot stat {at}: the server gave no size"))
         })
@@ -644,7 +702,7 @@ impl Folder for SftpFolder {
         match sftp.rename(Path::new(&src), Path::new(&dst), None) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let err = classify(&what, &e);
+                let err = classify(&what, &e, self.timeout);
                 // "No such file" may be about the target's folder: only a
                 // missing source is not_found.
                 if err.not_found && sftp.lstat(Path::new(&src)).is_ok() {
@@ -662,7 +720,7 @@ impl Folder for SftpFolder {
         let at = self.at(&path);
         self.sftp()?
             .unlink(Path::new(&path))
-            .map_err(|e| classify(format!("cannot remove {at}"), &e))
+            .map_err(|e| classify(format!("cannot remove {at}"), &e, self.timeout))
     }
 
     fn mkdir(&mut self, dir: &str) -> Result<(), TransportError> {
@@ -692,6 +750,7 @@ impl Folder for SftpFolder {
                         return Err(classify(
                             format!("cannot make folder {}", self.at(&cur)),
                             &e,
+                            self.timeout,
                         ));
                     }
                 }
