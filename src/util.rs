@@ -211,19 +211,36 @@ pub fn show_duration(d: std::time::Duration) -> String {
     humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
 }
 
-/// Parses "30s", "15m", "2h", "1d" into seconds.
-pub fn parse_duration_secs(s: &str) -> Option<u64> {
+/// Parses a duration as the config writes it, through `humantime`: "30s",
+/// "15m", "2h", "1d" (spaces around allowed, as ever), also "1h 30m",
+/// "90sec", "1.5h", "2w". Months and years are refused (they have no fixed
+/// length: "200y" stays a mistake). Zero only when `zero_ok` ("0", "0s" ...).
+pub fn parse_duration(s: &str, zero_ok: bool) -> Option<std::time::Duration> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
+    let calendar = s
+        .split(|c: char| !c.is_alphabetic() && c != 'µ')
+        .any(|unit| {
+            matches!(
+                unit,
+                "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years"
+            )
+        });
+    if calendar {
+        return None;
+    }
+    let d = if s == "0" {
+        std::time::Duration::ZERO
+    } else {
+        humantime::parse_duration(s).ok()?
     };
-    (n > 0).then_some(n * mult)
+    (zero_ok || !d.is_zero()).then_some(d)
+}
+
+/// [`parse_duration`] in whole seconds, more than zero.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    parse_duration(s, false)
+        .map(|d| d.as_secs())
+        .filter(|&n| n > 0)
 }
 
 #[cfg(test)]
@@ -315,6 +332,49 @@ mod tests {
         assert_eq!(parse_duration_secs("15m"), Some(900));
         assert_eq!(parse_duration_secs("0s"), None);
         assert_eq!(parse_duration_secs("5x"), None);
+        // Every spelling accepted before humantime still is, to the same value.
+        for (s, secs) in [
+            ("30s", 30),
+            (" 30s ", 30),
+            ("30 s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("90d", 90 * 86400),
+            ("100d", 100 * 86400),
+        ] {
+            assert_eq!(parse_duration_secs(s), Some(secs), "{s:?}");
+            assert_eq!(
+                parse_duration(s, false),
+                Some(std::time::Duration::from_secs(secs)),
+                "{s:?}"
+            );
+        }
+        // And humantime's own.
+        assert_eq!(parse_duration_secs("1h 30m"), Some(5400));
+        assert_eq!(parse_duration_secs("90sec"), Some(90));
+        for bad in [
+            "",
+            "30",
+            "soon",
+            "-1s",
+            "5x",
+            "30S",
+            "s",
+            "200y",
+            "1M",
+            "1h 2years",
+        ] {
+            assert_eq!(parse_duration(bad, false), None, "{bad:?}");
+        }
+        for zero in ["0", "0s", "0m", "0h", " 0s "] {
+            assert_eq!(parse_duration(zero, true), Some(std::time::Duration::ZERO));
+            assert_eq!(parse_duration(zero, false), None, "{zero:?}");
+        }
+        assert_eq!(
+            parse_duration("500ms", false),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration_secs("500ms"), None, "less than a second");
     }
 }
 

@@ -252,14 +252,6 @@ pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_STABLE_FOR: Duration = Duration::from_secs(10);
 pub const DEFAULT_FILE_NAME: &str = "inventory-{cart}-{timestamp}-{seq}.{ext}";
 
-/// "30s", "5m", "1h"; `zero_ok` also takes "0s".
-fn duration(s: &str, zero_ok: bool) -> Option<Duration> {
-    if zero_ok && matches!(s.trim(), "0" | "0s" | "0m" | "0h") {
-        return Some(Duration::ZERO);
-    }
-    crate::util::parse_duration_secs(s).map(Duration::from_secs)
-}
-
 fn after_value(cx: &mut Ctx, table: &str, i: usize, key: &str, v: &str) -> Option<After> {
     match v {
         "delete" => Some(After::Delete),
@@ -403,7 +395,7 @@ pub(super) fn transport_spec(
     }
     let timeout = match t.timeout.as_deref() {
         None => DEFAULT_TIMEOUT,
-        Some(s) => duration(s, false).unwrap_or_else(|| {
+        Some(s) => crate::util::parse_duration(s, false).unwrap_or_else(|| {
             cx.at(
                 table,
                 i,
@@ -415,7 +407,7 @@ pub(super) fn transport_spec(
     };
     let transfer_timeout = match t.transfer_timeout.as_deref() {
         None => DEFAULT_TRANSFER_TIMEOUT,
-        Some(s) => duration(s, false).unwrap_or_else(|| {
+        Some(s) => crate::util::parse_duration(s, false).unwrap_or_else(|| {
             cx.at(
                 table,
                 i,
@@ -642,7 +634,7 @@ pub(super) fn transport_spec(
     };
     let stable_for = match t.stable_for.as_deref() {
         None => DEFAULT_STABLE_FOR,
-        Some(s) => duration(s, true).unwrap_or_else(|| {
+        Some(s) => crate::util::parse_duration(s, true).unwrap_or_else(|| {
             cx.at(
                 table,
                 i,
