@@ -272,3 +272,36 @@ fn transfer_timeout_is_checked_like_timeout() {
         o.stdout
     );
 }
+
+#[test]
+fn an_upload_the_server_takes_too_slowly_fails_at_transfer_timeout() {
+    let f = FakeFtp::start(
+        &[],
+        Script {
+            stor_trickle: Some(std::time::Duration::from_millis(200)),
+            ..Script::default()
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    // Far more than the socket buffers hold: the upload waits on the server.
+    let local = tmp.path().join("feed.csv");
+    std::fs::write(&local, vec![b'x'; 64 << 20]).unwrap();
+    let mut ep = endpoint(&f);
+    ep.transfer_timeout = std::time::Duration::from_secs(2);
+    let mut folder = stockgate::transport::open(&stockgate::config::Endpoint::Ftp(ep)).unwrap();
+    let started = std::time::Instant::now();
+    let e = stockgate::transport::deliver(folder.as_mut(), &local, "feed.csv", "shop", false)
+        .unwrap_err();
+    let took = started.elapsed();
+    folder.close();
+    assert!(took < std::time::Duration::from_secs(12), "{took:?}");
+    assert!(e.is_retryable(), "{e}");
+    let port = f.port;
+    assert!(
+        e.message.starts_with(&format!(
+            "cannot deliver ftp://bob@127.0.0.1:{port}/out/feed.csv: ftp://bob@127.0.0.1:{port}/out: cannot put .stockgate-shop.tmp: not done within transfer_timeout 2s ("
+        )),
+        "{e}"
+    );
+    assert!(e.message.ends_with(" bytes sent)"), "{e}");
+}

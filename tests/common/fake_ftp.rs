@@ -29,6 +29,8 @@ pub struct Script {
     /// STOR reads this many bytes, then closes the data connection unread
     /// and answers this reply (e.g. `426 Connection closed; transfer aborted.`).
     pub stor_abort: Option<(usize, String)>,
+    /// STOR reads one byte every this long.
+    pub stor_trickle: Option<Duration>,
     /// RETR of these names answers `550 Permission denied`.
     pub refuse_retr: Vec<String>,
 }
@@ -304,12 +306,16 @@ fn session(
                         let mut got = vec![];
                         let limit = script.stor_abort.as_ref().map(|(n, _)| *n);
                         let mut buf = [0u8; 8192];
-                        loop {
+                        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
                             let want = match limit {
                                 Some(n) if got.len() >= n => break,
                                 Some(n) => buf.len().min(n - got.len()),
+                                None if script.stor_trickle.is_some() => 1,
                                 None => buf.len(),
                             };
+                            if let Some(every) = script.stor_trickle {
+                                std::thread::sleep(every);
+                            }
                             match data.read(&mut buf[..want]) {
                                 Ok(0) | Err(_) => break,
                                 Ok(k) => got.extend_from_slice(&buf[..k]),
