@@ -852,7 +852,8 @@ struct TlsConn {
 /// not the next command), within the socket timeouts.
 struct TlsConnectorImpl {
     config: Arc<ClientConfig>,
-    trust: Trust,
+    /// For messages: what the certificate was checked against.
+    ca_file: Option<std::path::PathBuf>,
     timeout: Duration,
     failure: Arc<AtomicU8>,
 }
@@ -906,10 +907,7 @@ impl TlsConn {
                 .with_no_client_auth();
         Ok(TlsConnectorImpl {
             config: Arc::new(config),
-            trust: Trust {
-                host: String::new(),
-                ca_file: tls.ca_file.clone(),
-            },
+            ca_file: tls.ca_file.clone(),
             timeout,
             failure,
         })
@@ -947,7 +945,7 @@ impl TlsConnector for TlsConnectorImpl {
                             FtpError::SecureError(
                                 Trust {
                                     host: domain.to_string(),
-                                    ca_file: self.trust.ca_file.clone(),
+                                    ca_file: self.ca_file.clone(),
                                 }
                                 .explain(tls),
                             ),
