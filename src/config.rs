@@ -13,8 +13,8 @@ use std::time::Duration;
 mod transport;
 use transport::RawTransport;
 pub use transport::{
-    After, DEFAULT_FILE_NAME, DirEndpoint, Endpoint, FtpEndpoint, HostKey, Password, PickupRules,
-    SftpAuth, SftpEndpoint, Tls, TlsMode, TransportSpec, host_port,
+    After, DEFAULT_FILE_NAME, DEFAULT_TRANSFER_TIMEOUT, DirEndpoint, Endpoint, FtpEndpoint,
+    HostKey, Password, PickupRules, SftpAuth, SftpEndpoint, Tls, TlsMode, TransportSpec, host_port,
 };
 
 #[derive(Debug, Deserialize)]

@@ -621,6 +621,8 @@ pub struct SeenFile {
     pub mtime: Option<Millis>,
     pub first_seen: Millis,
     pub outcome: Option<String>,
+    /// Why it was skipped, or could not be taken last time.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -969,7 +971,7 @@ impl Ledger {
     /// Every file a source listed last time, by name.
     pub fn seen_files(&self, source: &str) -> Result<HashMap<String, SeenFile>> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, size, mtime, first_seen, outcome FROM remote_files WHERE source = ?1",
+            "SELECT name, size, mtime, first_seen, outcome, note FROM remote_files WHERE source = ?1",
         )?;
         let rows = stmt.query_map([source], |r| {
             Ok((
@@ -979,6 +981,7 @@ impl Ledger {
                     mtime: r.get(2)?,
                     first_seen: r.get(3)?,
                     outcome: r.get(4)?,
+                    note: r.get(5)?,
                 },
             ))
         })?;

@@ -1424,6 +1424,24 @@ fn pickup_from(
         }
         let row = seen.get(&e.name);
         let same = row.is_some_and(|r| r.size == e.size as i64 && r.mtime == e.mtime);
+        if let Some(why) = crate::util::remote_name_problem(&e.name) {
+            // Never fetched, removed or moved, nor made a local path: once
+            // warned about and recorded, it is left alone.
+            if !same || row.and_then(|r| r.outcome.as_deref()) != Some("skipped") {
+                tracing::warn!(source = %src.id, file = %bounded(&e.name, crate::util::ECHO_MAX), "{why}: not one file of the folder; skipped");
+                ledger.note_taken(
+                    &src.id,
+                    &e.name,
+                    e.size,
+                    e.mtime,
+                    "skipped",
+                    None,
+                    Some(why),
+                    now,
+                )?;
+            }
+            continue;
+        }
         let look = match e.kind {
             EntryKind::Dir | EntryKind::Other => Look::Ignore,
             EntryKind::Link => {
@@ -1509,18 +1527,18 @@ fn pickup_from(
         match take_one(cfg, ledger, src, folder, e, &work, now, gate) {
             Ok(out) => outs.files.push(out),
             Err(TakeError::File(msg)) => {
-                tracing::error!(source = %src.id, file = %escape(&e.name), error = %escape(&msg), "file skipped");
-                // Recorded with the file (no outcome: it is tried again at the next look).
-                ledger.note_problem(
-                    &src.id,
-                    &e.name,
-                    e.size,
-                    e.mtime,
-                    &crate::util::bounded(&msg, 500),
-                    now,
-                )?;
-                outs.errors
-                    .push(format!("{}: {}", escape(&e.name), escape(&msg)));
+                let note = bounded(&msg, 500);
+                // Logged once per file (and again when it changes or says
+                // something else); recorded with the file (no outcome: it is
+                // tried again at the next look).
+                let file = bounded(&e.name, crate::util::ECHO_MAX);
+                if seen.get(&e.name).and_then(|r| r.note.as_deref()) == Some(note.as_str()) {
+                    tracing::debug!(source = %src.id, file = %file, error = %note, "file skipped again");
+                } else {
+                    tracing::error!(source = %src.id, file = %file, error = %note, "file skipped");
+                }
+                ledger.note_problem(&src.id, &e.name, e.size, e.mtime, &note, now)?;
+                outs.errors.push(format!("{file}: {note}"));
             }
             Err(TakeError::Pass(err)) => {
                 let _ = std::fs::remove_dir_all(&work);
@@ -1623,11 +1641,13 @@ fn take_one(
     Ok(out)
 }
 
-/// Downloads a remote file into `work/NAME` (the name kept: archive and
-/// quarantine copies use it), with the listed mtime, and checks its size.
+/// Downloads a remote file into `work/NAME`, with the listed mtime, and
+/// checks its size. NAME is [`safe_local_name`](crate::util::safe_local_name)
+/// of the listed name (the name itself when it is one safe component): the
+/// archive and quarantine copies are named after it.
 fn fetch(folder: &mut dyn Folder, e: &Entry, work: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(work).map_err(|x| format!("cannot create {}: {x}", work.display()))?;
-    let local = work.join(&e.name);
+    let local = work.join(crate::util::safe_local_name(&e.name).as_ref());
     let r = (|| {
         let mut f = std::fs::File::create(&local)
             .map_err(|x| format!("cannot write {}: {x}", local.display()))?;

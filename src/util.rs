@@ -127,6 +127,69 @@ pub fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| "file".into())
 }
 
+/// Why a name a server listed is not one file of the listed folder, if it
+/// is not: it must be one path component (no `/`, `\` or NUL, not `.` or
+/// `..`, not empty). Such a name is never fetched, nor sent back to the
+/// server, nor joined into a local path.
+pub fn remote_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name == "." || name == ".." {
+        Some("the name is . or ..")
+    } else if name.contains('/') {
+        Some("the name holds a /")
+    } else if name.contains('\\') {
+        Some("the name holds a \\")
+    } else if name.contains('\0') {
+        Some("the name holds a NUL")
+    } else {
+        None
+    }
+}
+
+/// The longest local name built from a remote one, in bytes (the archive's
+/// and quarantine's own suffixes still fit in a file system's 255).
+pub const LOCAL_NAME_MAX: usize = 200;
+
+/// The local name (work, archive and quarantine folders) of a file a server
+/// listed: the name itself when it is one safe component (operators find
+/// files by name, rule 39), else a safe name derived from it: every `/`,
+/// `\` and control character made `_`, cut to [`LOCAL_NAME_MAX`] bytes
+/// with `~` and 8 hex digits of its SHA-256 before the extension, so two
+/// names never share a derived one by accident.
+pub fn safe_local_name(remote: &str) -> std::borrow::Cow<'_, str> {
+    if remote_name_problem(remote).is_none()
+        && remote.len() <= LOCAL_NAME_MAX
+        && !remote.chars().any(char::is_control)
+    {
+        return std::borrow::Cow::Borrowed(remote);
+    }
+    let tag = format!("~{}", &hex(&Sha256::digest(remote.as_bytes()))[..8]);
+    let clean: String = remote
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let clean = clean.trim_start_matches('.');
+    // An extension of up to 16 bytes is kept at the end.
+    let (stem, ext) = match clean.rfind('.') {
+        Some(i) if i > 0 && clean.len() - i <= 16 => clean.split_at(i),
+        _ => (clean, ""),
+    };
+    let room = LOCAL_NAME_MAX - tag.len() - ext.len();
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let stem = if cut == 0 { "_" } else { &stem[..cut] };
+    std::borrow::Cow::Owned(format!("{stem}{tag}{ext}"))
+}
+
 /// A shell-style file-name pattern (`*.csv`, `inv-??.txt`, `[ab]*`),
 /// compiled once by `globset`; case-sensitive, matched against one name.
 #[derive(Debug, Clone)]
@@ -169,19 +232,41 @@ impl std::fmt::Display for Glob {
     }
 }
 
-/// Parses "30s", "15m", "2h", "1d" into seconds.
-pub fn parse_duration_secs(s: &str) -> Option<u64> {
+/// A duration as written in the config: `2s`, `30m`, `1h 30m`.
+pub fn show_duration(d: std::time::Duration) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// Parses a duration as the config writes it, through `humantime`: "30s",
+/// "15m", "2h", "1d" (spaces around allowed, as ever), also "1h 30m",
+/// "90sec", "1.5h", "2w". Months and years are refused (they have no fixed
+/// length: "200y" stays a mistake). Zero only when `zero_ok` ("0", "0s" ...).
+pub fn parse_duration(s: &str, zero_ok: bool) -> Option<std::time::Duration> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return None,
+    let calendar = s
+        .split(|c: char| !c.is_alphabetic() && c != 'µ')
+        .any(|unit| {
+            matches!(
+                unit,
+                "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years"
+            )
+        });
+    if calendar {
+        return None;
+    }
+    let d = if s == "0" {
+        std::time::Duration::ZERO
+    } else {
+        humantime::parse_duration(s).ok()?
     };
-    (n > 0).then_some(n * mult)
+    (zero_ok || !d.is_zero()).then_some(d)
+}
+
+/// [`parse_duration`] in whole seconds, more than zero.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    parse_duration(s, false)
+        .map(|d| d.as_secs())
+        .filter(|&n| n > 0)
 }
 
 /// An error and its causes as one line, "outer: cause: cause", leaving
@@ -299,11 +384,104 @@ mod tests {
     }
 
     #[test]
+    fn remote_names_that_are_not_one_component_are_refused() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/home/x/important.csv",
+            "a/b",
+            "..\\x",
+            "a\0b",
+        ] {
+            assert!(remote_name_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["a.csv", "...", ".hidden", "a b.csv", "ünï.csv"] {
+            assert_eq!(remote_name_problem(good), None, "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_safe_name_is_kept_and_any_other_gets_a_bounded_derived_one() {
+        assert_eq!(safe_local_name("inv 01.csv"), "inv 01.csv");
+        assert!(matches!(
+            safe_local_name("inv.csv"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let d = safe_local_name("/home/x/important.csv");
+        assert_eq!(d.len(), "_home_x_important~12345678.csv".len(), "{d}");
+        assert!(
+            d.starts_with("_home_x_important~") && d.ends_with(".csv"),
+            "{d}"
+        );
+        assert!(
+            safe_local_name("..").starts_with("_~"),
+            "{}",
+            safe_local_name("..")
+        );
+        let long = format!("{}.csv", "é".repeat(150));
+        let d = safe_local_name(&long);
+        assert!(d.len() <= LOCAL_NAME_MAX, "{}", d.len());
+        assert!(d.ends_with(".csv") && d.starts_with('é'), "{d}");
+        assert_ne!(d, safe_local_name(&format!("{}.csv", "é".repeat(151))));
+        assert_eq!(
+            d,
+            safe_local_name(&long),
+            "the same name, the same derived one"
+        );
+        assert_eq!(safe_local_name("a\nb"), safe_local_name("a\nb"));
+        assert!(!safe_local_name("a\nb").contains('\n'));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration_secs("30s"), Some(30));
         assert_eq!(parse_duration_secs("15m"), Some(900));
         assert_eq!(parse_duration_secs("0s"), None);
         assert_eq!(parse_duration_secs("5x"), None);
+        // Every spelling accepted before humantime still is, to the same value.
+        for (s, secs) in [
+            ("30s", 30),
+            (" 30s ", 30),
+            ("30 s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("90d", 90 * 86400),
+            ("100d", 100 * 86400),
+        ] {
+            assert_eq!(parse_duration_secs(s), Some(secs), "{s:?}");
+            assert_eq!(
+                parse_duration(s, false),
+                Some(std::time::Duration::from_secs(secs)),
+                "{s:?}"
+            );
+        }
+        // And humantime's own.
+        assert_eq!(parse_duration_secs("1h 30m"), Some(5400));
+        assert_eq!(parse_duration_secs("90sec"), Some(90));
+        for bad in [
+            "",
+            "30",
+            "soon",
+            "-1s",
+            "5x",
+            "30S",
+            "s",
+            "200y",
+            "1M",
+            "1h 2years",
+        ] {
+            assert_eq!(parse_duration(bad, false), None, "{bad:?}");
+        }
+        for zero in ["0", "0s", "0m", "0h", " 0s "] {
+            assert_eq!(parse_duration(zero, true), Some(std::time::Duration::ZERO));
+            assert_eq!(parse_duration(zero, false), None, "{zero:?}");
+        }
+        assert_eq!(
+            parse_duration("500ms", false),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration_secs("500ms"), None, "less than a second");
     }
 }
 

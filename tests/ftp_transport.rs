@@ -116,6 +116,7 @@ fn bare_endpoint(port: u16, timeout: Duration) -> FtpEndpoint {
         remote_dir: "in".into(),
         tls: None,
         timeout,
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 
@@ -306,4 +307,33 @@ fn ftp_falls_back_to_pasv_and_list() {
     assert_eq!(count("LIST"), 2, "{cmds:?}");
     assert_eq!(count("TYPE I"), 1, "{cmds:?}");
     assert_eq!(cmds.last().map(String::as_str), Some("QUIT"), "{cmds:?}");
+}
+
+#[test]
+fn ftps_untrusted_certificate_says_what_to_do() {
+    let d = Ftpd::start_tls();
+    let mut ep = d.endpoint("");
+    ep.tls.as_mut().unwrap().ca_file = None;
+    let e = open_err(&ep);
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(
+        e.message,
+        format!(
+            "ftps://bob@127.0.0.1:{}/: cannot start TLS (AUTH TLS, PROT P): certificate not trusted (unknown issuer): set ca_file to the CA that signed it",
+            d.port
+        )
+    );
+    let other = d.other_ca();
+    ep.tls.as_mut().unwrap().ca_file = Some(other.clone());
+    let e = open_err(&ep);
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(
+        e.message,
+        format!(
+            "ftps://bob@127.0.0.1:{}/: cannot start TLS (AUTH TLS, PROT P): certificate not trusted (unknown issuer): ca_file {} does not hold the CA that signed it",
+            d.port,
+            other.display()
+        )
+    );
+    assert!(!format!("{e:?}").contains(&d.password));
 }

@@ -99,3 +99,8 @@ fn ftp_wrong_password_is_permanent_and_never_shown() {
 fn ftp_unreadable_file_is_skipped_and_recorded() {
     unreadable_file_is_skipped(&Ftpd::start().remote());
 }
+
+#[test]
+fn ftp_backslash_name_is_skipped() {
+    backslash_name_is_skipped(&Ftpd::start().remote());
+}

@@ -106,3 +106,9 @@ fn sftp_unreadable_file_is_skipped_and_recorded() {
     let s = server!();
     unreadable_file_is_skipped(&s.remote());
 }
+
+#[test]
+fn sftp_backslash_name_is_skipped() {
+    let s = server!();
+    backslash_name_is_skipped(&s.remote());
+}

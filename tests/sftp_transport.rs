@@ -27,6 +27,7 @@ fn endpoint(s: &Sshd) -> SftpEndpoint {
         host_key: HostKey::Sha256(s.fingerprint.clone()),
         remote_dir: s.data.display().to_string(),
         timeout: Duration::from_secs(5),
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 
@@ -474,6 +475,7 @@ fn nowhere(port: u16) -> SftpEndpoint {
         host_key: HostKey::Sha256(format!("SHA256:{}", "A".repeat(43))),
         remote_dir: String::new(),
         timeout: Duration::from_secs(2),
+        transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
     }
 }
 
@@ -508,5 +510,110 @@ fn silent_server_times_out() {
         "gave up early ({took:?}): {e:?}"
     );
     assert!(e.is_retryable(), "{e:?}");
+    drop(l);
+}
+
+#[test]
+fn a_trickling_download_fails_at_transfer_timeout() {
+    let Some(s) = Sshd::start() else { return };
+    let body = bytes(4 << 20, 7);
+    std::fs::write(s.data.join("big.bin"), &body).unwrap();
+    s.own(&s.data.join("big.bin"));
+    // The login and the first part of the file pass; the rest trickles.
+    let p = common::proxy::Proxy::trickle(s.port, 256 * 1024, Duration::from_millis(200));
+    let mut ep = endpoint(&s);
+    ep.port = p.port;
+    ep.transfer_timeout = Duration::from_secs(2);
+    let mut f = connect(&ep);
+    let started = Instant::now();
+    let mut sink = vec![];
+    let e = f.get("big.bin", &mut sink).unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        e.message.starts_with(&format!(
+            "cannot fetch sftp://{}@127.0.0.1:{}{}/big.bin: not done within transfer_timeout 2s (",
+            s.user,
+            p.port,
+            s.data.display()
+        )),
+        "{e}"
+    );
+    assert!((sink.len() as u64) < body.len() as u64);
+}
+
+#[test]
+fn a_revoked_host_key_is_refused_even_beside_a_plain_line() {
+    let Some(s) = Sshd::start() else { return };
+    let kh = s.tmp.path().join("kh_revoked");
+    let plain = format!("[127.0.0.1]:{} {}\n", s.port, s.host_pub);
+    std::fs::write(&kh, format!("{plain}@revoked * {}\n", s.host_pub)).unwrap();
+    let mut ep = endpoint(&s);
+    ep.host_key = HostKey::KnownHosts(kh.clone());
+    let e = refused(&ep);
+    assert_permanent(&e);
+    let ktype = s.host_pub.split_whitespace().next().unwrap();
+    assert_eq!(
+        e.message,
+        format!(
+            "host key of 127.0.0.1:{} ({ktype} {}) is marked @revoked in known_hosts {}:2: refused; ask the server's administrator for its new key",
+            s.port,
+            s.fingerprint,
+            kh.display()
+        )
+    );
+    // Nothing about us was sent: the server saw no login attempt.
+    assert!(
+        !s.log_text().contains("Accepted publickey"),
+        "{}",
+        s.log_text()
+    );
+    // A @revoked line for another key changes nothing.
+    let wrong_pub = std::fs::read_to_string(format!("{}.pub", s.wrong_key.display())).unwrap();
+    let wrong_pub: Vec<_> = wrong_pub.split_whitespace().take(2).collect();
+    std::fs::write(&kh, format!("@revoked * {}\n{plain}", wrong_pub.join(" "))).unwrap();
+    connect(&ep).close();
+}
+
+#[test]
+fn a_wrong_passphrase_is_named_as_such_and_never_shown() {
+    let Some(s) = Sshd::start() else { return };
+    let bad = "SG_TEST_SFTP_PASSPHRASE_WRONG";
+    // SAFETY: set once, before any connection of this test, under a name no other test reads.
+    unsafe { std::env::set_var(bad, "not-the-passphrase-abc") };
+    let mut ep = endpoint(&s);
+    ep.auth = SftpAuth::Key {
+        file: s.key_pass.clone(),
+        passphrase: Some(Password::Env(bad.into())),
+    };
+    let e = refused(&ep);
+    assert_permanent(&e);
+    assert_eq!(
+        e.message,
+        format!(
+            "login to 127.0.0.1:{} as {} refused: wrong passphrase for key_file {}",
+            s.port,
+            s.user,
+            s.key_pass.display()
+        )
+    );
+    assert!(!format!("{e:?}").contains("not-the-passphrase-abc"));
+    assert!(!format!("{e:?}").contains(KEY_PASSPHRASE));
+}
+
+#[test]
+fn a_silent_server_names_host_folder_and_time_waited() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let ep = nowhere(port);
+    let e = refused(&ep);
+    assert!(e.is_retryable(), "{e:?}");
+    assert_eq!(
+        e.message,
+        format!(
+            "sftp://nobody@127.0.0.1:{port}/: ssh handshake with 127.0.0.1:{port} failed: no answer within 2s"
+        )
+    );
     drop(l);
 }

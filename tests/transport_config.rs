@@ -169,3 +169,25 @@ fn a_broken_pattern_is_named_by_check() {
         o.stdout
     );
 }
+
+#[test]
+fn a_cert_authority_line_in_known_hosts_is_a_warning() {
+    let ws = Workspace::standard("");
+    ws.write(
+        "kh",
+        "# partner\n@cert-authority *.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\nexample.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n",
+    );
+    let cfg = ws.read("stockgate.toml").replace(
+        "[cart.transport]\ntype = \"dir\"\npath = \"out/shop\"",
+        "[cart.transport]\ntype = \"sftp\"\nhost = \"example.org\"\nuser = \"u\"\npassword_env = \"P\"\nknown_hosts = \"kh\"",
+    );
+    ws.config(&cfg);
+    let o = ws.run_env(&["check"], &[("P".into(), "x".into())]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let want = format!(
+        "key `cart[0].transport.known_hosts`: {} line 2: @cert-authority is not supported (host certificates are not checked); list the server's own host key",
+        ws.path("kh").display()
+    );
+    assert!(o.stdout.contains(&want), "{want}\n{}", o.stdout);
+    assert!(o.stdout.contains("warning: "), "{}", o.stdout);
+}

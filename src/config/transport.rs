@@ -29,6 +29,7 @@ pub(super) struct RawTransport {
     host_key_sha256: Option<String>,
     remote_dir: Option<String>,
     timeout: Option<String>,
+    transfer_timeout: Option<String>,
     tls: Option<String>,
     ca_file: Option<PathBuf>,
     stable_for: Option<String>,
@@ -100,8 +101,10 @@ pub struct FtpEndpoint {
     pub remote_dir: String,
     /// `Some` for `type = "ftps"`.
     pub tls: Option<Tls>,
-    /// Connect, every command, every data transfer.
+    /// Connect, every command, every read and write of a data transfer.
     pub timeout: Duration,
+    /// One whole file transfer (get or put), however it trickles.
+    pub transfer_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,8 @@ pub struct SftpEndpoint {
     pub host_key: HostKey,
     pub remote_dir: String,
     pub timeout: Duration,
+    /// One whole file transfer (get or put), however it trickles.
+    pub transfer_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -243,16 +248,9 @@ impl TransportSpec {
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_STABLE_FOR: Duration = Duration::from_secs(10);
 pub const DEFAULT_FILE_NAME: &str = "inventory-{cart}-{timestamp}-{seq}.{ext}";
-
-/// "30s", "5m", "1h"; `zero_ok` also takes "0s".
-fn duration(s: &str, zero_ok: bool) -> Option<Duration> {
-    if zero_ok && matches!(s.trim(), "0" | "0s" | "0m" | "0h") {
-        return Some(Duration::ZERO);
-    }
-    crate::util::parse_duration_secs(s).map(Duration::from_secs)
-}
 
 fn after_value(cx: &mut Ctx, table: &str, i: usize, key: &str, v: &str) -> Option<After> {
     match v {
@@ -280,6 +278,33 @@ fn existing_file(cx: &mut Ctx, table: &str, i: usize, key: &str, p: &std::path::
         cx.at(table, i, key, format!("no such file {}", file.display()));
     }
     file
+}
+
+/// Warns about `@cert-authority` lines of a known_hosts file: host
+/// certificates are not checked (libssh2 has no support), so such a line
+/// trusts nothing and the server's own key must be listed.
+fn cert_authority_lines(cx: &mut Ctx, table: &str, i: usize, file: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.split_whitespace().next() == Some("@cert-authority"))
+        .map(|(n, _)| (n + 1).to_string())
+        .collect();
+    if !lines.is_empty() {
+        cx.warn(
+            table,
+            i,
+            "known_hosts",
+            format!(
+                "{} line {}: @cert-authority is not supported (host certificates are not checked); list the server's own host key",
+                file.display(),
+                lines.join(", ")
+            ),
+        );
+    }
 }
 
 /// Validates one transport table for its kind; every problem is reported.
@@ -313,6 +338,7 @@ pub(super) fn transport_spec(
         ("host_key_sha256", t.host_key_sha256.is_some()),
         ("remote_dir", t.remote_dir.is_some()),
         ("timeout", t.timeout.is_some()),
+        ("transfer_timeout", t.transfer_timeout.is_some()),
         ("tls", t.tls.is_some()),
         ("ca_file", t.ca_file.is_some()),
         ("stable_for", t.stable_for.is_some()),
@@ -327,6 +353,7 @@ pub(super) fn transport_spec(
             "password_env",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "stable_for",
         ],
         "ftps" => &[
@@ -337,6 +364,7 @@ pub(super) fn transport_spec(
             "password_env",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "tls",
             "ca_file",
             "stable_for",
@@ -353,6 +381,7 @@ pub(super) fn transport_spec(
             "host_key_sha256",
             "remote_dir",
             "timeout",
+            "transfer_timeout",
             "stable_for",
         ],
         _ => &[],
@@ -366,7 +395,7 @@ pub(super) fn transport_spec(
     }
     let timeout = match t.timeout.as_deref() {
         None => DEFAULT_TIMEOUT,
-        Some(s) => duration(s, false).unwrap_or_else(|| {
+        Some(s) => crate::util::parse_duration(s, false).unwrap_or_else(|| {
             cx.at(
                 table,
                 i,
@@ -374,6 +403,18 @@ pub(super) fn transport_spec(
                 format!("must be like \"30s\" or \"2m\", got {s:?}"),
             );
             DEFAULT_TIMEOUT
+        }),
+    };
+    let transfer_timeout = match t.transfer_timeout.as_deref() {
+        None => DEFAULT_TRANSFER_TIMEOUT,
+        Some(s) => crate::util::parse_duration(s, false).unwrap_or_else(|| {
+            cx.at(
+                table,
+                i,
+                "transfer_timeout",
+                format!("must be like \"30m\" or \"2h\", got {s:?}"),
+            );
+            DEFAULT_TRANSFER_TIMEOUT
         }),
     };
     let required = |cx: &mut Ctx, key: &str, v: &Option<String>| -> String {
@@ -454,6 +495,7 @@ pub(super) fn transport_spec(
                 remote_dir,
                 tls,
                 timeout,
+                transfer_timeout,
             })
         }
         "sftp" => {
@@ -499,7 +541,9 @@ pub(super) fn transport_spec(
                     HostKey::Sha256(String::new())
                 }
                 (Some(k), None) => {
-                    HostKey::KnownHosts(existing_file(cx, table, i, "known_hosts", k))
+                    let file = existing_file(cx, table, i, "known_hosts", k);
+                    cert_authority_lines(cx, table, i, &file);
+                    HostKey::KnownHosts(file)
                 }
                 (None, Some(h)) => {
                     let ok = h.strip_prefix("SHA256:").is_some_and(|b| {
@@ -535,6 +579,7 @@ pub(super) fn transport_spec(
                 host_key,
                 remote_dir,
                 timeout,
+                transfer_timeout,
             })
         }
         _ => {
@@ -589,7 +634,7 @@ pub(super) fn transport_spec(
     };
     let stable_for = match t.stable_for.as_deref() {
         None => DEFAULT_STABLE_FOR,
-        Some(s) => duration(s, true).unwrap_or_else(|| {
+        Some(s) => crate::util::parse_duration(s, true).unwrap_or_else(|| {
             cx.at(
                 table,
                 i,

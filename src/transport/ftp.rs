@@ -10,7 +10,7 @@
 //! suppaftp logs every command at trace level through the `log` crate,
 //! `PASS` included: the log filter keeps it at info (see `app::main`).
 
-use super::{Entry, EntryKind, Folder, TransportError};
+use super::{Deadline, Entry, EntryKind, Folder, TransportError};
 use crate::config::{Endpoint, FtpEndpoint, Tls, TlsMode};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::pem::PemObject;
@@ -37,6 +37,8 @@ pub struct FtpFolder {
     /// `None` once closed.
     ftp: Option<Ftp>,
     timeout: Duration,
+    /// One whole get or put.
+    transfer_timeout: Duration,
     /// EPSV worked (`Some(true)`) or was refused (`Some(false)`, PASV used).
     epsv: Option<bool>,
     /// MLSD worked or was refused (LIST parsed instead).
@@ -45,6 +47,8 @@ pub struct FtpFolder {
     /// the passive command itself was accepted.
     dialled: Arc<AtomicBool>,
     tls_failure: Arc<AtomicU8>,
+    /// What certificates are checked against, for messages.
+    trust: Trust,
     /// The folder after login and `cwd`, to come back to.
     home: Option<String>,
     /// A socket error left the control connection in an unknown state.
@@ -91,10 +95,15 @@ impl FtpFolder {
             describe,
             ftp: None,
             timeout,
+            transfer_timeout: ep.transfer_timeout,
             epsv: None,
             mlsd: None,
             dialled: dialled.clone(),
             tls_failure,
+            trust: Trust {
+                host: ep.host.clone(),
+                ca_file: ep.tls.as_ref().and_then(|t| t.ca_file.clone()),
+            },
             home: None,
             broken: false,
             control_reg: None,
@@ -234,7 +243,7 @@ impl FtpFolder {
             FtpError::ConnectionError(io) => {
                 self.broken = true;
                 if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    (format!("TLS: {tls}"), false)
+                    (self.trust.explain(tls), false)
                 } else {
                     (io_text(io, self.timeout), true)
                 }
@@ -246,7 +255,12 @@ impl FtpFolder {
                 while let Some(rest) = s.strip_prefix("Secure error: ") {
                     s = rest; // suppaftp wraps the connector's error again
                 }
-                (format!("TLS: {s}"), how == TLS_RETRYABLE)
+                let s = if s.starts_with("TLS: ") || s.starts_with("certificate ") {
+                    s.to_string()
+                } else {
+                    format!("TLS: {}", crate::util::bounded(s, crate::util::ECHO_MAX))
+                };
+                (s, how == TLS_RETRYABLE)
             }
             FtpError::BadResponse => {
                 self.broken = true;
@@ -330,6 +344,50 @@ impl FtpFolder {
         matches!(ftp.size(name), Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 550)
     }
 
+    /// A data connection that failed mid-transfer (the server closed it,
+    /// say, to answer 426): its reply is read on the control connection,
+    /// which stays usable when there is one (so the caller may still remove
+    /// a partial upload); only when no reply comes is the connection given up.
+    fn data_cut(
+        &mut self,
+        stream: suppaftp::TransferStream<TlsConn>,
+        what: String,
+        e: std::io::Error,
+    ) -> TransportError {
+        match stream.finish() {
+            Err(reply @ FtpError::UnexpectedResponse(_)) => self.error(what, reply),
+            Ok(()) => self.io_error(what, &e),
+            Err(_) => self.error(what, FtpError::ConnectionError(e)),
+        }
+    }
+
+    /// A transfer that ran past `transfer_timeout`: its data connection is
+    /// cut and the server's reply to that read (the control connection
+    /// stays usable when one comes).
+    fn overdue(
+        &mut self,
+        stream: suppaftp::TransferStream<TlsConn>,
+        what: String,
+        bytes: u64,
+        done: &str,
+    ) -> TransportError {
+        let _ = stream
+            .get_ref()
+            .get_ref()
+            .shutdown(std::net::Shutdown::Both);
+        if !matches!(
+            stream.finish(),
+            Ok(()) | Err(FtpError::UnexpectedResponse(_))
+        ) {
+            self.broken = true;
+        }
+        TransportError::retryable(format!(
+            "{}: {what}: not done within transfer_timeout {} ({bytes} bytes {done})",
+            self.describe,
+            crate::util::show_duration(self.transfer_timeout)
+        ))
+    }
+
     fn list_mlsd(&mut self) -> FtpResult<Vec<Entry>> {
         let lines = self.data(|f| f.mlsd(None))?;
         Ok(lines.iter().filter_map(|l| parse_mlsd(l)).collect())
@@ -378,11 +436,24 @@ impl Folder for FtpFolder {
             .map_err(|e| self.error(format!("cannot get {name}"), e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = deadline.wait(self.timeout) else {
+                return Err(self.overdue(stream, format!("cannot get {name}"), total, "received"));
+            };
+            let _ = stream.get_ref().get_ref().set_read_timeout(Some(wait));
             let n = match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) && deadline.hit(wait, self.timeout) => {
+                    return Err(self.overdue(
+                        stream,
+                        format!("cannot get {name}"),
+                        total,
+                        "received",
+                    ));
+                }
                 Err(e) => {
                     drop(stream);
                     return Err(self.error(
@@ -415,7 +486,13 @@ impl Folder for FtpFolder {
             .map_err(|e| self.error(format!("cannot put {name}"), e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = deadline.wait(self.timeout) else {
+                self.release_data();
+                return Err(self.overdue(stream, format!("cannot put {name}"), total, "sent"));
+            };
+            let _ = stream.get_ref().get_ref().set_write_timeout(Some(wait));
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -435,18 +512,20 @@ impl Folder for FtpFolder {
             };
             if let Err(e) = stream.write_all(&buf[..n]) {
                 self.release_data();
-                drop(stream);
-                return Err(self.error(
+                if is_timeout(&e) && deadline.hit(wait, self.timeout) {
+                    return Err(self.overdue(stream, format!("cannot put {name}"), total, "sent"));
+                }
+                return Err(self.data_cut(
+                    stream,
                     format!("cannot put {name} (after {total} bytes)"),
-                    FtpError::ConnectionError(e),
+                    e,
                 ));
             }
             total += n as u64;
         }
         if let Err(e) = stream.flush() {
             self.release_data();
-            drop(stream);
-            return Err(self.error(format!("cannot put {name}"), FtpError::ConnectionError(e)));
+            return Err(self.data_cut(stream, format!("cannot put {name}"), e));
         }
         self.release_data();
         stream
@@ -549,6 +628,10 @@ impl Folder for FtpFolder {
             let _ = ftp.quit();
         }
     }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 fn set_timeouts(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
@@ -705,6 +788,57 @@ fn parse_list(line: &str) -> Option<Entry> {
 
 // --- TLS -------------------------------------------------------------------
 
+/// The server name and trust roots a certificate is checked against.
+#[derive(Debug, Clone)]
+struct Trust {
+    host: String,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl Trust {
+    /// A TLS failure as a short sentence saying what to do (rustls's own
+    /// text can be a structure of bytes); anything else, bounded.
+    fn explain(&self, e: &rustls::Error) -> String {
+        use rustls::CertificateError as C;
+        let rustls::Error::InvalidCertificate(c) = e else {
+            return format!("TLS: {}", crate::util::bounded(&e.to_string(), 200));
+        };
+        match c {
+            // A chain that ends at no trusted root (webpki may name the
+            // last algorithm it tried instead).
+            C::UnknownIssuer
+            | C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => match &self.ca_file {
+                None => {
+                    "certificate not trusted (unknown issuer): set ca_file to the CA that signed it"
+                        .into()
+                }
+                Some(ca) => format!(
+                    "certificate not trusted (unknown issuer): ca_file {} does not hold the CA that signed it",
+                    ca.display()
+                ),
+            },
+            C::Expired | C::ExpiredContext { .. } => {
+                "certificate expired: the server needs a new one".into()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate not valid yet: check this machine's clock".into()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "certificate not valid for {}: connect by a name it holds",
+                crate::util::bounded(&self.host, 100)
+            ),
+            C::BadSignature => "certificate signature is invalid".into(),
+            C::Revoked => "certificate revoked".into(),
+            C::BadEncoding => "certificate cannot be read".into(),
+            other => format!(
+                "certificate refused: {}",
+                crate::util::bounded(&format!("{other:?}"), 200)
+            ),
+        }
+    }
+}
+
 /// A rustls stream over one socket (control or data), closed with close_notify.
 #[derive(Debug)]
 struct TlsConn {
@@ -718,6 +852,8 @@ struct TlsConn {
 /// not the next command), within the socket timeouts.
 struct TlsConnectorImpl {
     config: Arc<ClientConfig>,
+    /// For messages: what the certificate was checked against.
+    ca_file: Option<std::path::PathBuf>,
     timeout: Duration,
     failure: Arc<AtomicU8>,
 }
@@ -771,6 +907,7 @@ impl TlsConn {
                 .with_no_client_auth();
         Ok(TlsConnectorImpl {
             config: Arc::new(config),
+            ca_file: tls.ca_file.clone(),
             timeout,
             failure,
         })
@@ -803,7 +940,16 @@ impl TlsConnector for TlsConnectorImpl {
             if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
                 return Err(
                     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                        Some(tls) => fail(true, FtpError::SecureError(tls.to_string())),
+                        Some(tls) => fail(
+                            true,
+                            FtpError::SecureError(
+                                Trust {
+                                    host: domain.to_string(),
+                                    ca_file: self.ca_file.clone(),
+                                }
+                                .explain(tls),
+                            ),
+                        ),
                         None if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                             fail(
                                 false,
@@ -926,6 +1072,41 @@ mod tests {
             parse_mlsd("type=OS.unix=chr-3/4; tty").unwrap().kind,
             EntryKind::Other
         );
+    }
+
+    #[test]
+    fn certificate_failures_say_what_to_do() {
+        use rustls::CertificateError as C;
+        let t = |ca: Option<&str>, c: C| {
+            Trust {
+                host: "ftp.example.org".into(),
+                ca_file: ca.map(Into::into),
+            }
+            .explain(&rustls::Error::InvalidCertificate(c))
+        };
+        assert_eq!(
+            t(None, C::UnknownIssuer),
+            "certificate not trusted (unknown issuer): set ca_file to the CA that signed it"
+        );
+        assert_eq!(
+            t(Some("/etc/ca.pem"), C::UnknownIssuer),
+            "certificate not trusted (unknown issuer): ca_file /etc/ca.pem does not hold the CA that signed it"
+        );
+        assert_eq!(
+            t(None, C::Expired),
+            "certificate expired: the server needs a new one"
+        );
+        assert_eq!(
+            t(None, C::NotValidForName),
+            "certificate not valid for ftp.example.org: connect by a name it holds"
+        );
+        assert_eq!(t(None, C::BadSignature), "certificate signature is invalid");
+        let other = Trust {
+            host: "h".into(),
+            ca_file: None,
+        }
+        .explain(&rustls::Error::DecryptError);
+        assert_eq!(other, "TLS: cannot decrypt peer's message");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod sftp;
 use crate::config::{Endpoint, TransportSpec};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Whether trying again later may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +163,31 @@ pub fn abort_all() {
     }
 }
 
+/// The end of one whole transfer (`transfer_timeout`).
+pub struct Deadline(std::time::Instant);
+
+impl Deadline {
+    pub fn new(limit: Duration) -> Deadline {
+        let now = std::time::Instant::now();
+        Deadline(
+            now.checked_add(limit)
+                .unwrap_or(now + Duration::from_secs(86400 * 365)),
+        )
+    }
+    /// How long the next read or write may wait (`timeout`, or less near the
+    /// end); `None` once the deadline has passed.
+    pub fn wait(&self, timeout: Duration) -> Option<Duration> {
+        let left = self.0.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then(|| left.min(timeout))
+    }
+    /// Whether a read or write that failed after waiting `wait` (from
+    /// [`wait`](Self::wait)) ran into the deadline rather than the timeout:
+    /// the deadline has passed, or that wait was cut to it.
+    pub fn hit(&self, wait: Duration, timeout: Duration) -> bool {
+        wait < timeout || std::time::Instant::now() >= self.0
+    }
+}
+
 /// Opens the transport's folder: connects, logs in, checks the host key.
 pub fn open(endpoint: &Endpoint) -> Result<Box<dyn Folder>, TransportError> {
     match endpoint {
@@ -232,7 +258,16 @@ pub fn deliver(
         }
     })();
     if let Err(e) = result {
-        let _ = folder.remove(&tmp);
+        // Best effort: the connection may be gone (the next delivery of
+        // this owner overwrites the file then).
+        match folder.remove(&tmp) {
+            Ok(()) => tracing::debug!("{where_}: removed the partial upload {tmp}"),
+            Err(r) if r.not_found => {}
+            Err(r) => tracing::warn!(
+                "{where_}: the partial upload {tmp} is left on the server: {}",
+                r.message
+            ),
+        }
         return Err(e.context(format!("cannot deliver {where_}")));
     }
     Ok(where_)

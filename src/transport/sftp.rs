@@ -4,7 +4,7 @@
 //! socket and on the session), so a server that accepts and never answers
 //! fails within about that long.
 
-use super::{Entry, EntryKind, Folder, TransportError};
+use super::{Deadline, Entry, EntryKind, Folder, TransportError};
 use crate::config::{Endpoint, HostKey, SftpAuth, SftpEndpoint};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -12,6 +12,7 @@ use ssh2::{ErrorCode, FileStat, OpenFlags, OpenType, Session, Sftp};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::time::Duration;
 
 /// One SFTP session on one remote folder. Holds no secret.
 pub struct SftpFolder {
@@ -22,6 +23,12 @@ pub struct SftpFolder {
     base: String,
     session: Session,
     sftp: Option<Sftp>,
+    timeout: std::time::Duration,
+    /// One whole get or put.
+    transfer_timeout: std::time::Duration,
+    /// A transfer ran past `transfer_timeout`: the session was given up
+    /// (libssh2 is left mid-packet), later calls fail at once.
+    given_up: std::cell::Cell<bool>,
     /// The connection, registered so that a stopping daemon can cut it.
     _registered: Option<super::Registered>,
 }
@@ -67,9 +74,20 @@ fn session_permanent(code: i32) -> bool {
     PERMANENT.contains(&code)
 }
 
-/// Classifies an ssh2 error; `what` names host, folder and file.
-fn classify(what: impl std::fmt::Display, e: &ssh2::Error) -> TransportError {
-    let message = format!("{what}: {}", e.message());
+/// libssh2's LIBSSH2_ERROR_TIMEOUT: a blocking call waited its timeout.
+const TIMEOUT: i32 = -9;
+
+/// Classifies an ssh2 error; `what` names host, folder and file, and a
+/// timeout says how long was waited (`timeout`, zero when none applies).
+fn classify(what: impl std::fmt::Display, e: &ssh2::Error, timeout: Duration) -> TransportError {
+    let message = if e.code() == ErrorCode::Session(TIMEOUT) && !timeout.is_zero() {
+        format!(
+            "{what}: no answer within {}",
+            crate::util::show_duration(timeout)
+        )
+    } else {
+        format!("{what}: {}", e.message())
+    };
     match e.code() {
         ErrorCode::SFTP(FX_NO_SUCH_FILE | FX_NO_SUCH_PATH) => TransportError::not_found(message),
         ErrorCode::SFTP(
@@ -104,6 +122,70 @@ fn base64_unpadded(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Standard base64 (padding optional); `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// The 1-based line of a `@revoked` entry of known_hosts for this key blob
+/// (whatever its host patterns: a revoked key is never accepted, as OpenSSH
+/// says of the marker).
+fn revoked_line(text: &str, blob: &[u8]) -> Option<usize> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let mut f = line.split_whitespace();
+        (f.next() == Some("@revoked")).then_some(())?;
+        let (_hosts, _ktype, key) = (f.next()?, f.next()?, f.next()?);
+        (base64_decode(key)? == blob).then_some(i + 1)
+    })
+}
+
+/// Whether a private key file is protected by a passphrase: a PEM key
+/// marked ENCRYPTED, or an OpenSSH key whose cipher is not `none`.
+fn key_is_encrypted(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return false;
+    };
+    if text.contains("ENCRYPTED") {
+        return true;
+    }
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN OPENSSH PRIVATE KEY"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let Some(bytes) = base64_decode(body.trim()) else {
+        return false;
+    };
+    let Some(rest) = bytes.strip_prefix(b"openssh-key-v1\0") else {
+        return false;
+    };
+    let Some(len) = rest.get(..4) else {
+        return false;
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    rest.get(4..4 + len).is_some_and(|cipher| cipher != b"none")
 }
 
 /// `SHA256:...` of a host key blob, exactly as `ssh-keygen -lf` prints it.
@@ -186,12 +268,16 @@ impl SftpFolder {
         let _ = tcp.set_nodelay(true);
         let registered = super::register(&tcp);
 
-        let mut session = Session::new().map_err(|e| classify("cannot start ssh", &e))?;
+        let mut session = Session::new().map_err(|e| classify("cannot start ssh", &e, timeout))?;
         session.set_timeout(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
         session.set_tcp_stream(tcp);
-        session
-            .handshake()
-            .map_err(|e| classify(format!("ssh handshake with {addr} failed"), &e))?;
+        session.handshake().map_err(|e| {
+            classify(
+                format!("{describe}: ssh handshake with {addr} failed"),
+                &e,
+                timeout,
+            )
+        })?;
 
         // The host key, before anything about us is sent.
         let (blob, _) = session
@@ -225,7 +311,7 @@ impl SftpFolder {
                     .map_err(|m| TransportError::permanent(format!("{login}: {m}")))?;
                 session
                     .userauth_password(&ep.user, secret.expose_secret())
-                    .map_err(|e| auth_error(&login, "password", &e))?;
+                    .map_err(|e| auth_error(&login, "password", &e, timeout))?;
             }
             SftpAuth::Key { file, passphrase } => {
                 if let Err(e) = std::fs::metadata(file) {
@@ -249,7 +335,16 @@ impl SftpFolder {
                         pass.as_ref().map(|s| s.expose_secret()),
                     )
                     .map_err(|e| {
-                        let mut err = auth_error(&login, &format!("key {}", file.display()), &e);
+                        if pass.is_some()
+                            && e.code() == ErrorCode::Session(-16)
+                            && key_is_encrypted(file)
+                        {
+                            return TransportError::permanent(format!(
+                                "{login}: wrong passphrase for key_file {}",
+                                file.display()
+                            ));
+                        }
+                        let mut err = auth_error(&login, &format!("key {}", file.display()), &e, timeout);
                         if pass.is_none() && e.code() == ErrorCode::Session(-16) {
                             err.message.push_str(
                                 " (if the key is protected by a passphrase, set key_passphrase_env)",
@@ -266,7 +361,7 @@ impl SftpFolder {
         }
 
         let sftp = session.sftp().map_err(|e| {
-            let mut err = classify(format!("cannot start sftp on {addr}"), &e);
+            let mut err = classify(format!("cannot start sftp on {addr}"), &e, timeout);
             if matches!(e.code(), ErrorCode::Session(-21 | -22)) {
                 // Refused, not dropped: the server offers no sftp subsystem.
                 err.retry = super::Retry::Permanent;
@@ -280,9 +375,13 @@ impl SftpFolder {
         let base = if ep.remote_dir.starts_with('/') {
             ep.remote_dir.clone()
         } else {
-            let home = sftp
-                .realpath(Path::new("."))
-                .map_err(|e| classify(format!("cannot find the login folder on {addr}"), &e))?;
+            let home = sftp.realpath(Path::new(".")).map_err(|e| {
+                classify(
+                    format!("cannot find the login folder on {addr}"),
+                    &e,
+                    timeout,
+                )
+            })?;
             join(&home.to_string_lossy(), &ep.remote_dir)
         };
         let base = match base.trim_end_matches('/') {
@@ -300,6 +399,7 @@ impl SftpFolder {
                 let mut err = classify(
                     format!("{describe}: remote folder {base} on {addr} cannot be opened"),
                     &e,
+                    timeout,
                 );
                 if err.not_found {
                     err = TransportError::permanent(format!(
@@ -316,11 +416,20 @@ impl SftpFolder {
             base,
             session,
             sftp: Some(sftp),
+            timeout,
+            transfer_timeout: ep.transfer_timeout,
+            given_up: std::cell::Cell::new(false),
             _registered: registered,
         })
     }
 
     fn sftp(&self) -> Result<&Sftp, TransportError> {
+        if self.given_up.get() {
+            return Err(TransportError::retryable(format!(
+                "{}: the session was given up after a transfer ran past transfer_timeout",
+                self.describe
+            )));
+        }
         self.sftp.as_ref().ok_or_else(|| {
             TransportError::retryable(format!("{}: the session is closed", self.describe))
         })
@@ -334,12 +443,37 @@ impl SftpFolder {
     fn at(&self, path: &str) -> String {
         format!("{}{}", self.origin, path)
     }
+
+    /// Bounds the next blocking call by the transfer's deadline too;
+    /// returns that bound, `None` once the deadline has passed.
+    fn bound(&self, deadline: &Deadline) -> Option<std::time::Duration> {
+        let w = deadline.wait(self.timeout)?;
+        let ms = u32::try_from(w.as_millis()).unwrap_or(u32::MAX).max(1);
+        self.session.set_timeout(ms);
+        Some(w)
+    }
+
+    fn unbound(&self) {
+        self.session
+            .set_timeout(u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX));
+    }
+
+    fn overdue(&self, what: &str, bytes: u64, done: &str) -> TransportError {
+        // Whatever is still to say to the server (closing the file, the
+        // session) waits no more than a moment.
+        self.session.set_timeout(1);
+        self.given_up.set(true);
+        TransportError::retryable(format!(
+            "{what}: not done within transfer_timeout {} ({bytes} bytes {done})",
+            crate::util::show_duration(self.transfer_timeout)
+        ))
+    }
 }
 
-fn auth_error(login: &str, how: &str, e: &ssh2::Error) -> TransportError {
+fn auth_error(login: &str, how: &str, e: &ssh2::Error, timeout: Duration) -> TransportError {
     // libssh2's messages name no secret; a refusal is permanent, a dropped
     // connection may pass (see `session_permanent`).
-    classify(format!("{login} ({how})"), e)
+    classify(format!("{login} ({how})"), e, timeout)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -359,14 +493,22 @@ fn check_known_hosts(
             file.display()
         ))
     })?;
+    if let Some(line) = revoked_line(&text, blob) {
+        return Err(TransportError::permanent(format!(
+            "host key of {addr} ({ktype} {seen}) is marked @revoked in known_hosts {}:{line}: refused; ask the server's administrator for its new key",
+            file.display()
+        )));
+    }
     let mut kh = session
         .known_hosts()
-        .map_err(|e| classify("cannot check known_hosts", &e))?;
+        .map_err(|e| classify("cannot check known_hosts", &e, Duration::ZERO))?;
     // Line by line: libssh2's own reader gives up on the first line it cannot
     // parse (a @cert-authority or an sk- key), losing every line after it.
+    // Marked lines (@revoked, handled above; @cert-authority, which `check`
+    // reports as unsupported) are not host keys of their own.
     for line in text.lines() {
         let l = line.trim();
-        if l.is_empty() || l.starts_with('#') {
+        if l.is_empty() || l.starts_with('#') || l.starts_with('@') {
             continue;
         }
         let _ = kh.read_str(l, ssh2::KnownHostFileKind::OpenSSH);
@@ -411,7 +553,7 @@ impl Folder for SftpFolder {
         let at = self.at(&self.base);
         let sftp = self.sftp()?;
         let mut dir = sftp.opendir(Path::new(&self.base)).map_err(|e| {
-            let err = classify(format!("cannot list {at}"), &e);
+            let err = classify(format!("cannot list {at}"), &e, self.timeout);
             if err.not_found {
                 TransportError::permanent(format!("cannot list {at}: no such folder"))
             } else {
@@ -423,7 +565,7 @@ impl Folder for SftpFolder {
             let (name, stat) = match dir.readdir() {
                 Ok(x) => x,
                 Err(e) if e.code() == ErrorCode::Session(-16) => break, // no more entries
-                Err(e) => return Err(classify(format!("cannot list {at}"), &e)),
+                Err(e) => return Err(classify(format!("cannot list {at}"), &e, self.timeout)),
             };
             let raw = name.as_os_str();
             if raw == "." || raw == ".." {
@@ -464,21 +606,33 @@ impl Folder for SftpFolder {
         let sftp = self.sftp()?;
         let mut f = sftp
             .open(Path::new(&path))
-            .map_err(|e| classify(format!("cannot fetch {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot fetch {at}"), &e, self.timeout))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = self.bound(&deadline) else {
+                return Err(self.overdue(&format!("cannot fetch {at}"), total, "received"));
+            };
             let n = match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(TransportError::io(format!("cannot fetch {at}"), &e)),
+                Err(_) if deadline.hit(wait, self.timeout) => {
+                    return Err(self.overdue(&format!("cannot fetch {at}"), total, "received"));
+                }
+                Err(e) => {
+                    self.unbound();
+                    return Err(TransportError::io(format!("cannot fetch {at}"), &e));
+                }
             };
             to.write_all(&buf[..n]).map_err(|e| {
+                self.unbound();
                 TransportError::io(format!("cannot store the copy of {at} locally"), &e)
             })?;
             total += n as u64;
         }
+        self.unbound();
         let _ = f.close();
         Ok(total)
     }
@@ -494,27 +648,38 @@ impl Folder for SftpFolder {
                 0o644,
                 OpenType::File,
             )
-            .map_err(|e| classify(format!("cannot store {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot store {at}"), &e, self.timeout))?;
         let mut buf = vec![0u8; BUF];
         let mut total = 0u64;
+        let deadline = Deadline::new(self.transfer_timeout);
         loop {
+            let Some(wait) = self.bound(&deadline) else {
+                return Err(self.overdue(&format!("cannot store {at}"), total, "sent"));
+            };
             let n = match from.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    self.unbound();
                     return Err(TransportError::io(
                         format!("cannot read the local file to store as {at}"),
                         &e,
                     ));
                 }
             };
-            f.write_all(&buf[..n])
-                .map_err(|e| TransportError::io(format!("cannot store {at}"), &e))?;
+            if let Err(e) = f.write_all(&buf[..n]) {
+                if deadline.hit(wait, self.timeout) {
+                    return Err(self.overdue(&format!("cannot store {at}"), total, "sent"));
+                }
+                self.unbound();
+                return Err(TransportError::io(format!("cannot store {at}"), &e));
+            }
             total += n as u64;
         }
+        self.unbound();
         f.close()
-            .map_err(|e| classify(format!("cannot store {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot store {at}"), &e, self.timeout))?;
         Ok(total)
     }
 
@@ -524,7 +689,7 @@ impl Folder for SftpFolder {
         let st = self
             .sftp()?
             .stat(Path::new(&path))
-            .map_err(|e| classify(format!("cannot stat {at}"), &e))?;
+            .map_err(|e| classify(format!("cannot stat {at}"), &e, self.timeout))?;
         st.size.ok_or_else(|| {
             TransportError::retryable(format!("cannot stat {at}: the server gave no size"))
         })
@@ -537,7 +702,7 @@ impl Folder for SftpFolder {
         match sftp.rename(Path::new(&src), Path::new(&dst), None) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let err = classify(&what, &e);
+                let err = classify(&what, &e, self.timeout);
                 // "No such file" may be about the target's folder: only a
                 // missing source is not_found.
                 if err.not_found && sftp.lstat(Path::new(&src)).is_ok() {
@@ -555,7 +720,7 @@ impl Folder for SftpFolder {
         let at = self.at(&path);
         self.sftp()?
             .unlink(Path::new(&path))
-            .map_err(|e| classify(format!("cannot remove {at}"), &e))
+            .map_err(|e| classify(format!("cannot remove {at}"), &e, self.timeout))
     }
 
     fn mkdir(&mut self, dir: &str) -> Result<(), TransportError> {
@@ -585,6 +750,7 @@ impl Folder for SftpFolder {
                         return Err(classify(
                             format!("cannot make folder {}", self.at(&cur)),
                             &e,
+                            self.timeout,
                         ));
                     }
                 }
@@ -623,6 +789,28 @@ mod tests {
         assert_eq!(base64_unpadded(&[0xff, 0xfe]), "//4");
         // 32 bytes -> 43 characters, as ssh-keygen prints.
         assert_eq!(fingerprint(b"x").len(), 7 + 43);
+    }
+
+    #[test]
+    fn base64_round_trip_and_revoked_lines() {
+        for data in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foobar",
+            &[0xff, 0xfe, 0x00, 0x01],
+        ] {
+            assert_eq!(base64_decode(&base64_unpadded(data)).as_deref(), Some(data));
+        }
+        assert_eq!(base64_decode("Zm9v").unwrap(), b"foo");
+        assert_eq!(base64_decode("Zg==").unwrap(), b"f");
+        assert!(base64_decode("Z m").is_none());
+        let kh =
+            "host ssh-ed25519 Zm9v\n@revoked * ssh-ed25519 Zm9vYmFy\n@revoked h ssh-ed25519 eHl6\n";
+        assert_eq!(revoked_line(kh, b"foobar"), Some(2));
+        assert_eq!(revoked_line(kh, b"xyz"), Some(3));
+        assert_eq!(revoked_line(kh, b"foo"), None);
     }
 
     #[test]

@@ -254,6 +254,7 @@ impl Ftpd {
                 ca_file: Some(ca.clone()),
             }),
             timeout: Duration::from_secs(10),
+            transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
         }
     }
 }

@@ -494,8 +494,10 @@ pub fn x12_validate(files: &[&Path]) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+pub mod fake_ftp;
 pub mod ftp_checks;
 pub mod ftpd;
+pub mod proxy;
 pub mod remote;
 pub mod sshd;
 pub mod vsftpd;

@@ -508,6 +508,34 @@ impl super::ftpd::Ftpd {
     }
 }
 
+/// A name the server lists that is not one path component on our side (a
+/// backslash in it, which a Unix server allows in a file name) is never
+/// fetched, removed or made a local path: skipped with one warning,
+/// recorded, and left alone at the next look; the other files are taken.
+pub fn backslash_name_is_skipped(r: &Remote) {
+    let ws = remote_ws(r, "stable_for = \"0s\"", "");
+    r.put("in/x\\..\\..\\evil.csv", STOCK);
+    r.put("in/ok.csv", STOCK);
+    let o = run_once(&ws, r, 0);
+    let warned = |o: &Out| {
+        o.stderr
+            .lines()
+            .filter(|l| l.contains("the name holds a \\: not one file of the folder; skipped"))
+            .count()
+    };
+    assert_eq!(warned(&o), 1, "{}", o.stderr);
+    assert!(o.stderr.contains("x\\..\\..\\evil.csv"), "{}", o.stderr);
+    assert_eq!(r.files("in"), vec!["x\\..\\..\\evil.csv"]);
+    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 1);
+    assert_eq!(
+        ws.sql_i64("SELECT COUNT(*) FROM remote_files WHERE outcome = 'skipped' AND note = 'the name holds a \\'"),
+        1
+    );
+    let o = run_once(&ws, r, 0);
+    assert_eq!(warned(&o), 0, "{}", o.stderr);
+    assert_eq!(r.files("in"), vec!["x\\..\\..\\evil.csv"]);
+}
+
 /// A file the server will not hand over is logged, recorded with its reason
 /// and skipped; the others of the pass go on, and it is tried again later.
 pub fn unreadable_file_is_skipped(r: &Remote) {

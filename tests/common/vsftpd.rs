@@ -250,6 +250,7 @@ impl Vsftpd {
                 ca_file: Some(self.ca_file.clone()),
             }),
             timeout: Duration::from_secs(10),
+            transfer_timeout: stockgate::config::DEFAULT_TRANSFER_TIMEOUT,
         }
     }
 
