@@ -216,6 +216,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What waits in quarantine for an operator, oldest first; retry or discard it
+    #[command(
+        after_help = "Examples:\n  stockgate quarantine\n  stockgate quarantine retry --source acme-wms stock-20261120.csv\n  stockgate quarantine retry --source acme-wms stock-20261120.csv --force   # a held snapshot that is complete\n  stockgate quarantine discard --source acme-wms stock-20261120.csv          # kept in the archive"
+    )]
+    Quarantine {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Only this inbound source's files [default: every source]
+        #[arg(long, value_name = "S")]
+        source: Option<String>,
+        /// Print one JSON list
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+    },
     /// Validate the config and every mapping; list every problem
     #[command(
         after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any."
@@ -237,6 +253,34 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum QuarantineAction {
+    /// Apply a quarantined file again (fixed in place, or --force for a held one)
+    Retry {
+        /// The inbound source whose quarantine holds it
+        #[arg(long, value_name = "S")]
+        source: String,
+        /// Its name in quarantine/<source>/ (as `stockgate quarantine` lists it)
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Apply a held full snapshot as it is (it is complete)
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a quarantined file: it leaves quarantine, its bytes stay in the archive
+    Discard {
+        /// The inbound source whose quarantine holds it
+        #[arg(long, value_name = "S")]
+        source: String,
+        /// Its name in quarantine/<source>/ (as `stockgate quarantine` lists it)
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+}
+
 impl Command {
     /// `--config` given after the command, if any.
     fn config_arg(&self) -> Option<PathBuf> {
@@ -247,6 +291,7 @@ impl Command {
             | Command::Status { cfg, .. }
             | Command::Explain { cfg, .. }
             | Command::History { cfg, .. }
+            | Command::Quarantine { cfg, .. }
             | Command::Check { cfg } => cfg.config.clone(),
             _ => None,
         }
@@ -262,6 +307,9 @@ impl Command {
             | Command::Status { json, .. }
             | Command::Explain { json, .. }
             | Command::History { json, .. } => *json,
+            Command::Quarantine { json, action, .. } => {
+                *json || matches!(action, Some(QuarantineAction::Retry { json: true, .. }))
+            }
             _ => false,
         }
     }
@@ -553,6 +601,98 @@ fn cmd_ingest(
     Ok(code)
 }
 
+/// `quarantine`: list what waits; `retry` applies a file again as `ingest`
+/// would; `discard` drops it (archived, recorded).
+fn cmd_quarantine(
+    cfg_flag: Option<PathBuf>,
+    source: Option<String>,
+    as_json: bool,
+    action: Option<QuarantineAction>,
+) -> anyhow::Result<i32> {
+    use crate::quarantine::{self, QuarantineError};
+    let cfg = try_cfg!(load(&cfg_flag));
+    let find = |id: &str| {
+        cfg.inbound(id).ok_or_else(|| {
+            let ids: Vec<&str> = cfg.inbound.iter().map(|i| i.id.as_str()).collect();
+            unknown_id(&cfg, "inbound source", id, &ids)
+        })
+    };
+    let not_there = |e: QuarantineError| match e {
+        e @ QuarantineError::NotThere { .. } => {
+            eprintln!("error: {e}");
+            Ok(USAGE)
+        }
+        e => Err(anyhow::Error::from(e)),
+    };
+    match action {
+        None => {
+            let src = match source.as_deref().map(find).transpose() {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let waiting = quarantine::list(&cfg, src);
+            if as_json {
+                json(&waiting);
+            } else if waiting.is_empty() {
+                outln!("nothing waits in quarantine");
+            } else {
+                for w in &waiting {
+                    outln!(
+                        "{:<9} {}  {}/{}  {}",
+                        w.outcome,
+                        local_time(&w.since),
+                        crate::util::escape(&w.source),
+                        crate::util::escape(&w.file),
+                        truncate(&crate::util::escape(&w.reason), 100)
+                    );
+                }
+            }
+            Ok(OK)
+        }
+        Some(QuarantineAction::Retry {
+            source,
+            file,
+            force,
+            json: as_json,
+        }) => {
+            let src = match find(&source) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let mut ledger = open(&cfg)?;
+            let out = match quarantine::retry(&cfg, &mut ledger, src, &file, force) {
+                Ok(o) => o,
+                Err(e) => return not_there(e),
+            };
+            let code = if matches!(out.outcome, Outcome::Rejected | Outcome::Held) {
+                FAILED
+            } else {
+                OK
+            };
+            if as_json {
+                json(&[&out]);
+            } else {
+                print_file(&out);
+            }
+            Ok(code)
+        }
+        Some(QuarantineAction::Discard { source, file }) => {
+            let src = match find(&source) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let ledger = open(&cfg)?;
+            match quarantine::discard(&cfg, &ledger, src, &file) {
+                Ok(archived) => {
+                    outln!("discarded {file} (its bytes are kept in {archived})");
+                    Ok(OK)
+                }
+                Err(e) => not_there(e),
+            }
+        }
+    }
+}
+
 /// `sync CART`: one sync now (gate and schedule as the options say).
 fn cmd_sync(
     cfg_flag: Option<PathBuf>,
@@ -632,6 +772,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         },
         Command::Demo { dir } => demo(dir.unwrap_or_else(|| PathBuf::from("stockgate-demo"))),
         Command::Check { .. } => cmd_check(cfg_flag),
+        Command::Quarantine {
+            source,
+            json,
+            action,
+            ..
+        } => cmd_quarantine(cfg_flag, source, json, action),
         Command::Run { once, http, .. } => cmd_run(cfg_flag, once, http),
         Command::Ingest {
             source,
@@ -748,7 +894,18 @@ fn print_file(f: &pickup::FileOutcome) {
     }
     if let Some(q) = &f.quarantined {
         outln!("    mapping: {}", f.mapping);
-        outln!("    quarantined: {q} (reasons in {q}.error.txt; fix it, then ingest it again)");
+        let name = std::path::Path::new(q)
+            .file_name()
+            .map(|n| crate::util::shell_quote(&n.to_string_lossy()))
+            .unwrap_or_default();
+        let retry = format!("stockgate quarantine retry --source {} {name}", f.source);
+        if f.outcome == Outcome::Held {
+            outln!(
+                "    held: {q} (reasons in {q}.error.txt); if it is complete, apply it: {retry} --force"
+            );
+        } else {
+            outln!("    quarantined: {q} (reasons in {q}.error.txt; fix it, then: {retry})");
+        }
     }
 }
 

@@ -186,6 +186,8 @@ pub struct InboundStatus {
     pub rejected: u64,
     /// Full snapshots held in quarantine (apply with `ingest --force`).
     pub held: u64,
+    /// What sits in quarantine now, each file once (rule 39).
+    pub in_quarantine: u64,
     /// The latest of a failed look and a rejected or held file (rule 37).
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
@@ -218,13 +220,18 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     let mut inbound = vec![];
     for i in &cfg.inbound {
         let st = ledger.inbound_stats(&i.id)?;
+        // The folder is the truth of what waits (a file deleted by hand
+        // waits no more; one file is one, whatever it was before).
+        let waiting = crate::quarantine::waiting(cfg, i);
+        let held = waiting.iter().filter(|w| w.outcome == "held").count() as u64;
         inbound.push(InboundStatus {
             source: i.id.clone(),
             kind: i.kind.name().into(),
             last_pickup: st.last_pickup.map(rfc3339),
             applied: st.applied,
-            rejected: st.rejected,
-            held: st.held,
+            rejected: waiting.len() as u64 - held,
+            held,
+            in_quarantine: waiting.len() as u64,
             last_error: st.last_error,
             last_error_at: st.last_error_at.map(rfc3339),
             failures: st.failures,

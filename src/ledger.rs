@@ -629,9 +629,6 @@ pub struct SeenFile {
 pub struct InboundStats {
     pub last_pickup: Option<Millis>,
     pub applied: u64,
-    /// Rejected and held files not yet fixed and applied.
-    pub rejected: u64,
-    pub held: u64,
     /// The latest of a failed look and a rejected or held file, and its time.
     pub last_error: Option<String>,
     pub last_error_at: Option<Millis>,
@@ -965,6 +962,32 @@ impl Ledger {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![source, file_name, sha256, outcome, now, archive, error],
         )?;
+        Ok(())
+    }
+
+    /// Records a quarantined file dropped by an operator (`quarantine
+    /// discard`): its rejected or held records are cleared, and the discard
+    /// is kept with the archive copy of its bytes.
+    pub fn discard_file(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        archive: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE inbound_files SET cleared = 1
+             WHERE source = ?1 AND file_name = ?2 AND outcome IN ('rejected', 'held') AND cleared = 0",
+            params![source, file_name],
+        )?;
+        tx.execute(
+            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path)
+             VALUES (?1, ?2, ?3, 'discarded', ?4, ?5)",
+            params![source, file_name, sha256, now, archive],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -1430,13 +1453,11 @@ impl Ledger {
 
     /// What `status` says of an inbound source, from the ledger.
     pub fn inbound_stats(&self, source: &str) -> Result<InboundStats> {
-        let (last_pickup, applied, rejected, held) = self.conn.query_row(
-            "SELECT MAX(received_at), COUNT(*) FILTER (WHERE outcome = 'applied'),
-                    COUNT(*) FILTER (WHERE outcome = 'rejected' AND cleared = 0),
-                    COUNT(*) FILTER (WHERE outcome = 'held' AND cleared = 0)
+        let (last_pickup, applied) = self.conn.query_row(
+            "SELECT MAX(received_at), COUNT(*) FILTER (WHERE outcome = 'applied')
              FROM inbound_files WHERE source = ?1",
             [source],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let file_error = self
             .conn
@@ -1467,8 +1488,6 @@ impl Ledger {
         Ok(InboundStats {
             last_pickup,
             applied,
-            rejected,
-            held,
             last_error,
             last_error_at,
             last_look: look.last_look,

@@ -2,7 +2,7 @@
 //!
 //! Dependency direction (each module uses only those listed before it):
 //! `util` → `progress` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
-//! `locks` → `ledger` → `transport` → `store` → `acks` → `pickup` → `sync` →
+//! `locks` → `ledger` → `transport` → `store` → `acks` → `pickup` → `quarantine` → `sync` →
 //! `inspect` → `telemetry` → `serve` → `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
 
@@ -18,6 +18,7 @@ pub mod locks;
 pub mod mapping;
 pub mod pickup;
 pub mod progress;
+pub mod quarantine;
 pub mod schedule;
 pub mod serve;
 pub mod store;

@@ -503,10 +503,19 @@ fn apply_file(
         out.zeroed = Some(summary.zeroed);
     }
     out.archived = Some(archived);
-    // A quarantined file, fixed (or forced) and applied, leaves quarantine.
-    if in_dir(path, &cfg.quarantine.join(&src.id)) {
+    // A quarantined file, fixed (or forced) and applied, leaves quarantine;
+    // so does the quarantined copy of a file of that name fixed at the
+    // partner's end (rule 39), its bytes kept in the archive first.
+    let qdir = cfg.quarantine.join(&src.id);
+    if in_dir(path, &qdir) {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(error_txt_path(path));
+    } else {
+        let old = qdir.join(&job.name);
+        if old.is_file() && archive(cfg, &src.id, &old, &job.name, job.now).is_ok() {
+            let _ = std::fs::remove_file(&old);
+            let _ = std::fs::remove_file(error_txt_path(&old));
+        }
     }
     tracing::debug!(source = %src.id, file = %escape(&job.name), rows = out.rows, stale = out.stale, "applied");
     Ok(out)
@@ -770,7 +779,8 @@ fn read_error_text(e: &ReadError) -> String {
     }
 }
 
-fn error_txt_path(p: &Path) -> PathBuf {
+/// The note beside a quarantined file: `<file>.error.txt`.
+pub fn error_txt_path(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(".error.txt");
     PathBuf::from(s)
@@ -798,11 +808,22 @@ fn finish_bad(
     let dir = cfg.quarantine.join(&src.id);
     crate::util::private_dir(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     // Already in quarantine (ingest --force of a held file that is still too short)?
+    // The same bytes under the same name already wait there (the partner
+    // sent the bad file again): one file waits, not `X` and `X~1`.
+    let same = dir.join(name);
+    let waiting_already = same.is_file()
+        && crate::util::sha256_file(&same).is_ok_and(|(h, _)| h == sha)
+        && !in_dir(path, &same);
     let qpath = if path
         .parent()
         .is_some_and(|p| in_dir(p, &dir) && in_dir(&dir, p))
     {
         path.to_path_buf()
+    } else if waiting_already {
+        if opts.consume {
+            std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display())))?;
+        }
+        same
     } else if opts.consume {
         let dest = crate::util::free_path(&dir, name);
         if std::fs::rename(path, &dest).is_err() {
@@ -1418,12 +1439,13 @@ fn pickup_from(
             || e.name.ends_with(".tmp")
             || e.name.ends_with(".part")
             || (rules.done_marker && e.name.ends_with(".done"))
-            || !src.transport.pattern.is_match(&e.name)
         {
             continue;
         }
         let row = seen.get(&e.name);
         let same = row.is_some_and(|r| r.size == e.size as i64 && r.mtime == e.mtime);
+        // Before the pattern: a path in a listing is said, whatever it matches
+        // (`*` stops at a `/`).
         if let Some(why) = crate::util::remote_name_problem(&e.name) {
             // Never fetched, removed or moved, nor made a local path: once
             // warned about and recorded, it is left alone.
@@ -1440,6 +1462,9 @@ fn pickup_from(
                     now,
                 )?;
             }
+            continue;
+        }
+        if !src.transport.pattern.is_match(&e.name) {
             continue;
         }
         let look = match e.kind {

@@ -679,3 +679,143 @@ fn demo_produces_csv_xml_and_846_feeds_once_and_never_sends_for_show() {
         assert_eq!(list(cart).len(), 1, "{cart} got a feed on the second run");
     }
 }
+
+/// Issue 16.4 (CONTRACT §8, rule 39): `quarantine` lists what waits, oldest
+/// first; `retry` and `discard` take a file out; `status` counts what sits
+/// there now, each file once.
+#[test]
+fn quarantine_lists_retries_and_discards_and_status_counts_each_file_once() {
+    let ws = Workspace::new();
+    ws.config(&format!(
+        "{}{}{}{}",
+        header(&["m1"]),
+        inbound("wms", "m1", "inventory", "inv", ""),
+        inbound("snap", "m1", "inventory", "snap", "warehouse = \"MAIN\""),
+        cart("shop", "m1", "")
+    ));
+    ws.mapping("inv", INV_MAPPING);
+    ws.mapping(
+        "snap",
+        &INV_PLAIN_MAPPING.replace("[columns]", "snapshot = \"full\"\n[columns]"),
+    );
+    ws.mapping("feed", FEED_MAPPING);
+    const H: &str = "SKU,Whse,Qty,AsOf,UPC,Title\n";
+    let t0 = "2025-06-01T10:00:00Z";
+    let counts = |ws: &Workspace| -> Vec<(String, u64, u64, u64)> {
+        let v = ws.run_ok(&["status", "--json"], 0).json();
+        v["inbound"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["source"].as_str().unwrap().to_string(),
+                    i["in_quarantine"].as_u64().unwrap(),
+                    i["rejected"].as_u64().unwrap(),
+                    i["held"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // A bad file, taken by the gateway (moved into quarantine).
+    ws.write("in/wms/bad.csv", format!("{H}A,W1,x,{t0},,\n"));
+    assert_eq!(ws.run(&["run", "--once"]).code, 1);
+    // The partner sends the same bad file again: still one file waiting.
+    ws.write("in/wms/bad.csv", format!("{H}A,W1,x,{t0},,\n"));
+    assert_eq!(ws.run(&["run", "--once"]).code, 1);
+    assert_eq!(
+        ws.files_under("var/quarantine/wms"),
+        ["bad.csv", "bad.csv.error.txt"]
+    );
+    // A full snapshot that would zero 3 of 4 SKUs is held.
+    ws.apply("snap", "full1.csv", "SKU,Qty\nA,1\nB,2\nC,3\nD,4\n");
+    let p = ws.write("in/snap/short.csv", "SKU,Qty\nA,1\n");
+    let o = ws.run_ok(&["ingest", "--source", "snap", &p.display().to_string()], 1);
+    std::fs::remove_file(&p).unwrap(); // ingest leaves its own file; run would take it
+    assert!(
+        o.stdout.contains("if it is complete, apply it: stockgate quarantine retry --source snap short.csv --force"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        counts(&ws),
+        [("wms".into(), 1, 1, 0), ("snap".into(), 1, 0, 1)]
+    );
+    let v = ws.run_ok(&["quarantine", "--json"], 0).json();
+    let list: Vec<(&str, &str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["source"].as_str().unwrap(),
+                w["file"].as_str().unwrap(),
+                w["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        list,
+        [
+            ("wms", "bad.csv", "rejected"),
+            ("snap", "short.csv", "held")
+        ]
+    );
+    assert_eq!(v[0]["reason"], "1 error", "{v}");
+    assert_eq!(
+        v[1]["reason"],
+        "would zero 3 of 4 SKUs (warehouse MAIN); apply with ingest --force if it is complete",
+        "{v}"
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(v[0]["since"].as_str().unwrap()).is_ok());
+    let v = ws
+        .run_ok(&["quarantine", "--source", "snap", "--json"], 0)
+        .json();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    // Fixed in place, retried: applied, out of quarantine.
+    ws.write("var/quarantine/wms/bad.csv", format!("{H}A,W1,7,{t0},,\n"));
+    let o = ws.run_ok(&["quarantine", "retry", "--source", "wms", "bad.csv"], 0);
+    assert!(o.stdout.starts_with("applied"), "{}", o.stdout);
+    assert_eq!(ws.explain("A", None)["available"], 8, "MAIN 1 + W1 7");
+    assert!(ws.files_under("var/quarantine/wms").is_empty());
+    // A held file retried without --force stays held (exit 1); discarded, it
+    // leaves quarantine and its bytes stay in the archive.
+    ws.run_ok(&["quarantine", "retry", "--source", "snap", "short.csv"], 1);
+    let o = ws.run_ok(
+        &["quarantine", "discard", "--source", "snap", "short.csv"],
+        0,
+    );
+    assert!(
+        o.stdout
+            .starts_with("discarded short.csv (its bytes are kept in "),
+        "{}",
+        o.stdout
+    );
+    assert!(ws.files_under("var/quarantine/snap").is_empty());
+    let archived = ws.files_under("var/archive/snap");
+    assert!(
+        archived.iter().any(|f| f.ends_with("/short.csv")),
+        "{archived:?}"
+    );
+    assert_eq!(
+        counts(&ws),
+        [("wms".into(), 0, 0, 0), ("snap".into(), 0, 0, 0)]
+    );
+    // A file deleted by hand waits no more; a name not there is a usage error.
+    ws.write("in/wms/bad2.csv", format!("{H}A,W1,y,{t0},,\n"));
+    ws.run(&["run", "--once"]);
+    assert_eq!(counts(&ws)[0], ("wms".into(), 1, 1, 0));
+    std::fs::remove_file(ws.path("var/quarantine/wms/bad2.csv")).unwrap();
+    assert_eq!(counts(&ws)[0], ("wms".into(), 0, 0, 0));
+    let o = ws.run_ok(&["quarantine", "retry", "--source", "wms", "bad2.csv"], 2);
+    assert!(
+        o.stderr
+            .contains("\"bad2.csv\" is not waiting in quarantine/wms/"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        ws.run_ok(&["quarantine"], 0).stdout,
+        "nothing waits in quarantine\n"
+    );
+}

@@ -95,6 +95,14 @@ fn a_kept_rejected_file_is_quarantined_once_and_retried_when_it_changes() {
     set_mtime(&ws.path("in/wms/bad.csv"), now_secs() - 60);
     ws.run_ok(&["run", "--once"], 0);
     assert!(ws.files_under("in/wms").is_empty());
+    // Its quarantined copy leaves with it, its bytes kept in the archive.
+    assert!(ws.files_under("var/quarantine/wms").is_empty());
+    let archived = ws.files_under("var/archive/wms");
+    assert_eq!(
+        archived.iter().filter(|f| f.contains("bad.csv")).count(),
+        2,
+        "the bad and the fixed bytes: {archived:?}"
+    );
     let st = ws.run_ok(&["status", "--json"], 0).json();
     assert_eq!(st["inbound"][0]["rejected"], 0, "{st}");
     assert_eq!(st["inbound"][0]["applied"], 1, "{st}");
@@ -102,14 +110,17 @@ fn a_kept_rejected_file_is_quarantined_once_and_retried_when_it_changes() {
 }
 
 #[test]
-fn rejected_files_are_counted_from_the_ledger_and_cleared_by_a_fixed_ingest() {
+fn rejected_files_are_counted_from_the_quarantine_and_cleared_by_a_fixed_ingest() {
     let ws = ws_with("");
     ws.write("in/wms/bad.csv", BAD);
     ws.run_ok(&["run", "--once"], 1);
-    // Even with the quarantine folder gone, status knows.
-    std::fs::remove_dir_all(ws.path("var/quarantine")).unwrap();
     let st = ws.run_ok(&["status", "--json"], 0).json();
     assert_eq!(st["inbound"][0]["rejected"], 1, "{st}");
+    // What sits there is what waits (rule 39): the folder gone, nothing waits.
+    std::fs::remove_dir_all(ws.path("var/quarantine")).unwrap();
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    assert_eq!(st["inbound"][0]["rejected"], 0, "{st}");
+    assert_eq!(st["inbound"][0]["in_quarantine"], 0, "{st}");
     // The operator fixes the quarantined copy and ingests it again.
     let fixed = ws.write("var/quarantine/wms/bad.csv", STOCK);
     ws.write("var/quarantine/wms/bad.csv.error.txt", "old");
