@@ -1145,7 +1145,8 @@ impl Ledger {
         })
     }
 
-    pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
+    /// A write transaction for one file and the report id it will take.
+    fn begin_report(&mut self) -> Result<(Transaction<'_>, i64)> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1153,6 +1154,11 @@ impl Ledger {
             tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
                 r.get(0)
             })?;
+        Ok((tx, report_id))
+    }
+
+    pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
+        let (tx, report_id) = self.begin_report()?;
         Ok(OrderBatch {
             tx,
             merchant: merchant.to_string(),
@@ -1162,13 +1168,7 @@ impl Ledger {
     }
 
     pub fn product_batch(&mut self, merchant: &str) -> Result<ProductBatch<'_>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let report_id: i64 =
-            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
-                r.get(0)
-            })?;
+        let (tx, report_id) = self.begin_report()?;
         Ok(ProductBatch {
             tx,
             merchant: merchant.to_string(),
@@ -2224,24 +2224,7 @@ impl ProductBatch<'_> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
-        if duplicate_in(&self.tx, meta)? {
-            self.tx.rollback()?;
-            return Ok(Applied::Duplicate);
-        }
-        self.tx.execute(
-            "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
-             VALUES (?1, ?2, ?3, 'products', ?4, ?5, NULL, ?6, 0, 0, ?7)",
-            params![self.report_id, meta.source, self.merchant, meta.file_name, meta.sha256, meta.rows, meta.now],
-        )?;
-        record_applied(&self.tx, meta, self.report_id)?;
-        let id = self.report_id;
-        self.tx.commit()?;
-        Ok(Applied::Applied(ApplySummary {
-            report_id: id,
-            rows: meta.rows,
-            stale: 0,
-            zeroed: 0,
-        }))
+        commit_report(self.tx, meta, &self.merchant, self.report_id, "products")
     }
 }
 
@@ -2285,26 +2268,37 @@ impl OrderBatch<'_> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
-        if duplicate_in(&self.tx, meta)? {
-            // Drops the staged lines with the rest of the transaction.
-            self.tx.rollback()?;
-            return Ok(Applied::Duplicate);
-        }
-        self.tx.execute(
-            "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
-             VALUES (?1, ?2, ?3, 'orders', ?4, ?5, NULL, ?6, 0, 0, ?7)",
-            params![self.report_id, meta.source, self.merchant, meta.file_name, meta.sha256, meta.rows, meta.now],
-        )?;
-        record_applied(&self.tx, meta, self.report_id)?;
-        let id = self.report_id;
-        self.tx.commit()?;
-        Ok(Applied::Applied(ApplySummary {
-            report_id: id,
-            rows: meta.rows,
-            stale: 0,
-            zeroed: 0,
-        }))
+        commit_report(self.tx, meta, &self.merchant, self.report_id, "orders")
     }
+}
+
+/// Ends a file's transaction: a duplicate (rule 12, checked inside it) drops
+/// what was staged; otherwise its report (`kind`, no as-of) and its applied
+/// record are written and everything is committed at once.
+fn commit_report(
+    tx: Transaction<'_>,
+    meta: &ReportMeta,
+    merchant: &str,
+    report_id: i64,
+    kind: &str,
+) -> Result<Applied> {
+    if duplicate_in(&tx, meta)? {
+        tx.rollback()?;
+        return Ok(Applied::Duplicate);
+    }
+    tx.execute(
+        "INSERT INTO reports (id, source, merchant, kind, file_name, sha256, as_of, rows, stale, zeroed, applied_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, 0, 0, ?8)",
+        params![report_id, meta.source, merchant, kind, meta.file_name, meta.sha256, meta.rows, meta.now],
+    )?;
+    record_applied(&tx, meta, report_id)?;
+    tx.commit()?;
+    Ok(Applied::Applied(ApplySummary {
+        report_id,
+        rows: meta.rows,
+        stale: 0,
+        zeroed: 0,
+    }))
 }
 
 #[cfg(test)]

@@ -2336,7 +2336,10 @@ fn issue15_3_an_impossible_date_rejects_the_set_whatever_its_qualifier() {
     }
     // Nothing applied (the 997s took control numbers, nothing else changed).
     let dump = ws.ledger_dump();
-    assert!(dump.contains("reports: 0\nstock: 0\n"), "{dump}");
+    assert!(
+        dump.contains("\nreports: 0\n") && dump.contains("\nstock: 0\n"),
+        "{dump}"
+    );
     let acks = acks_sent(&ws);
     assert_eq!(acks.len(), 2);
     for a in &acks {
