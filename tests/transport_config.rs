@@ -24,21 +24,90 @@ schedule = "every 1m"
     ws.run(&["check"])
 }
 
+/// The shipped examples pass `check`: clean once their password variables
+/// are set, and with each unset variable named in a warning (rule 40).
 #[test]
 fn the_shipped_examples_pass_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for name in ["ftp.toml", "ftps.toml", "sftp.toml"] {
-        let o = run_bin(
-            &[
-                "--config".into(),
-                root.join(name).display().to_string(),
-                "check".into(),
-            ],
-            &root,
-        );
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let vars: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("password_env = \""))
+            .filter_map(|r| r.split_once('"'))
+            .map(|(v, _)| v.to_string())
+            .collect();
+        assert!(!vars.is_empty(), "{name}");
+        let args = [
+            "--config".into(),
+            root.join(name).display().to_string(),
+            "check".into(),
+        ];
+        let set: Vec<_> = vars.iter().map(|v| (v.clone(), "x".to_string())).collect();
+        let o = run_bin_env(&args, &root, &set);
         assert_eq!(o.code, 0, "{name}: {}{}", o.stdout, o.stderr);
         assert!(o.stdout.starts_with("ok: "), "{name}: {}", o.stdout);
+        let o = run_bin(&args, &root);
+        assert_eq!(o.code, 0, "{name}: {}{}", o.stdout, o.stderr);
+        for v in &vars {
+            let want = format!(
+                "password_env`: environment variable \"{v}\" is not set (it is read at each connection)"
+            );
+            assert_eq!(
+                o.stdout.matches(&want).count(),
+                1,
+                "{name}: {want}\n{}",
+                o.stdout
+            );
+        }
+        assert!(
+            o.stdout.lines().last().unwrap().starts_with("ok: "),
+            "{}",
+            o.stdout
+        );
     }
+}
+
+/// Rule 40: every `password_env` and `key_passphrase_env` naming a variable
+/// that is not set (or empty) is a warning naming the key and the variable;
+/// `check` still passes.
+#[test]
+fn an_unset_secret_variable_is_a_warning_naming_key_and_variable() {
+    let ws = connect_ws(&format!(
+        "{}type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\nkey_file = \"id\"\nkey_passphrase_env = \"SG_TEST_R40_PASS\"\nhost_key_sha256 = \"SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8\"\n{}type = \"ftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"SG_TEST_R40_PW\"\n{}type = \"sftp\"\nhost = \"h\"\nuser = \"u\"\npassword_env = \"SG_TEST_R40_PW\"\nhost_key_sha256 = \"SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8\"\n",
+        source("wms", "inventory", "inv"),
+        feed_cart("shop"),
+        feed_cart("other"),
+    ));
+    ws.write("id", "not really a key\n");
+    let c = ws.config_path().display().to_string();
+    let want = [
+        format!(
+            "warning: {c}:19: key `inbound[0].transport.key_passphrase_env`: environment variable \"SG_TEST_R40_PASS\" is not set (it is read at each connection)"
+        ),
+        format!(
+            "warning: {c}:32: key `cart[0].transport.password_env`: environment variable \"SG_TEST_R40_PW\" is not set (it is read at each connection)"
+        ),
+        format!(
+            "warning: {c}:44: key `cart[1].transport.password_env`: environment variable \"SG_TEST_R40_PW\" is not set (it is read at each connection)"
+        ),
+    ];
+    for env in [vec![], vec![("SG_TEST_R40_PW".to_string(), String::new())]] {
+        let o = ws.run_env(&["check"], &env);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        let lines: Vec<&str> = o.stdout.lines().collect();
+        assert_eq!(lines[..3], want, "\n{}", o.stdout);
+        assert!(lines[3].starts_with("ok: "), "{}", o.stdout);
+        assert_eq!(lines.len(), 4, "{}", o.stdout);
+    }
+    let set = |v: &str| (v.to_string(), "set".to_string());
+    let o = ws.run_env(
+        &["check"],
+        &[set("SG_TEST_R40_PW"), set("SG_TEST_R40_PASS")],
+    );
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.starts_with("ok: "), "{}", o.stdout);
+    assert_eq!(o.stdout.lines().count(), 1, "{}", o.stdout);
 }
 
 #[test]
