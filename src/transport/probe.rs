@@ -126,8 +126,10 @@ pub fn check_bounded(target: Target) -> Outcome {
         Err(e) => Err(TransportError::io("cannot start a thread", &e)),
         Ok(_) => rx.recv_timeout(timeout + GRACE).unwrap_or_else(|_| {
             Err(TransportError::retryable(format!(
-                "not done within {} (its timeout): the server answers too slowly or not at all",
-                show_duration(timeout)
+                "no result within {} (timeout {} + {}): the server answers too slowly or not at all",
+                show_duration(timeout + GRACE),
+                show_duration(timeout),
+                show_duration(GRACE)
             )))
         }),
     };
