@@ -454,18 +454,27 @@ fn check_connect_passes_a_good_config_and_leaves_nothing() {
     let (fr, sr) = (f.remote(), s.remote());
     fr.put("in/waiting.csv", STOCK_LINE);
     sr.put("in/waiting.csv", STOCK_LINE);
+    let edi = format!(
+        "\n[[inbound]]\nid = \"edi\"\nmerchant = \"m1\"\nkind = \"inventory\"\nmapping = \"x12in\"\nwarehouse = \"EDI\"\nacknowledge = true\n[inbound.ack_transport]\n{}[inbound.transport]\ntype = \"dir\"\npath = \"in/edi\"\n",
+        sr.transport("acks", "")
+    );
     let ws = connect_ws(&format!(
-        "{}{}{}{}{}type = \"dir\"\npath = \"in/local\"\n{}{}{}type = \"dir\"\npath = \"out/local\"\n",
+        "{}{}{}{}{}type = \"dir\"\npath = \"in/local\"\n{}{}{}{}type = \"dir\"\npath = \"out/local\"\n",
         source("fin", "inventory", "inv"),
         fr.transport("in", ""),
         source("sin", "inventory", "inv"),
         sr.transport("in", ""),
         source("local", "inventory", "inv"),
+        edi,
         feed_cart("fout") + &fr.transport("out", ""),
         feed_cart("sout") + &sr.transport("out", ""),
         feed_cart("local"),
     ));
     ws.write("in/local/a.csv", STOCK_LINE);
+    ws.mapping(
+        "x12in",
+        "format = \"x12\"\nrecord = \"inventory\"\nsku_qualifier = \"BP\"\nquantity_qualifier = \"34\"\n",
+    );
     std::fs::create_dir_all(ws.path("out/local")).unwrap();
     let env: Vec<_> = fr.env.iter().chain(&sr.env).cloned().collect();
     let o = ws.run_env(&["check", "--connect"], &env);
@@ -482,6 +491,14 @@ fn check_connect_passes_a_good_config_and_leaves_nothing() {
             format!(
                 "ok  inbound local: {} (listed, 1 entry)",
                 ws.path("in/local").display()
+            ),
+            format!(
+                "ok  inbound edi: {} (not there yet; it can be made)",
+                ws.path("in/edi").display()
+            ),
+            format!(
+                "ok  inbound edi ack_transport: {}/acks (writable)",
+                at("sftp")
             ),
             format!("ok  cart fout: {}/out (writable)", at("ftp")),
             format!("ok  cart sout: {}/out (writable)", at("sftp")),

@@ -13,7 +13,7 @@
 
 use super::{Folder, TransportError, dir::DirFolder};
 use crate::config::{Config, Endpoint};
-use crate::util::{bounded, show_duration};
+use crate::util::{ECHO_MAX, bounded, show_duration};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,25 +55,23 @@ impl Outcome {
 /// without a repeated location, bounded).
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (role, at) = (
+            bounded(&self.role, ECHO_MAX),
+            bounded(&self.describe, ECHO_MAX),
+        );
         match &self.result {
-            Ok(note) => write!(f, "ok  {}: {} ({note})", self.role, self.describe),
+            Ok(note) => write!(f, "ok  {role}: {at} ({note})"),
             Err(e) => {
                 let prefix = format!("{}: ", self.describe);
                 let message = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
-                write!(
-                    f,
-                    "{}: {}: {}",
-                    self.role,
-                    self.describe,
-                    bounded(message, MESSAGE_MAX)
-                )
+                write!(f, "{role}: {at}: {}", bounded(message, MESSAGE_MAX))
             }
         }
     }
 }
 
 /// Every endpoint of the config, in its order: each inbound source (then its
-/// `ack_transport`, when it has one), then each cart.
+/// `ack_transport`, when it sends 997s there), then each cart.
 pub fn targets(cfg: &Config) -> Vec<Target> {
     let mut out = vec![];
     for i in &cfg.inbound {
@@ -82,7 +80,7 @@ pub fn targets(cfg: &Config) -> Vec<Target> {
             endpoint: i.transport.endpoint.clone(),
             outbound: false,
         });
-        if let Some(ack) = &i.ack_transport {
+        if let Some(ack) = i.ack_transport.as_ref().filter(|_| i.acknowledge) {
             out.push(Target {
                 role: format!("inbound {} ack_transport", i.id),
                 endpoint: ack.endpoint.clone(),
@@ -303,6 +301,22 @@ mod tests {
             result: Ok("writable".into()),
         };
         assert_eq!(o.to_string(), "ok  cart shop: sftp://u@h:22/out (writable)");
+        // Echoes are bounded and escaped: a long folder, a reply with a newline.
+        let long = format!("ftp://u@h:21/{}", "d".repeat(400));
+        let o = Outcome {
+            role: "cart shop".into(),
+            describe: long.clone(),
+            result: Err(TransportError::permanent(format!(
+                "{long}: cannot put x: 553 no\r\nforged line"
+            ))),
+        };
+        assert_eq!(
+            o.to_string(),
+            format!(
+                "cart shop: {}…: cannot put x: 553 no\\r\\nforged line",
+                &long[..ECHO_MAX]
+            )
+        );
         assert_eq!(
             probe_name(),
             format!(".stockgate-check-{}.tmp", std::process::id())
