@@ -237,6 +237,10 @@ fn a_broken_pattern_is_named_by_check() {
         "{}",
         o.stdout
     );
+    // A bad config is a bad config with --connect too: nothing is tried.
+    let c = ws.run_ok(&["check", "--connect"], 2);
+    assert_eq!((c.stdout, c.stderr), (o.stdout, o.stderr));
+    assert!(!ws.path("in").exists());
 }
 
 #[test]
