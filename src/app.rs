@@ -234,11 +234,14 @@ pub enum Command {
     },
     /// Validate the config and every mapping; list every problem
     #[command(
-        after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any."
+        after_help = "Every problem of the config and of every mapping it names is listed in one run,\neach once, as FILE:LINE: key `KEY`: what is wrong. Exit status 2 when there is any.\n\nWith --connect, once the config is good, every endpoint is also reached: each remote\none logged in to (host key or certificate checked), its folder listed (inbound) or a\ntemporary file written and removed (outbound); each local folder found or makeable and,\noutbound, writable. One line per endpoint; exit status 1 when any fails. Nothing is\nfetched, delivered or recorded."
     )]
     Check {
         #[command(flatten)]
         cfg: ConfigArg,
+        /// Also log in to every endpoint and try its folder (changes nothing)
+        #[arg(long)]
+        connect: bool,
     },
     /// Print the man page (roff) on stdout: stockgate man > stockgate.1
     Man,
@@ -292,7 +295,7 @@ impl Command {
             | Command::Explain { cfg, .. }
             | Command::History { cfg, .. }
             | Command::Quarantine { cfg, .. }
-            | Command::Check { cfg } => cfg.config.clone(),
+            | Command::Check { cfg, .. } => cfg.config.clone(),
             _ => None,
         }
     }
@@ -467,8 +470,9 @@ macro_rules! try_cfg {
     };
 }
 
-/// `check`: every problem of the config and of every mapping, in one pass.
-fn cmd_check(cfg_flag: Option<PathBuf>) -> anyhow::Result<i32> {
+/// `check`: every problem of the config and of every mapping, in one pass;
+/// `--connect`: then every endpoint reached, one line each.
+fn cmd_check(cfg_flag: Option<PathBuf>, connect: bool) -> anyhow::Result<i32> {
     let path = config::default_path(cfg_flag.clone());
     match config::load(&path) {
         Ok(cfg) => {
@@ -482,7 +486,19 @@ fn cmd_check(cfg_flag: Option<PathBuf>) -> anyhow::Result<i32> {
                 count(cfg.inbound.len(), "inbound source"),
                 count(cfg.carts.len(), "cart")
             );
-            Ok(OK)
+            if !connect {
+                return Ok(OK);
+            }
+            let outcomes = crate::transport::probe::connect_check(&cfg);
+            for o in &outcomes {
+                outln!("{o}");
+            }
+            let failed = outcomes.iter().filter(|o| !o.ok()).count();
+            if failed == 0 {
+                return Ok(OK);
+            }
+            eprintln!("{failed} of {} failed", count(outcomes.len(), "endpoint"));
+            Ok(FAILED)
         }
         Err(problems) => {
             for p in &problems {
@@ -771,7 +787,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Err(e) => Err(e.into()),
         },
         Command::Demo { dir } => demo(dir.unwrap_or_else(|| PathBuf::from("stockgate-demo"))),
-        Command::Check { .. } => cmd_check(cfg_flag),
+        Command::Check { connect, .. } => cmd_check(cfg_flag, connect),
         Command::Quarantine {
             source,
             json,

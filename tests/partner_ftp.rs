@@ -305,3 +305,49 @@ fn an_upload_the_server_takes_too_slowly_fails_at_transfer_timeout() {
     );
     assert!(e.message.ends_with(" bytes sent)"), "{e}");
 }
+
+/// `check --connect` is bounded by each endpoint's timeout: a server that
+/// answers every command slowly, yet each within the timeout, is given up
+/// at the timeout plus 2 s, named, and the next endpoint is still checked.
+#[test]
+fn check_connect_gives_up_on_a_slow_server_at_its_timeout() {
+    let f = FakeFtp::start(
+        &[],
+        Script {
+            reply_delay: Some(std::time::Duration::from_millis(1200)),
+            ..Script::default()
+        },
+    );
+    let ws = ws_for(&f, "");
+    let cfg = ws
+        .read("stockgate.toml")
+        .replace("timeout = \"5s\"", "timeout = \"2s\"");
+    ws.config(&format!("{cfg}{}", cart("shop", "m1", "")));
+    ws.mapping("feed", FEED_MAPPING);
+    let started = std::time::Instant::now();
+    let o = ws.run_env(&["check", "--connect"], &f.env());
+    let took = started.elapsed();
+    assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "inbound wms: ftp://bob@127.0.0.1:{}/in: no result within 4s (timeout 2s + 2s): the server answers too slowly or not at all",
+                f.port
+            ),
+            format!(
+                "ok  cart shop: {} (not there yet; it can be made)",
+                ws.path("out/shop").display()
+            ),
+        ],
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stderr, "1 of 2 endpoints failed\n");
+    assert!(
+        took >= std::time::Duration::from_millis(3900) && took < std::time::Duration::from_secs(8),
+        "{took:?}"
+    );
+    assert!(!o.stdout.contains("fake-pw") && !o.stderr.contains("fake-pw"));
+}

@@ -280,6 +280,22 @@ fn existing_file(cx: &mut Ctx, table: &str, i: usize, key: &str, p: &std::path::
     file
 }
 
+/// Rule 40: a secret's variable that is not set (or empty) is a warning
+/// naming the key and the variable: every connection would fail without it.
+fn unset_variable(cx: &mut Ctx, table: &str, i: usize, key: &str, var: &str) {
+    if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+        cx.warn(
+            table,
+            i,
+            key,
+            format!(
+                "environment variable {} is not set (it is read at each connection)",
+                crate::util::quoted(var)
+            ),
+        );
+    }
+}
+
 /// Warns about `@cert-authority` lines of a known_hosts file: host
 /// certificates are not checked (libssh2 has no support), so such a line
 /// trusts nothing and the server's own key must be listed.
@@ -446,7 +462,10 @@ pub(super) fn transport_spec(
                 );
                 Some(Password::Inline(Arc::new(SecretString::from(p.clone()))))
             }
-            (None, Some(v)) => Some(Password::Env(v.clone())),
+            (None, Some(v)) => {
+                unset_variable(cx, table, i, "password_env", v);
+                Some(Password::Env(v.clone()))
+            }
             (None, None) => {
                 if needed {
                     cx.at(
@@ -511,6 +530,9 @@ pub(super) fn transport_spec(
                 }
                 (Some(k), None) => {
                     let file = existing_file(cx, table, i, "key_file", k);
+                    if let Some(v) = &t.key_passphrase_env {
+                        unset_variable(cx, table, i, "key_passphrase_env", v);
+                    }
                     SftpAuth::Key {
                         file,
                         passphrase: t.key_passphrase_env.clone().map(Password::Env),

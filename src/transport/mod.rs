@@ -6,6 +6,7 @@
 
 pub mod dir;
 pub mod ftp;
+pub mod probe;
 pub mod sftp;
 
 use crate::config::{Endpoint, TransportSpec};

@@ -33,6 +33,9 @@ pub struct Script {
     pub stor_trickle: Option<Duration>,
     /// RETR of these names answers `550 Permission denied`.
     pub refuse_retr: Vec<String>,
+    /// Every reply (the greeting too) waits this long: a server that
+    /// answers each command within the client's timeout, yet slowly.
+    pub reply_delay: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -161,7 +164,13 @@ fn session(
     s.set_write_timeout(Some(WAIT))?;
     let mut out = s.try_clone()?;
     let mut input = BufReader::new(s);
-    let reply = |out: &mut TcpStream, text: &str| out.write_all(format!("{text}\r\n").as_bytes());
+    let delay = script.reply_delay;
+    let reply = |out: &mut TcpStream, text: &str| {
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        out.write_all(format!("{text}\r\n").as_bytes())
+    };
     reply(&mut out, "220 fake FTP")?;
     let end = Instant::now() + LIFETIME;
     let mut pasv: Option<TcpListener> = None;
