@@ -64,6 +64,8 @@ pub struct Telemetry {
     last_success: Family<CartLabel, Gauge>,
     transfer_seconds: Family<Transfer, Histogram, fn() -> Histogram>,
     retries_pending: Gauge,
+    /// Carts waiting to retry, with when (ms since the epoch).
+    retry_due: Mutex<std::collections::BTreeMap<String, i64>>,
     ledger_bytes: Gauge,
     pickup_failures: Family<SourceLabel, Counter>,
     last_look: Family<SourceLabel, Gauge>,
@@ -162,6 +164,7 @@ impl Telemetry {
             last_success,
             transfer_seconds,
             retries_pending,
+            retry_due: Mutex::new(Default::default()),
             ledger_bytes,
             heartbeat: AtomicI64::new(crate::util::now_ms()),
             trouble: Mutex::new(None),
@@ -262,8 +265,20 @@ impl Telemetry {
             .observe(seconds);
     }
 
-    pub fn set_retries_pending(&self, n: i64) {
-        self.retries_pending.set(n);
+    /// The carts waiting to retry a failed delivery, with when (ms since
+    /// the epoch): `stockgate_retries_pending` and the status page.
+    pub fn set_retries(&self, due: std::collections::BTreeMap<String, i64>) {
+        self.retries_pending.set(due.len() as i64);
+        *self.retry_due.lock().unwrap_or_else(|e| e.into_inner()) = due;
+    }
+
+    /// When `cart` retries a failed delivery, if it waits to.
+    pub fn retry_due(&self, cart: &str) -> Option<i64> {
+        self.retry_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(cart)
+            .copied()
     }
 
     /// A worker panicked: counted, and trouble until it runs a pass again.
@@ -291,7 +306,8 @@ impl Telemetry {
     }
 
     /// Why the gateway is unhealthy, if it is: [`Telemetry::trouble`], then
-    /// each worker that panicked and has not run a pass since.
+    /// each worker that panicked and has not run a pass since, then each
+    /// source that failed 3 looks or more in a row (rule 37), all named.
     pub fn trouble_now(&self) -> Option<String> {
         let mut parts: Vec<String> = self
             .trouble
@@ -308,6 +324,7 @@ impl Telemetry {
         {
             parts.push(format!("{w} panicked: {why}"));
         }
+        parts.extend(self.failing_sources());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
@@ -355,8 +372,16 @@ mod tests {
             text.contains("stockgate_last_look_timestamp_seconds{source=\"far\"} 1700000000"),
             "{text}"
         );
+        t.worker_panicked("cart shop", "boom");
+        assert_eq!(
+            t.trouble_now().as_deref(),
+            Some("cart shop panicked: boom; source far: 3 failed looks in a row")
+        );
         t.look("far", true, 1_700_000_180_000);
         assert_eq!(t.failing_sources(), None);
+        assert_eq!(t.trouble_now().as_deref(), Some("cart shop panicked: boom"));
+        t.worker_ran("cart shop");
+        assert_eq!(t.trouble_now(), None);
     }
 
     #[test]
