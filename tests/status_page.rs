@@ -312,6 +312,45 @@ fn page_is_escaped_html() {
     assert_eq!((code, body.as_str()), (200, ""));
 }
 
+#[test]
+fn page_marks_failing_rows_and_shows_a_pending_retry() {
+    let r = start();
+    let cfg = stockgate::config::load(&r.ws.config_path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let ledger = stockgate::ledger::Ledger::open(&cfg.ledger_path).unwrap();
+    let looked = 1_750_000_000_000;
+    ledger.note_look("orders", looked, None).unwrap();
+    for at in [looked + 60_000, looked + 120_000] {
+        ledger
+            .note_look("orders", at, Some("connect: refused <b>"))
+            .unwrap();
+    }
+    let retry = stockgate::util::now_ms() + 5_000;
+    r.telemetry
+        .set_retries([("outlet".to_string(), retry)].into_iter().collect());
+    let (code, _, body) = get(r.addr(), "/");
+    assert_eq!(code, 200, "{body}");
+    let rfc = stockgate::util::rfc3339;
+    for want in [
+        "<th>Last look</th><th>Failures</th><th>Last pickup</th>",
+        "<th>Last error</th><th>Error at</th>",
+        "<th>Last attempt</th><th>Last success</th><th>Last outcome</th>",
+        "<tr class=\"failing\"><td data-label=\"Source\">orders<span class=\"flag\">failing</span></td>",
+        &format!("<td data-label=\"Last look\">{}</td>", rfc(looked)),
+        "<td data-label=\"Failures\"><span class=\"bad\">2</span></td>",
+        "<span class=\"err\">connect: refused &lt;b&gt;</span>",
+        &format!("<td data-label=\"Error at\">{}</td>", rfc(looked + 120_000)),
+        "<tr class=\"failing\"><td data-label=\"Cart\">outlet<span class=\"flag\">failing</span></td>",
+        &format!("<td data-label=\"Next due\">{} (retry)</td>", rfc(retry)),
+        "<tr><td data-label=\"Cart\">shop</td>",
+        "<tr><td data-label=\"Source\">wms</td>",
+    ] {
+        assert!(body.contains(want), "no {want} in:\n{body}");
+    }
+    // A cart that was skipped, or a source that looks fine, is not failing.
+    assert_eq!(body.matches("<tr class=\"failing\">").count(), 2, "{body}");
+    assert!(!body.contains("<b>"), "{body}");
+}
+
 // ----- a real browser -----
 
 /// Debian's Chromium (or `$STOCKGATE_CHROMIUM`), if installed.
