@@ -1,6 +1,7 @@
 //! The HTTP server (`stockgate::serve`) over a real ledger filled by the real
 //! binary: `/healthz`, `/metrics`, and the status page rendered by a real
-//! headless Chromium at phone size.
+//! headless Chromium at phone size; and a real daemon whose SFTP source
+//! cannot look (a wrong host key) until a reload fixes it.
 
 mod common;
 use common::*;
@@ -495,4 +496,230 @@ fn page_in_a_real_browser_at_phone_size() {
             assert!(browser(&bin, &args, &shots, limit).0, "{name} screenshot");
         }
     }
+}
+
+// ----- a real daemon, a source that cannot look -----
+
+/// `stockgate --log-format json run --http 127.0.0.1:0` in `ws`, and the
+/// address it serves on; killed on drop.
+struct Served {
+    child: std::process::Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(ws: &Workspace) -> Served {
+        let log = ws.path("daemon.log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(ws.config_path())
+            .args(["--log-format", "json", "run", "--http", "127.0.0.1:0"])
+            .current_dir(ws.dir())
+            .env("STOCKGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut addr = None;
+        wait_for("the http address", Duration::from_secs(10), || {
+            addr = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find_map(|v| v["addr"].as_str().and_then(|a| a.parse().ok()));
+            addr.is_some()
+        });
+        Served {
+            child,
+            log,
+            addr: addr.unwrap(),
+        }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number in `metrics`' line `name N`, if there is one.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+fn sftp_source_config(s: &common::sshd::Sshd, known_hosts: &Path) -> String {
+    format!(
+        r#"{}
+[[inbound]]
+id = "far"
+merchant = "m1"
+kind = "inventory"
+mapping = "inv"
+poll = "1s"
+[inbound.transport]
+type = "sftp"
+host = "{}"
+port = {}
+user = "{}"
+key_file = "{}"
+known_hosts = "{}"
+remote_dir = "{}/in"
+pattern = "*.csv"
+stable_for = "1s"
+timeout = "10s"
+{}"#,
+        header(&["m1"]),
+        s.host,
+        s.port,
+        s.user,
+        s.key.display(),
+        known_hosts.display(),
+        s.data.display(),
+        cart("shop", "m1", "")
+    )
+}
+
+#[test]
+fn a_source_with_a_wrong_host_key_is_visible_everywhere_until_fixed_by_a_reload() {
+    let Some(s) = common::sshd::Sshd::start() else {
+        println!("SKIPPED: no sshd");
+        return;
+    };
+    let remote = s.remote();
+    remote.mkdir("in");
+    remote.put("in/stock.csv", common::remote::STOCK);
+    // A known_hosts that gives this server another key.
+    let wrong_pub = std::fs::read_to_string(format!("{}.pub", s.wrong_key.display())).unwrap();
+    let wrong_pub: Vec<_> = wrong_pub.split_whitespace().take(2).collect();
+    let wrong_kh = s.tmp.path().join("kh_wrong");
+    std::fs::write(
+        &wrong_kh,
+        format!("[127.0.0.1]:{} {}\n", s.port, wrong_pub.join(" ")),
+    )
+    .unwrap();
+    let ws = Workspace::new();
+    ws.config(&sftp_source_config(&s, &wrong_kh));
+    ws.mapping("inv", INV_MAPPING);
+    ws.mapping("feed", FEED_MAPPING);
+    let d = Served::start(&ws);
+
+    // /healthz: 503 naming the source, once 3 looks in a row have failed.
+    let mut failed = 0;
+    wait_for(
+        "/healthz to name the source",
+        Duration::from_secs(30),
+        || {
+            let (code, _, body) = get(d.addr, "/healthz");
+            failed = body
+                .strip_prefix("trouble: source far: ")
+                .and_then(|b| b.strip_suffix(" failed looks in a row\n"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            code == 503 && failed >= 3
+        },
+    );
+    let (_, _, metrics) = get(d.addr, "/metrics");
+    let counted = metric(&metrics, "stockgate_pickup_failures_total{source=\"far\"}").unwrap();
+    assert!(counted >= 3.0, "{metrics}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "stockgate_last_look_timestamp_seconds{source=\"far\"}"
+        ),
+        None,
+        "{metrics}"
+    );
+
+    // status --json: the error, its time, failures in a row, no good look.
+    let want_error = format!(
+        "host key of 127.0.0.1:{port} does NOT match known_hosts {kh}: the server offers ssh-ed25519 {fp}; if an administrator of the server confirms it, add `[127.0.0.1]:{port} ssh-ed25519 <key>` to {kh} (ssh-keyscan -p {port} 127.0.0.1) or set host_key_sha256 = \"{fp}\"",
+        port = s.port,
+        kh = wrong_kh.display(),
+        fp = s.fingerprint,
+    );
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let far = &st["inbound"][0];
+    assert_eq!(far["source"], "far", "{st}");
+    assert_eq!(far["last_error"], want_error.as_str(), "{st}");
+    assert!(far["failures"].as_u64().unwrap() >= 3, "{st}");
+    assert!(far["last_error_at"].is_string(), "{st}");
+    assert_eq!(far["last_look"], serde_json::Value::Null, "{st}");
+    assert_eq!(far["applied"], 0, "{st}");
+
+    // The page: the row marked failing, the error escaped, no good look yet.
+    let (code, _, page) = get(d.addr, "/");
+    assert_eq!(code, 200, "{page}");
+    for want in [
+        "<tr class=\"failing\"><td data-label=\"Source\">far<span class=\"flag\">failing</span></td><td data-label=\"Kind\">inventory</td><td data-label=\"Last look\">—</td>".to_string(),
+        "<span class=\"health bad\">trouble: source far: ".to_string(),
+        format!("host key of 127.0.0.1:{} does NOT match known_hosts", s.port),
+    ] {
+        assert!(page.contains(&want), "no {want} in:\n{page}");
+    }
+    if let Some(bin) = chromium() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = chromium_args(&tmp.path().join("profile"));
+        args.extend(["--dump-dom".to_string(), format!("http://{}/", d.addr)]);
+        let (ok, dom, stderr) = browser(&bin, &args, tmp.path(), Duration::from_secs(60));
+        assert!(ok, "chromium --dump-dom failed\nstderr:\n{stderr}");
+        for want in [
+            ">far<span class=\"flag\">failing</span>",
+            "does NOT match known_hosts",
+            "&lt;key&gt;",
+        ] {
+            assert!(dom.contains(want), "no {want} in the DOM:\n{dom}");
+        }
+    }
+
+    // Fixed by a config change and SIGHUP: a good look clears it all, and
+    // the file applies.
+    ws.config(&sftp_source_config(&s, &s.known_hosts));
+    d.hup();
+    wait_for("/healthz ok", Duration::from_secs(30), || {
+        let (code, _, body) = get(d.addr, "/healthz");
+        (code, body.as_str()) == (200, "ok\n")
+    });
+    wait_for("the file applied", Duration::from_secs(30), || {
+        ws.run_ok(&["status", "--json"], 0).json()["inbound"][0]["applied"] == 1
+    });
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let far = &st["inbound"][0];
+    assert_eq!(far["failures"], 0, "{st}");
+    assert_eq!(far["last_error"], serde_json::Value::Null, "{st}");
+    assert_eq!(far["last_error_at"], serde_json::Value::Null, "{st}");
+    let last_look = far["last_look"].as_str().expect("a good look").to_string();
+    assert_eq!(ws.value("A", "shop"), 10);
+    let (_, _, metrics) = get(d.addr, "/metrics");
+    let look = metric(
+        &metrics,
+        "stockgate_last_look_timestamp_seconds{source=\"far\"}",
+    )
+    .unwrap();
+    assert!(look >= epoch(&last_look) as f64 - 5.0, "{metrics}");
+    let (_, _, page) = get(d.addr, "/");
+    assert!(!page.contains("class=\"failing\""), "{page}");
+    assert!(
+        page.contains(
+            "<tr><td data-label=\"Source\">far</td><td data-label=\"Kind\">inventory</td>"
+        ),
+        "{page}"
+    );
+    assert!(d.log().contains("config reloaded"), "{}", d.log());
 }
