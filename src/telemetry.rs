@@ -69,6 +69,8 @@ pub struct Telemetry {
     ledger_bytes: Gauge,
     pickup_failures: Family<SourceLabel, Counter>,
     last_look: Family<SourceLabel, Gauge>,
+    /// `failing` as a gauge, for alerts.
+    failures_in_a_row: Family<SourceLabel, Gauge>,
     /// Failed looks in a row, per source (absent or 0: looking fine).
     failing: Mutex<std::collections::BTreeMap<String, u64>>,
     worker_panics: Family<WorkerLabel, Counter>,
@@ -144,6 +146,12 @@ impl Telemetry {
             "When each inbound source was last listed successfully (Unix time)",
             last_look.clone(),
         );
+        let failures_in_a_row = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "pickup_failures_in_a_row",
+            "Failed looks at each inbound source since its last good one (3 or more: /healthz names it)",
+            failures_in_a_row.clone(),
+        );
         let worker_panics = Family::<WorkerLabel, Counter>::default();
         registry.register(
             "worker_panics",
@@ -154,6 +162,7 @@ impl Telemetry {
             registry,
             pickup_failures,
             last_look,
+            failures_in_a_row,
             failing: Mutex::new(Default::default()),
             worker_panics,
             worker_trouble: Mutex::new(Default::default()),
@@ -205,13 +214,19 @@ impl Telemetry {
             source: source.into(),
         };
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        if ok {
+        let n = if ok {
             self.last_look.get_or_create(&l).set(at_ms / 1000);
             failing.remove(source);
+            0
         } else {
             self.pickup_failures.get_or_create(&l).inc();
-            *failing.entry(source.to_string()).or_default() += 1;
-        }
+            let n = failing.entry(source.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        self.failures_in_a_row
+            .get_or_create(&l)
+            .set(n.min(i64::MAX as u64) as i64);
     }
 
     /// Rule 38: what alerts rely on, as the ledger kept it, when the gateway
@@ -241,6 +256,11 @@ impl Telemetry {
             if look.failures > 0 {
                 failing.insert(source.clone(), look.failures);
             }
+            self.failures_in_a_row
+                .get_or_create(&SourceLabel {
+                    source: source.clone(),
+                })
+                .set(look.failures.min(i64::MAX as u64) as i64);
         }
     }
 
@@ -372,6 +392,10 @@ mod tests {
             text.contains("stockgate_last_look_timestamp_seconds{source=\"far\"} 1700000000"),
             "{text}"
         );
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 3"),
+            "{text}"
+        );
         t.worker_panicked("cart shop", "boom");
         assert_eq!(
             t.trouble_now().as_deref(),
@@ -380,6 +404,11 @@ mod tests {
         t.look("far", true, 1_700_000_180_000);
         assert_eq!(t.failing_sources(), None);
         assert_eq!(t.trouble_now().as_deref(), Some("cart shop panicked: boom"));
+        let text = t.encode(std::path::Path::new("/nonexistent"));
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 0"),
+            "{text}"
+        );
         t.worker_ran("cart shop");
         assert_eq!(t.trouble_now(), None);
     }
@@ -412,6 +441,10 @@ mod tests {
         assert_eq!(
             t.failing_sources().as_deref(),
             Some("source far: 4 failed looks in a row")
+        );
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 4"),
+            "{text}"
         );
     }
 }

@@ -723,3 +723,142 @@ fn a_source_with_a_wrong_host_key_is_visible_everywhere_until_fixed_by_a_reload(
     );
     assert!(d.log().contains("config reloaded"), "{}", d.log());
 }
+
+// ----- the alert rules the README gives (examples/alerts.yml) -----
+
+/// The series and the alerts expected of them: a cart that stopped
+/// delivering at t=0 (`shop`) and one that delivers every minute; a source
+/// whose last good look was at t=0 (`far`), one failing from the start
+/// that never looked well (`down`), one both (`gone`), one failing twice
+/// then fine (`blip`), and one looking well every minute (`near`).
+const ALERT_TESTS: &str = r#"
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'stockgate_last_success_timestamp_seconds{cart="shop"}'
+        values: '0x200'
+      - series: 'stockgate_last_success_timestamp_seconds{cart="fresh"}'
+        values: '0+60x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="far"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="far"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="down"}'
+        values: '0+1x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="gone"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="gone"}'
+        values: '0+1x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="blip"}'
+        values: '0 0 0 180+60x197'
+      - series: 'stockgate_pickup_failures_in_a_row{source="blip"}'
+        values: '0 1 2 0x197'
+      - series: 'stockgate_last_look_timestamp_seconds{source="near"}'
+        values: '0+60x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="near"}'
+        values: '0x200'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: StockgateSourceNotLooking
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: StockgateSourceNotLooking
+        exp_alerts:
+          - exp_labels: {severity: page, source: down}
+            exp_annotations: &down
+              summary: "stockgate source down: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+          - exp_labels: {severity: page, source: gone}
+            exp_annotations: &gone
+              summary: "stockgate source gone: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+      - eval_time: 31m
+        alertname: StockgateSourceNotLooking
+        exp_alerts:
+          - exp_labels: {severity: page, source: down}
+            exp_annotations: *down
+          - exp_labels: {severity: page, source: far}
+            exp_annotations:
+              summary: "stockgate source far: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+          - exp_labels: {severity: page, source: gone}
+            exp_annotations: *gone
+      - eval_time: 119m
+        alertname: StockgateCartNoSuccess
+        exp_alerts: []
+      - eval_time: 121m
+        alertname: StockgateCartNoSuccess
+        exp_alerts:
+          - exp_labels: {severity: page, cart: shop}
+            exp_annotations:
+              summary: "stockgate cart shop: no feed delivered for 2 h"
+              description: "See `stockgate status` or the status page for its last outcome and error."
+"#;
+
+#[test]
+fn the_alert_rules_fire_on_what_the_gateway_exports() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    // Every series the rules read is one the gateway exports.
+    let t = Telemetry::new();
+    t.sync("shop", "sent", Some((1, 1)));
+    t.look("far", true, 0);
+    t.look("far", false, 60_000);
+    let exported = t.encode(Path::new("/nonexistent"));
+    for name in [
+        "stockgate_last_success_timestamp_seconds",
+        "stockgate_last_look_timestamp_seconds",
+        "stockgate_pickup_failures_in_a_row",
+    ] {
+        assert!(text.contains(name), "{name} not in {}", rules.display());
+        assert!(
+            exported.contains(&format!("# TYPE {name} gauge")),
+            "{name} not exported:\n{exported}"
+        );
+    }
+    let promtool = std::env::var_os("STOCKGATE_PROMTOOL")
+        .map_or_else(|| PathBuf::from("/usr/bin/promtool"), PathBuf::from);
+    if !promtool.is_file() {
+        if std::env::var("STOCKGATE_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
+            panic!(
+                "STOCKGATE_REQUIRE_PROMTOOL=1 but no promtool at {} (apt-get install -y prometheus)",
+                promtool.display()
+            );
+        }
+        println!("SKIPPED: no promtool (apt-get install -y prometheus)");
+        return;
+    }
+    let out = Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("SUCCESS: 2 rules found"), "{said}");
+    let tmp = tempfile::tempdir().unwrap();
+    let tests = tmp.path().join("alerts_test.yml");
+    std::fs::write(
+        &tests,
+        format!("rule_files:\n  - {}\n{ALERT_TESTS}", rules.display()),
+    )
+    .unwrap();
+    let out = Command::new(&promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&tests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
