@@ -62,6 +62,9 @@ const LEDGER_BUSY: Duration = Duration::from_secs(2);
 const HISTORY_ROWS: u64 = 20;
 /// Longest value shown on the page (characters).
 const MAX_VALUE: usize = 120;
+/// Longest error shown on the page: room for what to do (a host key's
+/// fingerprint comes late in its message).
+const MAX_ERROR: usize = 400;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -441,6 +444,14 @@ fn cell(s: &str) -> String {
     escape_html(&bounded(s, MAX_VALUE))
 }
 
+/// An error as page text, in its error style: bounded (longer), then escaped.
+fn error_cell(s: &str) -> String {
+    format!(
+        "<span class=\"err\">{}</span>",
+        escape_html(&bounded(s, MAX_ERROR))
+    )
+}
+
 fn opt(s: &Option<String>) -> String {
     s.as_deref().map_or_else(|| "—".into(), cell)
 }
@@ -612,10 +623,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                 opt(&c.last_attempt),
                 opt(&c.last_success),
                 outcome(&c.last_outcome),
-                error.map_or_else(
-                    || "—".into(),
-                    |e| format!("<span class=\"err\">{}</span>", cell(&e)),
-                ),
+                error.map_or_else(|| "—".into(), |e| error_cell(&e)),
             ],
         ));
     }
@@ -659,10 +667,9 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                     "0".into()
                 },
                 i.held.to_string(),
-                i.last_error.as_deref().map_or_else(
-                    || "—".into(),
-                    |e| format!("<span class=\"err\">{}</span>", cell(e)),
-                ),
+                i.last_error
+                    .as_deref()
+                    .map_or_else(|| "—".into(), error_cell),
                 opt(&i.last_error_at),
             ];
             (i.failures > 0, row)
@@ -692,7 +699,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         .map(|h| {
             let detail = match (&h.file, &h.reason) {
                 (Some(f), _) => cell(f),
-                (None, Some(r)) => format!("<span class=\"err\">{}</span>", cell(r)),
+                (None, Some(r)) => error_cell(r),
                 (None, None) => String::new(),
             };
             let row = vec![

@@ -669,7 +669,10 @@ fn a_source_with_a_wrong_host_key_is_visible_everywhere_until_fixed_by_a_reload(
     for want in [
         "<tr class=\"failing\"><td data-label=\"Source\">far<span class=\"flag\">failing</span></td><td data-label=\"Kind\">inventory</td><td data-label=\"Last look\">—</td>".to_string(),
         "<span class=\"health bad\">trouble: source far: ".to_string(),
-        format!("host key of 127.0.0.1:{} does NOT match known_hosts", s.port),
+        format!(
+            "<span class=\"err\">{}</span>",
+            want_error.replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+        ),
     ] {
         assert!(page.contains(&want), "no {want} in:\n{page}");
     }
@@ -682,7 +685,9 @@ fn a_source_with_a_wrong_host_key_is_visible_everywhere_until_fixed_by_a_reload(
         for want in [
             ">far<span class=\"flag\">failing</span>",
             "does NOT match known_hosts",
-            "&lt;key&gt;",
+            "<td data-label=\"Failures\"><span class=\"bad\">",
+            // The whole message, up to what to do: the server's key.
+            &format!("the server offers ssh-ed25519 {}", s.fingerprint),
         ] {
             assert!(dom.contains(want), "no {want} in the DOM:\n{dom}");
         }
