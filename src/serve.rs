@@ -62,6 +62,9 @@ const LEDGER_BUSY: Duration = Duration::from_secs(2);
 const HISTORY_ROWS: u64 = 20;
 /// Longest value shown on the page (characters).
 const MAX_VALUE: usize = 120;
+/// Longest error shown on the page: room for what to do (a host key's
+/// fingerprint comes late in its message).
+const MAX_ERROR: usize = 400;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -441,6 +444,14 @@ fn cell(s: &str) -> String {
     escape_html(&bounded(s, MAX_VALUE))
 }
 
+/// An error as page text, in its error style: bounded (longer), then escaped.
+fn error_cell(s: &str) -> String {
+    format!(
+        "<span class=\"err\">{}</span>",
+        escape_html(&bounded(s, MAX_ERROR))
+    )
+}
+
 fn opt(s: &Option<String>) -> String {
     s.as_deref().map_or_else(|| "—".into(), cell)
 }
@@ -474,10 +485,13 @@ th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e2e4e8;vertical-a
 td.long{white-space:normal;overflow-wrap:anywhere;min-width:16em}
 th{background:#eef0f3;font-weight:600}
 .err{color:#b00020}
+tr.failing td{background:#fff4f5}
+.flag{margin-left:6px;padding:0 5px;border-radius:3px;background:#b00020;color:#fff;font-size:.8em;font-weight:600}
 @media (max-width:700px){
  table,tbody,tr,td{display:block;width:auto}
  thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
  tr{margin:0 0 10px;border:1px solid #d5d8dd;border-radius:6px;background:#fff}
+ tr.failing{border-color:#b00020}
  td,td.long{display:flex;gap:8px;border-bottom:1px solid #f0f1f3;padding:4px 8px;white-space:normal;overflow-wrap:anywhere;min-width:0}
  td:last-child{border-bottom:0}
  td::before{content:attr(data-label);flex:0 0 8.5em;color:#555;font-weight:600}
@@ -489,7 +503,8 @@ th{background:#eef0f3;font-weight:600}
 /// ending in `~` marks a column of long values (wrapped anywhere); the others
 /// do not wrap on a wide screen. Below 700 px each row is a card of
 /// "label value" lines, so nothing needs horizontal scrolling on a phone.
-fn table(out: &mut String, heads: &[&str], rows: &[Vec<String>], empty: &str) {
+/// A row marked failing (its first cell flagged, the row tinted).
+fn table(out: &mut String, heads: &[&str], rows: &[(bool, Vec<String>)], empty: &str) {
     if rows.is_empty() {
         let _ = writeln!(out, "<p class=\"muted\">{empty}</p>");
         return;
@@ -499,14 +514,23 @@ fn table(out: &mut String, heads: &[&str], rows: &[Vec<String>], empty: &str) {
         let _ = write!(out, "<th>{}</th>", h.trim_end_matches('~'));
     }
     out.push_str("</tr></thead><tbody>\n");
-    for r in rows {
-        out.push_str("<tr>");
-        for (h, c) in heads.iter().zip(r) {
+    for (failing, r) in rows {
+        out.push_str(if *failing {
+            "<tr class=\"failing\">"
+        } else {
+            "<tr>"
+        });
+        for (i, (h, c)) in heads.iter().zip(r).enumerate() {
             let (label, class) = match h.strip_suffix('~') {
                 Some(l) => (l, " class=\"long\""),
                 None => (*h, ""),
             };
-            let _ = write!(out, "<td{class} data-label=\"{label}\">{c}</td>");
+            let flag = if *failing && i == 0 {
+                "<span class=\"flag\">failing</span>"
+            } else {
+                ""
+            };
+            let _ = write!(out, "<td{class} data-label=\"{label}\">{c}{flag}</td>");
         }
         out.push_str("</tr>\n");
     }
@@ -576,19 +600,32 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         } else {
             None
         };
-        rows.push(vec![
-            cell(&c.cart),
-            cell(&c.merchant),
-            cell(&c.format),
-            cell(&c.schedule),
-            opt(&c.next_due),
-            opt(&c.last_attempt),
-            outcome(&c.last_outcome),
-            error.map_or_else(
-                || "—".into(),
-                |e| format!("<span class=\"err\">{}</span>", cell(&e)),
-            ),
-        ]);
+        // A pending retry comes before the next slot: the daemon tries then.
+        let next_due = match state.telemetry.retry_due(&c.cart) {
+            Some(at)
+                if c.next_due.as_deref().is_none_or(|n| {
+                    chrono::DateTime::parse_from_rfc3339(n).is_ok_and(|n| n.timestamp_millis() > at)
+                }) =>
+            {
+                format!("{} (retry)", cell(&rfc3339(at)))
+            }
+            _ => opt(&c.next_due),
+        };
+        let failing = c.last_outcome.as_deref() == Some("failed");
+        rows.push((
+            failing,
+            vec![
+                cell(&c.cart),
+                cell(&c.merchant),
+                cell(&c.format),
+                cell(&c.schedule),
+                next_due,
+                opt(&c.last_attempt),
+                opt(&c.last_success),
+                outcome(&c.last_outcome),
+                error.map_or_else(|| "—".into(), |e| error_cell(&e)),
+            ],
+        ));
     }
     table(
         &mut out,
@@ -599,6 +636,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             "Schedule",
             "Next due",
             "Last attempt",
+            "Last success",
             "Last outcome",
             "Error~",
         ],
@@ -607,13 +645,20 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
     );
 
     out.push_str("<h2>Sources</h2>\n");
-    let rows: Vec<Vec<String>> = st
+    let rows: Vec<(bool, Vec<String>)> = st
         .inbound
         .iter()
         .map(|i| {
-            vec![
+            let failures = if i.failures > 0 {
+                format!("<span class=\"bad\">{}</span>", i.failures)
+            } else {
+                "0".into()
+            };
+            let row = vec![
                 cell(&i.source),
                 cell(&i.kind),
+                opt(&i.last_look),
+                failures,
                 opt(&i.last_pickup),
                 i.applied.to_string(),
                 if i.rejected > 0 {
@@ -622,11 +667,12 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                     "0".into()
                 },
                 i.held.to_string(),
-                i.last_error.as_deref().map_or_else(
-                    || "—".into(),
-                    |e| format!("<span class=\"err\">{}</span>", cell(e)),
-                ),
-            ]
+                i.last_error
+                    .as_deref()
+                    .map_or_else(|| "—".into(), error_cell),
+                opt(&i.last_error_at),
+            ];
+            (i.failures > 0, row)
         })
         .collect();
     table(
@@ -634,32 +680,36 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         &[
             "Source",
             "Kind",
+            "Last look",
+            "Failures",
             "Last pickup",
             "Applied",
             "Rejected",
             "Held",
             "Last error~",
+            "Error at",
         ],
         &rows,
         "No sources configured.",
     );
 
     out.push_str("<h2>Recent history</h2>\n");
-    let rows: Vec<Vec<String>> = history
+    let rows: Vec<(bool, Vec<String>)> = history
         .iter()
         .map(|h| {
             let detail = match (&h.file, &h.reason) {
                 (Some(f), _) => cell(f),
-                (None, Some(r)) => format!("<span class=\"err\">{}</span>", cell(r)),
+                (None, Some(r)) => error_cell(r),
                 (None, None) => String::new(),
             };
-            vec![
+            let row = vec![
                 cell(&rfc3339(h.started_at)),
                 cell(&h.cart),
                 outcome(&Some(h.outcome.to_string())),
                 h.items.to_string(),
                 detail,
-            ]
+            ];
+            (false, row)
         })
         .collect();
     table(

@@ -64,9 +64,13 @@ pub struct Telemetry {
     last_success: Family<CartLabel, Gauge>,
     transfer_seconds: Family<Transfer, Histogram, fn() -> Histogram>,
     retries_pending: Gauge,
+    /// Carts waiting to retry, with when (ms since the epoch).
+    retry_due: Mutex<std::collections::BTreeMap<String, i64>>,
     ledger_bytes: Gauge,
     pickup_failures: Family<SourceLabel, Counter>,
     last_look: Family<SourceLabel, Gauge>,
+    /// `failing` as a gauge, for alerts.
+    failures_in_a_row: Family<SourceLabel, Gauge>,
     /// Failed looks in a row, per source (absent or 0: looking fine).
     failing: Mutex<std::collections::BTreeMap<String, u64>>,
     worker_panics: Family<WorkerLabel, Counter>,
@@ -142,6 +146,12 @@ impl Telemetry {
             "When each inbound source was last listed successfully (Unix time)",
             last_look.clone(),
         );
+        let failures_in_a_row = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "pickup_failures_in_a_row",
+            "Failed looks at each inbound source since its last good one (3 or more: /healthz names it)",
+            failures_in_a_row.clone(),
+        );
         let worker_panics = Family::<WorkerLabel, Counter>::default();
         registry.register(
             "worker_panics",
@@ -152,6 +162,7 @@ impl Telemetry {
             registry,
             pickup_failures,
             last_look,
+            failures_in_a_row,
             failing: Mutex::new(Default::default()),
             worker_panics,
             worker_trouble: Mutex::new(Default::default()),
@@ -162,6 +173,7 @@ impl Telemetry {
             last_success,
             transfer_seconds,
             retries_pending,
+            retry_due: Mutex::new(Default::default()),
             ledger_bytes,
             heartbeat: AtomicI64::new(crate::util::now_ms()),
             trouble: Mutex::new(None),
@@ -202,13 +214,19 @@ impl Telemetry {
             source: source.into(),
         };
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        if ok {
+        let n = if ok {
             self.last_look.get_or_create(&l).set(at_ms / 1000);
             failing.remove(source);
+            0
         } else {
             self.pickup_failures.get_or_create(&l).inc();
-            *failing.entry(source.to_string()).or_default() += 1;
-        }
+            let n = failing.entry(source.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        self.failures_in_a_row
+            .get_or_create(&l)
+            .set(n.min(i64::MAX as u64) as i64);
     }
 
     /// Rule 38: what alerts rely on, as the ledger kept it, when the gateway
@@ -238,6 +256,11 @@ impl Telemetry {
             if look.failures > 0 {
                 failing.insert(source.clone(), look.failures);
             }
+            self.failures_in_a_row
+                .get_or_create(&SourceLabel {
+                    source: source.clone(),
+                })
+                .set(look.failures.min(i64::MAX as u64) as i64);
         }
     }
 
@@ -262,8 +285,20 @@ impl Telemetry {
             .observe(seconds);
     }
 
-    pub fn set_retries_pending(&self, n: i64) {
-        self.retries_pending.set(n);
+    /// The carts waiting to retry a failed delivery, with when (ms since
+    /// the epoch): `stockgate_retries_pending` and the status page.
+    pub fn set_retries(&self, due: std::collections::BTreeMap<String, i64>) {
+        self.retries_pending.set(due.len() as i64);
+        *self.retry_due.lock().unwrap_or_else(|e| e.into_inner()) = due;
+    }
+
+    /// When `cart` retries a failed delivery, if it waits to.
+    pub fn retry_due(&self, cart: &str) -> Option<i64> {
+        self.retry_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(cart)
+            .copied()
     }
 
     /// A worker panicked: counted, and trouble until it runs a pass again.
@@ -291,7 +326,8 @@ impl Telemetry {
     }
 
     /// Why the gateway is unhealthy, if it is: [`Telemetry::trouble`], then
-    /// each worker that panicked and has not run a pass since.
+    /// each worker that panicked and has not run a pass since, then each
+    /// source that failed 3 looks or more in a row (rule 37), all named.
     pub fn trouble_now(&self) -> Option<String> {
         let mut parts: Vec<String> = self
             .trouble
@@ -308,6 +344,7 @@ impl Telemetry {
         {
             parts.push(format!("{w} panicked: {why}"));
         }
+        parts.extend(self.failing_sources());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
@@ -355,8 +392,25 @@ mod tests {
             text.contains("stockgate_last_look_timestamp_seconds{source=\"far\"} 1700000000"),
             "{text}"
         );
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 3"),
+            "{text}"
+        );
+        t.worker_panicked("cart shop", "boom");
+        assert_eq!(
+            t.trouble_now().as_deref(),
+            Some("cart shop panicked: boom; source far: 3 failed looks in a row")
+        );
         t.look("far", true, 1_700_000_180_000);
         assert_eq!(t.failing_sources(), None);
+        assert_eq!(t.trouble_now().as_deref(), Some("cart shop panicked: boom"));
+        let text = t.encode(std::path::Path::new("/nonexistent"));
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 0"),
+            "{text}"
+        );
+        t.worker_ran("cart shop");
+        assert_eq!(t.trouble_now(), None);
     }
 
     #[test]
@@ -387,6 +441,10 @@ mod tests {
         assert_eq!(
             t.failing_sources().as_deref(),
             Some("source far: 4 failed looks in a row")
+        );
+        assert!(
+            text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 4"),
+            "{text}"
         );
     }
 }

@@ -976,3 +976,174 @@ fn three_hundred_idle_http_clients_at_256_descriptors_kill_nothing() {
         "{took:?} {st:?}"
     );
 }
+
+/// The address a `--log-format json run --http 127.0.0.1:0` daemon serves on.
+fn http_addr(d: &Daemon) -> String {
+    let mut addr = None;
+    wait_for("the http address", Duration::from_secs(10), || {
+        addr = d
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["addr"].as_str().map(String::from));
+        addr.is_some()
+    });
+    addr.unwrap()
+}
+
+/// The body of a GET.
+fn http_body(addr: &str, path: &str) -> String {
+    let r = http_get(addr, path);
+    r.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(r)
+}
+
+#[test]
+fn a_restart_exports_the_last_success_and_last_look_of_a_cart_and_source_that_now_fail() {
+    let ws = service_ws(&full_cart("one", "every 1s"));
+    let p = ws.write("in/a/s.csv", "SKU,Qty\nP,4\n");
+    set_mtime(&p, now_secs() - 60);
+    let o = ws.run(&["run", "--once"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let success = epoch(st["carts"][0]["last_success"].as_str().expect("sent"));
+    assert_eq!(st["inbound"][0]["source"], "a", "{st}");
+    let look = epoch(st["inbound"][0]["last_look"].as_str().expect("looked"));
+    // Now the cart's folder and the source's inbox are plain files: neither
+    // the cart nor the source succeeds after the restart.
+    std::fs::remove_dir_all(ws.path("out/one")).unwrap();
+    ws.write("out/one", "in the way");
+    std::fs::remove_dir_all(ws.path("in/a")).unwrap();
+    ws.write("in/a", "in the way");
+    let d = Daemon::start(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+    );
+    let addr = http_addr(&d);
+    let metrics = http_body(&addr, "/metrics");
+    let success_line =
+        format!("stockgate_last_success_timestamp_seconds{{cart=\"one\"}} {success}");
+    let look_line = format!("stockgate_last_look_timestamp_seconds{{source=\"a\"}} {look}");
+    for want in [&success_line, &look_line] {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "no {want} in:\n{metrics}"
+        );
+    }
+    // Still there once both have failed under this daemon.
+    let mut metrics = String::new();
+    wait_for("the cart's failed sync", Duration::from_secs(20), || {
+        metrics = http_body(&addr, "/metrics");
+        metrics.contains("\nstockgate_syncs_total{cart=\"one\",outcome=\"failed\"} ")
+            && metrics.contains("\nstockgate_pickup_failures_total{source=\"a\"} ")
+    });
+    for want in [&success_line, &look_line] {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "no {want} in:\n{metrics}"
+        );
+    }
+    // The page marks the cart failing and still shows its last success.
+    let page = http_body(&addr, "/");
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let last_success = st["carts"][0]["last_success"].as_str().unwrap();
+    assert_eq!(epoch(last_success), success, "{st}");
+    for want in [
+        "<tr class=\"failing\"><td data-label=\"Cart\">one<span class=\"flag\">failing</span></td>"
+            .to_string(),
+        format!("<td data-label=\"Last success\">{last_success}</td>"),
+        "<tr class=\"failing\"><td data-label=\"Source\">a<span class=\"flag\">failing</span></td>"
+            .to_string(),
+    ] {
+        assert!(page.contains(&want), "no {want} in:\n{page}");
+    }
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5) && st.success(),
+        "{took:?} {st:?}"
+    );
+}
+
+#[test]
+fn a_reload_keeps_a_carts_pending_retry() {
+    // Hourly: after the failure, only the retry can deliver within the test.
+    let ws = service_ws(&cart("one", "m1", "").replace("every 1m", "every 1h"));
+    let p = ws.write("in/a/s.csv", "SKU,Qty\nP,4\n");
+    set_mtime(&p, now_secs() - 60);
+    ws.write("out/one", "in the way");
+    let d = Daemon::start(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+    );
+    let addr = http_addr(&d);
+    let retry_line = |log: &str| -> Option<serde_json::Value> {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "delivery will be retried")
+    };
+    wait_for("the failed delivery", Duration::from_secs(20), || {
+        retry_line(&d.log()).is_some()
+    });
+    let failed_at = Instant::now();
+    let r = retry_line(&d.log()).unwrap();
+    assert_eq!(
+        (
+            r["cart"].as_str(),
+            r["failures"].as_u64(),
+            r["retry_in_s"].as_u64()
+        ),
+        (Some("one"), Some(1), Some(10)),
+        "{r}"
+    );
+    let metrics = http_body(&addr, "/metrics");
+    assert!(
+        metrics.lines().any(|l| l == "stockgate_retries_pending 1"),
+        "{metrics}"
+    );
+    let page = http_body(&addr, "/");
+    let row = page
+        .lines()
+        .find(|l| l.contains("<td data-label=\"Cart\">one"))
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(
+        row.starts_with("<tr class=\"failing\">")
+            && row.contains(" (retry)</td><td data-label=\"Last attempt\">"),
+        "{row}"
+    );
+    // The fix: another folder, and SIGHUP. The retry is kept, not dropped
+    // for the next hourly slot.
+    ws.config(
+        &std::fs::read_to_string(ws.config_path())
+            .unwrap()
+            .replace("path = \"out/one\"", "path = \"out/fixed\""),
+    );
+    d.signal("-HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        d.log().contains("config reloaded")
+    });
+    wait_for("the retried delivery", Duration::from_secs(30), || {
+        feeds(&ws.path("out/fixed")) == ["one-000002.csv"]
+    });
+    assert!(
+        failed_at.elapsed() >= Duration::from_secs(8),
+        "delivered {:?} after the failure: before its retry was due",
+        failed_at.elapsed()
+    );
+    assert_eq!(ws.read("out/fixed/one-000002.csv"), "SKU,Quantity\nP,4\n");
+    let mut metrics = String::new();
+    wait_for("no retry pending", Duration::from_secs(5), || {
+        metrics = http_body(&addr, "/metrics");
+        metrics.lines().any(|l| l == "stockgate_retries_pending 0")
+    });
+    let page = http_body(&addr, "/");
+    assert!(
+        !page.contains("(retry)") && !page.contains("class=\"failing\""),
+        "{page}"
+    );
+    let (took, st) = d.term();
+    assert!(
+        took < Duration::from_secs(5) && st.success(),
+        "{took:?} {st:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The HTTP server (`stockgate::serve`) over a real ledger filled by the real
 //! binary: `/healthz`, `/metrics`, and the status page rendered by a real
-//! headless Chromium at phone size.
+//! headless Chromium at phone size; and a real daemon whose SFTP source
+//! cannot look (a wrong host key) until a reload fixes it.
 
 mod common;
 use common::*;
@@ -312,6 +313,45 @@ fn page_is_escaped_html() {
     assert_eq!((code, body.as_str()), (200, ""));
 }
 
+#[test]
+fn page_marks_failing_rows_and_shows_a_pending_retry() {
+    let r = start();
+    let cfg = stockgate::config::load(&r.ws.config_path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let ledger = stockgate::ledger::Ledger::open(&cfg.ledger_path).unwrap();
+    let looked = 1_750_000_000_000;
+    ledger.note_look("orders", looked, None).unwrap();
+    for at in [looked + 60_000, looked + 120_000] {
+        ledger
+            .note_look("orders", at, Some("connect: refused <b>"))
+            .unwrap();
+    }
+    let retry = stockgate::util::now_ms() + 5_000;
+    r.telemetry
+        .set_retries([("outlet".to_string(), retry)].into_iter().collect());
+    let (code, _, body) = get(r.addr(), "/");
+    assert_eq!(code, 200, "{body}");
+    let rfc = stockgate::util::rfc3339;
+    for want in [
+        "<th>Last look</th><th>Failures</th><th>Last pickup</th>",
+        "<th>Last error</th><th>Error at</th>",
+        "<th>Last attempt</th><th>Last success</th><th>Last outcome</th>",
+        "<tr class=\"failing\"><td data-label=\"Source\">orders<span class=\"flag\">failing</span></td>",
+        &format!("<td data-label=\"Last look\">{}</td>", rfc(looked)),
+        "<td data-label=\"Failures\"><span class=\"bad\">2</span></td>",
+        "<span class=\"err\">connect: refused &lt;b&gt;</span>",
+        &format!("<td data-label=\"Error at\">{}</td>", rfc(looked + 120_000)),
+        "<tr class=\"failing\"><td data-label=\"Cart\">outlet<span class=\"flag\">failing</span></td>",
+        &format!("<td data-label=\"Next due\">{} (retry)</td>", rfc(retry)),
+        "<tr><td data-label=\"Cart\">shop</td>",
+        "<tr><td data-label=\"Source\">wms</td>",
+    ] {
+        assert!(body.contains(want), "no {want} in:\n{body}");
+    }
+    // A cart that was skipped, or a source that looks fine, is not failing.
+    assert_eq!(body.matches("<tr class=\"failing\">").count(), 2, "{body}");
+    assert!(!body.contains("<b>"), "{body}");
+}
+
 // ----- a real browser -----
 
 /// Debian's Chromium (or `$STOCKGATE_CHROMIUM`), if installed.
@@ -456,4 +496,374 @@ fn page_in_a_real_browser_at_phone_size() {
             assert!(browser(&bin, &args, &shots, limit).0, "{name} screenshot");
         }
     }
+}
+
+// ----- a real daemon, a source that cannot look -----
+
+/// `stockgate --log-format json run --http 127.0.0.1:0` in `ws`, and the
+/// address it serves on; killed on drop.
+struct Served {
+    child: std::process::Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Served {
+    fn start(ws: &Workspace) -> Served {
+        let log = ws.path("daemon.log");
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(ws.config_path())
+            .args(["--log-format", "json", "run", "--http", "127.0.0.1:0"])
+            .current_dir(ws.dir())
+            .env("STOCKGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut addr = None;
+        wait_for("the http address", Duration::from_secs(10), || {
+            addr = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find_map(|v| v["addr"].as_str().and_then(|a| a.parse().ok()));
+            addr.is_some()
+        });
+        Served {
+            child,
+            log,
+            addr: addr.unwrap(),
+        }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number in `metrics`' line `name N`, if there is one.
+fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+    })
+}
+
+fn sftp_source_config(s: &common::sshd::Sshd, known_hosts: &Path) -> String {
+    format!(
+        r#"{}
+[[inbound]]
+id = "far"
+merchant = "m1"
+kind = "inventory"
+mapping = "inv"
+poll = "1s"
+[inbound.transport]
+type = "sftp"
+host = "{}"
+port = {}
+user = "{}"
+key_file = "{}"
+known_hosts = "{}"
+remote_dir = "{}/in"
+pattern = "*.csv"
+stable_for = "1s"
+timeout = "10s"
+{}"#,
+        header(&["m1"]),
+        s.host,
+        s.port,
+        s.user,
+        s.key.display(),
+        known_hosts.display(),
+        s.data.display(),
+        cart("shop", "m1", "")
+    )
+}
+
+#[test]
+fn a_source_with_a_wrong_host_key_is_visible_everywhere_until_fixed_by_a_reload() {
+    let Some(s) = common::sshd::Sshd::start() else {
+        println!("SKIPPED: no sshd");
+        return;
+    };
+    let remote = s.remote();
+    remote.mkdir("in");
+    remote.put("in/stock.csv", common::remote::STOCK);
+    // A known_hosts that gives this server another key.
+    let wrong_pub = std::fs::read_to_string(format!("{}.pub", s.wrong_key.display())).unwrap();
+    let wrong_pub: Vec<_> = wrong_pub.split_whitespace().take(2).collect();
+    let wrong_kh = s.tmp.path().join("kh_wrong");
+    std::fs::write(
+        &wrong_kh,
+        format!("[127.0.0.1]:{} {}\n", s.port, wrong_pub.join(" ")),
+    )
+    .unwrap();
+    let ws = Workspace::new();
+    ws.config(&sftp_source_config(&s, &wrong_kh));
+    ws.mapping("inv", INV_MAPPING);
+    ws.mapping("feed", FEED_MAPPING);
+    let d = Served::start(&ws);
+
+    // /healthz: 503 naming the source, once 3 looks in a row have failed.
+    let mut failed = 0;
+    wait_for(
+        "/healthz to name the source",
+        Duration::from_secs(30),
+        || {
+            let (code, _, body) = get(d.addr, "/healthz");
+            failed = body
+                .strip_prefix("trouble: source far: ")
+                .and_then(|b| b.strip_suffix(" failed looks in a row\n"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            code == 503 && failed >= 3
+        },
+    );
+    let (_, _, metrics) = get(d.addr, "/metrics");
+    let counted = metric(&metrics, "stockgate_pickup_failures_total{source=\"far\"}").unwrap();
+    assert!(counted >= 3.0, "{metrics}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "stockgate_last_look_timestamp_seconds{source=\"far\"}"
+        ),
+        None,
+        "{metrics}"
+    );
+
+    // status --json: the error, its time, failures in a row, no good look.
+    let want_error = format!(
+        "host key of 127.0.0.1:{port} does NOT match known_hosts {kh}: the server offers ssh-ed25519 {fp}; if an administrator of the server confirms it, add `[127.0.0.1]:{port} ssh-ed25519 <key>` to {kh} (ssh-keyscan -p {port} 127.0.0.1) or set host_key_sha256 = \"{fp}\"",
+        port = s.port,
+        kh = wrong_kh.display(),
+        fp = s.fingerprint,
+    );
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let far = &st["inbound"][0];
+    assert_eq!(far["source"], "far", "{st}");
+    assert_eq!(far["last_error"], want_error.as_str(), "{st}");
+    assert!(far["failures"].as_u64().unwrap() >= 3, "{st}");
+    assert!(far["last_error_at"].is_string(), "{st}");
+    assert_eq!(far["last_look"], serde_json::Value::Null, "{st}");
+    assert_eq!(far["applied"], 0, "{st}");
+
+    // The page: the row marked failing, the error escaped, no good look yet.
+    let (code, _, page) = get(d.addr, "/");
+    assert_eq!(code, 200, "{page}");
+    for want in [
+        "<tr class=\"failing\"><td data-label=\"Source\">far<span class=\"flag\">failing</span></td><td data-label=\"Kind\">inventory</td><td data-label=\"Last look\">—</td>".to_string(),
+        "<span class=\"health bad\">trouble: source far: ".to_string(),
+        format!(
+            "<span class=\"err\">{}</span>",
+            want_error.replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+        ),
+    ] {
+        assert!(page.contains(&want), "no {want} in:\n{page}");
+    }
+    if let Some(bin) = chromium() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut args = chromium_args(&tmp.path().join("profile"));
+        args.extend(["--dump-dom".to_string(), format!("http://{}/", d.addr)]);
+        let (ok, dom, stderr) = browser(&bin, &args, tmp.path(), Duration::from_secs(60));
+        assert!(ok, "chromium --dump-dom failed\nstderr:\n{stderr}");
+        for want in [
+            ">far<span class=\"flag\">failing</span>",
+            "does NOT match known_hosts",
+            "<td data-label=\"Failures\"><span class=\"bad\">",
+            // The whole message, up to what to do: the server's key.
+            &format!("the server offers ssh-ed25519 {}", s.fingerprint),
+        ] {
+            assert!(dom.contains(want), "no {want} in the DOM:\n{dom}");
+        }
+    }
+
+    // Fixed by a config change and SIGHUP: a good look clears it all, and
+    // the file applies.
+    ws.config(&sftp_source_config(&s, &s.known_hosts));
+    d.hup();
+    wait_for("/healthz ok", Duration::from_secs(30), || {
+        let (code, _, body) = get(d.addr, "/healthz");
+        (code, body.as_str()) == (200, "ok\n")
+    });
+    wait_for("the file applied", Duration::from_secs(30), || {
+        ws.run_ok(&["status", "--json"], 0).json()["inbound"][0]["applied"] == 1
+    });
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let far = &st["inbound"][0];
+    assert_eq!(far["failures"], 0, "{st}");
+    assert_eq!(far["last_error"], serde_json::Value::Null, "{st}");
+    assert_eq!(far["last_error_at"], serde_json::Value::Null, "{st}");
+    let last_look = far["last_look"].as_str().expect("a good look").to_string();
+    assert_eq!(ws.value("A", "shop"), 10);
+    let (_, _, metrics) = get(d.addr, "/metrics");
+    let look = metric(
+        &metrics,
+        "stockgate_last_look_timestamp_seconds{source=\"far\"}",
+    )
+    .unwrap();
+    assert!(look >= epoch(&last_look) as f64 - 5.0, "{metrics}");
+    let (_, _, page) = get(d.addr, "/");
+    assert!(!page.contains("class=\"failing\""), "{page}");
+    assert!(
+        page.contains(
+            "<tr><td data-label=\"Source\">far</td><td data-label=\"Kind\">inventory</td>"
+        ),
+        "{page}"
+    );
+    assert!(d.log().contains("config reloaded"), "{}", d.log());
+}
+
+// ----- the alert rules the README gives (examples/alerts.yml) -----
+
+/// The series and the alerts expected of them: a cart that stopped
+/// delivering at t=0 (`shop`) and one that delivers every minute; a source
+/// whose last good look was at t=0 (`far`), one failing from the start
+/// that never looked well (`down`), one both (`gone`), one failing twice
+/// then fine (`blip`), and one looking well every minute (`near`).
+const ALERT_TESTS: &str = r#"
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'stockgate_last_success_timestamp_seconds{cart="shop"}'
+        values: '0x200'
+      - series: 'stockgate_last_success_timestamp_seconds{cart="fresh"}'
+        values: '0+60x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="far"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="far"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="down"}'
+        values: '0+1x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="gone"}'
+        values: '0x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="gone"}'
+        values: '0+1x200'
+      - series: 'stockgate_last_look_timestamp_seconds{source="blip"}'
+        values: '0 0 0 180+60x197'
+      - series: 'stockgate_pickup_failures_in_a_row{source="blip"}'
+        values: '0 1 2 0x197'
+      - series: 'stockgate_last_look_timestamp_seconds{source="near"}'
+        values: '0+60x200'
+      - series: 'stockgate_pickup_failures_in_a_row{source="near"}'
+        values: '0x200'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: StockgateSourceNotLooking
+        exp_alerts: []
+      - eval_time: 3m
+        alertname: StockgateSourceNotLooking
+        exp_alerts:
+          - exp_labels: {severity: page, source: down}
+            exp_annotations: &down
+              summary: "stockgate source down: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+          - exp_labels: {severity: page, source: gone}
+            exp_annotations: &gone
+              summary: "stockgate source gone: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+      - eval_time: 31m
+        alertname: StockgateSourceNotLooking
+        exp_alerts:
+          - exp_labels: {severity: page, source: down}
+            exp_annotations: *down
+          - exp_labels: {severity: page, source: far}
+            exp_annotations:
+              summary: "stockgate source far: cannot look at its inbox"
+              description: "`stockgate status` shows its last_error; `stockgate check --connect` tries it now."
+          - exp_labels: {severity: page, source: gone}
+            exp_annotations: *gone
+      - eval_time: 119m
+        alertname: StockgateCartNoSuccess
+        exp_alerts: []
+      - eval_time: 121m
+        alertname: StockgateCartNoSuccess
+        exp_alerts:
+          - exp_labels: {severity: page, cart: shop}
+            exp_annotations:
+              summary: "stockgate cart shop: no feed delivered for 2 h"
+              description: "See `stockgate status` or the status page for its last outcome and error."
+"#;
+
+#[test]
+fn the_alert_rules_fire_on_what_the_gateway_exports() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts.yml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    // Every series the rules read is one the gateway exports.
+    let t = Telemetry::new();
+    t.sync("shop", "sent", Some((1, 1)));
+    t.look("far", true, 0);
+    t.look("far", false, 60_000);
+    let exported = t.encode(Path::new("/nonexistent"));
+    for name in [
+        "stockgate_last_success_timestamp_seconds",
+        "stockgate_last_look_timestamp_seconds",
+        "stockgate_pickup_failures_in_a_row",
+    ] {
+        assert!(text.contains(name), "{name} not in {}", rules.display());
+        assert!(
+            exported.contains(&format!("# TYPE {name} gauge")),
+            "{name} not exported:\n{exported}"
+        );
+    }
+    let promtool = std::env::var_os("STOCKGATE_PROMTOOL")
+        .map_or_else(|| PathBuf::from("/usr/bin/promtool"), PathBuf::from);
+    if !promtool.is_file() {
+        if std::env::var("STOCKGATE_REQUIRE_PROMTOOL").as_deref() == Ok("1") {
+            panic!(
+                "STOCKGATE_REQUIRE_PROMTOOL=1 but no promtool at {} (apt-get install -y prometheus)",
+                promtool.display()
+            );
+        }
+        println!("SKIPPED: no promtool (apt-get install -y prometheus)");
+        return;
+    }
+    let out = Command::new(&promtool)
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("SUCCESS: 2 rules found"), "{said}");
+    let tmp = tempfile::tempdir().unwrap();
+    let tests = tmp.path().join("alerts_test.yml");
+    std::fs::write(
+        &tests,
+        format!("rule_files:\n  - {}\n{ALERT_TESTS}", rules.display()),
+    )
+    .unwrap();
+    let out = Command::new(&promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&tests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

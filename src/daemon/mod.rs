@@ -115,6 +115,29 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
     }
 }
 
+/// Rule 38: what alerts rely on is there from the start, as the ledger kept
+/// it (each cart's last success, each source's last look and failed looks
+/// in a row), not only once something happens. A ledger that cannot be
+/// read is logged; the workers report it as well.
+fn restore_telemetry(cfg: &Config, telemetry: &crate::telemetry::Telemetry) {
+    let read = || -> Result<_, crate::ledger::LedgerError> {
+        let ledger = Ledger::open(&cfg.ledger_path)?;
+        let mut carts = vec![];
+        for c in &cfg.carts {
+            carts.push((c.id.clone(), ledger.cart_state(&c.id)?.last_success));
+        }
+        let mut sources = vec![];
+        for s in &cfg.inbound {
+            sources.push((s.id.clone(), ledger.source_look(&s.id)?));
+        }
+        Ok((carts, sources))
+    };
+    match read() {
+        Ok((carts, sources)) => telemetry.restore(&carts, &sources),
+        Err(e) => tracing::error!(error = %e, "cannot read the ledger to restore the metrics"),
+    }
+}
+
 /// Folders are rescanned this often even without a watch event: events can be
 /// lost (overflow, network file systems), files must not be.
 const RESCAN: Duration = Duration::from_secs(30);
@@ -159,6 +182,7 @@ pub fn run(
         None => None,
     };
     hygiene::at_start(&cfg);
+    restore_telemetry(&cfg, &telemetry);
     // Retention on its own thread: a long prune (a busy ledger) never holds
     // up signals or a reload. It prunes by the config in force.
     let retention_stop = Arc::new(Shutdown::default());

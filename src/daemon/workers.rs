@@ -11,7 +11,7 @@ use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::telemetry::Telemetry;
 use crate::util::{escape, now_ms, to_datetime};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,7 +46,77 @@ struct Shared {
     first_looks: Arc<FirstLooks>,
     /// The generation's stop: every wait of its workers ends at it.
     shutdown: Arc<Shutdown>,
-    retries_pending: AtomicI64,
+    /// Kept from generation to generation.
+    retries: Arc<Retries>,
+}
+
+/// A cart's pending retry of a failed delivery.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    /// Failed deliveries in a row.
+    failures: u32,
+    at: Instant,
+    /// `at` as wall-clock time (ms since the epoch), for the page.
+    at_ms: i64,
+}
+
+/// Carts waiting to retry a failed delivery, kept across reloads: a cart of
+/// the new config with the same id inherits its attempt count and due time
+/// (so a fix and SIGHUP is tried at the retry, not at the next slot), and
+/// across a worker's restart after a panic. Published to telemetry
+/// (`stockgate_retries_pending`, the page's "next due").
+struct Retries {
+    telemetry: Arc<Telemetry>,
+    inner: Mutex<RetriesInner>,
+}
+
+#[derive(Default)]
+struct RetriesInner {
+    /// The carts of the config in force: a retry of any other is dropped.
+    carts: HashSet<String>,
+    pending: std::collections::BTreeMap<String, Retry>,
+}
+
+impl Retries {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RetriesInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, inner: &RetriesInner) {
+        self.telemetry.set_retries(
+            inner
+                .pending
+                .iter()
+                .map(|(c, r)| (c.clone(), r.at_ms))
+                .collect(),
+        );
+    }
+
+    /// A new config: retries of carts it no longer has are dropped.
+    fn keep_only(&self, cfg: &Config) {
+        let mut inner = self.lock();
+        inner.carts = cfg.carts.iter().map(|c| c.id.clone()).collect();
+        let RetriesInner { carts, pending } = &mut *inner;
+        pending.retain(|c, _| carts.contains(c));
+        self.publish(&inner);
+    }
+
+    fn get(&self, cart: &str) -> Option<Retry> {
+        self.lock().pending.get(cart).copied()
+    }
+
+    fn set(&self, cart: &str, retry: Option<Retry>) {
+        let mut inner = self.lock();
+        match retry {
+            Some(r) if inner.carts.contains(cart) => {
+                inner.pending.insert(cart.to_string(), r);
+            }
+            _ => {
+                inner.pending.remove(cart);
+            }
+        }
+        self.publish(&inner);
+    }
 }
 
 /// How long a cart's first sync waits for its sources' first look.
@@ -142,6 +212,14 @@ impl Generation {
         use notify_debouncer_full::notify::RecursiveMode;
         let mut old: Vec<Worker> = vec![];
         let fresh = previous.is_none();
+        let retries = match &previous {
+            Some(p) => p.shared.retries.clone(),
+            None => Arc::new(Retries {
+                telemetry: telemetry.clone(),
+                inner: Mutex::default(),
+            }),
+        };
+        retries.keep_only(&cfg);
         if let Some(mut p) = previous {
             p.signal_stop();
             p.watcher = None;
@@ -163,7 +241,7 @@ impl Generation {
                 done: Condvar::new(),
             }),
             shutdown: Arc::new(Shutdown::default()),
-            retries_pending: AtomicI64::new(0),
+            retries,
         });
         {
             let (gate, looks) = (shared.gate.clone(), shared.first_looks.clone());
@@ -344,8 +422,8 @@ impl Generation {
 /// Runs a worker; a panic is caught, logged with the worker's name,
 /// counted (`stockgate_worker_panics_total{worker}`) and reported by
 /// `/healthz` until the worker has run a pass again, and the worker is
-/// started again after 1 s, 2 s, 4 s ... at most 60 s (its own state, such
-/// as a retry's backoff, starts afresh).
+/// started again after 1 s, 2 s, 4 s ... at most 60 s (its own state starts
+/// afresh, except a cart's pending retry, which it keeps).
 fn supervise(sh: &Shared, name: &str, mut worker: impl FnMut()) {
     let mut panics = 0u32;
     let mut last_panic: Option<Instant> = None;
@@ -444,6 +522,8 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
     let remote = src.transport.endpoint.is_remote();
     let mut first = true;
     let started = Instant::now();
+    // Failed looks in a row, for the retry's backoff.
+    let mut failures = 0u32;
     while !sh.stopping() {
         test_panic(&src.id);
         let t0 = Instant::now();
@@ -455,6 +535,8 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
             }
             Ok(ledger) => match pickup_source(&sh.cfg, ledger, src, SETTLE_MS, Some(&sh.gate)) {
                 Ok(p) => {
+                    sh.telemetry.look(&src.id, true, now_ms());
+                    failures = 0;
                     let took = t0.elapsed();
                     for f in &p.files {
                         sh.telemetry.file(&src.id, f.outcome.as_str());
@@ -478,16 +560,15 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
                     }
                 }
                 Err(e) => {
+                    sh.telemetry.look(&src.id, false, now_ms());
+                    failures = failures.saturating_add(1);
+                    let wait = look_again_in(src.poll, failures);
                     let msg = escape(&e.to_string());
-                    tracing::error!(event = "pickup", source = %src.id, outcome = "failed", error = %msg, "pickup failed");
+                    tracing::error!(event = "pickup", source = %src.id, outcome = "failed", failures, retry_in_s = wait.as_secs(), error = %msg, "pickup failed");
                     if matches!(e, crate::pickup::PickupError::Ledger(_)) {
                         conn.ledger = None;
                     }
-                    if remote {
-                        src.poll
-                    } else {
-                        Duration::from_secs(5)
-                    }
+                    wait
                 }
             },
         };
@@ -503,11 +584,29 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
     sh.first_looks.done(&src.id);
 }
 
+/// Failed looks in a row after which a failing source is looked at less
+/// often than every `poll` (rule 37).
+const LOOK_BACKOFF_AFTER: u32 = 10;
+
+/// The longest wait between looks at a failing source (unless its `poll`
+/// is longer).
+const LOOK_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// When to look again at a source after `failures` failed looks in a row:
+/// every `poll` for the first 10, then twice as long at each failure, at
+/// most 5 minutes (or `poll`, if that is longer).
+pub(super) fn look_again_in(poll: Duration, failures: u32) -> Duration {
+    let over = failures.saturating_sub(LOOK_BACKOFF_AFTER).min(16);
+    poll.saturating_mul(1 << over)
+        .min(LOOK_BACKOFF_MAX.max(poll))
+}
+
 fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[String]) {
     let mut conn = Conn { ledger: None };
-    let mut failures = 0u32;
-    let mut retry_at: Option<Instant> = None;
-    let mut retrying = Retrying { sh, on: false };
+    // A retry pending from the previous config (or before a panic) stays.
+    let inherited = sh.retries.get(&cart.id);
+    let mut failures = inherited.map_or(0, |r| r.failures);
+    let mut retry_at: Option<Instant> = inherited.map(|r| r.at);
     // Our own last attempt, also when it was not recorded (another process
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
@@ -560,12 +659,22 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                         failures += 1;
                         let wait = backoff(failures);
                         tracing::warn!(cart = %cart.id, failures, retry_in_s = wait.as_secs(), "delivery will be retried");
-                        retry_at = Some(Instant::now() + wait);
+                        let at = Instant::now() + wait;
+                        retry_at = Some(at);
+                        let at_ms = now_ms() + wait.as_millis() as i64;
+                        sh.retries.set(
+                            &cart.id,
+                            Some(Retry {
+                                failures,
+                                at,
+                                at_ms,
+                            }),
+                        );
                     } else {
                         failures = 0;
                         retry_at = None;
+                        sh.retries.set(&cart.id, None);
                     }
-                    retrying.set(retry_at.is_some());
                 }
                 Err(e) => {
                     tracing::error!(event = "sync", cart = %cart.id, outcome = "failed", error = %e, "sync failed");
@@ -592,29 +701,26 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                 .saturating_add(Duration::from_millis(5)),
         );
     }
-    drop(retrying);
 }
 
-/// A cart counted in `stockgate_retries_pending` while it waits to retry;
-/// no longer once it stops or panics.
-struct Retrying<'a> {
-    sh: &'a Shared,
-    on: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Retrying<'_> {
-    fn set(&mut self, on: bool) {
-        if on != self.on {
-            self.on = on;
-            let delta = if on { 1 } else { -1 };
-            let n = self.sh.retries_pending.fetch_add(delta, Ordering::SeqCst) + delta;
-            self.sh.telemetry.set_retries_pending(n);
+    #[test]
+    fn a_failing_source_is_looked_at_every_poll_then_backs_off_to_five_minutes() {
+        let poll = Duration::from_secs(30);
+        for n in 1..=10 {
+            assert_eq!(look_again_in(poll, n), poll, "failure {n}");
         }
-    }
-}
-
-impl Drop for Retrying<'_> {
-    fn drop(&mut self) {
-        self.set(false);
+        assert_eq!(look_again_in(poll, 11), Duration::from_secs(60));
+        assert_eq!(look_again_in(poll, 12), Duration::from_secs(120));
+        assert_eq!(look_again_in(poll, 13), Duration::from_secs(240));
+        assert_eq!(look_again_in(poll, 14), Duration::from_secs(300));
+        assert_eq!(look_again_in(poll, u32::MAX), Duration::from_secs(300));
+        // A poll longer than 5 minutes is never shortened, nor lengthened.
+        let hour = Duration::from_secs(3600);
+        assert_eq!(look_again_in(hour, 1), hour);
+        assert_eq!(look_again_in(hour, 40), hour);
     }
 }
