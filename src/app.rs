@@ -1183,7 +1183,11 @@ fn print_status(s: &crate::inspect::Status) {
             truncate(&c.schedule, 20),
             c.last_outcome.clone().unwrap_or_else(|| "-".into()),
             opt(&c.last_success),
-            opt(&c.next_due),
+            if c.next_is_retry {
+                format!("{} (retry)", opt(&c.next_due))
+            } else {
+                opt(&c.next_due)
+            },
             c.pending.to_string(),
         ]);
     }

@@ -172,6 +172,12 @@ pub struct CartStatus {
     pub last_attempt: Option<String>,
     pub last_success: Option<String>,
     pub last_outcome: Option<String>,
+    /// When the running gateway retries a failed delivery (`next_due` then
+    /// is the sooner of it and the schedule's next slot).
+    pub retry_at: Option<String>,
+    /// `next_due` is the pending retry.
+    #[serde(skip)]
+    pub next_is_retry: bool,
     /// Inventory reports applied since the last successful sync.
     pub pending: i64,
 }
@@ -205,6 +211,10 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
         let next = c
             .schedule
             .next_due(st.last_attempt.map(to_datetime), now, c.tz);
+        // A pending retry of a failed delivery comes first when it is sooner.
+        let retry = st.retry_at.map(to_datetime);
+        let next_is_retry = retry.is_some_and(|r| next.is_none_or(|n| r < n));
+        let next = if next_is_retry { retry } else { next };
         carts.push(CartStatus {
             cart: c.id.clone(),
             merchant: c.merchant.clone(),
@@ -214,6 +224,8 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_attempt: st.last_attempt.map(rfc3339),
             last_success: st.last_success.map(rfc3339),
             last_outcome: st.last_outcome,
+            retry_at: st.retry_at.map(rfc3339),
+            next_is_retry,
             pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
         });
     }

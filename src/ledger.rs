@@ -122,6 +122,11 @@ const MIGRATIONS: &[&str] = &[
         failures INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     ",
+    // 6: a cart's pending retry of a failed delivery (the daemon's), so
+    // `status` beside it and a restarted daemon see when it comes.
+    "
+    ALTER TABLE carts ADD COLUMN retry_at INTEGER;
+    ",
 ];
 
 pub struct Ledger {
@@ -653,6 +658,8 @@ pub struct CartState {
     pub last_attempt: Option<Millis>,
     pub last_success: Option<Millis>,
     pub last_outcome: Option<String>,
+    /// When the daemon retries a failed delivery, if one is pending.
+    pub retry_at: Option<Millis>,
 }
 
 /// How a sync attempt ended. Stored as its name (`sent`, `skipped`,
@@ -1191,11 +1198,20 @@ impl Ledger {
     pub fn cart_state(&self, cart: &str) -> Result<CartState> {
         Ok(self
             .conn
-            .query_row("SELECT last_report_id, last_attempt, last_success, last_outcome FROM carts WHERE id = ?1", [cart], |r| {
-                Ok(CartState { last_report_id: r.get(0)?, last_attempt: r.get(1)?, last_success: r.get(2)?, last_outcome: r.get(3)? })
+            .query_row("SELECT last_report_id, last_attempt, last_success, last_outcome, retry_at FROM carts WHERE id = ?1", [cart], |r| {
+                Ok(CartState { last_report_id: r.get(0)?, last_attempt: r.get(1)?, last_success: r.get(2)?, last_outcome: r.get(3)?, retry_at: r.get(4)? })
             })
             .optional()?
             .unwrap_or_default())
+    }
+
+    /// The daemon's pending retry of a cart's failed delivery (None: none).
+    pub fn set_retry(&self, cart: &str, at: Option<Millis>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE carts SET retry_at = ?2 WHERE id = ?1",
+            params![cart, at],
+        )?;
+        Ok(())
     }
 
     pub fn max_report_id(&self) -> Result<i64> {

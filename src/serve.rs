@@ -601,15 +601,10 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             None
         };
         // A pending retry comes before the next slot: the daemon tries then.
-        let next_due = match state.telemetry.retry_due(&c.cart) {
-            Some(at)
-                if c.next_due.as_deref().is_none_or(|n| {
-                    chrono::DateTime::parse_from_rfc3339(n).is_ok_and(|n| n.timestamp_millis() > at)
-                }) =>
-            {
-                format!("{} (retry)", cell(&rfc3339(at)))
-            }
-            _ => opt(&c.next_due),
+        let next_due = if c.next_is_retry {
+            format!("{} (retry)", opt(&c.next_due))
+        } else {
+            opt(&c.next_due)
         };
         let failing = c.last_outcome.as_deref() == Some("failed");
         rows.push((

@@ -64,8 +64,6 @@ pub struct Telemetry {
     last_success: Family<CartLabel, Gauge>,
     transfer_seconds: Family<Transfer, Histogram, fn() -> Histogram>,
     retries_pending: Gauge,
-    /// Carts waiting to retry, with when (ms since the epoch).
-    retry_due: Mutex<std::collections::BTreeMap<String, i64>>,
     ledger_bytes: Gauge,
     pickup_failures: Family<SourceLabel, Counter>,
     last_look: Family<SourceLabel, Gauge>,
@@ -173,7 +171,6 @@ impl Telemetry {
             last_success,
             transfer_seconds,
             retries_pending,
-            retry_due: Mutex::new(Default::default()),
             ledger_bytes,
             heartbeat: AtomicI64::new(crate::util::now_ms()),
             trouble: Mutex::new(None),
@@ -286,19 +283,10 @@ impl Telemetry {
     }
 
     /// The carts waiting to retry a failed delivery, with when (ms since
-    /// the epoch): `stockgate_retries_pending` and the status page.
+    /// the epoch): `stockgate_retries_pending` (the ledger keeps the time
+    /// for `status` and the page).
     pub fn set_retries(&self, due: std::collections::BTreeMap<String, i64>) {
         self.retries_pending.set(due.len() as i64);
-        *self.retry_due.lock().unwrap_or_else(|e| e.into_inner()) = due;
-    }
-
-    /// When `cart` retries a failed delivery, if it waits to.
-    pub fn retry_due(&self, cart: &str) -> Option<i64> {
-        self.retry_due
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(cart)
-            .copied()
     }
 
     /// A worker panicked: counted, and trouble until it runs a pass again.

@@ -1111,6 +1111,19 @@ fn a_reload_keeps_a_carts_pending_retry() {
             && row.contains(" (retry)</td><td data-label=\"Last attempt\">"),
         "{row}"
     );
+    // `status` beside the daemon sees the retry too: next due is the retry.
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    let one = &st["carts"][0];
+    assert_eq!(one["cart"], "one");
+    let retry = one["retry_at"].as_str().unwrap_or_else(|| panic!("{st}"));
+    assert_eq!(
+        one["next_due"].as_str().map(|s| &s[..19]),
+        Some(&retry[..19]),
+        "{st}"
+    );
+    let due = chrono::DateTime::parse_from_rfc3339(retry).unwrap();
+    let ahead = due.timestamp() - now_secs() as i64;
+    assert!((0..=11).contains(&ahead), "retry {ahead} s ahead: {st}");
     // The fix: another folder, and SIGHUP. The retry is kept, not dropped
     // for the next hourly slot.
     ws.config(
@@ -1141,6 +1154,8 @@ fn a_reload_keeps_a_carts_pending_retry() {
         !page.contains("(retry)") && !page.contains("class=\"failing\""),
         "{page}"
     );
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    assert!(st["carts"][0]["retry_at"].is_null(), "{st}");
     let (took, st) = d.term();
     assert!(
         took < Duration::from_secs(5) && st.success(),

@@ -326,8 +326,9 @@ fn page_marks_failing_rows_and_shows_a_pending_retry() {
             .unwrap();
     }
     let retry = stockgate::util::now_ms() + 5_000;
-    r.telemetry
-        .set_retries([("outlet".to_string(), retry)].into_iter().collect());
+    ledger.set_retry("outlet", Some(retry)).unwrap();
+    let retry_shown =
+        stockgate::util::to_datetime(retry).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
     let (code, _, body) = get(r.addr(), "/");
     assert_eq!(code, 200, "{body}");
     let rfc = stockgate::util::rfc3339;
@@ -341,7 +342,7 @@ fn page_marks_failing_rows_and_shows_a_pending_retry() {
         "<span class=\"err\">connect: refused &lt;b&gt;</span>",
         &format!("<td data-label=\"Error at\">{}</td>", rfc(looked + 120_000)),
         "<tr class=\"failing\"><td data-label=\"Cart\">outlet<span class=\"flag\">failing</span></td>",
-        &format!("<td data-label=\"Next due\">{} (retry)</td>", rfc(retry)),
+        &format!("<td data-label=\"Next due\">{retry_shown} (retry)</td>"),
         "<tr><td data-label=\"Cart\">shop</td>",
         "<tr><td data-label=\"Source\">wms</td>",
     ] {

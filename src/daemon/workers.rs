@@ -601,10 +601,33 @@ pub(super) fn look_again_in(poll: Duration, failures: u32) -> Duration {
         .min(LOOK_BACKOFF_MAX.max(poll))
 }
 
+/// Keeps a cart's pending retry in the ledger, for `status` and a restart.
+fn note_retry(ledger: &Ledger, cart: &str, at: Option<i64>) {
+    if let Err(e) = ledger.set_retry(cart, at) {
+        tracing::warn!(cart = %cart, error = %e, "cannot record the pending retry");
+    }
+}
+
 fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[String]) {
     let mut conn = Conn { ledger: None };
     // A retry pending from the previous config (or before a panic) stays.
-    let inherited = sh.retries.get(&cart.id);
+    let mut inherited = sh.retries.get(&cart.id);
+    // ... and one the ledger kept from before a restart.
+    if inherited.is_none()
+        && let Ok(Some(at_ms)) = conn
+            .get(&sh.cfg)
+            .and_then(|l| l.cart_state(&cart.id).map_err(|e| e.to_string()))
+            .map(|s| s.retry_at)
+    {
+        let wait = Duration::from_millis((at_ms - now_ms()).max(0) as u64);
+        let r = Retry {
+            failures: 1,
+            at: Instant::now() + wait,
+            at_ms,
+        };
+        sh.retries.set(&cart.id, Some(r));
+        inherited = Some(r);
+    }
     let mut failures = inherited.map_or(0, |r| r.failures);
     let mut retry_at: Option<Instant> = inherited.map(|r| r.at);
     // Our own last attempt, also when it was not recorded (another process
@@ -670,9 +693,12 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                                 at_ms,
                             }),
                         );
+                        note_retry(ledger, &cart.id, Some(at_ms));
                     } else {
                         failures = 0;
-                        retry_at = None;
+                        if retry_at.take().is_some() {
+                            note_retry(ledger, &cart.id, None);
+                        }
                         sh.retries.set(&cart.id, None);
                     }
                 }
