@@ -651,11 +651,23 @@ fn stage_orders(
             batch.upsert(&line, now).map_err(RowFailed::Ledger)
         },
     )?;
+    archive_and_apply(job, errors, rows, |meta| batch.apply(meta))
+}
+
+/// The end of a file's staging: rejected with any bad row; else archived
+/// (durably, before anything is applied: rule 13) and applied, as of the
+/// moment it is applied.
+fn archive_and_apply(
+    job: &FileJob,
+    errors: &Errors,
+    rows: u64,
+    apply: impl FnOnce(&ReportMeta) -> Result<Applied, LedgerError>,
+) -> Result<Staged, PickupError> {
     if errors.total > 0 {
         return Ok(Staged::Rejected { rows });
     }
     let archived = job.archive()?;
-    let applied = batch.apply(&job.meta(&archived, now, rows));
+    let applied = apply(&job.meta(&archived, job.now, rows));
     Ok(Staged::Done { applied, archived })
 }
 
@@ -686,12 +698,7 @@ fn stage_products(
                 .map_err(RowFailed::Ledger)
         },
     )?;
-    if errors.total > 0 {
-        return Ok(Staged::Rejected { rows });
-    }
-    let archived = job.archive()?;
-    let applied = batch.apply(&job.meta(&archived, now, rows));
-    Ok(Staged::Done { applied, archived })
+    archive_and_apply(job, errors, rows, |meta| batch.apply(meta))
 }
 
 /// What one row did: rejected (its errors), or the ledger failed.
