@@ -11,7 +11,7 @@
 mod feed;
 mod sqlite;
 
-pub use sqlite::{InventoryBatch, Ledger, OrderBatch, ProductBatch};
+pub use sqlite::{InventoryBatch, Ledger, OrderBatch, ProductBatch, PrunedRows};
 
 use crate::formats::FeedItem;
 use crate::mapping::OutField;

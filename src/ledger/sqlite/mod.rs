@@ -13,12 +13,14 @@ macro_rules! safe_sum {
 }
 
 mod batch;
+mod maint;
 mod scan;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 pub use batch::{InventoryBatch, OrderBatch, ProductBatch};
+pub use maint::PrunedRows;
 
 use super::feed::{Cursor, FeedMerge};
 use super::*;
