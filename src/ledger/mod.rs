@@ -8,6 +8,8 @@
 //! This module holds the backend-neutral surface (public types, errors);
 //! each backend lives in a directory of its own (`sqlite/`).
 
+#[doc(hidden)]
+pub mod debug;
 mod feed;
 mod sqlite;
 

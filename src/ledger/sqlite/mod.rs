@@ -13,6 +13,7 @@ macro_rules! safe_sum {
 }
 
 mod batch;
+mod debug;
 mod maint;
 mod scan;
 mod schema;
