@@ -3,7 +3,7 @@
 //! (products, stock, open orders, last-sent values, each in SKU order by
 //! byte order, as Rust's `str` compares). No backend type appears here.
 
-use super::{FeedQuery, FeedRow};
+use super::{FeedQuery, FeedRow, OrderDraw};
 use crate::formats::{FeedItem, WarehouseShare};
 
 /// One row of a key-ordered scan, held in reusable buffers (no allocation
@@ -156,19 +156,9 @@ where
             if self.orders.seek(sku)? {
                 while !self.orders.done && self.orders.row.sku == sku {
                     let [qty, ordered_at, _] = self.orders.row.ints;
-                    let since = match self.orders.row.text.as_deref() {
-                        None => Some(latest),
-                        Some(w) if counts(q.warehouses, w) => Some(
-                            self.counted[..n_counted]
-                                .iter()
-                                .find(|(cw, _, _)| cw == w)
-                                .map(|(_, a, _)| *a),
-                        ),
-                        Some(_) => None,
-                    };
-                    if let Some(since) = since
-                        && ordered_at > since.unwrap_or(-9223372036854775807)
-                    {
+                    let own = self.orders.row.text.as_deref();
+                    let counted = &self.counted[..n_counted];
+                    if draws(q.warehouses, counted, latest, own, ordered_at) {
                         drawn += qty as i128;
                         any_drawn = true;
                         if breakdown {
@@ -223,6 +213,75 @@ where
             }));
         }
     }
+}
+
+/// Rule 2: whether an open order line (its own warehouse, if any, and its
+/// time) draws on the stock a cart counts (`warehouses`, [] = all;
+/// `counted`: the SKU's counted rows (warehouse, as_of, quantity), `latest`
+/// their latest as-of): ordered after the as-of of the stock it draws on
+/// (its warehouse's, else the SKU's latest count); a line on a warehouse
+/// the cart does not count draws nothing; never-counted stock draws every
+/// line.
+pub(super) fn draws(
+    warehouses: &[String],
+    counted: &[(String, i64, i64)],
+    latest: Option<i64>,
+    own: Option<&str>,
+    ordered_at: i64,
+) -> bool {
+    let since = match own {
+        None => Some(latest),
+        Some(w) if counts(warehouses, w) => Some(
+            counted
+                .iter()
+                .find(|(cw, _, _)| cw == w)
+                .map(|(_, a, _)| *a),
+        ),
+        Some(_) => None,
+    };
+    since.is_some_and(|since| ordered_at > since.unwrap_or(-9223372036854775807))
+}
+
+/// An open order line of one SKU, for [`drawing_lines`].
+pub(super) struct OpenLine {
+    pub draw: OrderDraw,
+    pub warehouse: Option<String>,
+}
+
+/// `explain`'s list of the order lines a SKU's value subtracts: rule 2
+/// ([`draws`], as the merge applies it) over the SKU's stock rows (a
+/// stock scan of that SKU) and its open lines (not cancelled, not after
+/// the sync time), in the order given.
+pub(super) fn drawing_lines<S: KeyedScan>(
+    warehouses: &[String],
+    mut stock: S,
+    lines: impl IntoIterator<Item = Result<OpenLine, S::Error>>,
+) -> Result<Vec<OrderDraw>, S::Error> {
+    let mut counted = Vec::new();
+    let mut latest = None;
+    let mut row = KeyedRow::default();
+    while stock.next_into(&mut row)? {
+        let w = row.text.as_deref().unwrap_or("");
+        if counts(warehouses, w) {
+            let [qty, as_of, _] = row.ints;
+            latest = latest.max(Some(as_of));
+            counted.push((w.to_string(), as_of, qty));
+        }
+    }
+    let mut out = Vec::new();
+    for l in lines {
+        let l = l?;
+        if draws(
+            warehouses,
+            &counted,
+            latest,
+            l.warehouse.as_deref(),
+            l.draw.ordered_at,
+        ) {
+            out.push(l.draw);
+        }
+    }
+    Ok(out)
 }
 
 /// The warehouse an open order line draws on (rule 2): its own, else the

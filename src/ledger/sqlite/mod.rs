@@ -23,10 +23,10 @@ mod tests;
 pub use batch::{InventoryBatch, OrderBatch, ProductBatch};
 pub use maint::PrunedRows;
 
-use super::feed::{Cursor, FeedMerge};
+use super::feed::{Cursor, FeedMerge, OpenLine, drawing_lines};
 use super::*;
 use rusqlite::{Connection, OptionalExtension, params};
-use scan::{DRAWING_ORDERS, Products, Scan, counted, merge_sql};
+use scan::{OPEN_LINES_OF_SKU, Products, Scan, merge_sql};
 use schema::MIGRATIONS;
 use std::collections::HashMap;
 
@@ -478,24 +478,22 @@ impl Ledger {
         warehouses: &[String],
         sync_time: Millis,
     ) -> Result<Vec<OrderDraw>> {
-        let sql = format!(
-            "WITH {} SELECT o.order_id, o.line, o.quantity, o.ordered_at {DRAWING_ORDERS} AND o.sku = ?4
-             ORDER BY o.ordered_at, o.order_id, o.line",
-            counted("AND sku = ?4")
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(
-            params![merchant, json_list(warehouses), sync_time, sku],
-            |r| {
-                Ok(OrderDraw {
+        let [_, stock, _, _] = merge_sql(true);
+        let mut stock = self.conn.prepare_cached(&stock)?;
+        let stock = Scan(stock.query(params![merchant, sku])?);
+        let mut lines = self.conn.prepare_cached(OPEN_LINES_OF_SKU)?;
+        let lines = lines.query_map(params![merchant, sync_time, sku], |r| {
+            Ok(OpenLine {
+                draw: OrderDraw {
                     order_id: r.get(0)?,
                     line: r.get(1)?,
                     quantity: r.get(2)?,
                     ordered_at: r.get(3)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+                },
+                warehouse: r.get(4)?,
+            })
+        })?;
+        Ok(drawing_lines(warehouses, stock, lines)?)
     }
 
     /// Next `{seq}` for a cart's file names; committed at once so it never repeats.

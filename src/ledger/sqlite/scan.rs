@@ -2,20 +2,6 @@
 
 use super::super::feed::{KeyedRow, KeyedScan, ProductRow, ProductScan};
 
-/// Counted stock for a cart: `st` its rows, `agg` summed per SKU.
-/// ?1 merchant, ?2 JSON list of warehouses ('[]' = all); `sku_filter` is ""
-/// or `AND sku = ?N` (one SKU: searched by the stock primary key).
-pub(super) fn counted(sku_filter: &str) -> String {
-    format!(
-        "
-    st AS (SELECT sku, warehouse, quantity, as_of, named_report_id FROM stock
-           WHERE merchant = ?1 {sku_filter} AND (?2 = '[]' OR warehouse IN (SELECT value FROM json_each(?2)))),
-    agg AS (SELECT sku, {} AS q, MAX(as_of) AS latest, MAX(named_report_id) AS named
-            FROM st GROUP BY sku)",
-        safe_sum!("quantity")
-    )
-}
-
 /// The four scans the feed merge (`FeedMerge`) merges, in SKU order: products (?1
 /// merchant), stock (?1), open orders (?1, ?2 sync time) and the cart's
 /// last-sent values (?1 cart). `one_sku`: for one SKU (?2; ?3 for orders),
@@ -42,16 +28,12 @@ pub(super) fn merge_sql(one_sku: bool) -> [String; 4] {
     ]
 }
 
-/// Open order lines that draw on counted stock: ordered after the as-of of
-/// the stock they draw on (the line's warehouse, else the SKU's latest count)
-/// and not after the sync time (?3). Never-counted stock draws every order.
-pub(super) const DRAWING_ORDERS: &str = "
-    FROM order_lines o
-    LEFT JOIN st s ON s.sku = o.sku AND s.warehouse = o.warehouse
-    LEFT JOIN agg a ON a.sku = o.sku
-    WHERE o.merchant = ?1 AND o.cancelled = 0 AND o.ordered_at <= ?3
-      AND (o.warehouse IS NULL OR ?2 = '[]' OR o.warehouse IN (SELECT value FROM json_each(?2)))
-      AND o.ordered_at > COALESCE(CASE WHEN o.warehouse IS NULL THEN a.latest ELSE s.as_of END, -9223372036854775807)";
+/// One SKU's open order lines (?1 merchant, ?2 sync time, ?3 SKU), with
+/// their warehouse, for `explain`'s list of the lines its value
+/// subtracts (rule 2 is applied to them in Rust, as the merge does).
+pub(super) const OPEN_LINES_OF_SKU: &str = "SELECT order_id, line, quantity, ordered_at, warehouse FROM order_lines INDEXED BY order_lines_sku
+     WHERE merchant = ?1 AND cancelled = 0 AND ordered_at <= ?2 AND sku = ?3
+     ORDER BY ordered_at, order_id, line";
 
 fn text_of(v: rusqlite::types::ValueRef<'_>, col: usize) -> rusqlite::Result<&str> {
     v.as_str()

@@ -1,4 +1,5 @@
 use super::batch::BATCH;
+use super::scan::OPEN_LINES_OF_SKU;
 use super::*;
 
 #[test]
@@ -154,17 +155,14 @@ fn plan(l: &Ledger, sql: &str, n: usize) -> Vec<String> {
 fn explain_of_one_sku_searches_by_index() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-    let order_draws = format!(
-        "WITH {} SELECT o.order_id {DRAWING_ORDERS} AND o.sku = ?4",
-        counted("AND sku = ?4")
-    );
+    let order_draws = OPEN_LINES_OF_SKU.to_string();
     let [products, stock, orders, sent] = merge_sql(true);
     for (what, sql, n, tables) in [
         ("products of one SKU", products, 2, &["products"][..]),
         ("stock of one SKU", stock, 2, &["stock"]),
         ("orders of one SKU", orders, 3, &["order_lines"]),
         ("last sent of one SKU", sent, 2, &["last_sent"]),
-        ("order_draws", order_draws, 4, &["stock", "o"]),
+        ("order_draws' lines", order_draws, 3, &["order_lines"]),
     ] {
         let steps = plan(&l, &sql, n);
         let text = steps.join("\n");
@@ -248,4 +246,67 @@ fn control_numbers_never_repeat_and_wrap_at_nine_digits() {
         )
         .unwrap();
     assert_eq!(l.next_control("S", "R").unwrap(), 1);
+}
+
+/// Rule 2 once: explain's list of the order lines a SKU's value subtracts
+/// is the merge's own rule (`feed::draws`), so its sum is the feed's
+/// `committed`, for every set of counted warehouses.
+#[test]
+fn explain_lists_exactly_the_orders_the_feed_subtracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    l.conn
+        .execute_batch(
+            "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL), ('m', 'B', NULL, NULL, 0, NULL);
+             INSERT INTO stock VALUES ('m', 'A', 'W1', 10, 100, 1, 1), ('m', 'A', 'W2', 7, 200, 1, 1);
+             INSERT INTO order_lines VALUES
+               ('o', '1', '1', 'm', 'A', 1, NULL, 150, NULL, 0, 5, 5, 1),
+               ('o', '1', '2', 'm', 'A', 2, NULL, 250, NULL, 0, 5, 5, 1),
+               ('o', '2', '1', 'm', 'A', 4, 'W1', 150, NULL, 0, 5, 5, 1),
+               ('o', '2', '2', 'm', 'A', 8, 'W2', 150, NULL, 0, 5, 5, 1),
+               ('o', '2', '3', 'm', 'A', 16, 'W2', 250, NULL, 0, 5, 5, 1),
+               ('o', '2', '4', 'm', 'A', 32, 'W3', 250, NULL, 0, 5, 5, 1),
+               ('o', '3', '1', 'm', 'A', 64, 'W1', 250, NULL, 1, 5, 5, 1),
+               ('o', '3', '2', 'm', 'A', 128, 'W1', 999, NULL, 0, 5, 5, 1),
+               ('o', '4', '1', 'm', 'B', 3, NULL, 1, NULL, 0, 5, 5, 1),
+               ('o', '4', '2', 'm', 'B', 5, 'W1', 1, NULL, 0, 5, 5, 1);",
+        )
+        .unwrap();
+    let all: Vec<String> = vec![];
+    let w1 = vec!["W1".to_string()];
+    let w2 = vec!["W2".to_string()];
+    let w3 = vec!["W3".to_string()];
+    let mut committed = vec![];
+    for ws in [&all, &w1, &w2, &w3] {
+        for sku in ["A", "B"] {
+            let q = FeedQuery {
+                merchant: "m",
+                cart: "c",
+                warehouses: ws,
+                min_level: 0,
+                full: true,
+                since_report: 0,
+                sync_time: 500,
+                required: &[],
+                sku: Some(sku),
+                locations: &[],
+            };
+            let feed: Vec<i64> = l
+                .feed_rows(&q, |rows| rows.map(|r| r.item.committed).collect())
+                .unwrap();
+            let listed: i64 = l
+                .order_draws("m", sku, ws, 500)
+                .unwrap()
+                .iter()
+                .map(|o| o.quantity)
+                .sum();
+            assert_eq!(feed, [listed], "{sku} counting {ws:?}");
+            committed.push(listed);
+        }
+    }
+    // All: W1's line after its count (4), W2's after its (16), the
+    // warehouse-less one after the latest count (2), W3 never counted (32);
+    // B never counted: every line. W1 only: latest is W1's 100, so both
+    // warehouse-less lines draw.
+    assert_eq!(committed, [54, 8, 7, 8, 18, 3, 35, 3]);
 }
