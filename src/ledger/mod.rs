@@ -13,7 +13,28 @@ pub mod debug;
 mod feed;
 mod sqlite;
 
-pub use sqlite::{InventoryBatch, Ledger, OrderBatch, ProductBatch, PrunedRows};
+pub use sqlite::PrunedRows;
+
+use debug::{DebugTable, DebugValue};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The backend every [`Ledger`] uses today. PostgreSQL's comes beside it
+/// (then an enum of the two, implementing [`LedgerBackend`] by dispatch).
+type Backend = sqlite::SqliteLedger;
+
+/// One inventory file being applied, in its own transaction.
+pub type InventoryBatch<'a> = <Backend as LedgerBackend>::InventoryBatch<'a>;
+/// One product file being applied, in its own transaction.
+pub type ProductBatch<'a> = <Backend as LedgerBackend>::ProductBatch<'a>;
+/// One order file being applied, in its own transaction.
+pub type OrderBatch<'a> = <Backend as LedgerBackend>::OrderBatch<'a>;
+
+/// The ledger: what the gateway keeps, whatever keeps it.
+pub struct Ledger {
+    inner: Backend,
+}
 
 use crate::formats::FeedItem;
 use crate::mapping::OutField;
@@ -339,4 +360,553 @@ pub struct OrderLine<'a> {
     pub ordered_at: Option<Millis>,
     pub status: Option<&'a str>,
     pub cancelled: bool,
+}
+
+/// The surface every ledger backend offers (today SQLite's; PostgreSQL's
+/// next): [`Ledger`] dispatches each call to its backend through it.
+/// Opening, the health check and what sits beside a ledger (its size, its
+/// locks, scratch) are [`Ledger`]'s own associated functions, which pick
+/// the backend.
+pub trait LedgerBackend {
+    type InventoryBatch<'a>: InventoryBatchOps
+    where
+        Self: 'a;
+    type ProductBatch<'a>: ProductBatchOps
+    where
+        Self: 'a;
+    type OrderBatch<'a>: OrderBatchOps
+    where
+        Self: 'a;
+
+    fn schema_version(&self) -> Result<i64>;
+    fn check_writable(&self, path: &Path) -> Result<()>;
+    fn ensure(&self, merchants: &[String], carts: &[String]) -> Result<()>;
+    fn already_applied(&self, source: &str, sha256: &str) -> Result<Option<i64>>;
+    #[allow(clippy::too_many_arguments)]
+    fn record_file(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        outcome: &str,
+        archive: Option<&str>,
+        error: Option<&str>,
+        now: Millis,
+    ) -> Result<()>;
+    fn discard_file(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        archive: &str,
+        now: Millis,
+    ) -> Result<()>;
+    fn seen_files(&self, source: &str) -> Result<HashMap<String, SeenFile>>;
+    fn note_seen(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        now: Millis,
+    ) -> Result<()>;
+    #[allow(clippy::too_many_arguments)]
+    fn note_taken(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        outcome: &str,
+        sha256: Option<&str>,
+        note: Option<&str>,
+        now: Millis,
+    ) -> Result<()>;
+    fn product_count(&self, merchant: &str) -> Result<u64>;
+    fn note_problem(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        note: &str,
+        now: Millis,
+    ) -> Result<()>;
+    fn forget(&self, source: &str, name: &str) -> Result<()>;
+    fn forget_all(&mut self, source: &str, names: &[&str]) -> Result<()>;
+    fn keep_schedule(&self, cart: &str, at: Option<Millis>) -> Result<()>;
+    fn cart_state(&self, cart: &str) -> Result<CartState>;
+    fn set_retry(&self, cart: &str, at: Option<Millis>) -> Result<()>;
+    fn max_report_id(&self) -> Result<i64>;
+    fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64>;
+    fn feed_rows<T>(
+        &self,
+        q: &FeedQuery,
+        f: impl FnOnce(&mut dyn Iterator<Item = FeedRow>) -> T,
+    ) -> Result<T>;
+    fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool>;
+    fn stock_rows(&self, merchant: &str, sku: &str, warehouses: &[String])
+    -> Result<Vec<StockRow>>;
+    fn order_draws(
+        &self,
+        merchant: &str,
+        sku: &str,
+        warehouses: &[String],
+        sync_time: Millis,
+    ) -> Result<Vec<OrderDraw>>;
+    fn next_seq(&self, cart: &str) -> Result<i64>;
+    fn next_control(&self, sender: &str, receiver: &str) -> Result<i64>;
+    fn peek_control(&self, sender: &str, receiver: &str) -> Result<i64>;
+    fn record_sync(&mut self, e: &SyncEntry, delivered_through: Option<i64>) -> Result<i64>;
+    fn record_delivery(
+        &mut self,
+        e: &SyncEntry,
+        delivered_through: Option<i64>,
+        sent: Option<&mut SentLog>,
+    ) -> Result<i64>;
+    fn record_ack(&self, carts: &[String], group: i64, status: &str, codes: &str) -> Result<u64>;
+    fn history(&self, cart: Option<&str>, limit: u64) -> Result<Vec<SyncEntry>>;
+    fn inbound_stats(&self, source: &str) -> Result<InboundStats>;
+    fn source_look(&self, source: &str) -> Result<SourceLook>;
+    fn note_look(&self, source: &str, at: Millis, error: Option<&str>) -> Result<SourceLook>;
+    fn table_counts(&self) -> Result<Vec<(String, i64)>>;
+    fn inventory_batch(
+        &mut self,
+        merchant: &str,
+        now: Millis,
+        direct: bool,
+    ) -> Result<Self::InventoryBatch<'_>>;
+    fn order_batch(&mut self, merchant: &str, source: &str) -> Result<Self::OrderBatch<'_>>;
+    fn product_batch(&mut self, merchant: &str) -> Result<Self::ProductBatch<'_>>;
+    fn prune_history(&self, cutoff: Millis) -> Result<PrunedRows>;
+    #[doc(hidden)]
+    fn debug_tables(&self) -> Result<Vec<String>>;
+    #[doc(hidden)]
+    fn debug_rows(&self, table: &str, order_by: &[&str]) -> Result<DebugTable>;
+    #[doc(hidden)]
+    fn debug_insert(&self, table: &str, row: &[(&str, DebugValue)]) -> Result<()>;
+    #[doc(hidden)]
+    fn debug_integrity(&self) -> Result<String>;
+    #[doc(hidden)]
+    fn debug_sum(&self, table: &str, column: &str) -> Result<i64>;
+}
+
+/// The transaction-scoped batch of a inventory file, as every backend offers it.
+pub trait InventoryBatchOps {
+    fn add(
+        &self,
+        sku: &str,
+        warehouse: &str,
+        qty: i64,
+        as_of: Millis,
+        upc: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<()>;
+    fn price(&self, sku: &str, price: &str, now: Millis) -> Result<()>;
+    fn aggregate(&self) -> Result<Vec<String>>;
+    fn zero_counts(&self, warehouses: &[String], as_of: Millis) -> Result<Vec<ZeroCount>>;
+    fn warehouses(&self) -> Result<Vec<String>>;
+    fn needs_staging(&self) -> bool;
+    fn apply(self, meta: &ReportMeta, snapshot_warehouses: &[String]) -> Result<Applied>;
+}
+
+/// The transaction-scoped batch of a product file, as every backend offers it.
+pub trait ProductBatchOps {
+    fn upsert(
+        &self,
+        sku: &str,
+        upc: Option<&str>,
+        description: Option<&str>,
+        price: Option<&str>,
+        now: Millis,
+    ) -> Result<()>;
+    fn apply(self, meta: &ReportMeta) -> Result<Applied>;
+}
+
+/// The transaction-scoped batch of a order file, as every backend offers it.
+pub trait OrderBatchOps {
+    fn upsert(&self, l: &OrderLine, now: Millis) -> Result<()>;
+    fn apply(self, meta: &ReportMeta) -> Result<Applied>;
+}
+
+impl Ledger {
+    pub fn open(path: &Path) -> Result<Ledger> {
+        Ok(Ledger {
+            inner: Backend::open(path)?,
+        })
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        LedgerBackend::schema_version(&self.inner)
+    }
+
+    /// Fails with [`LedgerError::ReadOnly`], naming `path`, when SQLite
+    /// opened the ledger read-only (a file this user may not write): one
+    /// clear line before the first write, instead of SQLite's
+    /// "attempt to write a readonly database" at it.
+    pub fn check_writable(&self, path: &Path) -> Result<()> {
+        LedgerBackend::check_writable(&self.inner, path)
+    }
+
+    /// Registers the config's merchants and carts (idempotent).
+    pub fn ensure(&self, merchants: &[String], carts: &[String]) -> Result<()> {
+        LedgerBackend::ensure(&self.inner, merchants, carts)
+    }
+
+    pub fn already_applied(&self, source: &str, sha256: &str) -> Result<Option<i64>> {
+        LedgerBackend::already_applied(&self.inner, source, sha256)
+    }
+
+    /// Logs a received file that changed no stock or order: a duplicate, a
+    /// 997, or a rejected or held file (with its first error).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_file(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        outcome: &str,
+        archive: Option<&str>,
+        error: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
+        LedgerBackend::record_file(
+            &self.inner,
+            source,
+            file_name,
+            sha256,
+            outcome,
+            archive,
+            error,
+            now,
+        )
+    }
+
+    /// Records a quarantined file dropped by an operator (`quarantine
+    /// discard`): its rejected or held records are cleared, and the discard
+    /// is kept with the archive copy of its bytes.
+    pub fn discard_file(
+        &self,
+        source: &str,
+        file_name: &str,
+        sha256: &str,
+        archive: &str,
+        now: Millis,
+    ) -> Result<()> {
+        LedgerBackend::discard_file(&self.inner, source, file_name, sha256, archive, now)
+    }
+
+    /// Every file a source listed last time, by name.
+    pub fn seen_files(&self, source: &str) -> Result<HashMap<String, SeenFile>> {
+        LedgerBackend::seen_files(&self.inner, source)
+    }
+
+    /// A listed file, with this size and mtime since `now` (forgets any
+    /// outcome of an earlier version of it).
+    pub fn note_seen(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        now: Millis,
+    ) -> Result<()> {
+        LedgerBackend::note_seen(&self.inner, source, name, size, mtime, now)
+    }
+
+    /// A listed file was taken (or skipped for good): its outcome, and what
+    /// is left to say about it (an after-step that failed).
+    #[allow(clippy::too_many_arguments)]
+    pub fn note_taken(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        outcome: &str,
+        sha256: Option<&str>,
+        note: Option<&str>,
+        now: Millis,
+    ) -> Result<()> {
+        LedgerBackend::note_taken(
+            &self.inner,
+            source,
+            name,
+            size,
+            mtime,
+            outcome,
+            sha256,
+            note,
+            now,
+        )
+    }
+
+    /// How many SKUs a merchant has (the size of a full feed, at most).
+    pub fn product_count(&self, merchant: &str) -> Result<u64> {
+        LedgerBackend::product_count(&self.inner, merchant)
+    }
+
+    /// A listed file that could not be taken this time (fetch or read
+    /// failed): the reason is kept with it; it stays untaken (tried again).
+    pub fn note_problem(
+        &self,
+        source: &str,
+        name: &str,
+        size: u64,
+        mtime: Option<Millis>,
+        note: &str,
+        now: Millis,
+    ) -> Result<()> {
+        LedgerBackend::note_problem(&self.inner, source, name, size, mtime, note, now)
+    }
+
+    /// Forgets one file (it left the folder).
+    pub fn forget(&self, source: &str, name: &str) -> Result<()> {
+        LedgerBackend::forget(&self.inner, source, name)
+    }
+
+    /// Forgets these files of `source` (no longer listed), in one transaction.
+    pub fn forget_all(&mut self, source: &str, names: &[&str]) -> Result<()> {
+        LedgerBackend::forget_all(&mut self.inner, source, names)
+    }
+
+    /// Puts a cart's last attempt back to `at`: a skipped manual `sync`
+    /// leaves the cart's schedule (its next due time) where it was.
+    pub fn keep_schedule(&self, cart: &str, at: Option<Millis>) -> Result<()> {
+        LedgerBackend::keep_schedule(&self.inner, cart, at)
+    }
+
+    pub fn cart_state(&self, cart: &str) -> Result<CartState> {
+        LedgerBackend::cart_state(&self.inner, cart)
+    }
+
+    /// The daemon's pending retry of a cart's failed delivery (None: none).
+    pub fn set_retry(&self, cart: &str, at: Option<Millis>) -> Result<()> {
+        LedgerBackend::set_retry(&self.inner, cart, at)
+    }
+
+    pub fn max_report_id(&self) -> Result<i64> {
+        LedgerBackend::max_report_id(&self.inner)
+    }
+
+    /// Inventory reports for `merchant` applied after report `since`, touching
+    /// one of `warehouses` ([] = any).
+    pub fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64> {
+        LedgerBackend::reports_since(&self.inner, merchant, since, warehouses)
+    }
+
+    /// Hands the SKUs a cart's feed includes (rule 6: all when full, else
+    /// those named by a new report or whose value differs from the last
+    /// sent) to `f`, in SKU order, as one streaming pass: a merge of the
+    /// merchant's products, stock, open orders and the cart's last-sent
+    /// values, each read in key order (never all in memory, nothing
+    /// written). With `q.sku`, that SKU only, by index. A read error ends
+    /// the iteration and is returned after `f` is done.
+    pub fn feed_rows<T>(
+        &self,
+        q: &FeedQuery,
+        f: impl FnOnce(&mut dyn Iterator<Item = FeedRow>) -> T,
+    ) -> Result<T> {
+        LedgerBackend::feed_rows(&self.inner, q, f)
+    }
+
+    pub fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool> {
+        LedgerBackend::product_exists(&self.inner, merchant, sku)
+    }
+
+    pub fn stock_rows(
+        &self,
+        merchant: &str,
+        sku: &str,
+        warehouses: &[String],
+    ) -> Result<Vec<StockRow>> {
+        LedgerBackend::stock_rows(&self.inner, merchant, sku, warehouses)
+    }
+
+    /// The order lines that [`Ledger::feed_rows`] subtracts for one SKU.
+    pub fn order_draws(
+        &self,
+        merchant: &str,
+        sku: &str,
+        warehouses: &[String],
+        sync_time: Millis,
+    ) -> Result<Vec<OrderDraw>> {
+        LedgerBackend::order_draws(&self.inner, merchant, sku, warehouses, sync_time)
+    }
+
+    /// Next `{seq}` for a cart's file names; committed at once so it never repeats.
+    pub fn next_seq(&self, cart: &str) -> Result<i64> {
+        LedgerBackend::next_seq(&self.inner, cart)
+    }
+
+    /// Next X12 control number for (sender, receiver); committed before use,
+    /// so a crash or a failed delivery never lets one repeat.
+    pub fn next_control(&self, sender: &str, receiver: &str) -> Result<i64> {
+        LedgerBackend::next_control(&self.inner, sender, receiver)
+    }
+
+    /// The control number `next_control` would give, without taking it.
+    pub fn peek_control(&self, sender: &str, receiver: &str) -> Result<i64> {
+        LedgerBackend::peek_control(&self.inner, sender, receiver)
+    }
+
+    /// Records a sync attempt. When `delivered_through` is set (the file is
+    /// delivered under its final name), the cart's last-sync mark and
+    /// last-sent values move in the same transaction.
+    pub fn record_sync(&mut self, e: &SyncEntry, delivered_through: Option<i64>) -> Result<i64> {
+        LedgerBackend::record_sync(&mut self.inner, e, delivered_through)
+    }
+
+    /// [`Ledger::record_sync`], and for a delivered feed the values it sent
+    /// that differ from the last sent (`sent`): only those rows of
+    /// `last_sent` are written (`sync_id`: the sync that last changed it).
+    pub fn record_delivery(
+        &mut self,
+        e: &SyncEntry,
+        delivered_through: Option<i64>,
+        sent: Option<&mut SentLog>,
+    ) -> Result<i64> {
+        LedgerBackend::record_delivery(&mut self.inner, e, delivered_through, sent)
+    }
+
+    /// Marks the sent 846s of `carts` with group control `group` as
+    /// acknowledged; returns how many sync entries matched.
+    pub fn record_ack(
+        &self,
+        carts: &[String],
+        group: i64,
+        status: &str,
+        codes: &str,
+    ) -> Result<u64> {
+        LedgerBackend::record_ack(&self.inner, carts, group, status, codes)
+    }
+
+    pub fn history(&self, cart: Option<&str>, limit: u64) -> Result<Vec<SyncEntry>> {
+        LedgerBackend::history(&self.inner, cart, limit)
+    }
+
+    /// What `status` says of an inbound source, from the ledger.
+    pub fn inbound_stats(&self, source: &str) -> Result<InboundStats> {
+        LedgerBackend::inbound_stats(&self.inner, source)
+    }
+
+    /// A source's looks: the last good one, the current failed run.
+    pub fn source_look(&self, source: &str) -> Result<SourceLook> {
+        LedgerBackend::source_look(&self.inner, source)
+    }
+
+    /// Records one look at a source at `at`: a good listing (`error` None)
+    /// ends a failed run and clears its error; a failed one counts.
+    pub fn note_look(&self, source: &str, at: Millis, error: Option<&str>) -> Result<SourceLook> {
+        LedgerBackend::note_look(&self.inner, source, at, error)
+    }
+
+    /// Row counts of every table, to prove a rejected file changed nothing.
+    pub fn table_counts(&self) -> Result<Vec<(String, i64)>> {
+        LedgerBackend::table_counts(&self.inner)
+    }
+
+    /// Starts applying one inventory file; dropped without `apply`, nothing
+    /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
+    /// the moment of the apply.
+    pub fn inventory_batch(
+        &mut self,
+        merchant: &str,
+        now: Millis,
+        direct: bool,
+    ) -> Result<InventoryBatch<'_>> {
+        LedgerBackend::inventory_batch(&mut self.inner, merchant, now, direct)
+    }
+
+    pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
+        LedgerBackend::order_batch(&mut self.inner, merchant, source)
+    }
+
+    pub fn product_batch(&mut self, merchant: &str) -> Result<ProductBatch<'_>> {
+        LedgerBackend::product_batch(&mut self.inner, merchant)
+    }
+
+    /// Whether there is no ledger at `path` yet (opening one creates it).
+    pub fn is_new(path: &Path) -> bool {
+        Backend::is_new(path)
+    }
+
+    /// Opens an existing ledger for commands that only read it (`status`,
+    /// `explain`, ...). SQLite still opens it read-write: a WAL reader
+    /// writes the `-shm` index, and an older ledger is migrated.
+    pub fn open_read(path: &Path) -> Result<Ledger> {
+        Ok(Ledger {
+            inner: Backend::open_read(path)?,
+        })
+    }
+
+    /// Deletes history older than `cutoff`: sync attempts (the newest
+    /// attempt of each cart stays: status and the schedule read it) and
+    /// inbound file records, in small batches, then gives the space back
+    /// a little at a time (ledgers made with auto_vacuum = INCREMENTAL)
+    /// and keeps the WAL short.
+    pub fn prune_history(&self, cutoff: Millis) -> Result<PrunedRows> {
+        LedgerBackend::prune_history(&self.inner, cutoff)
+    }
+
+    /// `/healthz`: opens the ledger read-only and reads its schema (`SELECT
+    /// 1` alone would not touch the file: this also finds a ledger that is
+    /// not a database), waiting at most `busy` for a lock.
+    pub fn health(path: &Path, busy: Duration) -> std::result::Result<(), String> {
+        Backend::health(path, busy)
+    }
+
+    /// Every archive path the ledger refers to (reports, inbound files,
+    /// syncs), read without writing anything; `None` when there is no
+    /// ledger or it cannot be read.
+    pub fn archive_paths(path: &Path) -> Option<Vec<String>> {
+        Backend::archive_paths(path)
+    }
+
+    /// The ledger's size on disk now: its file and its WAL.
+    pub fn size_bytes(path: &Path) -> u64 {
+        Backend::size_bytes(path)
+    }
+
+    /// The file whose OS lock marks the one `run` of this ledger: `<ledger>.lock`.
+    pub fn instance_lock_path(path: &Path) -> PathBuf {
+        Backend::instance_lock_path(path)
+    }
+
+    /// The folder for files in flight beside the ledger (scratch, per-cart
+    /// locks): the ledger file's folder.
+    pub fn scratch_root(path: &Path) -> &Path {
+        Backend::scratch_root(path)
+    }
+
+    /// The ledger's tables, by name.
+    #[doc(hidden)]
+    pub fn debug_tables(&self) -> Result<Vec<String>> {
+        LedgerBackend::debug_tables(&self.inner)
+    }
+
+    /// Every row of `table`, ordered by the columns `order_by` (in the
+    /// stored order when empty).
+    #[doc(hidden)]
+    pub fn debug_rows(&self, table: &str, order_by: &[&str]) -> Result<DebugTable> {
+        LedgerBackend::debug_rows(&self.inner, table, order_by)
+    }
+
+    /// Inserts one row as is (what an older stockgate could have written).
+    #[doc(hidden)]
+    pub fn debug_insert(&self, table: &str, row: &[(&str, DebugValue)]) -> Result<()> {
+        LedgerBackend::debug_insert(&self.inner, table, row)
+    }
+
+    /// The backend's own integrity check: "ok" when whole.
+    #[doc(hidden)]
+    pub fn debug_integrity(&self) -> Result<String> {
+        LedgerBackend::debug_integrity(&self.inner)
+    }
+
+    /// The sum of an integer column over a whole table (0 when empty).
+    #[doc(hidden)]
+    pub fn debug_sum(&self, table: &str, column: &str) -> Result<i64> {
+        LedgerBackend::debug_sum(&self.inner, table, column)
+    }
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::util::quoted;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-impl Ledger {
+impl SqliteLedger {
     /// Starts applying one inventory file; dropped without `apply`, nothing
     /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
     /// the moment of the apply.

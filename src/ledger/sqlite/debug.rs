@@ -22,7 +22,7 @@ impl rusqlite::ToSql for DebugValue {
     }
 }
 
-impl Ledger {
+impl SqliteLedger {
     /// The ledger's tables, by name.
     #[doc(hidden)]
     pub fn debug_tables(&self) -> Result<Vec<String>> {
@@ -89,7 +89,7 @@ impl Ledger {
     }
 }
 
-impl Ledger {
+impl SqliteLedger {
     /// The sum of an integer column over a whole table (0 when empty).
     #[doc(hidden)]
     pub fn debug_sum(&self, table: &str, column: &str) -> Result<i64> {

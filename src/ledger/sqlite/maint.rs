@@ -8,11 +8,11 @@ use rusqlite::OpenFlags;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// History rows deleted per transaction by [`Ledger::prune_history`]:
+/// History rows deleted per transaction by [`SqliteLedger::prune_history`]:
 /// short enough never to hold up a sync.
 const PRUNE_BATCH: i64 = 500;
 
-/// Rows pruned by [`Ledger::prune_history`].
+/// Rows pruned by [`SqliteLedger::prune_history`].
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct PrunedRows {
     /// Sync attempts (the newest of each cart stays).
@@ -21,7 +21,7 @@ pub struct PrunedRows {
     pub file_rows: u64,
 }
 
-impl Ledger {
+impl SqliteLedger {
     /// Whether there is no ledger at `path` yet (opening one creates it).
     pub fn is_new(path: &Path) -> bool {
         !path.exists()
@@ -30,8 +30,8 @@ impl Ledger {
     /// Opens an existing ledger for commands that only read it (`status`,
     /// `explain`, ...). SQLite still opens it read-write: a WAL reader
     /// writes the `-shm` index, and an older ledger is migrated.
-    pub fn open_read(path: &Path) -> Result<Ledger> {
-        Ledger::open(path)
+    pub fn open_read(path: &Path) -> Result<SqliteLedger> {
+        SqliteLedger::open(path)
     }
 
     /// Deletes history older than `cutoff`: sync attempts (the newest

@@ -12,6 +12,7 @@ macro_rules! safe_sum {
     };
 }
 
+mod backend;
 mod batch;
 mod debug;
 mod maint;
@@ -30,7 +31,7 @@ use scan::{OPEN_LINES_OF_SKU, Products, Scan, merge_sql};
 use schema::MIGRATIONS;
 use std::collections::HashMap;
 
-pub struct Ledger {
+pub struct SqliteLedger {
     conn: Connection,
 }
 
@@ -40,8 +41,8 @@ impl rusqlite::ToSql for SyncOutcome {
     }
 }
 
-impl Ledger {
-    pub fn open(path: &Path) -> Result<Ledger> {
+impl SqliteLedger {
+    pub fn open(path: &Path) -> Result<SqliteLedger> {
         let open_err = |source| LedgerError::Open {
             path: path.display().to_string(),
             source,
@@ -103,7 +104,7 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(open_err)?;
-        let mut l = Ledger { conn };
+        let mut l = SqliteLedger { conn };
         l.migrate(path)?;
         Ok(l)
     }
@@ -470,7 +471,7 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The order lines that [`Ledger::feed_rows`] subtracts for one SKU.
+    /// The order lines that [`SqliteLedger::feed_rows`] subtracts for one SKU.
     pub fn order_draws(
         &self,
         merchant: &str,
@@ -542,7 +543,7 @@ impl Ledger {
         self.record_delivery(e, delivered_through, None)
     }
 
-    /// [`Ledger::record_sync`], and for a delivered feed the values it sent
+    /// [`SqliteLedger::record_sync`], and for a delivered feed the values it sent
     /// that differ from the last sent (`sent`): only those rows of
     /// `last_sent` are written (`sync_id`: the sync that last changed it).
     pub fn record_delivery(

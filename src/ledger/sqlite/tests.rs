@@ -8,12 +8,12 @@ fn migrations_upgrade_an_older_ledger_and_refuse_a_newer_one() {
     let path = dir.path().join("l.sqlite");
     // A ledger at version 0 (created by nothing) upgrades to the latest.
     Connection::open(&path).unwrap();
-    let l = Ledger::open(&path).unwrap();
+    let l = SqliteLedger::open(&path).unwrap();
     assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
     drop(l);
     // Reopening is idempotent.
     assert_eq!(
-        Ledger::open(&path).unwrap().schema_version().unwrap(),
+        SqliteLedger::open(&path).unwrap().schema_version().unwrap(),
         MIGRATIONS.len() as i64
     );
     // A ledger written by a newer stockgate is refused, untouched.
@@ -21,7 +21,7 @@ fn migrations_upgrade_an_older_ledger_and_refuse_a_newer_one() {
         .unwrap()
         .pragma_update(None, "user_version", 99)
         .unwrap();
-    match Ledger::open(&path) {
+    match SqliteLedger::open(&path) {
         Err(LedgerError::TooNew { found: 99, .. }) => {}
         other => panic!("expected TooNew, got {:?}", other.map(|_| ())),
     }
@@ -35,7 +35,9 @@ fn a_new_ledger_opened_by_several_processes_at_once_migrates_once() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let p = path.clone();
-                std::thread::spawn(move || Ledger::open(&p).map(|l| l.schema_version().unwrap()))
+                std::thread::spawn(move || {
+                    SqliteLedger::open(&p).map(|l| l.schema_version().unwrap())
+                })
             })
             .collect();
         for h in handles {
@@ -53,7 +55,7 @@ fn a_new_ledger_opened_by_several_processes_at_once_migrates_once() {
 /// Applies `rows` (SKU, warehouse, qty, as-of, UPC) the direct way or
 /// staged; returns the summary and every stock and product row.
 fn apply_rows(
-    l: &mut Ledger,
+    l: &mut SqliteLedger,
     direct: bool,
     name: &str,
     rows: &[(String, &str, i64, Millis, Option<String>)],
@@ -120,7 +122,7 @@ fn direct_batches_match_the_staged_way_stale_rows_included() {
     let dir = tempfile::tempdir().unwrap();
     let mut results = vec![];
     for direct in [true, false] {
-        let mut l = Ledger::open(&dir.path().join(format!("{direct}.sqlite"))).unwrap();
+        let mut l = SqliteLedger::open(&dir.path().join(format!("{direct}.sqlite"))).unwrap();
         l.ensure(&["m".into()], &[]).unwrap();
         apply_rows(&mut l, direct, "a", &first);
         results.push(apply_rows(&mut l, direct, "b", &later));
@@ -132,7 +134,7 @@ fn direct_batches_match_the_staged_way_stale_rows_included() {
 }
 
 /// The query plan of `sql`, one detail line per step.
-fn plan(l: &Ledger, sql: &str, n: usize) -> Vec<String> {
+fn plan(l: &SqliteLedger, sql: &str, n: usize) -> Vec<String> {
     let mut stmt = l
         .conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -154,7 +156,7 @@ fn plan(l: &Ledger, sql: &str, n: usize) -> Vec<String> {
 #[test]
 fn explain_of_one_sku_searches_by_index() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
     let order_draws = OPEN_LINES_OF_SKU.to_string();
     let [products, stock, orders, sent] = merge_sql(true);
     for (what, sql, n, tables) in [
@@ -188,7 +190,7 @@ fn explain_of_one_sku_searches_by_index() {
 #[test]
 fn feed_sums_never_overflow() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
     l.conn
         .execute_batch(&format!(
             "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL);
@@ -224,7 +226,7 @@ fn feed_sums_never_overflow() {
 #[test]
 fn a_new_ledger_gives_freed_pages_back_incrementally() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
     let mode: i64 = l
         .conn
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
@@ -235,7 +237,7 @@ fn a_new_ledger_gives_freed_pages_back_incrementally() {
 #[test]
 fn control_numbers_never_repeat_and_wrap_at_nine_digits() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
     assert_eq!(l.next_control("S", "R").unwrap(), 1);
     assert_eq!(l.next_control("S", "R").unwrap(), 2);
     assert_eq!(l.next_control("S", "OTHER").unwrap(), 1);
@@ -254,7 +256,7 @@ fn control_numbers_never_repeat_and_wrap_at_nine_digits() {
 #[test]
 fn explain_lists_exactly_the_orders_the_feed_subtracts() {
     let dir = tempfile::tempdir().unwrap();
-    let l = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
     l.conn
         .execute_batch(
             "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL), ('m', 'B', NULL, NULL, 0, NULL);
