@@ -13,11 +13,12 @@ pub mod debug;
 mod feed;
 mod sqlite;
 
-pub use sqlite::PrunedRows;
-
+use crate::formats::FeedItem;
+use crate::mapping::OutField;
+use crate::util::Millis;
 use debug::{DebugTable, DebugValue};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The backend every [`Ledger`] uses today. PostgreSQL's comes beside it
@@ -31,15 +32,19 @@ pub type ProductBatch<'a> = <Backend as LedgerBackend>::ProductBatch<'a>;
 /// One order file being applied, in its own transaction.
 pub type OrderBatch<'a> = <Backend as LedgerBackend>::OrderBatch<'a>;
 
+/// Rows pruned by [`Ledger::prune_history`].
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct PrunedRows {
+    /// Sync attempts (the newest of each cart stays).
+    pub history_rows: u64,
+    /// Inbound file records.
+    pub file_rows: u64,
+}
+
 /// The ledger: what the gateway keeps, whatever keeps it.
 pub struct Ledger {
     inner: Backend,
 }
-
-use crate::formats::FeedItem;
-use crate::mapping::OutField;
-use crate::util::Millis;
-use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

@@ -12,15 +12,6 @@ use std::time::Duration;
 /// short enough never to hold up a sync.
 const PRUNE_BATCH: i64 = 500;
 
-/// Rows pruned by [`SqliteLedger::prune_history`].
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct PrunedRows {
-    /// Sync attempts (the newest of each cart stays).
-    pub history_rows: u64,
-    /// Inbound file records.
-    pub file_rows: u64,
-}
-
 impl SqliteLedger {
     /// Whether there is no ledger at `path` yet (opening one creates it).
     pub fn is_new(path: &Path) -> bool {

@@ -22,7 +22,6 @@ mod schema;
 mod tests;
 
 pub use batch::{InventoryBatch, OrderBatch, ProductBatch};
-pub use maint::PrunedRows;
 
 use super::feed::{Cursor, FeedMerge, OpenLine, drawing_lines};
 use super::*;
