@@ -438,10 +438,10 @@ fn print_problems(problems: &[Problem]) {
 /// existing ledger, so a long ingest in the daemon never makes them wait. A
 /// new ledger is set up as every command sets it up.
 fn open_read(cfg: &Config) -> anyhow::Result<Ledger> {
-    if !cfg.ledger_path.exists() {
+    if Ledger::is_new(&cfg.ledger_path) {
         return open(cfg);
     }
-    Ok(Ledger::open(&cfg.ledger_path)?)
+    Ok(Ledger::open_read(&cfg.ledger_path)?)
 }
 
 fn open(cfg: &Config) -> anyhow::Result<Ledger> {

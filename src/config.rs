@@ -138,9 +138,7 @@ impl Config {
     /// Scratch folder beside the ledger for files in flight (`outgoing` feeds
     /// and 997s being written, `work` for fetched inbound files), per id.
     pub fn scratch_dir(&self, kind: &str, id: &str) -> PathBuf {
-        self.ledger_path
-            .parent()
-            .unwrap_or(Path::new("."))
+        crate::ledger::Ledger::scratch_root(&self.ledger_path)
             .join(kind)
             .join(id)
     }

@@ -44,9 +44,7 @@ fn lock_file(path: &PathBuf) -> Result<File, LockError> {
 
 /// `<ledger>.lock`, holding the pid of the `run` that owns the ledger.
 pub fn instance(cfg: &Config) -> Result<InstanceLock, LockError> {
-    let mut os = cfg.ledger_path.clone().into_os_string();
-    os.push(".lock");
-    let path = PathBuf::from(os);
+    let path = crate::ledger::Ledger::instance_lock_path(&cfg.ledger_path);
     let mut file = lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => {}

@@ -406,21 +406,8 @@ fn health(state: &ServeState, cfg: &Config) -> Result<(), String> {
     if let Some(why) = t.trouble_now() {
         return Err(format!("trouble: {}", bounded(&why, 500)));
     }
-    ledger_answers(&cfg.ledger_path).map_err(|e| format!("ledger: {}", bounded(&e, 500)))
-}
-
-/// Opens the ledger read-only and reads its schema (`SELECT 1` alone would
-/// not touch the file: this also finds a ledger that is not a database).
-fn ledger_answers(path: &std::path::Path) -> Result<(), String> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    conn.busy_timeout(LEDGER_BUSY).map_err(|e| e.to_string())?;
-    conn.query_row("SELECT 1 FROM sqlite_schema LIMIT 1", [], |_| Ok(()))
-        .map_err(|e| format!("{}: {e}", path.display()))
+    crate::ledger::Ledger::health(&cfg.ledger_path, LEDGER_BUSY)
+        .map_err(|e| format!("ledger: {}", bounded(&e, 500)))
 }
 
 /// `s` safe as HTML text or a quoted attribute value.
@@ -804,7 +791,9 @@ mod tests {
             "not a database, no, not at all",
         )
         .unwrap();
-        assert!(ledger_answers(&dir.path().join("bad.sqlite")).is_err());
+        assert!(
+            crate::ledger::Ledger::health(&dir.path().join("bad.sqlite"), LEDGER_BUSY).is_err()
+        );
     }
 
     #[test]

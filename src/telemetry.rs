@@ -343,11 +343,8 @@ impl Telemetry {
 
     /// The exposition text; `ledger` is measured now.
     pub fn encode(&self, ledger: &std::path::Path) -> String {
-        let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut wal = ledger.as_os_str().to_owned();
-        wal.push("-wal");
         self.ledger_bytes
-            .set((size(ledger) + size(std::path::Path::new(&wal))) as i64);
+            .set(crate::ledger::Ledger::size_bytes(ledger) as i64);
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out

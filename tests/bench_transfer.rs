@@ -134,7 +134,7 @@ fn transfer_benchmark() {
             .envs(r.env.iter().map(|(k, v)| (k, v)))
             .env("STOCKGATE_LOG", "warn");
             ours.push(timed("stockgate run --once", c));
-            assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM reports"), FILES as i64);
+            assert_eq!(ws.count("reports"), FILES as i64);
             assert!(r.files("in").is_empty());
             fill(&r);
             let local = tempfile::tempdir().unwrap();

@@ -194,7 +194,7 @@ fn dry_run_renders_and_records_nothing() {
     assert_eq!(v["outcome"], "dry-run");
     assert_eq!(ws.read("preview.csv"), want);
     assert!(ws.history("shop").is_empty());
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM last_sent"), 0);
+    assert_eq!(ws.count("last_sent"), 0);
     // The gate is still open: the real sync sends the same bytes.
     let v = ws.sync("shop", &[], 0);
     assert_eq!(v["outcome"], "sent");
@@ -419,9 +419,7 @@ fn exit_codes() {
     );
     assert_eq!(broken.code, 2, "{broken:?}");
     // Nothing was created by the refused commands.
-    assert!(
-        !ws.path("var/ledger.sqlite").exists() || ws.sql_i64("SELECT COUNT(*) FROM reports") == 0
-    );
+    assert!(!ws.path("var/ledger.sqlite").exists() || ws.count("reports") == 0);
     // 0: success, including a skipped sync.
     assert_eq!(ws.run(&["ingest", "--source", "wms", &p]).code, 0);
     assert_eq!(ws.run(&["sync", "shop"]).code, 0);

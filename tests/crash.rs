@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use stockgate::ledger::Ledger;
 
 const CONFIG: &str = r#"
 [ledger]
@@ -36,23 +37,7 @@ fn bin() -> &'static str {
 }
 
 fn counts(ledger: &Path) -> Vec<(String, i64)> {
-    let c = rusqlite::Connection::open(ledger).unwrap();
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    names
-        .into_iter()
-        .map(|n| {
-            let k: i64 = c
-                .query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))
-                .unwrap();
-            (n, k)
-        })
-        .collect()
+    Ledger::open(ledger).unwrap().table_counts().unwrap()
 }
 
 #[test]
@@ -126,12 +111,13 @@ fn killed_mid_ingest_changes_nothing_and_the_next_run_applies_the_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!root.join("inbox/big.csv").exists());
-    let c = rusqlite::Connection::open(&ledger).unwrap();
-    let (n, sum): (i64, i64) = c
-        .query_row("SELECT COUNT(*), SUM(quantity) FROM stock", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let l = Ledger::open(&ledger).unwrap();
+    let n = counts(&ledger)
+        .into_iter()
+        .find(|(t, _)| t == "stock")
+        .unwrap()
+        .1;
+    let sum = l.debug_sum("stock", "quantity").unwrap();
     let expected: i64 = (0..400_000i64).map(|i| i % 97).sum::<i64>() + 3;
     assert_eq!((n, sum), (400_002, expected));
 }

@@ -109,20 +109,32 @@ fn a_bad_sku_already_in_the_ledger_is_left_out_of_every_feed_never_fatal() {
         &format!("{INV_H}A,W1,5,{T0},,\nAX,W1,7,{T0},,\n"),
     );
     // What an older stockgate let in: SKUs holding TAB, NUL, ESC, DEL.
-    let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
+    let l = ws.ledger();
     for sku in ["A\tX", "A\0X", "A\u{1b}X", "A\u{7f}X"] {
-        conn.execute(
-            "INSERT INTO products (merchant, sku, first_seen) VALUES ('m1', ?1, 0)",
-            [sku],
+        l.debug_insert(
+            "products",
+            &[
+                ("merchant", "m1".into()),
+                ("sku", sku.into()),
+                ("first_seen", 0.into()),
+            ],
         )
         .unwrap();
-        conn.execute(
-            "INSERT INTO stock VALUES ('m1', ?1, 'W1', 3, 0, 1, 1)",
-            [sku],
+        l.debug_insert(
+            "stock",
+            &[
+                ("merchant", "m1".into()),
+                ("sku", sku.into()),
+                ("warehouse", "W1".into()),
+                ("quantity", 3.into()),
+                ("as_of", 0.into()),
+                ("report_id", 1.into()),
+                ("named_report_id", 1.into()),
+            ],
         )
         .unwrap();
     }
-    drop(conn);
+    drop(l);
     for cart in ["c", "x", "e"] {
         let v = ws.sync(cart, &["--force"], 0);
         assert_eq!(v["outcome"], "sent", "{cart}: {v}");
@@ -535,7 +547,7 @@ fn the_same_file_ingested_twice_at_the_same_moment_is_applied_once() {
             "trial {trial}: {outs:?}"
         );
     }
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM reports"), 30);
+    assert_eq!(ws.count("reports"), 30);
 }
 
 #[test]

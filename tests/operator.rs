@@ -69,7 +69,7 @@ fn p02_windows_1252_and_utf16_files_are_read_with_encoding() {
         .run_ok(&["explain", "--merchant", "m1", "--sku", "A", "--json"], 0)
         .json();
     assert_eq!(e["available"], 5);
-    let desc = ws.sql_i64("SELECT COUNT(*) FROM products WHERE description = 'Café'");
+    let desc = ws.count_where("products", |r| r.text("description") == Some("Café"));
     assert_eq!(desc, 1);
 
     // UTF-16 LE with a BOM, as Excel's "Unicode text" saves it.
@@ -87,7 +87,7 @@ fn p02_windows_1252_and_utf16_files_are_read_with_encoding() {
     let p = ws.write("in/wms/u2.csv", &utf16);
     assert_eq!(ws.ingest("wms", &p, 0)["outcome"], "applied");
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM products WHERE description = 'Crème'"),
+        ws.count_where("products", |r| r.text("description") == Some("Crème")),
         1
     );
     // A typo in the key's value is named, with the closest.

@@ -86,7 +86,10 @@ fn a_listed_path_never_touches_a_local_file_and_is_skipped_once() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(warned(&o), 0, "{}", o.stderr);
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM remote_files WHERE outcome = 'skipped' AND note LIKE 'the name holds a %'"),
+        ws.count_where("remote_files", |r| r.text("outcome") == Some("skipped")
+            && r.text("note").is_some_and(|n| n
+                .to_ascii_lowercase()
+                .starts_with("the name holds a "))),
         2
     );
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
@@ -247,7 +250,7 @@ fn a_trickling_download_fails_at_transfer_timeout_and_is_tried_again() {
         "{line}"
     );
     // Not applied, nothing left staged; the next pass tries again.
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 0);
+    assert_eq!(ws.count("inbound_files"), 0);
     assert!(ws.files_under("var/archive").is_empty());
     assert!(
         ws.files_under("var/work").is_empty(),

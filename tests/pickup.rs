@@ -24,7 +24,7 @@ fn ws_with(transport_extra: &str) -> Workspace {
 }
 
 fn files_logged(ws: &Workspace) -> i64 {
-    ws.sql_i64("SELECT COUNT(*) FROM inbound_files")
+    ws.count("inbound_files")
 }
 
 #[test]
@@ -148,8 +148,8 @@ fn a_symlink_is_not_followed_out_of_the_inbox() {
     // The real file went on; the link and its target are untouched.
     assert_eq!(ws.files_under("in/wms"), vec!["link.csv"]);
     assert_eq!(ws.read("secret/stock.csv"), STOCK);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock WHERE sku = 'A'"), 0);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock WHERE sku = 'B'"), 1);
+    assert_eq!(ws.count_where("stock", |r| r.text("sku") == Some("A")), 0);
+    assert_eq!(ws.count_where("stock", |r| r.text("sku") == Some("B")), 1);
     // Warned once, not at every look.
     let o = ws.run_ok(&["run", "--once"], 0);
     assert!(!o.stderr.contains("symbolic link"), "{}", o.stderr);
@@ -171,7 +171,7 @@ fn a_name_that_is_not_utf8_leaves_the_inbox_once() {
         ws.read("var/quarantine/wms/stock-__.csv.error.txt")
             .contains("not UTF-8")
     );
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 0);
+    assert_eq!(ws.count("stock"), 0);
     ws.run_ok(&["run", "--once"], 0);
     assert_eq!(ws.files_under("var/quarantine/wms").len(), 2);
     let st = ws.run_ok(&["status", "--json"], 0).json();

@@ -99,20 +99,23 @@ fn expected(rows: &[Row]) -> Option<BTreeMap<(String, String), (i64, i64)>> {
 }
 
 fn stock(ws: &Workspace) -> Model {
-    let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
     let base = epoch("2025-06-01T00:00:00Z") as i64;
-    let mut stmt = conn
-        .prepare("SELECT sku, warehouse, quantity, as_of FROM stock WHERE merchant = 'm1'")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-            (r.get::<_, i64>(2)?, r.get::<_, i64>(3)? / 1000 - base),
-        ))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    ws.rows("stock")
+        .iter()
+        .filter(|r| r.text("merchant") == Some("m1"))
+        .map(|r| {
+            (
+                (
+                    r.text("sku").unwrap().to_string(),
+                    r.text("warehouse").unwrap().to_string(),
+                ),
+                (
+                    r.int("quantity").unwrap(),
+                    r.int("as_of").unwrap() / 1000 - base,
+                ),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -204,7 +207,7 @@ fn each_file_is_applied_whole_with_the_right_sums_or_rejected_with_the_ledger_un
         .unwrap();
     eprintln!("cases run: {}", n.get());
     // Both branches were exercised.
-    let applied = ws.sql_i64("SELECT COUNT(*) FROM reports");
+    let applied = ws.count("reports");
     assert!(
         applied > 5 && applied < n.get() as i64,
         "{applied} of {} applied",

@@ -231,7 +231,7 @@ fn same_order_line_again_updates_it_never_doubles() {
         &ord(&[&format!("7,1,A,4,open,{T0_P1H},")]),
     );
     assert_eq!(ws.explain("A", None)["available"], 6);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM order_lines"), 2);
+    assert_eq!(ws.count("order_lines"), 2);
     // Line 2 was untouched by o2.
     assert_eq!(ws.explain("B", None)["available"], 9);
     // Now cancelled ("void"): nothing subtracted.
@@ -241,7 +241,7 @@ fn same_order_line_again_updates_it_never_doubles() {
         &ord(&[&format!("7,1,A,4,void,{T0_P1H},")]),
     );
     assert_eq!(ws.explain("A", None)["available"], 10);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM order_lines"), 2);
+    assert_eq!(ws.count("order_lines"), 2);
 }
 
 #[test]
@@ -494,14 +494,18 @@ fn whole_number_forms_are_accepted() {
     let v = ws.apply("wms", "s1.csv", &body);
     assert_eq!(v["rows"], 6);
     assert_eq!(v["errors"], serde_json::json!([]));
-    let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
-    let rows: Vec<(String, i64)> = conn
-        .prepare("SELECT sku, quantity FROM stock ORDER BY sku")
+    let rows: Vec<(String, i64)> = ws
+        .ledger()
+        .debug_rows("stock", &["sku"])
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .iter()
+        .map(|r| {
+            (
+                r.text("sku").unwrap().to_string(),
+                r.int("quantity").unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
         rows,
         vec![
@@ -828,9 +832,7 @@ fn same_content_again_is_a_duplicate_and_changes_nothing() {
     );
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,9\n");
     let count = |ws: &Workspace| {
-        ws.sql_i64("SELECT COUNT(*) FROM reports") * 1000
-            + ws.sql_i64("SELECT COUNT(*) FROM stock") * 100
-            + ws.sql_i64("SELECT COUNT(*) FROM order_lines")
+        ws.count("reports") * 1000 + ws.count("stock") * 100 + ws.count("order_lines")
     };
     let before = count(&ws);
     let stock = ws.explain("A", None);
@@ -872,9 +874,10 @@ fn failed_delivery_moves_no_marks() {
             .starts_with("delivery failed: "),
         "{v}"
     );
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM last_sent"), 0);
+    assert_eq!(ws.count("last_sent"), 0);
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM carts WHERE id = 'shop' AND last_success IS NOT NULL"),
+        ws.count_where("carts", |r| r.text("id") == Some("shop")
+            && !r.is_null("last_success")),
         0
     );
     assert_eq!(ws.history("shop")[0]["outcome"], "failed");

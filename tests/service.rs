@@ -353,7 +353,7 @@ timeout = "60s"
     assert!(fast >= 5, "fast sent {fast} feeds");
     assert!(slow >= 3, "slow sent {slow} feeds");
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck'"),
+        ws.count_where("syncs", |r| r.text("cart") == Some("stuck")),
         0
     );
     let (took, st) = d.term();
@@ -365,7 +365,8 @@ timeout = "60s"
     assert!(st.success());
     // Nothing recorded as sent for the stuck cart; nothing half-written anywhere.
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'stuck' AND outcome = 'sent'"),
+        ws.count_where("syncs", |r| r.text("cart") == Some("stuck")
+            && r.text("outcome") == Some("sent")),
         0
     );
     for cart in ["fast", "slow"] {
@@ -435,20 +436,22 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
             killed_with_files_waiting += 1;
         }
         // After every kill: the ledger is whole.
-        let conn = rusqlite::Connection::open(ws.path("var/ledger.sqlite")).unwrap();
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let l = ws.ledger();
+        let ok = l.debug_integrity().unwrap();
         assert_eq!(ok, "ok", "iteration {it}");
         // No content applied twice for a source.
-        let twice: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM (SELECT source, sha256 FROM reports GROUP BY source, sha256 HAVING COUNT(*) > 1)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let mut seen = std::collections::HashMap::new();
+        for r in l.debug_rows("reports", &[]).unwrap().iter() {
+            *seen
+                .entry((
+                    format!("{:?}", r.get("source")),
+                    format!("{:?}", r.get("sha256")),
+                ))
+                .or_insert(0) += 1;
+        }
+        let twice = seen.values().filter(|&&n| n > 1).count();
         assert_eq!(twice, 0, "iteration {it}");
+        drop(l);
         // No partial file under a final name.
         for cart in ["full", "changed"] {
             for f in feeds(&ws.path(&format!("out/{cart}"))) {
@@ -476,14 +479,13 @@ fn fifty_kill9_at_random_moments_lose_nothing_and_apply_nothing_twice() {
     let (took, st) = d.term();
     assert!(st.success() && took < Duration::from_secs(5), "{took:?}");
     // Every dropped file applied exactly once (by content, per source).
-    let applied = ws.sql_i64("SELECT COUNT(*) FROM reports");
+    let applied = ws.count("reports");
     assert_eq!(applied, dropped.len() as i64);
     for (src, _, body) in &dropped {
         let sha = sha256_hex(body.as_bytes());
         assert_eq!(
-            ws.sql_i64(&format!(
-                "SELECT COUNT(*) FROM reports WHERE source = '{src}' AND sha256 = '{sha}'"
-            )),
+            ws.count_where("reports", |r| r.text("source") == Some(src.as_str())
+                && r.text("sha256") == Some(sha.as_str())),
             1
         );
     }
@@ -536,7 +538,7 @@ fn retention_prunes_what_is_older_than_keep() {
     ws.sync("shop", &["--force"], 0);
     assert!(!ws.files_under("var/archive").is_empty());
     assert_eq!(ws.files_under("var/quarantine/b").len(), 2);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM syncs"), 2);
+    assert_eq!(ws.count("syncs"), 2);
     let stock_before = ws.ledger_dump();
     // keep = "forever": nothing goes, whatever the clock says.
     let cfg = ws.read("stockgate.toml");
@@ -564,10 +566,22 @@ fn retention_prunes_what_is_older_than_keep() {
     assert!(ws.files_under("var/quarantine/b").is_empty());
     // History: each cart's newest attempt stays.
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM syncs WHERE cart = 'shop'"),
+        ws.count_where("syncs", |r| r.text("cart") == Some("shop")),
         1
     );
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files WHERE received_at < strftime('%s','now') * 1000 + 86400000"), 0);
+    assert_eq!(
+        {
+            // Before tomorrow (now, in whole seconds, plus a day).
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            ws.count_where("inbound_files", |r| {
+                r.int("received_at").unwrap() < now_s * 1000 + 86400000
+            })
+        },
+        0
+    );
     // The stock itself is never pruned.
     let after = ws.ledger_dump();
     let stock = |d: &str| {
@@ -623,15 +637,9 @@ fn a_delivery_interrupted_before_its_record_is_reconciled_at_the_next_start() {
     ws.write("var/archive/a/2026-11-28/.x.csv.tmp-999999", "half");
     let d = Daemon::start(&ws, &["run"]);
     wait_for("both reconciled", Duration::from_secs(20), || {
-        rusqlite::Connection::open(ws.path("var/ledger.sqlite"))
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM syncs WHERE started_at = 1795000000000",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .is_ok_and(|n| n == 2)
+        stockgate::ledger::Ledger::open(&ws.path("var/ledger.sqlite"))
+            .and_then(|l| l.debug_rows("syncs", &[]))
+            .is_ok_and(|t| t.count(|r| r.int("started_at") == Some(1795000000000)) == 2)
     });
     let (_, st) = d.term();
     assert!(st.success());

@@ -57,7 +57,7 @@ fn a_feed_that_cannot_be_archived_is_not_sent() {
     let h = ws.history("shop");
     assert_eq!(h.len(), 1, "{h:?}");
     assert_eq!(h[0]["outcome"], "failed");
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM last_sent"), 0);
+    assert_eq!(ws.count("last_sent"), 0);
     // Fixed: the next sync sends everything (the marks did not move).
     std::fs::remove_file(ws.path(&day)).unwrap();
     let v = ws.sync("shop", &[], 0);

@@ -106,27 +106,9 @@ const ORPHAN_AGE: Duration = Duration::from_secs(600);
 /// as `ID/DAY/NAME`; `None` when the ledger cannot be read (then nothing
 /// counts as an orphan).
 fn archive_refs(cfg: &Config) -> Option<HashSet<String>> {
-    use rusqlite::OpenFlags;
-    if !cfg.ledger_path.exists() {
-        return None;
-    }
-    let conn = rusqlite::Connection::open_with_flags(
-        &cfg.ledger_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ok()?;
-    conn.busy_timeout(Duration::from_secs(10)).ok()?;
-    let mut q = conn
-        .prepare(
-            "SELECT archive_path FROM reports WHERE archive_path IS NOT NULL
-             UNION SELECT archive_path FROM inbound_files WHERE archive_path IS NOT NULL
-             UNION SELECT archive_path FROM syncs WHERE archive_path IS NOT NULL",
-        )
-        .ok()?;
-    let rows = q.query_map([], |r| r.get::<_, String>(0)).ok()?;
     let mut refs = HashSet::new();
-    for r in rows {
-        refs.insert(archive_key(Path::new(&r.ok()?))?);
+    for r in crate::ledger::Ledger::archive_paths(&cfg.ledger_path)? {
+        refs.insert(archive_key(Path::new(&r))?);
     }
     Some(refs)
 }

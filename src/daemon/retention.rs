@@ -11,9 +11,6 @@ use std::time::Duration;
 /// How often `run` prunes.
 pub const EVERY: Duration = Duration::from_secs(3600);
 
-/// Rows deleted per transaction: short enough never to hold up a sync.
-const BATCH: i64 = 500;
-
 #[derive(Debug, Default, PartialEq)]
 pub struct Pruned {
     pub archive_days: u64,
@@ -62,27 +59,10 @@ pub fn prune(cfg: &Config) -> Result<Pruned, String> {
     if !cfg.ledger_path.exists() {
         return Ok(p);
     }
-    let conn = rusqlite::Connection::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
-    conn.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| e.to_string())?;
-    // The newest attempt of each cart stays: status and the schedule read it.
-    p.history_rows = batches(
-        &conn,
-        "DELETE FROM syncs WHERE id IN (
-           SELECT id FROM syncs WHERE finished_at < ?1
-             AND id NOT IN (SELECT MAX(id) FROM syncs GROUP BY cart)
-           LIMIT ?2)",
-        cutoff,
-    )?;
-    p.file_rows = batches(
-        &conn,
-        "DELETE FROM inbound_files WHERE id IN (
-           SELECT id FROM inbound_files WHERE received_at < ?1 LIMIT ?2)",
-        cutoff,
-    )?;
-    // Give the space back a little at a time (ledgers made with
-    // auto_vacuum = INCREMENTAL), and keep the WAL short.
-    let _ = conn.execute_batch("PRAGMA incremental_vacuum(2000); PRAGMA wal_checkpoint(PASSIVE);");
+    let ledger = crate::ledger::Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
+    let rows = ledger.prune_history(cutoff).map_err(|e| e.to_string())?;
+    p.history_rows = rows.history_rows;
+    p.file_rows = rows.file_rows;
     if p != Pruned::default() {
         tracing::info!(
             archive_days = p.archive_days,
@@ -103,18 +83,4 @@ fn read_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect()
-}
-
-fn batches(conn: &rusqlite::Connection, sql: &str, cutoff: Millis) -> Result<u64, String> {
-    let mut total = 0u64;
-    loop {
-        let n = conn
-            .execute(sql, rusqlite::params![cutoff, BATCH])
-            .map_err(|e| e.to_string())?;
-        total += n as u64;
-        if (n as i64) < BATCH {
-            return Ok(total);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }

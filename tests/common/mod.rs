@@ -2,11 +2,12 @@
 //! and data files, driving the real binary.
 #![allow(dead_code)]
 
-use rusqlite::Connection;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use stockgate::ledger::Ledger;
+use stockgate::ledger::debug::{DebugRow, DebugTable};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stockgate");
 
@@ -285,60 +286,70 @@ impl Workspace {
         if !self.path("var/ledger.sqlite").exists() {
             self.run_ok(&["status"], 0); // creates the (empty) ledger
         }
-        let conn = Connection::open(self.path("var/ledger.sqlite")).expect("open ledger");
-        let names: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let l = self.ledger();
+        let names = l.debug_tables().unwrap();
         assert!(names.len() >= 10, "tables: {names:?}");
         let mut s = String::new();
         // The file logs record every file received, rejected ones included
         // (status reads them); what must not change is everything else.
-        for n in names
-            .iter()
-            .filter(|n| !["inbound_files", "remote_files"].contains(&n.as_str()))
+        for (n, c) in l
+            .table_counts()
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| !["inbound_files", "remote_files"].contains(&n.as_str()))
         {
-            let c: i64 = conn
-                .query_row(&format!("SELECT COUNT(*) FROM \"{n}\""), [], |r| r.get(0))
-                .unwrap();
             s.push_str(&format!("{n}: {c}\n"));
         }
         for (t, order) in [
-            ("stock", "merchant, sku, warehouse"),
-            ("order_lines", "source, order_id, line"),
-            ("products", "merchant, sku"),
-            ("carts", "id"),
-            ("last_sent", "cart, sku"),
-            ("reports", "id"),
+            ("stock", &["merchant", "sku", "warehouse"][..]),
+            ("order_lines", &["source", "order_id", "line"]),
+            ("products", &["merchant", "sku"]),
+            ("carts", &["id"]),
+            ("last_sent", &["cart", "sku"]),
+            ("reports", &["id"]),
         ] {
-            let mut stmt = conn
-                .prepare(&format!("SELECT * FROM {t} ORDER BY {order}"))
-                .unwrap();
-            let cols = stmt.column_count();
-            let rows = stmt
-                .query_map([], |r| {
-                    let mut v = vec![];
-                    for i in 0..cols {
-                        let x: rusqlite::types::Value = r.get(i)?;
-                        v.push(format!("{x:?}"));
-                    }
-                    Ok(v.join("|"))
-                })
+            let rows: Vec<String> = l
+                .debug_rows(t, order)
                 .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
+                .iter()
+                .map(|r| {
+                    let v: Vec<String> = r.values().iter().map(|x| format!("{x:?}")).collect();
+                    v.join("|")
+                })
+                .collect();
             s.push_str(&format!("[{t}]\n{}\n", rows.join("\n")));
         }
         s
     }
 
-    /// One SQL number from the ledger.
-    pub fn sql_i64(&self, sql: &str) -> i64 {
-        let conn = Connection::open(self.path("var/ledger.sqlite")).expect("open ledger");
-        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    /// The workspace's ledger, opened (created when missing).
+    pub fn ledger(&self) -> Ledger {
+        Ledger::open(&self.path("var/ledger.sqlite")).expect("open ledger")
+    }
+
+    /// Every row of a ledger table (test support: no SQL in tests).
+    pub fn rows(&self, table: &str) -> DebugTable {
+        self.ledger().debug_rows(table, &[]).unwrap()
+    }
+
+    /// How many rows a ledger table has.
+    pub fn count(&self, table: &str) -> i64 {
+        let counts = self.ledger().table_counts().unwrap();
+        counts
+            .into_iter()
+            .find(|(n, _)| n == table)
+            .unwrap_or_else(|| panic!("no table {table}"))
+            .1
+    }
+
+    /// The sum of an integer column of a ledger table.
+    pub fn sum(&self, table: &str, column: &str) -> i64 {
+        self.ledger().debug_sum(table, column).unwrap()
+    }
+
+    /// How many rows of a ledger table `f` holds for.
+    pub fn count_where(&self, table: &str, f: impl Fn(DebugRow) -> bool) -> i64 {
+        self.rows(table).count(f)
     }
 }
 

@@ -224,21 +224,17 @@ pub fn pickup_after_values(r: &Remote) {
         run_once(&ws, r, 0);
         run_once(&ws, r, 0);
         assert_eq!(r.files("in"), left, "after = {after}");
-        assert_eq!(
-            ws.sql_i64("SELECT COUNT(*) FROM inbound_files"),
-            1,
-            "after = {after}"
-        );
+        assert_eq!(ws.count("inbound_files"), 1, "after = {after}");
         assert_eq!(ws.value("A", "shop"), 10);
         if after == "keep" {
             // The ledger remembers the kept file: name, size, mtime, hash, outcome.
             assert_eq!(
-                ws.sql_i64(&format!(
-                    "SELECT COUNT(*) FROM remote_files WHERE source = 'wms' AND name = 's.csv' AND size = {}
-                     AND mtime IS NOT NULL AND sha256 = '{}' AND outcome = 'applied'",
-                    STOCK.len(),
-                    sha256_hex(STOCK.as_bytes())
-                )),
+                ws.count_where("remote_files", |r| r.text("source") == Some("wms")
+                    && r.text("name") == Some("s.csv")
+                    && r.int("size") == Some(STOCK.len() as i64)
+                    && !r.is_null("mtime")
+                    && r.text("sha256") == Some(sha256_hex(STOCK.as_bytes()).as_str())
+                    && r.text("outcome") == Some("applied")),
                 1
             );
         }
@@ -262,11 +258,7 @@ pub fn not_taken_until_stable(r: &Remote) {
     });
     std::thread::sleep(std::time::Duration::from_millis(200));
     run_once(&ws, r, 0);
-    assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM stock"),
-        0,
-        "taken while growing"
-    );
+    assert_eq!(ws.count("stock"), 0, "taken while growing");
     assert_eq!(r.files("in"), vec!["grow.csv"]);
     writer.join().unwrap();
     let t = std::time::Instant::now();
@@ -275,7 +267,7 @@ pub fn not_taken_until_stable(r: &Remote) {
         t.elapsed() >= std::time::Duration::from_secs(2),
         "waited for stability"
     );
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 12, "taken whole");
+    assert_eq!(ws.count("stock"), 12, "taken whole");
     assert!(r.files("in").is_empty());
 }
 
@@ -284,7 +276,7 @@ pub fn done_marker(r: &Remote) {
     let ws = remote_ws(r, "done_marker = true", "");
     r.put("in/a.csv", STOCK);
     run_once(&ws, r, 0);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 0);
+    assert_eq!(ws.count("stock"), 0);
     r.put("in/a.csv.done", "");
     run_once(&ws, r, 0);
     assert_eq!(ws.value("A", "shop"), 10);
@@ -308,7 +300,7 @@ pub fn rejected_once(r: &Remote) {
         assert!(o.stdout.contains("run --once: 0 files"), "{}", o.stdout);
     }
     assert_eq!(ws.files_under("var/quarantine/wms").len(), 2);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 1);
+    assert_eq!(ws.count("inbound_files"), 1);
     let st = ws.run_env(&["status", "--json"], &r.env).json();
     assert_eq!(st["inbound"][0]["rejected"], 1, "{st}");
 
@@ -330,14 +322,11 @@ pub fn many_files(r: &Remote, n: usize) -> std::time::Duration {
     run_once(&ws, r, 0);
     let took = t.elapsed();
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM inbound_files WHERE outcome = 'applied'"),
+        ws.count_where("inbound_files", |r| r.text("outcome") == Some("applied")),
         n as i64
     );
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), n as i64);
-    assert_eq!(
-        ws.sql_i64("SELECT SUM(quantity) FROM stock"),
-        (n * (n - 1) / 2) as i64
-    );
+    assert_eq!(ws.count("stock"), n as i64);
+    assert_eq!(ws.sum("stock", "quantity"), (n * (n - 1) / 2) as i64);
     assert!(r.files("in").is_empty());
     eprintln!("{}: {n} files picked up in {took:?}", r.kind);
     took
@@ -420,19 +409,15 @@ pub fn kill9_mid_transfer(r: &Remote) {
             .any(|d| d.path().join("big.csv").exists())
     });
     if killed_download {
-        assert_eq!(
-            ws.sql_i64("SELECT COUNT(*) FROM stock"),
-            0,
-            "applied while killed"
-        );
+        assert_eq!(ws.count("stock"), 0, "applied while killed");
         assert_eq!(r.files("in"), vec!["big.csv"], "the remote file must stay");
     }
     // The next run applies it once, whole; the feed goes out (a sync may
     // have been killed too).
     let o = ws.run_env(&["run", "--once"], &r.env);
     assert!(o.code == 0, "{}\n{}", o.stdout, o.stderr);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), rows as i64);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM reports"), 1);
+    assert_eq!(ws.count("stock"), rows as i64);
+    assert_eq!(ws.count("reports"), 1);
     assert!(r.files("in").is_empty());
     let sent: Vec<String> = r.files("out");
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -526,9 +511,10 @@ pub fn backslash_name_is_skipped(r: &Remote) {
     assert_eq!(warned(&o), 1, "{}", o.stderr);
     assert!(o.stderr.contains("x\\..\\..\\evil.csv"), "{}", o.stderr);
     assert_eq!(r.files("in"), vec!["x\\..\\..\\evil.csv"]);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM inbound_files"), 1);
+    assert_eq!(ws.count("inbound_files"), 1);
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM remote_files WHERE outcome = 'skipped' AND note = 'the name holds a \\'"),
+        ws.count_where("remote_files", |r| r.text("outcome") == Some("skipped")
+            && r.text("note") == Some("the name holds a \\")),
         1
     );
     let o = run_once(&ws, r, 0);
@@ -550,21 +536,19 @@ pub fn unreadable_file_is_skipped(r: &Remote) {
     let o = ws.run_env(&["run", "--once"], &r.env);
     assert_eq!(o.code, 1, "{}\n{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("b.csv"), "{}", o.stdout);
-    assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM stock"),
-        2,
-        "a and c applied"
-    );
+    assert_eq!(ws.count("stock"), 2, "a and c applied");
     assert_eq!(r.files("in"), vec!["b.csv"]);
     assert_eq!(
-        ws.sql_i64("SELECT COUNT(*) FROM remote_files WHERE name = 'b.csv' AND outcome IS NULL AND note IS NOT NULL"),
+        ws.count_where("remote_files", |r| r.text("name") == Some("b.csv")
+            && r.is_null("outcome")
+            && !r.is_null("note")),
         1
     );
     // Readable again: taken at the next look.
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
     r.own(&locked);
     run_once(&ws, r, 0);
-    assert_eq!(ws.sql_i64("SELECT COUNT(*) FROM stock"), 3);
+    assert_eq!(ws.count("stock"), 3);
     assert!(r.files("in").is_empty());
 }
 
