@@ -1,8 +1,9 @@
 //! stockgate: an inventory-sync gateway.
 //!
 //! Dependency direction (each module uses only those listed before it):
-//! `util` → `progress` → `schedule` → `mapping` → `config` → `formats` (csv, xml, x12) →
-//! `locks` → `ledger` → `transport` → `store` → `acks` → `pickup` → `quarantine` → `sync` →
+//! `util` → `progress` → `schedule` → `mapping` → `formats` (csv, xml, x12) →
+//! `ledger` (the backend-neutral surface, `ledger::feed`, then `ledger::sqlite`) → `config` →
+//! `locks` → `transport` → `store` → `acks` → `pickup` → `quarantine` → `sync` →
 //! `inspect` → `telemetry` → `serve` → `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
 
