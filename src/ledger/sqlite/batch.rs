@@ -7,45 +7,8 @@ use crate::util::quoted;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 impl SqliteLedger {
-    /// Starts applying one inventory file; dropped without `apply`, nothing
-    /// changes. `direct`: try the direct way (see [`Direct`]) first; `now`:
-    /// the moment of the apply.
-    pub fn inventory_batch(
-        &mut self,
-        merchant: &str,
-        now: Millis,
-        direct: bool,
-    ) -> Result<InventoryBatch<'_>> {
-        let conn = &self.conn;
-        // Immediate: the write lock is held from the first row to the commit,
-        // so the duplicate check in `apply` and the apply are one step
-        // whatever other process ingests the same file.
-        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-        let direct = if direct {
-            let report_id: i64 =
-                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reports", [], |r| {
-                    r.get(0)
-                })?;
-            Some(std::cell::RefCell::new(Direct::new(
-                conn, merchant, report_id, now,
-            )?))
-        } else {
-            tx.execute_batch(
-                "DROP TABLE IF EXISTS temp.staging;
-                 CREATE TEMP TABLE staging (sku TEXT NOT NULL, warehouse TEXT NOT NULL, qty INTEGER NOT NULL,
-                                            as_of INTEGER NOT NULL, upc TEXT, description TEXT);",
-            )?;
-            None
-        };
-        Ok(InventoryBatch {
-            direct,
-            tx,
-            merchant: merchant.to_string(),
-        })
-    }
-
     /// A write transaction for one file and the report id it will take.
-    fn begin_report(&mut self) -> Result<(Transaction<'_>, i64)> {
+    pub(super) fn begin_report(&mut self) -> Result<(Transaction<'_>, i64)> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -55,34 +18,15 @@ impl SqliteLedger {
             })?;
         Ok((tx, report_id))
     }
-
-    pub fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
-        let (tx, report_id) = self.begin_report()?;
-        Ok(OrderBatch {
-            tx,
-            merchant: merchant.to_string(),
-            source: source.to_string(),
-            report_id,
-        })
-    }
-
-    pub fn product_batch(&mut self, merchant: &str) -> Result<ProductBatch<'_>> {
-        let (tx, report_id) = self.begin_report()?;
-        Ok(ProductBatch {
-            tx,
-            merchant: merchant.to_string(),
-            report_id,
-        })
-    }
 }
 
 /// One inventory file being applied: rows are staged, then summed per
 /// (SKU, warehouse) and merged into `stock` in [`InventoryBatch::apply`].
 pub struct InventoryBatch<'a> {
     /// Dropped before the transaction (its statements first).
-    direct: Option<std::cell::RefCell<Direct<'a>>>,
-    tx: Transaction<'a>,
-    merchant: String,
+    pub(super) direct: Option<std::cell::RefCell<Direct<'a>>>,
+    pub(super) tx: Transaction<'a>,
+    pub(super) merchant: String,
 }
 /// The direct way of applying an inventory file sorted by SKU (each SKU's
 /// rows together, SKUs in increasing order, as most WMS exports are): the
@@ -90,7 +34,7 @@ pub struct InventoryBatch<'a> {
 /// into `stock` and `products` [`BATCH`] rows per statement, no staging
 /// table. Any other file, or a full snapshot, is staged
 /// (`InventoryBatch::needs_staging` tells the caller to read it again so).
-struct Direct<'a> {
+pub(super) struct Direct<'a> {
     conn: &'a Connection,
     merchant: String,
     report_id: i64,
@@ -214,7 +158,12 @@ fn take_max(slot: &mut Option<String>, v: &mut Option<String>) {
 }
 
 impl<'a> Direct<'a> {
-    fn new(conn: &'a Connection, merchant: &str, report_id: i64, now: Millis) -> Result<Self> {
+    pub(super) fn new(
+        conn: &'a Connection,
+        merchant: &str,
+        report_id: i64,
+        now: Millis,
+    ) -> Result<Self> {
         let mut stock = conn.prepare(&stock_upsert(BATCH))?;
         stock.raw_bind_parameter(1, merchant)?;
         stock.raw_bind_parameter(2, report_id)?;
@@ -676,9 +625,9 @@ fn record_applied(tx: &Transaction, meta: &ReportMeta, rid: i64) -> Result<()> {
 /// price set where the file gives them (an empty field keeps what the
 /// ledger has); stock is never touched.
 pub struct ProductBatch<'a> {
-    tx: Transaction<'a>,
-    merchant: String,
-    report_id: i64,
+    pub(super) tx: Transaction<'a>,
+    pub(super) merchant: String,
+    pub(super) report_id: i64,
 }
 
 impl ProductBatch<'_> {
@@ -710,10 +659,10 @@ impl ProductBatch<'_> {
 
 /// One order file being applied: each line upserted by (source, order id, line).
 pub struct OrderBatch<'a> {
-    tx: Transaction<'a>,
-    merchant: String,
-    source: String,
-    report_id: i64,
+    pub(super) tx: Transaction<'a>,
+    pub(super) merchant: String,
+    pub(super) source: String,
+    pub(super) report_id: i64,
 }
 
 impl OrderBatch<'_> {

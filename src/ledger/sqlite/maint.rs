@@ -25,34 +25,7 @@ impl SqliteLedger {
         SqliteLedger::open(path)
     }
 
-    /// Deletes history older than `cutoff`: sync attempts (the newest
-    /// attempt of each cart stays: status and the schedule read it) and
-    /// inbound file records, in small batches, then gives the space back
-    /// a little at a time (ledgers made with auto_vacuum = INCREMENTAL)
-    /// and keeps the WAL short.
-    pub fn prune_history(&self, cutoff: Millis) -> Result<PrunedRows> {
-        let mut p = PrunedRows {
-            history_rows: self.prune_batches(
-                "DELETE FROM syncs WHERE id IN (
-           SELECT id FROM syncs WHERE finished_at < ?1
-             AND id NOT IN (SELECT MAX(id) FROM syncs GROUP BY cart)
-           LIMIT ?2)",
-                cutoff,
-            )?,
-            file_rows: 0,
-        };
-        p.file_rows = self.prune_batches(
-            "DELETE FROM inbound_files WHERE id IN (
-           SELECT id FROM inbound_files WHERE received_at < ?1 LIMIT ?2)",
-            cutoff,
-        )?;
-        let _ = self
-            .conn
-            .execute_batch("PRAGMA incremental_vacuum(2000); PRAGMA wal_checkpoint(PASSIVE);");
-        Ok(p)
-    }
-
-    fn prune_batches(&self, sql: &str, cutoff: Millis) -> Result<u64> {
+    pub(super) fn prune_batches(&self, sql: &str, cutoff: Millis) -> Result<u64> {
         let mut total = 0u64;
         loop {
             let n = self.conn.execute(sql, params![cutoff, PRUNE_BATCH])?;
