@@ -1021,6 +1021,33 @@ fn print_explain(e: &crate::inspect::Explain) {
                 .collect();
             outln!("    per location: {}", split.join(", "));
         }
+        let st = &c.steps;
+        let cap = st.cap.map_or("none".to_string(), |c| c.to_string());
+        outln!(
+            "    steps: available {}, min_level {}, buffer {}, percent {}, cap {}, value {}",
+            st.available,
+            st.min_level,
+            st.buffer,
+            st.percent,
+            cap,
+            st.value.map_or("left out".to_string(), |v| v.to_string())
+        );
+        if let Some(k) = &c.kit {
+            for w in &k.warehouses {
+                let comps: Vec<String> = w
+                    .components
+                    .iter()
+                    .map(|x| format!("{} {}/{} = {}", x.sku, x.available, x.per_kit, x.share))
+                    .collect();
+                outln!(
+                    "    kit in {}: {} (limited by {}): {}",
+                    w.warehouse,
+                    w.build,
+                    w.limited_by,
+                    comps.join(", ")
+                );
+            }
+        }
     }
 }
 

@@ -43,6 +43,8 @@ struct RawLedger {
 #[serde(deny_unknown_fields)]
 struct RawMerchant {
     id: String,
+    /// Rule 21: `kit_sku,component_sku,quantity`.
+    kits: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +60,10 @@ struct RawInbound {
     acknowledge: bool,
     transport: RawTransport,
     ack_transport: Option<RawTransport>,
+    /// The cart whose orders this source carries (`sync_on_orders`).
+    cart: Option<String>,
+    /// Rule 22: order lines name the cart's item ids, translated back.
+    sku_map: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +82,24 @@ struct RawCart {
     #[serde(default)]
     warehouses: Vec<String>,
     transport: RawTransport,
+    // Allocation per cart (rules 20-24).
+    #[serde(default)]
+    buffer: i64,
+    #[serde(default = "hundred")]
+    percent: i64,
+    #[serde(default)]
+    max_level: i64,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    sku_map: Option<PathBuf>,
+    #[serde(default)]
+    sync_on_orders: bool,
+}
+
+fn hundred() -> i64 {
+    100
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +113,10 @@ pub struct Inbound {
     pub acknowledge: bool,
     pub transport: TransportSpec,
     pub ack_transport: Option<TransportSpec>,
+    /// The cart whose orders this source carries.
+    pub cart: Option<String>,
+    /// Order lines carry this cart item id table's ids (rule 22).
+    pub sku_map: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +131,15 @@ pub struct Cart {
     pub full_sync: bool,
     pub warehouses: Vec<String>,
     pub transport: TransportSpec,
+    /// `buffer`, `percent`, `max_level` (rule 20).
+    pub alloc: crate::ledger::Allocation,
+    /// `include` / `exclude` (rule 23).
+    pub filters: crate::ledger::Filters,
+    /// The cart's own item ids (rule 22).
+    pub sku_map: Option<PathBuf>,
+    /// The merchant's kits file (rule 21).
+    pub kits: Option<PathBuf>,
+    pub sync_on_orders: bool,
 }
 
 impl Cart {
@@ -122,6 +159,8 @@ pub struct Config {
     /// Archive, quarantine and history older than this are pruned (`None`: forever).
     pub keep: Option<Duration>,
     pub merchants: Vec<String>,
+    /// Each merchant's kits file, when it names one (rule 21).
+    pub kits: Vec<(String, PathBuf)>,
     pub inbound: Vec<Inbound>,
     pub carts: Vec<Cart>,
     /// Not wrong, but worth saying (`check` prints them): an inline password.
@@ -236,13 +275,21 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     let mut mappings = MappingCache::default();
     check_broken_mappings(&mut cx, &mut mappings, &raw);
     let merchants = merchants(&mut cx, &raw);
+    let kits = merchant_kits(&mut cx, &raw);
     let mut ids = HashSet::new();
     let inbound = raw
         .inbound
         .iter()
         .filter_map(|(i, r)| inbound_entry(&mut cx, &mut mappings, &raw, &mut ids, *i, r))
         .collect::<Vec<_>>();
-    let carts = carts(&mut cx, &mut mappings, &raw);
+    let mut carts = carts(&mut cx, &mut mappings, &raw);
+    for c in &mut carts {
+        c.kits = kits
+            .iter()
+            .find(|(m, _)| *m == c.merchant)
+            .map(|(_, p)| p.clone());
+    }
+    check_inbound_carts(&mut cx, &raw, &carts);
     let ledger = ledger_section(&mut cx, &raw.ledger);
     let problems = std::mem::take(&mut cx.problems);
     let warnings = std::mem::take(&mut cx.warnings);
@@ -257,10 +304,103 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         keep: ledger.keep,
         dir,
         merchants,
+        kits,
         inbound,
         carts,
         warnings,
     })
+}
+
+/// Problems of a kits or sku_map file, each at its file and CSV line.
+fn check_table(
+    cx: &mut Ctx,
+    table: &str,
+    i: usize,
+    key: &str,
+    path: &Path,
+    parse: fn(&str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>>,
+) -> PathBuf {
+    let full = cx.resolve(path);
+    match std::fs::read(&full) {
+        Err(e) => cx.at(
+            table,
+            i,
+            key,
+            format!("cannot read {}: {e}", full.display()),
+        ),
+        Ok(b) => {
+            if let Err(ps) = parse(&String::from_utf8_lossy(&b)) {
+                let shown = format!("{table}[{i}].{key}");
+                for p in ps {
+                    cx.problems.push(Problem {
+                        file: full.clone(),
+                        line: p.line,
+                        key: shown.clone(),
+                        message: p.message,
+                    });
+                }
+            }
+        }
+    }
+    full
+}
+
+fn parse_kits(t: &str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>> {
+    crate::ledger::Kits::parse(t).map(|_| ())
+}
+
+fn parse_sku_map(t: &str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>> {
+    crate::ledger::SkuMap::parse(t).map(|_| ())
+}
+
+/// `[[merchant]] kits`: each file checked (rule 21), resolved.
+fn merchant_kits(cx: &mut Ctx, raw: &Typed) -> Vec<(String, PathBuf)> {
+    let mut out = vec![];
+    for (i, m) in &raw.merchant {
+        if let Some(p) = &m.kits {
+            let full = check_table(cx, "merchant", *i, "kits", p, parse_kits);
+            out.push((m.id.clone(), full));
+        }
+    }
+    out
+}
+
+/// `[[inbound]] cart` names a known cart of the same merchant; an
+/// `[[inbound]] sku_map` belongs to an orders source.
+fn check_inbound_carts(cx: &mut Ctx, raw: &Typed, carts: &[Cart]) {
+    for (i, r) in &raw.inbound {
+        if let Some(c) = &r.cart {
+            match raw.cart.iter().find(|(_, rc)| &rc.id == c) {
+                None => cx.at(
+                    "inbound",
+                    *i,
+                    "cart",
+                    format!(
+                        "unknown cart {c:?}{}",
+                        crate::util::did_you_mean(c, carts.iter().map(|c| c.id.as_str()))
+                    ),
+                ),
+                Some((_, rc)) if rc.merchant != r.merchant => cx.at(
+                    "inbound",
+                    *i,
+                    "cart",
+                    format!(
+                        "cart {c:?} belongs to merchant {:?}, this source to {:?}",
+                        rc.merchant, r.merchant
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        if r.sku_map.is_some() && r.kind != "orders" {
+            cx.at(
+                "inbound",
+                *i,
+                "sku_map",
+                "sku_map translates order lines: only a kind = \"orders\" source takes it",
+            );
+        }
+    }
 }
 
 /// Entries too broken to use still have their mappings checked.
@@ -367,6 +507,10 @@ fn inbound_entry(
         })),
     };
     let transport = transport::transport_spec(cx, "inbound.transport", i, &r.transport, true);
+    let sku_map = r
+        .sku_map
+        .as_ref()
+        .map(|p| check_table(cx, "inbound", i, "sku_map", p, parse_sku_map));
     let ack_transport = r
         .ack_transport
         .as_ref()
@@ -402,6 +546,8 @@ fn inbound_entry(
         acknowledge: r.acknowledge,
         transport,
         ack_transport,
+        cart: r.cart.clone(),
+        sku_map,
     })
 }
 
@@ -434,6 +580,7 @@ fn carts(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) -> Vec<Cart> {
             );
         }
         outboxes.push(place);
+        let (alloc, filters, sku_map) = cart_alloc(cx, i, r);
         if let Some((mapping, schedule, tz)) = parts {
             carts.push(Cart {
                 id: r.id.clone(),
@@ -446,10 +593,60 @@ fn carts(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) -> Vec<Cart> {
                 full_sync: r.full_sync,
                 warehouses: r.warehouses.clone(),
                 transport,
+                alloc,
+                filters,
+                sku_map,
+                kits: None,
+                sync_on_orders: r.sync_on_orders,
             });
         }
     }
     carts
+}
+
+/// A cart's allocation keys (rule 20), filters (rule 23) and sku_map
+/// (rule 22), each checked.
+fn cart_alloc(
+    cx: &mut Ctx,
+    i: usize,
+    r: &RawCart,
+) -> (
+    crate::ledger::Allocation,
+    crate::ledger::Filters,
+    Option<PathBuf>,
+) {
+    if !(0..=100).contains(&r.percent) {
+        cx.at(
+            "cart",
+            i,
+            "percent",
+            format!("must be a whole number from 0 to 100, got {}", r.percent),
+        );
+    }
+    for (key, v) in [("buffer", r.buffer), ("max_level", r.max_level)] {
+        if v < 0 {
+            cx.at("cart", i, key, format!("must be 0 or more, got {v}"));
+        }
+    }
+    let mut filters = crate::ledger::Filters::default();
+    for (key, pats) in [("include", &r.include), ("exclude", &r.exclude)] {
+        if let Err(e) = crate::ledger::Filters::new(pats, &[]) {
+            cx.at("cart", i, key, e);
+        }
+    }
+    if let Ok(f) = crate::ledger::Filters::new(&r.include, &r.exclude) {
+        filters = f;
+    }
+    let sku_map = r
+        .sku_map
+        .as_ref()
+        .map(|p| check_table(cx, "cart", i, "sku_map", p, parse_sku_map));
+    let alloc = crate::ledger::Allocation {
+        buffer: r.buffer.max(0),
+        percent: r.percent.clamp(0, 100),
+        max_level: r.max_level.max(0),
+    };
+    (alloc, filters, sku_map)
 }
 
 /// A `[[cart]]` entry's mapping, schedule and time zone, checked with its

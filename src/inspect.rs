@@ -46,10 +46,26 @@ pub struct CartValue {
     /// Why the cart's feed leaves the SKU out (as its sync summary counts it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_out: Option<String>,
+    /// Rule 20, step by step (`value` null when the feed leaves it out).
+    pub steps: StepsShown,
+    /// A kit: its build per warehouse and the component limiting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kit: Option<crate::ledger::KitExplain>,
     /// A per-warehouse 846 cart: how `value` is split over its locations
     /// (absent for other carts).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<LocationValue>,
+}
+
+/// Rule 20's steps for one cart, as `explain --json` shows them.
+#[derive(Debug, Serialize)]
+pub struct StepsShown {
+    pub available: i64,
+    pub min_level: i64,
+    pub buffer: i64,
+    pub percent: i64,
+    pub cap: Option<i64>,
+    pub value: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -98,18 +114,30 @@ pub fn explain(
     {
         // Full: the SKU's numbers whether or not its next sync would send it.
         let breakdown = breakdown_warehouses(c);
+        let rules = crate::sync::cart_rules(c).ok().flatten();
         let q = FeedQuery {
             full: true,
+            rules: rules.as_ref(),
             ..feed_query(c, 0, now, &[], Some(sku), &breakdown)
         };
-        let row = ledger.feed_rows(&q, |rows| rows.next())?;
+        let mut row = ledger.feed_rows(&q, |rows| rows.next())?;
         let left_out = row
             .as_ref()
-            .and_then(|r| crate::sync::left_out_reason(c, &r.item));
+            .and_then(|r| crate::sync::left_out_reason(c, r));
+        let kit = row.as_mut().and_then(|r| r.kit.take()).map(|k| *k);
         let (available, value) = row
             .as_ref()
             .map_or((0, Some(0)), |r| (r.available, Some(r.item.quantity)));
         let value = value.filter(|_| left_out.is_none());
+        let st = c.alloc.steps(available, c.min_level);
+        let steps = StepsShown {
+            available,
+            min_level: c.min_level,
+            buffer: st.buffer,
+            percent: st.percent,
+            cap: st.cap,
+            value,
+        };
         let locations = row
             .map(|r| r.item.warehouses)
             .unwrap_or_default()
@@ -132,6 +160,8 @@ pub fn explain(
             available,
             value,
             left_out,
+            steps,
+            kit,
             locations,
         });
     }

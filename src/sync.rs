@@ -6,7 +6,8 @@ use crate::config::{Cart, Config};
 use crate::formats::FeedItem;
 use crate::formats::{FeedContext, write_feed};
 use crate::ledger::{
-    FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, SyncOutcome, missing_field,
+    CartRules, FeedQuery, FeedRow, Ledger, LedgerError, SentLog, SyncEntry, SyncOutcome,
+    missing_field,
 };
 use crate::mapping::OutField;
 use crate::transport::{TransportError, deliver_to, deliver_to_path};
@@ -170,6 +171,7 @@ pub fn feed_query<'a>(
         required,
         sku,
         locations,
+        rules: None,
     }
 }
 
@@ -309,6 +311,8 @@ struct FeedFilter<'a> {
     items: u64,
     sent: Option<&'a mut SentLog>,
     error: Option<std::io::Error>,
+    /// Left out by the cart's rules (22, 23): `no alias`, `filtered`.
+    ruled: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl<'a> FeedFilter<'a> {
@@ -382,6 +386,7 @@ impl<'a> FeedFilter<'a> {
             items: 0,
             sent,
             error: None,
+            ruled: Default::default(),
         }
     }
 
@@ -414,6 +419,10 @@ impl<'a> FeedFilter<'a> {
     }
 
     fn keep(&mut self, r: FeedRow) -> Option<FeedItem> {
+        if let Some(why) = r.left_out {
+            *self.ruled.entry(why).or_default() += 1;
+            return None;
+        }
         if let Some(l) = self.leave(&r.item) {
             match l {
                 Leave::Missing(i) => self.missing[i] += 1,
@@ -425,7 +434,7 @@ impl<'a> FeedFilter<'a> {
         self.items += 1;
         if r.changed
             && let Some(log) = self.sent.as_deref_mut()
-            && let Err(e) = log.push(&r.item.sku, r.item.quantity)
+            && let Err(e) = log.push(r.sku(), r.item.quantity)
         {
             self.error.get_or_insert(e);
         }
@@ -438,7 +447,7 @@ impl<'a> FeedFilter<'a> {
         let missing = (0..self.required.len()).map(|i| (Leave::Missing(i), self.missing[i]));
         let unplaced = std::iter::once((Leave::Unplaced, self.unplaced));
         let invalid = (0..self.checks.len()).map(|i| (Leave::Invalid(i), self.checks[i].n));
-        missing
+        let mut out: Vec<Missing> = missing
             .chain(unplaced)
             .chain(invalid)
             .filter(|(_, n)| *n > 0)
@@ -446,7 +455,12 @@ impl<'a> FeedFilter<'a> {
                 field: self.label(l),
                 items: n,
             })
-            .collect()
+            .collect();
+        out.extend(self.ruled.iter().map(|(why, n)| Missing {
+            field: why.to_string(),
+            items: *n,
+        }));
+        out
     }
 }
 
@@ -462,10 +476,39 @@ enum Leave {
 /// Why `cart`'s feed leaves `item` out, worded as its sync summary counts
 /// it; `None` when the feed sends it. The same decision as the feed's, for
 /// `explain`.
-pub fn left_out_reason(cart: &Cart, item: &FeedItem) -> Option<String> {
+pub fn left_out_reason(cart: &Cart, row: &FeedRow) -> Option<String> {
+    if let Some(why) = row.left_out {
+        return Some(why.to_string());
+    }
     let required = cart.mapping.required_fields();
     let filter = FeedFilter::new(cart, &required, None);
-    filter.leave(item).map(|l| filter.label(l))
+    filter.leave(&row.item).map(|l| filter.label(l))
+}
+
+/// A cart's rules 20–23 with its tables as they are now (rule 24: a kits
+/// or sku_map file is read again when it changed; one that does not
+/// parse keeps the last good table). None: the cart has none of the keys.
+/// Err: a table that could never be read.
+pub fn cart_rules(cart: &Cart) -> Result<Option<CartRules>, String> {
+    let kits = cart
+        .kits
+        .as_deref()
+        .map(crate::ledger::alloc::load_kits)
+        .transpose()?;
+    let sku_map = cart
+        .sku_map
+        .as_deref()
+        .map(crate::ledger::alloc::load_sku_map)
+        .transpose()?;
+    if kits.is_none() && sku_map.is_none() && cart.alloc.is_default() && cart.filters.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(CartRules {
+        alloc: cart.alloc,
+        kits,
+        sku_map,
+        filters: cart.filters.clone(),
+    }))
 }
 
 /// Computes and writes the feed to `path`, item by item, in one pass.
@@ -599,14 +642,23 @@ pub fn sync_cart(
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
     let locations = breakdown_warehouses(cart);
-    let q = feed_query(
-        cart,
-        state.last_report_id,
-        started,
-        &required,
-        None,
-        &locations,
-    );
+    let rules = match cart_rules(cart) {
+        Ok(r) => r,
+        Err(reason) => {
+            return unsent(ledger, entry, SyncOutcome::Failed, reason, opts.dry_run);
+        }
+    };
+    let q = FeedQuery {
+        rules: rules.as_ref(),
+        ..feed_query(
+            cart,
+            state.last_report_id,
+            started,
+            &required,
+            None,
+            &locations,
+        )
+    };
     if let Some((reason, missing)) = nothing_to_send(ledger, cart, &q, &required)? {
         let mut report = unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run)?;
         report.missing = missing;

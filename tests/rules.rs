@@ -897,3 +897,247 @@ fn failed_delivery_moves_no_marks() {
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,10\nB,2\n");
     assert_eq!(ws.sync("shop", &[], 0)["outcome"], "skipped");
 }
+
+// ----- 20-23. allocation per cart (CONTRACT §5) -----
+
+/// A workspace whose merchant m1 names `kits.csv` (rule 21), with `carts`.
+fn alloc_ws(carts: &str) -> Workspace {
+    let ws = Workspace::standard(carts);
+    let cfg = ws.read("stockgate.toml").replacen(
+        "[[merchant]]\nid = \"m1\"\n",
+        "[[merchant]]\nid = \"m1\"\nkits = \"maps/kits.csv\"\n",
+        1,
+    );
+    ws.config(&cfg);
+    ws
+}
+
+#[test]
+fn allocation_keys_each_alone_and_together() {
+    // A: W1 6 + W2 4 = 10; B: W1 3.
+    let carts = [
+        cart("buf", "m1", "full_sync = true\nbuffer = 2"),
+        cart("pct", "m1", "full_sync = true\npercent = 50"),
+        cart("cap", "m1", "full_sync = true\nmax_level = 4"),
+        cart(
+            "all",
+            "m1",
+            "full_sync = true\nmin_level = 5\nbuffer = 2\npercent = 50\nmax_level = 3",
+        ),
+        cart(
+            "w2",
+            "m1",
+            "full_sync = true\nwarehouses = [\"W2\"]\nbuffer = 1",
+        ),
+        cart(
+            "filt",
+            "m1",
+            "full_sync = true\ninclude = [\"A*\", \"B*\"]\nexclude = [\"B\"]",
+        ),
+    ]
+    .concat();
+    let ws = Workspace::standard(&carts);
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[
+            &format!("A,W1,6,{T0}"),
+            &format!("A,W2,4,{T0}"),
+            &format!("B,W1,3,{T0}"),
+            &format!("BB,W1,7,{T0}"),
+        ]),
+    );
+    // The plain cart: available as is.
+    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nA,10\nB,3\nBB,7\n");
+    // buffer 2: 10-2, 3-2, 7-2.
+    assert_eq!(ws.sync_feed("buf", &[]), "SKU,Quantity\nA,8\nB,1\nBB,5\n");
+    // percent 50 rounds down: 5, 3 -> 1, 7 -> 3.
+    assert_eq!(ws.sync_feed("pct", &[]), "SKU,Quantity\nA,5\nB,1\nBB,3\n");
+    // max_level 4 caps.
+    assert_eq!(ws.sync_feed("cap", &[]), "SKU,Quantity\nA,4\nB,3\nBB,4\n");
+    // min_level 5 first (B: 3 < 5 -> 0), then (10-2)*50% = 4, capped at 3;
+    // BB: (7-2)*50% = 2.5 -> 2.
+    assert_eq!(ws.sync_feed("all", &[]), "SKU,Quantity\nA,3\nB,0\nBB,2\n");
+    // One warehouse: A counts W2's 4 only, minus the buffer; B and BB have none there.
+    assert_eq!(ws.sync_feed("w2", &[]), "SKU,Quantity\nA,3\nB,0\nBB,0\n");
+    // Filters: B is excluded, nothing else matches neither.
+    let v = ws.sync("filt", &[], 0);
+    assert_eq!(v["items"], 2, "{v}");
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "filtered", "items": 1}])
+    );
+    let f = v["file"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(f).unwrap(),
+        "SKU,Quantity\nA,10\nBB,7\n"
+    );
+
+    // explain --cart shows each step; a filtered SKU has value null.
+    let e = ws.explain("A", Some("all"));
+    assert_eq!(
+        e["carts"][0]["steps"],
+        serde_json::json!({"available": 10, "min_level": 5, "buffer": 2, "percent": 50, "cap": 3, "value": 3})
+    );
+    let e = ws.explain("B", Some("filt"));
+    assert_eq!(e["carts"][0]["value"], serde_json::Value::Null);
+    assert_eq!(e["carts"][0]["left_out"], "filtered");
+    assert_eq!(e["carts"][0]["steps"]["cap"], serde_json::Value::Null);
+    let o = ws.run_ok(
+        &["explain", "--merchant", "m1", "--sku", "A", "--cart", "all"],
+        0,
+    );
+    assert!(
+        o.stdout
+            .contains("steps: available 10, min_level 5, buffer 2, percent 50, cap 3, value 3"),
+        "{}",
+        o.stdout
+    );
+
+    // A changed-only cart sends a SKU whose value changed because a key
+    // changed (rule 6 against the last value sent).
+    let cfg = ws.read("stockgate.toml").replacen(
+        "id = \"shop\"\nmerchant = \"m1\"\nformat = \"csv\"\nmapping = \"feed\"\nschedule = \"every 1m\"\n",
+        "id = \"shop\"\nmerchant = \"m1\"\nformat = \"csv\"\nmapping = \"feed\"\nschedule = \"every 1m\"\nmax_level = 5\n",
+        1,
+    );
+    ws.config(&cfg);
+    assert_eq!(
+        ws.sync_feed("shop", &["--force"]),
+        "SKU,Quantity\nA,5\nBB,5\n"
+    );
+}
+
+#[test]
+fn kits_are_built_per_warehouse_and_draw_on_components() {
+    let ws = alloc_ws(&cart(
+        "walmart",
+        "m1",
+        "full_sync = true\nsku_map = \"maps/walmart.csv\"",
+    ));
+    // K = 1 X + 2 Y; K2 = 1 X + 1 Z.
+    ws.write(
+        "maps/kits.csv",
+        "kit_sku,component_sku,quantity\nK,X,1\nK,Y,2\nK2,X,1\nK2,Z,1\n",
+    );
+    ws.write("maps/walmart.csv", "sku,cart_sku\nX,WX-1\nK,WK-1\n");
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[
+            &format!("X,W1,5,{T0}"),
+            &format!("X,W2,3,{T0}"),
+            &format!("Y,W1,0,{T0}"),
+            &format!("Y,W2,10,{T0}"),
+            &format!("Z,W1,4,{T0}"),
+        ]),
+    );
+    // K: W1 min(5/1, 0/2) = 0, W2 min(3/1, 10/2) = 3 -> 3 (summed stock
+    // would give min(8, 5) = 5). K2: W1 min(5, 4) = 4, W2 min(3, 0) = 0 -> 4.
+    assert_eq!(
+        ws.sync_feed("shop", &[]),
+        "SKU,Quantity\nK,3\nK2,4\nX,8\nY,10\nZ,4\n"
+    );
+    // One kit K ordered on W2: X -1 and Y -2 there (rule 2 per component).
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("1,1,K,1,open,{T0_P1H},W2")]),
+    );
+    // X: 5 + 2 = 7; Y: 8; K: W2 min(2, 4) = 2; K2: W1 4, W2 min(2, 0) = 0
+    // (4 as before: a changed-only cart does not send it again).
+    assert_eq!(
+        ws.sync_feed("shop", &["--force"]),
+        "SKU,Quantity\nK,2\nX,7\nY,8\n"
+    );
+    // A component order lowers the kit: Z 3 (no warehouse: Z's latest, W1).
+    ws.apply(
+        "orders",
+        "o2.csv",
+        &ord(&[&format!("2,1,Z,3,open,{T0_P1H},")]),
+    );
+    assert_eq!(
+        ws.sync_feed("shop", &["--force"]),
+        "SKU,Quantity\nK2,1\nZ,1\n"
+    );
+    // The cart's own item ids; SKUs without one are left out as `no alias`.
+    let v = ws.sync("walmart", &[], 0);
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "no alias", "items": 3}]),
+        "{v}"
+    );
+    let f = v["file"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(f).unwrap(),
+        "SKU,Quantity\nWK-1,2\nWX-1,7\n"
+    );
+    // explain of a kit: each warehouse's component shares and the limit.
+    let e = ws.explain("K", Some("shop"));
+    let c = &e["carts"][0];
+    assert_eq!(c["steps"]["available"], 2, "{e}");
+    assert_eq!(
+        c["kit"]["warehouses"],
+        serde_json::json!([
+            {"warehouse": "W1", "build": 0, "limited_by": "Y", "components": [
+                {"sku": "X", "per_kit": 1, "available": 5, "share": 5},
+                {"sku": "Y", "per_kit": 2, "available": 0, "share": 0}]},
+            {"warehouse": "W2", "build": 2, "limited_by": "X", "components": [
+                {"sku": "X", "per_kit": 1, "available": 2, "share": 2},
+                {"sku": "Y", "per_kit": 2, "available": 8, "share": 4}]}
+        ])
+    );
+    let o = ws.run_ok(
+        &[
+            "explain",
+            "--merchant",
+            "m1",
+            "--sku",
+            "K",
+            "--cart",
+            "shop",
+        ],
+        0,
+    );
+    assert!(
+        o.stdout
+            .contains("kit in W2: 2 (limited by X): X 2/1 = 2, Y 8/2 = 4"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
+    let ws = alloc_ws(&cart(
+        "walmart",
+        "m1",
+        "sku_map = \"maps/walmart.csv\"\npercent = 150\nbuffer = -1",
+    ));
+    ws.write(
+        "maps/kits.csv",
+        "kit_sku,component_sku,quantity\nK,K,1\nK2,X,2.5\nK3,K2,1\n",
+    );
+    ws.write("maps/walmart.csv", "sku,cart_sku\nX,W1\nY,W1\nX,W2\n");
+    let o = ws.run_ok(&["check"], 2);
+    let kits = ws.path("maps/kits.csv").display().to_string();
+    let map = ws.path("maps/walmart.csv").display().to_string();
+    for want in [
+        format!("{kits}:2: key `merchant[0].kits`: kit \"K\" names itself as a component"),
+        format!("{kits}:3: key `merchant[0].kits`: quantity \"2.5\" must be a whole number"),
+        format!("{kits}:4: key `merchant[0].kits`: kit \"K3\" names another kit, \"K2\""),
+        format!(
+            "{map}:3: key `cart[1].sku_map`: cart_sku \"W1\" is given to two SKUs (first on line 2)"
+        ),
+        format!("{map}:4: key `cart[1].sku_map`: sku \"X\" is mapped twice (first on line 2)"),
+        "key `cart[1].percent`: must be a whole number from 0 to 100, got 150".to_string(),
+        "key `cart[1].buffer`: must be 0 or more, got -1".to_string(),
+    ] {
+        assert!(
+            o.stderr.contains(&want) || o.stdout.contains(&want),
+            "want {want}\n{}{}",
+            o.stdout,
+            o.stderr
+        );
+    }
+}

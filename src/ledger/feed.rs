@@ -3,8 +3,9 @@
 //! (products, stock, open orders, last-sent values, each in SKU order by
 //! byte order, as Rust's `str` compares). No backend type appears here.
 
-use super::{FeedQuery, FeedRow, OrderDraw};
+use super::{FeedQuery, FeedRow, OrderDraw, SkuRows};
 use crate::formats::{FeedItem, WarehouseShare};
+use std::collections::{HashMap, VecDeque};
 
 /// One row of a key-ordered scan, held in reusable buffers (no allocation
 /// per row once warm): stock (sku, warehouse, quantity, as_of,
@@ -69,7 +70,7 @@ impl<S: KeyedScan> Cursor<S> {
         Ok(c)
     }
 
-    fn advance(&mut self) -> Result<(), S::Error> {
+    pub(super) fn advance(&mut self) -> Result<(), S::Error> {
         if !self.scan.next_into(&mut self.row)? {
             self.done = true;
         }
@@ -101,6 +102,11 @@ pub(super) struct FeedMerge<'q, P: ProductScan, S> {
     /// warehouse they draw on ("" when no stock was ever counted).
     pub draws: Vec<(String, i128)>,
     pub err: Option<P::Error>,
+    /// The feed's kits (rule 21), None without.
+    pub kits: Option<KitPlan>,
+    /// Rows ready, in SKU order (kits before the product that follows them).
+    pub queue: VecDeque<FeedRow>,
+    pub products_done: bool,
 }
 
 /// Whether a cart counting `warehouses` ([] = all) counts `warehouse`.
@@ -116,10 +122,50 @@ where
     fn step(&mut self) -> Result<Option<FeedRow>, P::Error> {
         let q = self.q;
         loop {
+            if let Some(r) = self.queue.pop_front() {
+                return Ok(Some(r));
+            }
+            if self.products_done {
+                // The kits after the last product, in SKU order.
+                let Some(plan) = self.kits.as_mut() else {
+                    return Ok(None);
+                };
+                if plan.next >= plan.order.len() {
+                    return Ok(None);
+                }
+                let kit = std::mem::take(&mut plan.order[plan.next]);
+                plan.next += 1;
+                if let Some(r) = kit_row(q, plan, &mut self.sent, &kit, (None, None, None))? {
+                    return Ok(Some(r));
+                }
+                continue;
+            }
             let Some(p) = self.products.next_row()? else {
-                return Ok(None);
+                self.products_done = true;
+                continue;
             };
             let sku = p.sku()?;
+            // Kits without a product row come in SKU order before it.
+            if let Some(plan) = self.kits.as_mut() {
+                while plan.next < plan.order.len() && plan.order[plan.next].as_str() < sku {
+                    let kit = std::mem::take(&mut plan.order[plan.next]);
+                    plan.next += 1;
+                    if let Some(r) = kit_row(q, plan, &mut self.sent, &kit, (None, None, None))? {
+                        self.queue.push_back(r);
+                    }
+                }
+                if plan.book.contains_key(sku) {
+                    // A kit: no stock or orders of its own (rule 21).
+                    if plan.next < plan.order.len() && plan.order[plan.next] == sku {
+                        plan.next += 1;
+                        let details = p.details()?;
+                        if let Some(r) = kit_row(q, plan, &mut self.sent, sku, details)? {
+                            self.queue.push_back(r);
+                        }
+                    }
+                    continue;
+                }
+            }
             // Stock counted for this cart: summed (rule 2), latest as-of, last report naming it.
             let mut sum = 0i128;
             let mut any = false;
@@ -170,49 +216,361 @@ where
                     self.orders.advance()?;
                 }
             }
+            // A component: the kit order lines drawing on it (rule 21).
+            if let Some(extra) = self.kits.as_ref().and_then(|k| k.extra.get(sku)) {
+                let counted = &self.counted[..n_counted];
+                for (own, qty, ordered_at) in extra {
+                    if draws(q.warehouses, counted, latest, own.as_deref(), *ordered_at) {
+                        drawn += *qty as i128;
+                        any_drawn = true;
+                        if breakdown {
+                            add_draw(
+                                &mut self.draws,
+                                draws_on(counted, latest, own.as_deref()),
+                                *qty,
+                            );
+                        }
+                    }
+                }
+            }
             let stock_q = if any { safe_total(sum) } else { 0 };
             let orders_q = if any_drawn { safe_total(drawn) } else { 0 };
-            let available = stock_q - orders_q;
-            let value = if available < q.min_level {
-                0
-            } else {
-                available.max(0)
+            let parts = Parts {
+                available: stock_q - orders_q,
+                on_hand: stock_q,
+                committed: orders_q,
+                named: named.unwrap_or(0),
+                latest,
+                stock: &self.counted[..n_counted],
+                draws: &self.draws,
+                kit: None,
             };
-            let last = if self.sent.seek(sku)? {
-                Some(self.sent.row.ints[0])
-            } else {
-                None
-            };
-            let changed = last != Some(value);
-            let include = q.full || named.unwrap_or(0) > q.since_report || changed;
-            if !include {
-                continue;
+            if let Some(r) = finish(q, &mut self.sent, sku, parts, || p.details())? {
+                self.queue.push_back(r);
             }
-            let (warehouses, unplaced) = if breakdown {
-                split_by_warehouse(q.locations, &self.counted[..n_counted], &self.draws, value)
-            } else {
-                (Vec::new(), 0)
-            };
-            let (upc, description, price) = p.details()?;
-            return Ok(Some(FeedRow {
-                item: FeedItem {
-                    sku: sku.to_string(),
-                    quantity: value,
-                    upc,
-                    description,
-                    as_of: latest,
-                    price,
-                    on_hand: stock_q,
-                    committed: orders_q,
-                    warehouses,
-                    unplaced,
-                },
-                available,
-                include,
-                changed,
-            }));
         }
     }
+}
+
+/// One SKU's numbers before the cart's keys and its feed's choices.
+struct Parts<'a> {
+    available: i64,
+    on_hand: i64,
+    committed: i64,
+    named: i64,
+    latest: Option<i64>,
+    /// Counted rows (warehouse, as_of, quantity) and draws per warehouse,
+    /// for the per-warehouse split.
+    stock: &'a [(String, i64, i64)],
+    draws: &'a [(String, i128)],
+    kit: Option<Box<KitExplain>>,
+}
+
+/// Rules 5, 20, 22, 23 and 6 on one SKU's numbers: its value, whether the
+/// feed includes it and why it leaves it out, the split, the product fields.
+#[allow(clippy::type_complexity)]
+fn finish<S: KeyedScan>(
+    q: &FeedQuery,
+    sent: &mut Cursor<S>,
+    sku: &str,
+    parts: Parts,
+    details: impl FnOnce() -> Result<(Option<String>, Option<String>, Option<String>), S::Error>,
+) -> Result<Option<FeedRow>, S::Error> {
+    let available = parts.available;
+    let value = match q.rules {
+        Some(r) => r.alloc.value(available, q.min_level),
+        None if available < q.min_level => 0,
+        None => available.max(0),
+    };
+    let last = if sent.seek(sku)? {
+        Some(sent.row.ints[0])
+    } else {
+        None
+    };
+    let changed = last != Some(value);
+    let include = q.full || parts.named > q.since_report || changed;
+    if !include {
+        return Ok(None);
+    }
+    let (left_out, alias) = match q.rules.map(|r| r.place(sku)) {
+        None | Some(Ok(None)) => (None, None),
+        Some(Ok(Some(a))) => (None, Some(a)),
+        Some(Err(why)) => (Some(why), None),
+    };
+    let (warehouses, unplaced) = if !q.locations.is_empty() {
+        split_by_warehouse(q.locations, parts.stock, parts.draws, value)
+    } else {
+        (Vec::new(), 0)
+    };
+    let (upc, description, price) = details()?;
+    Ok(Some(FeedRow {
+        item: FeedItem {
+            sku: alias.unwrap_or(sku).to_string(),
+            quantity: value,
+            upc,
+            description,
+            as_of: parts.latest,
+            price,
+            on_hand: parts.on_hand,
+            committed: parts.committed,
+            warehouses,
+            unplaced,
+        },
+        available,
+        include,
+        changed,
+        key: alias.map(|_| sku.to_string()),
+        left_out,
+        kit: parts.kit,
+    }))
+}
+
+/// A kit's row (rule 21): its build from the plan, then as any SKU.
+#[allow(clippy::type_complexity)]
+fn kit_row<S: KeyedScan>(
+    q: &FeedQuery,
+    plan: &KitPlan,
+    sent: &mut Cursor<S>,
+    kit: &str,
+    details: (Option<String>, Option<String>, Option<String>),
+) -> Result<Option<FeedRow>, S::Error> {
+    let Some(b) = plan.book.get(kit) else {
+        return Ok(None);
+    };
+    let parts = Parts {
+        available: b.available,
+        on_hand: b.available,
+        committed: 0,
+        named: b.named,
+        latest: b.latest,
+        stock: &b.per_warehouse,
+        draws: &[],
+        kit: plan.explain.then(|| Box::new(b.explain.clone())),
+    };
+    finish(q, sent, kit, parts, || Ok(details))
+}
+
+/// One warehouse of a kit's build, for `explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KitWarehouse {
+    pub warehouse: String,
+    /// Kits buildable there: the least component share, never below 0.
+    pub build: i64,
+    /// The component whose share is least (the first in kit order on a tie).
+    pub limited_by: String,
+    pub components: Vec<KitComponent>,
+}
+
+/// One component of a kit in one warehouse.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KitComponent {
+    pub sku: String,
+    pub per_kit: i64,
+    /// The component's available in that warehouse (rule 2, kit orders included).
+    pub available: i64,
+    /// floor(available / per_kit).
+    pub share: i64,
+}
+
+/// How a kit's available was built, warehouse by warehouse.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KitExplain {
+    pub warehouses: Vec<KitWarehouse>,
+}
+
+/// One kit's numbers for one cart.
+struct KitBuild {
+    available: i64,
+    named: i64,
+    latest: Option<i64>,
+    /// (warehouse, 0, build) per counted warehouse.
+    per_warehouse: Vec<(String, i64, i64)>,
+    explain: KitExplain,
+}
+
+/// The kits of a feed, built before the merge (rule 21): each kit's
+/// build per counted warehouse, and the kit order lines each component
+/// carries (warehouse, quantity × per kit, ordered_at).
+pub(super) struct KitPlan {
+    order: Vec<String>,
+    next: usize,
+    book: HashMap<String, KitBuild>,
+    #[allow(clippy::type_complexity)]
+    extra: HashMap<String, Vec<(Option<String>, i64, i64)>>,
+    explain: bool,
+}
+
+/// Builds the feed's [`KitPlan`] from the stock rows and open order lines
+/// of the kits and their components (`rows_of`, a backend scan of those
+/// SKUs); None without kits.
+pub(super) fn kit_plan<E>(
+    q: &FeedQuery,
+    rows_of: impl FnOnce(&[String]) -> Result<SkuRows, E>,
+) -> Result<Option<KitPlan>, E> {
+    let Some(kits) = q.rules.and_then(|r| r.kits.as_deref()) else {
+        return Ok(None);
+    };
+    if kits.kits.is_empty() {
+        return Ok(None);
+    }
+    let (relevant, skus) = super::alloc::kit_skus(kits, q.sku);
+    let rows = if skus.is_empty() {
+        SkuRows::default()
+    } else {
+        rows_of(&skus)?
+    };
+    // Counted stock per component: (warehouse, as_of, quantity), by warehouse name.
+    let mut counted: HashMap<&str, Vec<(String, i64, i64)>> = HashMap::new();
+    let mut named: HashMap<&str, i64> = HashMap::new();
+    for s in &rows.stock {
+        if kits.is_kit(&s.sku) || !counts(q.warehouses, &s.warehouse) {
+            continue;
+        }
+        counted
+            .entry(&s.sku)
+            .or_default()
+            .push((s.warehouse.clone(), s.as_of, s.quantity));
+        let n = named.entry(&s.sku).or_insert(0);
+        *n = (*n).max(s.named_report_id);
+    }
+    for v in counted.values_mut() {
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    // Kit lines, as lines of each component; and each component's own lines.
+    let mut extra: HashMap<String, Vec<(Option<String>, i64, i64)>> = HashMap::new();
+    let mut own: HashMap<&str, Vec<(Option<&str>, i64, i64)>> = HashMap::new();
+    for o in &rows.orders {
+        match kits.kits.get(&o.sku) {
+            Some(comps) => {
+                for (c, per) in comps {
+                    let qty = (i128::from(o.quantity) * i128::from(*per))
+                        .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                        as i64;
+                    extra.entry(c.clone()).or_default().push((
+                        o.warehouse.clone(),
+                        qty,
+                        o.ordered_at,
+                    ));
+                }
+            }
+            None => own.entry(&o.sku).or_default().push((
+                o.warehouse.as_deref(),
+                o.quantity,
+                o.ordered_at,
+            )),
+        }
+    }
+    // Each component's available per warehouse (rule 2 for the component).
+    let none = Vec::new();
+    let mut net: HashMap<&str, Vec<(String, i128)>> = HashMap::new();
+    for comps in relevant.iter().filter_map(|k| kits.kits.get(k)) {
+        for (c, _) in comps {
+            if net.contains_key(c.as_str()) {
+                continue;
+            }
+            let rows_c = counted.get(c.as_str()).unwrap_or(&none);
+            let latest = rows_c.iter().map(|r| r.1).max();
+            let mut per: Vec<(String, i128)> = rows_c
+                .iter()
+                .map(|(w, _, q)| (w.clone(), i128::from(*q)))
+                .collect();
+            let lines = own.get(c.as_str()).into_iter().flatten().copied().chain(
+                extra
+                    .get(c.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|(w, q, t)| (w.as_deref(), *q, *t)),
+            );
+            for (w, qty, at) in lines {
+                if draws(q.warehouses, rows_c, latest, w, at) {
+                    let on = draws_on(rows_c, latest, w);
+                    if let Some(slot) = per.iter_mut().find(|(pw, _)| pw == on) {
+                        slot.1 -= i128::from(qty);
+                    }
+                }
+            }
+            net.insert(c.as_str(), per);
+        }
+    }
+    let mut book = HashMap::with_capacity(relevant.len());
+    for k in &relevant {
+        let comps = &kits.kits[k];
+        let mut whs: Vec<&str> = comps
+            .iter()
+            .flat_map(|(c, _)| net[c.as_str()].iter().map(|(w, _)| w.as_str()))
+            .collect();
+        whs.sort();
+        whs.dedup();
+        let mut total = 0i128;
+        let mut per_warehouse = Vec::with_capacity(whs.len());
+        let mut explain = KitExplain::default();
+        for w in whs {
+            let mut build: Option<(i128, usize)> = None;
+            let mut shown = vec![];
+            for (i, (c, per)) in comps.iter().enumerate() {
+                let a = net[c.as_str()]
+                    .iter()
+                    .find(|(pw, _)| pw == w)
+                    .map_or(0, |(_, a)| *a);
+                let share = a.div_euclid(i128::from(*per));
+                if build.is_none_or(|(b, _)| share < b) {
+                    build = Some((share, i));
+                }
+                if q.sku.is_some() {
+                    shown.push(KitComponent {
+                        sku: c.clone(),
+                        per_kit: *per,
+                        available: safe_total(a),
+                        share: safe_total(share),
+                    });
+                }
+            }
+            let (b, lim) = build.unwrap_or((0, 0));
+            let b = b.max(0);
+            total += b;
+            per_warehouse.push((w.to_string(), 0, safe_total(b)));
+            if q.sku.is_some() {
+                explain.warehouses.push(KitWarehouse {
+                    warehouse: w.to_string(),
+                    build: safe_total(b),
+                    limited_by: comps[lim].0.clone(),
+                    components: shown,
+                });
+            }
+        }
+        let named_k = comps
+            .iter()
+            .filter_map(|(c, _)| named.get(c.as_str()))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let latest = comps
+            .iter()
+            .filter_map(|(c, _)| counted.get(c.as_str()))
+            .flat_map(|v| v.iter().map(|r| r.1))
+            .max();
+        book.insert(
+            k.clone(),
+            KitBuild {
+                available: safe_total(total),
+                named: named_k,
+                latest,
+                per_warehouse,
+                explain,
+            },
+        );
+    }
+    let order = relevant
+        .into_iter()
+        .filter(|k| q.sku.is_none_or(|s| s == k))
+        .collect();
+    Ok(Some(KitPlan {
+        order,
+        next: 0,
+        book,
+        extra,
+        explain: q.sku.is_some(),
+    }))
 }
 
 /// Rule 2: whether an open order line (its own warehouse, if any, and its

@@ -8,6 +8,7 @@
 //! This module holds the backend-neutral surface (public types, errors);
 //! each backend lives in a directory of its own (`sqlite/`).
 
+pub mod alloc;
 #[doc(hidden)]
 pub mod debug;
 mod feed;
@@ -16,7 +17,9 @@ mod sqlite;
 use crate::formats::FeedItem;
 use crate::mapping::OutField;
 use crate::util::Millis;
+pub use alloc::{Allocation, CartRules, Filters, Kits, SkuMap, Steps};
 use debug::{DebugTable, DebugValue};
+pub use feed::{KitComponent, KitExplain, KitWarehouse};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +81,45 @@ pub struct FeedRow {
     pub include: bool,
     /// The value differs from the last value sent to this cart (or none was).
     pub changed: bool,
+    /// The merchant SKU, when `item.sku` carries the cart's own id (rule 22).
+    pub key: Option<String>,
+    /// Why the cart's feed leaves the SKU out (rules 22, 23): `filtered`,
+    /// `no alias`.
+    pub left_out: Option<&'static str>,
+    /// A kit's build per warehouse (explain of one SKU only).
+    pub kit: Option<Box<KitExplain>>,
+}
+
+impl FeedRow {
+    /// The merchant SKU (what `last_sent` keys).
+    pub fn sku(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.item.sku)
+    }
+}
+
+/// Stock rows and open order lines of a set of SKUs (kits and their
+/// components), from [`LedgerBackend::rows_of_skus`].
+#[derive(Debug, Clone, Default)]
+pub struct SkuRows {
+    pub stock: Vec<SkuStock>,
+    pub orders: Vec<SkuOrder>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SkuStock {
+    pub sku: String,
+    pub warehouse: String,
+    pub quantity: i64,
+    pub as_of: Millis,
+    pub named_report_id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SkuOrder {
+    pub sku: String,
+    pub warehouse: Option<String>,
+    pub quantity: i64,
+    pub ordered_at: Millis,
 }
 
 /// Which of `required` (a mapping's required fields, in order) the item
@@ -200,6 +242,9 @@ pub struct FeedQuery<'a> {
     /// Warehouses to split each value over (per-warehouse 846s; [] = no
     /// split). See [`split_by_warehouse`]; the whole-catalog pass only.
     pub locations: &'a [String],
+    /// The cart's allocation keys, kits, item ids and filters (rules
+    /// 20–23); None: as §1 alone.
+    pub rules: Option<&'a CartRules>,
 }
 
 /// A file a source listed: as last seen, and its outcome once taken.
@@ -450,6 +495,10 @@ pub trait LedgerBackend {
         f: impl FnOnce(&mut dyn Iterator<Item = FeedRow>) -> T,
     ) -> Result<T>;
     fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool>;
+    /// Every stock row of `skus` (sorted, distinct) of `merchant`, and
+    /// every open order line of them (not cancelled, `ordered_at <=
+    /// sync_time`), in any order: what kits are built from (rule 21).
+    fn rows_of_skus(&self, merchant: &str, skus: &[String], sync_time: Millis) -> Result<SkuRows>;
     fn stock_rows(&self, merchant: &str, sku: &str, warehouses: &[String])
     -> Result<Vec<StockRow>>;
     fn order_draws(
@@ -717,6 +766,16 @@ impl Ledger {
 
     pub fn product_exists(&self, merchant: &str, sku: &str) -> Result<bool> {
         LedgerBackend::product_exists(&self.inner, merchant, sku)
+    }
+
+    /// See [`LedgerBackend::rows_of_skus`].
+    pub fn rows_of_skus(
+        &self,
+        merchant: &str,
+        skus: &[String],
+        sync_time: Millis,
+    ) -> Result<SkuRows> {
+        LedgerBackend::rows_of_skus(&self.inner, merchant, skus, sync_time)
     }
 
     pub fn stock_rows(

@@ -281,6 +281,9 @@ impl LedgerBackend for SqliteLedger {
             counted: Vec::new(),
             draws: Vec::new(),
             err: None,
+            kits: kit_plan(q, |skus| self.rows_of_skus(q.merchant, skus, q.sync_time))?,
+            queue: Default::default(),
+            products_done: false,
         };
         let out = f(&mut merge);
         match merge.err.take() {
@@ -293,6 +296,11 @@ impl LedgerBackend for SqliteLedger {
             "SELECT EXISTS (SELECT 1 FROM products WHERE merchant = ?1 AND sku = ?2)",
             [merchant, sku],
             |r| r.get(0),
+        )?)
+    }
+    fn rows_of_skus(&self, merchant: &str, skus: &[String], sync_time: Millis) -> Result<SkuRows> {
+        Ok(super::scan::rows_of_skus(
+            &self.conn, merchant, skus, sync_time,
         )?)
     }
     fn stock_rows(

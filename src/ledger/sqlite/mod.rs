@@ -23,7 +23,7 @@ mod tests;
 
 pub use batch::{InventoryBatch, OrderBatch, ProductBatch};
 
-use super::feed::{Cursor, FeedMerge, OpenLine, drawing_lines};
+use super::feed::{Cursor, FeedMerge, OpenLine, drawing_lines, kit_plan};
 use super::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use scan::{OPEN_LINES_OF_SKU, Products, Scan, merge_sql};

@@ -101,3 +101,44 @@ impl<'s> ProductScan for Products<'s> {
         self.0.next()
     }
 }
+
+/// [`crate::ledger::LedgerBackend::rows_of_skus`]: one indexed look per SKU
+/// (stock by its primary key, open lines by `order_lines_sku`).
+pub(super) fn rows_of_skus(
+    conn: &rusqlite::Connection,
+    merchant: &str,
+    skus: &[String],
+    sync_time: i64,
+) -> rusqlite::Result<crate::ledger::SkuRows> {
+    use crate::ledger::{SkuOrder, SkuStock};
+    let mut out = crate::ledger::SkuRows::default();
+    let mut stock = conn.prepare_cached(
+        "SELECT warehouse, quantity, as_of, named_report_id FROM stock WHERE merchant = ?1 AND sku = ?2",
+    )?;
+    let mut orders = conn.prepare_cached(
+        "SELECT warehouse, quantity, ordered_at FROM order_lines INDEXED BY order_lines_sku
+         WHERE merchant = ?1 AND sku = ?2 AND cancelled = 0 AND ordered_at <= ?3",
+    )?;
+    for sku in skus {
+        let mut rows = stock.query(rusqlite::params![merchant, sku])?;
+        while let Some(r) = rows.next()? {
+            out.stock.push(SkuStock {
+                sku: sku.clone(),
+                warehouse: r.get(0)?,
+                quantity: r.get(1)?,
+                as_of: r.get(2)?,
+                named_report_id: r.get(3)?,
+            });
+        }
+        let mut rows = orders.query(rusqlite::params![merchant, sku, sync_time])?;
+        while let Some(r) = rows.next()? {
+            out.orders.push(SkuOrder {
+                sku: sku.clone(),
+                warehouse: r.get(0)?,
+                quantity: r.get(1)?,
+                ordered_at: r.get(2)?,
+            });
+        }
+    }
+    Ok(out)
+}

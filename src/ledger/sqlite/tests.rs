@@ -212,6 +212,7 @@ fn feed_sums_never_overflow() {
             required: &[],
             sku,
             locations: &[],
+            rules: None,
         };
         let rows: Vec<(String, i64, i64)> = l
             .feed_rows(&q, |rows| {
@@ -292,6 +293,7 @@ fn explain_lists_exactly_the_orders_the_feed_subtracts() {
                 required: &[],
                 sku: Some(sku),
                 locations: &[],
+                rules: None,
             };
             let feed: Vec<i64> = l
                 .feed_rows(&q, |rows| rows.map(|r| r.item.committed).collect())
