@@ -188,6 +188,10 @@ pub fn explain(
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub carts: Vec<CartStatus>,
+    /// Kits and sku_map files that do not parse now (rule 24): each keeps
+    /// its cart on the last good table.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
     pub inbound: Vec<InboundStatus>,
     pub ledger: String,
 }
@@ -210,6 +214,22 @@ pub struct CartStatus {
     pub next_is_retry: bool,
     /// Inventory reports applied since the last successful sync.
     pub pending: i64,
+    /// Allocation keys (rules 20-23), when the cart sets any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<AllocationStatus>,
+}
+
+/// A cart's allocation keys, as `status` shows them.
+#[derive(Debug, Serialize)]
+pub struct AllocationStatus {
+    pub buffer: i64,
+    pub percent: i64,
+    pub max_level: i64,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub sku_map: Option<String>,
+    pub kits: Option<String>,
+    pub sync_on_orders: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -231,6 +251,27 @@ pub struct InboundStatus {
     pub failures: u64,
     /// The last successful listing of the source.
     pub last_look: Option<String>,
+}
+
+fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
+    // Reads the tables (rule 24): a broken one shows in `tables`.
+    let _ = crate::sync::cart_rules(c);
+    let shown = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let any = !c.alloc.is_default()
+        || !c.filters.is_empty()
+        || c.sku_map.is_some()
+        || c.kits.is_some()
+        || c.sync_on_orders;
+    any.then(|| AllocationStatus {
+        buffer: c.alloc.buffer,
+        percent: c.alloc.percent,
+        max_level: c.alloc.max_level,
+        include: c.filters.include_text.clone(),
+        exclude: c.filters.exclude_text.clone(),
+        sku_map: shown(&c.sku_map),
+        kits: shown(&c.kits),
+        sync_on_orders: c.sync_on_orders,
+    })
 }
 
 pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
@@ -257,6 +298,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             retry_at: st.retry_at.map(rfc3339),
             next_is_retry,
             pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
+            allocation: allocation_status(c),
         });
     }
     let mut inbound = vec![];
@@ -280,7 +322,9 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_look: st.last_look.map(rfc3339),
         });
     }
+    let tables = crate::ledger::alloc::table_trouble();
     Ok(Status {
+        tables,
         carts,
         inbound,
         ledger: cfg.ledger_path.display().to_string(),

@@ -539,6 +539,13 @@ fn stage_inventory(
     let mut max_as_of = None::<Millis>;
     let mut last_as_of = LastAsOf::default();
     let mut rows = 0;
+    // Rule 21: a kit has no stock of its own; its rows are left out.
+    let kits = job
+        .cfg
+        .kits
+        .iter()
+        .find(|(m, _)| *m == src.merchant)
+        .and_then(|(_, p)| crate::ledger::alloc::load_kits(p).ok());
     for pass in 0..2 {
         if pass == 1 {
             if errors.total > 0 || !batch.needs_staging() {
@@ -559,6 +566,10 @@ fn stage_inventory(
             |rec, notes, stage| {
                 let r = inventory_row(src, rec, file_as_of, now, &mut last_as_of, notes)
                     .map_err(RowFailed::Invalid)?;
+                if kits.as_ref().is_some_and(|k| k.is_kit(r.sku)) {
+                    notes.leave_out("kit sku");
+                    return Ok(());
+                }
                 if stage {
                     max_as_of = max_as_of.max(Some(r.as_of));
                     batch
@@ -627,6 +638,19 @@ fn stage_orders(
     let batch = ledger.order_batch(&src.merchant, &src.id)?;
     let mut ordinals: HashMap<String, u64> = HashMap::new();
     let received = job.opts.pickup_time.min(now);
+    // Rule 22: lines carry a cart's item ids, translated back.
+    let sku_map = match src
+        .sku_map
+        .as_deref()
+        .map(crate::ledger::alloc::load_sku_map)
+    {
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
     let rows = read_valid(
         job.path,
         src,
@@ -634,7 +658,21 @@ fn stage_orders(
         &mut out.skipped,
         notes,
         |rec, _, stage| {
-            let o = order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
+            let mut o = order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
+            if let Some(m) = &sku_map {
+                match m.back.get(&o.sku) {
+                    Some(sku) => o.sku = sku.clone(),
+                    None => {
+                        return Err(RowFailed::Invalid(vec![row_error(
+                            &src.mapping,
+                            rec.line,
+                            Field::Sku,
+                            &o.sku,
+                            "no entry in the sku_map for this item id",
+                        )]));
+                    }
+                }
+            }
             if !stage {
                 return Ok(());
             }

@@ -629,10 +629,12 @@ pub fn sync_cart(
     };
     let state = ledger.cart_state(&cart.id)?;
 
-    // 1. The gate: only new inventory justifies a changed-only feed.
+    // 1. The gate: only new inventory justifies a changed-only feed (or,
+    // with sync_on_orders, an order from elsewhere that changed a value).
     if !opts.force
         && !cart.is_full()
         && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0
+        && !orders_open_gate(cfg, ledger, cart, state.last_report_id, started)?
     {
         let reason = "no new inventory".into();
         return unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run);
@@ -704,6 +706,46 @@ pub fn sync_cart(
         missing,
     };
     deliver_and_record(cfg, ledger, cart, opts, entry, out)
+}
+
+/// `sync_on_orders` (CONTRACT §5): an order file applied since the cart's
+/// last successful sync, from a source not naming this cart, and a value
+/// this cart sends that now differs from the last sent.
+fn orders_open_gate(
+    cfg: &Config,
+    ledger: &Ledger,
+    cart: &Cart,
+    since: i64,
+    now: Millis,
+) -> Result<bool, SyncError> {
+    if !cart.sync_on_orders {
+        return Ok(false);
+    }
+    let own: Vec<String> = cfg
+        .inbound
+        .iter()
+        .filter(|i| i.cart.as_deref() == Some(cart.id.as_str()))
+        .map(|i| i.id.clone())
+        .collect();
+    if ledger.order_reports_since(&cart.merchant, since, &own)? == 0 {
+        return Ok(false);
+    }
+    let Ok(rules) = cart_rules(cart) else {
+        return Ok(false);
+    };
+    let required = cart.mapping.required_fields();
+    let q = FeedQuery {
+        rules: rules.as_ref(),
+        // Only a changed value counts here, not a SKU named by a report.
+        ..feed_query(cart, i64::MAX, now, &required, None, &[])
+    };
+    let mut probe = FeedFilter::new(cart, &required, None);
+    Ok(ledger.feed_rows(&q, |rows| {
+        rows.filter(|r| r.changed)
+            .filter_map(|r| probe.keep(r))
+            .next()
+            .is_some()
+    })?)
 }
 
 /// An 846 must hold at least one LIN loop: with nothing to send there is

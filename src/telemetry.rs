@@ -333,6 +333,8 @@ impl Telemetry {
             parts.push(format!("{w} panicked: {why}"));
         }
         parts.extend(self.failing_sources());
+        // Rule 24: a kits or sku_map file that does not parse now.
+        parts.extend(crate::ledger::alloc::table_trouble());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 

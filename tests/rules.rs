@@ -1141,3 +1141,64 @@ fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
         );
     }
 }
+
+#[test]
+fn sku_map_in_translates_order_lines_and_kit_rows_are_left_out() {
+    let ws = alloc_ws(&cart("web", "m1", "sync_on_orders = true"));
+    let cfg = ws.read("stockgate.toml")
+        + &inbound(
+            "mkt-orders",
+            "m1",
+            "orders",
+            "ord",
+            "sku_map = \"maps/mkt.csv\"\ncart = \"shop\"",
+        );
+    ws.config(&cfg);
+    ws.write("maps/kits.csv", "kit_sku,component_sku,quantity\nK,X,2\n");
+    ws.write("maps/mkt.csv", "sku,cart_sku\nX,MX-1\nK,MK-1\n");
+    // A row naming the kit is left out and counted, never applied.
+    let v = ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("X,W1,10,{T0}"), &format!("K,W1,99,{T0}")]),
+    );
+    assert_eq!(
+        v["left_out"],
+        serde_json::json!([{"reason": "kit sku", "items": 1}]),
+        "{v}"
+    );
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nK,5\nX,10\n");
+    // The marketplace's ids are translated back: MK-1 draws 2 X per kit.
+    ws.apply(
+        "mkt-orders",
+        "m1.csv",
+        &ord(&[
+            &format!("7,1,MK-1,1,open,{T0_P1H},"),
+            &format!("7,2,MX-1,1,open,{T0_P1H},"),
+        ]),
+    );
+    // sync_on_orders: no new inventory, but an order from another source
+    // changed values this cart sends: X 10 - 2 - 1 = 7, K 3.
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nK,3\nX,7\n");
+    assert_eq!(ws.sync("web", &[], 0)["reason"], "no new inventory");
+    // Without the key the gate stays shut (rule 1).
+    assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
+    ws.apply(
+        "mkt-orders",
+        "m2.csv",
+        &ord(&[&format!("8,1,MX-1,1,open,{T0_P1H},")]),
+    );
+    assert_eq!(ws.sync("shop", &[], 0)["reason"], "no new inventory");
+    // An id without an entry rejects the file, naming it.
+    let p = ws.write(
+        "in/mkt-orders/m3.csv",
+        ord(&[&format!("9,1,NOPE-9,1,open,{T0_P1H},")]),
+    );
+    let v = ws.ingest("mkt-orders", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    let errs = v["errors"].to_string();
+    assert!(
+        errs.contains("NOPE-9") && errs.contains("sku_map"),
+        "{errs}"
+    );
+}

@@ -489,6 +489,9 @@ pub trait LedgerBackend {
     fn set_retry(&self, cart: &str, at: Option<Millis>) -> Result<()>;
     fn max_report_id(&self) -> Result<i64>;
     fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64>;
+    /// Order reports (`kind = 'orders'`) of `merchant` applied after
+    /// report `since` from a source not in `except`: how many.
+    fn order_reports_since(&self, merchant: &str, since: i64, except: &[String]) -> Result<i64>;
     fn feed_rows<T>(
         &self,
         q: &FeedQuery,
@@ -747,6 +750,16 @@ impl Ledger {
     /// one of `warehouses` ([] = any).
     pub fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64> {
         LedgerBackend::reports_since(&self.inner, merchant, since, warehouses)
+    }
+
+    /// See [`LedgerBackend::order_reports_since`] (`sync_on_orders`).
+    pub fn order_reports_since(
+        &self,
+        merchant: &str,
+        since: i64,
+        except: &[String],
+    ) -> Result<i64> {
+        LedgerBackend::order_reports_since(&self.inner, merchant, since, except)
     }
 
     /// Hands the SKUs a cart's feed includes (rule 6: all when full, else

@@ -238,6 +238,14 @@ impl LedgerBackend for SqliteLedger {
             .conn
             .query_row("SELECT COALESCE(MAX(id), 0) FROM reports", [], |r| r.get(0))?)
     }
+    fn order_reports_since(&self, merchant: &str, since: i64, except: &[String]) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM reports WHERE merchant = ?1 AND kind = 'orders' AND id > ?2
+               AND source NOT IN (SELECT value FROM json_each(?3))",
+            params![merchant, since, json_list(except)],
+            |r| r.get(0),
+        )?)
+    }
     /// Inventory reports for `merchant` applied after report `since`, touching
     /// one of `warehouses` ([] = any).
     fn reports_since(&self, merchant: &str, since: i64, warehouses: &[String]) -> Result<i64> {
