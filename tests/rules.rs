@@ -1202,3 +1202,62 @@ fn sku_map_in_translates_order_lines_and_kit_rows_are_left_out() {
         "{errs}"
     );
 }
+
+/// examples/allocation.toml (every allocation key, kits, sku_map) passes
+/// `check` and gives, end to end, the numbers its comments promise.
+#[test]
+fn the_allocation_example_checks_and_runs() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let ws = Workspace::new();
+    ws.write(
+        "stockgate.toml",
+        std::fs::read(src.join("allocation.toml")).unwrap(),
+    );
+    for f in ["maps/kits.csv", "maps/marketplace-items.csv"] {
+        ws.write(f, std::fs::read(src.join(f)).unwrap());
+    }
+    for m in ["warehouse-csv", "orders-csv", "shop-csv"] {
+        let f = format!("mappings/{m}.toml");
+        ws.write(&f, std::fs::read(src.join(&f)).unwrap());
+    }
+    let o = ws.run_ok(&["check"], 0);
+    assert!(o.stdout.starts_with("ok: "), "{}", o.stdout);
+    ws.apply(
+        "acme-wms",
+        "count.csv",
+        "Item,OnHand,Whse,Lot,CountedAt,UPC,Title\n\
+         ACME-MUG,11,MAIN,,2025-06-01 08:00:00,,\n\
+         ACME-TEA,4,MAIN,,2025-06-01 08:00:00,,\n\
+         ACME-OLD-DISCONTINUED,9,MAIN,,2025-06-01 08:00:00,,\n\
+         OTHER,5,MAIN,,2025-06-01 08:00:00,,\n",
+    );
+    // web-shop: GIFTSET builds min(11/2, 4/1) = 4 -> (4-1)*80% = 2;
+    // MUG (11-1)*80% = 8; TEA (4-1)*80% = 2; the rest filtered.
+    let v = ws.sync("web-shop", &[], 0);
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "filtered", "items": 2}]),
+        "{v}"
+    );
+    let feed = std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        feed,
+        "SKU,Quantity\nACME-GIFTSET,2\nACME-MUG,8\nACME-TEA,2\n"
+    );
+    // marketplace: 50% under its own ids: 2, 5, 2; OTHER... has no id.
+    let v = ws.sync("marketplace", &[], 0);
+    let feed = std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap();
+    assert_eq!(feed, "SKU,Quantity\nMKT-2001,2\nMKT-1001,5\nMKT-1002,2\n");
+    // One gift set sold on the marketplace: MUG 9, TEA 3, GIFTSET 3; the
+    // web shop's gate opens on it (sync_on_orders): 1, 6, 1.
+    ws.apply(
+        "marketplace-orders",
+        "o1.csv",
+        "OrderNo,Line,SKU,Qty,Status,OrderedAt\nM-1,1,MKT-2001,1,open,2025-06-01T15:00:00Z\n",
+    );
+    let feed = ws.sync_feed("web-shop", &[]);
+    assert_eq!(
+        feed,
+        "SKU,Quantity\nACME-GIFTSET,1\nACME-MUG,6\nACME-TEA,1\n"
+    );
+}
