@@ -214,3 +214,170 @@ fn each_file_is_applied_whole_with_the_right_sums_or_rejected_with_the_ledger_un
         n.get()
     );
 }
+
+/// Allocation per cart (rules 20-23): random stock, orders, kits and keys;
+/// every value sent equals an independent model, and none exceeds the
+/// SKU's `available`.
+#[test]
+fn allocated_values_match_an_independent_model() {
+    const SKUS: [&str; 4] = ["A", "X", "Y", "Z"];
+    const WS: [&str; 2] = ["W1", "W2"];
+    #[derive(Debug, Clone)]
+    struct Case {
+        /// Per SKU: W1 quantity, W2 quantity (None: no row).
+        stock: Vec<(i64, Option<i64>)>,
+        /// Two kits: (component index, per kit) each, distinct components.
+        kits: Vec<Vec<(usize, i64)>>,
+        /// (sku index 0..6: 4 = K1, 5 = K2, quantity, warehouse index or none).
+        orders: Vec<(usize, i64, Option<usize>)>,
+        keys: (i64, i64, i64, i64, bool),
+    }
+    let kit = prop::collection::btree_map(0usize..4, 1i64..4, 1..4)
+        .prop_map(|m| m.into_iter().collect::<Vec<_>>());
+    let case = (
+        prop::collection::vec((-3i64..20, prop::option::of(-3i64..20)), 4),
+        prop::collection::vec(kit, 2),
+        prop::collection::vec((0usize..6, 1i64..6, prop::option::of(0usize..2)), 0..6),
+        (0i64..6, 0i64..=100, 0i64..15, 0i64..5, any::<bool>()),
+    )
+        .prop_map(|(stock, kits, orders, keys)| Case {
+            stock,
+            kits,
+            orders,
+            keys,
+        });
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&case, |c| {
+            let (buffer, percent, max_level, min_level, w2_only) = c.keys;
+            let warehouses = if w2_only { "[\"W2\"]" } else { "[]" };
+            let ws = Workspace::standard(&cart(
+                "alloc",
+                "m1",
+                &format!(
+                    "full_sync = true\nbuffer = {buffer}\npercent = {percent}\nmax_level = {max_level}\nmin_level = {min_level}\nwarehouses = {warehouses}"
+                ),
+            ));
+            let cfg = ws.read("stockgate.toml").replacen(
+                "[[merchant]]\nid = \"m1\"\n",
+                "[[merchant]]\nid = \"m1\"\nkits = \"kits.csv\"\n",
+                1,
+            );
+            ws.config(&cfg);
+            let mut kits = String::from("kit_sku,component_sku,quantity\n");
+            for (k, comps) in c.kits.iter().enumerate() {
+                for (ci, per) in comps {
+                    kits.push_str(&format!("K{},{},{per}\n", k + 1, SKUS[*ci]));
+                }
+            }
+            ws.write("kits.csv", &kits);
+            let t0 = "2025-06-01T10:00:00Z";
+            let mut inv = String::from(INV_H);
+            for (i, (w1, w2)) in c.stock.iter().enumerate() {
+                inv.push_str(&format!("{},W1,{w1},{t0},,\n", SKUS[i]));
+                if let Some(q) = w2 {
+                    inv.push_str(&format!("{},W2,{q},{t0},,\n", SKUS[i]));
+                }
+            }
+            ws.apply("wms", "s.csv", &inv);
+            if !c.orders.is_empty() {
+                let mut ord = String::from("Order,Line,SKU,Qty,Status,At,Whse\n");
+                for (n, (s, q, w)) in c.orders.iter().enumerate() {
+                    let sku = if *s < 4 { SKUS[*s].to_string() } else { format!("K{}", s - 3) };
+                    let w = w.map_or("", |w| WS[w]);
+                    ord.push_str(&format!("1,{n},{sku},{q},open,2025-06-01T11:00:00Z,{w}\n"));
+                }
+                ws.apply("orders", "o.csv", &ord);
+            }
+            // The model.
+            let counts = |w: usize| !w2_only || w == 1;
+            let rows = |i: usize| -> Vec<(usize, i64)> {
+                let (w1, w2) = c.stock[i];
+                let mut v = vec![(0, w1)];
+                if let Some(q) = w2 {
+                    v.push((1, q));
+                }
+                v.into_iter().filter(|(w, _)| counts(*w)).collect()
+            };
+            // Lines per SKU, kit lines expanded: (quantity, warehouse).
+            let mut lines: Vec<Vec<(i64, Option<usize>)>> = vec![vec![]; 4];
+            for (s, q, w) in &c.orders {
+                if *s < 4 {
+                    lines[*s].push((*q, *w));
+                } else {
+                    for (ci, per) in &c.kits[s - 4] {
+                        lines[*ci].push((q * per, *w));
+                    }
+                }
+            }
+            let alloc = |a: i64| -> i64 {
+                if a < min_level {
+                    return 0;
+                }
+                let v = ((a - buffer) * percent).div_euclid(100);
+                let v = if max_level > 0 { v.min(max_level) } else { v };
+                v.max(0)
+            };
+            let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            let mut net: Vec<Vec<(usize, i64)>> = vec![];
+            for i in 0..4 {
+                let r = rows(i);
+                let first = r.first().map(|(w, _)| *w);
+                let mut a: i64 = r.iter().map(|(_, q)| q).sum();
+                let mut per_w = r.clone();
+                for (q, w) in &lines[i] {
+                    let on = match w {
+                        Some(w) if !counts(*w) => continue,
+                        Some(w) => Some(*w),
+                        None => first,
+                    };
+                    a -= q;
+                    if let Some(slot) = per_w.iter_mut().find(|(pw, _)| Some(*pw) == on) {
+                        slot.1 -= q;
+                    }
+                }
+                want.insert(SKUS[i].to_string(), (alloc(a), a));
+                net.push(per_w);
+            }
+            for (k, comps) in c.kits.iter().enumerate() {
+                let mut total = 0;
+                for w in 0..2 {
+                    if !comps.iter().any(|(ci, _)| net[*ci].iter().any(|(pw, _)| *pw == w)) {
+                        continue;
+                    }
+                    let b = comps
+                        .iter()
+                        .map(|(ci, per)| {
+                            let a = net[*ci].iter().find(|(pw, _)| *pw == w).map_or(0, |x| x.1);
+                            a.div_euclid(*per)
+                        })
+                        .min()
+                        .unwrap_or(0)
+                        .max(0);
+                    total += b;
+                }
+                want.insert(format!("K{}", k + 1), (alloc(total), total));
+            }
+            let sv = ws.sync("alloc", &[], 0);
+            prop_assert_eq!(&sv["outcome"], "sent", "{}", sv);
+            let feed = std::fs::read_to_string(sv["file"].as_str().unwrap()).unwrap();
+            let got: BTreeMap<String, i64> = csv::Reader::from_reader(feed.as_bytes())
+                .records()
+                .map(|r| {
+                    let r = r.unwrap();
+                    (r[0].to_string(), r[1].parse().unwrap())
+                })
+                .collect();
+            for (sku, v) in &got {
+                prop_assert!(*v <= want[sku].1.max(0), "{} sends {} over available {}", sku, v, want[sku].1);
+            }
+            let want: BTreeMap<String, i64> = want.into_iter().map(|(k, (v, _))| (k, v)).collect();
+            prop_assert_eq!(got, want, "{:?}", c);
+            Ok::<(), TestCaseError>(())
+        })
+        .unwrap();
+}
