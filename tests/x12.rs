@@ -2489,3 +2489,33 @@ fn issue16_9_a_products_file_sets_the_upcs_the_next_846_uses() {
         "{v}"
     );
 }
+
+/// Rule 22 in an 846: the LIN pair that `item_ids` takes from `sku`
+/// carries the cart's own ids; unmapped SKUs are left out (`no alias`);
+/// allocation keys apply; the file passes both validators.
+#[test]
+fn feed_846_with_sku_map_carries_the_cart_ids_and_validates() {
+    let ws = Workspace::standard(&x12_cart(
+        "retail",
+        "sku_map = \"maps/retail.csv\"\nbuffer = 2",
+    ));
+    ws.mapping("r846", &r846("004010"));
+    ws.write("maps/retail.csv", "sku,cart_sku\nA,RT-100\nB,RT-200\nC,RT-300\n");
+    ws.apply("wms", "s1.csv", &abcd());
+    let v = ws.sync("retail", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["items"], 2, "{v}");
+    assert_eq!(
+        v["missing"],
+        serde_json::json!([{"field": "missing upc", "items": 1}, {"field": "no alias", "items": 1}]),
+        "{v}"
+    );
+    let file = v["file"].as_str().unwrap();
+    let (text, x) = read_x12(file);
+    assert_eq!(x.check_envelope(), vec![2]);
+    // A: 10 - 2 = 8; B: 0.
+    assert!(text.contains("LIN*1*UP*012345678905*VN*RT-100~QTY*33*8*EA~"), "{text}");
+    assert!(text.contains("LIN*2*UP*036000291452*VN*RT-200~QTY*33*0*EA~"), "{text}");
+    assert!(!text.contains("*A~") && !text.contains("*D~"), "{text}");
+    x12_validate(&[Path::new(file)]);
+}
