@@ -87,7 +87,15 @@ const PLAIN_INV: &str =
 
 /// merchant m1; sources `a` and `b` (warehouses A and B); carts from `carts`.
 fn service_ws(carts: &str) -> Workspace {
+    service_ws_with(carts, &[])
+}
+
+/// [`service_ws`] with `files` (path, body) written before the check.
+fn service_ws_with(carts: &str, files: &[(&str, &str)]) -> Workspace {
     let ws = Workspace::new();
+    for (p, body) in files {
+        ws.write(p, body);
+    }
     ws.config(&format!(
         "{}{}{}{carts}",
         header(&["m1"]),
@@ -1169,4 +1177,68 @@ fn a_reload_keeps_a_carts_pending_retry() {
         took < Duration::from_secs(5) && st.success(),
         "{took:?} {st:?}"
     );
+}
+
+/// Rule 24 under a running gateway: an edited sku_map is read again at the
+/// next sync; a broken one keeps the last good table and shows in the log,
+/// `/healthz` and `status`; fixed, the trouble is over.
+#[test]
+fn a_broken_then_fixed_sku_map_under_a_running_daemon() {
+    let ws = service_ws_with(
+        &cart("one", "m1", "full_sync = true\nsku_map = \"maps/one.csv\"")
+            .replace("every 1m", "every 1s"),
+        &[("maps/one.csv", "sku,cart_sku\nP,ONE-P\n")],
+    );
+    let d = Daemon::start(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+    );
+    let latest = |ws: &Workspace| -> String {
+        let fs = feeds(&ws.path("out/one"));
+        fs.last()
+            .map(|f| std::fs::read_to_string(ws.path(&format!("out/one/{f}"))).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    drop_file(&ws, "a", "s1.csv", "SKU,Qty\nP,4\nQ,2\n");
+    wait_for(
+        "the feed under the cart's ids",
+        Duration::from_secs(20),
+        || latest(&ws) == "SKU,Quantity\nONE-P,4\n",
+    );
+    let addr = d
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["addr"].as_str().map(String::from))
+        .expect("the http address in the log");
+    // Broken: two SKUs for one id. The last good table stays in use.
+    ws.write("maps/one.csv", "sku,cart_sku\nP,ONE-P\nQ,ONE-P\n");
+    let map = ws.path("maps/one.csv").display().to_string();
+    let want =
+        format!("sku_map file {map}:3: cart_sku \"ONE-P\" is given to two SKUs (first on line 2)");
+    wait_for(
+        "healthz to name the broken table",
+        Duration::from_secs(20),
+        || http_get(&addr, "/healthz").contains(&want),
+    );
+    assert!(
+        d.log().contains("keeping the last good table"),
+        "{}",
+        d.log()
+    );
+    let n = feeds(&ws.path("out/one")).len();
+    wait_for("the cart to go on", Duration::from_secs(20), || {
+        feeds(&ws.path("out/one")).len() > n + 1
+    });
+    assert_eq!(latest(&ws), "SKU,Quantity\nONE-P,4\n");
+    // Fixed, with a new id for Q: read again, the trouble is over.
+    ws.write("maps/one.csv", "sku,cart_sku\nP,ONE-P\nQ,ONE-Q\n");
+    wait_for("the new table", Duration::from_secs(20), || {
+        latest(&ws) == "SKU,Quantity\nONE-P,4\nONE-Q,2\n"
+    });
+    wait_for("healthz ok", Duration::from_secs(20), || {
+        http_get(&addr, "/healthz").ends_with("ok\n")
+    });
+    let (_, st) = d.term();
+    assert!(st.success());
 }

@@ -2500,7 +2500,10 @@ fn feed_846_with_sku_map_carries_the_cart_ids_and_validates() {
         "sku_map = \"maps/retail.csv\"\nbuffer = 2",
     ));
     ws.mapping("r846", &r846("004010"));
-    ws.write("maps/retail.csv", "sku,cart_sku\nA,RT-100\nB,RT-200\nC,RT-300\n");
+    ws.write(
+        "maps/retail.csv",
+        "sku,cart_sku\nA,RT-100\nB,RT-200\nC,RT-300\n",
+    );
     ws.apply("wms", "s1.csv", &abcd());
     let v = ws.sync("retail", &[], 0);
     assert_eq!(v["outcome"], "sent", "{v}");
@@ -2514,8 +2517,14 @@ fn feed_846_with_sku_map_carries_the_cart_ids_and_validates() {
     let (text, x) = read_x12(file);
     assert_eq!(x.check_envelope(), vec![2]);
     // A: 10 - 2 = 8; B: 0.
-    assert!(text.contains("LIN*1*UP*012345678905*VN*RT-100~QTY*33*8*EA~"), "{text}");
-    assert!(text.contains("LIN*2*UP*036000291452*VN*RT-200~QTY*33*0*EA~"), "{text}");
+    assert!(
+        text.contains("LIN*1*UP*012345678905*VN*RT-100~QTY*33*8*EA~"),
+        "{text}"
+    );
+    assert!(
+        text.contains("LIN*2*UP*036000291452*VN*RT-200~QTY*33*0*EA~"),
+        "{text}"
+    );
     assert!(!text.contains("*A~") && !text.contains("*D~"), "{text}");
     x12_validate(&[Path::new(file)]);
 }
