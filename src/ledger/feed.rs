@@ -378,6 +378,9 @@ pub struct KitExplain {
     pub warehouses: Vec<KitWarehouse>,
 }
 
+/// An open line of a component: (its warehouse, quantity, ordered_at).
+type Line<'a> = (Option<&'a str>, i64, i64);
+
 /// One kit's numbers for one cart.
 struct KitBuild {
     available: i64,
@@ -438,7 +441,7 @@ pub(super) fn kit_plan<E>(
     }
     // Kit lines, as lines of each component; and each component's own lines.
     let mut extra: HashMap<String, Vec<(Option<String>, i64, i64)>> = HashMap::new();
-    let mut own: HashMap<&str, Vec<(Option<&str>, i64, i64)>> = HashMap::new();
+    let mut own: HashMap<&str, Vec<Line<'_>>> = HashMap::new();
     for o in &rows.orders {
         match kits.kits.get(&o.sku) {
             Some(comps) => {
