@@ -1023,15 +1023,19 @@ fn print_explain(e: &crate::inspect::Explain) {
         }
         let st = &c.steps;
         let cap = st.cap.map_or("none".to_string(), |c| c.to_string());
-        outln!(
-            "    steps: available {}, min_level {}, buffer {}, percent {}, cap {}, value {}",
-            st.available,
-            st.min_level,
-            st.buffer,
-            st.percent,
-            cap,
-            st.value.map_or("left out".to_string(), |v| v.to_string())
-        );
+        // Rule 20's steps, for a cart with keys (or a kit).
+        let keyed = st.buffer != 0 || st.percent != 100 || st.cap.is_some() || c.kit.is_some();
+        if keyed {
+            outln!(
+                "    steps: available {}, min_level {}, buffer {}, percent {}, cap {}, value {}",
+                st.available,
+                st.min_level,
+                st.buffer,
+                st.percent,
+                cap,
+                st.value.map_or("left out".to_string(), |v| v.to_string())
+            );
+        }
         if let Some(k) = &c.kit {
             for w in &k.warehouses {
                 let comps: Vec<String> = w

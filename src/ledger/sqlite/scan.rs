@@ -112,6 +112,40 @@ pub(super) fn rows_of_skus(
 ) -> rusqlite::Result<crate::ledger::SkuRows> {
     use crate::ledger::{SkuOrder, SkuStock};
     let mut out = crate::ledger::SkuRows::default();
+    // Many SKUs (a big kits table): one pass over the merchant's rows in
+    // SKU order, keeping those of `skus` (sorted), beats a look per SKU.
+    if skus.len() > 4096 {
+        let wanted = |sku: &str| skus.binary_search_by(|s| s.as_str().cmp(sku)).is_ok();
+        let [_, stock_sql, orders_sql, _] = merge_sql(false);
+        let mut stock = conn.prepare_cached(&stock_sql)?;
+        let mut rows = stock.query(rusqlite::params![merchant])?;
+        while let Some(r) = rows.next()? {
+            let sku = text_of(r.get_ref(0)?, 0)?;
+            if wanted(sku) {
+                out.stock.push(SkuStock {
+                    sku: sku.to_string(),
+                    warehouse: r.get(1)?,
+                    quantity: r.get(2)?,
+                    as_of: r.get(3)?,
+                    named_report_id: r.get(4)?,
+                });
+            }
+        }
+        let mut orders = conn.prepare_cached(&orders_sql)?;
+        let mut rows = orders.query(rusqlite::params![merchant, sync_time])?;
+        while let Some(r) = rows.next()? {
+            let sku = text_of(r.get_ref(0)?, 0)?;
+            if wanted(sku) {
+                out.orders.push(SkuOrder {
+                    sku: sku.to_string(),
+                    warehouse: r.get(1)?,
+                    quantity: r.get(2)?,
+                    ordered_at: r.get(3)?,
+                });
+            }
+        }
+        return Ok(out);
+    }
     let mut stock = conn.prepare_cached(
         "SELECT warehouse, quantity, as_of, named_report_id FROM stock WHERE merchant = ?1 AND sku = ?2",
     )?;
