@@ -314,3 +314,67 @@ fn explain_lists_exactly_the_orders_the_feed_subtracts() {
     // warehouse-less lines draw.
     assert_eq!(committed, [54, 8, 7, 8, 18, 3, 35, 3]);
 }
+
+/// `rows_of_skus` gives the same rows by a look per SKU as by one pass
+/// over the merchant (many SKUs).
+#[test]
+fn rows_of_skus_by_look_and_by_pass_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = SqliteLedger::open(&dir.path().join("l.sqlite")).unwrap();
+    let mut sql = String::new();
+    for i in 0..5000 {
+        sql.push_str(&format!(
+            "INSERT INTO stock VALUES ('m', 'S{i:05}', 'W1', {i}, 1, 1, {i});
+             INSERT INTO stock VALUES ('n', 'S{i:05}', 'W1', 7, 1, 1, 1);"
+        ));
+        if i % 3 == 0 {
+            sql.push_str(&format!(
+                "INSERT INTO order_lines VALUES ('o', '{i}', '1', 'm', 'S{i:05}', 2, NULL, {}, NULL, {}, 5, 5, 1);",
+                i % 7,
+                i32::from(i % 5 == 0)
+            ));
+        }
+    }
+    l.conn.execute_batch(&sql).unwrap();
+    let key = |r: &crate::ledger::SkuRows| {
+        let mut s: Vec<_> = r
+            .stock
+            .iter()
+            .map(|s| {
+                (
+                    s.sku.clone(),
+                    s.warehouse.clone(),
+                    s.quantity,
+                    s.named_report_id,
+                )
+            })
+            .collect();
+        s.sort();
+        let mut o: Vec<_> = r
+            .orders
+            .iter()
+            .map(|o| (o.sku.clone(), o.quantity, o.ordered_at))
+            .collect();
+        o.sort();
+        (s, o)
+    };
+    let many: Vec<String> = (0..5000)
+        .step_by(1)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("S{i:05}"))
+        .collect();
+    let by_pass = super::scan::rows_of_skus(&l.conn, "m", &many, 4).unwrap();
+    let mut by_look = crate::ledger::SkuRows::default();
+    for chunk in many.chunks(1000) {
+        let r = super::scan::rows_of_skus(&l.conn, "m", chunk, 4).unwrap();
+        by_look.stock.extend(r.stock);
+        by_look.orders.extend(r.orders);
+    }
+    assert_eq!(by_pass.stock.len(), 2500);
+    // Lines on every 6th SKU, not cancelled (every 5th), ordered_at <= 4.
+    let want = (0..5000)
+        .filter(|i| i % 2 == 0 && i % 3 == 0 && i % 5 != 0 && i % 7 <= 4)
+        .count();
+    assert_eq!(by_pass.orders.len(), want);
+    assert_eq!(key(&by_pass), key(&by_look));
+}
