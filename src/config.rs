@@ -318,7 +318,7 @@ fn check_table(
     i: usize,
     key: &str,
     path: &Path,
-    parse: fn(&str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>>,
+    parse: fn(&Path, &[u8]) -> Result<(), Vec<crate::ledger::alloc::TableProblem>>,
 ) -> PathBuf {
     let full = cx.resolve(path);
     match std::fs::read(&full) {
@@ -329,7 +329,7 @@ fn check_table(
             format!("cannot read {}: {e}", full.display()),
         ),
         Ok(b) => {
-            if let Err(ps) = parse(&String::from_utf8_lossy(&b)) {
+            if let Err(ps) = parse(&full, &b) {
                 let shown = format!("{table}[{i}].{key}");
                 for p in ps {
                     cx.problems.push(Problem {
@@ -345,13 +345,7 @@ fn check_table(
     full
 }
 
-fn parse_kits(t: &str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>> {
-    crate::ledger::Kits::parse(t).map(|_| ())
-}
-
-fn parse_sku_map(t: &str) -> Result<(), Vec<crate::ledger::alloc::TableProblem>> {
-    crate::ledger::SkuMap::parse(t).map(|_| ())
-}
+use crate::ledger::alloc::{check_kits as parse_kits, check_sku_map as parse_sku_map};
 
 /// `[[merchant]] kits`: each file checked (rule 21), resolved.
 fn merchant_kits(cx: &mut Ctx, raw: &Typed) -> Vec<(String, PathBuf)> {

@@ -478,6 +478,43 @@ fn load<T>(
     }
 }
 
+/// Parses `bytes` (the file at `path`, as `check` read it) and, when good,
+/// keeps the table for the next [`load_kits`] / [`load_sku_map`] of the
+/// same content (a big table is parsed once per change, not twice).
+fn prime<T>(
+    cache: &'static Cache<T>,
+    path: &Path,
+    bytes: &[u8],
+    parse: fn(&str) -> Result<T, Vec<TableProblem>>,
+) -> Result<(), Vec<TableProblem>> {
+    let t = parse(&String::from_utf8_lossy(bytes))?;
+    let hash: [u8; 32] = Sha256::digest(bytes).into();
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.get(path)
+        .is_none_or(|e| e.good.is_none() && e.error.is_none())
+    {
+        c.insert(
+            path.to_path_buf(),
+            Entry {
+                hash,
+                good: Some(Arc::new(t)),
+                error: None,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// `check`'s read of a kits file: its problems, or the table kept.
+pub fn check_kits(path: &Path, bytes: &[u8]) -> Result<(), Vec<TableProblem>> {
+    prime(kits_cache(), path, bytes, Kits::parse)
+}
+
+/// `check`'s read of a sku_map file: its problems, or the table kept.
+pub fn check_sku_map(path: &Path, bytes: &[u8]) -> Result<(), Vec<TableProblem>> {
+    prime(map_cache(), path, bytes, SkuMap::parse)
+}
+
 /// A merchant's kits file, read again when it changed (rule 24).
 pub fn load_kits(path: &Path) -> Result<Arc<Kits>, String> {
     load(kits_cache(), path, Kits::parse, "kits file")
