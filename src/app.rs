@@ -1175,6 +1175,7 @@ fn print_status(s: &crate::inspect::Status) {
         "last success",
         "next due",
         "pending",
+        "held by",
     ]);
     for c in &s.carts {
         carts.add_row(vec![
@@ -1189,6 +1190,7 @@ fn print_status(s: &crate::inspect::Status) {
                 opt(&c.next_due)
             },
             c.pending.to_string(),
+            truncate(&crate::util::escape(c.held_by.as_deref().unwrap_or("-")), 30),
         ]);
     }
     if let Some(col) = carts.column_mut(6) {
@@ -1203,6 +1205,7 @@ fn print_status(s: &crate::inspect::Status) {
         "last pickup",
         "last look",
         "last error",
+        "held by",
     ]);
     for i in &s.inbound {
         // A source failing now says how long it has been failing.
@@ -1220,6 +1223,7 @@ fn print_status(s: &crate::inspect::Status) {
             opt(&i.last_pickup),
             opt(&i.last_look),
             truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
+            truncate(&crate::util::escape(i.held_by.as_deref().unwrap_or("-")), 30),
         ]);
     }
     for n in 2..=4 {

@@ -180,6 +180,9 @@ pub struct CartStatus {
     pub next_is_retry: bool,
     /// Inventory reports applied since the last successful sync.
     pub pending: i64,
+    /// The `[ledger] instance` of the gateway holding this cart's live
+    /// lease (rule 35), or null.
+    pub held_by: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,10 +204,20 @@ pub struct InboundStatus {
     pub failures: u64,
     /// The last successful listing of the source.
     pub last_look: Option<String>,
+    /// The `[ledger] instance` of the gateway holding this source's live
+    /// lease (rule 35), or null.
+    pub held_by: Option<String>,
 }
 
 pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     let now = chrono::Utc::now();
+    let held: std::collections::HashMap<String, String> = ledger
+        .leases()?
+        .into_iter()
+        .filter(|l| l.live)
+        .map(|l| (l.work, l.holder))
+        .collect();
+    let held_by = |work: String| held.get(&work).cloned();
     let mut carts = vec![];
     for c in &cfg.carts {
         let st = ledger.cart_state(&c.id)?;
@@ -227,6 +240,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             retry_at: st.retry_at.map(rfc3339),
             next_is_retry,
             pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
+            held_by: held_by(crate::ledger::cart_work(&c.id)),
         });
     }
     let mut inbound = vec![];
@@ -248,6 +262,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_error_at: st.last_error_at.map(rfc3339),
             failures: st.failures,
             last_look: st.last_look.map(rfc3339),
+            held_by: held_by(crate::ledger::source_work(&i.id)),
         });
     }
     Ok(Status {
