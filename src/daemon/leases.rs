@@ -64,11 +64,6 @@ impl Leases {
         t.div_ceil(l).max(1)
     }
 
-    /// How many leases this gateway holds now.
-    pub fn held_count(&self) -> usize {
-        self.lock().len()
-    }
-
     /// Heartbeats, then renews every held lease; a lease the ledger says is
     /// lost, or not confirmed for a whole lease (the ledger unreachable),
     /// has its worker's flag set. Publishes the ledger's live leases.
@@ -192,8 +187,13 @@ impl WorkLease {
                 return Ok(Hold::Kept);
             }
         }
-        if leases.held_count() as u64 >= leases.share() {
-            return Ok(Hold::NotHeld);
+        {
+            // A lease of this work already held (by this worker's
+            // predecessor, before a reload) is ours to take on.
+            let map = leases.lock();
+            if !map.contains_key(&self.work) && map.len() as u64 >= leases.share() {
+                return Ok(Hold::NotHeld);
+            }
         }
         let Some(lease) = ledger.take_lease(&self.work, &leases.instance, leases.ttl)? else {
             return Ok(Hold::NotHeld);
