@@ -1190,7 +1190,10 @@ fn print_status(s: &crate::inspect::Status) {
                 opt(&c.next_due)
             },
             c.pending.to_string(),
-            truncate(&crate::util::escape(c.held_by.as_deref().unwrap_or("-")), 30),
+            truncate(
+                &crate::util::escape(c.held_by.as_deref().unwrap_or("-")),
+                30,
+            ),
         ]);
     }
     if let Some(col) = carts.column_mut(6) {
@@ -1223,7 +1226,10 @@ fn print_status(s: &crate::inspect::Status) {
             opt(&i.last_pickup),
             opt(&i.last_look),
             truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
-            truncate(&crate::util::escape(i.held_by.as_deref().unwrap_or("-")), 30),
+            truncate(
+                &crate::util::escape(i.held_by.as_deref().unwrap_or("-")),
+                30,
+            ),
         ]);
     }
     for n in 2..=4 {

@@ -622,7 +622,10 @@ fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
             let bad = if n.trim().is_empty() {
                 Some("must not be empty".to_string())
             } else if n.chars().count() > 100 {
-                Some(format!("must be at most 100 characters, got {}", n.chars().count()))
+                Some(format!(
+                    "must be at most 100 characters, got {}",
+                    n.chars().count()
+                ))
             } else if n.chars().any(|c| c.is_control()) {
                 Some(format!(
                     "must be printable, got {}",
@@ -646,7 +649,10 @@ fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
                     "ledger",
                     0,
                     "lease",
-                    format!("must be at least \"3s\", got {:?}", crate::util::bounded(l, 40)),
+                    format!(
+                        "must be at least \"3s\", got {:?}",
+                        crate::util::bounded(l, 40)
+                    ),
                 );
                 DEFAULT_LEASE
             }
@@ -655,7 +661,10 @@ fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
                     "ledger",
                     0,
                     "lease",
-                    format!("must be like \"30s\" or \"1m\", got {:?}", crate::util::bounded(l, 40)),
+                    format!(
+                        "must be like \"30s\" or \"1m\", got {:?}",
+                        crate::util::bounded(l, 40)
+                    ),
                 );
                 DEFAULT_LEASE
             }

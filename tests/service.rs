@@ -1223,7 +1223,10 @@ fn a_running_gateway_holds_every_lease_as_its_instance_and_hands_them_back_when_
     assert!(o.stdout.contains("held by"), "{}", o.stdout);
     assert!(o.stdout.contains("gw-test"), "{}", o.stdout);
     let page = http_body(&addr, "/");
-    assert!(page.contains("Held by") && page.contains("gw-test"), "{page}");
+    assert!(
+        page.contains("Held by") && page.contains("gw-test"),
+        "{page}"
+    );
     let (_, st) = d.term();
     assert!(st.success());
     // Stopped cleanly: every lease handed back, its heartbeat gone.
@@ -1238,21 +1241,39 @@ fn check_validates_the_instance_and_lease_keys() {
     let ws = service_ws(&full_cart("shop", "every 1h"));
     let base = ws.read("stockgate.toml");
     for (keys, want) in [
-        ("lease = \"2s\"\n", "lease: must be at least \"3s\", got \"2s\""),
-        ("lease = \"soon\"\n", "lease: must be like \"30s\" or \"1m\", got \"soon\""),
-        ("instance = \" \"\n", "instance: must not be empty"),
+        (
+            "lease = \"2s\"\n",
+            "ledger.lease`: must be at least \"3s\", got \"2s\"",
+        ),
+        (
+            "lease = \"soon\"\n",
+            "ledger.lease`: must be like \"30s\" or \"1m\", got \"soon\"",
+        ),
+        ("instance = \" \"\n", "ledger.instance`: must not be empty"),
         (
             &format!("instance = \"{}\"\n", "x".repeat(101)),
-            "instance: must be at most 100 characters, got 101",
+            "ledger.instance`: must be at most 100 characters, got 101",
         ),
-        ("instance = \"a\\u0007b\"\n", "instance: must be printable, got a\\u{7}b"),
+        (
+            "instance = \"a\\u0007b\"\n",
+            "ledger.instance`: must be printable, got a\\u{7}b",
+        ),
     ] {
         ws.config(&base.replacen("[ledger]\n", &format!("[ledger]\n{keys}"), 1));
         let o = ws.run(&["check"]);
         assert_eq!(o.code, 2, "{keys}: {}{}", o.stdout, o.stderr);
-        assert!(o.stderr.contains(want) || o.stdout.contains(want), "{keys}: want {want} in {}{}", o.stdout, o.stderr);
+        assert!(
+            o.stderr.contains(want) || o.stdout.contains(want),
+            "{keys}: want {want} in {}{}",
+            o.stdout,
+            o.stderr
+        );
     }
-    ws.config(&base.replacen("[ledger]\n", "[ledger]\ninstance = \"gw 1\"\nlease = \"3s\"\n", 1));
+    ws.config(&base.replacen(
+        "[ledger]\n",
+        "[ledger]\ninstance = \"gw 1\"\nlease = \"3s\"\n",
+        1,
+    ));
     let o = ws.run(&["check"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
 }
@@ -1279,6 +1300,9 @@ password_env = "SG_FAR_PASSWORD"
 timeout = "60s"
 "#
     );
+    // A crashed gateway's leases expire after `lease`: short here, so the
+    // restarted one takes the cart over soon.
+    with_ledger_keys(&ws, "lease = \"3s\"\n");
     let base = ws.read("stockgate.toml");
     ws.config(&format!("{base}{far}"));
     ws.write("in/a/s.csv", "SKU,Qty\nP,4\n");
@@ -1291,7 +1315,10 @@ timeout = "60s"
     let j = ws.rows("journal");
     assert_eq!(j.rows.len(), 1);
     assert_eq!(j.count(|r| r.text("cart") == Some("far")), 1);
-    assert_eq!(ws.count_where("syncs", |r| r.text("cart") == Some("far")), 0);
+    assert_eq!(
+        ws.count_where("syncs", |r| r.text("cart") == Some("far")),
+        0
+    );
     // Restarted with the cart on a folder: nothing was delivered there, so
     // the interrupted delivery is recorded as failed and the journal goes.
     ws.config(&format!("{base}{}", full_cart("far", "every 1h")));
@@ -1301,7 +1328,8 @@ timeout = "60s"
             && ws.count_where("syncs", |r| {
                 r.text("cart") == Some("far")
                     && r.text("outcome") == Some("failed")
-                    && r.text("reason").is_some_and(|t| t.starts_with("interrupted"))
+                    && r.text("reason")
+                        .is_some_and(|t| t.starts_with("interrupted"))
             }) == 1
     });
     let (_, st) = d.term();

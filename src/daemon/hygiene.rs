@@ -78,7 +78,9 @@ pub fn at_start(cfg: &Config) {
     // Journals an older stockgate kept in files go into the ledger first.
     match Ledger::open(&cfg.ledger_path) {
         Ok(l) => Journal::import_files(cfg, &l),
-        Err(e) => tracing::error!(error = %e, "cannot open the ledger to move old delivery journals"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the ledger to move old delivery journals")
+        }
     }
     sweep_temps(&cfg.archive, 2, &mut removed);
     sweep_temps(&cfg.quarantine, 1, &mut removed);

@@ -181,7 +181,10 @@ impl WorkLease {
                     r?;
                     return Ok(Hold::NotHeld);
                 }
-                if ledger.fence().is_none_or(|f| f.generation != lease.generation) {
+                if ledger
+                    .fence()
+                    .is_none_or(|f| f.generation != lease.generation)
+                {
                     ledger.set_fence(Some(lease.fence()));
                 }
                 return Ok(Hold::Kept);

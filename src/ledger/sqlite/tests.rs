@@ -326,7 +326,10 @@ fn a_lease_is_taken_renewed_released_and_taken_again_with_exact_generations() {
     let ttl = Duration::from_secs(30);
     let t0 = clock();
     let a = l.take_lease("cart:shop", "gw-a", ttl).unwrap().unwrap();
-    assert_eq!((a.work.as_str(), a.holder.as_str(), a.generation), ("cart:shop", "gw-a", 1));
+    assert_eq!(
+        (a.work.as_str(), a.holder.as_str(), a.generation),
+        ("cart:shop", "gw-a", 1)
+    );
     assert!(a.taken_at >= t0 && a.taken_at <= clock());
     assert_eq!(a.expires_at - a.taken_at, 30_000);
     // Another holder: refused while it lives, nothing changed.
@@ -411,11 +414,17 @@ fn the_journal_is_kept_per_cart_until_cleared() {
     l.journal_put("shop", r#"{"file":"a"}"#).unwrap();
     l.journal_put("shop", r#"{"file":"b"}"#).unwrap();
     l.journal_put("other", r#"{"file":"c"}"#).unwrap();
-    assert_eq!(l.journal_get("shop").unwrap().as_deref(), Some(r#"{"file":"b"}"#));
+    assert_eq!(
+        l.journal_get("shop").unwrap().as_deref(),
+        Some(r#"{"file":"b"}"#)
+    );
     l.journal_clear("shop").unwrap();
     l.journal_clear("shop").unwrap();
     assert_eq!(l.journal_get("shop").unwrap(), None);
-    assert_eq!(l.journal_get("other").unwrap().as_deref(), Some(r#"{"file":"c"}"#));
+    assert_eq!(
+        l.journal_get("other").unwrap().as_deref(),
+        Some(r#"{"file":"c"}"#)
+    );
 }
 
 fn counts_of(l: &SqliteLedger) -> Vec<(String, i64)> {
@@ -461,14 +470,27 @@ fn a_stale_fence_makes_every_completing_write_fail_and_write_nothing() {
     let mut log = SentLog::new(path.parent().unwrap());
     log.push("A", 3).unwrap();
     lost(
-        a.record_delivery(&entry, Some(7), Some(&mut log)).map(|_| ()),
+        a.record_delivery(&entry, Some(7), Some(&mut log))
+            .map(|_| ()),
         "record_delivery",
         "cart:shop",
     );
-    lost(a.record_sync(&entry, None).map(|_| ()), "record_sync", "cart:shop");
+    lost(
+        a.record_sync(&entry, None).map(|_| ()),
+        "record_sync",
+        "cart:shop",
+    );
     lost(a.set_retry("shop", None), "set_retry", "cart:shop");
-    lost(a.keep_schedule("shop", Some(9)), "keep_schedule", "cart:shop");
-    lost(a.journal_put("shop", "{\"x\":1}"), "journal_put", "cart:shop");
+    lost(
+        a.keep_schedule("shop", Some(9)),
+        "keep_schedule",
+        "cart:shop",
+    );
+    lost(
+        a.journal_put("shop", "{\"x\":1}"),
+        "journal_put",
+        "cart:shop",
+    );
     lost(a.journal_clear("shop"), "journal_clear", "cart:shop");
     a.set_fence(Some(src.fence()));
     let now = clock();
@@ -487,12 +509,20 @@ fn a_stale_fence_makes_every_completing_write_fail_and_write_nothing() {
         if !direct {
             batch.aggregate().unwrap();
         }
-        lost(batch.apply(&meta, &[]).map(|_| ()), "inventory apply", "source:wms");
+        lost(
+            batch.apply(&meta, &[]).map(|_| ()),
+            "inventory apply",
+            "source:wms",
+        );
     }
     let batch = a.order_batch("m", "wms").unwrap();
     lost(batch.apply(&meta).map(|_| ()), "order apply", "source:wms");
     let batch = a.product_batch("m").unwrap();
-    lost(batch.apply(&meta).map(|_| ()), "product apply", "source:wms");
+    lost(
+        batch.apply(&meta).map(|_| ()),
+        "product apply",
+        "source:wms",
+    );
     lost(
         a.note_taken("wms", "f.csv", 1, None, "applied", Some("ab"), None, now),
         "note_taken",
@@ -515,7 +545,10 @@ fn a_stale_fence_makes_every_completing_write_fail_and_write_nothing() {
     );
     assert_eq!(counts_of(&a), before, "nothing written");
     let st = a.cart_state("shop").unwrap();
-    assert_eq!((st.retry_at, st.last_attempt, st.last_report_id), (Some(5), None, 0));
+    assert_eq!(
+        (st.retry_at, st.last_attempt, st.last_report_id),
+        (Some(5), None, 0)
+    );
     assert_eq!(a.journal_get("shop").unwrap().as_deref(), Some("{}"));
     // No fence (a CLI command under its flock): nothing is checked.
     a.set_fence(None);
