@@ -226,3 +226,72 @@ impl WorkLease {
         ledger.set_fence(None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_takes_at_most_its_fair_share_and_hands_extras_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut a = Ledger::open(&path).unwrap();
+        let b = Ledger::open(&path).unwrap();
+        let t = Telemetry::new();
+        let leases = Leases::new("gw-a", Duration::from_secs(30));
+        leases.set_total(3);
+        leases.renew_all(&a, &t);
+        assert_eq!(leases.share(), 3, "alone: everything");
+        let mut works: Vec<WorkLease> = ["cart:x", "cart:y", "source:z"]
+            .iter()
+            .map(|w| WorkLease::new(w.to_string()))
+            .collect();
+        for w in &mut works {
+            assert_eq!(w.ensure(&leases, &mut a).unwrap(), Hold::Taken);
+            assert_eq!(w.ensure(&leases, &mut a).unwrap(), Hold::Kept);
+        }
+        // A second gateway comes up: the share is ceil(3 / 2) = 2.
+        b.heartbeat("gw-b", Duration::from_secs(30)).unwrap();
+        leases.renew_all(&a, &t);
+        assert_eq!(leases.share(), 2);
+        assert_eq!(works[0].ensure(&leases, &mut a).unwrap(), Hold::NotHeld);
+        assert_eq!(works[1].ensure(&leases, &mut a).unwrap(), Hold::Kept);
+        assert_eq!(works[2].ensure(&leases, &mut a).unwrap(), Hold::Kept);
+        // Not taken again while at the share; the other gateway takes it.
+        assert_eq!(works[0].ensure(&leases, &mut a).unwrap(), Hold::NotHeld);
+        let l = b
+            .take_lease("cart:x", "gw-b", Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.generation, 2);
+        // The other gateway takes `cart:y` over (as after an expiry): the
+        // renewer finds it lost and its worker drops it.
+        b.debug_insert(
+            "leases",
+            &[
+                ("work", crate::ledger::debug::DebugValue::Text("zzz".into())),
+                ("holder", crate::ledger::debug::DebugValue::Text("-".into())),
+                ("generation", crate::ledger::debug::DebugValue::Integer(1)),
+                ("taken_at", crate::ledger::debug::DebugValue::Integer(0)),
+                ("expires_at", crate::ledger::debug::DebugValue::Integer(0)),
+            ],
+        )
+        .unwrap();
+        let y = leases.lock().get("cart:y").unwrap().lease.clone();
+        b.release_lease(&y).unwrap();
+        leases.renew_all(&a, &t);
+        assert_eq!(works[1].ensure(&leases, &mut a).unwrap(), Hold::Taken);
+        assert_eq!(a.fence().unwrap().generation, 2);
+        assert_eq!(t.held_by("cart:x").as_deref(), Some("gw-b"));
+        assert_eq!(t.held_by("zzz"), None, "an expired lease is not shown");
+        // A clean stop hands everything back.
+        leases.release_all(&a, &t);
+        assert!(
+            a.leases()
+                .unwrap()
+                .iter()
+                .all(|r| !r.live || r.holder == "gw-b")
+        );
+        assert_eq!(t.held_by("source:z"), None);
+    }
+}
