@@ -1207,8 +1207,8 @@ fn print_status(s: &crate::inspect::Status) {
         "held",
         "last pickup",
         "last look",
-        "last error",
         "held by",
+        "last error",
     ]);
     for i in &s.inbound {
         // A source failing now says how long it has been failing.
@@ -1225,11 +1225,11 @@ fn print_status(s: &crate::inspect::Status) {
             i.held.to_string(),
             opt(&i.last_pickup),
             opt(&i.last_look),
-            truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
             truncate(
                 &crate::util::escape(i.held_by.as_deref().unwrap_or("-")),
                 30,
             ),
+            truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
         ]);
     }
     for n in 2..=4 {

@@ -1300,8 +1300,8 @@ password_env = "SG_FAR_PASSWORD"
 timeout = "60s"
 "#
     );
-    // A crashed gateway's leases expire after `lease`: short here, so the
-    // restarted one takes the cart over soon.
+    // A crashed gateway's leases expire after `lease` (on SQLite the next
+    // `run`, alone on the ledger, hands them back at its start anyway).
     with_ledger_keys(&ws, "lease = \"3s\"\n");
     let base = ws.read("stockgate.toml");
     ws.config(&format!("{base}{far}"));

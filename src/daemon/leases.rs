@@ -100,6 +100,39 @@ impl Leases {
         publish(ledger, telemetry);
     }
 
+    /// At the start of the one `run` of a ledger (SQLite, under its
+    /// instance lock): the live leases of any other holder are those of a
+    /// run that crashed; they are handed back so that the work starts now.
+    pub fn release_others(&self, ledger: &Ledger) {
+        let rows = match ledger.leases() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the leases");
+                return;
+            }
+        };
+        for r in rows
+            .into_iter()
+            .filter(|r| r.live && r.holder != self.instance)
+        {
+            let lease = Lease {
+                work: r.work,
+                holder: r.holder,
+                generation: r.generation,
+                taken_at: r.taken_at,
+                expires_at: r.expires_at,
+            };
+            match ledger.release_lease(&lease) {
+                Ok(()) => {
+                    tracing::info!(work = %lease.work, holder = %crate::util::escape(&lease.holder), "took back a lease left by a run that stopped")
+                }
+                Err(e) => {
+                    tracing::warn!(work = %lease.work, error = %e, "cannot hand a lease back")
+                }
+            }
+        }
+    }
+
     /// A clean stop: every lease handed back, this gateway's heartbeat gone.
     pub fn release_all(&self, ledger: &Ledger, telemetry: &Telemetry) {
         let held = std::mem::take(&mut *self.lock());

@@ -222,6 +222,9 @@ pub fn run(
             cfg.ledger_path.clone(),
         );
         if let Ok(l) = Ledger::open(&path) {
+            if Ledger::exclusive_run(&path) {
+                leases.release_others(&l);
+            }
             leases.renew_all(&l, &telemetry);
         }
         std::thread::Builder::new()

@@ -947,6 +947,14 @@ impl Ledger {
         Backend::size_bytes(path)
     }
 
+    /// Whether a `run` holding [`Ledger::instance_lock_path`] works the
+    /// ledger alone (SQLite: rule 18's one `run` per ledger): then leases
+    /// another holder left (a run that crashed) are handed back at its
+    /// start instead of waiting for them to expire. PostgreSQL: false.
+    pub fn exclusive_run(_path: &Path) -> bool {
+        true
+    }
+
     /// The file whose OS lock marks the one `run` of this ledger: `<ledger>.lock`.
     pub fn instance_lock_path(path: &Path) -> PathBuf {
         Backend::instance_lock_path(path)
