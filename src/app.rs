@@ -1206,6 +1206,7 @@ fn print_status(s: &crate::inspect::Status) {
         "last success",
         "next due",
         "pending",
+        "held by",
     ]);
     for c in &s.carts {
         carts.add_row(vec![
@@ -1220,6 +1221,10 @@ fn print_status(s: &crate::inspect::Status) {
                 opt(&c.next_due)
             },
             c.pending.to_string(),
+            truncate(
+                &crate::util::escape(c.held_by.as_deref().unwrap_or("-")),
+                30,
+            ),
         ]);
     }
     if let Some(col) = carts.column_mut(6) {
@@ -1233,6 +1238,7 @@ fn print_status(s: &crate::inspect::Status) {
         "held",
         "last pickup",
         "last look",
+        "held by",
         "last error",
     ]);
     for i in &s.inbound {
@@ -1250,6 +1256,10 @@ fn print_status(s: &crate::inspect::Status) {
             i.held.to_string(),
             opt(&i.last_pickup),
             opt(&i.last_look),
+            truncate(
+                &crate::util::escape(i.held_by.as_deref().unwrap_or("-")),
+                30,
+            ),
             truncate(&crate::util::escape(&error), STATUS_ERROR_MAX),
         ]);
     }

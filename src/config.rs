@@ -37,6 +37,10 @@ struct RawLedger {
     archive: Option<PathBuf>,
     quarantine: Option<PathBuf>,
     keep: Option<String>,
+    /// This gateway's name in the ledger's leases (default `HOST:PID`).
+    instance: Option<String>,
+    /// How long a lease lasts unrenewed (default `30s`, at least `3s`).
+    lease: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +162,12 @@ pub struct Config {
     pub quarantine: PathBuf,
     /// Archive, quarantine and history older than this are pruned (`None`: forever).
     pub keep: Option<Duration>,
+    /// This gateway's name as the holder of its leases (`[ledger] instance`,
+    /// default `HOST:PID`).
+    pub instance: String,
+    /// How long a lease lasts unrenewed (`[ledger] lease`): renewed every
+    /// third of it; a gateway that stops loses its work after it.
+    pub lease: Duration,
     pub merchants: Vec<String>,
     /// Each merchant's kits file, when it names one (rule 21).
     pub kits: Vec<(String, PathBuf)>,
@@ -302,6 +312,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         archive: ledger.archive,
         quarantine: ledger.quarantine,
         keep: ledger.keep,
+        instance: ledger.instance,
+        lease: ledger.lease,
         dir,
         merchants,
         kits,
@@ -752,6 +764,26 @@ struct LedgerSection {
     archive: PathBuf,
     quarantine: PathBuf,
     keep: Option<Duration>,
+    instance: String,
+    lease: Duration,
+}
+
+/// The default lease (`[ledger] lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The shortest lease `check` accepts: renewed every third of it, a
+/// shorter one would be lost to a slow disk or a busy database.
+pub const MIN_LEASE: Duration = Duration::from_secs(3);
+
+/// This machine's name and this process's id, `HOST:PID`: the default
+/// `[ledger] instance`.
+pub fn default_instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{}:{}", crate::util::bounded(&host, 80), std::process::id())
 }
 
 fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
@@ -775,11 +807,67 @@ fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
             None
         }),
     };
+    let instance = match &raw.instance {
+        None => default_instance(),
+        Some(n) => {
+            let bad = if n.trim().is_empty() {
+                Some("must not be empty".to_string())
+            } else if n.chars().count() > 100 {
+                Some(format!(
+                    "must be at most 100 characters, got {}",
+                    n.chars().count()
+                ))
+            } else if n.chars().any(|c| c.is_control()) {
+                Some(format!(
+                    "must be printable, got {}",
+                    crate::util::bounded(n, 120)
+                ))
+            } else {
+                None
+            };
+            if let Some(m) = bad {
+                cx.at("ledger", 0, "instance", m);
+            }
+            n.clone()
+        }
+    };
+    let lease = match raw.lease.as_deref() {
+        None => DEFAULT_LEASE,
+        Some(l) => match crate::util::parse_duration(l, false) {
+            Some(d) if d >= MIN_LEASE => d,
+            Some(_) => {
+                cx.at(
+                    "ledger",
+                    0,
+                    "lease",
+                    format!(
+                        "must be at least \"3s\", got {:?}",
+                        crate::util::bounded(l, 40)
+                    ),
+                );
+                DEFAULT_LEASE
+            }
+            None => {
+                cx.at(
+                    "ledger",
+                    0,
+                    "lease",
+                    format!(
+                        "must be like \"30s\" or \"1m\", got {:?}",
+                        crate::util::bounded(l, 40)
+                    ),
+                );
+                DEFAULT_LEASE
+            }
+        },
+    };
     LedgerSection {
         path,
         archive,
         quarantine,
         keep,
+        instance,
+        lease,
     }
 }
 
@@ -818,6 +906,8 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
             archive: None,
             quarantine: None,
             keep: None,
+            instance: None,
+            lease: None,
         },
         merchant: vec![],
         merchant_ids: vec![],

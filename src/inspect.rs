@@ -214,6 +214,9 @@ pub struct CartStatus {
     pub next_is_retry: bool,
     /// Inventory reports applied since the last successful sync.
     pub pending: i64,
+    /// The `[ledger] instance` of the gateway holding this cart's live
+    /// lease (rule 35), or null.
+    pub held_by: Option<String>,
     /// Allocation keys (rules 20-23), when the cart sets any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allocation: Option<AllocationStatus>,
@@ -251,6 +254,9 @@ pub struct InboundStatus {
     pub failures: u64,
     /// The last successful listing of the source.
     pub last_look: Option<String>,
+    /// The `[ledger] instance` of the gateway holding this source's live
+    /// lease (rule 35), or null.
+    pub held_by: Option<String>,
 }
 
 fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
@@ -276,6 +282,13 @@ fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
 
 pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     let now = chrono::Utc::now();
+    let held: std::collections::HashMap<String, String> = ledger
+        .leases()?
+        .into_iter()
+        .filter(|l| l.live)
+        .map(|l| (l.work, l.holder))
+        .collect();
+    let held_by = |work: String| held.get(&work).cloned();
     let mut carts = vec![];
     for c in &cfg.carts {
         let st = ledger.cart_state(&c.id)?;
@@ -298,6 +311,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             retry_at: st.retry_at.map(rfc3339),
             next_is_retry,
             pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
+            held_by: held_by(crate::ledger::cart_work(&c.id)),
             allocation: allocation_status(c),
         });
     }
@@ -320,6 +334,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_error_at: st.last_error_at.map(rfc3339),
             failures: st.failures,
             last_look: st.last_look.map(rfc3339),
+            held_by: held_by(crate::ledger::source_work(&i.id)),
         });
     }
     let tables = crate::ledger::alloc::table_trouble();

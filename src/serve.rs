@@ -606,6 +606,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                 opt(&c.last_success),
                 outcome(&c.last_outcome),
                 error.map_or_else(|| "—".into(), |e| error_cell(&e)),
+                opt(&c.held_by),
             ],
         ));
     }
@@ -621,6 +622,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             "Last success",
             "Last outcome",
             "Error~",
+            "Held by",
         ],
         &rows,
         "No carts configured.",
@@ -653,6 +655,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
                     .as_deref()
                     .map_or_else(|| "—".into(), error_cell),
                 opt(&i.last_error_at),
+                opt(&i.held_by),
             ];
             (i.failures > 0, row)
         })
@@ -670,6 +673,7 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
             "Held",
             "Last error~",
             "Error at",
+            "Held by",
         ],
         &rows,
         "No sources configured.",

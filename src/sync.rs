@@ -102,8 +102,10 @@ impl SyncReport {
     }
 }
 
-/// What a delivery in progress is sending, kept on disk until its outcome
-/// is in the ledger (`<ledger dir>/journal/<cart>.json`).
+/// What a delivery in progress is sending, kept in the ledger (its
+/// `journal`, fenced by the cart's lease) until its outcome is recorded.
+/// Older stockgates kept it in `var/journal/<cart>.json`:
+/// [`Journal::import_files`] moves such a file into the ledger once.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Journal {
     pub file: String,
@@ -114,26 +116,53 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn path(cfg: &Config, cart: &str) -> PathBuf {
+    /// Where an older stockgate kept a cart's journal.
+    pub fn old_path(cfg: &Config, cart: &str) -> PathBuf {
         cfg.scratch_dir("journal", "").join(format!("{cart}.json"))
     }
-    fn write(&self, cfg: &Config, cart: &str) -> std::io::Result<()> {
-        let p = Self::path(cfg, cart);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d)?;
+    fn write(&self, ledger: &Ledger, cart: &str) -> Result<(), LedgerError> {
+        ledger.journal_put(cart, &serde_json::to_string(self).unwrap_or_default())
+    }
+    /// The cart's journal; none when the ledger cannot say (logged).
+    pub fn read(ledger: &Ledger, cart: &str) -> Option<Journal> {
+        match ledger.journal_get(cart) {
+            Ok(b) => serde_json::from_str(&b?).ok(),
+            Err(e) => {
+                tracing::warn!(cart = %cart, error = %e, "cannot read the delivery journal");
+                None
+            }
         }
-        let tmp = p.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(self).unwrap_or_default())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &p)
     }
-    pub fn read(cfg: &Config, cart: &str) -> Option<Journal> {
-        let b = std::fs::read(Self::path(cfg, cart)).ok()?;
-        serde_json::from_slice(&b).ok()
+    pub fn remove(ledger: &Ledger, cart: &str) -> Result<(), LedgerError> {
+        ledger.journal_clear(cart)
     }
-    pub fn remove(cfg: &Config, cart: &str) {
-        let _ = std::fs::remove_file(Self::path(cfg, cart));
+    /// At `run`'s start: each `var/journal/<cart>.json` an older stockgate
+    /// left for a cart of `cfg` goes into the ledger (unless the ledger
+    /// already has a journal for it) and the file goes; a file that cannot
+    /// be read as a journal is left where it is, logged.
+    pub fn import_files(cfg: &Config, ledger: &Ledger) {
+        for cart in &cfg.carts {
+            let p = Self::old_path(cfg, &cart.id);
+            let Ok(b) = std::fs::read(&p) else { continue };
+            let Ok(j) = serde_json::from_slice::<Journal>(&b) else {
+                tracing::warn!(file = %crate::util::escape(&p.display().to_string()), "cannot read an old delivery journal; left in place");
+                continue;
+            };
+            let moved = match ledger.journal_get(&cart.id) {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => j.write(ledger, &cart.id),
+                Err(e) => Err(e),
+            };
+            match moved {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&p);
+                    tracing::info!(cart = %cart.id, "moved an old delivery journal into the ledger");
+                }
+                Err(e) => {
+                    tracing::error!(cart = %cart.id, error = %e, "cannot move an old delivery journal into the ledger")
+                }
+            }
+        }
     }
 }
 
@@ -871,7 +900,22 @@ fn deliver_and_record(
         started_at: entry.started_at,
         items: entry.items,
     };
-    let journaled = opts.output.is_none() && journal.write(cfg, &cart.id).is_ok();
+    // A lost lease stops the delivery before anything is sent.
+    let journaled = match opts.output {
+        Some(_) => false,
+        None => match journal.write(ledger, &cart.id) {
+            Ok(()) => true,
+            Err(e @ LedgerError::LeaseLost { .. }) => {
+                let _ = std::fs::remove_file(&rendered.path);
+                let _ = std::fs::remove_file(&archive_path);
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::warn!(cart = %cart.id, error = %e, "cannot keep the delivery journal");
+                false
+            }
+        },
+    };
     let delivered: Result<String, TransportError> = match &opts.output {
         Some(path) => deliver_to_path(&rendered.path, path),
         None => {
@@ -888,7 +932,7 @@ fn deliver_and_record(
             // Not sent: no archive copy either (every archived feed was sent).
             let _ = std::fs::remove_file(&archive_path);
             if journaled {
-                Journal::remove(cfg, &cart.id);
+                let _ = Journal::remove(ledger, &cart.id);
             }
             let reason = format!("delivery failed: {}", e.message);
             let mut report = unsent(ledger, entry, SyncOutcome::Failed, reason, false)?;
@@ -904,7 +948,7 @@ fn deliver_and_record(
     entry.finished_at = now_ms();
     entry.id = ledger.record_delivery(&entry, Some(out.through), Some(&mut out.sent))?;
     if journaled {
-        Journal::remove(cfg, &cart.id);
+        let _ = Journal::remove(ledger, &cart.id);
     }
     tracing::debug!(cart = %cart.id, items = entry.items, file = entry.file.as_deref().unwrap_or(""), "sent");
     let mut report = SyncReport::from_entry(&entry);

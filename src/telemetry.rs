@@ -33,6 +33,14 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabel {
+    /// `source:<id>`, `cart:<id>`.
+    pub work: String,
+    /// The holder's `[ledger] instance`.
+    pub holder: String,
+}
+
 /// Failed looks in a row after which `/healthz` names a source (rule 37).
 pub const TROUBLE_AFTER_FAILURES: u64 = 3;
 
@@ -72,6 +80,9 @@ pub struct Telemetry {
     /// Failed looks in a row, per source (absent or 0: looking fine).
     failing: Mutex<std::collections::BTreeMap<String, u64>>,
     worker_panics: Family<WorkerLabel, Counter>,
+    lease_held: Family<LeaseLabel, Gauge>,
+    /// The live leases of the ledger, work -> holder (the page's "held by").
+    pub leases: Mutex<std::collections::BTreeMap<String, String>>,
     /// Workers that panicked and have not run a pass since, with why.
     worker_trouble: Mutex<std::collections::BTreeMap<String, String>>,
     /// When the main loop last went round (ms since the epoch).
@@ -156,7 +167,15 @@ impl Telemetry {
             "Panics of source and cart workers (each is restarted)",
             worker_panics.clone(),
         );
+        let lease_held = Family::<LeaseLabel, Gauge>::default();
+        registry.register(
+            "lease_held",
+            "1 for each live lease in the ledger, by work and holder (the gateway's [ledger] instance)",
+            lease_held.clone(),
+        );
         Telemetry {
+            lease_held,
+            leases: Mutex::new(Default::default()),
             registry,
             pickup_failures,
             last_look,
@@ -259,6 +278,30 @@ impl Telemetry {
                 })
                 .set(look.failures.min(i64::MAX as u64) as i64);
         }
+    }
+
+    /// The live leases of the ledger now, (work, holder): the gauge
+    /// `stockgate_lease_held{work,holder}` = 1 for each, none for others.
+    pub fn set_leases(&self, live: &[(String, String)]) {
+        self.lease_held.clear();
+        for (work, holder) in live {
+            self.lease_held
+                .get_or_create(&LeaseLabel {
+                    work: work.clone(),
+                    holder: holder.clone(),
+                })
+                .set(1);
+        }
+        *self.leases.lock().unwrap_or_else(|e| e.into_inner()) = live.iter().cloned().collect();
+    }
+
+    /// The holder of `work`'s live lease, if any.
+    pub fn held_by(&self, work: &str) -> Option<String> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(work)
+            .cloned()
     }
 
     /// The sources that failed [`TROUBLE_AFTER_FAILURES`] looks or more in

@@ -1242,3 +1242,168 @@ fn a_broken_then_fixed_sku_map_under_a_running_daemon() {
     let (_, st) = d.term();
     assert!(st.success());
 }
+
+/// The config of `ws` with `[ledger]` keys added.
+fn with_ledger_keys(ws: &Workspace, keys: &str) {
+    let cfg = ws
+        .read("stockgate.toml")
+        .replacen("[ledger]\n", &format!("[ledger]\n{keys}"), 1);
+    ws.config(&cfg);
+}
+
+#[test]
+fn a_running_gateway_holds_every_lease_as_its_instance_and_hands_them_back_when_it_stops() {
+    let ws = service_ws(&full_cart("shop", "every 1h"));
+    with_ledger_keys(&ws, "instance = \"gw-test\"\nlease = \"3s\"\n");
+    let d = Daemon::start(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+    );
+    let addr = http_addr(&d);
+    let held_by_all = |want: serde_json::Value| {
+        let st = ws.run_ok(&["status", "--json"], 0).json();
+        st["carts"][0]["held_by"] == want
+            && st["inbound"].as_array().unwrap().len() == 2
+            && st["inbound"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["held_by"] == want)
+    };
+    wait_for("every lease held", Duration::from_secs(20), || {
+        held_by_all(serde_json::json!("gw-test"))
+    });
+    let want = [
+        "stockgate_lease_held{work=\"cart:shop\",holder=\"gw-test\"} 1",
+        "stockgate_lease_held{work=\"source:a\",holder=\"gw-test\"} 1",
+        "stockgate_lease_held{work=\"source:b\",holder=\"gw-test\"} 1",
+    ];
+    wait_for("the lease gauges", Duration::from_secs(10), || {
+        let m = http_body(&addr, "/metrics");
+        want.iter().all(|w| m.lines().any(|l| l == *w))
+    });
+    // Renewed every second: still held, same generation, after more than a lease.
+    std::thread::sleep(Duration::from_millis(4000));
+    assert!(held_by_all(serde_json::json!("gw-test")));
+    let leases = ws.rows("leases");
+    assert_eq!(leases.rows.len(), 3);
+    assert_eq!(
+        leases.count(|r| r.int("generation") == Some(1) && r.text("holder") == Some("gw-test")),
+        3
+    );
+    let o = ws.run_ok(&["status"], 0);
+    assert!(o.stdout.contains("held by"), "{}", o.stdout);
+    assert!(o.stdout.contains("gw-test"), "{}", o.stdout);
+    let page = http_body(&addr, "/");
+    assert!(
+        page.contains("Held by") && page.contains("gw-test"),
+        "{page}"
+    );
+    let (_, st) = d.term();
+    assert!(st.success());
+    // Stopped cleanly: every lease handed back, its heartbeat gone.
+    assert!(held_by_all(serde_json::Value::Null));
+    assert_eq!(ws.count("gateways"), 0);
+    let o = ws.run_ok(&["status"], 0);
+    assert!(!o.stdout.contains("gw-test"), "{}", o.stdout);
+}
+
+#[test]
+fn check_validates_the_instance_and_lease_keys() {
+    let ws = service_ws(&full_cart("shop", "every 1h"));
+    let base = ws.read("stockgate.toml");
+    for (keys, want) in [
+        (
+            "lease = \"2s\"\n",
+            "ledger.lease`: must be at least \"3s\", got \"2s\"",
+        ),
+        (
+            "lease = \"soon\"\n",
+            "ledger.lease`: must be like \"30s\" or \"1m\", got \"soon\"",
+        ),
+        ("instance = \" \"\n", "ledger.instance`: must not be empty"),
+        (
+            &format!("instance = \"{}\"\n", "x".repeat(101)),
+            "ledger.instance`: must be at most 100 characters, got 101",
+        ),
+        (
+            "instance = \"a\\u0007b\"\n",
+            "ledger.instance`: must be printable, got a\\u{7}b",
+        ),
+    ] {
+        ws.config(&base.replacen("[ledger]\n", &format!("[ledger]\n{keys}"), 1));
+        let o = ws.run(&["check"]);
+        assert_eq!(o.code, 2, "{keys}: {}{}", o.stdout, o.stderr);
+        assert!(
+            o.stderr.contains(want) || o.stdout.contains(want),
+            "{keys}: want {want} in {}{}",
+            o.stdout,
+            o.stderr
+        );
+    }
+    ws.config(&base.replacen(
+        "[ledger]\n",
+        "[ledger]\ninstance = \"gw 1\"\nlease = \"3s\"\n",
+        1,
+    ));
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+}
+
+#[test]
+fn the_delivery_journal_in_the_ledger_survives_a_kill_9_mid_delivery_and_the_restart_cleans_up() {
+    let (port, accepted) = silent_server_counting();
+    let ws = service_ws("");
+    let far = format!(
+        r#"
+[[cart]]
+id = "far"
+merchant = "m1"
+format = "csv"
+mapping = "feed"
+schedule = "every 1h"
+full_sync = true
+[cart.transport]
+type = "ftp"
+host = "127.0.0.1"
+port = {port}
+user = "u"
+password_env = "SG_FAR_PASSWORD"
+timeout = "60s"
+"#
+    );
+    // A crashed gateway's leases expire after `lease` (on SQLite the next
+    // `run`, alone on the ledger, hands them back at its start anyway).
+    with_ledger_keys(&ws, "lease = \"3s\"\n");
+    let base = ws.read("stockgate.toml");
+    ws.config(&format!("{base}{far}"));
+    ws.write("in/a/s.csv", "SKU,Qty\nP,4\n");
+    let mut d = start_with_env(&ws, &["run"], &[("SG_FAR_PASSWORD", "x")]);
+    wait_for("the delivery to hang", Duration::from_secs(20), || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1 && ws.count("journal") == 1
+    });
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let j = ws.rows("journal");
+    assert_eq!(j.rows.len(), 1);
+    assert_eq!(j.count(|r| r.text("cart") == Some("far")), 1);
+    assert_eq!(
+        ws.count_where("syncs", |r| r.text("cart") == Some("far")),
+        0
+    );
+    // Restarted with the cart on a folder: nothing was delivered there, so
+    // the interrupted delivery is recorded as failed and the journal goes.
+    ws.config(&format!("{base}{}", full_cart("far", "every 1h")));
+    let d = Daemon::start(&ws, &["run"]);
+    wait_for("the reconciled delivery", Duration::from_secs(20), || {
+        ws.count("journal") == 0
+            && ws.count_where("syncs", |r| {
+                r.text("cart") == Some("far")
+                    && r.text("outcome") == Some("failed")
+                    && r.text("reason")
+                        .is_some_and(|t| t.starts_with("interrupted"))
+            }) == 1
+    });
+    let (_, st) = d.term();
+    assert!(st.success());
+}

@@ -75,6 +75,13 @@ pub fn at_start(cfg: &Config) {
             }
         }
     }
+    // Journals an older stockgate kept in files go into the ledger first.
+    match Ledger::open(&cfg.ledger_path) {
+        Ok(l) => Journal::import_files(cfg, &l),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the ledger to move old delivery journals")
+        }
+    }
     sweep_temps(&cfg.archive, 2, &mut removed);
     sweep_temps(&cfg.quarantine, 1, &mut removed);
     orphan_archive_copies(cfg, *STARTED.get_or_init(SystemTime::now), &mut removed);
@@ -140,6 +147,9 @@ fn orphan_archive_copies(cfg: &Config, started: SystemTime, removed: &mut u64) {
     let Some(refs) = archive_refs(cfg) else {
         return;
     };
+    let Ok(ledger) = Ledger::open_read(&cfg.ledger_path) else {
+        return;
+    };
     let Some(cutoff) = started.checked_sub(ORPHAN_AGE) else {
         return;
     };
@@ -160,7 +170,7 @@ fn orphan_archive_copies(cfg: &Config, started: SystemTime, removed: &mut u64) {
     for (id, own_997) in sources.chain(carts) {
         let _lock = if own_997.is_none() {
             match crate::locks::cart(cfg, id) {
-                Ok(Some(l)) if Journal::read(cfg, id).is_none() => Some(l),
+                Ok(Some(l)) if Journal::read(&ledger, id).is_none() => Some(l),
                 _ => continue,
             }
         } else {
@@ -205,9 +215,11 @@ fn orphan_archive_copies(cfg: &Config, started: SystemTime, removed: &mut u64) {
     }
 }
 
-/// At a cart worker's start: reconciles a delivery whose outcome was not
-/// recorded, and removes the cart's temporary file where it went.
-pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
+/// When a cart worker takes the cart's work (at its start, or taking it
+/// over from another gateway): reconciles a delivery whose outcome was not
+/// recorded (its journal in the ledger), and removes the cart's temporary
+/// file where it went. `ledger` is the worker's, fenced by the cart's lease.
+pub fn cart_leftovers(cfg: &Config, ledger: &mut Ledger, cart: &Cart) {
     let Ok(Some(_lock)) = crate::locks::cart(cfg, &cart.id) else {
         return; // someone is syncing it right now
     };
@@ -215,7 +227,7 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
     // server, and such a delivery left its journal: no journal, nothing to
     // connect for (a failed delivery's temporary file, if its removal
     // failed too, is the one the cart's next delivery overwrites).
-    let Some(j) = Journal::read(cfg, &cart.id) else {
+    let Some(j) = Journal::read(ledger, &cart.id) else {
         return;
     };
     let mut folder = match open(&cart.transport.endpoint) {
@@ -270,10 +282,12 @@ pub fn cart_leftovers(cfg: &Config, cart: &Cart) {
         archive_path,
         ..Default::default()
     };
-    match Ledger::open(&cfg.ledger_path).and_then(|mut l| l.record_sync(&entry, None)) {
-        Ok(_) => {
+    match ledger
+        .record_sync(&entry, None)
+        .and_then(|_| Journal::remove(ledger, &cart.id))
+    {
+        Ok(()) => {
             tracing::warn!(cart = %cart.id, file = %escape(&j.file), delivered, "reconciled a delivery interrupted by a stop");
-            Journal::remove(cfg, &cart.id);
         }
         Err(e) => {
             tracing::error!(cart = %cart.id, error = %e, "cannot reconcile an interrupted delivery")

@@ -7,6 +7,7 @@
 //! `STOP_WITHIN`; retention runs on a thread of its own.
 
 mod hygiene;
+mod leases;
 mod retention;
 mod shutdown;
 mod workers;
@@ -208,7 +209,47 @@ pub fn run(
             .map_err(|e| tracing::error!(error = %e, "cannot start retention"))
             .ok()
     };
-    let mut workers_ = workers::Generation::start(cfg.clone(), telemetry.clone(), None);
+    // Leases: the first heartbeat before any worker starts (its share is
+    // counted from it), then one renewer for every lease of this gateway.
+    let leases = Arc::new(leases::Leases::new(&cfg.instance, cfg.lease));
+    leases.set_total(cfg.inbound.len() + cfg.carts.len());
+    let renewer_stop = Arc::new(Shutdown::default());
+    let renewer = {
+        let (leases, stop, telemetry, path) = (
+            leases.clone(),
+            renewer_stop.clone(),
+            telemetry.clone(),
+            cfg.ledger_path.clone(),
+        );
+        if let Ok(l) = Ledger::open(&path) {
+            if Ledger::exclusive_run(&path) {
+                leases.release_others(&l);
+            }
+            leases.renew_all(&l, &telemetry);
+        }
+        std::thread::Builder::new()
+            .name("leases".into())
+            .spawn(move || {
+                let mut ledger: Option<Ledger> = None;
+                loop {
+                    if ledger.is_none() {
+                        ledger = Ledger::open(&path)
+                            .map_err(|e| tracing::error!(error = %e, "cannot open the ledger to renew the leases"))
+                            .ok();
+                    }
+                    if let Some(l) = &ledger {
+                        leases.renew_all(l, &telemetry);
+                    }
+                    if stop.wait_timeout(leases.every()) {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start the lease renewer"))
+            .ok()
+    };
+    let mut workers_ =
+        workers::Generation::start(cfg.clone(), telemetry.clone(), leases.clone(), None);
     loop {
         tracing::info!(
             sources = cfg.inbound.len(),
@@ -237,6 +278,16 @@ pub fn run(
                 tracing::info!("stopping");
                 retention_stop.stop();
                 workers_.stop(STOP_WITHIN);
+                // A clean stop hands every lease back: another gateway
+                // takes the work at once, not after the lease expires.
+                renewer_stop.stop();
+                if let Some(r) = renewer {
+                    let _ = r.join();
+                }
+                match Ledger::open(&cfg.ledger_path) {
+                    Ok(l) => leases.release_all(&l, &telemetry),
+                    Err(e) => tracing::error!(error = %e, "cannot hand the leases back"),
+                }
                 break;
             }
             Some(new) => {
@@ -244,8 +295,12 @@ pub fn run(
                 // under the old config and its successor starts when it returns.
                 cfg = Arc::new(new);
                 *state.config.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
-                workers_ =
-                    workers::Generation::start(cfg.clone(), telemetry.clone(), Some(workers_));
+                workers_ = workers::Generation::start(
+                    cfg.clone(),
+                    telemetry.clone(),
+                    leases.clone(),
+                    Some(workers_),
+                );
                 hygiene::at_start(&cfg);
                 tracing::info!(config = %config_path.display(), "config reloaded");
             }

@@ -2,10 +2,11 @@
 //! per cart, each with its own ledger connection and its own bell to wake it
 //! early (a watched folder changed, or it is time to stop).
 
+use super::leases::{Hold, Leases, WorkLease};
 use super::shutdown::Shutdown;
 use super::{RESCAN, SETTLE_MS, backoff};
 use crate::config::{Cart, Config, Inbound};
-use crate::ledger::{Ledger, SyncOutcome};
+use crate::ledger::{Ledger, LedgerError, SyncOutcome, cart_work, source_work};
 use crate::pickup::{ApplyGate, FileOutcome, Outcome, pickup_source};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::telemetry::Telemetry;
@@ -48,6 +49,8 @@ struct Shared {
     shutdown: Arc<Shutdown>,
     /// Kept from generation to generation.
     retries: Arc<Retries>,
+    /// This gateway's leases (one set for the process).
+    leases: Arc<Leases>,
 }
 
 /// A cart's pending retry of a failed delivery.
@@ -207,6 +210,7 @@ impl Generation {
     pub fn start(
         cfg: Arc<Config>,
         telemetry: Arc<Telemetry>,
+        leases: Arc<Leases>,
         previous: Option<Generation>,
     ) -> Generation {
         use notify_debouncer_full::notify::RecursiveMode;
@@ -242,7 +246,9 @@ impl Generation {
             }),
             shutdown: Arc::new(Shutdown::default()),
             retries,
+            leases,
         });
+        shared.leases.set_total(cfg.inbound.len() + cfg.carts.len());
         {
             let (gate, looks) = (shared.gate.clone(), shared.first_looks.clone());
             shared.shutdown.on_stop(move || {
@@ -524,8 +530,31 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
     let started = Instant::now();
     // Failed looks in a row, for the retry's backoff.
     let mut failures = 0u32;
+    let mut hold = WorkLease::new(source_work(&src.id));
     while !sh.stopping() {
         test_panic(&src.id);
+        let held = conn
+            .get(&sh.cfg)
+            .and_then(|l| hold.ensure(&sh.leases, l).map_err(|e| e.to_string()));
+        match held {
+            Ok(Hold::NotHeld) => {
+                // Another gateway works it: nothing for our carts to wait for.
+                if first {
+                    first = false;
+                    sh.first_looks.done(&src.id);
+                }
+                sh.telemetry.worker_ran(name);
+                bell.wait(sh.leases.every());
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(source = %src.id, error = %escape(&e), "ledger unavailable");
+                conn.ledger = None;
+                bell.wait(Duration::from_secs(10));
+                continue;
+            }
+        }
         let t0 = Instant::now();
         let mut settling = false;
         let next = match conn.get(&sh.cfg) {
@@ -558,6 +587,10 @@ fn source_worker(sh: &Shared, name: &str, src: &Inbound, bell: &Bell, watched: b
                     } else {
                         src.poll
                     }
+                }
+                Err(crate::pickup::PickupError::Ledger(LedgerError::LeaseLost { .. })) => {
+                    hold.drop_lost(&sh.leases, ledger);
+                    sh.leases.every()
                 }
                 Err(e) => {
                     sh.telemetry.look(&src.id, false, now_ms());
@@ -634,7 +667,7 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
     // held the cart), so that the schedule is respected either way.
     let mut tried: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut warned_clock = false;
-    super::hygiene::cart_leftovers(&sh.cfg, cart);
+    let mut hold = WorkLease::new(cart_work(&cart.id));
     sh.first_looks.wait(sources, FIRST_LOOK_WAIT, &sh.shutdown);
     while !sh.stopping() {
         test_panic(&cart.id);
@@ -646,6 +679,23 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                 continue;
             }
         };
+        match hold.ensure(&sh.leases, ledger) {
+            Ok(Hold::NotHeld) => {
+                sh.telemetry.worker_ran(name);
+                bell.wait(sh.leases.every());
+                continue;
+            }
+            // Taken (at the start, or over from a gateway that stopped):
+            // finish what its journal says first.
+            Ok(Hold::Taken) => super::hygiene::cart_leftovers(&sh.cfg, ledger, cart),
+            Ok(Hold::Kept) => {}
+            Err(e) => {
+                tracing::error!(cart = %cart.id, error = %e, "ledger error");
+                conn.ledger = None;
+                bell.wait(Duration::from_secs(10));
+                continue;
+            }
+        }
         let last = match ledger.cart_state(&cart.id) {
             Ok(s) => s.last_attempt.map(to_datetime).max(tried),
             Err(e) => {
@@ -701,6 +751,9 @@ fn cart_worker(sh: &Shared, name: &str, cart: &Cart, bell: &Bell, sources: &[Str
                         }
                         sh.retries.set(&cart.id, None);
                     }
+                }
+                Err(crate::sync::SyncError::Ledger(LedgerError::LeaseLost { .. })) => {
+                    hold.drop_lost(&sh.leases, ledger);
                 }
                 Err(e) => {
                     tracing::error!(event = "sync", cart = %cart.id, outcome = "failed", error = %e, "sync failed");

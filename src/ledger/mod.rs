@@ -68,6 +68,10 @@ pub enum LedgerError {
     ReadOnly { path: String },
     #[error("ledger: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A fenced write found the lease of its work no longer this handle's
+    /// (expired, taken by another gateway, or re-taken): nothing was written.
+    #[error("lease lost: {work}")]
+    LeaseLost { work: String },
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -412,6 +416,64 @@ pub struct OrderLine<'a> {
     pub cancelled: bool,
 }
 
+/// A lease on one unit of work (`source:<id>`, `cart:<id>`, later
+/// `order_feed:<id>`, `confirm_feed:<id>`), as granted by
+/// [`Ledger::take_lease`]. Times are the ledger's own clock (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub work: String,
+    pub holder: String,
+    /// Bumped each time the lease changes holder or is taken again after
+    /// it expired or was released; the same while it is renewed.
+    pub generation: i64,
+    pub taken_at: Millis,
+    pub expires_at: Millis,
+}
+
+impl Lease {
+    /// The fencing token of this lease, for [`Ledger::set_fence`].
+    pub fn fence(&self) -> Fence {
+        Fence {
+            work: self.work.clone(),
+            holder: self.holder.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+/// One row of the lease table, for `status` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub work: String,
+    pub holder: String,
+    pub generation: i64,
+    pub taken_at: Millis,
+    pub expires_at: Millis,
+    /// Not expired by the ledger's clock now (a released lease is expired).
+    pub live: bool,
+}
+
+/// A fencing token: set on a [`Ledger`] handle, every write that completes
+/// work checks, in the write's own transaction, that the lease row of
+/// `work` still has this holder and generation and has not expired; if not
+/// it writes nothing and fails with [`LedgerError::LeaseLost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub work: String,
+    pub holder: String,
+    pub generation: i64,
+}
+
+/// The lease key of an inbound source's work.
+pub fn source_work(id: &str) -> String {
+    format!("source:{id}")
+}
+
+/// The lease key of a cart's work.
+pub fn cart_work(id: &str) -> String {
+    format!("cart:{id}")
+}
+
 /// The surface every ledger backend offers (today SQLite's; PostgreSQL's
 /// next): [`Ledger`] dispatches each call to its backend through it.
 /// Opening, the health check and what sits beside a ledger (its size, its
@@ -536,6 +598,18 @@ pub trait LedgerBackend {
     fn order_batch(&mut self, merchant: &str, source: &str) -> Result<Self::OrderBatch<'_>>;
     fn product_batch(&mut self, merchant: &str) -> Result<Self::ProductBatch<'_>>;
     fn prune_history(&self, cutoff: Millis) -> Result<PrunedRows>;
+    // ----- leases (rules 33, 34): see the methods of [`Ledger`] -----
+    fn set_fence(&mut self, fence: Option<Fence>);
+    fn fence(&self) -> Option<&Fence>;
+    fn take_lease(&self, work: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>>;
+    fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool>;
+    fn release_lease(&self, lease: &Lease) -> Result<()>;
+    fn leases(&self) -> Result<Vec<LeaseRow>>;
+    fn heartbeat(&self, instance: &str, within: Duration) -> Result<u64>;
+    fn gateway_left(&self, instance: &str) -> Result<()>;
+    fn journal_put(&self, cart: &str, json: &str) -> Result<()>;
+    fn journal_get(&self, cart: &str) -> Result<Option<String>>;
+    fn journal_clear(&self, cart: &str) -> Result<()>;
     #[doc(hidden)]
     fn debug_tables(&self) -> Result<Vec<String>>;
     #[doc(hidden)]
@@ -945,6 +1019,14 @@ impl Ledger {
         Backend::size_bytes(path)
     }
 
+    /// Whether a `run` holding [`Ledger::instance_lock_path`] works the
+    /// ledger alone (SQLite: rule 18's one `run` per ledger): then leases
+    /// another holder left (a run that crashed) are handed back at its
+    /// start instead of waiting for them to expire. PostgreSQL: false.
+    pub fn exclusive_run(_path: &Path) -> bool {
+        true
+    }
+
     /// The file whose OS lock marks the one `run` of this ledger: `<ledger>.lock`.
     pub fn instance_lock_path(path: &Path) -> PathBuf {
         Backend::instance_lock_path(path)
@@ -954,6 +1036,86 @@ impl Ledger {
     /// locks): the ledger file's folder.
     pub fn scratch_root(path: &Path) -> &Path {
         Backend::scratch_root(path)
+    }
+
+    /// Sets (or with `None` clears) this handle's fencing token: from now
+    /// on every write that completes work (a file batch's `apply`,
+    /// `record_file`, `note_taken`, `note_problem`, `discard_file`,
+    /// `record_sync`, `record_delivery`, `set_retry`, `keep_schedule`,
+    /// `journal_put`, `journal_clear`) first checks, in its own
+    /// transaction, that the lease row of `fence.work` has `fence.holder`
+    /// and `fence.generation` and `expires_at` later than the ledger's
+    /// clock now; otherwise it writes nothing and fails with
+    /// [`LedgerError::LeaseLost`]. Without a fence nothing is checked.
+    pub fn set_fence(&mut self, fence: Option<Fence>) {
+        LedgerBackend::set_fence(&mut self.inner, fence)
+    }
+
+    /// The fencing token set on this handle.
+    pub fn fence(&self) -> Option<&Fence> {
+        LedgerBackend::fence(&self.inner)
+    }
+
+    /// Takes the lease of `work` for `holder` for `ttl` from the ledger's
+    /// clock now (never a time the caller passes), in one transaction:
+    /// - no row yet: granted, generation 1;
+    /// - held by `holder` and not expired: renewed (`expires_at` = now +
+    ///   ttl), same generation and `taken_at`;
+    /// - expired or released (whoever held it): granted, generation + 1,
+    ///   `taken_at` = now;
+    /// - held by another holder and not expired: `None`, nothing changes.
+    pub fn take_lease(&self, work: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
+        LedgerBackend::take_lease(&self.inner, work, holder, ttl)
+    }
+
+    /// Renews `lease` to now + `ttl`: true when its row still has its
+    /// holder and generation (also when it expired meanwhile and nobody
+    /// took it: then nobody else can have worked it). False (nothing
+    /// changed) when the lease is lost: taken by another holder, or taken
+    /// again (generation moved), or released.
+    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        LedgerBackend::renew_lease(&self.inner, lease, ttl)
+    }
+
+    /// Hands `lease` back (a clean stop, or work given to another
+    /// gateway): when its row still has its holder and generation, it
+    /// expires now (kept, so that the next taker bumps the generation);
+    /// otherwise nothing changes.
+    pub fn release_lease(&self, lease: &Lease) -> Result<()> {
+        LedgerBackend::release_lease(&self.inner, lease)
+    }
+
+    /// Every lease row, by work; `live` by the ledger's clock now.
+    pub fn leases(&self) -> Result<Vec<LeaseRow>> {
+        LedgerBackend::leases(&self.inner)
+    }
+
+    /// Records that gateway `instance` is up now (the ledger's clock) and
+    /// returns how many gateways were seen within `within` of now, this
+    /// one included (at least 1).
+    pub fn heartbeat(&self, instance: &str, within: Duration) -> Result<u64> {
+        LedgerBackend::heartbeat(&self.inner, instance, within)
+    }
+
+    /// Gateway `instance` stopped cleanly: its heartbeat row goes.
+    pub fn gateway_left(&self, instance: &str) -> Result<()> {
+        LedgerBackend::gateway_left(&self.inner, instance)
+    }
+
+    /// Keeps the interrupted-delivery journal of `cart` (replacing any);
+    /// fenced.
+    pub fn journal_put(&self, cart: &str, json: &str) -> Result<()> {
+        LedgerBackend::journal_put(&self.inner, cart, json)
+    }
+
+    /// The interrupted-delivery journal of `cart`, if one is kept.
+    pub fn journal_get(&self, cart: &str) -> Result<Option<String>> {
+        LedgerBackend::journal_get(&self.inner, cart)
+    }
+
+    /// Drops the journal of `cart` (none: a no-op); fenced.
+    pub fn journal_clear(&self, cart: &str) -> Result<()> {
+        LedgerBackend::journal_clear(&self.inner, cart)
     }
 
     /// The ledger's tables, by name.

@@ -65,12 +65,14 @@ impl LedgerBackend for SqliteLedger {
         error: Option<&str>,
         now: Millis,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![source, file_name, sha256, outcome, now, archive, error],
-        )?;
-        Ok(())
+        self.fenced(|c| {
+            c.execute(
+                "INSERT INTO inbound_files (source, file_name, sha256, outcome, received_at, archive_path, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![source, file_name, sha256, outcome, now, archive, error],
+            )?;
+            Ok(())
+        })
     }
     /// Records a quarantined file dropped by an operator (`quarantine
     /// discard`): its rejected or held records are cleared, and the discard
@@ -84,6 +86,7 @@ impl LedgerBackend for SqliteLedger {
         now: Millis,
     ) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
+        check_fence(&tx, self.fence.as_ref())?;
         tx.execute(
             "UPDATE inbound_files SET cleared = 1
              WHERE source = ?1 AND file_name = ?2 AND outcome IN ('rejected', 'held') AND cleared = 0",
@@ -148,15 +151,17 @@ impl LedgerBackend for SqliteLedger {
         note: Option<&str>,
         now: Millis,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO remote_files (source, name, size, mtime, first_seen, outcome, sha256, taken_at, note)
-             VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?8, ?7)
-             ON CONFLICT (source, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
-               outcome = excluded.outcome, sha256 = COALESCE(excluded.sha256, remote_files.sha256),
-               taken_at = excluded.taken_at, note = excluded.note",
-            params![source, name, size as i64, mtime, outcome, sha256, note, now],
-        )?;
-        Ok(())
+        self.fenced(|c| {
+            c.execute(
+                "INSERT INTO remote_files (source, name, size, mtime, first_seen, outcome, sha256, taken_at, note)
+                 VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, ?8, ?7)
+                 ON CONFLICT (source, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+                   outcome = excluded.outcome, sha256 = COALESCE(excluded.sha256, remote_files.sha256),
+                   taken_at = excluded.taken_at, note = excluded.note",
+                params![source, name, size as i64, mtime, outcome, sha256, note, now],
+            )?;
+            Ok(())
+        })
     }
     /// How many SKUs a merchant has (the size of a full feed, at most).
     fn product_count(&self, merchant: &str) -> Result<u64> {
@@ -177,12 +182,14 @@ impl LedgerBackend for SqliteLedger {
         note: &str,
         now: Millis,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO remote_files (source, name, size, mtime, first_seen, note) VALUES (?1, ?2, ?3, ?4, ?6, ?5)
-             ON CONFLICT (source, name) DO UPDATE SET note = excluded.note",
-            params![source, name, size as i64, mtime, note, now],
-        )?;
-        Ok(())
+        self.fenced(|c| {
+            c.execute(
+                "INSERT INTO remote_files (source, name, size, mtime, first_seen, note) VALUES (?1, ?2, ?3, ?4, ?6, ?5)
+                 ON CONFLICT (source, name) DO UPDATE SET note = excluded.note",
+                params![source, name, size as i64, mtime, note, now],
+            )?;
+            Ok(())
+        })
     }
     /// Forgets one file (it left the folder).
     fn forget(&self, source: &str, name: &str) -> Result<()> {
@@ -210,11 +217,13 @@ impl LedgerBackend for SqliteLedger {
     /// Puts a cart's last attempt back to `at`: a skipped manual `sync`
     /// leaves the cart's schedule (its next due time) where it was.
     fn keep_schedule(&self, cart: &str, at: Option<Millis>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE carts SET last_attempt = ?2 WHERE id = ?1",
-            rusqlite::params![cart, at],
-        )?;
-        Ok(())
+        self.fenced(|c| {
+            c.execute(
+                "UPDATE carts SET last_attempt = ?2 WHERE id = ?1",
+                rusqlite::params![cart, at],
+            )?;
+            Ok(())
+        })
     }
     fn cart_state(&self, cart: &str) -> Result<CartState> {
         Ok(self
@@ -227,11 +236,13 @@ impl LedgerBackend for SqliteLedger {
     }
     /// The daemon's pending retry of a cart's failed delivery (None: none).
     fn set_retry(&self, cart: &str, at: Option<Millis>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE carts SET retry_at = ?2 WHERE id = ?1",
-            params![cart, at],
-        )?;
-        Ok(())
+        self.fenced(|c| {
+            c.execute(
+                "UPDATE carts SET retry_at = ?2 WHERE id = ?1",
+                params![cart, at],
+            )?;
+            Ok(())
+        })
     }
     fn max_report_id(&self) -> Result<i64> {
         Ok(self
@@ -408,7 +419,10 @@ impl LedgerBackend for SqliteLedger {
         delivered_through: Option<i64>,
         sent: Option<&mut SentLog>,
     ) -> Result<i64> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        check_fence(&tx, self.fence.as_ref())?;
         tx.execute(
             "INSERT INTO syncs (cart, started_at, finished_at, outcome, reason, items, file, bytes, sha256, forced,
                                 archive_path, interchange_control, group_control)
@@ -615,11 +629,14 @@ impl LedgerBackend for SqliteLedger {
             direct,
             tx,
             merchant: merchant.to_string(),
+            fence: self.fence.clone(),
         })
     }
     fn order_batch(&mut self, merchant: &str, source: &str) -> Result<OrderBatch<'_>> {
+        let fence = self.fence.clone();
         let (tx, report_id) = self.begin_report()?;
         Ok(OrderBatch {
+            fence,
             tx,
             merchant: merchant.to_string(),
             source: source.to_string(),
@@ -627,8 +644,10 @@ impl LedgerBackend for SqliteLedger {
         })
     }
     fn product_batch(&mut self, merchant: &str) -> Result<ProductBatch<'_>> {
+        let fence = self.fence.clone();
         let (tx, report_id) = self.begin_report()?;
         Ok(ProductBatch {
+            fence,
             tx,
             merchant: merchant.to_string(),
             report_id,
@@ -659,6 +678,139 @@ impl LedgerBackend for SqliteLedger {
             .conn
             .execute_batch("PRAGMA incremental_vacuum(2000); PRAGMA wal_checkpoint(PASSIVE);");
         Ok(p)
+    }
+    fn set_fence(&mut self, fence: Option<Fence>) {
+        self.fence = fence;
+    }
+    fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+    /// See [`Ledger::take_lease`]. One immediate transaction: read the
+    /// row, then insert or update it.
+    fn take_lease(&self, work: &str, holder: &str, ttl: Duration) -> Result<Option<Lease>> {
+        let tx = Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let now = clock();
+        let until = now.saturating_add(ttl.as_millis() as i64);
+        let row: Option<(String, i64, Millis, Millis)> = tx
+            .query_row(
+                "SELECT holder, generation, taken_at, expires_at FROM leases WHERE work = ?1",
+                [work],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let (generation, taken_at) = match row {
+            None => {
+                tx.execute(
+                    "INSERT INTO leases (work, holder, generation, taken_at, expires_at)
+                     VALUES (?1, ?2, 1, ?3, ?4)",
+                    params![work, holder, now, until],
+                )?;
+                (1, now)
+            }
+            Some((h, g, t, e)) if h == holder && e > now => {
+                tx.execute(
+                    "UPDATE leases SET expires_at = ?2 WHERE work = ?1",
+                    params![work, until],
+                )?;
+                (g, t)
+            }
+            Some((_, g, _, e)) if e <= now => {
+                tx.execute(
+                    "UPDATE leases SET holder = ?2, generation = ?3, taken_at = ?4, expires_at = ?5
+                     WHERE work = ?1",
+                    params![work, holder, g + 1, now, until],
+                )?;
+                (g + 1, now)
+            }
+            Some(_) => return Ok(None),
+        };
+        tx.commit()?;
+        Ok(Some(Lease {
+            work: work.to_string(),
+            holder: holder.to_string(),
+            generation,
+            taken_at,
+            expires_at: until,
+        }))
+    }
+    /// See [`Ledger::renew_lease`]. A released row has expires_at = taken_at.
+    fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool> {
+        let until = clock().saturating_add(ttl.as_millis() as i64);
+        let n = self.conn.execute(
+            "UPDATE leases SET expires_at = ?4
+             WHERE work = ?1 AND holder = ?2 AND generation = ?3 AND expires_at > taken_at",
+            params![lease.work, lease.holder, lease.generation, until],
+        )?;
+        Ok(n == 1)
+    }
+    /// See [`Ledger::release_lease`].
+    fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.conn.execute(
+            "UPDATE leases SET expires_at = taken_at
+             WHERE work = ?1 AND holder = ?2 AND generation = ?3",
+            params![lease.work, lease.holder, lease.generation],
+        )?;
+        Ok(())
+    }
+    fn leases(&self) -> Result<Vec<LeaseRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT work, holder, generation, taken_at, expires_at, expires_at > ?1
+             FROM leases ORDER BY work",
+        )?;
+        let rows = stmt.query_map([clock()], |r| {
+            Ok(LeaseRow {
+                work: r.get(0)?,
+                holder: r.get(1)?,
+                generation: r.get(2)?,
+                taken_at: r.get(3)?,
+                expires_at: r.get(4)?,
+                live: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+    fn heartbeat(&self, instance: &str, within: Duration) -> Result<u64> {
+        let now = clock();
+        self.conn.execute(
+            "INSERT INTO gateways (instance, last_seen) VALUES (?1, ?2)
+             ON CONFLICT (instance) DO UPDATE SET last_seen = excluded.last_seen",
+            params![instance, now],
+        )?;
+        let n: u64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM gateways WHERE last_seen > ?1",
+            [now - within.as_millis() as i64],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(1))
+    }
+    fn gateway_left(&self, instance: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM gateways WHERE instance = ?1", [instance])?;
+        Ok(())
+    }
+    fn journal_put(&self, cart: &str, json: &str) -> Result<()> {
+        self.fenced(|c| {
+            c.execute(
+                "INSERT INTO journal (cart, body, written_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (cart) DO UPDATE SET body = excluded.body, written_at = excluded.written_at",
+                params![cart, json, clock()],
+            )?;
+            Ok(())
+        })
+    }
+    fn journal_get(&self, cart: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT body FROM journal WHERE cart = ?1", [cart], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+    fn journal_clear(&self, cart: &str) -> Result<()> {
+        self.fenced(|c| {
+            c.execute("DELETE FROM journal WHERE cart = ?1", [cart])?;
+            Ok(())
+        })
     }
     /// The ledger's tables, by name.
     #[doc(hidden)]

@@ -27,6 +27,7 @@ pub struct InventoryBatch<'a> {
     pub(super) direct: Option<std::cell::RefCell<Direct<'a>>>,
     pub(super) tx: Transaction<'a>,
     pub(super) merchant: String,
+    pub(super) fence: Option<Fence>,
 }
 /// The direct way of applying an inventory file sorted by SKU (each SKU's
 /// rows together, SKUs in increasing order, as most WMS exports are): the
@@ -490,6 +491,7 @@ impl InventoryBatch<'_> {
             let d = d.into_inner();
             debug_assert!(snapshot_warehouses.is_empty() && !d.unsorted);
             let tx = self.tx;
+            check_fence(&tx, self.fence.as_ref())?;
             if duplicate_in(&tx, meta)? {
                 tx.rollback()?;
                 return Ok(Applied::Duplicate);
@@ -519,6 +521,7 @@ impl InventoryBatch<'_> {
         }
         let tx = &self.tx;
         let m = &self.merchant;
+        check_fence(tx, self.fence.as_ref())?;
         if duplicate_in(tx, meta)? {
             self.tx.commit()?;
             return Ok(Applied::Duplicate);
@@ -625,6 +628,7 @@ fn record_applied(tx: &Transaction, meta: &ReportMeta, rid: i64) -> Result<()> {
 /// price set where the file gives them (an empty field keeps what the
 /// ledger has); stock is never touched.
 pub struct ProductBatch<'a> {
+    pub(super) fence: Option<Fence>,
     pub(super) tx: Transaction<'a>,
     pub(super) merchant: String,
     pub(super) report_id: i64,
@@ -653,12 +657,14 @@ impl ProductBatch<'_> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
+        check_fence(&self.tx, self.fence.as_ref())?;
         commit_report(self.tx, meta, &self.merchant, self.report_id, "products")
     }
 }
 
 /// One order file being applied: each line upserted by (source, order id, line).
 pub struct OrderBatch<'a> {
+    pub(super) fence: Option<Fence>,
     pub(super) tx: Transaction<'a>,
     pub(super) merchant: String,
     pub(super) source: String,
@@ -685,6 +691,7 @@ impl OrderBatch<'_> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
+        check_fence(&self.tx, self.fence.as_ref())?;
         commit_report(self.tx, meta, &self.merchant, self.report_id, "orders")
     }
 }

@@ -32,6 +32,35 @@ use std::collections::HashMap;
 
 pub struct SqliteLedger {
     conn: Connection,
+    /// The fencing token every completing write checks (None: none).
+    fence: Option<Fence>,
+}
+
+/// The ledger's clock: SQLite's is the local one (PostgreSQL's is `now()`).
+pub(super) fn clock() -> Millis {
+    crate::util::now_ms()
+}
+
+/// Inside a write transaction: the lease of `fence` is still held (same
+/// holder and generation, not expired by the ledger's clock), else
+/// [`LedgerError::LeaseLost`]. No fence: nothing to check.
+pub(super) fn check_fence(conn: &Connection, fence: Option<&Fence>) -> Result<()> {
+    let Some(f) = fence else {
+        return Ok(());
+    };
+    let held: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM leases
+          WHERE work = ?1 AND holder = ?2 AND generation = ?3 AND expires_at > ?4)",
+        params![f.work, f.holder, f.generation, clock()],
+        |r| r.get(0),
+    )?;
+    if held {
+        Ok(())
+    } else {
+        Err(LedgerError::LeaseLost {
+            work: f.work.clone(),
+        })
+    }
 }
 
 impl rusqlite::ToSql for SyncOutcome {
@@ -103,7 +132,7 @@ impl SqliteLedger {
             .map_err(open_err)?;
         conn.pragma_update(None, "temp_store", "FILE")
             .map_err(open_err)?;
-        let mut l = SqliteLedger { conn };
+        let mut l = SqliteLedger { conn, fence: None };
         l.migrate(path)?;
         Ok(l)
     }
@@ -142,9 +171,21 @@ impl SqliteLedger {
         Ok(())
     }
 
-    // ----- inbound -----
-
-    // ----- carts -----
+    /// Runs one write `f`: as is without a fence; with one, in an
+    /// immediate transaction that first checks the fence.
+    pub(super) fn fenced<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.fence.is_none() {
+            return f(&self.conn);
+        }
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        check_fence(&tx, self.fence.as_ref())?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
 }
 
 fn json_list(v: &[String]) -> String {

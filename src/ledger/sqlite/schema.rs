@@ -93,4 +93,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE carts ADD COLUMN retry_at INTEGER;
     ",
+    // 7: several gateways, one ledger (rules 33, 34). `leases`: who works
+    // each unit of work (`source:<id>`, `cart:<id>`) until when, and the
+    // generation every fenced write checks; a released lease keeps its row
+    // (expires_at = taken_at) so the next taker bumps the generation.
+    // `gateways`: each gateway's last heartbeat, to spread the work over
+    // those up. `journal`: a cart's delivery in flight (was
+    // `var/journal/<cart>.json`), kept until its outcome is recorded.
+    "
+    CREATE TABLE leases (
+        work TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        taken_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE gateways (
+        instance TEXT PRIMARY KEY,
+        last_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE journal (
+        cart TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        written_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];

@@ -378,3 +378,246 @@ fn rows_of_skus_by_look_and_by_pass_agree() {
     assert_eq!(by_pass.orders.len(), want);
     assert_eq!(key(&by_pass), key(&by_look));
 }
+
+fn lease_ledger() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    (dir, path)
+}
+
+#[test]
+fn a_lease_is_taken_renewed_released_and_taken_again_with_exact_generations() {
+    let (_d, path) = lease_ledger();
+    let l = SqliteLedger::open(&path).unwrap();
+    let ttl = Duration::from_secs(30);
+    let t0 = clock();
+    let a = l.take_lease("cart:shop", "gw-a", ttl).unwrap().unwrap();
+    assert_eq!(
+        (a.work.as_str(), a.holder.as_str(), a.generation),
+        ("cart:shop", "gw-a", 1)
+    );
+    assert!(a.taken_at >= t0 && a.taken_at <= clock());
+    assert_eq!(a.expires_at - a.taken_at, 30_000);
+    // Another holder: refused while it lives, nothing changed.
+    assert_eq!(l.take_lease("cart:shop", "gw-b", ttl).unwrap(), None);
+    // Ours again: renewed, same generation and taken_at.
+    std::thread::sleep(Duration::from_millis(5));
+    let a2 = l.take_lease("cart:shop", "gw-a", ttl).unwrap().unwrap();
+    assert_eq!((a2.generation, a2.taken_at), (1, a.taken_at));
+    assert!(a2.expires_at > a.expires_at);
+    assert!(l.renew_lease(&a2, ttl).unwrap());
+    let rows = l.leases().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].holder.as_str(), rows[0].generation, rows[0].live),
+        ("gw-a", 1, true)
+    );
+    // Released: no longer live, and not renewable.
+    l.release_lease(&a2).unwrap();
+    let rows = l.leases().unwrap();
+    assert_eq!((rows[0].generation, rows[0].live), (1, false));
+    assert_eq!(rows[0].expires_at, rows[0].taken_at);
+    assert!(!l.renew_lease(&a2, ttl).unwrap());
+    // Taken after the release, by another holder: generation 2.
+    let b = l.take_lease("cart:shop", "gw-b", ttl).unwrap().unwrap();
+    assert_eq!((b.holder.as_str(), b.generation), ("gw-b", 2));
+    // The old lease is lost: not renewable, its release changes nothing.
+    assert!(!l.renew_lease(&a2, ttl).unwrap());
+    l.release_lease(&a2).unwrap();
+    assert!(l.leases().unwrap()[0].live);
+    // Another work is a lease of its own.
+    let s = l.take_lease("source:wms", "gw-a", ttl).unwrap().unwrap();
+    assert_eq!(s.generation, 1);
+    let works: Vec<_> = l.leases().unwrap().into_iter().map(|r| r.work).collect();
+    assert_eq!(works, ["cart:shop", "source:wms"]);
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_with_a_new_generation() {
+    let (_d, path) = lease_ledger();
+    let l = SqliteLedger::open(&path).unwrap();
+    let short = Duration::from_millis(40);
+    let a = l.take_lease("source:wms", "gw-a", short).unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(!l.leases().unwrap()[0].live);
+    // Expired and nobody took it: its holder may still renew it.
+    assert!(l.renew_lease(&a, short).unwrap());
+    assert!(l.leases().unwrap()[0].live);
+    std::thread::sleep(Duration::from_millis(60));
+    // Expired, taken again by its own holder: a new tenure, generation 2.
+    let a2 = l.take_lease("source:wms", "gw-a", short).unwrap().unwrap();
+    assert_eq!(a2.generation, 2);
+    assert!(!l.renew_lease(&a, short).unwrap(), "generation moved");
+    std::thread::sleep(Duration::from_millis(60));
+    let b = l
+        .take_lease("source:wms", "gw-b", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.holder.as_str(), b.generation), ("gw-b", 3));
+    assert!(!l.renew_lease(&a2, short).unwrap(), "taken by another");
+}
+
+#[test]
+fn heartbeats_count_the_gateways_seen_within_a_lease() {
+    let (_d, path) = lease_ledger();
+    let l = SqliteLedger::open(&path).unwrap();
+    let within = Duration::from_millis(80);
+    assert_eq!(l.heartbeat("gw-a", within).unwrap(), 1);
+    assert_eq!(l.heartbeat("gw-b", within).unwrap(), 2);
+    assert_eq!(l.heartbeat("gw-a", within).unwrap(), 2);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(l.heartbeat("gw-a", within).unwrap(), 1, "gw-b went quiet");
+    l.heartbeat("gw-b", within).unwrap();
+    l.gateway_left("gw-b").unwrap();
+    assert_eq!(l.heartbeat("gw-a", within).unwrap(), 1, "gw-b left");
+}
+
+#[test]
+fn the_journal_is_kept_per_cart_until_cleared() {
+    let (_d, path) = lease_ledger();
+    let l = SqliteLedger::open(&path).unwrap();
+    assert_eq!(l.journal_get("shop").unwrap(), None);
+    l.journal_put("shop", r#"{"file":"a"}"#).unwrap();
+    l.journal_put("shop", r#"{"file":"b"}"#).unwrap();
+    l.journal_put("other", r#"{"file":"c"}"#).unwrap();
+    assert_eq!(
+        l.journal_get("shop").unwrap().as_deref(),
+        Some(r#"{"file":"b"}"#)
+    );
+    l.journal_clear("shop").unwrap();
+    l.journal_clear("shop").unwrap();
+    assert_eq!(l.journal_get("shop").unwrap(), None);
+    assert_eq!(
+        l.journal_get("other").unwrap().as_deref(),
+        Some(r#"{"file":"c"}"#)
+    );
+}
+
+fn counts_of(l: &SqliteLedger) -> Vec<(String, i64)> {
+    l.table_counts().unwrap()
+}
+
+#[test]
+fn a_stale_fence_makes_every_completing_write_fail_and_write_nothing() {
+    let (_d, path) = lease_ledger();
+    let mut a = SqliteLedger::open(&path).unwrap();
+    let b = SqliteLedger::open(&path).unwrap();
+    a.ensure(&["m".into()], &["shop".into()]).unwrap();
+    let short = Duration::from_millis(40);
+    let cart = a.take_lease("cart:shop", "gw-a", short).unwrap().unwrap();
+    let src = a.take_lease("source:wms", "gw-a", short).unwrap().unwrap();
+    // Held: the fenced writes go through.
+    a.set_fence(Some(cart.fence()));
+    a.set_retry("shop", Some(5)).unwrap();
+    a.journal_put("shop", "{}").unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    // Taken over by another handle after the short ttl.
+    let b_cart = b
+        .take_lease("cart:shop", "gw-b", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    assert_eq!(b_cart.generation, 2);
+    b.take_lease("source:wms", "gw-b", Duration::from_secs(30))
+        .unwrap()
+        .unwrap();
+    let before = counts_of(&a);
+    let lost = |r: Result<()>, what: &str, work: &str| match r {
+        Err(LedgerError::LeaseLost { work: w }) if w == work => {}
+        other => panic!("{what}: expected LeaseLost {work}, got {other:?}"),
+    };
+    let entry = SyncEntry {
+        cart: "shop".into(),
+        started_at: 1,
+        finished_at: 2,
+        outcome: SyncOutcome::Sent,
+        items: 1,
+        ..Default::default()
+    };
+    let mut log = SentLog::new(path.parent().unwrap());
+    log.push("A", 3).unwrap();
+    lost(
+        a.record_delivery(&entry, Some(7), Some(&mut log))
+            .map(|_| ()),
+        "record_delivery",
+        "cart:shop",
+    );
+    lost(
+        a.record_sync(&entry, None).map(|_| ()),
+        "record_sync",
+        "cart:shop",
+    );
+    lost(a.set_retry("shop", None), "set_retry", "cart:shop");
+    lost(
+        a.keep_schedule("shop", Some(9)),
+        "keep_schedule",
+        "cart:shop",
+    );
+    lost(
+        a.journal_put("shop", "{\"x\":1}"),
+        "journal_put",
+        "cart:shop",
+    );
+    lost(a.journal_clear("shop"), "journal_clear", "cart:shop");
+    a.set_fence(Some(src.fence()));
+    let now = clock();
+    let meta = ReportMeta {
+        source: "wms",
+        file_name: "f.csv",
+        sha256: "ab",
+        archive_path: None,
+        as_of: now,
+        rows: 1,
+        now,
+    };
+    for direct in [true, false] {
+        let batch = a.inventory_batch("m", now, direct).unwrap();
+        batch.add("A", "MAIN", 5, now, None, None).unwrap();
+        if !direct {
+            batch.aggregate().unwrap();
+        }
+        lost(
+            batch.apply(&meta, &[]).map(|_| ()),
+            "inventory apply",
+            "source:wms",
+        );
+    }
+    let batch = a.order_batch("m", "wms").unwrap();
+    lost(batch.apply(&meta).map(|_| ()), "order apply", "source:wms");
+    let batch = a.product_batch("m").unwrap();
+    lost(
+        batch.apply(&meta).map(|_| ()),
+        "product apply",
+        "source:wms",
+    );
+    lost(
+        a.note_taken("wms", "f.csv", 1, None, "applied", Some("ab"), None, now),
+        "note_taken",
+        "source:wms",
+    );
+    lost(
+        a.note_problem("wms", "f.csv", 1, None, "x", now),
+        "note_problem",
+        "source:wms",
+    );
+    lost(
+        a.record_file("wms", "f.csv", "ab", "rejected", None, Some("x"), now),
+        "record_file",
+        "source:wms",
+    );
+    lost(
+        a.discard_file("wms", "f.csv", "ab", "arch", now),
+        "discard_file",
+        "source:wms",
+    );
+    assert_eq!(counts_of(&a), before, "nothing written");
+    let st = a.cart_state("shop").unwrap();
+    assert_eq!(
+        (st.retry_at, st.last_attempt, st.last_report_id),
+        (Some(5), None, 0)
+    );
+    assert_eq!(a.journal_get("shop").unwrap().as_deref(), Some("{}"));
+    // No fence (a CLI command under its flock): nothing is checked.
+    a.set_fence(None);
+    a.set_retry("shop", None).unwrap();
+    assert_eq!(a.cart_state("shop").unwrap().retry_at, None);
+}
