@@ -184,6 +184,10 @@ impl Config {
     pub fn cart(&self, id: &str) -> Option<&Cart> {
         self.carts.iter().find(|c| c.id == id)
     }
+    /// The kits file of `merchant`, when it names one (rule 21).
+    pub fn kits_of(&self, merchant: &str) -> Option<&Path> {
+        kits_of(&self.kits, merchant)
+    }
     /// Scratch folder beside the ledger for files in flight (`outgoing` feeds
     /// and 997s being written, `work` for fetched inbound files), per id.
     pub fn scratch_dir(&self, kind: &str, id: &str) -> PathBuf {
@@ -294,10 +298,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         .collect::<Vec<_>>();
     let mut carts = carts(&mut cx, &mut mappings, &raw);
     for c in &mut carts {
-        c.kits = kits
-            .iter()
-            .find(|(m, _)| *m == c.merchant)
-            .map(|(_, p)| p.clone());
+        c.kits = kits_of(&kits, &c.merchant).map(Path::to_path_buf);
     }
     check_inbound_carts(&mut cx, &raw, &carts);
     let ledger = ledger_section(&mut cx, &raw.ledger);
@@ -321,6 +322,12 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         carts,
         warnings,
     })
+}
+
+fn kits_of<'a>(kits: &'a [(String, PathBuf)], merchant: &str) -> Option<&'a Path> {
+    kits.iter()
+        .find(|(m, _)| m == merchant)
+        .map(|(_, p)| p.as_path())
 }
 
 /// Problems of a kits or sku_map file, each at its file and CSV line.
@@ -634,15 +641,12 @@ fn cart_alloc(
             cx.at("cart", i, key, format!("must be 0 or more, got {v}"));
         }
     }
-    let mut filters = crate::ledger::Filters::default();
-    for (key, pats) in [("include", &r.include), ("exclude", &r.exclude)] {
-        if let Err(e) = crate::ledger::Filters::new(pats, &[]) {
-            cx.at("cart", i, key, e);
+    let filters = crate::ledger::Filters::new(&r.include, &r.exclude).unwrap_or_else(|bad| {
+        for b in bad {
+            cx.at("cart", i, b.key, b.to_string());
         }
-    }
-    if let Ok(f) = crate::ledger::Filters::new(&r.include, &r.exclude) {
-        filters = f;
-    }
+        crate::ledger::Filters::default()
+    });
     let sku_map = r
         .sku_map
         .as_ref()

@@ -47,7 +47,7 @@ pub struct CartValue {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub left_out: Option<String>,
     /// Rule 20, step by step (`value` null when the feed leaves it out).
-    pub steps: StepsShown,
+    pub steps: crate::ledger::Steps,
     /// A kit: its build per warehouse and the component limiting it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kit: Option<crate::ledger::KitExplain>,
@@ -55,17 +55,6 @@ pub struct CartValue {
     /// (absent for other carts).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<LocationValue>,
-}
-
-/// Rule 20's steps for one cart, as `explain --json` shows them.
-#[derive(Debug, Serialize)]
-pub struct StepsShown {
-    pub available: i64,
-    pub min_level: i64,
-    pub buffer: i64,
-    pub percent: i64,
-    pub cap: Option<i64>,
-    pub value: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -129,15 +118,7 @@ pub fn explain(
             .as_ref()
             .map_or((0, Some(0)), |r| (r.available, Some(r.item.quantity)));
         let value = value.filter(|_| left_out.is_none());
-        let st = c.alloc.steps(available, c.min_level);
-        let steps = StepsShown {
-            available,
-            min_level: c.min_level,
-            buffer: st.buffer,
-            percent: st.percent,
-            cap: st.cap,
-            value,
-        };
+        let steps = c.alloc.steps(available, c.min_level, value);
         let locations = row
             .map(|r| r.item.warehouses)
             .unwrap_or_default()

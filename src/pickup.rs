@@ -542,10 +542,8 @@ fn stage_inventory(
     // Rule 21: a kit has no stock of its own; its rows are left out.
     let kits = job
         .cfg
-        .kits
-        .iter()
-        .find(|(m, _)| *m == src.merchant)
-        .and_then(|(_, p)| crate::ledger::alloc::load_kits(p).ok());
+        .kits_of(&src.merchant)
+        .and_then(|p| crate::ledger::alloc::load_kits(p).ok());
     for pass in 0..2 {
         if pass == 1 {
             if errors.total > 0 || !batch.needs_staging() {

@@ -658,12 +658,16 @@ pub fn sync_cart(
     };
     let state = ledger.cart_state(&cart.id)?;
 
+    // The cart's tables, read once per sync when first needed (by the
+    // gate below or by the feed).
+    let rules = std::cell::OnceCell::new();
+
     // 1. The gate: only new inventory justifies a changed-only feed (or,
     // with sync_on_orders, an order from elsewhere that changed a value).
     if !opts.force
         && !cart.is_full()
         && ledger.reports_since(&cart.merchant, state.last_report_id, &cart.warehouses)? == 0
-        && !orders_open_gate(cfg, ledger, cart, state.last_report_id, started)?
+        && !orders_open_gate(cfg, ledger, cart, &rules, state.last_report_id, started)?
     {
         let reason = "no new inventory".into();
         return unsent(ledger, entry, SyncOutcome::Skipped, reason, opts.dry_run);
@@ -673,9 +677,10 @@ pub fn sync_cart(
     let through = ledger.max_report_id()?;
     let required = cart.mapping.required_fields();
     let locations = breakdown_warehouses(cart);
-    let rules = match cart_rules(cart) {
+    let rules = match rules.get_or_init(|| cart_rules(cart)) {
         Ok(r) => r,
         Err(reason) => {
+            let reason = reason.clone();
             return unsent(ledger, entry, SyncOutcome::Failed, reason, opts.dry_run);
         }
     };
@@ -744,6 +749,7 @@ fn orders_open_gate(
     cfg: &Config,
     ledger: &Ledger,
     cart: &Cart,
+    rules: &std::cell::OnceCell<Result<Option<CartRules>, String>>,
     since: i64,
     now: Millis,
 ) -> Result<bool, SyncError> {
@@ -759,7 +765,7 @@ fn orders_open_gate(
     if ledger.order_reports_since(&cart.merchant, since, &own)? == 0 {
         return Ok(false);
     }
-    let Ok(rules) = cart_rules(cart) else {
+    let Ok(rules) = rules.get_or_init(|| cart_rules(cart)) else {
         return Ok(false);
     };
     let required = cart.mapping.required_fields();

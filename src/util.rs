@@ -635,7 +635,12 @@ pub const ECHO_MAX: usize = 200;
 /// A value as quoted in an error message: at most [`ECHO_MAX`] characters
 /// (with `…` when cut), in double quotes, control characters escaped.
 pub fn quoted(s: &str) -> String {
-    match s.char_indices().nth(ECHO_MAX) {
+    quoted_max(s, ECHO_MAX)
+}
+
+/// [`quoted`] with a tighter bound: at most `max` characters.
+pub fn quoted_max(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         None => format!("{s:?}"),
         Some((i, _)) => format!("{:?}", format!("{}…", &s[..i])),
     }

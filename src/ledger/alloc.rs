@@ -4,7 +4,7 @@
 //! when their file changes. The feed merge ([`super::feed`]) applies them,
 //! so `sync` and `explain` share one computation.
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -39,7 +39,8 @@ pub struct Steps {
     pub percent: i64,
     /// `max_level` when above 0.
     pub cap: Option<i64>,
-    pub value: i64,
+    /// The value the feed sends (None: the feed leaves the SKU out).
+    pub value: Option<i64>,
 }
 
 impl Allocation {
@@ -63,14 +64,16 @@ impl Allocation {
         capped.clamp(0, i128::from(i64::MAX)) as i64
     }
 
-    pub fn steps(&self, available: i64, min_level: i64) -> Steps {
+    /// The steps that led to `value`, the value the feed computed for
+    /// `available` (None: left out).
+    pub fn steps(&self, available: i64, min_level: i64, value: Option<i64>) -> Steps {
         Steps {
             available,
             min_level,
             buffer: self.buffer,
             percent: self.percent,
             cap: (self.max_level > 0).then_some(self.max_level),
-            value: self.value(available, min_level),
+            value,
         }
     }
 }
@@ -85,10 +88,19 @@ pub struct Filters {
     pub exclude_text: Vec<String>,
 }
 
+/// A pattern of `include` or `exclude` that does not compile.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct BadPattern {
+    /// The key it was given in: `include` or `exclude`.
+    pub key: &'static str,
+    pub message: String,
+}
+
 impl Filters {
-    /// Compiles the patterns; the first bad one is the error.
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Filters, String> {
-        fn set(pats: &[String]) -> Result<Option<GlobSet>, String> {
+    /// Compiles the patterns; the first bad one of each key is an error.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Filters, Vec<BadPattern>> {
+        fn set(key: &'static str, pats: &[String]) -> Result<Option<GlobSet>, BadPattern> {
             if pats.is_empty() {
                 return Ok(None);
             }
@@ -98,18 +110,26 @@ impl Filters {
                     .literal_separator(false)
                     .case_insensitive(false)
                     .build()
-                    .map_err(|e| format!("bad pattern {p:?}: {}", e.kind()))?;
+                    .map_err(|e| BadPattern {
+                        key,
+                        message: format!("bad pattern {p:?}: {}", e.kind()),
+                    })?;
                 b.add(g);
             }
-            b.build().map(Some).map_err(|e| e.to_string())
+            b.build().map(Some).map_err(|e| BadPattern {
+                key,
+                message: e.to_string(),
+            })
         }
-        let _ = Glob::new; // the crate's plain constructor: same syntax
-        Ok(Filters {
-            include: set(include)?,
-            exclude: set(exclude)?,
-            include_text: include.to_vec(),
-            exclude_text: exclude.to_vec(),
-        })
+        match (set("include", include), set("exclude", exclude)) {
+            (Ok(inc), Ok(exc)) => Ok(Filters {
+                include: inc,
+                exclude: exc,
+                include_text: include.to_vec(),
+                exclude_text: exclude.to_vec(),
+            }),
+            (i, e) => Err(i.err().into_iter().chain(e.err()).collect()),
+        }
     }
 
     /// Whether the cart's feed leaves `sku` out (`filtered`).
@@ -130,12 +150,9 @@ pub struct TableProblem {
     pub message: String,
 }
 
+/// A value of a table as its messages quote it: at most 80 characters.
 fn bounded(s: &str) -> String {
-    let mut out: String = s.chars().take(80).flat_map(char::escape_default).collect();
-    if s.chars().count() > 80 {
-        out.push('…');
-    }
-    out
+    crate::util::quoted_max(s, 80)
 }
 
 /// Reads a CSV table whose header must hold `columns`: each data row's
@@ -203,7 +220,7 @@ fn check_sku(line: usize, col: &str, v: &str, problems: &mut Vec<TableProblem>) 
         problems.push(TableProblem {
             line: Some(line),
             message: format!(
-                "{col} {:?} must be 1 to 255 characters with no control character",
+                "{col} {} must be 1 to 255 characters with no control character",
                 bounded(v)
             ),
         });
@@ -236,7 +253,7 @@ impl Kits {
                     problems.push(TableProblem {
                         line: Some(line),
                         message: format!(
-                            "quantity {:?} must be a whole number from 1 to 1000000000",
+                            "quantity {} must be a whole number from 1 to 1000000000",
                             bounded(q)
                         ),
                     });
@@ -249,7 +266,7 @@ impl Kits {
             if kit == comp {
                 problems.push(TableProblem {
                     line: Some(line),
-                    message: format!("kit {:?} names itself as a component", bounded(kit)),
+                    message: format!("kit {} names itself as a component", bounded(kit)),
                 });
                 continue;
             }
@@ -258,7 +275,7 @@ impl Kits {
                 problems.push(TableProblem {
                     line: Some(line),
                     message: format!(
-                        "kit {:?} lists component {:?} twice",
+                        "kit {} lists component {} twice",
                         bounded(kit),
                         bounded(comp)
                     ),
@@ -275,7 +292,7 @@ impl Kits {
                 problems.push(TableProblem {
                     line: Some(*line),
                     message: format!(
-                        "kit {:?} names another kit, {:?}, as a component (kits of kits are not supported)",
+                        "kit {} names another kit, {}, as a component (kits of kits are not supported)",
                         bounded(kit),
                         bounded(comp)
                     ),
@@ -322,7 +339,7 @@ impl SkuMap {
                 problems.push(TableProblem {
                     line: Some(line),
                     message: format!(
-                        "sku {:?} is mapped twice (first on line {first})",
+                        "sku {} is mapped twice (first on line {first})",
                         bounded(sku)
                     ),
                 });
@@ -332,7 +349,7 @@ impl SkuMap {
                 problems.push(TableProblem {
                     line: Some(line),
                     message: format!(
-                        "cart_sku {:?} is given to two SKUs (first on line {first})",
+                        "cart_sku {} is given to two SKUs (first on line {first})",
                         bounded(cs)
                     ),
                 });

@@ -130,11 +130,9 @@ where
                 let Some(plan) = self.kits.as_mut() else {
                     return Ok(None);
                 };
-                if plan.next >= plan.order.len() {
+                let Some(kit) = plan.take_before(None) else {
                     return Ok(None);
-                }
-                let kit = std::mem::take(&mut plan.order[plan.next]);
-                plan.next += 1;
+                };
                 if let Some(r) = kit_row(q, plan, &mut self.sent, &kit, (None, None, None))? {
                     return Ok(Some(r));
                 }
@@ -147,9 +145,7 @@ where
             let sku = p.sku()?;
             // Kits without a product row come in SKU order before it.
             if let Some(plan) = self.kits.as_mut() {
-                while plan.next < plan.order.len() && plan.order[plan.next].as_str() < sku {
-                    let kit = std::mem::take(&mut plan.order[plan.next]);
-                    plan.next += 1;
+                while let Some(kit) = plan.take_before(Some(sku)) {
                     if let Some(r) = kit_row(q, plan, &mut self.sent, &kit, (None, None, None))? {
                         self.queue.push_back(r);
                     }
@@ -401,6 +397,19 @@ pub(super) struct KitPlan {
     #[allow(clippy::type_complexity)]
     extra: HashMap<String, Vec<(Option<String>, i64, i64)>>,
     explain: bool,
+}
+
+impl KitPlan {
+    /// The next kit of the feed, in SKU order, when it comes before
+    /// `bound` (None: any), taken out of the plan.
+    fn take_before(&mut self, bound: Option<&str>) -> Option<String> {
+        let next = self.order.get_mut(self.next)?;
+        if bound.is_some_and(|b| next.as_str() >= b) {
+            return None;
+        }
+        self.next += 1;
+        Some(std::mem::take(next))
+    }
 }
 
 /// Builds the feed's [`KitPlan`] from the stock rows and open order lines

@@ -110,7 +110,6 @@ pub(super) fn rows_of_skus(
     skus: &[String],
     sync_time: i64,
 ) -> rusqlite::Result<crate::ledger::SkuRows> {
-    use crate::ledger::{SkuOrder, SkuStock};
     let mut out = crate::ledger::SkuRows::default();
     // Many SKUs (a big kits table): one pass over the merchant's rows in
     // SKU order, keeping those of `skus` (sorted), beats a look per SKU.
@@ -122,13 +121,7 @@ pub(super) fn rows_of_skus(
         while let Some(r) = rows.next()? {
             let sku = text_of(r.get_ref(0)?, 0)?;
             if wanted(sku) {
-                out.stock.push(SkuStock {
-                    sku: sku.to_string(),
-                    warehouse: r.get(1)?,
-                    quantity: r.get(2)?,
-                    as_of: r.get(3)?,
-                    named_report_id: r.get(4)?,
-                });
+                out.stock.push(stock_at(r, 1, sku.to_string())?);
             }
         }
         let mut orders = conn.prepare_cached(&orders_sql)?;
@@ -136,12 +129,7 @@ pub(super) fn rows_of_skus(
         while let Some(r) = rows.next()? {
             let sku = text_of(r.get_ref(0)?, 0)?;
             if wanted(sku) {
-                out.orders.push(SkuOrder {
-                    sku: sku.to_string(),
-                    warehouse: r.get(1)?,
-                    quantity: r.get(2)?,
-                    ordered_at: r.get(3)?,
-                });
+                out.orders.push(order_at(r, 1, sku.to_string())?);
             }
         }
         return Ok(out);
@@ -156,23 +144,43 @@ pub(super) fn rows_of_skus(
     for sku in skus {
         let mut rows = stock.query(rusqlite::params![merchant, sku])?;
         while let Some(r) = rows.next()? {
-            out.stock.push(SkuStock {
-                sku: sku.clone(),
-                warehouse: r.get(0)?,
-                quantity: r.get(1)?,
-                as_of: r.get(2)?,
-                named_report_id: r.get(3)?,
-            });
+            out.stock.push(stock_at(r, 0, sku.clone())?);
         }
         let mut rows = orders.query(rusqlite::params![merchant, sku, sync_time])?;
         while let Some(r) = rows.next()? {
-            out.orders.push(SkuOrder {
-                sku: sku.clone(),
-                warehouse: r.get(0)?,
-                quantity: r.get(1)?,
-                ordered_at: r.get(2)?,
-            });
+            out.orders.push(order_at(r, 0, sku.clone())?);
         }
     }
     Ok(out)
+}
+
+/// A stock row of `sku` whose warehouse is column `at` (then quantity,
+/// as_of, named_report_id).
+fn stock_at(
+    r: &rusqlite::Row,
+    at: usize,
+    sku: String,
+) -> rusqlite::Result<crate::ledger::SkuStock> {
+    Ok(crate::ledger::SkuStock {
+        sku,
+        warehouse: r.get(at)?,
+        quantity: r.get(at + 1)?,
+        as_of: r.get(at + 2)?,
+        named_report_id: r.get(at + 3)?,
+    })
+}
+
+/// An open order line of `sku` whose warehouse is column `at` (then
+/// quantity, ordered_at).
+fn order_at(
+    r: &rusqlite::Row,
+    at: usize,
+    sku: String,
+) -> rusqlite::Result<crate::ledger::SkuOrder> {
+    Ok(crate::ledger::SkuOrder {
+        sku,
+        warehouse: r.get(at)?,
+        quantity: r.get(at + 1)?,
+        ordered_at: r.get(at + 2)?,
+    })
 }
