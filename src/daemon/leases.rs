@@ -28,6 +28,9 @@ pub struct Leases {
     total: AtomicU64,
     /// Gateways seen within a lease at the last heartbeat (at least 1).
     live: AtomicU64,
+    /// The one run of its ledger (SQLite, rule 18): every other heartbeat
+    /// is that of a run that stopped, and counts for nothing.
+    alone: AtomicBool,
     held: Mutex<BTreeMap<String, Held>>,
 }
 
@@ -38,6 +41,7 @@ impl Leases {
             ttl,
             total: AtomicU64::new(0),
             live: AtomicU64::new(1),
+            alone: AtomicBool::new(false),
             held: Mutex::new(BTreeMap::new()),
         }
     }
@@ -57,10 +61,12 @@ impl Leases {
 
     /// At most this many leases for this gateway: `ceil(total / live)`.
     pub fn share(&self) -> u64 {
-        let (t, l) = (
-            self.total.load(Ordering::SeqCst),
-            self.live.load(Ordering::SeqCst).max(1),
-        );
+        let live = if self.alone.load(Ordering::SeqCst) {
+            1
+        } else {
+            self.live.load(Ordering::SeqCst).max(1)
+        };
+        let (t, l) = (self.total.load(Ordering::SeqCst), live);
         t.div_ceil(l).max(1)
     }
 
@@ -102,8 +108,10 @@ impl Leases {
 
     /// At the start of the one `run` of a ledger (SQLite, under its
     /// instance lock): the live leases of any other holder are those of a
-    /// run that crashed; they are handed back so that the work starts now.
+    /// run that crashed; they are handed back so that the work starts now,
+    /// and this gateway's share is all the work from now on.
     pub fn release_others(&self, ledger: &Ledger) {
+        self.alone.store(true, Ordering::SeqCst);
         let rows = match ledger.leases() {
             Ok(r) => r,
             Err(e) => {
@@ -326,5 +334,22 @@ mod tests {
                 .all(|r| !r.live || r.holder == "gw-b")
         );
         assert_eq!(t.held_by("source:z"), None);
+    }
+
+    /// The one run of a SQLite ledger is alone (rule 18): a run killed a
+    /// moment ago left a fresh heartbeat, which must not halve its share
+    /// (its carts would wait a whole lease for a gateway that is gone).
+    #[test]
+    fn the_one_run_of_a_ledger_takes_everything_whatever_heartbeats_a_killed_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let a = Ledger::open(&path).unwrap();
+        a.heartbeat("gw-killed", Duration::from_secs(30)).unwrap();
+        let t = Telemetry::new();
+        let leases = Leases::new("gw-a", Duration::from_secs(30));
+        leases.set_total(3);
+        leases.release_others(&a);
+        leases.renew_all(&a, &t);
+        assert_eq!(leases.share(), 3);
     }
 }
