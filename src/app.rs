@@ -2,8 +2,8 @@
 //! print (data and --json to stdout, logs to stderr), choose the exit code.
 
 use crate::config::{self, Config};
-use crate::ledger::Ledger;
 use crate::ledger::SyncOutcome;
+use crate::ledger::{Ledger, LedgerError};
 use crate::pickup::{self, Outcome};
 use crate::sync::{SyncOptions, SyncReport, sync_cart};
 use crate::util::{Problem, now_ms};
@@ -243,6 +243,26 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Create or upgrade the ledger's schema (SQLite or PostgreSQL); `run` does it too
+    Migrate {
+        #[command(flatten)]
+        cfg: ConfigArg,
+    },
+    /// Copy a SQLite ledger, history included, into the (empty) PostgreSQL ledger of the config
+    #[command(
+        after_help = "Example: STOCKGATE_DATABASE_URL=postgres://gw@db/stock stockgate copy-ledger --from var/ledger.sqlite
+
+The config's [ledger] names the PostgreSQL database (url or url_env); it must hold no
+ledger yet. Everything is copied in one transaction: a failure leaves it empty.
+Stop the gateways using the SQLite ledger first."
+    )]
+    CopyLedger {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// The SQLite ledger file to copy
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// Print the man page (roff) on stdout: stockgate man > stockgate.1
     Man,
     /// Print a shell completion script on stdout
@@ -295,6 +315,8 @@ impl Command {
             | Command::Explain { cfg, .. }
             | Command::History { cfg, .. }
             | Command::Quarantine { cfg, .. }
+            | Command::Migrate { cfg }
+            | Command::CopyLedger { cfg, .. }
             | Command::Check { cfg, .. } => cfg.config.clone(),
             _ => None,
         }
@@ -438,15 +460,15 @@ fn print_problems(problems: &[Problem]) {
 /// existing ledger, so a long ingest in the daemon never makes them wait. A
 /// new ledger is set up as every command sets it up.
 fn open_read(cfg: &Config) -> anyhow::Result<Ledger> {
-    if Ledger::is_new(&cfg.ledger_path) {
+    if Ledger::is_new(&cfg.ledger) {
         return open(cfg);
     }
-    Ok(Ledger::open_read(&cfg.ledger_path)?)
+    Ok(Ledger::open_read(&cfg.ledger)?)
 }
 
 fn open(cfg: &Config) -> anyhow::Result<Ledger> {
-    let ledger = Ledger::open(&cfg.ledger_path)?;
-    ledger.check_writable(&cfg.ledger_path)?;
+    let ledger = Ledger::open(&cfg.ledger)?;
+    ledger.check_writable(&cfg.ledger)?;
     ledger.ensure(
         &cfg.merchants,
         &cfg.carts.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
@@ -795,6 +817,37 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             ..
         } => cmd_quarantine(cfg_flag, source, json, action),
         Command::Run { once, http, .. } => cmd_run(cfg_flag, once, http),
+        Command::Migrate { .. } => {
+            let cfg = try_cfg!(load(&cfg_flag));
+            let ledger = open(&cfg)?;
+            outln!(
+                "ledger {}: schema version {}",
+                cfg.ledger,
+                ledger.schema_version()?
+            );
+            Ok(OK)
+        }
+        Command::CopyLedger { from, .. } => {
+            let cfg = try_cfg!(load(&cfg_flag));
+            let ledger = Ledger::open(&cfg.ledger)?;
+            let copied = match ledger.copy_from_sqlite(&from) {
+                Err(e @ (LedgerError::NotEmpty(_) | LedgerError::Usage(_))) => {
+                    eprintln!("error: {e}");
+                    return Ok(USAGE);
+                }
+                r => r?,
+            };
+            let total: u64 = copied.iter().map(|(_, n)| n).sum();
+            for (t, n) in &copied {
+                outln!("{t:<20} {n:>10} rows");
+            }
+            outln!(
+                "copied {total} rows from {} into {}",
+                from.display(),
+                cfg.ledger
+            );
+            Ok(OK)
+        }
         Command::Ingest {
             source,
             force,

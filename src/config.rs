@@ -33,7 +33,12 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLedger {
-    path: PathBuf,
+    /// A SQLite file; or `url` / `url_env` for PostgreSQL (one of the three).
+    path: Option<PathBuf>,
+    url: Option<String>,
+    url_env: Option<String>,
+    /// Files in flight on this host (default: beside a SQLite ledger, else `var`).
+    scratch: Option<PathBuf>,
     archive: Option<PathBuf>,
     quarantine: Option<PathBuf>,
     keep: Option<String>,
@@ -157,7 +162,10 @@ impl Cart {
 pub struct Config {
     pub path: PathBuf,
     pub dir: PathBuf,
-    pub ledger_path: PathBuf,
+    /// Where the ledger lives: a SQLite file or a PostgreSQL database.
+    pub ledger: crate::ledger::LedgerLocation,
+    /// This host's folder for files in flight (`[ledger] scratch`).
+    pub scratch: PathBuf,
     pub archive: PathBuf,
     pub quarantine: PathBuf,
     /// Archive, quarantine and history older than this are pruned (`None`: forever).
@@ -191,9 +199,7 @@ impl Config {
     /// Scratch folder beside the ledger for files in flight (`outgoing` feeds
     /// and 997s being written, `work` for fetched inbound files), per id.
     pub fn scratch_dir(&self, kind: &str, id: &str) -> PathBuf {
-        crate::ledger::Ledger::scratch_root(&self.ledger_path)
-            .join(kind)
-            .join(id)
+        self.scratch.join(kind).join(id)
     }
 
     pub fn mappings_dir(&self) -> PathBuf {
@@ -309,7 +315,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
     }
     Ok(Config {
         path: abs.clone(),
-        ledger_path: ledger.path,
+        ledger: ledger.location,
+        scratch: ledger.scratch,
         archive: ledger.archive,
         quarantine: ledger.quarantine,
         keep: ledger.keep,
@@ -764,7 +771,8 @@ fn check_location_ids(cx: &mut Ctx, i: usize, r: &RawCart, m: &OutboundMapping) 
 
 /// `[ledger]`: its paths resolved against the config's folder, and `keep`.
 struct LedgerSection {
-    path: PathBuf,
+    location: crate::ledger::LedgerLocation,
+    scratch: PathBuf,
     archive: PathBuf,
     quarantine: PathBuf,
     keep: Option<Duration>,
@@ -790,14 +798,92 @@ pub fn default_instance() -> String {
     format!("{}:{}", crate::util::bounded(&host, 80), std::process::id())
 }
 
+/// `[ledger] path`, `url` or `url_env` (exactly one): a SQLite file, or a
+/// PostgreSQL URL given inline (a password in it is warned of, as an
+/// inline transport password is) or read from the environment.
+fn ledger_location(cx: &mut Ctx, raw: &RawLedger) -> crate::ledger::LedgerLocation {
+    use crate::ledger::{LedgerLocation, PgUrl};
+    let fallback = LedgerLocation::file(cx.resolve(Path::new("var/ledger.sqlite")));
+    let given = [raw.path.is_some(), raw.url.is_some(), raw.url_env.is_some()]
+        .iter()
+        .filter(|g| **g)
+        .count();
+    if given != 1 {
+        cx.at(
+            "ledger",
+            0,
+            if given == 0 { "path" } else { "url" },
+            if given == 0 {
+                "is missing: give path = \"var/ledger.sqlite\" (SQLite), or url_env = \"STOCKGATE_DATABASE_URL\" (PostgreSQL)"
+            } else {
+                "give one of path, url and url_env, not several"
+            },
+        );
+        return fallback;
+    }
+    let url = |cx: &mut Ctx, key: &str, u: &str| {
+        let u = u.trim();
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.contains('=')) {
+            cx.at(
+                "ledger",
+                0,
+                key,
+                format!(
+                    "must be a PostgreSQL URL like \"postgres://user@host:5432/db\", got {}",
+                    crate::util::bounded(&crate::ledger::location::redact(u), 80)
+                ),
+            );
+        }
+        PgUrl::new(u)
+    };
+    if let Some(p) = &raw.path {
+        return LedgerLocation::file(cx.resolve(p));
+    }
+    if let Some(u) = &raw.url {
+        let u = url(cx, "url", u);
+        if u.has_password() {
+            cx.warn(
+                "ledger",
+                0,
+                "url",
+                "holds a password: prefer url_env = \"STOCKGATE_DATABASE_URL\" (the password stays out of the file)",
+            );
+        }
+        return LedgerLocation::Postgres(u);
+    }
+    let var = raw.url_env.as_deref().unwrap_or_default();
+    match std::env::var(var) {
+        Ok(u) if !u.trim().is_empty() => LedgerLocation::Postgres(url(cx, "url_env", &u)),
+        _ => {
+            cx.at(
+                "ledger",
+                0,
+                "url_env",
+                format!(
+                    "names the environment variable {}, which is not set",
+                    crate::util::bounded(var, 80)
+                ),
+            );
+            fallback
+        }
+    }
+}
+
 fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
     let or =
         |p: &Option<PathBuf>, default: &str| cx.resolve(p.as_deref().unwrap_or(Path::new(default)));
-    let (path, archive, quarantine) = (
-        cx.resolve(&raw.path),
+    let (archive, quarantine) = (
         or(&raw.archive, "var/archive"),
         or(&raw.quarantine, "var/quarantine"),
     );
+    let location = ledger_location(cx, raw);
+    let scratch = match (&raw.scratch, &location) {
+        (Some(p), _) => cx.resolve(p),
+        (None, crate::ledger::LedgerLocation::File(f)) => {
+            crate::ledger::Ledger::scratch_root(f).to_path_buf()
+        }
+        (None, crate::ledger::LedgerLocation::Postgres(_)) => cx.resolve(Path::new("var")),
+    };
     let keep = match raw.keep.as_deref().map(str::trim) {
         None => Some(Duration::from_secs(90 * 86400)),
         Some("forever") => None,
@@ -866,7 +952,8 @@ fn ledger_section(cx: &mut Ctx, raw: &RawLedger) -> LedgerSection {
         },
     };
     LedgerSection {
-        path,
+        location,
+        scratch,
         archive,
         quarantine,
         keep,
@@ -906,7 +993,10 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
     }
     let mut out = Typed {
         ledger: RawLedger {
-            path: PathBuf::from("var/ledger.sqlite"),
+            path: Some(PathBuf::from("var/ledger.sqlite")),
+            url: None,
+            url_env: None,
+            scratch: None,
             archive: None,
             quarantine: None,
             keep: None,

@@ -323,6 +323,6 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
         tables,
         carts,
         inbound,
-        ledger: cfg.ledger_path.display().to_string(),
+        ledger: cfg.ledger.to_string(),
     })
 }

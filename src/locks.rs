@@ -22,7 +22,8 @@ pub enum LockError {
 
 /// Held for as long as `run` runs.
 pub struct InstanceLock {
-    _file: File,
+    /// None on PostgreSQL: any number of `run`s share it (rule 33).
+    _file: Option<File>,
     pub path: PathBuf,
 }
 
@@ -44,7 +45,12 @@ fn lock_file(path: &PathBuf) -> Result<File, LockError> {
 
 /// `<ledger>.lock`, holding the pid of the `run` that owns the ledger.
 pub fn instance(cfg: &Config) -> Result<InstanceLock, LockError> {
-    let path = crate::ledger::Ledger::instance_lock_path(&cfg.ledger_path);
+    let Some(path) = crate::ledger::Ledger::instance_lock_path(&cfg.ledger) else {
+        return Ok(InstanceLock {
+            _file: None,
+            path: PathBuf::new(),
+        });
+    };
     let mut file = lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => {}
@@ -58,7 +64,7 @@ pub fn instance(cfg: &Config) -> Result<InstanceLock, LockError> {
                 } else {
                     pid.into()
                 },
-                path: cfg.ledger_path.display().to_string(),
+                path: cfg.ledger.to_string(),
             });
         }
         Err(TryLockError::Error(source)) => {
@@ -76,7 +82,10 @@ pub fn instance(cfg: &Config) -> Result<InstanceLock, LockError> {
     file.rewind().map_err(io)?;
     writeln!(file, "{}", std::process::id()).map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(InstanceLock { _file: file, path })
+    Ok(InstanceLock {
+        _file: Some(file),
+        path,
+    })
 }
 
 /// Held while one cart syncs.

@@ -6,6 +6,7 @@ use crate::config::After;
 use crate::config::{Config, Inbound};
 use crate::formats::{RawRecord, ReadError, field_label, quantity::parse_whole, read_records};
 use crate::ledger::{Applied, Ledger, LedgerError, OrderLine, ReportMeta};
+use crate::ledger::{InventoryBatchOps, OrderBatchOps, ProductBatchOps};
 use crate::mapping::{AsOfFrom, Field, RecordKind, Snapshot};
 use crate::transport::{Entry, EntryKind, Folder, TransportError};
 use crate::util::{

@@ -377,7 +377,7 @@ fn route(method: &str, url: &str, state: &ServeState) -> Reply {
             Ok(()) => Reply::new(200, TEXT, "ok\n".into()),
             Err(why) => Reply::new(503, TEXT, format!("{why}\n")),
         },
-        "/metrics" => Reply::new(200, OPENMETRICS, state.telemetry.encode(&cfg.ledger_path)),
+        "/metrics" => Reply::new(200, OPENMETRICS, state.telemetry.encode(&cfg.ledger)),
         _ => match page(state, &cfg) {
             Ok(html) => Reply::new(200, HTML, html),
             Err(e) => Reply::new(503, HTML, error_page(state, &e)),
@@ -406,7 +406,7 @@ fn health(state: &ServeState, cfg: &Config) -> Result<(), String> {
     if let Some(why) = t.trouble_now() {
         return Err(format!("trouble: {}", bounded(&why, 500)));
     }
-    crate::ledger::Ledger::health(&cfg.ledger_path, LEDGER_BUSY)
+    crate::ledger::Ledger::health(&cfg.ledger, LEDGER_BUSY)
         .map_err(|e| format!("ledger: {}", bounded(&e, 500)))
 }
 
@@ -561,12 +561,12 @@ fn head(out: &mut String, state: &ServeState, cfg: &Config) {
         out,
         "<p class=\"meta\"><span class=\"health {class}\">{text}</span> · shown {} · ledger {}</p>",
         cell(&rfc3339(now)),
-        cell(&cfg.ledger_path.display().to_string()),
+        cell(&cfg.ledger.to_string()),
     );
 }
 
 fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
-    let ledger = crate::ledger::Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
+    let ledger = crate::ledger::Ledger::open(&cfg.ledger).map_err(|e| e.to_string())?;
     let st = crate::inspect::status(cfg, &ledger).map_err(|e| e.to_string())?;
     let history = ledger
         .history(None, HISTORY_ROWS)
@@ -795,9 +795,7 @@ mod tests {
             "not a database, no, not at all",
         )
         .unwrap();
-        assert!(
-            crate::ledger::Ledger::health(&dir.path().join("bad.sqlite"), LEDGER_BUSY).is_err()
-        );
+        assert!(crate::ledger::Ledger::health(dir.path().join("bad.sqlite"), LEDGER_BUSY).is_err());
     }
 
     #[test]

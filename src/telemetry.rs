@@ -387,7 +387,7 @@ impl Telemetry {
     }
 
     /// The exposition text; `ledger` is measured now.
-    pub fn encode(&self, ledger: &std::path::Path) -> String {
+    pub fn encode(&self, ledger: &crate::ledger::LedgerLocation) -> String {
         self.ledger_bytes
             .set(crate::ledger::Ledger::size_bytes(ledger) as i64);
         let mut out = String::new();
@@ -413,7 +413,7 @@ mod tests {
             t.failing_sources().as_deref(),
             Some("source far: 3 failed looks in a row")
         );
-        let text = t.encode(std::path::Path::new("/nonexistent"));
+        let text = t.encode(&crate::ledger::LedgerLocation::file("/nonexistent"));
         assert!(
             text.contains("stockgate_pickup_failures_total{source=\"far\"} 3"),
             "{text}"
@@ -434,7 +434,7 @@ mod tests {
         t.look("far", true, 1_700_000_180_000);
         assert_eq!(t.failing_sources(), None);
         assert_eq!(t.trouble_now().as_deref(), Some("cart shop panicked: boom"));
-        let text = t.encode(std::path::Path::new("/nonexistent"));
+        let text = t.encode(&crate::ledger::LedgerLocation::file("/nonexistent"));
         assert!(
             text.contains("stockgate_pickup_failures_in_a_row{source=\"far\"} 0"),
             "{text}"
@@ -458,7 +458,7 @@ mod tests {
             ],
             &[("far".into(), look)],
         );
-        let text = t.encode(std::path::Path::new("/nonexistent"));
+        let text = t.encode(&crate::ledger::LedgerLocation::file("/nonexistent"));
         assert!(
             text.contains("stockgate_last_success_timestamp_seconds{cart=\"shop\"} 1690000000"),
             "{text}"

@@ -449,6 +449,7 @@ fn exit_codes() {
     // STOCKGATE_CONFIG is honoured when --config is absent.
     let o = std::process::Command::new(BIN)
         .arg("status")
+        .envs(common::pg::env_for(ws.dir()))
         .env("STOCKGATE_CONFIG", ws.config_path())
         .current_dir("/")
         .output()

@@ -645,7 +645,7 @@ fn a_delivery_interrupted_before_its_record_is_reconciled_at_the_next_start() {
     ws.write("var/archive/a/2026-11-28/.x.csv.tmp-999999", "half");
     let d = Daemon::start(&ws, &["run"]);
     wait_for("both reconciled", Duration::from_secs(20), || {
-        stockgate::ledger::Ledger::open(&ws.path("var/ledger.sqlite"))
+        stockgate::ledger::Ledger::open(ws.path("var/ledger.sqlite"))
             .and_then(|l| l.debug_rows("syncs", &[]))
             .is_ok_and(|t| t.count(|r| r.int("started_at") == Some(1795000000000)) == 2)
     });

@@ -317,7 +317,7 @@ fn page_is_escaped_html() {
 fn page_marks_failing_rows_and_shows_a_pending_retry() {
     let r = start();
     let cfg = stockgate::config::load(&r.ws.config_path()).unwrap_or_else(|e| panic!("{e:?}"));
-    let ledger = stockgate::ledger::Ledger::open(&cfg.ledger_path).unwrap();
+    let ledger = stockgate::ledger::Ledger::open(&cfg.ledger).unwrap();
     let looked = 1_750_000_000_000;
     ledger.note_look("orders", looked, None).unwrap();
     for at in [looked + 60_000, looked + 120_000] {
@@ -811,7 +811,7 @@ fn the_alert_rules_fire_on_what_the_gateway_exports() {
     t.sync("shop", "sent", Some((1, 1)));
     t.look("far", true, 0);
     t.look("far", false, 60_000);
-    let exported = t.encode(Path::new("/nonexistent"));
+    let exported = t.encode(&stockgate::ledger::LedgerLocation::file("/nonexistent"));
     for name in [
         "stockgate_last_success_timestamp_seconds",
         "stockgate_last_look_timestamp_seconds",

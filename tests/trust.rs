@@ -16,7 +16,7 @@ fn a_last_attempt_a_day_ahead_does_not_stop_an_every_minute_cart() {
     assert_eq!(ws.sync("shop", &[], 0)["outcome"], "sent");
     // One pass while the clock was a day ahead, then it came back.
     let ahead = now_secs() as i64 * 1000 + 86_400_000;
-    let ledger = stockgate::ledger::Ledger::open(&ws.path("var/ledger.sqlite")).unwrap();
+    let ledger = stockgate::ledger::Ledger::open(ws.path("var/ledger.sqlite")).unwrap();
     ledger.keep_schedule("shop", Some(ahead)).unwrap();
     drop(ledger);
     ws.apply("wms", "s2.csv", STOCK2);

@@ -76,7 +76,7 @@ pub fn at_start(cfg: &Config) {
         }
     }
     // Journals an older stockgate kept in files go into the ledger first.
-    match Ledger::open(&cfg.ledger_path) {
+    match Ledger::open(&cfg.ledger) {
         Ok(l) => Journal::import_files(cfg, &l),
         Err(e) => {
             tracing::error!(error = %e, "cannot open the ledger to move old delivery journals")
@@ -114,7 +114,7 @@ const ORPHAN_AGE: Duration = Duration::from_secs(600);
 /// counts as an orphan).
 fn archive_refs(cfg: &Config) -> Option<HashSet<String>> {
     let mut refs = HashSet::new();
-    for r in crate::ledger::Ledger::archive_paths(&cfg.ledger_path)? {
+    for r in crate::ledger::Ledger::archive_paths(&cfg.ledger)? {
         refs.insert(archive_key(Path::new(&r))?);
     }
     Some(refs)
@@ -147,7 +147,7 @@ fn orphan_archive_copies(cfg: &Config, started: SystemTime, removed: &mut u64) {
     let Some(refs) = archive_refs(cfg) else {
         return;
     };
-    let Ok(ledger) = Ledger::open_read(&cfg.ledger_path) else {
+    let Ok(ledger) = Ledger::open_read(&cfg.ledger) else {
         return;
     };
     let Some(cutoff) = started.checked_sub(ORPHAN_AGE) else {

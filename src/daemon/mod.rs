@@ -122,7 +122,7 @@ fn sync_due(cfg: &Config, ledger: &mut Ledger, pass: &mut Pass) {
 /// read is logged; the workers report it as well.
 fn restore_telemetry(cfg: &Config, telemetry: &crate::telemetry::Telemetry) {
     let read = || -> Result<_, crate::ledger::LedgerError> {
-        let ledger = Ledger::open(&cfg.ledger_path)?;
+        let ledger = Ledger::open(&cfg.ledger)?;
         let mut carts = vec![];
         for c in &cfg.carts {
             carts.push((c.id.clone(), ledger.cart_state(&c.id)?.last_success));
@@ -219,7 +219,7 @@ pub fn run(
             leases.clone(),
             renewer_stop.clone(),
             telemetry.clone(),
-            cfg.ledger_path.clone(),
+            cfg.ledger.clone(),
         );
         if let Ok(l) = Ledger::open(&path) {
             if Ledger::exclusive_run(&path) {
@@ -284,7 +284,7 @@ pub fn run(
                 if let Some(r) = renewer {
                     let _ = r.join();
                 }
-                match Ledger::open(&cfg.ledger_path) {
+                match Ledger::open(&cfg.ledger) {
                     Ok(l) => leases.release_all(&l, &telemetry),
                     Err(e) => tracing::error!(error = %e, "cannot hand the leases back"),
                 }

@@ -56,10 +56,10 @@ pub fn prune(cfg: &Config) -> Result<Pruned, String> {
             }
         }
     }
-    if !cfg.ledger_path.exists() {
+    if crate::ledger::Ledger::is_new(&cfg.ledger) {
         return Ok(p);
     }
-    let ledger = crate::ledger::Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
+    let ledger = crate::ledger::Ledger::open(&cfg.ledger).map_err(|e| e.to_string())?;
     let rows = ledger.prune_history(cutoff).map_err(|e| e.to_string())?;
     p.history_rows = rows.history_rows;
     p.file_rows = rows.file_rows;

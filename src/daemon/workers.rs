@@ -488,9 +488,8 @@ struct Conn {
 impl Conn {
     fn get(&mut self, cfg: &Config) -> Result<&mut Ledger, String> {
         if self.ledger.is_none() {
-            let l = Ledger::open(&cfg.ledger_path).map_err(|e| e.to_string())?;
-            l.check_writable(&cfg.ledger_path)
-                .map_err(|e| e.to_string())?;
+            let l = Ledger::open(&cfg.ledger).map_err(|e| e.to_string())?;
+            l.check_writable(&cfg.ledger).map_err(|e| e.to_string())?;
             self.ledger = Some(l);
         }
         Ok(self.ledger.as_mut().expect("just set"))

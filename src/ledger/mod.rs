@@ -9,9 +9,12 @@
 //! each backend lives in a directory of its own (`sqlite/`).
 
 pub mod alloc;
+mod any;
 #[doc(hidden)]
 pub mod debug;
 mod feed;
+pub mod location;
+mod pg;
 mod sqlite;
 
 use crate::formats::FeedItem;
@@ -20,20 +23,19 @@ use crate::util::Millis;
 pub use alloc::{Allocation, CartRules, Filters, Kits, SkuMap, Steps};
 use debug::{DebugTable, DebugValue};
 pub use feed::{KitComponent, KitExplain, KitWarehouse};
+pub use location::{LedgerLocation, PgUrl};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The backend every [`Ledger`] uses today. PostgreSQL's comes beside it
-/// (then an enum of the two, implementing [`LedgerBackend`] by dispatch).
-type Backend = sqlite::SqliteLedger;
+use any::Backend;
 
 /// One inventory file being applied, in its own transaction.
-pub type InventoryBatch<'a> = <Backend as LedgerBackend>::InventoryBatch<'a>;
+pub type InventoryBatch<'a> = any::InventoryBatch<'a>;
 /// One product file being applied, in its own transaction.
-pub type ProductBatch<'a> = <Backend as LedgerBackend>::ProductBatch<'a>;
+pub type ProductBatch<'a> = any::ProductBatch<'a>;
 /// One order file being applied, in its own transaction.
-pub type OrderBatch<'a> = <Backend as LedgerBackend>::OrderBatch<'a>;
+pub type OrderBatch<'a> = any::OrderBatch<'a>;
 
 /// Rows pruned by [`Ledger::prune_history`].
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -68,6 +70,20 @@ pub enum LedgerError {
     ReadOnly { path: String },
     #[error("ledger: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The PostgreSQL ledger could not be reached (the URL shown redacted).
+    #[error("ledger {url}: {message}")]
+    Connect { url: String, message: String },
+    /// (Its Display is the whole message: no `source`, so an error chain
+    /// does not print it twice.)
+    #[error("ledger: {}", pg_message(.0))]
+    Pg(postgres::Error),
+    #[error("ledger: {0}")]
+    Io(std::io::Error),
+    /// `copy-ledger` into a database that holds a ledger already.
+    #[error("ledger {0} is not empty: copy-ledger only fills an empty one")]
+    NotEmpty(String),
+    #[error("{0}")]
+    Usage(String),
     /// A fenced write found the lease of its work no longer this handle's
     /// (expired, taken by another gateway, or re-taken): nothing was written.
     #[error("lease lost: {work}")]
@@ -75,6 +91,24 @@ pub enum LedgerError {
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
+
+impl From<postgres::Error> for LedgerError {
+    fn from(e: postgres::Error) -> Self {
+        LedgerError::Pg(e)
+    }
+}
+
+/// A PostgreSQL error as one line: the server's own message (and detail)
+/// where it sent one.
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {} ({d})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => e.to_string(),
+    }
+}
 
 /// One SKU a cart's feed includes (rule 6), with its numbers.
 #[derive(Debug, Clone)]
@@ -661,10 +695,38 @@ pub trait OrderBatchOps {
 }
 
 impl Ledger {
-    pub fn open(path: &Path) -> Result<Ledger> {
-        Ok(Ledger {
-            inner: Backend::open(path)?,
-        })
+    /// Opens (creating or upgrading) the ledger at `at`: a SQLite file,
+    /// or a PostgreSQL database (a pooled connection).
+    pub fn open(at: impl Into<LedgerLocation>) -> Result<Ledger> {
+        let inner = match at.into() {
+            LedgerLocation::File(path) => Backend::Sqlite(sqlite::SqliteLedger::open(&path)?),
+            LedgerLocation::Postgres(url) => Backend::Pg(pg::PgLedger::open(url.expose())?),
+        };
+        Ok(Ledger { inner })
+    }
+
+    /// `copy-ledger --from FILE`: every row of the SQLite ledger `from`
+    /// (history included) into this PostgreSQL ledger, which must be
+    /// empty. Returns the rows copied per table.
+    pub fn copy_from_sqlite(&self, from: &Path) -> Result<Vec<(String, u64)>> {
+        let Backend::Pg(to) = &self.inner else {
+            return Err(LedgerError::Usage(
+                "copy-ledger copies into a PostgreSQL ledger: give [ledger] url or url_env".into(),
+            ));
+        };
+        if !from.is_file() {
+            return Err(LedgerError::Usage(format!(
+                "{}: no such SQLite ledger",
+                from.display()
+            )));
+        }
+        let src = sqlite::SqliteLedger::open(from)?;
+        to.copy_from(&src)
+    }
+
+    /// Whether this handle is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.inner, Backend::Pg(_))
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -675,8 +737,9 @@ impl Ledger {
     /// opened the ledger read-only (a file this user may not write): one
     /// clear line before the first write, instead of SQLite's
     /// "attempt to write a readonly database" at it.
-    pub fn check_writable(&self, path: &Path) -> Result<()> {
-        LedgerBackend::check_writable(&self.inner, path)
+    pub fn check_writable(&self, at: impl Into<LedgerLocation>) -> Result<()> {
+        let at = at.into();
+        LedgerBackend::check_writable(&self.inner, at.as_file().unwrap_or(Path::new("")))
     }
 
     /// Registers the config's merchants and carts (idempotent).
@@ -978,17 +1041,19 @@ impl Ledger {
     }
 
     /// Whether there is no ledger at `path` yet (opening one creates it).
-    pub fn is_new(path: &Path) -> bool {
-        Backend::is_new(path)
+    /// A database: whether it holds no ledger yet (opening creates it).
+    pub fn is_new(at: impl Into<LedgerLocation>) -> bool {
+        match at.into() {
+            LedgerLocation::File(path) => sqlite::SqliteLedger::is_new(&path),
+            LedgerLocation::Postgres(url) => pg::PgLedger::is_new(url.expose()),
+        }
     }
 
     /// Opens an existing ledger for commands that only read it (`status`,
     /// `explain`, ...). SQLite still opens it read-write: a WAL reader
     /// writes the `-shm` index, and an older ledger is migrated.
-    pub fn open_read(path: &Path) -> Result<Ledger> {
-        Ok(Ledger {
-            inner: Backend::open_read(path)?,
-        })
+    pub fn open_read(at: impl Into<LedgerLocation>) -> Result<Ledger> {
+        Ledger::open(at)
     }
 
     /// Deletes history older than `cutoff`: sync attempts (the newest
@@ -1003,39 +1068,61 @@ impl Ledger {
     /// `/healthz`: opens the ledger read-only and reads its schema (`SELECT
     /// 1` alone would not touch the file: this also finds a ledger that is
     /// not a database), waiting at most `busy` for a lock.
-    pub fn health(path: &Path, busy: Duration) -> std::result::Result<(), String> {
-        Backend::health(path, busy)
+    /// PostgreSQL: a fresh connection (at most `busy` to connect) reading
+    /// the schema table.
+    pub fn health(
+        at: impl Into<LedgerLocation>,
+        busy: Duration,
+    ) -> std::result::Result<(), String> {
+        match at.into() {
+            LedgerLocation::File(path) => sqlite::SqliteLedger::health(&path, busy),
+            LedgerLocation::Postgres(url) => pg::PgLedger::health(url.expose(), busy),
+        }
     }
 
     /// Every archive path the ledger refers to (reports, inbound files,
     /// syncs), read without writing anything; `None` when there is no
     /// ledger or it cannot be read.
-    pub fn archive_paths(path: &Path) -> Option<Vec<String>> {
-        Backend::archive_paths(path)
+    pub fn archive_paths(at: impl Into<LedgerLocation>) -> Option<Vec<String>> {
+        match at.into() {
+            LedgerLocation::File(path) => sqlite::SqliteLedger::archive_paths(&path),
+            at @ LedgerLocation::Postgres(_) => match Ledger::open(at).ok()?.inner {
+                Backend::Pg(l) => l.archive_paths(),
+                Backend::Sqlite(_) => None,
+            },
+        }
     }
 
-    /// The ledger's size on disk now: its file and its WAL.
-    pub fn size_bytes(path: &Path) -> u64 {
-        Backend::size_bytes(path)
+    /// The ledger's size on disk now: its file and its WAL; a database's
+    /// tables and their indexes.
+    pub fn size_bytes(at: impl Into<LedgerLocation>) -> u64 {
+        match at.into() {
+            LedgerLocation::File(path) => sqlite::SqliteLedger::size_bytes(&path),
+            at @ LedgerLocation::Postgres(_) => match Ledger::open(at).map(|l| l.inner) {
+                Ok(Backend::Pg(l)) => l.size_bytes(),
+                _ => 0,
+            },
+        }
     }
 
     /// Whether a `run` holding [`Ledger::instance_lock_path`] works the
     /// ledger alone (SQLite: rule 18's one `run` per ledger): then leases
     /// another holder left (a run that crashed) are handed back at its
     /// start instead of waiting for them to expire. PostgreSQL: false.
-    pub fn exclusive_run(_path: &Path) -> bool {
-        true
+    pub fn exclusive_run(at: &LedgerLocation) -> bool {
+        !at.is_postgres()
     }
 
-    /// The file whose OS lock marks the one `run` of this ledger: `<ledger>.lock`.
-    pub fn instance_lock_path(path: &Path) -> PathBuf {
-        Backend::instance_lock_path(path)
+    /// The file whose OS lock marks the one `run` of this ledger:
+    /// `<ledger>.lock`; None for PostgreSQL (many runs share it, rule 33).
+    pub fn instance_lock_path(at: &LedgerLocation) -> Option<PathBuf> {
+        at.as_file().map(sqlite::SqliteLedger::instance_lock_path)
     }
 
-    /// The folder for files in flight beside the ledger (scratch, per-cart
-    /// locks): the ledger file's folder.
+    /// The folder for files in flight beside a SQLite ledger (scratch,
+    /// per-cart locks): the ledger file's folder.
     pub fn scratch_root(path: &Path) -> &Path {
-        Backend::scratch_root(path)
+        sqlite::SqliteLedger::scratch_root(path)
     }
 
     /// Sets (or with `None` clears) this handle's fencing token: from now

@@ -123,8 +123,13 @@ pattern = "*"
 }
 
 pub fn header(merchants: &[&str]) -> String {
-    let mut s = String::from(
-        "[ledger]\npath = \"var/ledger.sqlite\"\narchive = \"var/archive\"\nquarantine = \"var/quarantine\"\n",
+    let ledger = if pg::enabled() {
+        format!("url_env = \"{}\"", pg::URL_ENV)
+    } else {
+        "path = \"var/ledger.sqlite\"".to_string()
+    };
+    let mut s = format!(
+        "[ledger]\n{ledger}\narchive = \"var/archive\"\nquarantine = \"var/quarantine\"\n",
     );
     for m in merchants {
         s.push_str(&format!("\n[[merchant]]\nid = \"{m}\"\n"));
@@ -283,7 +288,12 @@ impl Workspace {
 
     /// Row counts of every table plus full dumps of the rule tables.
     pub fn ledger_dump(&self) -> String {
-        if !self.path("var/ledger.sqlite").exists() {
+        let new = if pg::enabled() {
+            pg::is_new(self.dir())
+        } else {
+            !self.path("var/ledger.sqlite").exists()
+        };
+        if new {
             self.run_ok(&["status"], 0); // creates the (empty) ledger
         }
         let l = self.ledger();
@@ -324,7 +334,19 @@ impl Workspace {
 
     /// The workspace's ledger, opened (created when missing).
     pub fn ledger(&self) -> Ledger {
-        Ledger::open(&self.path("var/ledger.sqlite")).expect("open ledger")
+        Ledger::open(self.ledger_location()).expect("open ledger")
+    }
+
+    /// Where this workspace's ledger is: its SQLite file, or with
+    /// `STOCKGATE_TEST_LEDGER=postgres` its schema of the test cluster.
+    pub fn ledger_location(&self) -> stockgate::ledger::LedgerLocation {
+        if pg::enabled() {
+            stockgate::ledger::LedgerLocation::Postgres(stockgate::ledger::PgUrl::new(
+                &pg::url_for(self.dir()),
+            ))
+        } else {
+            stockgate::ledger::LedgerLocation::file(self.path("var/ledger.sqlite"))
+        }
     }
 
     /// Every row of a ledger table (test support: no SQL in tests).
@@ -428,7 +450,11 @@ pub fn run_bin(args: &[String], cwd: &Path) -> Out {
 }
 
 pub fn run_bin_env(args: &[String], cwd: &Path, env: &[(String, String)]) -> Out {
-    let o = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    if pg::enabled() {
+        cmd.env(pg::URL_ENV, pg::url_for(cwd));
+    }
+    let o = cmd
         .args(args)
         .current_dir(cwd)
         .env_remove("STOCKGATE_CONFIG")
@@ -508,6 +534,7 @@ pub fn x12_validate(files: &[&Path]) {
 pub mod fake_ftp;
 pub mod ftp_checks;
 pub mod ftpd;
+pub mod pg;
 pub mod proxy;
 pub mod remote;
 pub mod sshd;

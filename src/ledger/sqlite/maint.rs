@@ -18,13 +18,6 @@ impl SqliteLedger {
         !path.exists()
     }
 
-    /// Opens an existing ledger for commands that only read it (`status`,
-    /// `explain`, ...). SQLite still opens it read-write: a WAL reader
-    /// writes the `-shm` index, and an older ledger is migrated.
-    pub fn open_read(path: &Path) -> Result<SqliteLedger> {
-        SqliteLedger::open(path)
-    }
-
     pub(super) fn prune_batches(&self, sql: &str, cutoff: Millis) -> Result<u64> {
         let mut total = 0u64;
         loop {
@@ -94,5 +87,38 @@ impl SqliteLedger {
     /// locks): the ledger file's folder.
     pub fn scratch_root(path: &Path) -> &Path {
         path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+impl SqliteLedger {
+    /// Every row of `table` in its stored order, handed to `f` with the
+    /// column names: what `copy-ledger` moves.
+    pub fn for_each_row(
+        &self,
+        table: &str,
+        mut f: impl FnMut(&[String], &[crate::ledger::debug::DebugValue]) -> Result<()>,
+    ) -> Result<()> {
+        use crate::ledger::debug::DebugValue;
+        use rusqlite::types::ValueRef;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT * FROM {}", super::debug::ident(table)))?;
+        let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+        let mut rows = stmt.query([])?;
+        let mut values = Vec::with_capacity(columns.len());
+        while let Some(r) = rows.next()? {
+            values.clear();
+            for i in 0..columns.len() {
+                values.push(match r.get_ref(i)? {
+                    ValueRef::Null => DebugValue::Null,
+                    ValueRef::Integer(v) => DebugValue::Integer(v),
+                    ValueRef::Real(v) => DebugValue::Real(v),
+                    ValueRef::Text(t) => DebugValue::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => DebugValue::Blob(b.to_vec()),
+                });
+            }
+            f(&columns, &values)?;
+        }
+        Ok(())
     }
 }
