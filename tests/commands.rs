@@ -818,3 +818,246 @@ fn quarantine_lists_retries_and_discards_and_status_counts_each_file_once() {
         "nothing waits in quarantine\n"
     );
 }
+
+/// `ws`'s config with `[ledger] path` (or `url_env`) replaced by `url = "<url>"`.
+fn ledger_url(ws: &Workspace, url: &str) {
+    ws.config(&ledger_line(
+        &ws.read("stockgate.toml"),
+        &format!("url = \"{url}\""),
+    ));
+}
+
+/// `cfg` with its `[ledger]` location (the first `path = ` or `url_env = `
+/// line) replaced by `line`.
+fn ledger_line(cfg: &str, line: &str) -> String {
+    let mut done = false;
+    cfg.lines()
+        .map(|l| {
+            if !done && (l.starts_with("path = ") || l.starts_with("url_env = ")) {
+                done = true;
+                line.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// SKUs whose order differs between byte order and most collations.
+const AWKWARD_SKUS: [&str; 8] = ["a-1", "A-1", "B_2", "b-2", "Ä-3", "10", "9", "a b"];
+
+fn awkward_stock() -> String {
+    let mut body = String::from(INV_H);
+    for (i, sku) in AWKWARD_SKUS.iter().enumerate() {
+        body.push_str(&format!("{sku},W1,{},{T0},,\n", i + 1));
+    }
+    body
+}
+
+const INV_H: &str = "SKU,Whse,Qty,AsOf,UPC,Title\n";
+const T0: &str = "2026-01-01T00:00:00Z";
+
+#[test]
+fn postgres_feeds_are_byte_identical_to_sqlites_and_keys_compare_in_byte_order() {
+    let Some(_) = pg::cluster() else { return };
+    let x12 = r#"
+[[cart]]
+id = "edi"
+merchant = "m1"
+format = "x12-846"
+mapping = "edi"
+schedule = "every 1m"
+[cart.transport]
+type = "dir"
+path = "out/edi"
+file_name = "{cart}-{seq}.x12"
+"#;
+    let mut out = Vec::new();
+    for on_pg in [false, true] {
+        let ws = Workspace::standard(&cart("full", "m1", "full_sync = true"));
+        let cfg = ws.read("stockgate.toml") + x12;
+        ws.config(&cfg);
+        ws.mapping(
+            "edi",
+            "format = \"x12-846\"\nversion = \"004010\"\nsender_qualifier = \"ZZ\"\nsender_id = \"ACMEWHSE\"\n\
+             receiver_qualifier = \"08\"\nreceiver_id = \"925485US00\"\nusage = \"P\"\n\
+             item_ids = [ [\"VN\", \"sku\"] ]\nquantity_qualifier = \"33\"\nunit = \"EA\"\n",
+        );
+        if on_pg {
+            ledger_url(&ws, &pg::fresh_database("byte_order"));
+        } else {
+            ledger_url(&ws, "");
+            let cfg = ws
+                .read("stockgate.toml")
+                .replace("url = \"\"", "path = \"var/ledger.sqlite\"");
+            ws.config(&cfg);
+        }
+        ws.apply("wms", "s.csv", &awkward_stock());
+        ws.apply(
+            "orders",
+            "o.csv",
+            "Order,Line,SKU,Qty,Status,At,Whse\nO1,1,Ä-3,2,open,2026-06-01T00:00:00Z,W1\n",
+        );
+        let csv = ws.sync_feed("full", &["--force"]);
+        let v = ws.sync("edi", &["--force"], 0);
+        let edi = std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap();
+        out.push((csv, edi));
+    }
+    let (sqlite, pg) = (&out[0], &out[1]);
+    // Byte order, as Rust sorts the strings.
+    let mut want: Vec<&str> = AWKWARD_SKUS.to_vec();
+    want.sort();
+    let skus: Vec<&str> = sqlite
+        .0
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit_once(',').unwrap().0)
+        .collect();
+    assert_eq!(skus, want, "{}", sqlite.0);
+    assert_eq!(pg.0, sqlite.0, "the CSV feeds differ");
+    assert!(pg.0.contains("Ä-3,3\n"), "{}", pg.0); // 5 counted, 2 ordered
+    // The 846s differ only in the envelope's dates and times.
+    let strip = |s: &str| -> String {
+        s.split('~')
+            .map(|seg| {
+                let f: Vec<&str> = seg.trim().split('*').collect();
+                match f[0] {
+                    "ISA" => f[..9].join("*"),
+                    "GS" => f[..4].join("*"),
+                    "BIA" => f[..3].join("*"),
+                    _ => f.join("*"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("~")
+    };
+    assert_eq!(strip(&pg.1), strip(&sqlite.1));
+}
+
+#[test]
+fn copy_ledger_moves_every_row_into_an_empty_postgres_ledger_and_refuses_a_full_one() {
+    let Some(cluster) = pg::cluster() else { return };
+    let ws = Workspace::standard(&cart("full", "m1", "full_sync = true"));
+    let cfg = ws.read("stockgate.toml").replace(
+        "url_env = \"STOCKGATE_TEST_DATABASE_URL\"",
+        "path = \"var/ledger.sqlite\"",
+    );
+    ws.config(&cfg);
+    ws.apply("wms", "s.csv", &awkward_stock());
+    ws.apply(
+        "orders",
+        "o.csv",
+        "Order,Line,SKU,Qty,Status,At,Whse\nO1,1,a-1,1,open,2026-06-01T00:00:00Z,W1\n",
+    );
+    let before = ws.sync_feed("full", &["--force"]);
+    ws.sync("shop", &[], 0);
+    let sqlite = ws.ledger();
+    let tables = sqlite.debug_tables().unwrap();
+    let dump =
+        |l: &stockgate::ledger::Ledger| -> Vec<(String, stockgate::ledger::debug::DebugTable)> {
+            tables
+                .iter()
+                .map(|t| {
+                    let mut rows = l.debug_rows(t, &[]).unwrap();
+                    rows.rows.sort_by_key(|r| format!("{r:?}"));
+                    (t.clone(), rows)
+                })
+                .collect()
+        };
+    let want = dump(&sqlite);
+    drop(sqlite);
+    // The URL carries a password (the test cluster trusts loopback and
+    // ignores it): it is never printed.
+    let url = pg::fresh_database("copy_target").replace("postgres@", "postgres:Sup3r-s3cret@");
+    let _ = cluster;
+    let pg_cfg = ws.write(
+        "pg.toml",
+        ws.read("stockgate.toml")
+            .replace("path = \"var/ledger.sqlite\"", "url_env = \"PG_URL\""),
+    );
+    let run = |args: &[&str]| {
+        let mut full = vec!["--config".to_string(), pg_cfg.display().to_string()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let o = run_bin_env(&full, ws.dir(), &[("PG_URL".into(), url.clone())]);
+        assert!(
+            !o.stdout.contains("Sup3r") && !o.stderr.contains("Sup3r"),
+            "{args:?} printed the password:\n{}{}",
+            o.stdout,
+            o.stderr
+        );
+        o
+    };
+    let from = ws.path("var/ledger.sqlite").display().to_string();
+    let o = run(&["copy-ledger", "--from", &from]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("postgres:***@"), "{}", o.stdout);
+    let rows_of = |t: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(t))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+    };
+    assert_eq!(rows_of("stock").as_deref(), Some("8"), "{}", o.stdout);
+    assert_eq!(rows_of("syncs").as_deref(), Some("2"), "{}", o.stdout);
+    // Every row of every table, history included.
+    let pg = stockgate::ledger::Ledger::open(stockgate::ledger::LedgerLocation::Postgres(
+        stockgate::ledger::PgUrl::new(&url),
+    ))
+    .unwrap();
+    assert_eq!(pg.debug_tables().unwrap(), tables);
+    let got = dump(&pg);
+    for ((t, w), (_, g)) in want.iter().zip(&got) {
+        assert_eq!(g.rows, w.rows, "table {t}");
+    }
+    drop(pg);
+    // The same feed from the copy; new ids go on after the copied ones.
+    let o = run(&["sync", "full", "--force", "--json"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let v = o.json();
+    let after = std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap();
+    assert_eq!(after, before);
+    let o = run(&["history", "--cart", "full", "--json"]);
+    let h = o.json();
+    assert_eq!(h[0]["id"].as_i64(), h[1]["id"].as_i64().map(|i| i + 2));
+    // A second copy into the now full ledger is refused, changing nothing.
+    let o = run(&["copy-ledger", "--from", &from]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("is not empty"), "{}", o.stderr);
+    // migrate and status name the database, redacted.
+    let o = run(&["migrate"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("postgres:***@127.0.0.1"), "{}", o.stdout);
+    assert!(o.stdout.contains("schema version 1"), "{}", o.stdout);
+    let o = run(&["status", "--json"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // An unreachable database: a clear error, the password still hidden.
+    let dead = url.replace(&format!(":{}/", cluster_port(&url)), ":1/");
+    let o = run_bin_env(
+        &[
+            "--config".into(),
+            pg_cfg.display().to_string(),
+            "status".into(),
+        ],
+        ws.dir(),
+        &[("PG_URL".into(), dead)],
+    );
+    assert_ne!(o.code, 0);
+    assert!(!o.stderr.contains("Sup3r"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("postgres:***@127.0.0.1:1/"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// The port of a test cluster URL.
+fn cluster_port(url: &str) -> String {
+    url.rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -1407,3 +1407,177 @@ timeout = "60s"
     let (_, st) = d.term();
     assert!(st.success());
 }
+
+/// `ws`'s config with its ledger moved to `url` (a PostgreSQL database),
+/// written as `file` with `[ledger] instance = "<instance>"` and
+/// `lease = "3s"`.
+fn on_postgres(ws: &Workspace, file: &str, url: &str, instance: &str) -> PathBuf {
+    let cfg: String = ws
+        .read("stockgate.toml")
+        .lines()
+        .scan(false, |done, l| {
+            Some(
+                if !*done && (l.starts_with("path = ") || l.starts_with("url_env = ")) {
+                    *done = true;
+                    format!("url = \"{url}\"\ninstance = \"{instance}\"\nlease = \"3s\"")
+                } else {
+                    l.to_string()
+                },
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    ws.write(file, cfg)
+}
+
+/// A daemon of the config `cfg` (in `ws`'s folder), with /healthz on a free port.
+fn start_cfg(ws: &Workspace, cfg: &std::path::Path) -> Daemon {
+    let log = ws.path(&format!("daemon-{}.log", now_nanos()));
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(["--log-format", "json", "run", "--http", "127.0.0.1:0"])
+        .current_dir(ws.dir())
+        .env("STOCKGATE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Daemon { child, log }
+}
+
+/// Who holds each unit of work, by `status --json` of config `cfg`.
+fn holders(ws: &Workspace, cfg: &std::path::Path) -> Vec<Option<String>> {
+    let o = run_bin(
+        &[
+            "--config".into(),
+            cfg.display().to_string(),
+            "status".into(),
+            "--json".into(),
+        ],
+        ws.dir(),
+    );
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let st = o.json();
+    st["carts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(st["inbound"].as_array().unwrap())
+        .map(|e| e["held_by"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn two_gateways_on_one_postgres_ledger_share_the_work_apply_each_file_once_and_take_over_after_a_kill_9()
+ {
+    let Some(cluster) = pg::cluster() else {
+        return;
+    };
+    let _ = cluster;
+    let carts: String = ["c1", "c2", "c3", "c4"]
+        .iter()
+        .map(|c| full_cart(c, "every 1s"))
+        .collect();
+    let ws = service_ws(&carts);
+    let url = pg::fresh_database("two_gateways");
+    let cfg_a = on_postgres(&ws, "gw-a.toml", &url, "gw-a");
+    let cfg_b = on_postgres(&ws, "gw-b.toml", &url, "gw-b");
+    let a = start_cfg(&ws, &cfg_a);
+    let b = start_cfg(&ws, &cfg_b);
+    // Six units of work (4 carts, 2 sources), three each once both are up.
+    wait_for(
+        "the work spread over both gateways",
+        Duration::from_secs(30),
+        || {
+            let h = holders(&ws, &cfg_a);
+            h.iter().filter(|x| x.as_deref() == Some("gw-a")).count() == 3
+                && h.iter().filter(|x| x.as_deref() == Some("gw-b")).count() == 3
+        },
+    );
+    // The same inbox folders, seen by both: each file applied once.
+    for i in 0..10 {
+        drop_file(
+            &ws,
+            if i % 2 == 0 { "a" } else { "b" },
+            &format!("s{i}.csv"),
+            &format!("SKU,Qty\nK{i},{i}\n"),
+        );
+    }
+    let ledger = || {
+        stockgate::ledger::Ledger::open(stockgate::ledger::LedgerLocation::Postgres(
+            stockgate::ledger::PgUrl::new(&url),
+        ))
+        .unwrap()
+    };
+    wait_for("ten files applied", Duration::from_secs(30), || {
+        ledger().debug_rows("reports", &[]).unwrap().rows.len() == 10
+    });
+    let files = ledger().debug_rows("inbound_files", &[]).unwrap();
+    assert_eq!(files.count(|r| r.text("outcome") == Some("applied")), 10);
+    // kill -9 of one: the other has all the work within two leases (6 s).
+    b.signal("-KILL");
+    let t = Instant::now();
+    wait_for("gw-a holding everything", Duration::from_secs(20), || {
+        holders(&ws, &cfg_a)
+            .iter()
+            .all(|x| x.as_deref() == Some("gw-a"))
+    });
+    let took = t.elapsed();
+    eprintln!("takeover after kill -9: {took:?} (lease 3s)");
+    assert!(took <= Duration::from_millis(6500), "took over in {took:?}");
+    // It goes on: new files applied once, every cart sent the new SKU.
+    drop_file(&ws, "b", "late.csv", "SKU,Qty\nLATE,7\n");
+    wait_for("every cart sending LATE", Duration::from_secs(20), || {
+        ["c1", "c2", "c3", "c4"].iter().all(|c| {
+            feeds(&ws.path(&format!("out/{c}")))
+                .last()
+                .and_then(|f| std::fs::read_to_string(ws.path(&format!("out/{c}/{f}"))).ok())
+                .is_some_and(|f| f.contains("LATE,7"))
+        })
+    });
+    let reports = ledger().debug_rows("reports", &[]).unwrap();
+    assert_eq!(reports.rows.len(), 11);
+    let (_, st) = a.term();
+    assert!(st.success());
+    assert!(holders(&ws, &cfg_a).iter().all(Option::is_none));
+}
+
+#[test]
+fn healthz_says_ledger_while_postgres_is_down_and_the_gateway_recovers_by_itself() {
+    let Some(db) = pg::OwnCluster::new("pgdown") else {
+        return;
+    };
+    let ws = service_ws(&full_cart("shop", "every 1s"));
+    let cfg = on_postgres(&ws, "pg.toml", &db.url("stockgate"), "gw-one");
+    let d = start_cfg(&ws, &cfg);
+    let addr = http_addr(&d);
+    let health = || try_get(&addr, "/healthz").unwrap_or_default();
+    let status = |h: &str| h.split_whitespace().nth(1).map(str::to_string);
+    wait_for("healthy", Duration::from_secs(20), || {
+        status(&health()).as_deref() == Some("200")
+    });
+    drop_file(&ws, "a", "one.csv", "SKU,Qty\nK1,1\n");
+    wait_for("K1 sent", Duration::from_secs(20), || {
+        feed_is(&ws, "shop", "SKU,Quantity\nK1,1\n")
+    });
+    db.stop();
+    wait_for("503 ledger", Duration::from_secs(30), || {
+        let h = health();
+        status(&h).as_deref() == Some("503") && h.contains("ledger")
+    });
+    let mut d = d;
+    assert!(d.child.try_wait().unwrap().is_none(), "{}", d.log());
+    db.start();
+    wait_for("healthy again", Duration::from_secs(30), || {
+        status(&health()).as_deref() == Some("200")
+    });
+    // And working: a new file reaches the cart, applied once.
+    drop_file(&ws, "a", "two.csv", "SKU,Qty\nK1,5\n");
+    wait_for("K1 = 5 sent", Duration::from_secs(30), || {
+        feed_is(&ws, "shop", "SKU,Quantity\nK1,5\n")
+    });
+    let log = d.log();
+    let (_, st) = d.term();
+    assert!(st.success(), "{log}");
+}

@@ -84,10 +84,12 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start() -> Result<Cluster, String> {
+/// initdb into a new folder `name` under the temporary folder (owned by
+/// the `postgres` user when we are root): (bin dir, folder, data folder).
+fn init(name: &str) -> Result<(PathBuf, PathBuf, String), String> {
     let bin =
         bin_dir().ok_or("no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql)")?;
-    let dir = std::env::temp_dir().join(format!("stockgate-pg-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("stockgate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     if is_root() {
@@ -122,6 +124,11 @@ fn start() -> Result<Cluster, String> {
     if !out.status.success() {
         return Err(format!("initdb: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    Ok((bin, dir, data_s))
+}
+
+fn start() -> Result<Cluster, String> {
+    let (bin, dir, data_s) = init("pg")?;
     let port = free_port();
     let dir_s = dir.display().to_string();
     // The server, and a watcher that stops it once this test binary is gone.
@@ -199,9 +206,10 @@ pub fn fresh_database(name: &str) -> String {
     let mut admin = postgres::Client::connect(&c.url("postgres"), postgres::NoTls)
         .expect("connect to the test cluster");
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .expect("drop database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create database");
     c.url(name)
 }
@@ -257,4 +265,76 @@ pub fn is_new(dir: &Path) -> bool {
         .expect("count tables")
         .get(0);
     n == 0
+}
+
+/// A cluster of one test's own, that it can stop and start again (the
+/// database going away under a running gateway); stopped and removed on
+/// drop.
+pub struct OwnCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: String,
+    pub port: u16,
+}
+
+impl OwnCluster {
+    /// None (skip) without PostgreSQL, as [`cluster`].
+    pub fn new(name: &str) -> Option<OwnCluster> {
+        cluster()?;
+        let (bin, dir, data) = init(name).expect("initdb");
+        let c = OwnCluster {
+            bin,
+            dir,
+            data,
+            port: free_port(),
+        };
+        c.start();
+        let mut admin = postgres::Client::connect(&c.url("postgres"), postgres::NoTls)
+            .expect("connect to the own cluster");
+        admin
+            .batch_execute("CREATE DATABASE stockgate")
+            .expect("create database");
+        Some(c)
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_pg(&self.bin.join("pg_ctl"), args)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start(&self) {
+        let opts = format!(
+            "-p {} -h 127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = format!("{}/log", self.dir.display());
+        self.pg_ctl(&["-D", &self.data, "-l", &log, "-o", &opts, "-w", "start"]);
+    }
+
+    pub fn stop(&self) {
+        self.pg_ctl(&["-D", &self.data, "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = as_pg(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data, "-m", "immediate", "-w", "stop"],
+        )
+        .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
