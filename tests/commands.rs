@@ -1017,6 +1017,34 @@ fn copy_ledger_moves_every_row_into_an_empty_postgres_ledger_and_refuses_a_full_
     let v = o.json();
     let after = std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap();
     assert_eq!(after, before);
+    // explain says the same of a SKU from either ledger.
+    let explain = |args: Vec<String>, env: &[(String, String)]| {
+        let o = run_bin_env(&args, ws.dir(), env);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        let mut v = o.json();
+        v.as_object_mut().unwrap().remove("ledger");
+        v.as_object_mut().unwrap().remove("computed_at");
+        v
+    };
+    let ex = |cfg: &std::path::Path| -> Vec<String> {
+        [
+            "--config",
+            &cfg.display().to_string(),
+            "explain",
+            "--merchant",
+            "m1",
+            "--sku",
+            "a-1",
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    assert_eq!(
+        explain(ex(&pg_cfg), &[("PG_URL".into(), url.clone())]),
+        explain(ex(&ws.config_path()), &[])
+    );
     let o = run(&["history", "--cart", "full", "--json"]);
     let h = o.json();
     assert_eq!(h[0]["id"].as_i64(), h[1]["id"].as_i64().map(|i| i + 2));
@@ -1060,4 +1088,62 @@ fn cluster_port(url: &str) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn check_names_a_ledger_given_twice_or_an_unset_url_env() {
+    let ws = Workspace::standard("");
+    let cfg = ws.read("stockgate.toml");
+    let cfg = ledger_line(
+        &cfg,
+        "path = \"var/ledger.sqlite\"\nurl = \"postgres://gw:pw@db/stock\"",
+    );
+    ws.config(&cfg);
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("give one of path, url and url_env"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !format!("{}{}", o.stdout, o.stderr).contains(":pw@"),
+        "{}",
+        o.stderr
+    );
+    let cfg = ledger_line(
+        &ws.read("stockgate.toml"),
+        "url_env = \"STOCKGATE_NO_SUCH_VAR\"",
+    );
+    let cfg = cfg.replace("url = \"postgres://gw:pw@db/stock\"\n", "");
+    ws.config(&cfg);
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("url_env")
+            && format!("{}{}", o.stdout, o.stderr)
+                .contains("STOCKGATE_NO_SUCH_VAR, which is not set"),
+        "{}",
+        o.stderr
+    );
+    let cfg = ledger_line(&ws.read("stockgate.toml"), "url = \"mysql://db/stock\"");
+    ws.config(&cfg);
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("must be a PostgreSQL URL"),
+        "{}",
+        o.stderr
+    );
+    // An inline password is a warning, redacted.
+    let cfg = ws.read("stockgate.toml").replace(
+        "url = \"mysql://db/stock\"",
+        "url = \"postgres://gw:pw@db/stock\"",
+    );
+    ws.config(&cfg);
+    let o = ws.run(&["check"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(all.contains("holds a password"), "{all}");
+    assert!(!all.contains(":pw@"), "{all}");
 }

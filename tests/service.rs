@@ -1538,6 +1538,40 @@ fn two_gateways_on_one_postgres_ledger_share_the_work_apply_each_file_once_and_t
     });
     let reports = ledger().debug_rows("reports", &[]).unwrap();
     assert_eq!(reports.rows.len(), 11);
+    // Every cart's last feed is the independent sum: K0..K9 and LATE.
+    let mut want: Vec<String> = (0..10).map(|i| format!("K{i},{i}")).collect();
+    want.push("LATE,7".into());
+    want.sort();
+    let want = format!("SKU,Quantity\n{}\n", want.join("\n"));
+    for c in ["c1", "c2", "c3", "c4"] {
+        wait_for("the independent sum", Duration::from_secs(10), || {
+            feed_is(&ws, c, &want)
+        });
+    }
+    // No cart synced by two gateways at once: its attempts never overlap.
+    let syncs = ledger()
+        .debug_rows("syncs", &["cart", "started_at"])
+        .unwrap();
+    let spans: Vec<(String, i64, i64)> = syncs
+        .iter()
+        .map(|r| {
+            (
+                r.text("cart").unwrap().to_string(),
+                r.int("started_at").unwrap(),
+                r.int("finished_at").unwrap(),
+            )
+        })
+        .collect();
+    assert!(spans.len() > 8, "{spans:?}");
+    for w in spans.windows(2) {
+        if w[0].0 == w[1].0 {
+            assert!(
+                w[1].1 >= w[0].2,
+                "overlapping attempts of {}: {w:?}",
+                w[0].0
+            );
+        }
+    }
     let (_, st) = a.term();
     assert!(st.success());
     assert!(holders(&ws, &cfg_a).iter().all(Option::is_none));
@@ -1580,4 +1614,70 @@ fn healthz_says_ledger_while_postgres_is_down_and_the_gateway_recovers_by_itself
     let log = d.log();
     let (_, st) = d.term();
     assert!(st.success(), "{log}");
+}
+
+#[test]
+fn a_gateway_stopped_past_its_lease_finds_its_work_taken_and_writes_nothing_twice() {
+    let Some(_) = pg::cluster() else {
+        return;
+    };
+    let carts: String = ["c1", "c2"]
+        .iter()
+        .map(|c| full_cart(c, "every 1s"))
+        .collect();
+    let ws = service_ws(&carts);
+    let url = pg::fresh_database("sigstop");
+    let cfg_a = on_postgres(&ws, "gw-a.toml", &url, "gw-a");
+    let cfg_b = on_postgres(&ws, "gw-b.toml", &url, "gw-b");
+    let a = start_cfg(&ws, &cfg_a);
+    wait_for("gw-a holding everything", Duration::from_secs(20), || {
+        holders(&ws, &cfg_a)
+            .iter()
+            .all(|x| x.as_deref() == Some("gw-a"))
+    });
+    drop_file(&ws, "a", "one.csv", "SKU,Qty\nK1,1\n");
+    wait_for("K1 sent", Duration::from_secs(20), || {
+        feed_is(&ws, "c1", "SKU,Quantity\nK1,1\n") && feed_is(&ws, "c2", "SKU,Quantity\nK1,1\n")
+    });
+    // Frozen past its lease (a long GC pause, a VM stall): gw-b takes over.
+    a.signal("-STOP");
+    let b = start_cfg(&ws, &cfg_b);
+    wait_for("gw-b holding everything", Duration::from_secs(20), || {
+        holders(&ws, &cfg_b)
+            .iter()
+            .all(|x| x.as_deref() == Some("gw-b"))
+    });
+    drop_file(&ws, "a", "two.csv", "SKU,Qty\nK1,2\n");
+    wait_for("K1 = 2 sent by gw-b", Duration::from_secs(20), || {
+        feed_is(&ws, "c1", "SKU,Quantity\nK1,2\n") && feed_is(&ws, "c2", "SKU,Quantity\nK1,2\n")
+    });
+    // Woken: its next write finds the lease gone and stops that work.
+    a.signal("-CONT");
+    drop_file(&ws, "b", "three.csv", "SKU,Qty\nK2,3\n");
+    wait_for("K2 sent", Duration::from_secs(20), || {
+        feed_is(&ws, "c1", "SKU,Quantity\nK1,2\nK2,3\n")
+            && feed_is(&ws, "c2", "SKU,Quantity\nK1,2\nK2,3\n")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, st_a) = a.term();
+    let (_, st_b) = b.term();
+    assert!(st_a.success() && st_b.success());
+    let l = stockgate::ledger::Ledger::open(stockgate::ledger::LedgerLocation::Postgres(
+        stockgate::ledger::PgUrl::new(&url),
+    ))
+    .unwrap();
+    // Each file applied once; each delivered feed file recorded once.
+    assert_eq!(l.debug_rows("reports", &[]).unwrap().rows.len(), 3);
+    let files = l.debug_rows("inbound_files", &[]).unwrap();
+    assert_eq!(files.count(|r| r.text("outcome") == Some("applied")), 3);
+    let syncs = l.debug_rows("syncs", &[]).unwrap();
+    let mut sent: Vec<String> = syncs
+        .iter()
+        .filter(|r| r.text("outcome") == Some("sent"))
+        .map(|r| r.text("file").unwrap().to_string())
+        .collect();
+    let n = sent.len();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), n, "a feed file marked sent twice");
 }
