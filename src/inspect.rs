@@ -214,6 +214,10 @@ pub struct AllocationStatus {
     pub sku_map: Option<String>,
     pub kits: Option<String>,
     pub sync_on_orders: bool,
+    /// This cart's kits or sku_map file that cannot be used now (rule 24),
+    /// each as `"tables"` words it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trouble: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -241,8 +245,13 @@ pub struct InboundStatus {
 }
 
 fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
-    // Reads the tables (rule 24): a broken one shows in `tables`.
+    // Reads the cart's tables (rule 24): a broken one shows in `tables`.
     let _ = crate::sync::cart_rules(c);
+    let trouble: Vec<String> = [&c.kits, &c.sku_map]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| crate::tables::trouble_of(p))
+        .collect();
     let shown = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let any = !c.alloc.is_default()
         || !c.filters.is_empty()
@@ -258,6 +267,7 @@ fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
         sku_map: shown(&c.sku_map),
         kits: shown(&c.kits),
         sync_on_orders: c.sync_on_orders,
+        trouble,
     })
 }
 
@@ -318,7 +328,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             held_by: held_by(crate::ledger::source_work(&i.id)),
         });
     }
-    let tables = crate::ledger::alloc::table_trouble();
+    let tables = crate::tables::table_trouble();
     Ok(Status {
         tables,
         carts,

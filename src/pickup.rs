@@ -543,7 +543,7 @@ fn stage_inventory(
     let kits = job
         .cfg
         .kits_of(&src.merchant)
-        .and_then(|p| crate::ledger::alloc::load_kits(p).ok());
+        .and_then(|p| crate::tables::load_kits(p).ok());
     for pass in 0..2 {
         if pass == 1 {
             if errors.total > 0 || !batch.needs_staging() {
@@ -637,13 +637,9 @@ fn stage_orders(
     let mut ordinals: HashMap<String, u64> = HashMap::new();
     let received = job.opts.pickup_time.min(now);
     // Rule 22: lines carry a cart's item ids, translated back.
-    let sku_map = match src
-        .sku_map
-        .as_deref()
-        .map(crate::ledger::alloc::load_sku_map)
-    {
+    let sku_map = match src.sku_map.as_deref().map(crate::tables::load_sku_map) {
         Some(Err(e)) => {
-            errors.push(e);
+            errors.push(e.to_string());
             None
         }
         Some(Ok(m)) => Some(m),
@@ -658,8 +654,8 @@ fn stage_orders(
         |rec, _, stage| {
             let mut o = order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
             if let Some(m) = &sku_map {
-                match m.back.get(&o.sku) {
-                    Some(sku) => o.sku = sku.clone(),
+                match m.sku(&o.sku) {
+                    Some(sku) => o.sku = sku.to_string(),
                     None => {
                         return Err(RowFailed::Invalid(vec![row_error(
                             &src.mapping,

@@ -1140,6 +1140,51 @@ fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
             o.stderr
         );
     }
+
+    // The keys fixed, the tables still broken: `status` shows the carts and
+    // their table trouble (a table is read when a command needs it, not at
+    // config load), and a sync of such a cart fails naming file and line.
+    let cfg = ws
+        .read("stockgate.toml")
+        .replace("percent = 150\nbuffer = -1", "percent = 50");
+    ws.config(&cfg);
+    ws.write("maps/kits.csv", "kit_sku,component_sku,quantity\nK,X,1\n");
+    ws.apply("wms", "s1.csv", &inv(&[&format!("X,W1,4,{T0}")]));
+    let map_trouble = format!(
+        "sku_map file {map}:3: cart_sku \"W1\" is given to two SKUs (first on line 2) (and 1 more)"
+    );
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    assert_eq!(st["tables"], serde_json::json!([map_trouble]), "{st}");
+    assert_eq!(st["carts"][1]["cart"], "walmart");
+    assert_eq!(
+        st["carts"][1]["allocation"]["trouble"],
+        serde_json::json!([map_trouble])
+    );
+    assert_eq!(
+        st["carts"][0]["allocation"]["trouble"],
+        serde_json::Value::Null
+    );
+    let o = ws.run_ok(&["status"], 0);
+    assert!(
+        o.stdout.contains(&format!("cart walmart: {map_trouble}\n")),
+        "{}",
+        o.stdout
+    );
+    let v = ws.sync("walmart", &[], 1);
+    assert_eq!(v["outcome"], "failed", "{v}");
+    assert_eq!(v["reason"], map_trouble.as_str());
+    // The other cart of the merchant syncs (its kits file is good again).
+    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nK,4\nX,4\n");
+    // A broken kits file fails every cart of the merchant, naming its line.
+    ws.write("maps/kits.csv", "kit_sku,component_sku,quantity\nK,X,0\n");
+    let v = ws.sync("shop", &["--force"], 1);
+    assert_eq!(
+        v["reason"],
+        format!("kits file {kits}:2: quantity \"0\" must be a whole number from 1 to 1000000000")
+            .as_str()
+    );
+    // History reads no table at all.
+    ws.run_ok(&["history"], 0);
 }
 
 #[test]
