@@ -988,8 +988,13 @@ fn print_explain(e: &crate::inspect::Explain) {
         outln!("  none");
     }
     for o in &e.orders_subtracted {
+        let kit = o
+            .kit
+            .as_deref()
+            .map(|k| format!(" (kit {})", crate::util::escape(k)))
+            .unwrap_or_default();
         outln!(
-            "  order {} line {}: -{}  at {}",
+            "  order {} line {}: -{}  at {}{kit}",
             o.order_id,
             o.line,
             o.quantity,

@@ -1038,11 +1038,45 @@ fn kits_are_built_per_warehouse_and_draw_on_components() {
         ws.sync_feed("shop", &[]),
         "SKU,Quantity\nK,3\nK2,4\nX,8\nY,10\nZ,4\n"
     );
-    // One kit K ordered on W2: X -1 and Y -2 there (rule 2 per component).
+    // One kit K ordered on W2: X -1 and Y -2 there (rule 2 per component);
+    // five more ordered before the count draw nothing.
     ws.apply(
         "orders",
         "o1.csv",
-        &ord(&[&format!("1,1,K,1,open,{T0_P1H},W2")]),
+        &ord(&[
+            &format!("1,1,K,1,open,{T0_P1H},W2"),
+            &format!("3,1,K,5,open,{T0_M1H},W2"),
+        ]),
+    );
+    // Top-level explain of a component lists the kit's line among those
+    // drawing on it: Y 0 + 10 - 1 K x 2 = 8, as every cart counts it.
+    let e = ws.explain("Y", None);
+    assert_eq!(
+        e["orders_subtracted"],
+        serde_json::json!([{"order_id": "1", "line": "1", "quantity": 2,
+            "ordered_at": "2025-06-01T11:00:00+00:00", "kit": "K"}]),
+        "{e}"
+    );
+    assert_eq!(e["available"], 8);
+    let per_cart: Vec<_> = e["carts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cart"].clone(), c["available"].clone()))
+        .collect();
+    assert_eq!(
+        per_cart,
+        vec![
+            (serde_json::json!("shop"), serde_json::json!(8)),
+            (serde_json::json!("walmart"), serde_json::json!(8))
+        ]
+    );
+    let o = ws.run_ok(&["explain", "--merchant", "m1", "--sku", "X"], 0);
+    assert!(
+        o.stdout
+            .contains("  order 1 line 1: -1  at 2025-06-01T11:00:00+00:00 (kit K)\navailable: 7\n"),
+        "{}",
+        o.stdout
     );
     // X: 5 + 2 = 7; Y: 8; K: W2 min(2, 4) = 2; K2: W1 4, W2 min(2, 0) = 0
     // (4 as before: a changed-only cart does not send it again).
