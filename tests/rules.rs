@@ -1282,6 +1282,51 @@ fn sku_map_in_translates_order_lines_and_kit_rows_are_left_out() {
     );
 }
 
+/// CONTRACT §5: orders from a source naming the cart (`[[inbound]] cart`)
+/// are the cart's own, and do not open its `sync_on_orders` gate; an order
+/// from any other source does.
+#[test]
+fn a_source_naming_the_cart_does_not_open_its_own_sync_on_orders_gate() {
+    let ws = Workspace::standard(&cart("web", "m1", "sync_on_orders = true"));
+    let cfg =
+        ws.read("stockgate.toml") + &inbound("web-orders", "m1", "orders", "ord", "cart = \"web\"");
+    ws.config(&cfg);
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("X,W1,10,{T0}"), &format!("Y,W1,4,{T0}")]),
+    );
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nX,10\nY,4\n");
+    // The web shop's own order: X 10 - 3 = 7, but the gate stays shut.
+    ws.apply(
+        "web-orders",
+        "w1.csv",
+        &ord(&[&format!("W-1,1,X,3,open,{T0_P1H},")]),
+    );
+    let v = ws.sync("web", &[], 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("skipped"), Some("no new inventory")),
+        "{v}"
+    );
+    assert_eq!(ws.explain("X", Some("web"))["carts"][0]["value"], 7);
+    // An order from another source opens it: Y 4 - 1 = 3, and X goes out
+    // at 7 (its value differs from the 10 last sent).
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("M-1,1,Y,1,open,{T0_P1H},")]),
+    );
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nX,7\nY,3\n");
+    // Its own orders alone again: shut.
+    ws.apply(
+        "web-orders",
+        "w2.csv",
+        &ord(&[&format!("W-2,1,Y,1,open,{T0_P1H},")]),
+    );
+    assert_eq!(ws.sync("web", &[], 0)["reason"], "no new inventory");
+}
+
 /// examples/allocation.toml (every allocation key, kits, sku_map) passes
 /// `check` and gives, end to end, the numbers its comments promise.
 #[test]
