@@ -6,7 +6,7 @@
 //! `explain` share one computation.
 
 use globset::{GlobSet, GlobSetBuilder};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -175,7 +175,8 @@ pub struct SkuMap {
     pairs: Vec<[(u32, u32); 2]>,
     out: hashbrown::HashTable<u32>,
     back: hashbrown::HashTable<u32>,
-    hasher: std::hash::RandomState,
+    /// foldhash: a feed looks up every SKU it sends.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl std::fmt::Debug for SkuMap {
@@ -195,7 +196,7 @@ impl SkuMap {
             pairs,
             out: hashbrown::HashTable::with_capacity(n),
             back: hashbrown::HashTable::with_capacity(n),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
         };
         let mut taken = vec![];
         for i in 0..n {
@@ -291,7 +292,7 @@ impl CartRules {
 /// naming that SKU or being it) and every component, sorted.
 pub(super) fn kit_skus(kits: &Kits, only: Option<&str>) -> (Vec<String>, Vec<String>) {
     let mut ks = vec![];
-    let mut all: HashSet<&str> = HashSet::new();
+    let mut all: Vec<&str> = vec![];
     for (k, comps) in &kits.kits {
         if let Some(s) = only
             && k != s
@@ -300,14 +301,13 @@ pub(super) fn kit_skus(kits: &Kits, only: Option<&str>) -> (Vec<String>, Vec<Str
             continue;
         }
         ks.push(k.clone());
-        all.insert(k);
-        for (c, _) in comps {
-            all.insert(c);
-        }
+        all.push(k);
+        all.extend(comps.iter().map(|(c, _)| c.as_str()));
     }
-    let mut all: Vec<String> = all.into_iter().map(String::from).collect();
-    all.sort();
-    (ks, all)
+    // Sorted and deduplicated as borrowed strings; owned once at the end.
+    all.sort_unstable();
+    all.dedup();
+    (ks, all.into_iter().map(String::from).collect())
 }
 
 #[cfg(test)]
