@@ -279,7 +279,10 @@ fn check_sku(line: usize, col: &str, v: &str, problems: &mut Vec<TableProblem>) 
 pub fn parse_kits(bytes: Vec<u8>) -> Result<Kits, Vec<TableProblem>> {
     let rows = read_rows(bytes, &["kit_sku", "component_sku", "quantity"])?;
     let mut problems = vec![];
-    let mut kits: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    // Each kit's components in file order, grouped by a hash index (not a
+    // B-tree look per line); the B-tree is built once, from sorted groups.
+    let mut group_of: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut groups: Vec<(&str, Vec<(&str, i64)>)> = vec![];
     let mut lines: Vec<(usize, usize)> = vec![];
     for r in 0..rows.len() {
         let line = rows.lines[r] as usize;
@@ -309,11 +312,12 @@ pub fn parse_kits(bytes: Vec<u8>) -> Result<Kits, Vec<TableProblem>> {
             });
             continue;
         }
-        let entry = match kits.get_mut(kit) {
-            Some(e) => e,
-            None => kits.entry(kit.to_string()).or_default(),
-        };
-        if entry.iter().any(|(c, _)| c == comp) {
+        let g = *group_of.entry(kit).or_insert_with(|| {
+            groups.push((kit, vec![]));
+            groups.len() - 1
+        });
+        let entry = &mut groups[g].1;
+        if entry.iter().any(|(c, _)| *c == comp) {
             problems.push(TableProblem {
                 line: Some(line),
                 message: format!(
@@ -325,13 +329,13 @@ pub fn parse_kits(bytes: Vec<u8>) -> Result<Kits, Vec<TableProblem>> {
             continue;
         }
         if let Some(q) = qty {
-            entry.push((comp.to_string(), q));
+            entry.push((comp, q));
             lines.push((line, r));
         }
     }
     for &(line, r) in &lines {
         let comp = rows.get(r, 1);
-        if kits.contains_key(comp) {
+        if group_of.contains_key(comp) {
             problems.push(TableProblem {
                 line: Some(line),
                 message: format!(
@@ -343,11 +347,18 @@ pub fn parse_kits(bytes: Vec<u8>) -> Result<Kits, Vec<TableProblem>> {
         }
     }
     problems.sort_by_key(|p| p.line);
-    if problems.is_empty() {
-        Ok(Kits { kits })
-    } else {
-        Err(problems)
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let kits: BTreeMap<String, Vec<(String, i64)>> = groups
+        .into_iter()
+        .map(|(k, comps)| {
+            let comps = comps.into_iter().map(|(c, q)| (c.to_string(), q)).collect();
+            (k.to_string(), comps)
+        })
+        .collect();
+    Ok(Kits { kits })
 }
 
 /// Parses a sku_map file, `sku,cart_sku` (rule 22); refuses a SKU mapped

@@ -199,27 +199,38 @@ impl SkuMap {
             hasher: foldhash::fast::RandomState::default(),
         };
         let mut taken = vec![];
+        let SkuMap {
+            text,
+            pairs,
+            out,
+            back,
+            hasher,
+        } = &mut m;
+        let at = |j: u32, side: usize| {
+            let (s, l) = pairs[j as usize][side];
+            &text[s as usize..(s + l) as usize]
+        };
         for i in 0..n {
-            let (sku, cs) = (m.pair_sku(i), m.pair_cart_sku(i));
-            let (hs, hc) = (m.hasher.hash_one(sku), m.hasher.hash_one(cs));
-            let (text, pairs) = (&m.text, &m.pairs);
-            let at = |j: u32, side: usize| {
-                let (s, l) = pairs[j as usize][side];
-                &text[s as usize..(s + l) as usize]
+            let (sku, cs) = (at(i as u32, 0), at(i as u32, 1));
+            let (hs, hc) = (hasher.hash_one(sku), hasher.hash_one(cs));
+            // One probe of each index: a vacant entry of `out` is dropped
+            // (nothing inserted) when the cart SKU is taken.
+            let o = match out.entry(hs, |&j| at(j, 0) == sku, |&j| hasher.hash_one(at(j, 0))) {
+                hashbrown::hash_table::Entry::Occupied(e) => {
+                    taken.push((i, Taken::Sku(*e.get() as usize)));
+                    continue;
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => v,
             };
-            if let Some(&j) = m.out.find(hs, |&j| at(j, 0) == sku) {
-                taken.push((i, Taken::Sku(j as usize)));
-                continue;
+            match back.entry(hc, |&j| at(j, 1) == cs, |&j| hasher.hash_one(at(j, 1))) {
+                hashbrown::hash_table::Entry::Occupied(e) => {
+                    taken.push((i, Taken::CartSku(*e.get() as usize)));
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                    o.insert(i as u32);
+                }
             }
-            if let Some(&j) = m.back.find(hc, |&j| at(j, 1) == cs) {
-                taken.push((i, Taken::CartSku(j as usize)));
-                continue;
-            }
-            let hasher = &m.hasher;
-            m.out
-                .insert_unique(hs, i as u32, |&j| hasher.hash_one(at(j, 0)));
-            m.back
-                .insert_unique(hc, i as u32, |&j| hasher.hash_one(at(j, 1)));
         }
         (m, taken)
     }
