@@ -539,11 +539,17 @@ fn stage_inventory(
     let mut max_as_of = None::<Millis>;
     let mut last_as_of = LastAsOf::default();
     let mut rows = 0;
-    // Rule 21: a kit has no stock of its own; its rows are left out.
-    let kits = job
-        .cfg
-        .kits_of(&src.merchant)
-        .and_then(|p| crate::tables::load_kits(p).ok());
+    // Rule 21: a kit has no stock of its own; its rows are left out. A
+    // kits file that was never good rejects the file (naming its line):
+    // without it, kit rows would be applied as stock.
+    let kits = match job.cfg.kits_of(&src.merchant).map(crate::tables::load_kits) {
+        Some(Err(e)) => {
+            errors.push(e.to_string());
+            None
+        }
+        Some(Ok(k)) => Some(k),
+        None => None,
+    };
     for pass in 0..2 {
         if pass == 1 {
             if errors.total > 0 || !batch.needs_staging() {

@@ -1217,6 +1217,18 @@ fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
         format!("kits file {kits}:2: quantity \"0\" must be a whole number from 1 to 1000000000")
             .as_str()
     );
+    // Nor is an inventory file applied without the merchant's kits (its kit
+    // rows would count as stock): rejected, naming the table's line.
+    let p = ws.write("in/wms/s2.csv", inv(&[&format!("K,W1,9,{T0_P1H}")]));
+    let v = ws.ingest("wms", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([format!(
+            "kits file {kits}:2: quantity \"0\" must be a whole number from 1 to 1000000000"
+        )])
+    );
+    assert_eq!(ws.explain("K", Some("walmart"))["known"], false);
     // History reads no table at all.
     ws.run_ok(&["history"], 0);
 }
