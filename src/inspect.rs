@@ -116,16 +116,22 @@ pub fn explain(
     {
         // Full: the SKU's numbers whether or not its next sync would send it.
         let breakdown = breakdown_warehouses(c);
-        let rules = crate::sync::cart_rules(c).ok().flatten();
+        // A table that cannot be used (and never could): the cart's sync
+        // fails, so its feed sends nothing; that is its `left_out`.
+        let (rules, broken) = match crate::sync::cart_rules(c) {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let q = FeedQuery {
             full: true,
             rules: rules.as_ref(),
             ..feed_query(c, 0, now, &[], Some(sku), &breakdown)
         };
         let mut row = ledger.feed_rows(&q, |rows| rows.next())?;
-        let left_out = row
-            .as_ref()
-            .and_then(|r| crate::sync::left_out_reason(c, r));
+        let left_out = broken.or_else(|| {
+            row.as_ref()
+                .and_then(|r| crate::sync::left_out_reason(c, r))
+        });
         let kit = row.as_mut().and_then(|r| r.kit.take()).map(|k| *k);
         let (available, value) = row
             .as_ref()

@@ -1207,6 +1207,11 @@ fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
     let v = ws.sync("walmart", &[], 1);
     assert_eq!(v["outcome"], "failed", "{v}");
     assert_eq!(v["reason"], map_trouble.as_str());
+    // explain says the cart sends nothing, and why.
+    let e = ws.explain("X", Some("walmart"));
+    assert_eq!(e["carts"][0]["value"], serde_json::Value::Null, "{e}");
+    assert_eq!(e["carts"][0]["left_out"], map_trouble.as_str());
+    assert_eq!(e["carts"][0]["available"], 4);
     // The other cart of the merchant syncs (its kits file is good again).
     assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nK,4\nX,4\n");
     // A broken kits file fails every cart of the merchant, naming its line.
