@@ -496,7 +496,7 @@ macro_rules! try_cfg {
 /// `--connect`: then every endpoint reached, one line each.
 fn cmd_check(cfg_flag: Option<PathBuf>, connect: bool) -> anyhow::Result<i32> {
     let path = config::default_path(cfg_flag.clone());
-    match config::load(&path) {
+    match config::load_checked(&path) {
         Ok(cfg) => {
             for w in &cfg.warnings {
                 outln!("warning: {w}");
@@ -1041,8 +1041,13 @@ fn print_explain(e: &crate::inspect::Explain) {
         outln!("  none");
     }
     for o in &e.orders_subtracted {
+        let kit = o
+            .kit
+            .as_deref()
+            .map(|k| format!(" (kit {})", crate::util::escape(k)))
+            .unwrap_or_default();
         outln!(
-            "  order {} line {}: -{}  at {}",
+            "  order {} line {}: -{}  at {}{kit}",
             o.order_id,
             o.line,
             o.quantity,
@@ -1327,6 +1332,17 @@ fn print_status(s: &crate::inspect::Status) {
         }
     };
     show(&carts);
+    // Rule 24: a kits or sku_map file that cannot be used, under the carts
+    // it holds back (each keeps its last good table, or cannot sync).
+    for c in &s.carts {
+        for t in c.allocation.iter().flat_map(|a| &a.trouble) {
+            outln!(
+                "cart {}: {}",
+                crate::util::escape(&c.cart),
+                truncate(&crate::util::escape(t), 300)
+            );
+        }
+    }
     outln!();
     show(&inbound);
 }

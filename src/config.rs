@@ -214,6 +214,9 @@ struct Ctx<'a> {
     dir: &'a Path,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    /// Read and check every kits and sku_map file (`check`); otherwise
+    /// they are read when a command needs them (`crate::tables`).
+    tables: bool,
 }
 
 impl Ctx<'_> {
@@ -260,8 +263,20 @@ pub fn default_path(flag: Option<PathBuf>) -> PathBuf {
 }
 
 /// Loads and validates the config and every mapping it names.
-/// Returns every problem found, not just the first.
+/// Returns every problem found, not just the first. Kits and sku_map files
+/// are not read here: each command reads the tables of the carts it works
+/// on (`crate::tables`), and [`load_checked`] reads them all.
 pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+    load_with(path, false)
+}
+
+/// [`load`], and every kits and sku_map file read and checked too, its
+/// problems at its file and line (`check`).
+pub fn load_checked(path: &Path) -> Result<Config, Vec<Problem>> {
+    load_with(path, true)
+}
+
+fn load_with(path: &Path, tables: bool) -> Result<Config, Vec<Problem>> {
     let one = |line, message: String| {
         vec![Problem {
             file: path.to_path_buf(),
@@ -290,6 +305,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         dir: &dir,
         problems: unknown,
         warnings: vec![],
+        tables,
     };
     let raw = typed(&mut cx, table);
     let mut mappings = MappingCache::default();
@@ -337,16 +353,20 @@ fn kits_of<'a>(kits: &'a [(String, PathBuf)], merchant: &str) -> Option<&'a Path
         .map(|(_, p)| p.as_path())
 }
 
-/// Problems of a kits or sku_map file, each at its file and CSV line.
+/// A kits or sku_map file, resolved; with `cx.tables`, read and checked:
+/// its problems each at its file and CSV line.
 fn check_table(
     cx: &mut Ctx,
     table: &str,
     i: usize,
     key: &str,
     path: &Path,
-    parse: fn(&Path, &[u8]) -> Result<(), Vec<crate::ledger::alloc::TableProblem>>,
+    parse: fn(Vec<u8>) -> Result<(), Vec<crate::tables::TableProblem>>,
 ) -> PathBuf {
     let full = cx.resolve(path);
+    if !cx.tables {
+        return full;
+    }
     match std::fs::read(&full) {
         Err(e) => cx.at(
             table,
@@ -355,7 +375,7 @@ fn check_table(
             format!("cannot read {}: {e}", full.display()),
         ),
         Ok(b) => {
-            if let Err(ps) = parse(&full, &b) {
+            if let Err(ps) = parse(b) {
                 let shown = format!("{table}[{i}].{key}");
                 for p in ps {
                     cx.problems.push(Problem {
@@ -371,7 +391,7 @@ fn check_table(
     full
 }
 
-use crate::ledger::alloc::{check_kits as parse_kits, check_sku_map as parse_sku_map};
+use crate::tables::{check_kits as parse_kits, check_sku_map as parse_sku_map};
 
 /// `[[merchant]] kits`: each file checked (rule 21), resolved.
 fn merchant_kits(cx: &mut Ctx, raw: &Typed) -> Vec<(String, PathBuf)> {

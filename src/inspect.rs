@@ -2,7 +2,7 @@
 //! `status` (what is due, what is waiting, what went wrong).
 
 use crate::config::Config;
-use crate::ledger::{FeedQuery, Ledger, LedgerError};
+use crate::ledger::{FeedQuery, Ledger, LedgerError, OrderDraw};
 use crate::sync::{breakdown_warehouses, feed_query};
 use crate::util::{now_ms, rfc3339, to_datetime};
 use serde::Serialize;
@@ -33,6 +33,11 @@ pub struct OrderSubtracted {
     pub line: String,
     pub quantity: i64,
     pub ordered_at: String,
+    /// A kit's order line drawing on this SKU, a component of the kit
+    /// (rule 21): the kit's SKU (`quantity` is the line's times the
+    /// quantity per kit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kit: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,8 +85,17 @@ pub fn explain(
         .and_then(|c| cfg.cart(c))
         .map(|c| c.warehouses.as_slice())
         .unwrap_or(&all);
-    let warehouses = ledger
-        .stock_rows(merchant, sku, counted)?
+    let stock = ledger.stock_rows(merchant, sku, counted)?;
+    let mut orders: Vec<(OrderDraw, Option<String>)> = ledger
+        .order_draws(merchant, sku, counted, now)?
+        .into_iter()
+        .map(|o| (o, None))
+        .collect();
+    orders.extend(kit_draws(cfg, ledger, merchant, sku, counted, &stock, now)?);
+    orders.sort_by(|(a, _), (b, _)| {
+        (a.ordered_at, &a.order_id, &a.line).cmp(&(b.ordered_at, &b.order_id, &b.line))
+    });
+    let warehouses = stock
         .into_iter()
         .map(|r| WarehouseStock {
             warehouse: r.warehouse,
@@ -90,10 +104,9 @@ pub fn explain(
             report: r.report,
         })
         .collect::<Vec<_>>();
-    let orders = ledger.order_draws(merchant, sku, counted, now)?;
     // i128: no sum of i64 quantities overflows, whatever the ledger holds.
     let available = warehouses.iter().map(|w| w.quantity as i128).sum::<i128>()
-        - orders.iter().map(|o| o.quantity as i128).sum::<i128>();
+        - orders.iter().map(|o| o.0.quantity as i128).sum::<i128>();
     let available = available.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     let mut carts = vec![];
     for c in cfg
@@ -103,16 +116,22 @@ pub fn explain(
     {
         // Full: the SKU's numbers whether or not its next sync would send it.
         let breakdown = breakdown_warehouses(c);
-        let rules = crate::sync::cart_rules(c).ok().flatten();
+        // A table that cannot be used (and never could): the cart's sync
+        // fails, so its feed sends nothing; that is its `left_out`.
+        let (rules, broken) = match crate::sync::cart_rules(c) {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let q = FeedQuery {
             full: true,
             rules: rules.as_ref(),
             ..feed_query(c, 0, now, &[], Some(sku), &breakdown)
         };
         let mut row = ledger.feed_rows(&q, |rows| rows.next())?;
-        let left_out = row
-            .as_ref()
-            .and_then(|r| crate::sync::left_out_reason(c, r));
+        let left_out = broken.or_else(|| {
+            row.as_ref()
+                .and_then(|r| crate::sync::left_out_reason(c, r))
+        });
         let kit = row.as_mut().and_then(|r| r.kit.take()).map(|k| *k);
         let (available, value) = row
             .as_ref()
@@ -153,17 +172,63 @@ pub fn explain(
         warehouses,
         orders_subtracted: orders
             .into_iter()
-            .map(|o| OrderSubtracted {
+            .map(|(o, kit)| OrderSubtracted {
                 order_id: o.order_id,
                 line: o.line,
                 quantity: o.quantity,
                 ordered_at: rfc3339(o.ordered_at),
+                kit,
             })
             .collect(),
         available,
         carts,
         computed_at: rfc3339(now),
     })
+}
+
+/// Rule 21 for `explain` of a kit component: the open order lines of each
+/// kit naming `sku` that draw on it (rule 2 applied to the component, as
+/// if the line named it: after the count of the warehouse it draws on),
+/// each with the component's quantity (line × per kit) and the kit's SKU.
+fn kit_draws(
+    cfg: &Config,
+    ledger: &Ledger,
+    merchant: &str,
+    sku: &str,
+    counted: &[String],
+    stock: &[crate::ledger::StockRow],
+    now: i64,
+) -> Result<Vec<(OrderDraw, Option<String>)>, LedgerError> {
+    let Some(kits) = cfg
+        .kits_of(merchant)
+        .and_then(|p| crate::tables::load_kits(p).ok())
+    else {
+        return Ok(vec![]);
+    };
+    let latest = stock.iter().map(|r| r.as_of).max();
+    // The as-of a line is counted against: its warehouse's count (None when
+    // the component has none there: it draws), else the latest count. A
+    // line on a warehouse the cart does not count is not listed at all.
+    let since = |w: Option<&str>| match w {
+        Some(w) => stock.iter().find(|r| r.warehouse == w).map(|r| r.as_of),
+        None => latest,
+    };
+    let mut out = vec![];
+    for (kit, comps) in &kits.kits {
+        let Some(per) = comps.iter().find(|(c, _)| c == sku).map(|(_, q)| *q) else {
+            continue;
+        };
+        // The kit has no stock rows: every open line in a counted warehouse.
+        for mut o in ledger.order_draws(merchant, kit, counted, now)? {
+            if since(o.warehouse.as_deref()).is_some_and(|s| o.ordered_at <= s) {
+                continue;
+            }
+            o.quantity = (i128::from(o.quantity) * i128::from(per))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            out.push((o, Some(kit.clone())));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +279,10 @@ pub struct AllocationStatus {
     pub sku_map: Option<String>,
     pub kits: Option<String>,
     pub sync_on_orders: bool,
+    /// This cart's kits or sku_map file that cannot be used now (rule 24),
+    /// each as `"tables"` words it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trouble: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -241,8 +310,13 @@ pub struct InboundStatus {
 }
 
 fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
-    // Reads the tables (rule 24): a broken one shows in `tables`.
+    // Reads the cart's tables (rule 24): a broken one shows in `tables`.
     let _ = crate::sync::cart_rules(c);
+    let trouble: Vec<String> = [&c.kits, &c.sku_map]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| crate::tables::trouble_of(p))
+        .collect();
     let shown = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let any = !c.alloc.is_default()
         || !c.filters.is_empty()
@@ -258,6 +332,7 @@ fn allocation_status(c: &crate::config::Cart) -> Option<AllocationStatus> {
         sku_map: shown(&c.sku_map),
         kits: shown(&c.kits),
         sync_on_orders: c.sync_on_orders,
+        trouble,
     })
 }
 
@@ -318,7 +393,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             held_by: held_by(crate::ledger::source_work(&i.id)),
         });
     }
-    let tables = crate::ledger::alloc::table_trouble();
+    let tables = crate::tables::table_trouble();
     Ok(Status {
         tables,
         carts,

@@ -2,7 +2,8 @@
 //!
 //! Dependency direction (each module uses only those listed before it):
 //! `util` → `progress` → `schedule` → `mapping` → `formats` (csv, xml, x12) →
-//! `ledger` (the backend-neutral surface, `ledger::feed`, then `ledger::sqlite`) → `config` →
+//! `ledger` (the backend-neutral surface, `ledger::feed`, then `ledger::sqlite`) →
+//! `tables` (the kits and sku_map files, read and cached) → `config` →
 //! `locks` → `transport` → `store` → `acks` → `pickup` → `quarantine` → `sync` →
 //! `inspect` → `telemetry` → `serve` → `daemon` → `init` → `app`.
 //! The binary (`src/main.rs`) is a thin shell over [`app`].
@@ -24,6 +25,7 @@ pub mod schedule;
 pub mod serve;
 pub mod store;
 pub mod sync;
+pub mod tables;
 pub mod telemetry;
 pub mod transport;
 pub mod util;

@@ -540,11 +540,17 @@ fn stage_inventory(
     let mut max_as_of = None::<Millis>;
     let mut last_as_of = LastAsOf::default();
     let mut rows = 0;
-    // Rule 21: a kit has no stock of its own; its rows are left out.
-    let kits = job
-        .cfg
-        .kits_of(&src.merchant)
-        .and_then(|p| crate::ledger::alloc::load_kits(p).ok());
+    // Rule 21: a kit has no stock of its own; its rows are left out. A
+    // kits file that was never good rejects the file (naming its line):
+    // without it, kit rows would be applied as stock.
+    let kits = match job.cfg.kits_of(&src.merchant).map(crate::tables::load_kits) {
+        Some(Err(e)) => {
+            errors.push(e.to_string());
+            None
+        }
+        Some(Ok(k)) => Some(k),
+        None => None,
+    };
     for pass in 0..2 {
         if pass == 1 {
             if errors.total > 0 || !batch.needs_staging() {
@@ -638,13 +644,9 @@ fn stage_orders(
     let mut ordinals: HashMap<String, u64> = HashMap::new();
     let received = job.opts.pickup_time.min(now);
     // Rule 22: lines carry a cart's item ids, translated back.
-    let sku_map = match src
-        .sku_map
-        .as_deref()
-        .map(crate::ledger::alloc::load_sku_map)
-    {
+    let sku_map = match src.sku_map.as_deref().map(crate::tables::load_sku_map) {
         Some(Err(e)) => {
-            errors.push(e);
+            errors.push(e.to_string());
             None
         }
         Some(Ok(m)) => Some(m),
@@ -659,8 +661,8 @@ fn stage_orders(
         |rec, _, stage| {
             let mut o = order_row(src, rec, &mut ordinals, received).map_err(RowFailed::Invalid)?;
             if let Some(m) = &sku_map {
-                match m.back.get(&o.sku) {
-                    Some(sku) => o.sku = sku.clone(),
+                match m.sku(&o.sku) {
+                    Some(sku) => o.sku = sku.to_string(),
                     None => {
                         return Err(RowFailed::Invalid(vec![row_error(
                             &src.mapping,

@@ -628,6 +628,67 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         "No carts configured.",
     );
 
+    // Rules 20-24: each cart's allocation keys, as `status --json` shows
+    // them under "allocation" (carts with none are left out).
+    out.push_str("<h2>Allocation</h2>\n");
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "—".to_string()
+        } else {
+            v.iter().map(|p| cell(p)).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let rows: Vec<(bool, Vec<String>)> = st
+        .carts
+        .iter()
+        .filter_map(|c| c.allocation.as_ref().map(|a| (c, a)))
+        .map(|(c, a)| {
+            let trouble = if a.trouble.is_empty() {
+                "—".to_string()
+            } else {
+                a.trouble
+                    .iter()
+                    .map(|t| error_cell(t))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            };
+            let row = vec![
+                cell(&c.cart),
+                a.buffer.to_string(),
+                a.percent.to_string(),
+                if a.max_level > 0 {
+                    a.max_level.to_string()
+                } else {
+                    "—".into()
+                },
+                list(&a.include),
+                list(&a.exclude),
+                opt(&a.sku_map),
+                opt(&a.kits),
+                if a.sync_on_orders { "yes" } else { "no" }.to_string(),
+                trouble,
+            ];
+            (!a.trouble.is_empty(), row)
+        })
+        .collect();
+    table(
+        &mut out,
+        &[
+            "Cart",
+            "Buffer",
+            "Percent",
+            "Max level",
+            "Include",
+            "Exclude",
+            "sku_map",
+            "Kits",
+            "Sync on orders",
+            "Table trouble~",
+        ],
+        &rows,
+        "No cart sets allocation keys.",
+    );
+
     out.push_str("<h2>Sources</h2>\n");
     let rows: Vec<(bool, Vec<String>)> = st
         .inbound

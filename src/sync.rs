@@ -10,6 +10,7 @@ use crate::ledger::{
     missing_field,
 };
 use crate::mapping::OutField;
+use crate::tables::TableError;
 use crate::transport::{TransportError, deliver_to, deliver_to_path};
 use crate::util::{Millis, hex, now_ms, rfc3339};
 use serde::Serialize;
@@ -518,16 +519,16 @@ pub fn left_out_reason(cart: &Cart, row: &FeedRow) -> Option<String> {
 /// or sku_map file is read again when it changed; one that does not
 /// parse keeps the last good table). None: the cart has none of the keys.
 /// Err: a table that could never be read.
-pub fn cart_rules(cart: &Cart) -> Result<Option<CartRules>, String> {
+pub fn cart_rules(cart: &Cart) -> Result<Option<CartRules>, TableError> {
     let kits = cart
         .kits
         .as_deref()
-        .map(crate::ledger::alloc::load_kits)
+        .map(crate::tables::load_kits)
         .transpose()?;
     let sku_map = cart
         .sku_map
         .as_deref()
-        .map(crate::ledger::alloc::load_sku_map)
+        .map(crate::tables::load_sku_map)
         .transpose()?;
     if kits.is_none() && sku_map.is_none() && cart.alloc.is_default() && cart.filters.is_empty() {
         return Ok(None);
@@ -680,7 +681,7 @@ pub fn sync_cart(
     let rules = match rules.get_or_init(|| cart_rules(cart)) {
         Ok(r) => r,
         Err(reason) => {
-            let reason = reason.clone();
+            let reason = reason.to_string();
             return unsent(ledger, entry, SyncOutcome::Failed, reason, opts.dry_run);
         }
     };
@@ -749,7 +750,7 @@ fn orders_open_gate(
     cfg: &Config,
     ledger: &Ledger,
     cart: &Cart,
-    rules: &std::cell::OnceCell<Result<Option<CartRules>, String>>,
+    rules: &std::cell::OnceCell<Result<Option<CartRules>, TableError>>,
     since: i64,
     now: Millis,
 ) -> Result<bool, SyncError> {

@@ -377,7 +377,7 @@ impl Telemetry {
         }
         parts.extend(self.failing_sources());
         // Rule 24: a kits or sku_map file that does not parse now.
-        parts.extend(crate::ledger::alloc::table_trouble());
+        parts.extend(crate::tables::table_trouble());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 

@@ -952,7 +952,7 @@ fn copy_ledger_moves_every_row_into_an_empty_postgres_ledger_and_refuses_a_full_
     );
     let before = ws.sync_feed("full", &["--force"]);
     ws.sync("shop", &[], 0);
-    let sqlite = ws.ledger();
+    let sqlite = stockgate::ledger::Ledger::open(ws.path("var/ledger.sqlite")).unwrap();
     let tables = sqlite.debug_tables().unwrap();
     let dump =
         |l: &stockgate::ledger::Ledger| -> Vec<(String, stockgate::ledger::debug::DebugTable)> {

@@ -1038,11 +1038,45 @@ fn kits_are_built_per_warehouse_and_draw_on_components() {
         ws.sync_feed("shop", &[]),
         "SKU,Quantity\nK,3\nK2,4\nX,8\nY,10\nZ,4\n"
     );
-    // One kit K ordered on W2: X -1 and Y -2 there (rule 2 per component).
+    // One kit K ordered on W2: X -1 and Y -2 there (rule 2 per component);
+    // five more ordered before the count draw nothing.
     ws.apply(
         "orders",
         "o1.csv",
-        &ord(&[&format!("1,1,K,1,open,{T0_P1H},W2")]),
+        &ord(&[
+            &format!("1,1,K,1,open,{T0_P1H},W2"),
+            &format!("3,1,K,5,open,{T0_M1H},W2"),
+        ]),
+    );
+    // Top-level explain of a component lists the kit's line among those
+    // drawing on it: Y 0 + 10 - 1 K x 2 = 8, as every cart counts it.
+    let e = ws.explain("Y", None);
+    assert_eq!(
+        e["orders_subtracted"],
+        serde_json::json!([{"order_id": "1", "line": "1", "quantity": 2,
+            "ordered_at": "2025-06-01T11:00:00+00:00", "kit": "K"}]),
+        "{e}"
+    );
+    assert_eq!(e["available"], 8);
+    let per_cart: Vec<_> = e["carts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["cart"].clone(), c["available"].clone()))
+        .collect();
+    assert_eq!(
+        per_cart,
+        vec![
+            (serde_json::json!("shop"), serde_json::json!(8)),
+            (serde_json::json!("walmart"), serde_json::json!(8))
+        ]
+    );
+    let o = ws.run_ok(&["explain", "--merchant", "m1", "--sku", "X"], 0);
+    assert!(
+        o.stdout
+            .contains("  order 1 line 1: -1  at 2025-06-01T11:00:00+00:00 (kit K)\navailable: 7\n"),
+        "{}",
+        o.stdout
     );
     // X: 5 + 2 = 7; Y: 8; K: W2 min(2, 4) = 2; K2: W1 4, W2 min(2, 0) = 0
     // (4 as before: a changed-only cart does not send it again).
@@ -1140,6 +1174,68 @@ fn check_refuses_bad_kits_and_sku_maps_naming_file_and_line() {
             o.stderr
         );
     }
+
+    // The keys fixed, the tables still broken: `status` shows the carts and
+    // their table trouble (a table is read when a command needs it, not at
+    // config load), and a sync of such a cart fails naming file and line.
+    let cfg = ws
+        .read("stockgate.toml")
+        .replace("percent = 150\nbuffer = -1", "percent = 50");
+    ws.config(&cfg);
+    ws.write("maps/kits.csv", "kit_sku,component_sku,quantity\nK,X,1\n");
+    ws.apply("wms", "s1.csv", &inv(&[&format!("X,W1,4,{T0}")]));
+    let map_trouble = format!(
+        "sku_map file {map}:3: cart_sku \"W1\" is given to two SKUs (first on line 2) (and 1 more)"
+    );
+    let st = ws.run_ok(&["status", "--json"], 0).json();
+    assert_eq!(st["tables"], serde_json::json!([map_trouble]), "{st}");
+    assert_eq!(st["carts"][1]["cart"], "walmart");
+    assert_eq!(
+        st["carts"][1]["allocation"]["trouble"],
+        serde_json::json!([map_trouble])
+    );
+    assert_eq!(
+        st["carts"][0]["allocation"]["trouble"],
+        serde_json::Value::Null
+    );
+    let o = ws.run_ok(&["status"], 0);
+    assert!(
+        o.stdout.contains(&format!("cart walmart: {map_trouble}\n")),
+        "{}",
+        o.stdout
+    );
+    let v = ws.sync("walmart", &[], 1);
+    assert_eq!(v["outcome"], "failed", "{v}");
+    assert_eq!(v["reason"], map_trouble.as_str());
+    // explain says the cart sends nothing, and why.
+    let e = ws.explain("X", Some("walmart"));
+    assert_eq!(e["carts"][0]["value"], serde_json::Value::Null, "{e}");
+    assert_eq!(e["carts"][0]["left_out"], map_trouble.as_str());
+    assert_eq!(e["carts"][0]["available"], 4);
+    // The other cart of the merchant syncs (its kits file is good again).
+    assert_eq!(ws.sync_feed("shop", &[]), "SKU,Quantity\nK,4\nX,4\n");
+    // A broken kits file fails every cart of the merchant, naming its line.
+    ws.write("maps/kits.csv", "kit_sku,component_sku,quantity\nK,X,0\n");
+    let v = ws.sync("shop", &["--force"], 1);
+    assert_eq!(
+        v["reason"],
+        format!("kits file {kits}:2: quantity \"0\" must be a whole number from 1 to 1000000000")
+            .as_str()
+    );
+    // Nor is an inventory file applied without the merchant's kits (its kit
+    // rows would count as stock): rejected, naming the table's line.
+    let p = ws.write("in/wms/s2.csv", inv(&[&format!("K,W1,9,{T0_P1H}")]));
+    let v = ws.ingest("wms", &p, 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(
+        v["errors"],
+        serde_json::json!([format!(
+            "kits file {kits}:2: quantity \"0\" must be a whole number from 1 to 1000000000"
+        )])
+    );
+    assert_eq!(ws.explain("K", Some("walmart"))["known"], false);
+    // History reads no table at all.
+    ws.run_ok(&["history"], 0);
 }
 
 #[test]
@@ -1201,6 +1297,51 @@ fn sku_map_in_translates_order_lines_and_kit_rows_are_left_out() {
         errs.contains("NOPE-9") && errs.contains("sku_map"),
         "{errs}"
     );
+}
+
+/// CONTRACT §5: orders from a source naming the cart (`[[inbound]] cart`)
+/// are the cart's own, and do not open its `sync_on_orders` gate; an order
+/// from any other source does.
+#[test]
+fn a_source_naming_the_cart_does_not_open_its_own_sync_on_orders_gate() {
+    let ws = Workspace::standard(&cart("web", "m1", "sync_on_orders = true"));
+    let cfg =
+        ws.read("stockgate.toml") + &inbound("web-orders", "m1", "orders", "ord", "cart = \"web\"");
+    ws.config(&cfg);
+    ws.apply(
+        "wms",
+        "s1.csv",
+        &inv(&[&format!("X,W1,10,{T0}"), &format!("Y,W1,4,{T0}")]),
+    );
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nX,10\nY,4\n");
+    // The web shop's own order: X 10 - 3 = 7, but the gate stays shut.
+    ws.apply(
+        "web-orders",
+        "w1.csv",
+        &ord(&[&format!("W-1,1,X,3,open,{T0_P1H},")]),
+    );
+    let v = ws.sync("web", &[], 0);
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("skipped"), Some("no new inventory")),
+        "{v}"
+    );
+    assert_eq!(ws.explain("X", Some("web"))["carts"][0]["value"], 7);
+    // An order from another source opens it: Y 4 - 1 = 3, and X goes out
+    // at 7 (its value differs from the 10 last sent).
+    ws.apply(
+        "orders",
+        "o1.csv",
+        &ord(&[&format!("M-1,1,Y,1,open,{T0_P1H},")]),
+    );
+    assert_eq!(ws.sync_feed("web", &[]), "SKU,Quantity\nX,7\nY,3\n");
+    // Its own orders alone again: shut.
+    ws.apply(
+        "web-orders",
+        "w2.csv",
+        &ord(&[&format!("W-2,1,Y,1,open,{T0_P1H},")]),
+    );
+    assert_eq!(ws.sync("web", &[], 0)["reason"], "no new inventory");
 }
 
 /// examples/allocation.toml (every allocation key, kits, sku_map) passes

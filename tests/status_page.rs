@@ -23,7 +23,14 @@ const BAD_VALUE: &str = "<script>alert(1)</script>";
 /// A workspace whose ledger has an applied file, a rejected one (with HTML in
 /// its name and value), a sent sync (`shop`) and a failed one (`outlet`).
 fn workspace() -> Workspace {
-    let ws = Workspace::standard(&cart("outlet", "m1", ""));
+    // The outlet holds stock back (rules 20-23), with HTML in a pattern and
+    // in its sku_map's name.
+    let ws = Workspace::standard(&cart(
+        "outlet",
+        "m1",
+        "buffer = 1\npercent = 50\nmax_level = 9\ninclude = [\"A*\", \"<b>*\"]\nsku_map = \"maps/outlet<x>.csv\"\nsync_on_orders = true",
+    ));
+    ws.write("maps/outlet<x>.csv", "sku,cart_sku\nA,O-A\n");
     ws.apply(
         "wms",
         "stock.csv",
@@ -306,6 +313,21 @@ fn page_is_escaped_html() {
     ] {
         assert!(body.contains(want), "no {want} in:\n{body}");
     }
+    // The outlet's allocation keys, escaped; the shop sets none.
+    let sku_map = r.ws.path("maps/outlet<x>.csv").display().to_string();
+    let want = format!(
+        "<h2>Allocation</h2>\n<div class=\"scroll\"><table><thead><tr><th>Cart</th><th>Buffer</th>\
+         <th>Percent</th><th>Max level</th><th>Include</th><th>Exclude</th><th>sku_map</th>\
+         <th>Kits</th><th>Sync on orders</th><th>Table trouble</th></tr></thead><tbody>\n\
+         <tr><td data-label=\"Cart\">outlet</td><td data-label=\"Buffer\">1</td>\
+         <td data-label=\"Percent\">50</td><td data-label=\"Max level\">9</td>\
+         <td data-label=\"Include\">A*, &lt;b&gt;*</td><td data-label=\"Exclude\">—</td>\
+         <td data-label=\"sku_map\">{}</td><td data-label=\"Kits\">—</td>\
+         <td data-label=\"Sync on orders\">yes</td>\
+         <td class=\"long\" data-label=\"Table trouble\">—</td></tr>\n</tbody></table></div>\n",
+        sku_map.replace('<', "&lt;").replace('>', "&gt;")
+    );
+    assert!(body.contains(&want), "no {want} in:\n{body}");
     assert!(!body.to_lowercase().contains("<script"), "{body}");
     assert!(!body.contains("&co.csv"), "unescaped & in:\n{body}");
     // HEAD: headers only.
@@ -453,6 +475,9 @@ fn page_in_a_real_browser_at_phone_size() {
         "Recent history",
         "&lt;script&gt;alert(1)&lt;/script&gt;",
         "bad&lt;script&gt;&amp;co.csv",
+        "Allocation",
+        "A*, &lt;b&gt;*",
+        "outlet&lt;x&gt;.csv",
     ] {
         assert!(
             dom.contains(want),

@@ -1733,6 +1733,33 @@ fn issue9_per_warehouse_sdq_splits_each_total_without_overselling() {
     }
 }
 
+/// A kit in a per-warehouse cart: its build per warehouse is what the
+/// split divides (rule 21 over the 846's locations).
+#[test]
+fn a_kit_is_split_over_locations_by_its_build_per_warehouse() {
+    let ws = per_warehouse_ws("004010", "sdq", "");
+    let cfg = ws.read("stockgate.toml").replacen(
+        "[[merchant]]\nid = \"m1\"\n",
+        "[[merchant]]\nid = \"m1\"\nkits = \"kits.csv\"\n",
+        1,
+    );
+    ws.config(&cfg);
+    ws.write("kits.csv", "kit_sku,component_sku,quantity\nK,A,1\nK,B,1\n");
+    // A: W1 5, W2 -3; B: W1 4, W2 6 - 2 = 4. K: W1 min(5, 4) = 4, W2
+    // min(-3, 4) -> 0: 4 in all, all of it at DC01.
+    let e = ws.explain("K", Some("retail"));
+    assert_eq!(e["carts"][0]["available"], 4, "{e}");
+    assert_eq!(
+        e["carts"][0]["locations"],
+        serde_json::json!([
+            {"warehouse": "W1", "location": "DC01", "value": 4},
+            {"warehouse": "W2", "location": "DC02", "value": 0}
+        ])
+    );
+    // Without a split (the CSV cart) the same total.
+    assert_eq!(ws.explain("K", Some("shop"))["carts"][0]["value"], 4);
+}
+
 /// `explain` shows the same split a per-warehouse 846 sends, location by
 /// location, and the plain carts' numbers without one.
 #[test]

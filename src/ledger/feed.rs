@@ -377,6 +377,10 @@ pub struct KitExplain {
 /// An open line of a component: (its warehouse, quantity, ordered_at).
 type Line<'a> = (Option<&'a str>, i64, i64);
 
+/// A map of the kit plan: looked up once or twice per SKU of the feed, so
+/// hashed with foldhash, not SipHash (the keys are the merchant's SKUs).
+type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One kit's numbers for one cart.
 struct KitBuild {
     available: i64,
@@ -393,9 +397,9 @@ struct KitBuild {
 pub(super) struct KitPlan {
     order: Vec<String>,
     next: usize,
-    book: HashMap<String, KitBuild>,
+    book: Fast<String, KitBuild>,
     #[allow(clippy::type_complexity)]
-    extra: HashMap<String, Vec<(Option<String>, i64, i64)>>,
+    extra: Fast<String, Vec<(Option<String>, i64, i64)>>,
     explain: bool,
 }
 
@@ -426,31 +430,38 @@ pub(super) fn kit_plan<E>(
         return Ok(None);
     }
     let (relevant, skus) = super::alloc::kit_skus(kits, q.sku);
-    let rows = if skus.is_empty() {
+    let mut rows = if skus.is_empty() {
         SkuRows::default()
     } else {
         rows_of(&skus)?
     };
-    // Counted stock per component: (warehouse, as_of, quantity), by warehouse name.
-    let mut counted: HashMap<&str, Vec<(String, i64, i64)>> = HashMap::new();
-    let mut named: HashMap<&str, i64> = HashMap::new();
-    for s in &rows.stock {
-        if kits.is_kit(&s.sku) || !counts(q.warehouses, &s.warehouse) {
-            continue;
+    drop(skus);
+    // Counted stock of the components, by (SKU, warehouse): each
+    // component's rows one range of them (no copy, no string per row).
+    rows.stock
+        .retain(|s| counts(q.warehouses, &s.warehouse) && !kits.is_kit(&s.sku));
+    rows.stock.sort_unstable_by(|a, b| {
+        (a.sku.as_str(), a.warehouse.as_str()).cmp(&(b.sku.as_str(), b.warehouse.as_str()))
+    });
+    let stock = &rows.stock;
+    let mut range: Fast<&str, (u32, u32)> = Fast::default();
+    let mut i = 0;
+    while i < stock.len() {
+        let mut j = i + 1;
+        while j < stock.len() && stock[j].sku == stock[i].sku {
+            j += 1;
         }
-        counted
-            .entry(&s.sku)
-            .or_default()
-            .push((s.warehouse.clone(), s.as_of, s.quantity));
-        let n = named.entry(&s.sku).or_insert(0);
-        *n = (*n).max(s.named_report_id);
+        range.insert(&stock[i].sku, (i as u32, j as u32));
+        i = j;
     }
-    for v in counted.values_mut() {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-    }
+    let of = |c: &str| -> (usize, usize) {
+        range
+            .get(c)
+            .map_or((0, 0), |&(a, b)| (a as usize, b as usize))
+    };
     // Kit lines, as lines of each component; and each component's own lines.
-    let mut extra: HashMap<String, Vec<(Option<String>, i64, i64)>> = HashMap::new();
-    let mut own: HashMap<&str, Vec<Line<'_>>> = HashMap::new();
+    let mut extra: Fast<String, Vec<(Option<String>, i64, i64)>> = Fast::default();
+    let mut own: Fast<&str, Vec<Line<'_>>> = Fast::default();
     for o in &rows.orders {
         match kits.kits.get(&o.sku) {
             Some(comps) => {
@@ -472,59 +483,56 @@ pub(super) fn kit_plan<E>(
             )),
         }
     }
-    // Each component's available per warehouse (rule 2 for the component).
-    let none = Vec::new();
-    let mut net: HashMap<&str, Vec<(String, i128)>> = HashMap::new();
-    for comps in relevant.iter().filter_map(|k| kits.kits.get(k)) {
-        for (c, _) in comps {
-            if net.contains_key(c.as_str()) {
-                continue;
-            }
-            let rows_c = counted.get(c.as_str()).unwrap_or(&none);
-            let latest = rows_c.iter().map(|r| r.1).max();
-            let mut per: Vec<(String, i128)> = rows_c
-                .iter()
-                .map(|(w, _, q)| (w.clone(), i128::from(*q)))
-                .collect();
-            let lines = own.get(c.as_str()).into_iter().flatten().copied().chain(
-                extra
-                    .get(c.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|(w, q, t)| (w.as_deref(), *q, *t)),
-            );
-            for (w, qty, at) in lines {
-                if draws(q.warehouses, rows_c, latest, w, at) {
-                    let on = draws_on(rows_c, latest, w);
-                    if let Some(slot) = per.iter_mut().find(|(pw, _)| pw == on) {
-                        slot.1 -= i128::from(qty);
-                    }
+    // Each component's available per warehouse (rule 2 for the component):
+    // `net[i]` for its counted row `stock[i]`.
+    let mut net: Vec<i128> = stock.iter().map(|s| i128::from(s.quantity)).collect();
+    for (c, &(a, b)) in &range {
+        let rows_c = &stock[a as usize..b as usize];
+        let latest = rows_c.iter().map(|r| r.as_of).max();
+        let lines = own.get(c).into_iter().flatten().copied().chain(
+            extra
+                .get(*c)
+                .into_iter()
+                .flatten()
+                .map(|(w, q, t)| (w.as_deref(), *q, *t)),
+        );
+        for (w, qty, at) in lines {
+            if draws(q.warehouses, rows_c, latest, w, at) {
+                let on = draws_on(rows_c, latest, w);
+                if let Some(k) = rows_c.iter().position(|r| r.warehouse == on) {
+                    net[a as usize + k] -= i128::from(qty);
                 }
             }
-            net.insert(c.as_str(), per);
         }
     }
-    let mut book = HashMap::with_capacity(relevant.len());
+    // The per-warehouse split needs each kit's build per warehouse; a feed
+    // without one only its total.
+    let split = !q.locations.is_empty();
+    let mut book: Fast<String, KitBuild> = Fast::default();
+    book.reserve(relevant.len());
+    let mut whs: Vec<&str> = Vec::new();
     for k in &relevant {
         let comps = &kits.kits[k];
-        let mut whs: Vec<&str> = comps
-            .iter()
-            .flat_map(|(c, _)| net[c.as_str()].iter().map(|(w, _)| w.as_str()))
-            .collect();
-        whs.sort();
+        whs.clear();
+        for (c, _) in comps {
+            let (a, b) = of(c);
+            whs.extend(stock[a..b].iter().map(|r| r.warehouse.as_str()));
+        }
+        whs.sort_unstable();
         whs.dedup();
         let mut total = 0i128;
-        let mut per_warehouse = Vec::with_capacity(whs.len());
+        let mut per_warehouse = Vec::with_capacity(if split { whs.len() } else { 0 });
         let mut explain = KitExplain::default();
-        for w in whs {
+        for &w in &whs {
             let mut build: Option<(i128, usize)> = None;
             let mut shown = vec![];
             for (i, (c, per)) in comps.iter().enumerate() {
-                let a = net[c.as_str()]
+                let (a, b) = of(c);
+                let av = stock[a..b]
                     .iter()
-                    .find(|(pw, _)| pw == w)
-                    .map_or(0, |(_, a)| *a);
-                let share = a.div_euclid(i128::from(*per));
+                    .position(|r| r.warehouse == w)
+                    .map_or(0, |k| net[a + k]);
+                let share = av.div_euclid(i128::from(*per));
                 if build.is_none_or(|(b, _)| share < b) {
                     build = Some((share, i));
                 }
@@ -532,7 +540,7 @@ pub(super) fn kit_plan<E>(
                     shown.push(KitComponent {
                         sku: c.clone(),
                         per_kit: *per,
-                        available: safe_total(a),
+                        available: safe_total(av),
                         share: safe_total(share),
                     });
                 }
@@ -540,7 +548,9 @@ pub(super) fn kit_plan<E>(
             let (b, lim) = build.unwrap_or((0, 0));
             let b = b.max(0);
             total += b;
-            per_warehouse.push((w.to_string(), 0, safe_total(b)));
+            if split {
+                per_warehouse.push((w.to_string(), 0, safe_total(b)));
+            }
             if q.sku.is_some() {
                 explain.warehouses.push(KitWarehouse {
                     warehouse: w.to_string(),
@@ -550,17 +560,12 @@ pub(super) fn kit_plan<E>(
                 });
             }
         }
-        let named_k = comps
-            .iter()
-            .filter_map(|(c, _)| named.get(c.as_str()))
-            .max()
-            .copied()
-            .unwrap_or(0);
-        let latest = comps
-            .iter()
-            .filter_map(|(c, _)| counted.get(c.as_str()))
-            .flat_map(|v| v.iter().map(|r| r.1))
-            .max();
+        let rows_k = comps.iter().flat_map(|(c, _)| {
+            let (a, b) = of(c);
+            &stock[a..b]
+        });
+        let named_k = rows_k.clone().map(|r| r.named_report_id).max().unwrap_or(0);
+        let latest = rows_k.map(|r| r.as_of).max();
         book.insert(
             k.clone(),
             KitBuild {
@@ -592,9 +597,9 @@ pub(super) fn kit_plan<E>(
 /// (its warehouse's, else the SKU's latest count); a line on a warehouse
 /// the cart does not count draws nothing; never-counted stock draws every
 /// line.
-pub(super) fn draws(
+pub(super) fn draws<C: Counted>(
     warehouses: &[String],
-    counted: &[(String, i64, i64)],
+    counted: &[C],
     latest: Option<i64>,
     own: Option<&str>,
     ordered_at: i64,
@@ -604,8 +609,8 @@ pub(super) fn draws(
         Some(w) if counts(warehouses, w) => Some(
             counted
                 .iter()
-                .find(|(cw, _, _)| cw == w)
-                .map(|(_, a, _)| *a),
+                .find(|c| c.warehouse() == w)
+                .map(Counted::as_of),
         ),
         Some(_) => None,
     };
@@ -657,18 +662,43 @@ pub(super) fn drawing_lines<S: KeyedScan>(
 /// The warehouse an open order line draws on (rule 2): its own, else the
 /// SKU's latest-counted warehouse (the first by name among equal as-ofs),
 /// else "" (no stock counted).
-fn draws_on<'a>(
-    counted: &'a [(String, i64, i64)],
+fn draws_on<'a, C: Counted>(
+    counted: &'a [C],
     latest: Option<i64>,
     own: Option<&'a str>,
 ) -> &'a str {
     own.or_else(|| {
         counted
             .iter()
-            .find(|(_, a, _)| Some(*a) == latest)
-            .map(|(w, _, _)| w.as_str())
+            .find(|c| Some(c.as_of()) == latest)
+            .map(Counted::warehouse)
     })
     .unwrap_or("")
+}
+
+/// A counted stock row as rule 2 reads it: its warehouse and as-of.
+pub(super) trait Counted {
+    fn warehouse(&self) -> &str;
+    fn as_of(&self) -> i64;
+}
+
+/// (warehouse, as_of, quantity), as the merge keeps them.
+impl Counted for (String, i64, i64) {
+    fn warehouse(&self) -> &str {
+        &self.0
+    }
+    fn as_of(&self) -> i64 {
+        self.1
+    }
+}
+
+impl Counted for super::SkuStock {
+    fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+    fn as_of(&self) -> i64 {
+        self.as_of
+    }
 }
 
 fn add_draw(draws: &mut Vec<(String, i128)>, warehouse: &str, qty: i64) {

@@ -400,6 +400,8 @@ pub struct OrderDraw {
     pub line: String,
     pub quantity: i64,
     pub ordered_at: Millis,
+    /// The line's own warehouse (None: it names none).
+    pub warehouse: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

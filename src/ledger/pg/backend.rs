@@ -522,6 +522,7 @@ impl LedgerBackend for PgLedger {
                     line: r.try_get(1)?,
                     quantity: r.try_get(2)?,
                     ordered_at: r.try_get(3)?,
+                    warehouse: r.try_get(4)?,
                 },
                 warehouse: r.try_get(4)?,
             })

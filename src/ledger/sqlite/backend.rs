@@ -362,6 +362,7 @@ impl LedgerBackend for SqliteLedger {
                     line: r.get(1)?,
                     quantity: r.get(2)?,
                     ordered_at: r.get(3)?,
+                    warehouse: r.get(4)?,
                 },
                 warehouse: r.get(4)?,
             })

@@ -114,8 +114,24 @@ pub(super) fn rows_of_skus(
     // Many SKUs (a big kits table): one pass over the merchant's rows in
     // SKU order, keeping those of `skus` (sorted), beats a look per SKU.
     if skus.len() > 4096 {
-        let wanted = |sku: &str| skus.binary_search_by(|s| s.as_str().cmp(sku)).is_ok();
+        // Both scans come in SKU order: `skus` is walked along with them
+        // (a row out of that order is looked up).
+        let walker = || {
+            let mut at = 0usize;
+            move |sku: &str| {
+                while at < skus.len() && skus[at].as_str() < sku {
+                    at += 1;
+                }
+                if at < skus.len() && skus[at] == sku {
+                    return true;
+                }
+                at > 0
+                    && skus[at - 1].as_str() > sku
+                    && skus.binary_search_by(|s| s.as_str().cmp(sku)).is_ok()
+            }
+        };
         let [_, stock_sql, orders_sql, _] = merge_sql(false);
+        let mut wanted = walker();
         let mut stock = conn.prepare_cached(&stock_sql)?;
         let mut rows = stock.query(rusqlite::params![merchant])?;
         while let Some(r) = rows.next()? {
@@ -124,6 +140,7 @@ pub(super) fn rows_of_skus(
                 out.stock.push(stock_at(r, 1, sku.to_string())?);
             }
         }
+        let mut wanted = walker();
         let mut orders = conn.prepare_cached(&orders_sql)?;
         let mut rows = orders.query(rusqlite::params![merchant, sync_time])?;
         while let Some(r) = rows.next()? {
