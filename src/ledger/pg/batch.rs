@@ -58,6 +58,50 @@ pub struct InventoryBatch<'a> {
     open: Open<'a>,
     merchant: String,
     buf: RefCell<Vec<u8>>,
+    shape: RefCell<Shape>,
+}
+
+/// What the rows of a file look like, learnt as they are added: most WMS
+/// exports are sorted by SKU with one row per (SKU, warehouse), often one
+/// per SKU. Then the staged rows are their own sums (no GROUP BY of a
+/// million rows) and no sum can leave ±10^12 (each row is within it).
+struct Shape {
+    sku: String,
+    /// The warehouses of the current SKU's rows.
+    whs: Vec<String>,
+    started: bool,
+    /// Sorted by SKU, each (SKU, warehouse) once.
+    unique: bool,
+    /// And each SKU once.
+    one_per_sku: bool,
+    /// Σ|qty| of every row: within ±10^12, no sum can leave it.
+    abs_total: i128,
+}
+
+impl Shape {
+    fn add(&mut self, sku: &str, warehouse: &str, qty: i64) {
+        self.abs_total += i128::from(qty).abs();
+        if !self.unique {
+            return;
+        }
+        if !self.started || sku != self.sku {
+            if self.started && sku < self.sku.as_str() {
+                self.unique = false;
+                return;
+            }
+            self.started = true;
+            self.sku.clear();
+            self.sku.push_str(sku);
+            self.whs.clear();
+        } else {
+            self.one_per_sku = false;
+            if self.whs.iter().any(|w| w == warehouse) {
+                self.unique = false;
+                return;
+            }
+        }
+        self.whs.push(warehouse.to_string());
+    }
 }
 
 impl<'a> InventoryBatch<'a> {
@@ -68,10 +112,21 @@ impl<'a> InventoryBatch<'a> {
                  qty BIGINT NOT NULL, as_of BIGINT NOT NULL, upc TEXT COLLATE "C", description TEXT COLLATE "C")
                ON COMMIT DROP"#,
         )?;
+        // Sorts and hash aggregates of a big file in memory, not on disk
+        // (the server's; this transaction only).
+        open.c().batch_execute("SET LOCAL work_mem = '256MB'")?;
         Ok(InventoryBatch {
             open,
             merchant: merchant.to_string(),
             buf: RefCell::new(Vec::with_capacity(1 << 16)),
+            shape: RefCell::new(Shape {
+                sku: String::new(),
+                whs: Vec::new(),
+                started: false,
+                unique: true,
+                one_per_sku: true,
+                abs_total: 0,
+            }),
         })
     }
 
@@ -84,6 +139,7 @@ impl<'a> InventoryBatch<'a> {
         upc: Option<&str>,
         description: Option<&str>,
     ) -> Result<()> {
+        self.shape.borrow_mut().add(sku, warehouse, qty);
         let mut buf = self.buf.borrow_mut();
         let mut n = itoa::Buffer::new();
         copy_field(&mut buf, Some(sku));
@@ -120,17 +176,31 @@ impl<'a> InventoryBatch<'a> {
     pub fn aggregate(&self) -> Result<Vec<String>> {
         let mut c = self.open.c();
         copy_in(&mut c, STAGING_COPY, &mut self.buf.borrow_mut())?;
-        // SUM of BIGINTs is an exact NUMERIC: clamped to ±4e18 as SQLite's
-        // TOTAL is, so a difference of two sums still fits.
-        c.batch_execute(
-            "CREATE TEMP TABLE agg ON COMMIT DROP AS
-               SELECT sku, warehouse,
-                      GREATEST(LEAST(SUM(qty), 4000000000000000000), -4000000000000000000)::bigint AS qty,
-                      MAX(as_of) AS as_of, COUNT(*) AS n, MAX(upc) AS upc, MAX(description) AS description
-               FROM staging GROUP BY sku, warehouse;
-             CREATE UNIQUE INDEX ON agg (sku, warehouse);
-             ANALYZE agg;",
-        )?;
+        let shape = self.shape.borrow();
+        if shape.unique {
+            // Each row is its own sum, in SKU order.
+            c.batch_execute(
+                "CREATE TEMP VIEW agg AS
+                   SELECT sku, warehouse, qty, as_of, 1::bigint AS n, upc, description FROM staging;
+                 ANALYZE staging;",
+            )?;
+        } else {
+            // SUM of BIGINTs is an exact NUMERIC: clamped to ±4e18 as SQLite's
+            // TOTAL is, so a difference of two sums still fits. Stored in key
+            // order: the merge into `stock` then walks its index in order.
+            c.batch_execute(
+                "CREATE TEMP TABLE agg ON COMMIT DROP AS
+                   SELECT sku, warehouse,
+                          GREATEST(LEAST(SUM(qty), 4000000000000000000), -4000000000000000000)::bigint AS qty,
+                          MAX(as_of) AS as_of, COUNT(*) AS n, MAX(upc) AS upc, MAX(description) AS description
+                   FROM staging GROUP BY sku, warehouse ORDER BY sku, warehouse;
+                 CREATE UNIQUE INDEX ON agg (sku, warehouse);
+                 ANALYZE agg;",
+            )?;
+        }
+        if shape.abs_total <= 1_000_000_000_000 {
+            return Ok(vec![]);
+        }
         let rows = c.query(
             "SELECT sku, warehouse, qty, n FROM agg WHERE abs(qty) > 1000000000000
              ORDER BY sku, warehouse LIMIT 1000",
@@ -211,21 +281,48 @@ impl<'a> InventoryBatch<'a> {
                 &[m],
             )?
             .get(0);
+        // Set-based, no ON CONFLICT (its speculative insert per row costs
+        // twice a plain one): the rows the ledger has are updated (not when
+        // it holds a later count, rule 11), the others inserted. No other
+        // writer of `stock` or `products` runs meanwhile: every apply holds
+        // the apply lock.
         c.execute(
-            "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
-             SELECT $1, sku, warehouse, qty, as_of, $2, $2 FROM agg
-             ON CONFLICT (merchant, sku, warehouse) DO UPDATE SET
-               quantity = excluded.quantity, as_of = excluded.as_of,
-               report_id = excluded.report_id, named_report_id = excluded.named_report_id
-             WHERE stock.as_of <= excluded.as_of",
+            "UPDATE stock s SET quantity = a.qty, as_of = a.as_of, report_id = $2, named_report_id = $2
+             FROM agg a
+             WHERE s.merchant = $1 AND s.sku = a.sku AND s.warehouse = a.warehouse AND s.as_of <= a.as_of",
             &[m, &rid],
         )?;
         c.execute(
-            "INSERT INTO products (merchant, sku, upc, description, first_seen)
-             SELECT $1, sku, MAX(NULLIF(upc, '')), MAX(NULLIF(description, '')), $2 FROM agg GROUP BY sku
-             ON CONFLICT (merchant, sku) DO UPDATE SET
-               upc = COALESCE(excluded.upc, products.upc),
-               description = COALESCE(excluded.description, products.description)",
+            "INSERT INTO stock (merchant, sku, warehouse, quantity, as_of, report_id, named_report_id)
+             SELECT $1, a.sku, a.warehouse, a.qty, a.as_of, $2, $2 FROM agg a
+             WHERE NOT EXISTS (SELECT 1 FROM stock s
+                               WHERE s.merchant = $1 AND s.sku = a.sku AND s.warehouse = a.warehouse)",
+            &[m, &rid],
+        )?;
+        let products = if self.shape.borrow().one_per_sku {
+            "SELECT sku, NULLIF(upc, '') AS upc, NULLIF(description, '') AS description FROM agg"
+        } else {
+            "SELECT sku, MAX(NULLIF(upc, '')) AS upc, MAX(NULLIF(description, '')) AS description
+             FROM agg GROUP BY sku"
+        };
+        c.execute(
+            &format!(
+                "WITH x AS MATERIALIZED ({products})
+                 UPDATE products p SET upc = COALESCE(x.upc, p.upc),
+                                       description = COALESCE(x.description, p.description)
+                 FROM x WHERE p.merchant = $1 AND p.sku = x.sku
+                   AND ((x.upc IS NOT NULL AND x.upc IS DISTINCT FROM p.upc)
+                     OR (x.description IS NOT NULL AND x.description IS DISTINCT FROM p.description))"
+            ),
+            &[m],
+        )?;
+        c.execute(
+            &format!(
+                "WITH x AS MATERIALIZED ({products})
+                 INSERT INTO products (merchant, sku, upc, description, first_seen)
+                 SELECT $1, x.sku, x.upc, x.description, $2 FROM x
+                 WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.merchant = $1 AND p.sku = x.sku)"
+            ),
             &[m, &meta.now],
         )?;
         let mut zeroed = 0u64;
@@ -249,6 +346,10 @@ impl<'a> InventoryBatch<'a> {
             &[&rid, &stale, &(zeroed as i64)],
         )?;
         record_applied(&mut c, meta, rid)?;
+        if self.shape.borrow().unique {
+            // A view outlives the transaction; `staging` it reads does not.
+            c.batch_execute("DROP VIEW agg")?;
+        }
         drop(c);
         self.open.commit()?;
         Ok(Applied::Applied(ApplySummary {
