@@ -821,27 +821,10 @@ fn quarantine_lists_retries_and_discards_and_status_counts_each_file_once() {
 
 /// `ws`'s config with `[ledger] path` (or `url_env`) replaced by `url = "<url>"`.
 fn ledger_url(ws: &Workspace, url: &str) {
-    ws.config(&ledger_line(
+    ws.config(&pg::ledger_line(
         &ws.read("stockgate.toml"),
         &format!("url = \"{url}\""),
     ));
-}
-
-/// `cfg` with its `[ledger]` location (the first `path = ` or `url_env = `
-/// line) replaced by `line`.
-fn ledger_line(cfg: &str, line: &str) -> String {
-    let mut done = false;
-    cfg.lines()
-        .map(|l| {
-            if !done && (l.starts_with("path = ") || l.starts_with("url_env = ")) {
-                done = true;
-                line.to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// SKUs whose order differs between byte order and most collations.
@@ -887,10 +870,7 @@ file_name = "{cart}-{seq}.x12"
         if on_pg {
             ledger_url(&ws, &pg::fresh_database("byte_order"));
         } else {
-            ledger_url(&ws, "");
-            let cfg = ws
-                .read("stockgate.toml")
-                .replace("url = \"\"", "path = \"var/ledger.sqlite\"");
+            let cfg = pg::ledger_line(&ws.read("stockgate.toml"), "path = \"var/ledger.sqlite\"");
             ws.config(&cfg);
         }
         ws.apply("wms", "s.csv", &awkward_stock());
@@ -1094,7 +1074,7 @@ fn cluster_port(url: &str) -> String {
 fn check_names_a_ledger_given_twice_or_an_unset_url_env() {
     let ws = Workspace::standard("");
     let cfg = ws.read("stockgate.toml");
-    let cfg = ledger_line(
+    let cfg = pg::ledger_line(
         &cfg,
         "path = \"var/ledger.sqlite\"\nurl = \"postgres://gw:pw@db/stock\"",
     );
@@ -1111,7 +1091,7 @@ fn check_names_a_ledger_given_twice_or_an_unset_url_env() {
         "{}",
         o.stderr
     );
-    let cfg = ledger_line(
+    let cfg = pg::ledger_line(
         &ws.read("stockgate.toml"),
         "url_env = \"STOCKGATE_NO_SUCH_VAR\"",
     );
@@ -1126,7 +1106,7 @@ fn check_names_a_ledger_given_twice_or_an_unset_url_env() {
         "{}",
         o.stderr
     );
-    let cfg = ledger_line(&ws.read("stockgate.toml"), "url = \"mysql://db/stock\"");
+    let cfg = pg::ledger_line(&ws.read("stockgate.toml"), "url = \"mysql://db/stock\"");
     ws.config(&cfg);
     let o = ws.run(&["check"]);
     assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);

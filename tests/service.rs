@@ -1412,21 +1412,10 @@ timeout = "60s"
 /// written as `file` with `[ledger] instance = "<instance>"` and
 /// `lease = "3s"`.
 fn on_postgres(ws: &Workspace, file: &str, url: &str, instance: &str) -> PathBuf {
-    let cfg: String = ws
-        .read("stockgate.toml")
-        .lines()
-        .scan(false, |done, l| {
-            Some(
-                if !*done && (l.starts_with("path = ") || l.starts_with("url_env = ")) {
-                    *done = true;
-                    format!("url = \"{url}\"\ninstance = \"{instance}\"\nlease = \"3s\"")
-                } else {
-                    l.to_string()
-                },
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let cfg = pg::ledger_line(
+        &ws.read("stockgate.toml"),
+        &format!("url = \"{url}\"\ninstance = \"{instance}\"\nlease = \"3s\""),
+    );
     ws.write(file, cfg)
 }
 

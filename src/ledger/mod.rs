@@ -309,6 +309,36 @@ pub struct InboundStats {
     pub failures: u64,
 }
 
+impl InboundStats {
+    /// A source's stats from what a backend read: its last pickup, how
+    /// many files applied, its latest rejected or held file still
+    /// standing (`"name: error"`, when), and its looks. `last_error` is the
+    /// latest of that file's error and a failed look (a failed look wins a
+    /// tie: it is current).
+    pub(crate) fn from_parts(
+        last_pickup: Option<Millis>,
+        applied: u64,
+        file_error: Option<(String, Millis)>,
+        look: SourceLook,
+    ) -> InboundStats {
+        let look_error = look.last_error.zip(look.last_error_at);
+        let (last_error, last_error_at) = match (look_error, file_error) {
+            (Some(l), Some(f)) if f.1 > l.1 => (Some(f.0), Some(f.1)),
+            (Some(l), _) => (Some(l.0), Some(l.1)),
+            (None, Some(f)) => (Some(f.0), Some(f.1)),
+            (None, None) => (None, None),
+        };
+        InboundStats {
+            last_pickup,
+            applied,
+            last_error,
+            last_error_at,
+            last_look: look.last_look,
+            failures: look.failures,
+        }
+    }
+}
+
 /// What the ledger keeps of a source's looks (rule 37).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceLook {

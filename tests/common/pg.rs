@@ -338,3 +338,20 @@ impl Drop for OwnCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `cfg` with its `[ledger]` location (the first `path = ` or `url_env = `
+/// line) replaced by `line`.
+pub fn ledger_line(cfg: &str, line: &str) -> String {
+    let mut done = false;
+    cfg.lines()
+        .map(|l| {
+            if !done && (l.starts_with("path = ") || l.starts_with("url_env = ")) {
+                done = true;
+                line.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

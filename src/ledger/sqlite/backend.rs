@@ -522,22 +522,12 @@ impl LedgerBackend for SqliteLedger {
             .optional()?
             .map(|(f, e, at)| (format!("{f}: {}", e.unwrap_or_default()), at));
         let look = self.source_look(source)?;
-        let look_error = look.last_error.clone().zip(look.last_error_at);
-        // The latest of the two (a failed look wins a tie: it is current).
-        let (last_error, last_error_at) = match (look_error, file_error) {
-            (Some(l), Some(f)) if f.1 > l.1 => (Some(f.0), Some(f.1)),
-            (Some(l), _) => (Some(l.0), Some(l.1)),
-            (None, Some(f)) => (Some(f.0), Some(f.1)),
-            (None, None) => (None, None),
-        };
-        Ok(InboundStats {
+        Ok(InboundStats::from_parts(
             last_pickup,
             applied,
-            last_error,
-            last_error_at,
-            last_look: look.last_look,
-            failures: look.failures,
-        })
+            file_error,
+            look,
+        ))
     }
     /// A source's looks: the last good one, the current failed run.
     fn source_look(&self, source: &str) -> Result<SourceLook> {
