@@ -201,6 +201,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Orders and their status: open, sent, partial, shipped, confirmed, cancelled
+    #[command(
+        after_help = "Examples:\n  stockgate orders --status sent\n  stockgate orders --merchant acme --json"
+    )]
+    Orders {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Only this merchant's orders
+        #[arg(long, value_name = "M")]
+        merchant: Option<String>,
+        /// Only orders with this status (open, sent, partial, shipped, confirmed, cancelled)
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+        /// Print one JSON list
+        #[arg(long)]
+        json: bool,
+    },
     /// Past sync attempts, newest first
     #[command(after_help = "Example: stockgate history --cart acme-shop --limit 5 --json")]
     History {
@@ -314,6 +331,7 @@ impl Command {
             | Command::Status { cfg, .. }
             | Command::Explain { cfg, .. }
             | Command::History { cfg, .. }
+            | Command::Orders { cfg, .. }
             | Command::Quarantine { cfg, .. }
             | Command::Migrate { cfg }
             | Command::CopyLedger { cfg, .. }
@@ -331,7 +349,8 @@ impl Command {
             | Command::Sync { json, .. }
             | Command::Status { json, .. }
             | Command::Explain { json, .. }
-            | Command::History { json, .. } => *json,
+            | Command::History { json, .. }
+            | Command::Orders { json, .. } => *json,
             Command::Quarantine { json, action, .. } => {
                 *json || matches!(action, Some(QuarantineAction::Retry { json: true, .. }))
             }
@@ -769,6 +788,75 @@ fn cmd_sync(
     Ok(if r.is_failure() { FAILED } else { OK })
 }
 
+/// The statuses of rule 25.
+const ORDER_STATUSES: [&str; 6] = ["open", "sent", "partial", "shipped", "confirmed", "cancelled"];
+
+fn cmd_orders(
+    cfg_flag: Option<PathBuf>,
+    merchant: Option<String>,
+    status: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<i32> {
+    let cfg = try_cfg!(load(&cfg_flag));
+    if let Some(m) = &merchant
+        && !cfg.merchants.contains(m)
+    {
+        let ids: Vec<&str> = cfg.merchants.iter().map(String::as_str).collect();
+        return Ok(unknown_id(&cfg, "merchant", m, &ids));
+    }
+    if let Some(s) = &status
+        && !ORDER_STATUSES.contains(&s.as_str())
+    {
+        eprintln!(
+            "error: unknown order status {}; one of {}",
+            crate::util::quoted(s),
+            ORDER_STATUSES.join(", ")
+        );
+        return Ok(USAGE);
+    }
+    let ledger = open_read(&cfg)?;
+    let mut orders = crate::inspect::orders(&cfg, &ledger, merchant.as_deref())?;
+    if let Some(s) = &status {
+        orders.retain(|o| &o.status == s);
+    }
+    if as_json {
+        json(&orders);
+        return Ok(OK);
+    }
+    if orders.is_empty() {
+        outln!("no orders");
+    }
+    for o in &orders {
+        let ordered: i64 = o.lines.iter().filter(|l| !l.cancelled).map(|l| l.quantity).sum();
+        let shipped: i64 = o.lines.iter().map(|l| l.shipped).sum();
+        let mut flags = String::new();
+        if o.changed_after_sending {
+            flags.push_str("  changed after sending");
+        }
+        if let Some(h) = &o.held {
+            flags.push_str(&format!("  held: {}", crate::util::escape(h)));
+        }
+        let tracking: Vec<String> = o
+            .shipments
+            .iter()
+            .flat_map(|s| s.packages.iter().filter_map(|p| p.tracking.clone()))
+            .collect();
+        outln!(
+            "{}  {}  {}  {}  shipped {shipped}/{ordered}{}{flags}",
+            crate::util::escape(&o.merchant),
+            crate::util::escape(&o.source),
+            crate::util::escape(&o.order_id),
+            paint(&o.status),
+            if tracking.is_empty() {
+                String::new()
+            } else {
+                format!("  tracking {}", truncate(&crate::util::escape(&tracking.join(", ")), 120))
+            }
+        );
+    }
+    Ok(OK)
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let cfg_flag = cli.command.config_arg().or(cli.config.clone());
     match cli.command {
@@ -874,6 +962,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(OK)
         }
+        Command::Orders {
+            merchant,
+            status,
+            json: as_json,
+            ..
+        } => cmd_orders(cfg_flag, merchant, status, as_json),
         Command::Explain {
             merchant,
             sku,
@@ -1332,6 +1426,47 @@ fn print_status(s: &crate::inspect::Status) {
         }
     };
     show(&carts);
+    for (title, feeds) in [("order feeds", &s.order_feeds), ("confirm feeds", &s.confirm_feeds)] {
+        if feeds.is_empty() {
+            continue;
+        }
+        let mut t = table(&["feed", "format", "schedule", "last", "last success", "next due", "waiting"]);
+        for c in feeds {
+            t.add_row(vec![
+                truncate(&crate::util::escape(&c.cart), 30),
+                c.format.to_string(),
+                truncate(&c.schedule, 20),
+                c.last_outcome.clone().unwrap_or_else(|| "-".into()),
+                opt(&c.last_success),
+                opt(&c.next_due),
+                c.pending.to_string(),
+            ]);
+        }
+        outln!();
+        outln!("{title}:");
+        show(&t);
+    }
+    if let Some(o) = &s.orders {
+        let counts: Vec<String> = o.by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        outln!();
+        outln!(
+            "orders: {}; {} waiting to be sent{}; {} shipments waiting to be confirmed",
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+            o.waiting_to_send,
+            o.oldest_waiting.as_deref().map(|t| format!(" (oldest {})", local_time(t))).unwrap_or_default(),
+            o.waiting_to_confirm
+        );
+        for id in &o.changed_after_sending {
+            outln!("order {}: changed after sending (not resent; tell the warehouse)", crate::util::escape(id));
+        }
+        for h in &o.held {
+            outln!(
+                "order {}: held back ({})",
+                crate::util::escape(&h.order_id),
+                truncate(&crate::util::escape(&h.reason), 200)
+            );
+        }
+    }
     // Rule 24: a kits or sku_map file that cannot be used, under the carts
     // it holds back (each keeps its last good table, or cannot sync).
     for c in &s.carts {

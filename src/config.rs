@@ -28,6 +28,40 @@ struct RawConfig {
     inbound: Vec<RawInbound>,
     #[serde(default)]
     cart: Vec<RawCart>,
+    #[serde(default)]
+    order_feed: Vec<RawOrderFeed>,
+    #[serde(default)]
+    confirm_feed: Vec<RawConfirmFeed>,
+}
+
+/// `[[order_feed]]`: orders forwarded to a warehouse (CONTRACT §6).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrderFeed {
+    id: String,
+    merchant: String,
+    /// The lines for this warehouse (and lines naming none); without it,
+    /// every line no other order feed of the merchant takes.
+    warehouse: Option<String>,
+    format: String,
+    mapping: String,
+    schedule: String,
+    timezone: Option<String>,
+    transport: RawTransport,
+}
+
+/// `[[confirm_feed]]`: shipment confirmations to an order source's cart.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfirmFeed {
+    id: String,
+    merchant: String,
+    orders_from: Vec<String>,
+    format: String,
+    mapping: String,
+    schedule: String,
+    timezone: Option<String>,
+    transport: RawTransport,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,9 +183,56 @@ pub struct Cart {
     /// The merchant's kits file (rule 21).
     pub kits: Option<PathBuf>,
     pub sync_on_orders: bool,
+    /// What the feed sends: inventory (a `[[cart]]`), orders (an
+    /// `[[order_feed]]`) or shipment confirmations (a `[[confirm_feed]]`).
+    /// All three are scheduled, synced, delivered, journaled and recorded
+    /// alike; only the rendering differs (`sync`).
+    pub kind: FeedKind,
+}
+
+/// The outbound feed kinds (CONTRACT §6).
+#[derive(Debug, Clone)]
+pub enum FeedKind {
+    Inventory,
+    Orders {
+        warehouse: Option<String>,
+        doc: crate::docmap::DocMapping,
+    },
+    Confirms {
+        orders_from: Vec<String>,
+        doc: crate::docmap::DocMapping,
+    },
+}
+
+impl FeedKind {
+    /// `cart`, `order_feed` or `confirm_feed`: the table it comes from.
+    pub fn table(&self) -> &'static str {
+        match self {
+            FeedKind::Inventory => "cart",
+            FeedKind::Orders { .. } => "order_feed",
+            FeedKind::Confirms { .. } => "confirm_feed",
+        }
+    }
+    pub fn doc(&self) -> Option<&crate::docmap::DocMapping> {
+        match self {
+            FeedKind::Inventory => None,
+            FeedKind::Orders { doc, .. } | FeedKind::Confirms { doc, .. } => Some(doc),
+        }
+    }
 }
 
 impl Cart {
+    /// An inventory feed (`[[cart]]`), as opposed to an order or confirm feed.
+    pub fn is_inventory(&self) -> bool {
+        matches!(self.kind, FeedKind::Inventory)
+    }
+    /// What `status` and `history` call the feed's format.
+    pub fn format_name(&self) -> &'static str {
+        match self.kind.doc() {
+            Some(d) => d.format_name(),
+            None => self.mapping.format_name(),
+        }
+    }
     /// X12 846 feeds are always full catalogs (retailers replace, not merge).
     pub fn is_full(&self) -> bool {
         self.full_sync || matches!(self.mapping.format, mapping::OutFormat::X12_846(_))
@@ -319,6 +400,8 @@ fn load_with(path: &Path, tables: bool) -> Result<Config, Vec<Problem>> {
         .filter_map(|(i, r)| inbound_entry(&mut cx, &mut mappings, &raw, &mut ids, *i, r))
         .collect::<Vec<_>>();
     let mut carts = carts(&mut cx, &mut mappings, &raw);
+    let feeds = doc_feeds(&mut cx, &raw, &carts, &inbound);
+    carts.extend(feeds);
     for c in &mut carts {
         c.kits = kits_of(&kits, &c.merchant).map(Path::to_path_buf);
     }
@@ -638,6 +721,7 @@ fn carts(cx: &mut Ctx, mappings: &mut MappingCache, raw: &Typed) -> Vec<Cart> {
                 sku_map,
                 kits: None,
                 sync_on_orders: r.sync_on_orders,
+                kind: FeedKind::Inventory,
             });
         }
     }
@@ -767,6 +851,165 @@ fn cart_parts(
         check_location_ids(cx, i, r, m);
     }
     Some((mapping?, schedule?, tz))
+}
+
+/// One order feed or confirm feed, as the cart-like [`Cart`] every sync
+/// path takes (`kind` says what it sends).
+struct FeedEntry<'a> {
+    table: &'static str,
+    i: usize,
+    id: &'a str,
+    merchant: &'a str,
+    format: &'a str,
+    mapping: &'a str,
+    schedule: &'a str,
+    timezone: Option<&'a str>,
+    transport: &'a RawTransport,
+}
+
+/// `[[order_feed]]` and `[[confirm_feed]]` entries, their ids unique
+/// across carts and feeds.
+fn doc_feeds(cx: &mut Ctx, raw: &Typed, carts: &[Cart], inbound: &[Inbound]) -> Vec<Cart> {
+    let mut ids: HashSet<String> = raw.cart.iter().map(|(_, c)| c.id.clone()).collect();
+    let mut out = vec![];
+    for (i, r) in &raw.order_feed {
+        let e = FeedEntry {
+            table: "order_feed",
+            i: *i,
+            id: &r.id,
+            merchant: &r.merchant,
+            format: &r.format,
+            mapping: &r.mapping,
+            schedule: &r.schedule,
+            timezone: r.timezone.as_deref(),
+            transport: &r.transport,
+        };
+        let warehouse = r.warehouse.clone();
+        if let Some(c) = doc_feed(cx, raw, &mut ids, &e, crate::docmap::DocKind::Orders, |doc| {
+            FeedKind::Orders { warehouse, doc }
+        }) {
+            out.push(c);
+        }
+    }
+    for (i, r) in &raw.confirm_feed {
+        let e = FeedEntry {
+            table: "confirm_feed",
+            i: *i,
+            id: &r.id,
+            merchant: &r.merchant,
+            format: &r.format,
+            mapping: &r.mapping,
+            schedule: &r.schedule,
+            timezone: r.timezone.as_deref(),
+            transport: &r.transport,
+        };
+        for s in &r.orders_from {
+            match inbound.iter().find(|x| &x.id == s) {
+                Some(x) if x.kind == RecordKind::Orders && x.merchant == r.merchant => {}
+                Some(_) => cx.at(
+                    "confirm_feed",
+                    *i,
+                    "orders_from",
+                    format!("{s:?} is not an order source (kind = \"orders\") of merchant {:?}", r.merchant),
+                ),
+                None => cx.at(
+                    "confirm_feed",
+                    *i,
+                    "orders_from",
+                    format!("no [[inbound]] with id {s:?}"),
+                ),
+            }
+        }
+        let orders_from = r.orders_from.clone();
+        if let Some(c) = doc_feed(cx, raw, &mut ids, &e, crate::docmap::DocKind::Confirms, |doc| {
+            FeedKind::Confirms { orders_from, doc }
+        }) {
+            out.push(c);
+        }
+    }
+    let _ = carts;
+    out
+}
+
+fn doc_feed(
+    cx: &mut Ctx,
+    raw: &Typed,
+    ids: &mut HashSet<String>,
+    e: &FeedEntry,
+    kind: crate::docmap::DocKind,
+    make: impl FnOnce(crate::docmap::DocMapping) -> FeedKind,
+) -> Option<Cart> {
+    let (t, i) = (e.table, e.i);
+    check_id(cx, t, i, e.id);
+    if !ids.insert(e.id.to_string()) {
+        cx.at(t, i, "id", format!("id {:?} is used twice (carts, order feeds and confirm feeds share ids)", e.id));
+    }
+    if !raw.merchant_ids.iter().any(|m| m == e.merchant) {
+        cx.at(t, i, "merchant", unknown_merchant(e.merchant, &raw.merchant_ids));
+    }
+    let schedule = schedule::parse(e.schedule)
+        .map_err(|err| cx.at(t, i, "schedule", err.to_string()))
+        .ok();
+    let tz = match e.timezone {
+        None => Tz::UTC,
+        Some(s) => s.parse().unwrap_or_else(|_| {
+            cx.at(t, i, "timezone", format!("unknown time zone {s:?}"));
+            Tz::UTC
+        }),
+    };
+    let transport = transport::transport_spec(cx, &format!("{t}.transport"), i, e.transport, false);
+    let mpath = mapping_path(cx.dir, e.mapping);
+    let doc = if !mpath.exists() {
+        let message = no_mapping(cx.dir, e.mapping, &mpath);
+        cx.at(t, i, "mapping", message);
+        None
+    } else {
+        match crate::docmap::load(&mpath, kind) {
+            Ok(d) => {
+                if d.format_name() != e.format {
+                    cx.at(
+                        t,
+                        i,
+                        "format",
+                        format!("{t} says {:?} but mapping {:?} is {:?}", e.format, e.mapping, d.format_name()),
+                    );
+                }
+                Some(d)
+            }
+            Err(ps) => {
+                cx.problems.extend(ps);
+                None
+            }
+        }
+    };
+    let (doc, schedule) = (doc?, schedule?);
+    Some(Cart {
+        id: e.id.to_string(),
+        merchant: e.merchant.to_string(),
+        mapping: OutboundMapping {
+            name: doc.name.clone(),
+            path: doc.path.clone(),
+            format: mapping::OutFormat::Csv {
+                delimiter: b',',
+                header: true,
+                columns: vec![],
+                style: Default::default(),
+            },
+        },
+        schedule,
+        schedule_text: e.schedule.to_string(),
+        tz,
+        min_level: 0,
+        full_sync: false,
+        warehouses: vec![],
+        transport,
+        alloc: Default::default(),
+        filters: Default::default(),
+        sku_map: None,
+        kits: None,
+        sync_on_orders: false,
+        kind: make(doc),
+    })
 }
 
 /// A per-warehouse 846 names each counted warehouse by its location id: a
@@ -991,6 +1234,8 @@ struct Typed {
     merchant_ids: Vec<String>,
     inbound: Vec<(usize, RawInbound)>,
     cart: Vec<(usize, RawCart)>,
+    order_feed: Vec<(usize, RawOrderFeed)>,
+    confirm_feed: Vec<(usize, RawConfirmFeed)>,
     /// ("inbound" | "cart", nth, mapping name) of entries that did not deserialize.
     broken_mappings: Vec<(&'static str, usize, String)>,
 }
@@ -1027,6 +1272,8 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
         merchant_ids: vec![],
         inbound: vec![],
         cart: vec![],
+        order_feed: vec![],
+        confirm_feed: vec![],
         broken_mappings: vec![],
     };
     match table.remove("ledger") {
@@ -1070,6 +1317,7 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
         }
     };
     let (merchants, inbound, carts) = (items("merchant"), items("inbound"), items("cart"));
+    let (order_feeds, confirm_feeds) = (items("order_feed"), items("confirm_feed"));
     for (i, t) in merchants {
         if let Some(toml::Value::String(id)) = t.get("id") {
             out.merchant_ids.push(id.clone());
@@ -1095,6 +1343,16 @@ fn typed(cx: &mut Ctx, mut table: toml::Table) -> Typed {
             Some(v) => out.cart.push((i, v)),
             None => out.broken_mappings.extend(name.map(|n| ("cart", i, n))),
         }
+    }
+    for (i, t) in order_feeds {
+        let (v, errors) = crate::util::deserialize_all::<RawOrderFeed>(t);
+        report(cx, "order_feed", i, errors);
+        out.order_feed.extend(v.map(|v| (i, v)));
+    }
+    for (i, t) in confirm_feeds {
+        let (v, errors) = crate::util::deserialize_all::<RawConfirmFeed>(t);
+        report(cx, "confirm_feed", i, errors);
+        out.confirm_feed.extend(v.map(|v| (i, v)));
     }
     out
 }
@@ -1259,6 +1517,8 @@ fn strip_unknown(path: &Path, src: &str, table: &mut toml::Table) -> Vec<Problem
         ("merchant", struct_fields::<RawMerchant>()),
         ("inbound", struct_fields::<RawInbound>()),
         ("cart", struct_fields::<RawCart>()),
+        ("order_feed", struct_fields::<RawOrderFeed>()),
+        ("confirm_feed", struct_fields::<RawConfirmFeed>()),
     ] {
         let Some(toml::Value::Array(items)) = table.get_mut(name) else {
             continue;

@@ -112,7 +112,7 @@ pub fn explain(
     for c in cfg
         .carts
         .iter()
-        .filter(|c| c.merchant == merchant && cart.is_none_or(|id| id == c.id))
+        .filter(|c| c.is_inventory() && c.merchant == merchant && cart.is_none_or(|id| id == c.id))
     {
         // Full: the SKU's numbers whether or not its next sync would send it.
         let breakdown = breakdown_warehouses(c);
@@ -234,12 +234,127 @@ fn kit_draws(
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub carts: Vec<CartStatus>,
+    /// `[[order_feed]]`s, each like a cart (`pending`: orders waiting for it).
+    pub order_feeds: Vec<CartStatus>,
+    /// `[[confirm_feed]]`s (`pending`: shipments waiting for it).
+    pub confirm_feeds: Vec<CartStatus>,
+    /// The order loop at a glance (CONTRACT §6); absent without order sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<OrdersStatus>,
     /// Kits and sku_map files that do not parse now (rule 24): each keeps
     /// its cart on the last good table.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tables: Vec<String>,
     pub inbound: Vec<InboundStatus>,
     pub ledger: String,
+}
+
+/// The order loop: orders per status, what waits and since when, and
+/// what needs an operator (changed after sending, held back).
+#[derive(Debug, Serialize, Default)]
+pub struct OrdersStatus {
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    /// Orders with lines not sent to their warehouse yet.
+    pub waiting_to_send: u64,
+    pub oldest_waiting: Option<String>,
+    #[serde(skip)]
+    pub oldest_waiting_ms: Option<i64>,
+    /// Shipments not yet delivered by a confirm feed covering them.
+    pub waiting_to_confirm: u64,
+    pub oldest_unconfirmed: Option<String>,
+    #[serde(skip)]
+    pub oldest_unconfirmed_ms: Option<i64>,
+    /// Orders changed after they were sent (at most 50 listed).
+    pub changed_after_sending: Vec<String>,
+    /// Orders an order feed holds back, with the reason (at most 50).
+    pub held: Vec<HeldOrder>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HeldOrder {
+    pub source: String,
+    pub order_id: String,
+    pub reason: String,
+}
+
+/// The confirm feeds covering order source `source` (rule 25).
+pub fn covering(cfg: &Config, source: &str) -> Vec<String> {
+    cfg.carts
+        .iter()
+        .filter_map(|c| match &c.kind {
+            crate::config::FeedKind::Confirms { orders_from, .. }
+                if orders_from.iter().any(|s| s == source) =>
+            {
+                Some(c.id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `stockgate orders`: every order (of `merchant`), its status (rule 25).
+pub fn orders(
+    cfg: &Config,
+    ledger: &Ledger,
+    merchant: Option<&str>,
+) -> Result<Vec<crate::ledger::orders::OrderView>, LedgerError> {
+    ledger.sql_read(|tx| {
+        crate::ledger::orders::list_orders(tx, merchant, &|s| covering(cfg, s))
+    })
+}
+
+/// The order loop's numbers for `status`, `/metrics` and the status page;
+/// per feed, what waits for it.
+pub fn orders_status(
+    cfg: &Config,
+    ledger: &Ledger,
+) -> Result<(OrdersStatus, std::collections::HashMap<String, i64>), LedgerError> {
+    let mut st = OrdersStatus::default();
+    let mut per_feed: std::collections::HashMap<String, i64> = Default::default();
+    for o in orders(cfg, ledger, None)? {
+        *st.by_status.entry(o.status.clone()).or_default() += 1;
+        if o.unsent > 0 && o.held.is_none() {
+            st.waiting_to_send += 1;
+            st.oldest_waiting_ms = Some(st.oldest_waiting_ms.map_or(o.ordered_at, |t| t.min(o.ordered_at)));
+            let mut feeds: Vec<&str> = o
+                .lines
+                .iter()
+                .filter(|l| !l.sent && !l.cancelled)
+                .filter_map(|l| crate::sync::order_feed_of(cfg, &o.merchant, l.warehouse.as_deref()))
+                .collect();
+            feeds.dedup();
+            for f in feeds {
+                *per_feed.entry(f.to_string()).or_default() += 1;
+            }
+        }
+        if o.changed_after_sending && st.changed_after_sending.len() < 50 {
+            st.changed_after_sending.push(o.order_id.clone());
+        }
+        if let Some(h) = &o.held
+            && st.held.len() < 50
+        {
+            st.held.push(HeldOrder {
+                source: o.source.clone(),
+                order_id: o.order_id.clone(),
+                reason: h.clone(),
+            });
+        }
+        let cov = covering(cfg, &o.source);
+        for s in &o.shipments {
+            let missing: Vec<&String> = cov.iter().filter(|f| !s.confirmed_to.contains(f)).collect();
+            if !missing.is_empty() {
+                st.waiting_to_confirm += 1;
+                st.oldest_unconfirmed_ms =
+                    Some(st.oldest_unconfirmed_ms.map_or(s.applied_at, |t| t.min(s.applied_at)));
+            }
+            for f in missing {
+                *per_feed.entry(f.clone()).or_default() += 1;
+            }
+        }
+    }
+    st.oldest_waiting = st.oldest_waiting_ms.map(rfc3339);
+    st.oldest_unconfirmed = st.oldest_unconfirmed_ms.map(rfc3339);
+    Ok((st, per_feed))
 }
 
 #[derive(Debug, Serialize)]
@@ -345,7 +460,18 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
         .map(|l| (l.work, l.holder))
         .collect();
     let held_by = |work: String| held.get(&work).cloned();
-    let mut carts = vec![];
+    let has_orders = cfg
+        .inbound
+        .iter()
+        .any(|i| i.kind == crate::mapping::RecordKind::Orders);
+    let (orders, waiting) = match has_orders {
+        true => {
+            let (o, w) = orders_status(cfg, ledger)?;
+            (Some(o), w)
+        }
+        false => (None, Default::default()),
+    };
+    let (mut carts, mut order_feeds, mut confirm_feeds) = (vec![], vec![], vec![]);
     for c in &cfg.carts {
         let st = ledger.cart_state(&c.id)?;
         let next = c
@@ -355,10 +481,21 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
         let retry = st.retry_at.map(to_datetime);
         let next_is_retry = retry.is_some_and(|r| next.is_none_or(|n| r < n));
         let next = if next_is_retry { retry } else { next };
-        carts.push(CartStatus {
+        let pending = match c.kind {
+            crate::config::FeedKind::Inventory => {
+                ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?
+            }
+            _ => waiting.get(&c.id).copied().unwrap_or(0),
+        };
+        let list = match c.kind {
+            crate::config::FeedKind::Inventory => &mut carts,
+            crate::config::FeedKind::Orders { .. } => &mut order_feeds,
+            crate::config::FeedKind::Confirms { .. } => &mut confirm_feeds,
+        };
+        list.push(CartStatus {
             cart: c.id.clone(),
             merchant: c.merchant.clone(),
-            format: c.mapping.format_name().into(),
+            format: c.format_name().into(),
             schedule: c.schedule_text.clone(),
             next_due: next.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
             last_attempt: st.last_attempt.map(rfc3339),
@@ -366,7 +503,7 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
             last_outcome: st.last_outcome,
             retry_at: st.retry_at.map(rfc3339),
             next_is_retry,
-            pending: ledger.reports_since(&c.merchant, st.last_report_id, &c.warehouses)?,
+            pending,
             held_by: held_by(crate::ledger::cart_work(&c.id)),
             allocation: allocation_status(c),
         });
@@ -397,6 +534,9 @@ pub fn status(cfg: &Config, ledger: &Ledger) -> Result<Status, LedgerError> {
     Ok(Status {
         tables,
         carts,
+        order_feeds,
+        confirm_feeds,
+        orders,
         inbound,
         ledger: cfg.ledger.to_string(),
     })

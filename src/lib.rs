@@ -12,6 +12,7 @@ pub mod acks;
 pub mod app;
 pub mod config;
 pub mod daemon;
+pub mod docmap;
 pub mod formats;
 pub mod init;
 pub mod inspect;

@@ -32,10 +32,44 @@ pub enum Field {
     Unit,
     /// Product price (inventory): a decimal kept as validated text.
     Price,
+    // An order's own fields (CONTRACT §6), the same on each of its rows.
+    ShipToName,
+    ShipToCompany,
+    ShipToAddress1,
+    ShipToAddress2,
+    ShipToCity,
+    ShipToState,
+    ShipToPostalCode,
+    ShipToCountry,
+    ShipToPhone,
+    ShipToEmail,
+    ShipMethod,
+    PoNumber,
+    // A shipment's (record = "shipments").
+    ShipmentId,
+    Package,
+    Tracking,
+    Carrier,
+    Service,
+    ShippedAt,
 }
 
+/// The ship-to fields in `ledger::orders::SHIP_TO_FIELDS` order.
+pub const SHIP_TO: [Field; 10] = [
+    Field::ShipToName,
+    Field::ShipToCompany,
+    Field::ShipToAddress1,
+    Field::ShipToAddress2,
+    Field::ShipToCity,
+    Field::ShipToState,
+    Field::ShipToPostalCode,
+    Field::ShipToCountry,
+    Field::ShipToPhone,
+    Field::ShipToEmail,
+];
+
 impl Field {
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 31] = [
         Field::Sku,
         Field::Quantity,
         Field::Warehouse,
@@ -49,6 +83,24 @@ impl Field {
         Field::Status,
         Field::Unit,
         Field::Price,
+        Field::ShipToName,
+        Field::ShipToCompany,
+        Field::ShipToAddress1,
+        Field::ShipToAddress2,
+        Field::ShipToCity,
+        Field::ShipToState,
+        Field::ShipToPostalCode,
+        Field::ShipToCountry,
+        Field::ShipToPhone,
+        Field::ShipToEmail,
+        Field::ShipMethod,
+        Field::PoNumber,
+        Field::ShipmentId,
+        Field::Package,
+        Field::Tracking,
+        Field::Carrier,
+        Field::Service,
+        Field::ShippedAt,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -65,6 +117,24 @@ impl Field {
             Field::Status => "status",
             Field::Unit => "unit",
             Field::Price => "price",
+            Field::ShipToName => "ship_to_name",
+            Field::ShipToCompany => "ship_to_company",
+            Field::ShipToAddress1 => "ship_to_address1",
+            Field::ShipToAddress2 => "ship_to_address2",
+            Field::ShipToCity => "ship_to_city",
+            Field::ShipToState => "ship_to_state",
+            Field::ShipToPostalCode => "ship_to_postal_code",
+            Field::ShipToCountry => "ship_to_country",
+            Field::ShipToPhone => "ship_to_phone",
+            Field::ShipToEmail => "ship_to_email",
+            Field::ShipMethod => "ship_method",
+            Field::PoNumber => "po_number",
+            Field::ShipmentId => "shipment_id",
+            Field::Package => "package",
+            Field::Tracking => "tracking",
+            Field::Carrier => "carrier",
+            Field::Service => "service",
+            Field::ShippedAt => "shipped_at",
         }
     }
     pub fn from_name(s: &str) -> Option<Field> {
@@ -84,6 +154,8 @@ pub enum RecordKind {
     Orders,
     /// The merchant's catalog: UPC, description, price per SKU; no stock.
     Products,
+    /// A warehouse's shipment confirmations (CONTRACT §6, rules 27–28).
+    Shipments,
 }
 
 struct KindSpec {
@@ -93,7 +165,7 @@ struct KindSpec {
     required: &'static [Field],
 }
 
-const KINDS: [KindSpec; 3] = [
+const KINDS: [KindSpec; 4] = [
     KindSpec {
         kind: RecordKind::Inventory,
         name: "inventory",
@@ -122,6 +194,38 @@ const KINDS: [KindSpec; 3] = [
             Field::Status,
             Field::Warehouse,
             Field::Unit,
+            Field::ShipToName,
+            Field::ShipToCompany,
+            Field::ShipToAddress1,
+            Field::ShipToAddress2,
+            Field::ShipToCity,
+            Field::ShipToState,
+            Field::ShipToPostalCode,
+            Field::ShipToCountry,
+            Field::ShipToPhone,
+            Field::ShipToEmail,
+            Field::ShipMethod,
+            Field::PoNumber,
+        ],
+        required: &[Field::OrderId, Field::Sku, Field::Quantity],
+    },
+    KindSpec {
+        kind: RecordKind::Shipments,
+        name: "shipments",
+        fields: &[
+            Field::OrderId,
+            Field::Sku,
+            Field::Quantity,
+            Field::Line,
+            Field::ShipmentId,
+            Field::Package,
+            Field::Tracking,
+            Field::Carrier,
+            Field::Service,
+            Field::ShippedAt,
+            Field::Status,
+            Field::Unit,
+            Field::PoNumber,
         ],
         required: &[Field::OrderId, Field::Sku, Field::Quantity],
     },
@@ -377,7 +481,15 @@ impl InboundMapping {
             InSource::X12 {
                 price_qualifier, ..
             } if f == Field::Price => price_qualifier.is_some(),
+            // An 850's N1*ST loop, TD5 and BEG03; a 945's or 856's
+            // shipment fields.
+            InSource::X12 { .. } if self.record != RecordKind::Inventory && f as usize >= Field::ShipToName as usize => {
+                self.record.spec().fields.contains(&f)
+            }
             InSource::X12 { .. } => matches!(
+                f,
+                Field::Status if self.record == RecordKind::Shipments
+            ) || matches!(
                 f,
                 Field::Sku
                     | Field::Quantity
@@ -1048,11 +1160,11 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
     }
     let mut time = TimeSpec { format, tz };
     let cancelled = raw.cancelled.clone().unwrap_or_default();
-    if !cancelled.is_empty() && record != RecordKind::Orders {
+    if !cancelled.is_empty() && !matches!(record, RecordKind::Orders | RecordKind::Shipments) {
         c.at(
             "",
             "cancelled",
-            "only order mappings (record = \"orders\") have cancelled statuses",
+            "only order and shipment mappings (record = \"orders\" or \"shipments\") have cancelled statuses",
         );
     }
 
@@ -1292,7 +1404,7 @@ pub fn load_inbound(path: &Path) -> Result<InboundMapping, Vec<Problem>> {
             "an X12 source reads 846 inventory or 850 orders; a product catalog is CSV or XML",
         );
     }
-    if record == RecordKind::Orders && raw.snapshot.is_some() {
+    if record != RecordKind::Inventory && raw.snapshot.is_some() {
         c.at("", "snapshot", "applies to inventory mappings only");
     }
     if raw.price_qualifier.is_some()

@@ -149,3 +149,265 @@ fn x12_in_997_back_feeds_out_in_every_format_and_997s_matched_to_history() {
     // 5. The 997s changed no stock: the shop still has its one number.
     assert_eq!(ws.value("ABC123", "shop"), 100);
 }
+
+// ---------------------------------------------------------------------
+// The order loop (CONTRACT §6): orders out to each warehouse, shipments
+// back, confirmations out to the cart.
+
+const LOOP_ORDERS: &str = r#"format = "csv"
+record = "orders"
+cancelled = ["cancelled"]
+[columns]
+order_id = "Order"
+line = "Line"
+sku = "SKU"
+quantity = "Qty"
+warehouse = "Whse"
+status = "Status"
+ship_to_name = "Name"
+ship_to_address1 = "Street"
+ship_to_city = "City"
+ship_to_postal_code = "Zip"
+ship_to_country = "Country"
+ship_method = "Method"
+po_number = "PO"
+"#;
+
+const LOOP_SHIPMENTS: &str = r#"format = "csv"
+record = "shipments"
+cancelled = ["cancelled"]
+[columns]
+order_id = "Order"
+line = "Line"
+sku = "SKU"
+quantity = "Shipped"
+shipment_id = "Shipment"
+package = "Box"
+tracking = "Tracking"
+carrier = "Carrier"
+status = "Status"
+"#;
+
+const LOOP_ORDER_FEED: &str = r#"format = "csv"
+columns = [
+  { header = "Order", field = "order_id" },
+  { header = "Line", field = "line" },
+  { header = "SKU", field = "sku" },
+  { header = "Qty", field = "quantity" },
+  { header = "Name", field = "ship_to_name", required = true },
+  { header = "City", field = "ship_to_city" },
+  { header = "Method", field = "ship_method" },
+  { header = "PO", field = "po_number" },
+]
+"#;
+
+const LOOP_CONFIRM_FEED: &str = r#"format = "csv"
+columns = [
+  { header = "Order", field = "order_id" },
+  { header = "Line", field = "line" },
+  { header = "SKU", field = "sku" },
+  { header = "Shipped", field = "quantity" },
+  { header = "Ordered", field = "ordered" },
+  { header = "Shipment", field = "shipment_id" },
+  { header = "Package", field = "package" },
+  { header = "Tracking", field = "tracking" },
+  { header = "Carrier", field = "carrier" },
+]
+"#;
+
+fn feed_section(table: &str, id: &str, extra: &str, mapping: &str) -> String {
+    format!(
+        r#"
+[[{table}]]
+id = "{id}"
+merchant = "acme"
+format = "csv"
+mapping = "{mapping}"
+schedule = "every 1m"
+{extra}
+[{table}.transport]
+type = "dir"
+path = "out/{id}"
+file_name = "{{cart}}-{{seq}}.{{ext}}"
+"#
+    )
+}
+
+fn loop_workspace() -> Workspace {
+    let ws = Workspace::new();
+    let cfg = format!(
+        "{}{}{}{}{}{}",
+        header(&["acme"]),
+        inbound("shop-orders", "acme", "orders", "loop-orders", ""),
+        inbound("east-ship", "acme", "shipments", "loop-ship", "warehouse = \"EAST\""),
+        feed_section("order_feed", "east-orders", "warehouse = \"EAST\"", "loop-order-feed"),
+        feed_section("order_feed", "west-orders", "warehouse = \"WEST\"", "loop-order-feed"),
+        feed_section(
+            "confirm_feed",
+            "shop-confirms",
+            "orders_from = [\"shop-orders\"]",
+            "loop-confirm-feed"
+        ),
+    );
+    ws.config(&cfg);
+    ws.mapping("loop-orders", LOOP_ORDERS);
+    ws.mapping("loop-ship", LOOP_SHIPMENTS);
+    ws.mapping("loop-order-feed", LOOP_ORDER_FEED);
+    ws.mapping("loop-confirm-feed", LOOP_CONFIRM_FEED);
+    ws
+}
+
+const LOOP_ORDERS_CSV: &str = "Order,Line,SKU,Qty,Whse,Status,Name,Street,City,Zip,Country,Method,PO\n\
+1001,1,A,2,EAST,,Ann Lee,1 Main St,Springfield,12345,US,UPS Ground,PO-1\n\
+1001,2,B,1,WEST,,Ann Lee,1 Main St,Springfield,12345,US,UPS Ground,PO-1\n\
+1002,1,C,3,EAST,,Bo Chan,2 Oak Ave,Portland,97201,US,,\n\
+1003,1,A,1,EAST,,,,,,,,\n";
+
+fn orders_json(ws: &Workspace) -> Vec<Value> {
+    let o = ws.run_ok(&["orders", "--json"], 0);
+    o.json().as_array().unwrap().clone()
+}
+
+fn order<'a>(orders: &'a [Value], id: &str) -> &'a Value {
+    orders
+        .iter()
+        .find(|o| o["order_id"] == id)
+        .unwrap_or_else(|| panic!("no order {id} in {orders:?}"))
+}
+
+#[test]
+fn the_order_loop_end_to_end_in_csv() {
+    let ws = loop_workspace();
+    let v = ws.apply("shop-orders", "orders-1.csv", LOOP_ORDERS_CSV);
+    assert_eq!(v["outcome"], "applied", "{v}");
+
+    // Orders out: each line to its warehouse's feed, once; 1003 lacks the
+    // required ship-to name and is held back with the reason.
+    let east = ws.sync("east-orders", &[], 0);
+    assert_eq!(east["outcome"], "sent", "{east}");
+    assert_eq!(east["orders"], 2);
+    assert_eq!(
+        std::fs::read_to_string(east["file"].as_str().unwrap()).unwrap(),
+        "Order,Line,SKU,Qty,Name,City,Method,PO\n\
+         1001,1,A,2,Ann Lee,Springfield,UPS Ground,PO-1\n\
+         1002,1,C,3,Bo Chan,Portland,,\n"
+    );
+    let west = ws.sync("west-orders", &[], 0);
+    assert_eq!(west["orders"], 1);
+    assert_eq!(
+        std::fs::read_to_string(west["file"].as_str().unwrap()).unwrap(),
+        "Order,Line,SKU,Qty,Name,City,Method,PO\n1001,2,B,1,Ann Lee,Springfield,UPS Ground,PO-1\n"
+    );
+    // Never again, even forced.
+    let again = ws.sync("east-orders", &["--force"], 0);
+    assert_eq!(again["outcome"], "skipped");
+    assert_eq!(again["reason"], "nothing new");
+    assert_eq!(ws.files_under("out/east-orders"), vec!["east-orders-000001.csv"]);
+    let orders = orders_json(&ws);
+    assert_eq!(order(&orders, "1001")["status"], "sent");
+    assert_eq!(order(&orders, "1003")["status"], "open");
+    assert_eq!(order(&orders, "1003")["held"], "missing ship_to_name");
+    let status = ws.run_ok(&["status", "--json"], 0).json();
+    assert_eq!(status["orders"]["held"][0]["order_id"], "1003");
+    assert_eq!(status["order_feeds"].as_array().unwrap().len(), 2);
+    assert_eq!(status["confirm_feeds"][0]["cart"], "shop-confirms");
+
+    // Shipments back: two packages of one line, a partial line, an
+    // unknown order left out and named.
+    let ship = "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n\
+                1001,1,A,1,S1,P1,1Z001,UPSN,\n\
+                1001,1,A,1,S1,P2,1Z002,UPSN,\n\
+                1002,,C,2,S2,P3,,FDEG,\n\
+                9999,1,A,1,S9,P9,1Z999,UPSN,\n";
+    let v = ws.apply("east-ship", "ship-1.csv", ship);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["left_out"][0]["reason"], "unknown order");
+    assert_eq!(v["left_out"][0]["items"], 1);
+    assert!(v["warnings"].to_string().contains("9999"), "{v}");
+    let orders = orders_json(&ws);
+    let o1 = order(&orders, "1001");
+    assert_eq!(o1["status"], "partial", "{o1}");
+    assert_eq!(o1["lines"][0]["shipped"], 2);
+    assert_eq!(o1["lines"][1]["shipped"], 0);
+    assert_eq!(o1["shipments"][0]["shipment_id"], "S1");
+    assert_eq!(o1["shipments"][0]["carrier"], "UPSN");
+    assert_eq!(
+        o1["shipments"][0]["packages"],
+        serde_json::json!([{"package": "P1", "tracking": "1Z001"}, {"package": "P2", "tracking": "1Z002"}])
+    );
+    assert_eq!(order(&orders, "1002")["status"], "partial");
+
+    // The same shipment again (another file): a duplicate, nothing changes.
+    let v = ws.apply("east-ship", "ship-1-again.csv", &ship.replace("9999", "9998"));
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert!(v["warnings"].to_string().contains("applied before"), "{v}");
+    assert_eq!(order(&orders_json(&ws), "1001")["lines"][0]["shipped"], 2);
+
+    // Over-shipping rejects the whole file (nothing of it applied).
+    let over = "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n\
+                1001,2,B,1,S4,P4,1Z004,UPSN,\n\
+                1002,1,C,2,S5,P5,1Z005,UPSN,\n";
+    let v = ws.ingest("east-ship", &ws.write("in/east-ship/over.csv", over), 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert!(v["errors"][0].as_str().unwrap().contains("1 left to ship"), "{v}");
+    assert!(ws.path("var/quarantine/east-ship/over.csv.error.txt").is_file());
+    assert_eq!(order(&orders_json(&ws), "1001")["lines"][1]["shipped"], 0);
+    // A SKU the order does not hold rejects it too.
+    let wrong = "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n1002,,Z,1,S6,,,,\n";
+    let v = ws.ingest("east-ship", &ws.write("in/east-ship/wrong-sku.csv", wrong), 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert!(v["errors"][0].as_str().unwrap().contains("holds no SKU"), "{v}");
+
+    // Confirmations out: one row per shipped line and package, once.
+    let c = ws.sync("shop-confirms", &[], 0);
+    assert_eq!(c["outcome"], "sent", "{c}");
+    assert_eq!(c["shipments"], 2);
+    assert_eq!(
+        std::fs::read_to_string(c["file"].as_str().unwrap()).unwrap(),
+        "Order,Line,SKU,Shipped,Ordered,Shipment,Package,Tracking,Carrier\n\
+         1001,1,A,1,2,S1,P1,1Z001,UPSN\n\
+         1001,1,A,1,2,S1,P2,1Z002,UPSN\n\
+         1002,1,C,2,3,S2,P3,,FDEG\n"
+    );
+    assert_eq!(ws.sync("shop-confirms", &["--force"], 0)["reason"], "nothing new");
+    let o1 = order(&orders_json(&ws), "1001").clone();
+    assert_eq!(o1["shipments"][0]["confirmed_to"], serde_json::json!(["shop-confirms"]));
+
+    // The rest ships: 1001 is shipped, then confirmed once delivered.
+    let v = ws.apply(
+        "east-ship",
+        "ship-2.csv",
+        "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n1001,2,B,1,S7,P7,1Z007,UPSN,\n",
+    );
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(order(&orders_json(&ws), "1001")["status"], "shipped");
+    assert_eq!(ws.sync("shop-confirms", &[], 0)["shipments"], 1);
+    assert_eq!(order(&orders_json(&ws), "1001")["status"], "confirmed");
+    let st = ws.run_ok(&["orders", "--status", "confirmed"], 0);
+    assert!(st.stdout.contains("1001") && !st.stdout.contains("1002"), "{}", st.stdout);
+
+    // Rule 26: an order changed after it was sent is flagged, not resent.
+    let v = ws.apply(
+        "shop-orders",
+        "orders-2.csv",
+        "Order,Line,SKU,Qty,Whse,Status,Name,Street,City,Zip,Country,Method,PO\n\
+         1002,1,C,4,EAST,,Bo Chan,2 Oak Ave,Portland,97201,US,,\n\
+         1002,2,D,1,EAST,,Bo Chan,2 Oak Ave,Portland,97201,US,,\n",
+    );
+    assert!(v["warnings"].to_string().contains("changed after sending"), "{v}");
+    let o2 = order(&orders_json(&ws), "1002").clone();
+    assert_eq!(o2["changed_after_sending"], true);
+    assert_eq!(ws.sync("east-orders", &[], 0)["reason"], "nothing new");
+
+    // Rule 31: a line the warehouse cancels stops subtracting at once.
+    let v = ws.apply(
+        "east-ship",
+        "cancel.csv",
+        "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n1002,1,C,0,S8,,,,cancelled\n",
+    );
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let o2 = order(&orders_json(&ws), "1002").clone();
+    assert_eq!(o2["lines"][0]["cancelled"], true, "{o2}");
+    let h = ws.history("east-orders");
+    assert_eq!(h.len(), 3, "{h:?}");
+}

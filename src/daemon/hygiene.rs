@@ -282,8 +282,15 @@ pub fn cart_leftovers(cfg: &Config, ledger: &mut Ledger, cart: &Cart) {
         archive_path,
         ..Default::default()
     };
+    // An order or confirm feed's marks move once its file is known
+    // delivered: nothing it sent is sent again (CONTRACT §6).
+    let marked = |ledger: &mut Ledger, id: i64| match (&j.marks, delivered) {
+        (Some(m), true) => crate::sync::mark_delivered(ledger, &cart.id, id, m),
+        _ => Ok(()),
+    };
     match ledger
         .record_sync(&entry, None)
+        .and_then(|id| marked(ledger, id))
         .and_then(|_| Journal::remove(ledger, &cart.id))
     {
         Ok(()) => {

@@ -587,6 +587,11 @@ fn read_x12(
                 "X12 carries 846 inventory and 850 orders, not a product catalog".into(),
             ));
         }
+        crate::mapping::RecordKind::Shipments => {
+            return Err(ReadError::Stopped(
+                "X12 shipments (945, 856) are not read yet".into(),
+            ));
+        }
         crate::mapping::RecordKind::Orders => {
             x12::read_850_with(input, sku_qualifiers, |l: x12::OrderLine850| {
                 let mut r = RawRecord {

@@ -101,6 +101,32 @@ impl OrderBatchOps for OrderBatch<'_> {
     }
 }
 
+impl OrderBatch<'_> {
+    /// Portable SQL inside the file's transaction, with its report id.
+    pub fn with_sql<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn super::sql::SqlTx, i64) -> Result<R>,
+    ) -> Result<R> {
+        each_batch!(OrderBatch, self, b => b.with_sql(f))
+    }
+    /// Commits the file as a report of `kind`.
+    pub fn apply_as(self, meta: &ReportMeta, kind: &str) -> Result<Applied> {
+        each_batch!(OrderBatch, self, b => b.apply_as(meta, kind))
+    }
+}
+
+impl Backend {
+    /// Portable SQL in one transaction of whichever backend; a write is
+    /// fenced like every other completing write.
+    pub(super) fn portable<R>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut dyn super::sql::SqlTx) -> Result<R>,
+    ) -> Result<R> {
+        each!(self, b => b.portable(write, f))
+    }
+}
+
 impl LedgerBackend for Backend {
     type InventoryBatch<'a> = InventoryBatch<'a>;
     type ProductBatch<'a> = ProductBatch<'a>;

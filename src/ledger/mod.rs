@@ -14,7 +14,9 @@ mod any;
 pub mod debug;
 mod feed;
 pub mod location;
+pub mod orders;
 mod pg;
+pub mod sql;
 mod sqlite;
 
 use crate::formats::FeedItem;

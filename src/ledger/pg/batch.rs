@@ -499,7 +499,10 @@ impl<'a> OrderBatch<'a> {
                    sku = excluded.sku, quantity = excluded.quantity, warehouse = excluded.warehouse,
                    ordered_at = COALESCE($8::bigint, order_lines.ordered_at), status = excluded.status,
                    cancelled = excluded.cancelled, updated_at = excluded.updated_at,
-                   report_id = excluded.report_id",
+                   report_id = excluded.report_id,
+                   changed = CASE WHEN order_lines.sent_sync IS NOT NULL AND (order_lines.sku <> excluded.sku
+                       OR order_lines.quantity <> excluded.quantity OR order_lines.cancelled <> excluded.cancelled)
+                     THEN 1 ELSE order_lines.changed END",
             )?;
             (rid, upsert)
         };
@@ -534,7 +537,25 @@ impl<'a> OrderBatch<'a> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
-        commit_report(&self.open, meta, &self.merchant, self.report_id, "orders")
+        self.apply_as(meta, "orders")
+    }
+
+    /// Portable SQL inside this file's transaction (`ledger::orders`).
+    pub fn with_sql<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn crate::ledger::sql::SqlTx, i64) -> Result<R>,
+    ) -> Result<R> {
+        let mut c = self.open.c();
+        let mut s = crate::ledger::sql::PgSql {
+            c: &mut c,
+            prepared: Default::default(),
+        };
+        f(&mut s, self.report_id)
+    }
+
+    /// Commits the file as a report of `kind` ("orders", "shipments").
+    pub fn apply_as(self, meta: &ReportMeta, kind: &str) -> Result<Applied> {
+        commit_report(&self.open, meta, &self.merchant, self.report_id, kind)
     }
 }
 

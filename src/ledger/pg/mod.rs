@@ -421,7 +421,7 @@ impl PgLedger {
                 out.push((t, n));
             }
             // Identity columns go on after the highest id copied.
-            for t in ["reports", "inbound_files", "syncs"] {
+            for t in ["reports", "inbound_files", "syncs", "shipments"] {
                 c.execute(
                     &format!(
                         "SELECT setval(pg_get_serial_sequence('{t}', 'id'),
@@ -432,5 +432,38 @@ impl PgLedger {
             }
             Ok(out)
         })
+    }
+}
+
+impl PgLedger {
+    /// Portable SQL (`ledger::sql`) in one transaction; a write is fenced
+    /// (the lease row locked until the commit).
+    pub(in crate::ledger) fn portable<R>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut dyn crate::ledger::sql::SqlTx) -> Result<R>,
+    ) -> Result<R> {
+        let mut c = self.c();
+        c.batch_execute(if write { "BEGIN" } else { "BEGIN READ ONLY" })?;
+        let r = (|| {
+            if write {
+                check_fence(&mut c, self.fence.as_ref())?;
+            }
+            let mut s = crate::ledger::sql::PgSql {
+                c: &mut c,
+                prepared: Default::default(),
+            };
+            f(&mut s)
+        })();
+        match r {
+            Ok(v) => {
+                c.batch_execute("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = c.batch_execute("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 }

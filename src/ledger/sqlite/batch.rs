@@ -681,7 +681,10 @@ impl OrderBatch<'_> {
                  ON CONFLICT (source, order_id, line) DO UPDATE SET
                    sku = excluded.sku, quantity = excluded.quantity, warehouse = excluded.warehouse,
                    ordered_at = COALESCE(?8, order_lines.ordered_at), status = excluded.status,
-                   cancelled = excluded.cancelled, updated_at = excluded.updated_at, report_id = excluded.report_id",
+                   cancelled = excluded.cancelled, updated_at = excluded.updated_at, report_id = excluded.report_id,
+                   changed = CASE WHEN order_lines.sent_sync IS NOT NULL AND (order_lines.sku <> excluded.sku
+                       OR order_lines.quantity <> excluded.quantity OR order_lines.cancelled <> excluded.cancelled)
+                     THEN 1 ELSE order_lines.changed END",
             )?
             .execute(params![
                 self.source, l.order_id, l.line, self.merchant, l.sku, l.quantity, l.warehouse, l.ordered_at, l.status,
@@ -691,8 +694,22 @@ impl OrderBatch<'_> {
     }
 
     pub fn apply(self, meta: &ReportMeta) -> Result<Applied> {
+        self.apply_as(meta, "orders")
+    }
+
+    /// Portable SQL inside this file's transaction (the order loop's own
+    /// tables: `ledger::orders`).
+    pub fn with_sql<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn crate::ledger::sql::SqlTx, i64) -> Result<R>,
+    ) -> Result<R> {
+        f(&mut crate::ledger::sql::SqliteSql(&self.tx), self.report_id)
+    }
+
+    /// Commits the file as a report of `kind` ("orders", "shipments").
+    pub fn apply_as(self, meta: &ReportMeta, kind: &str) -> Result<Applied> {
         check_fence(&self.tx, self.fence.as_ref())?;
-        commit_report(self.tx, meta, &self.merchant, self.report_id, "orders")
+        commit_report(self.tx, meta, &self.merchant, self.report_id, kind)
     }
 }
 

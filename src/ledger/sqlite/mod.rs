@@ -191,3 +191,25 @@ impl SqliteLedger {
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
+
+impl SqliteLedger {
+    /// Portable SQL (`ledger::sql`) in one transaction: IMMEDIATE and
+    /// fenced for a write, DEFERRED for a read.
+    pub(in crate::ledger) fn portable<R>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut dyn crate::ledger::sql::SqlTx) -> Result<R>,
+    ) -> Result<R> {
+        use rusqlite::TransactionBehavior as B;
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            if write { B::Immediate } else { B::Deferred },
+        )?;
+        if write {
+            check_fence(&tx, self.fence.as_ref())?;
+        }
+        let r = f(&mut crate::ledger::sql::SqliteSql(&tx))?;
+        tx.commit()?;
+        Ok(r)
+    }
+}

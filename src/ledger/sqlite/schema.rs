@@ -118,4 +118,36 @@ pub(super) const MIGRATIONS: &[&str] = &[
         written_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 8: the order loop (CONTRACT §6). Each order line's delivery to its
+    // warehouse's order feed (`sent_feed`, `sent_sync`), whether it changed
+    // after that (`changed`), or arrived after its order was sent (`late`),
+    // and how much of it shipped; each order's ship-to, method and PO
+    // (`order_heads`, `held`: why an order feed holds it back); shipments
+    // applied (identity (source, ident): rule 27) and their lines; and
+    // each shipment's delivery to each confirm feed.
+    "
+    ALTER TABLE order_lines ADD COLUMN sent_feed TEXT;
+    ALTER TABLE order_lines ADD COLUMN sent_sync INTEGER;
+    ALTER TABLE order_lines ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE order_lines ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE order_lines ADD COLUMN shipped INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX order_lines_order ON order_lines (merchant, order_id);
+    CREATE TABLE order_heads (
+        source TEXT NOT NULL, order_id TEXT NOT NULL, merchant TEXT NOT NULL,
+        po_number TEXT, ship_method TEXT, ship_to TEXT, held TEXT, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (source, order_id)) WITHOUT ROWID;
+    CREATE TABLE shipments (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, ident TEXT NOT NULL, merchant TEXT NOT NULL,
+        order_source TEXT NOT NULL, order_id TEXT NOT NULL, shipment_id TEXT, shipped_at INTEGER,
+        carrier TEXT, service TEXT, report_id INTEGER NOT NULL, applied_at INTEGER NOT NULL,
+        UNIQUE (source, ident));
+    CREATE INDEX shipments_order ON shipments (order_source, order_id);
+    CREATE TABLE shipment_lines (
+        shipment INTEGER NOT NULL, n INTEGER NOT NULL, line TEXT NOT NULL, sku TEXT NOT NULL,
+        quantity INTEGER NOT NULL, package TEXT, tracking TEXT,
+        PRIMARY KEY (shipment, n)) WITHOUT ROWID;
+    CREATE TABLE confirmations (
+        feed TEXT NOT NULL, shipment INTEGER NOT NULL, sync_id INTEGER NOT NULL,
+        PRIMARY KEY (feed, shipment)) WITHOUT ROWID;
+    ",
 ];

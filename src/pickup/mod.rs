@@ -2,6 +2,8 @@
 //! not at all, then archive (applied, duplicate) or quarantine (rejected,
 //! held) the exact bytes.
 
+mod orders;
+
 use crate::config::After;
 use crate::config::{Config, Inbound};
 use crate::formats::{RawRecord, ReadError, field_label, quantity::parse_whole, read_records};
@@ -460,6 +462,9 @@ fn apply_file(
         }
         RecordKind::Orders => stage_orders(&job, ledger, &mut errors, &mut notes, &mut out)?,
         RecordKind::Products => stage_products(&job, ledger, &mut errors, &mut notes, &mut out)?,
+        RecordKind::Shipments => {
+            orders::stage_shipments(&job, ledger, &mut errors, &mut notes, &mut out)?
+        }
     };
     let (applied, archived) = match staged {
         Staged::Held { reasons, rows } => {
@@ -640,8 +645,9 @@ fn stage_orders(
     out: &mut FileOutcome,
 ) -> Result<Staged, PickupError> {
     let (src, now) = (job.src, job.now);
-    let batch = ledger.order_batch(&src.merchant, &src.id)?;
+    let mut batch = ledger.order_batch(&src.merchant, &src.id)?;
     let mut ordinals: HashMap<String, u64> = HashMap::new();
+    let mut heads = orders::Heads::default();
     let received = job.opts.pickup_time.min(now);
     // Rule 22: lines carry a cart's item ids, translated back.
     let sku_map = match src.sku_map.as_deref().map(crate::tables::load_sku_map) {
@@ -677,6 +683,7 @@ fn stage_orders(
             if !stage {
                 return Ok(());
             }
+            heads.add(rec, &o.order_id);
             let line = OrderLine {
                 order_id: &o.order_id,
                 line: &o.line,
@@ -690,7 +697,10 @@ fn stage_orders(
             batch.upsert(&line, now).map_err(RowFailed::Ledger)
         },
     )?;
-    archive_and_apply(job, errors, rows, |meta| batch.apply(meta))
+    archive_and_apply(job, errors, rows, |meta| {
+        heads.write(&mut batch, src, now, notes)?;
+        batch.apply(meta)
+    })
 }
 
 /// The end of a file's staging: rejected with any bad row; else archived

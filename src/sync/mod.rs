@@ -2,6 +2,11 @@
 //! (rendered to a local file, streaming), its durable archive copy, delivery
 //! under the final name, and only then the cart's marks.
 
+mod docs;
+mod x12docs;
+
+pub use docs::{DocMarks, mark as mark_delivered, route as order_feed_of};
+
 use crate::config::{Cart, Config};
 use crate::formats::FeedItem;
 use crate::formats::{FeedContext, write_feed};
@@ -57,6 +62,12 @@ pub struct SyncReport {
     pub group_control: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<String>,
+    /// An order feed's orders sent (CONTRACT §6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<u64>,
+    /// A confirm feed's shipments sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipments: Option<u64>,
     /// A failed delivery that may succeed if tried again soon (the daemon
     /// retries it with backoff instead of waiting for the next schedule).
     #[serde(skip)]
@@ -94,6 +105,8 @@ impl SyncReport {
                 }
                 _ => None,
             },
+            orders: None,
+            shipments: None,
             retryable: false,
         }
     }
@@ -114,6 +127,10 @@ pub struct Journal {
     pub sha256: String,
     pub started_at: Millis,
     pub items: u64,
+    /// An order or confirm feed's marks, moved once the file is known
+    /// delivered (also by the next start's reconciliation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marks: Option<DocMarks>,
 }
 
 impl Journal {
@@ -206,6 +223,9 @@ pub fn feed_query<'a>(
 }
 
 fn ext(cart: &Cart) -> &'static str {
+    if let Some(d) = cart.kind.doc() {
+        return d.ext();
+    }
     match cart.mapping.format_name() {
         "x12-846" => "x12",
         other => {
@@ -657,6 +677,9 @@ pub fn sync_cart(
             }
         }
     };
+    if !cart.is_inventory() {
+        return docs::sync_doc(cfg, ledger, cart, opts, entry);
+    }
     let state = ledger.cart_state(&cart.id)?;
 
     // The cart's tables, read once per sync when first needed (by the
@@ -739,6 +762,7 @@ pub fn sync_cart(
         through,
         sent,
         missing,
+        marks: None,
     };
     deliver_and_record(cfg, ledger, cart, opts, entry, out)
 }
@@ -874,6 +898,8 @@ struct Outgoing {
     through: i64,
     sent: SentLog,
     missing: Vec<Missing>,
+    /// An order or confirm feed's marks (`None` for inventory).
+    marks: Option<DocMarks>,
 }
 
 /// Archives, delivers under the final name, then moves the marks. A journal
@@ -888,6 +914,7 @@ fn deliver_and_record(
     mut out: Outgoing,
 ) -> Result<SyncReport, SyncError> {
     let rendered = &out.rendered;
+    let _ = &out.marks;
     // Rule 13: the archive copy is durable before anything is sent. The
     // rendered file is fsynced and written no more: archived as a link.
     let archived =
@@ -906,6 +933,7 @@ fn deliver_and_record(
         sha256: rendered.sha256.clone(),
         started_at: entry.started_at,
         items: entry.items,
+        marks: out.marks.clone(),
     };
     // A lost lease stops the delivery before anything is sent.
     let journaled = match opts.output {
@@ -954,6 +982,14 @@ fn deliver_and_record(
     entry.reason = missing_note(&out.missing);
     entry.finished_at = now_ms();
     entry.id = ledger.record_delivery(&entry, Some(out.through), Some(&mut out.sent))?;
+    if let Some(m) = &out.marks {
+        // Delivered: the marks move (a failure here leaves the journal,
+        // which the next start uses to move them).
+        if let Err(e) = docs::mark(ledger, &cart.id, entry.id, m) {
+            tracing::error!(cart = %cart.id, error = %e, "delivered, but cannot mark what it sent; the next start does");
+            return Err(e.into());
+        }
+    }
     if journaled {
         let _ = Journal::remove(ledger, &cart.id);
     }
