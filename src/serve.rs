@@ -377,11 +377,34 @@ fn route(method: &str, url: &str, state: &ServeState) -> Reply {
             Ok(()) => Reply::new(200, TEXT, "ok\n".into()),
             Err(why) => Reply::new(503, TEXT, format!("{why}\n")),
         },
-        "/metrics" => Reply::new(200, OPENMETRICS, state.telemetry.encode(&cfg.ledger)),
+        "/metrics" => {
+            order_gauges(state, &cfg);
+            Reply::new(200, OPENMETRICS, state.telemetry.encode(&cfg.ledger))
+        }
         _ => match page(state, &cfg) {
             Ok(html) => Reply::new(200, HTML, html),
             Err(e) => Reply::new(503, HTML, error_page(state, &e)),
         },
+    }
+}
+
+/// The order loop's gauges, read from the ledger at each scrape (only
+/// when the config has order sources or feeds).
+fn order_gauges(state: &ServeState, cfg: &Config) {
+    let feeds: Vec<String> = cfg
+        .carts
+        .iter()
+        .filter(|c| !c.is_inventory())
+        .map(|c| c.id.clone())
+        .collect();
+    if feeds.is_empty() {
+        return;
+    }
+    let Ok(ledger) = crate::ledger::Ledger::open_read(&cfg.ledger) else {
+        return;
+    };
+    if let Ok((st, waiting)) = crate::inspect::orders_status(cfg, &ledger) {
+        state.telemetry.set_orders(&st, &waiting, &feeds);
     }
 }
 
@@ -627,6 +650,8 @@ fn page(state: &ServeState, cfg: &Config) -> Result<String, String> {
         &rows,
         "No carts configured.",
     );
+
+    order_loop(&mut out, &st);
 
     // Rules 20-24: each cart's allocation keys, as `status --json` shows
     // them under "allocation" (carts with none are left out).
@@ -875,5 +900,86 @@ mod tests {
         let t = std::time::Instant::now();
         s.thread.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}
+
+/// The order loop (CONTRACT §6): each order and confirm feed, what waits
+/// and since when, and the orders an operator must look at.
+fn order_loop(out: &mut String, st: &crate::inspect::Status) {
+    let feeds: Vec<(&str, &crate::inspect::CartStatus)> = st
+        .order_feeds
+        .iter()
+        .map(|c| ("orders", c))
+        .chain(st.confirm_feeds.iter().map(|c| ("confirmations", c)))
+        .collect();
+    if feeds.is_empty() && st.orders.is_none() {
+        return;
+    }
+    out.push_str("<h2>Order loop</h2>\n");
+    let rows: Vec<(bool, Vec<String>)> = feeds
+        .iter()
+        .map(|(kind, c)| {
+            let failing = c.last_outcome.as_deref() == Some("failed");
+            (
+                failing,
+                vec![
+                    cell(&c.cart),
+                    cell(kind),
+                    cell(&c.format),
+                    cell(&c.schedule),
+                    opt(&c.next_due),
+                    opt(&c.last_success),
+                    outcome(&c.last_outcome),
+                    c.pending.to_string(),
+                ],
+            )
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "Feed",
+            "Sends",
+            "Format",
+            "Schedule",
+            "Next due",
+            "Last success",
+            "Last outcome",
+            "Waiting",
+        ],
+        &rows,
+        "No order or confirm feeds configured.",
+    );
+    if let Some(o) = &st.orders {
+        let counts: Vec<String> = o
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {}", cell(k)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p>Orders: {}. Waiting to be sent: {} (oldest {}). Shipments waiting to be confirmed: {} (oldest {}).</p>",
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+            o.waiting_to_send,
+            opt(&o.oldest_waiting),
+            o.waiting_to_confirm,
+            opt(&o.oldest_unconfirmed),
+        );
+        for id in &o.changed_after_sending {
+            let _ = writeln!(
+                out,
+                "<p class=\"bad\">Order {} changed after it was sent: not resent; tell the warehouse.</p>",
+                cell(id)
+            );
+        }
+        for h in &o.held {
+            let _ = writeln!(
+                out,
+                "<p class=\"bad\">Order {} (source {}) held back: {}.</p>",
+                cell(&h.order_id),
+                cell(&h.source),
+                error_cell(&h.reason)
+            );
+        }
     }
 }

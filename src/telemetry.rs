@@ -29,6 +29,11 @@ pub struct CartLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
 }
@@ -81,6 +86,11 @@ pub struct Telemetry {
     failing: Mutex<std::collections::BTreeMap<String, u64>>,
     worker_panics: Family<WorkerLabel, Counter>,
     lease_held: Family<LeaseLabel, Gauge>,
+    /// The order loop (CONTRACT §6), measured at each scrape.
+    orders_waiting: Family<CartLabel, Gauge>,
+    orders_by_status: Family<StatusLabel, Gauge>,
+    oldest_waiting_order: Gauge,
+    oldest_unconfirmed_shipment: Gauge,
     /// The live leases of the ledger, work -> holder (the page's "held by").
     pub leases: Mutex<std::collections::BTreeMap<String, String>>,
     /// Workers that panicked and have not run a pass since, with why.
@@ -173,7 +183,35 @@ impl Telemetry {
             "1 for each live lease in the ledger, by work and holder (the gateway's [ledger] instance)",
             lease_held.clone(),
         );
+        let orders_waiting = Family::<CartLabel, Gauge>::default();
+        registry.register(
+            "feed_waiting",
+            "Orders waiting for each order feed, shipments waiting for each confirm feed",
+            orders_waiting.clone(),
+        );
+        let orders_by_status = Family::<StatusLabel, Gauge>::default();
+        registry.register(
+            "orders",
+            "Orders in the ledger by status (open, sent, partial, shipped, confirmed, cancelled)",
+            orders_by_status.clone(),
+        );
+        let oldest_waiting_order = Gauge::default();
+        registry.register(
+            "oldest_unsent_order_age_seconds",
+            "Age of the oldest order with lines not yet sent to its warehouse (0: none)",
+            oldest_waiting_order.clone(),
+        );
+        let oldest_unconfirmed_shipment = Gauge::default();
+        registry.register(
+            "oldest_unconfirmed_shipment_age_seconds",
+            "Age of the oldest shipment not yet confirmed to every cart covering it (0: none)",
+            oldest_unconfirmed_shipment.clone(),
+        );
         Telemetry {
+            orders_waiting,
+            orders_by_status,
+            oldest_waiting_order,
+            oldest_unconfirmed_shipment,
             lease_held,
             leases: Mutex::new(Default::default()),
             registry,
@@ -384,6 +422,32 @@ impl Telemetry {
     pub fn beat(&self) {
         self.heartbeat
             .store(crate::util::now_ms(), Ordering::Relaxed);
+    }
+
+    /// The order loop's gauges, from the ledger now (each scrape).
+    pub fn set_orders(
+        &self,
+        st: &crate::inspect::OrdersStatus,
+        waiting: &std::collections::HashMap<String, i64>,
+        feeds: &[String],
+    ) {
+        let now = crate::util::now_ms();
+        for f in feeds {
+            let n = waiting.get(f).copied().unwrap_or(0);
+            self.orders_waiting
+                .get_or_create(&CartLabel { cart: f.clone() })
+                .set(n);
+        }
+        for s in ["open", "sent", "partial", "shipped", "confirmed", "cancelled"] {
+            let n = st.by_status.get(s).copied().unwrap_or(0);
+            self.orders_by_status
+                .get_or_create(&StatusLabel { status: s.into() })
+                .set(n as i64);
+        }
+        let age = |t: Option<i64>| t.map_or(0, |t| ((now - t) / 1000).max(0));
+        self.oldest_waiting_order.set(age(st.oldest_waiting_ms));
+        self.oldest_unconfirmed_shipment
+            .set(age(st.oldest_unconfirmed_ms));
     }
 
     /// The exposition text; `ledger` is measured now.
