@@ -1256,6 +1256,7 @@ fn demo(dir: PathBuf) -> anyhow::Result<i32> {
     outln!("try:  {exe} --config {cfg_shown} explain --merchant acme --sku WIDGET-1");
     outln!("      {exe} --config {cfg_shown} status");
     outln!("      {exe} --config {cfg_shown} history");
+    outln!("      {exe} --config {cfg_shown} orders");
     Ok(OK)
 }
 

@@ -17,6 +17,10 @@ pub const WAREHOUSE_XML: &str = include_str!("../mappings/warehouse-xml.toml");
 pub const ORDERS_850: &str = include_str!("../mappings/orders-850.toml");
 pub const SAMPLE_STOCK: &str = include_str!("../fixtures/demo/stock-20261120.csv");
 pub const SAMPLE_ORDERS: &str = include_str!("../fixtures/demo/orders-20261120.csv");
+pub const SHIPMENTS_CSV: &str = include_str!("../mappings/shipments-csv.toml");
+pub const WAREHOUSE_ORDERS_CSV: &str = include_str!("../mappings/warehouse-orders-csv.toml");
+pub const SHOP_CONFIRMS_CSV: &str = include_str!("../mappings/shop-confirms-csv.toml");
+pub const SAMPLE_SHIPMENTS: &str = include_str!("../fixtures/demo/shipments-20261121.csv");
 
 /// A retailer's 846 as its published guide asks for it, shipped as a mapping.
 pub struct Preset {
@@ -59,7 +63,10 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
     if config.exists() {
         return Err(InitError::Exists(config));
     }
-    let samples: [(String, &str); 9] = [
+    let samples: [(String, &str); 12] = [
+        ("mappings/shipments-csv.toml".into(), SHIPMENTS_CSV),
+        ("mappings/warehouse-orders-csv.toml".into(), WAREHOUSE_ORDERS_CSV),
+        ("mappings/shop-confirms-csv.toml".into(), SHOP_CONFIRMS_CSV),
         ("mappings/warehouse-csv.toml".into(), WAREHOUSE_CSV),
         ("mappings/warehouse-846.toml".into(), WAREHOUSE_846),
         ("mappings/warehouse-xml.toml".into(), WAREHOUSE_XML),
@@ -79,6 +86,10 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
             "var/inbox/acme-orders/orders-20261120.csv".into(),
             SAMPLE_ORDERS,
         ),
+        (
+            "var/inbox/acme-shipments/shipments-20261121.csv".into(),
+            SAMPLE_SHIPMENTS,
+        ),
         ("stockgate.toml".into(), CONFIG),
     ];
     for (rel, body) in samples.into_iter().chain(presets).chain(rest) {
@@ -95,6 +106,8 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
         "var/outbox/acme-marketplace",
         "var/outbox/acme-retailer",
         "var/outbox/acme-portal",
+        "var/outbox/acme-warehouse-orders",
+        "var/outbox/acme-shop-confirms",
     ] {
         let p = dir.join(d);
         std::fs::create_dir_all(&p).map_err(|source| InitError::Io {

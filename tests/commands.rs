@@ -1036,7 +1036,7 @@ fn copy_ledger_moves_every_row_into_an_empty_postgres_ledger_and_refuses_a_full_
     let o = run(&["migrate"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     assert!(o.stdout.contains("postgres:***@127.0.0.1"), "{}", o.stdout);
-    assert!(o.stdout.contains("schema version 2"), "{}", o.stdout);
+    assert!(o.stdout.contains("schema version 3"), "{}", o.stdout);
     let o = run(&["status", "--json"]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
     // An unreachable database: a clear error, the password still hidden.

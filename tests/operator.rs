@@ -224,7 +224,7 @@ path = \"out/shop\"
             m("inv")
         ),
         format!(
-            "{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status, unit",
+            "{}:7: key `columns.statuss`: unknown field \"statuss\"; orders fields are: sku, quantity, warehouse, order_id, line, ordered_at, status, unit, ship_to_name, ship_to_company, ship_to_address1, ship_to_address2, ship_to_city, ship_to_state, ship_to_postal_code, ship_to_country, ship_to_phone, ship_to_email, ship_method, po_number",
             m("ord")
         ),
         format!(

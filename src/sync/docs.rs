@@ -48,6 +48,8 @@ struct Plan {
     marks: DocMarks,
     /// Orders or shipments sent.
     count: u64,
+    /// The catalog's UPCs by SKU, when the layout names `upc`.
+    upcs: HashMap<String, String>,
 }
 
 /// The order feed of the merchant that takes a line of `warehouse`
@@ -124,6 +126,7 @@ fn plan_orders(
         shipments: vec![],
         marks: DocMarks::Lines(vec![]),
         count: 0,
+        upcs: HashMap::new(),
     };
     let mut keys = vec![];
     for mut o in pending {
@@ -163,6 +166,7 @@ fn plan_orders(
         plan.orders.push(o);
     }
     plan.marks = DocMarks::Lines(keys);
+    plan.upcs = upcs;
     Ok(plan)
 }
 
@@ -205,6 +209,7 @@ fn plan_confirms(
         marks: DocMarks::Shipments(pending.iter().map(|s| s.id).collect()),
         orders: vec![],
         shipments: pending,
+        upcs,
     })
 }
 
@@ -355,14 +360,14 @@ fn render(
 pub(super) struct X12Plan<'a> {
     pub orders: &'a [PendingOrder],
     pub shipments: &'a [PendingShipment],
-    pub rows: &'a [Values],
+    pub upcs: &'a HashMap<String, String>,
 }
 
 fn plan_x12(plan: &Plan) -> X12Plan<'_> {
     X12Plan {
         orders: &plan.orders,
         shipments: &plan.shipments,
-        rows: &plan.rows,
+        upcs: &plan.upcs,
     }
 }
 

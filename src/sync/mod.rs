@@ -975,6 +975,7 @@ fn deliver_and_record(
             return Ok(report);
         }
     };
+    test_abort_after_delivery(&cart.id);
     entry.file = Some(dest);
     let _ = std::fs::remove_file(&rendered.path);
     entry.archive_path = Some(archive_path);
@@ -998,3 +999,17 @@ fn deliver_and_record(
     report.missing = out.missing;
     Ok(report)
 }
+
+/// Test hook, in debug builds only (never in a release build):
+/// `STOCKGATE_TEST_ABORT_AFTER_DELIVERY=<feed id>` kills the process (as a
+/// kill -9 would) right after that feed's file is delivered and before the
+/// delivery is recorded: the worst moment, which the journal covers.
+#[cfg(debug_assertions)]
+fn test_abort_after_delivery(id: &str) {
+    if std::env::var("STOCKGATE_TEST_ABORT_AFTER_DELIVERY").is_ok_and(|v| v == id) {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_abort_after_delivery(_: &str) {}

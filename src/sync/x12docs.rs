@@ -9,10 +9,11 @@ use std::io::Write;
 pub(super) fn write(
     _w: &mut impl Write,
     doc: &DocMapping,
-    _plan: X12Plan<'_>,
+    plan: X12Plan<'_>,
     _control: Option<i64>,
     _now: Millis,
     _cart: &Cart,
 ) -> Result<(), String> {
+    let _ = (plan.orders, plan.shipments, plan.upcs);
     Err(format!("{} feeds are not written yet", doc.format_name()))
 }

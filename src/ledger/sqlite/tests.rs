@@ -195,7 +195,7 @@ fn feed_sums_never_overflow() {
         .execute_batch(&format!(
             "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL);
              INSERT INTO stock VALUES ('m', 'A', 'W1', {max}, 1, 1, 1), ('m', 'A', 'W2', {max}, 1, 1, 1);
-             INSERT INTO order_lines VALUES ('o', '1', '1', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1),
+             INSERT INTO order_lines (source, order_id, line, merchant, sku, quantity, warehouse, ordered_at, status, cancelled, entered_at, updated_at, report_id) VALUES ('o', '1', '1', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1),
                                             ('o', '1', '2', 'm', 'A', {max}, NULL, 5, NULL, 0, 5, 5, 1);",
             max = i64::MAX
         ))
@@ -262,7 +262,7 @@ fn explain_lists_exactly_the_orders_the_feed_subtracts() {
         .execute_batch(
             "INSERT INTO products VALUES ('m', 'A', NULL, NULL, 0, NULL), ('m', 'B', NULL, NULL, 0, NULL);
              INSERT INTO stock VALUES ('m', 'A', 'W1', 10, 100, 1, 1), ('m', 'A', 'W2', 7, 200, 1, 1);
-             INSERT INTO order_lines VALUES
+             INSERT INTO order_lines (source, order_id, line, merchant, sku, quantity, warehouse, ordered_at, status, cancelled, entered_at, updated_at, report_id) VALUES
                ('o', '1', '1', 'm', 'A', 1, NULL, 150, NULL, 0, 5, 5, 1),
                ('o', '1', '2', 'm', 'A', 2, NULL, 250, NULL, 0, 5, 5, 1),
                ('o', '2', '1', 'm', 'A', 4, 'W1', 150, NULL, 0, 5, 5, 1),
@@ -329,7 +329,7 @@ fn rows_of_skus_by_look_and_by_pass_agree() {
         ));
         if i % 3 == 0 {
             sql.push_str(&format!(
-                "INSERT INTO order_lines VALUES ('o', '{i}', '1', 'm', 'S{i:05}', 2, NULL, {}, NULL, {}, 5, 5, 1);",
+                "INSERT INTO order_lines (source, order_id, line, merchant, sku, quantity, warehouse, ordered_at, status, cancelled, entered_at, updated_at, report_id) VALUES ('o', '{i}', '1', 'm', 'S{i:05}', 2, NULL, {}, NULL, {}, 5, 5, 1);",
                 i % 7,
                 i32::from(i % 5 == 0)
             ));
