@@ -370,7 +370,7 @@ pub fn write_940<W: Write>(
     })
 }
 
-/// `TD5**2*<SCAC>***<service>`, when there is a carrier or a service.
+/// `TD5**2*<SCAC>**<service>`, when there is a carrier or a service.
 fn write_td5<W: Write>(sw: &mut SegWriter<W>, s: &Shipment856) -> Result<(), X12Error> {
     if s.carrier.is_empty() && s.service.is_empty() {
         return Ok(());
@@ -491,7 +491,7 @@ fn write_856_set<W: Write>(
 /// Write an 856 interchange: one 856 transaction set per shipment, one
 /// interchange and one GS (functional id "SH"). Per set:
 /// `BSN*00*<shipment_id>*<now date>*<now time>`; `HL*1**S` with
-/// `TD5**2*<SCAC>***<service>`, `DTM*011*<shipped date>*<time>` and the
+/// `TD5**2*<SCAC>**<service>`, `DTM*011*<shipped date>*<time>` and the
 /// ship-to N1 loop; `HL*2*1*O` with `PRF*<po_number or order_id>`; per pack
 /// `HL*n*2*P` with `MAN*GM*<package>` and `MAN*CP*<tracking>` when given; per
 /// item `HL*n*<pack>*I` with `LIN*<line>*<q>*<v>...` and
