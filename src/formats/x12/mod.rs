@@ -50,7 +50,7 @@ pub use inbound::{
 };
 pub use orders::{
     Address, Item856, Line940, Order940, Pack856, Profile856, Profile940, Shipment856, Written,
-    write_856, write_940,
+    check_order_940, check_shipment_856, write_856, write_940,
 };
 pub use reader::{Reader, Segment, Separators};
 pub use shipments::{ShipLineIn, SummaryShip, read_856_with, read_945_with};

@@ -177,12 +177,40 @@ fn check_id(what: &str, q: &str, v: &str) -> Result<(), X12Error> {
     required(format!("{what} {q}"), v, 48)
 }
 
+/// Each address value that is given must fit its element in both
+/// versions (N102, N201, N301/N302, N401..N404, PER04/06).
+fn check_address(a: &Address) -> Result<(), X12Error> {
+    for (field, v, min, max) in [
+        ("ship_to_name N102", &a.name, 1, 60),
+        ("ship_to_company N201", &a.company, 1, 60),
+        ("ship_to_address1 N301", &a.address1, 1, 55),
+        ("ship_to_address2 N302", &a.address2, 1, 55),
+        ("ship_to_city N401", &a.city, 2, 30),
+        ("ship_to_state N402", &a.state, 2, 2),
+        ("ship_to_postal_code N403", &a.postal_code, 3, 15),
+        ("ship_to_country N404", &a.country, 2, 3),
+        ("ship_to_phone PER04", &a.phone, 1, 80),
+        ("ship_to_email PER06", &a.email, 1, 80),
+    ] {
+        let n = v.chars().count();
+        if n > 0 && (n < min || n > max) {
+            return Err(item_err(
+                field.into(),
+                v,
+                &format!("must be {min} to {max} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The N1 loop of a ship-to: `N1*ST*name`, N2 company, N3, N4, PER
 /// (`PER*IC**TE*<phone>*EM*<email>`), each only when it has a value.
 fn write_ship_to<W: Write>(sw: &mut SegWriter<W>, a: &Address) -> Result<(), X12Error> {
     if *a == Address::default() {
         return Ok(());
     }
+    check_address(a)?;
     sw.segment("N1", &["ST", &a.name])?;
     if !a.company.is_empty() {
         sw.segment("N2", &[&a.company])?;
@@ -319,6 +347,15 @@ fn write_940_set<W: Write>(
     Ok(n)
 }
 
+/// Check an order as [`write_940`] would write it (every value, every
+/// length, the delimiters of `p`), without writing anything: an order feed
+/// can hold back the orders this refuses and write the others.
+pub fn check_order_940(p: &Profile940, o: &Order940) -> Result<(), X12Error> {
+    let seps = p.envelope.validate()?;
+    let mut sink = SegWriter::new(std::io::sink(), seps, false);
+    write_940_set(&mut sink, p, "0001", o, 0).map(|_| ())
+}
+
 /// Write a 940 interchange: one 940 transaction set per order, all in one
 /// interchange and one GS (functional id "OW"). Per set:
 /// `W05*N*<order_id>*<po_number>`, the ship-to N1 loop (N1*ST, N2, N3, N4,
@@ -326,10 +363,10 @@ fn write_940_set<W: Write>(
 /// is known, `W66*<payment>*<transport>***<ship_method>`, `LX*<n>` +
 /// `W01*<qty>*<unit>*...` (+ `N9*LI*<line>`) per line, `W76*<total qty>`, SE.
 ///
-/// Refused before anything is written: no orders, a profile that does not
-/// validate. Refused while writing (partial output): an order without
-/// lines, a negative quantity, more ids than a W01 holds, a value holding a
-/// delimiter.
+/// Refused before anything is written (see [`check_order_940`]): no
+/// orders, a profile that does not validate, an order without lines, a
+/// negative quantity, more ids than a W01 holds, a value too long for its
+/// element or holding a delimiter.
 pub fn write_940<W: Write>(
     w: W,
     p: &Profile940,
@@ -348,12 +385,8 @@ pub fn write_940<W: Write>(
             "a 940 needs at least one order",
         ));
     }
-    if let Some(o) = orders.iter().find(|o| o.lines.is_empty()) {
-        return Err(item_err(
-            format!("order {} lines", o.order_id),
-            "",
-            "a 940 needs at least one line",
-        ));
+    for o in orders {
+        check_order_940(p, o)?;
     }
     let mut sw = begin_interchange(w, &p.envelope, ctl, now, "OW", None)?;
     let mut sets: u32 = 0;
@@ -444,6 +477,24 @@ fn write_856_set<W: Write>(
         &s.po_number
     };
     required(format!("shipment {} order", s.shipment_id), prf, 22)?;
+    if s.service.chars().count() > 35 {
+        return Err(item_err(
+            format!("shipment {} service", s.shipment_id),
+            &s.service,
+            "must be at most 35 characters (TD505)",
+        ));
+    }
+    for pack in &s.packs {
+        for (what, v) in [("package", &pack.package), ("tracking", &pack.tracking)] {
+            if v.chars().count() > 48 {
+                return Err(item_err(
+                    format!("shipment {} {what}", s.shipment_id),
+                    v,
+                    "must be at most 48 characters (MAN02)",
+                ));
+            }
+        }
+    }
     sw.set_segments = 0;
     sw.segment("ST", &["856", st02])?;
     let date = now.format("%Y%m%d").to_string();
@@ -488,6 +539,15 @@ fn write_856_set<W: Write>(
     Ok(items)
 }
 
+/// Check a shipment as [`write_856`] would write it, without writing
+/// anything (see [`check_order_940`]).
+pub fn check_shipment_856(p: &Profile856, s: &Shipment856) -> Result<(), X12Error> {
+    let seps = p.envelope.validate()?;
+    let mut sink = SegWriter::new(std::io::sink(), seps, false);
+    let now = NaiveDateTime::default();
+    write_856_set(&mut sink, p, "0001", now, s, 0).map(|_| ())
+}
+
 /// Write an 856 interchange: one 856 transaction set per shipment, one
 /// interchange and one GS (functional id "SH"). Per set:
 /// `BSN*00*<shipment_id>*<now date>*<now time>`; `HL*1**S` with
@@ -497,10 +557,11 @@ fn write_856_set<W: Write>(
 /// item `HL*n*<pack>*I` with `LIN*<line>*<q>*<v>...` and
 /// `SN1**<shipped>*<unit>**<ordered>*<unit>`; `CTT*<HL count>`; SE.
 ///
-/// Refused before anything is written: no shipments, a profile that does not
-/// validate. Refused while writing: a shipment id not 2 to 30 characters, a
-/// carrier that is not a 2 to 4 character SCAC, no order id, an item without
-/// ids, a negative quantity, a value holding a delimiter.
+/// Refused before anything is written (see [`check_shipment_856`]): no
+/// shipments, a profile that does not validate, a shipment id not 2 to 30
+/// characters, a carrier that is not a 2 to 4 character SCAC, no order id,
+/// an item without ids, a negative quantity, a value too long for its
+/// element or holding a delimiter.
 pub fn write_856<W: Write>(
     w: W,
     p: &Profile856,
@@ -516,6 +577,9 @@ pub fn write_856<W: Write>(
             "",
             "an 856 needs at least one shipment",
         ));
+    }
+    for s in shipments {
+        check_shipment_856(p, s)?;
     }
     let mut sw = begin_interchange(w, &p.envelope, ctl, now, "SH", None)?;
     let mut sets: u32 = 0;

@@ -6,8 +6,8 @@ use std::io::Cursor;
 use super::error::X12Error;
 use super::inbound::{OrderLine850, read_850};
 use super::orders::{
-    Address, Item856, Line940, Order940, Pack856, Profile856, Profile940, Shipment856, write_856,
-    write_940,
+    Address, Item856, Line940, Order940, Pack856, Profile856, Profile940, Shipment856,
+    check_order_940, check_shipment_856, write_856, write_940,
 };
 use super::shipments::{ShipLineIn, read_856_with, read_945_with};
 use super::tests::{dt, tmp_dir, validate_files};
@@ -254,6 +254,17 @@ fn write_940_refuses_bad_orders() {
     neg.lines[0].quantity = -1;
     assert!(write_940_str("004010", &[neg]).is_err());
     assert!(write_940_str("004010", &[]).is_err());
+    // Checked before anything is written: a bad second order leaves no output.
+    let mut long = order();
+    long.ship_to.name = "N".repeat(61);
+    let p = profile_940("004010");
+    let e = check_order_940(&p, &long).unwrap_err().to_string();
+    assert!(e.contains("N102"), "{e}");
+    assert!(check_order_940(&p, &order()).is_ok());
+    let mut out = Vec::new();
+    let now = dt(2024, 3, 2, 8, 0);
+    assert!(write_940(&mut out, &p, CTL, now, &[order(), long]).is_err());
+    assert!(out.is_empty());
 }
 
 // ---------------------------------------------------------------- 856
@@ -325,6 +336,12 @@ fn write_856_refuses_bad_shipments() {
     s.order_id.clear();
     assert!(write_856_str("004010", &[s]).is_err());
     assert!(write_856_str("004010", &[]).is_err());
+    let p = profile_856("005010");
+    assert!(check_shipment_856(&p, &shipment()).is_ok());
+    let mut s = shipment();
+    s.carrier = "UPS GROUND".into();
+    let e = check_shipment_856(&p, &s).unwrap_err().to_string();
+    assert!(e.contains("SCAC"), "{e}");
 }
 
 #[test]
