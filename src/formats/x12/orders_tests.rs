@@ -577,6 +577,12 @@ fn read_856_fields() {
         .replace("SE*20*", "SE*19*");
     let l = lines_856(&no_dtm).unwrap();
     assert_eq!(l[0].shipped_at, Some(dt(2024, 3, 3, 16, 0)));
+    // A header DTM*011 (before the first HL) when no level has one.
+    let header = no_dtm
+        .replace("1600~\nHL*1**S~", "1600~\nDTM*011*20240301*0700~\nHL*1**S~")
+        .replace("SE*19*", "SE*20*");
+    let l = lines_856(&header).unwrap();
+    assert_eq!(l[0].shipped_at, Some(dt(2024, 3, 1, 7, 0)));
 }
 
 #[test]
@@ -648,4 +654,60 @@ fn read_850_ship_to_on_every_line() {
     })
     .unwrap();
     assert_eq!(methods, vec!["M", "M"]);
+}
+
+// ---------------------------------------------------------------- no panics
+
+/// Both shipment readers over `bytes`: any result, never a panic.
+fn exercise_shipments(bytes: &[u8]) {
+    let wanted = ["VN".to_owned(), "UP".to_owned()];
+    let _ = read_945_with(Cursor::new(bytes), &wanted, |_| Ok::<(), X12Error>(()));
+    let _ = read_856_with(Cursor::new(bytes), &wanted, |_| Ok::<(), X12Error>(()));
+    let _ = read_850(Cursor::new(bytes), "VN", |_| Ok::<(), X12Error>(()));
+}
+
+#[test]
+fn shipment_readers_survive_mutations() {
+    let written = write_856_str("004010", &[shipment()]).unwrap();
+    let seeds: Vec<&[u8]> = vec![
+        SHIP_945.as_bytes(),
+        SHIP_856.as_bytes(),
+        PO_850_SHIP_TO.as_bytes(),
+        written.as_bytes(),
+    ];
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let interesting = [b'*', b'~', b'\n', b'H', b'L', b'1', b'2', b'S', 0xFF, 0];
+    for _ in 0..3000 {
+        let mut b = seeds[(rnd() % seeds.len() as u64) as usize].to_vec();
+        for _ in 0..1 + rnd() % 6 {
+            if b.is_empty() {
+                break;
+            }
+            let i = (rnd() % b.len() as u64) as usize;
+            match rnd() % 4 {
+                0 => b[i] = rnd() as u8,
+                1 => b[i] = interesting[(rnd() % interesting.len() as u64) as usize],
+                2 => {
+                    b.remove(i);
+                }
+                _ => {
+                    let j = (i + 1 + (rnd() % 40) as usize).min(b.len());
+                    let chunk = b[i..j].to_vec();
+                    b.splice(i..i, chunk);
+                }
+            }
+        }
+        exercise_shipments(&b);
+    }
+    for seed in &seeds {
+        for n in 0..seed.len() {
+            exercise_shipments(&seed[..n]);
+        }
+    }
 }

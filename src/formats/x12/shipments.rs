@@ -18,7 +18,7 @@
 //!   loop the line (it wins over LX01). W12 ids: W1206 (as "UP"), then the
 //!   pairs W1207/08, W1217/18, W1221/22.
 //! - 856: shipment BSN02; order and PO PRF01; carrier TD503, service TD505;
-//!   shipped at DTM*011, else BSN03+BSN04; package and tracking from MAN or
+//!   shipped at DTM*011 (of a level, else of the header), else BSN03+BSN04; package and tracking from MAN or
 //!   `REF*CN` of any level above the item (innermost wins); line LIN01, ids
 //!   the LIN pairs; shipped SN102, unit SN103, ordered SN105, status SN108.
 //!   The HL tree is followed through HL02 (depth-first order, as senders
@@ -434,6 +434,8 @@ struct Set856 {
     control: String,
     /// BSN02 and BSN03+BSN04, once the BSN is read.
     bsn: Option<(String, Option<NaiveDateTime>)>,
+    /// A DTM*011 between the BSN and the first HL (004010 has a header DTM).
+    header_shipped: Option<NaiveDateTime>,
     /// The open HL levels, root first.
     path: Vec<Level>,
 }
@@ -466,6 +468,9 @@ impl Set856 {
 
     fn level_segment(&mut self, seg: &Segment) -> Result<(), X12Error> {
         let Some(l) = self.path.last_mut() else {
+            if seg.id() == "DTM" && seg.element(1) == "011" && self.header_shipped.is_none() {
+                self.header_shipped = dated(seg, 2, 3)?.map(|(t, _)| t);
+            }
             return Ok(());
         };
         match seg.id() {
@@ -530,7 +535,10 @@ impl Set856 {
             tracking: pick_str(|l| &l.marks.tracking),
             carrier: pick_str(|l| &l.carrier),
             service: pick_str(|l| &l.service),
-            shipped_at: inner().find_map(|l| l.shipped_at).or(bsn_at),
+            shipped_at: inner()
+                .find_map(|l| l.shipped_at)
+                .or(self.header_shipped)
+                .or(bsn_at),
             position,
             set_control: self.control.clone(),
             error,
