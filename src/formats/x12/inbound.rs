@@ -25,6 +25,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
 use super::envelope::{Envelope, Event};
 use super::error::X12Error;
+use super::orders::Address;
 use super::reader::Segment;
 
 /// One LIN loop of an 846.
@@ -84,6 +85,15 @@ pub struct OrderLine850 {
     pub ids: Vec<(String, String)>,
     /// BEG05 (CCYYMMDD) at 00:00, when present: a date alone (rule 16).
     pub ordered_at: Option<NaiveDateTime>,
+    /// BEG03 (the purchase order number).
+    pub po_number: String,
+    /// Header TD5: TD505 routing, else TD503 SCAC, else TD504 transport
+    /// method; "" without a TD5.
+    pub ship_method: String,
+    /// The header N1 loop whose N101 is "ST": N102 name, N201 company, N3
+    /// address lines, N4 city/state/postal code/country, PER TE phone and EM
+    /// email. Empty fields when absent.
+    pub ship_to: Address,
     pub position: usize,
     pub set_control: String,
     pub error: Option<String>,
@@ -115,11 +125,22 @@ fn max_elements(id: &str) -> Option<usize> {
         "PO1" => 25,
         "PID" => 9,
         "SDQ" => 23,
+        "W06" => 12,
+        "W12" => 22,
+        "W27" => 10,
+        "G62" => 5,
+        "BSN" => 7,
+        "HL" => 4,
+        "SN1" => 8,
+        "PRF" => 7,
+        "MAN" => 6,
+        "TD5" => 15,
+        "LX" => 1,
         _ => return None,
     })
 }
 
-fn check_shape(seg: &Segment) -> Result<(), X12Error> {
+pub(super) fn check_shape(seg: &Segment) -> Result<(), X12Error> {
     if let Some(max) = max_elements(seg.id())
         && seg.element_count() > max
     {
@@ -161,7 +182,7 @@ fn date_time_elements(id: &str) -> (&'static [usize], &'static [usize]) {
     }
 }
 
-fn bad(seg: &Segment, n: usize, reason: &str) -> X12Error {
+pub(super) fn bad(seg: &Segment, n: usize, reason: &str) -> X12Error {
     X12Error::BadElement {
         id: seg.id().to_owned(),
         position: seg.position,
@@ -205,7 +226,11 @@ fn date_time(seg: &Segment, d: usize, t: usize) -> Result<Option<NaiveDateTime>,
 
 /// Date element `d` plus optional time element `t`, and whether the time
 /// was absent (a date alone).
-fn dated(seg: &Segment, d: usize, t: usize) -> Result<Option<(NaiveDateTime, bool)>, X12Error> {
+pub(super) fn dated(
+    seg: &Segment,
+    d: usize,
+    t: usize,
+) -> Result<Option<(NaiveDateTime, bool)>, X12Error> {
     let ds = seg.element(d);
     if ds.is_empty() {
         return Ok(None);
@@ -257,18 +282,21 @@ impl Read846 {
 }
 
 /// The value of the first qualifier of `wanted` present (non-empty) in `ids`.
-fn pick<'a>(ids: &'a [(String, String)], wanted: &[String]) -> Option<&'a (String, String)> {
+pub(super) fn pick<'a>(
+    ids: &'a [(String, String)],
+    wanted: &[String],
+) -> Option<&'a (String, String)> {
     wanted
         .iter()
         .find_map(|w| ids.iter().find(|(q, v)| q == w && !v.trim().is_empty()))
 }
 
-fn qualifier_list(q: &[String]) -> String {
+pub(super) fn qualifier_list(q: &[String]) -> String {
     q.join("/")
 }
 
 /// Id pairs (qualifier, value) starting at element `first`.
-fn id_pairs(seg: &Segment, first: usize) -> Vec<(String, String)> {
+pub(super) fn id_pairs(seg: &Segment, first: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut n = first;
     while n <= seg.element_count() {
@@ -576,6 +604,61 @@ struct Set850 {
     beg: Option<(String, Option<NaiveDateTime>)>,
     /// PO1 count, the line number when PO101 is empty.
     ordinal: u64,
+    /// Header TD5 ship method, N1*ST loop, and whether the N1 loop being
+    /// read is the ship-to one.
+    ship_method: String,
+    ship_to: Address,
+    in_ship_to: bool,
+}
+
+impl Set850 {
+    /// Header segments that describe the shipping: TD5 and the N1*ST loop
+    /// (N1, N2, N3, N4, PER). Anything else is passed over.
+    fn ship_segment(&mut self, seg: &Segment) {
+        let el = |n: usize| seg.element(n).trim().to_owned();
+        let a = &mut self.ship_to;
+        match seg.id() {
+            "TD5" if self.ship_method.is_empty() => {
+                self.ship_method = [5, 3, 4]
+                    .iter()
+                    .map(|&n| el(n))
+                    .find(|v| !v.is_empty())
+                    .unwrap_or_default();
+            }
+            "N1" => {
+                self.in_ship_to = seg.element(1) == "ST" && *a == Address::default();
+                if self.in_ship_to {
+                    a.name = el(2);
+                }
+            }
+            "N2" if self.in_ship_to && a.company.is_empty() => a.company = el(1),
+            "N3" if self.in_ship_to => {
+                if a.address1.is_empty() {
+                    a.address1 = el(1);
+                    a.address2 = el(2);
+                } else if a.address2.is_empty() {
+                    a.address2 = el(1);
+                }
+            }
+            "N4" if self.in_ship_to && a.city.is_empty() => {
+                a.city = el(1);
+                a.state = el(2);
+                a.postal_code = el(3);
+                a.country = el(4);
+            }
+            "PER" if self.in_ship_to => {
+                for n in [3, 5, 7] {
+                    let v = el(n + 1);
+                    match seg.element(n) {
+                        "TE" if a.phone.is_empty() => a.phone = v,
+                        "EM" if a.email.is_empty() => a.email = v,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Read an 850 purchase-order interchange, handing each PO1 line to
@@ -627,6 +710,9 @@ where
                     control: h.control_number,
                     beg: None,
                     ordinal: 0,
+                    ship_method: String::new(),
+                    ship_to: Address::default(),
+                    in_ship_to: false,
                 });
             }
             Event::Segment(seg) => {
@@ -634,14 +720,20 @@ where
                     continue;
                 }
                 check_shape(&seg)?;
-                let Some(Set850 {
+                let Some(st) = set.as_mut() else {
+                    continue;
+                };
+                if st.ordinal == 0 {
+                    st.ship_segment(&seg);
+                }
+                let Set850 {
                     control,
                     beg,
                     ordinal,
-                }) = set.as_mut()
-                else {
-                    continue;
-                };
+                    ship_method,
+                    ship_to,
+                    ..
+                } = st;
                 match seg.id() {
                     "BEG" => {
                         let id = seg.element(3);
@@ -684,6 +776,9 @@ where
                             summary.bad_lines += 1;
                         }
                         on_line(OrderLine850 {
+                            po_number: order_id.clone(),
+                            ship_method: ship_method.clone(),
+                            ship_to: ship_to.clone(),
                             order_id,
                             line,
                             quantity: seg.element(2).to_owned(),

@@ -1,5 +1,5 @@
 //! X12 EDI for stockgate: streaming reader, envelope validation, 846/850
-//! interpreters, 846 and 997 writers. Self-contained: siblings are reached
+//! and 945/856 interpreters, 846, 940, 856 and 997 writers. Self-contained: siblings are reached
 //! through `super::`/`self::` only, so the module can move.
 //!
 //! Layers, each streaming (one segment in memory at a time):
@@ -13,6 +13,11 @@
 //!   Strict by default; tolerant mode feeds [`ack::validate_for_ack`].
 //! - [`inbound`]: `read_846` / `read_850` (structural defects are `Err`,
 //!   per-item defects are items with `error: Some(reason)`).
+//! - [`shipments`]: `read_945_with` / `read_856_with`, one shipped line per
+//!   W12 / SN1 with its shipment, order, package and tracking (same error
+//!   policy as the 850).
+//! - [`orders`]: `write_940` (warehouse shipping orders) and `write_856`
+//!   (ship notices), one set per order / shipment (contract rule 30).
 //! - [`writer::write_846`] and [`ack::build_997`]: values holding a delimiter
 //!   are refused, never escaped; output is streamed, so write to a temporary
 //!   file and discard it on error.
@@ -23,9 +28,13 @@ pub mod ack;
 pub mod envelope;
 pub mod error;
 pub mod inbound;
+pub mod orders;
 pub mod reader;
+pub mod shipments;
 pub mod writer;
 
+#[cfg(test)]
+mod orders_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,7 +48,12 @@ pub use inbound::{
     DEFAULT_AS_OF_QUALIFIERS, Item846In, OrderLine850, Read846, Summary846, Summary850, read_846,
     read_846_with, read_850, read_850_with,
 };
+pub use orders::{
+    Address, Item856, Line940, Order940, Pack856, Profile856, Profile940, Shipment856, Written,
+    check_order_940, check_shipment_856, write_856, write_940,
+};
 pub use reader::{Reader, Segment, Separators};
+pub use shipments::{ShipLineIn, SummaryShip, read_856_with, read_945_with};
 pub use writer::{
     ControlNumbers, EnvelopeProfile, Extras846, Item846Out, Profile846, VERSIONS, Written846,
     ack_version, write_846,

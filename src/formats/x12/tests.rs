@@ -17,7 +17,7 @@ use super::writer::{
 };
 
 /// shared/ sits beside the crate (CI clone) or at /work/shared.
-fn shared_path(env: &str, rel: &str) -> PathBuf {
+pub(super) fn shared_path(env: &str, rel: &str) -> PathBuf {
     if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
@@ -44,10 +44,10 @@ fn sample(name: &str) -> Vec<u8> {
 }
 
 /// Temporary folder removed when the test ends.
-struct TmpDir(PathBuf);
+pub(super) struct TmpDir(PathBuf);
 
 impl TmpDir {
-    fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+    pub(super) fn join(&self, p: impl AsRef<Path>) -> PathBuf {
         self.0.join(p)
     }
 }
@@ -58,14 +58,14 @@ impl Drop for TmpDir {
     }
 }
 
-fn tmp_dir(name: &str) -> TmpDir {
+pub(super) fn tmp_dir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("x12-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     TmpDir(d)
 }
 
 /// Run the independent validator; panics with its output when it rejects.
-fn validate_files(files: &[PathBuf]) {
+pub(super) fn validate_files(files: &[PathBuf]) {
     let tool = shared_path("X12_VALIDATE", "tools/x12-validate/x12-validate");
     let out = Command::new(tool)
         .args(files)
@@ -108,7 +108,7 @@ fn items_846(bytes: &[u8], sku: &str, qty: &str) -> Result<Vec<Item846In>, X12Er
     Ok(v)
 }
 
-fn dt(y: i32, m: u32, d: u32, h: u32, mi: u32) -> NaiveDateTime {
+pub(super) fn dt(y: i32, m: u32, d: u32, h: u32, mi: u32) -> NaiveDateTime {
     NaiveDate::from_ymd_opt(y, m, d)
         .unwrap()
         .and_hms_opt(h, mi, 0)

@@ -86,14 +86,19 @@ pub struct Written846 {
     pub bytes: u64,
 }
 
-fn profile_err(field: &'static str, reason: impl Into<String>) -> X12Error {
+pub(super) fn profile_err(field: &'static str, reason: impl Into<String>) -> X12Error {
     X12Error::Profile {
         field,
         reason: reason.into(),
     }
 }
 
-fn check_code(field: &'static str, v: &str, min: usize, max: usize) -> Result<(), X12Error> {
+pub(super) fn check_code(
+    field: &'static str,
+    v: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), X12Error> {
     if v.len() < min || v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(profile_err(
             field,
@@ -377,7 +382,7 @@ pub(super) fn end_interchange<W: Write>(
     sw.flush()
 }
 
-fn item_err(field: String, value: &str, reason: &str) -> X12Error {
+pub(super) fn item_err(field: String, value: &str, reason: &str) -> X12Error {
     X12Error::InvalidValue {
         field,
         value: value.to_owned(),
@@ -387,7 +392,7 @@ fn item_err(field: String, value: &str, reason: &str) -> X12Error {
 
 /// A quantity as QTY02/SDQ text: at most 15 digits.
 /// Written into `buf`, so that a QTY costs no allocation.
-fn checked_qty(buf: &mut itoa::Buffer, item: u64, v: i64) -> Result<&str, X12Error> {
+pub(super) fn checked_qty(buf: &mut itoa::Buffer, item: u64, v: i64) -> Result<&str, X12Error> {
     let s = buf.format(v);
     if v.unsigned_abs() > 999_999_999_999_999 {
         return Err(item_err(
