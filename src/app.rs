@@ -789,7 +789,14 @@ fn cmd_sync(
 }
 
 /// The statuses of rule 25.
-const ORDER_STATUSES: [&str; 6] = ["open", "sent", "partial", "shipped", "confirmed", "cancelled"];
+const ORDER_STATUSES: [&str; 6] = [
+    "open",
+    "sent",
+    "partial",
+    "shipped",
+    "confirmed",
+    "cancelled",
+];
 
 fn cmd_orders(
     cfg_flag: Option<PathBuf>,
@@ -827,7 +834,12 @@ fn cmd_orders(
         outln!("no orders");
     }
     for o in &orders {
-        let ordered: i64 = o.lines.iter().filter(|l| !l.cancelled).map(|l| l.quantity).sum();
+        let ordered: i64 = o
+            .lines
+            .iter()
+            .filter(|l| !l.cancelled)
+            .map(|l| l.quantity)
+            .sum();
         let shipped: i64 = o.lines.iter().map(|l| l.shipped).sum();
         let mut flags = String::new();
         if o.changed_after_sending {
@@ -850,7 +862,10 @@ fn cmd_orders(
             if tracking.is_empty() {
                 String::new()
             } else {
-                format!("  tracking {}", truncate(&crate::util::escape(&tracking.join(", ")), 120))
+                format!(
+                    "  tracking {}",
+                    truncate(&crate::util::escape(&tracking.join(", ")), 120)
+                )
             }
         );
     }
@@ -1427,11 +1442,22 @@ fn print_status(s: &crate::inspect::Status) {
         }
     };
     show(&carts);
-    for (title, feeds) in [("order feeds", &s.order_feeds), ("confirm feeds", &s.confirm_feeds)] {
+    for (title, feeds) in [
+        ("order feeds", &s.order_feeds),
+        ("confirm feeds", &s.confirm_feeds),
+    ] {
         if feeds.is_empty() {
             continue;
         }
-        let mut t = table(&["feed", "format", "schedule", "last", "last success", "next due", "waiting"]);
+        let mut t = table(&[
+            "feed",
+            "format",
+            "schedule",
+            "last",
+            "last success",
+            "next due",
+            "waiting",
+        ]);
         for c in feeds {
             t.add_row(vec![
                 truncate(&crate::util::escape(&c.cart), 30),
@@ -1448,17 +1474,31 @@ fn print_status(s: &crate::inspect::Status) {
         show(&t);
     }
     if let Some(o) = &s.orders {
-        let counts: Vec<String> = o.by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let counts: Vec<String> = o
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         outln!();
         outln!(
             "orders: {}; {} waiting to be sent{}; {} shipments waiting to be confirmed",
-            if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+            if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.join(", ")
+            },
             o.waiting_to_send,
-            o.oldest_waiting.as_deref().map(|t| format!(" (oldest {})", local_time(t))).unwrap_or_default(),
+            o.oldest_waiting
+                .as_deref()
+                .map(|t| format!(" (oldest {})", local_time(t)))
+                .unwrap_or_default(),
             o.waiting_to_confirm
         );
         for id in &o.changed_after_sending {
-            outln!("order {}: changed after sending (not resent; tell the warehouse)", crate::util::escape(id));
+            outln!(
+                "order {}: changed after sending (not resent; tell the warehouse)",
+                crate::util::escape(id)
+            );
         }
         for h in &o.held {
             outln!(

@@ -885,9 +885,14 @@ fn doc_feeds(cx: &mut Ctx, raw: &Typed, carts: &[Cart], inbound: &[Inbound]) -> 
             transport: &r.transport,
         };
         let warehouse = r.warehouse.clone();
-        if let Some(c) = doc_feed(cx, raw, &mut ids, &e, crate::docmap::DocKind::Orders, |doc| {
-            FeedKind::Orders { warehouse, doc }
-        }) {
+        if let Some(c) = doc_feed(
+            cx,
+            raw,
+            &mut ids,
+            &e,
+            crate::docmap::DocKind::Orders,
+            |doc| FeedKind::Orders { warehouse, doc },
+        ) {
             out.push(c);
         }
     }
@@ -910,7 +915,10 @@ fn doc_feeds(cx: &mut Ctx, raw: &Typed, carts: &[Cart], inbound: &[Inbound]) -> 
                     "confirm_feed",
                     *i,
                     "orders_from",
-                    format!("{s:?} is not an order source (kind = \"orders\") of merchant {:?}", r.merchant),
+                    format!(
+                        "{s:?} is not an order source (kind = \"orders\") of merchant {:?}",
+                        r.merchant
+                    ),
                 ),
                 None => cx.at(
                     "confirm_feed",
@@ -921,9 +929,14 @@ fn doc_feeds(cx: &mut Ctx, raw: &Typed, carts: &[Cart], inbound: &[Inbound]) -> 
             }
         }
         let orders_from = r.orders_from.clone();
-        if let Some(c) = doc_feed(cx, raw, &mut ids, &e, crate::docmap::DocKind::Confirms, |doc| {
-            FeedKind::Confirms { orders_from, doc }
-        }) {
+        if let Some(c) = doc_feed(
+            cx,
+            raw,
+            &mut ids,
+            &e,
+            crate::docmap::DocKind::Confirms,
+            |doc| FeedKind::Confirms { orders_from, doc },
+        ) {
             out.push(c);
         }
     }
@@ -942,10 +955,23 @@ fn doc_feed(
     let (t, i) = (e.table, e.i);
     check_id(cx, t, i, e.id);
     if !ids.insert(e.id.to_string()) {
-        cx.at(t, i, "id", format!("id {:?} is used twice (carts, order feeds and confirm feeds share ids)", e.id));
+        cx.at(
+            t,
+            i,
+            "id",
+            format!(
+                "id {:?} is used twice (carts, order feeds and confirm feeds share ids)",
+                e.id
+            ),
+        );
     }
     if !raw.merchant_ids.iter().any(|m| m == e.merchant) {
-        cx.at(t, i, "merchant", unknown_merchant(e.merchant, &raw.merchant_ids));
+        cx.at(
+            t,
+            i,
+            "merchant",
+            unknown_merchant(e.merchant, &raw.merchant_ids),
+        );
     }
     let schedule = schedule::parse(e.schedule)
         .map_err(|err| cx.at(t, i, "schedule", err.to_string()))
@@ -971,7 +997,12 @@ fn doc_feed(
                         t,
                         i,
                         "format",
-                        format!("{t} says {:?} but mapping {:?} is {:?}", e.format, e.mapping, d.format_name()),
+                        format!(
+                            "{t} says {:?} but mapping {:?} is {:?}",
+                            e.format,
+                            e.mapping,
+                            d.format_name()
+                        ),
                     );
                 }
                 Some(d)

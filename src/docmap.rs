@@ -26,9 +26,25 @@ impl DocKind {
         use DocField::*;
         match self {
             DocKind::Orders => &[
-                OrderId, Line, Sku, Quantity, OrderedAt, PoNumber, ShipMethod, Source, ShipTo(0),
-                ShipTo(1), ShipTo(2), ShipTo(3), ShipTo(4), ShipTo(5), ShipTo(6), ShipTo(7),
-                ShipTo(8), ShipTo(9), Upc,
+                OrderId,
+                Line,
+                Sku,
+                Quantity,
+                OrderedAt,
+                PoNumber,
+                ShipMethod,
+                Source,
+                ShipTo(0),
+                ShipTo(1),
+                ShipTo(2),
+                ShipTo(3),
+                ShipTo(4),
+                ShipTo(5),
+                ShipTo(6),
+                ShipTo(7),
+                ShipTo(8),
+                ShipTo(9),
+                Upc,
             ],
             DocKind::Confirms => &[
                 OrderId, Line, Sku, Quantity, Ordered, ShipmentId, Package, Tracking, Carrier,
@@ -147,7 +163,10 @@ impl DocMapping {
     /// The columns marked `required = true` (CSV, XML).
     pub fn required(&self) -> Vec<DocField> {
         match &self.format {
-            DocFormat::Csv { columns, .. } | DocFormat::Xml { fields: columns, .. } => columns
+            DocFormat::Csv { columns, .. }
+            | DocFormat::Xml {
+                fields: columns, ..
+            } => columns
                 .iter()
                 .filter(|c| c.required)
                 .map(|c| c.field)
@@ -225,7 +244,10 @@ pub fn load(path: &Path, kind: DocKind) -> Result<DocMapping, Vec<Problem>> {
                 Some("\\t") | Some("\t") => b'\t',
                 Some(s) if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
                 Some(s) => {
-                    at("delimiter", format!("must be one ASCII character, got {s:?}"));
+                    at(
+                        "delimiter",
+                        format!("must be one ASCII character, got {s:?}"),
+                    );
                     b','
                 }
             };
@@ -233,7 +255,10 @@ pub fn load(path: &Path, kind: DocKind) -> Result<DocMapping, Vec<Problem>> {
                 None | Some("lf") => false,
                 Some("crlf") => true,
                 Some(o) => {
-                    at("line_ending", format!("must be \"lf\" or \"crlf\", got {o:?}"));
+                    at(
+                        "line_ending",
+                        format!("must be \"lf\" or \"crlf\", got {o:?}"),
+                    );
                     false
                 }
             };
@@ -255,9 +280,7 @@ pub fn load(path: &Path, kind: DocKind) -> Result<DocMapping, Vec<Problem>> {
         f if f == x12 => {
             let s = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
             let ch = |v: &Option<String>, d: char| {
-                v.as_deref()
-                    .and_then(|s| s.chars().next())
-                    .unwrap_or(d)
+                v.as_deref().and_then(|s| s.chars().next()).unwrap_or(d)
             };
             let envelope = EnvelopeProfile {
                 version: s(&raw.version, "004010"),
@@ -265,13 +288,20 @@ pub fn load(path: &Path, kind: DocKind) -> Result<DocMapping, Vec<Problem>> {
                 sender_id: s(&raw.sender_id, ""),
                 receiver_qualifier: s(&raw.receiver_qualifier, "ZZ"),
                 receiver_id: s(&raw.receiver_id, ""),
-                usage: if raw.usage.as_deref() == Some("T") { 'T' } else { 'P' },
+                usage: if raw.usage.as_deref() == Some("T") {
+                    'T'
+                } else {
+                    'P'
+                },
                 element_separator: ch(&raw.element_separator, '*'),
                 segment_terminator: ch(&raw.segment_terminator, '~'),
                 component_separator: ch(&raw.component_separator, '>'),
                 line_break: raw.line_break.unwrap_or(false),
             };
-            for (key, v) in [("sender_id", &envelope.sender_id), ("receiver_id", &envelope.receiver_id)] {
+            for (key, v) in [
+                ("sender_id", &envelope.sender_id),
+                ("receiver_id", &envelope.receiver_id),
+            ] {
                 if v.trim().is_empty() {
                     at(key, format!("required for {x12} feeds"));
                 }
@@ -350,7 +380,9 @@ fn columns(
     let Some(raw) = raw else {
         at(
             key,
-            format!("required: a list like {key} = [ {{ {name_key} = \"Order\", field = \"order_id\" }} ]"),
+            format!(
+                "required: a list like {key} = [ {{ {name_key} = \"Order\", field = \"order_id\" }} ]"
+            ),
         );
         return vec![];
     };

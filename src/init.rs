@@ -65,7 +65,10 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
     }
     let samples: [(String, &str); 12] = [
         ("mappings/shipments-csv.toml".into(), SHIPMENTS_CSV),
-        ("mappings/warehouse-orders-csv.toml".into(), WAREHOUSE_ORDERS_CSV),
+        (
+            "mappings/warehouse-orders-csv.toml".into(),
+            WAREHOUSE_ORDERS_CSV,
+        ),
         ("mappings/shop-confirms-csv.toml".into(), SHOP_CONFIRMS_CSV),
         ("mappings/warehouse-csv.toml".into(), WAREHOUSE_CSV),
         ("mappings/warehouse-846.toml".into(), WAREHOUSE_846),

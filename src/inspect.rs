@@ -298,9 +298,7 @@ pub fn orders(
     ledger: &Ledger,
     merchant: Option<&str>,
 ) -> Result<Vec<crate::ledger::orders::OrderView>, LedgerError> {
-    ledger.sql_read(|tx| {
-        crate::ledger::orders::list_orders(tx, merchant, &|s| covering(cfg, s))
-    })
+    ledger.sql_read(|tx| crate::ledger::orders::list_orders(tx, merchant, &|s| covering(cfg, s)))
 }
 
 /// The order loop's numbers for `status`, `/metrics` and the status page;
@@ -315,12 +313,17 @@ pub fn orders_status(
         *st.by_status.entry(o.status.clone()).or_default() += 1;
         if o.unsent > 0 && o.held.is_none() {
             st.waiting_to_send += 1;
-            st.oldest_waiting_ms = Some(st.oldest_waiting_ms.map_or(o.ordered_at, |t| t.min(o.ordered_at)));
+            st.oldest_waiting_ms = Some(
+                st.oldest_waiting_ms
+                    .map_or(o.ordered_at, |t| t.min(o.ordered_at)),
+            );
             let mut feeds: Vec<&str> = o
                 .lines
                 .iter()
                 .filter(|l| !l.sent && !l.cancelled)
-                .filter_map(|l| crate::sync::order_feed_of(cfg, &o.merchant, l.warehouse.as_deref()))
+                .filter_map(|l| {
+                    crate::sync::order_feed_of(cfg, &o.merchant, l.warehouse.as_deref())
+                })
                 .collect();
             feeds.dedup();
             for f in feeds {
@@ -341,11 +344,14 @@ pub fn orders_status(
         }
         let cov = covering(cfg, &o.source);
         for s in &o.shipments {
-            let missing: Vec<&String> = cov.iter().filter(|f| !s.confirmed_to.contains(f)).collect();
+            let missing: Vec<&String> =
+                cov.iter().filter(|f| !s.confirmed_to.contains(f)).collect();
             if !missing.is_empty() {
                 st.waiting_to_confirm += 1;
-                st.oldest_unconfirmed_ms =
-                    Some(st.oldest_unconfirmed_ms.map_or(s.applied_at, |t| t.min(s.applied_at)));
+                st.oldest_unconfirmed_ms = Some(
+                    st.oldest_unconfirmed_ms
+                        .map_or(s.applied_at, |t| t.min(s.applied_at)),
+                );
             }
             for f in missing {
                 *per_feed.entry(f.clone()).or_default() += 1;

@@ -483,22 +483,27 @@ impl InboundMapping {
             } if f == Field::Price => price_qualifier.is_some(),
             // An 850's N1*ST loop, TD5 and BEG03; a 945's or 856's
             // shipment fields.
-            InSource::X12 { .. } if self.record != RecordKind::Inventory && f as usize >= Field::ShipToName as usize => {
+            InSource::X12 { .. }
+                if self.record != RecordKind::Inventory
+                    && f as usize >= Field::ShipToName as usize =>
+            {
                 self.record.spec().fields.contains(&f)
             }
-            InSource::X12 { .. } => matches!(
-                f,
-                Field::Status if self.record == RecordKind::Shipments
-            ) || matches!(
-                f,
-                Field::Sku
-                    | Field::Quantity
-                    | Field::Unit
-                    | Field::AsOf
-                    | Field::OrderId
-                    | Field::Line
-                    | Field::OrderedAt
-            ),
+            InSource::X12 { .. } => {
+                matches!(
+                    f,
+                    Field::Status if self.record == RecordKind::Shipments
+                ) || matches!(
+                    f,
+                    Field::Sku
+                        | Field::Quantity
+                        | Field::Unit
+                        | Field::AsOf
+                        | Field::OrderId
+                        | Field::Line
+                        | Field::OrderedAt
+                )
+            }
         }
     }
 }

@@ -959,7 +959,11 @@ fn order_loop(out: &mut String, st: &crate::inspect::Status) {
         let _ = writeln!(
             out,
             "<p>Orders: {}. Waiting to be sent: {} (oldest {}). Shipments waiting to be confirmed: {} (oldest {}).</p>",
-            if counts.is_empty() { "none".to_string() } else { counts.join(", ") },
+            if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.join(", ")
+            },
             o.waiting_to_send,
             opt(&o.oldest_waiting),
             o.waiting_to_confirm,

@@ -438,7 +438,14 @@ impl Telemetry {
                 .get_or_create(&CartLabel { cart: f.clone() })
                 .set(n);
         }
-        for s in ["open", "sent", "partial", "shipped", "confirmed", "cancelled"] {
+        for s in [
+            "open",
+            "sent",
+            "partial",
+            "shipped",
+            "confirmed",
+            "cancelled",
+        ] {
             let n = st.by_status.get(s).copied().unwrap_or(0);
             self.orders_by_status
                 .get_or_create(&StatusLabel { status: s.into() })

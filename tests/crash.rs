@@ -172,9 +172,17 @@ file_name = "{cart}-{seq}.csv"
 "#;
 
 /// Runs the daemon until `done` holds (or 40 s), then stops it with SIGTERM.
-fn daemon_until(cfg: &Path, env: &[(&str, &str)], mut done: impl FnMut() -> bool) -> std::process::ExitStatus {
+fn daemon_until(
+    cfg: &Path,
+    env: &[(&str, &str)],
+    mut done: impl FnMut() -> bool,
+) -> std::process::ExitStatus {
     let mut c = Command::new(bin());
-    c.arg("--config").arg(cfg).arg("run").stdout(Stdio::null()).stderr(Stdio::null());
+    c.arg("--config")
+        .arg(cfg)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -195,14 +203,23 @@ fn daemon_until(cfg: &Path, env: &[(&str, &str)], mut done: impl FnMut() -> bool
 
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
 }
 
 fn orders_json(cfg: &Path) -> serde_json::Value {
-    let o = Command::new(bin()).arg("--config").arg(cfg).args(["orders", "--json"]).output().unwrap();
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(cfg)
+        .args(["orders", "--json"])
+        .output()
+        .unwrap();
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -244,15 +261,27 @@ fn the_order_loop_across_a_kill_sends_nothing_twice_and_loses_nothing() {
     let out_confirm = root.join("out/confirm");
 
     // Killed right after the order feed's file is delivered, before its record.
-    let st = daemon_until(&cfg, &[("STOCKGATE_TEST_ABORT_AFTER_DELIVERY", "east")], || false);
-    assert!(st.code().is_none(), "the daemon should have died by a signal: {st:?}");
+    let st = daemon_until(
+        &cfg,
+        &[("STOCKGATE_TEST_ABORT_AFTER_DELIVERY", "east")],
+        || false,
+    );
+    assert!(
+        st.code().is_none(),
+        "the daemon should have died by a signal: {st:?}"
+    );
     assert_eq!(files(&out_east), vec!["east-000001.csv"]);
     // The next start finds the file delivered and marks its orders: they are
     // not sent again, however many syncs follow.
     let st = daemon_until(&cfg, &[], || {
-        orders_json(&cfg).as_array().is_some_and(|a| a.iter().all(|o| o["status"] == "sent"))
+        orders_json(&cfg)
+            .as_array()
+            .is_some_and(|a| a.iter().all(|o| o["status"] == "sent"))
     });
-    assert!(st.success() || st.code().is_none() || st.code() == Some(0), "{st:?}");
+    assert!(
+        st.success() || st.code().is_none() || st.code() == Some(0),
+        "{st:?}"
+    );
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(files(&out_east), vec!["east-000001.csv"]);
     assert_eq!(
@@ -268,11 +297,17 @@ fn the_order_loop_across_a_kill_sends_nothing_twice_and_loses_nothing() {
         "Order,SKU,Qty,Shipment,Tracking\n5001,A,2,S1,1Z1\n5002,B,1,S2,1Z2\n",
     )
     .unwrap();
-    let st = daemon_until(&cfg, &[("STOCKGATE_TEST_ABORT_AFTER_DELIVERY", "confirm")], || false);
+    let st = daemon_until(
+        &cfg,
+        &[("STOCKGATE_TEST_ABORT_AFTER_DELIVERY", "confirm")],
+        || false,
+    );
     assert!(st.code().is_none(), "{st:?}");
     assert_eq!(files(&out_confirm), vec!["confirm-000001.csv"]);
     daemon_until(&cfg, &[], || {
-        orders_json(&cfg).as_array().is_some_and(|a| a.iter().all(|o| o["status"] == "confirmed"))
+        orders_json(&cfg)
+            .as_array()
+            .is_some_and(|a| a.iter().all(|o| o["status"] == "confirmed"))
     });
     assert_eq!(files(&out_confirm), vec!["confirm-000001.csv"]);
     assert_eq!(files(&out_east), vec!["east-000001.csv"]);
@@ -283,6 +318,9 @@ fn the_order_loop_across_a_kill_sends_nothing_twice_and_loses_nothing() {
     let o = orders_json(&cfg);
     for order in o.as_array().unwrap() {
         assert_eq!(order["status"], "confirmed", "{o}");
-        assert_eq!(order["shipments"][0]["confirmed_to"], serde_json::json!(["confirm"]));
+        assert_eq!(
+            order["shipments"][0]["confirmed_to"],
+            serde_json::json!(["confirm"])
+        );
     }
 }

@@ -239,9 +239,25 @@ fn loop_workspace() -> Workspace {
         "{}{}{}{}{}{}",
         header(&["acme"]),
         inbound("shop-orders", "acme", "orders", "loop-orders", ""),
-        inbound("east-ship", "acme", "shipments", "loop-ship", "warehouse = \"EAST\""),
-        feed_section("order_feed", "east-orders", "warehouse = \"EAST\"", "loop-order-feed"),
-        feed_section("order_feed", "west-orders", "warehouse = \"WEST\"", "loop-order-feed"),
+        inbound(
+            "east-ship",
+            "acme",
+            "shipments",
+            "loop-ship",
+            "warehouse = \"EAST\""
+        ),
+        feed_section(
+            "order_feed",
+            "east-orders",
+            "warehouse = \"EAST\"",
+            "loop-order-feed"
+        ),
+        feed_section(
+            "order_feed",
+            "west-orders",
+            "warehouse = \"WEST\"",
+            "loop-order-feed"
+        ),
         feed_section(
             "confirm_feed",
             "shop-confirms",
@@ -302,7 +318,10 @@ fn the_order_loop_end_to_end_in_csv() {
     let again = ws.sync("east-orders", &["--force"], 0);
     assert_eq!(again["outcome"], "skipped");
     assert_eq!(again["reason"], "nothing new");
-    assert_eq!(ws.files_under("out/east-orders"), vec!["east-orders-000001.csv"]);
+    assert_eq!(
+        ws.files_under("out/east-orders"),
+        vec!["east-orders-000001.csv"]
+    );
     let orders = orders_json(&ws);
     assert_eq!(order(&orders, "1001")["status"], "sent");
     assert_eq!(order(&orders, "1003")["status"], "open");
@@ -338,7 +357,11 @@ fn the_order_loop_end_to_end_in_csv() {
     assert_eq!(order(&orders, "1002")["status"], "partial");
 
     // The same shipment again (another file): a duplicate, nothing changes.
-    let v = ws.apply("east-ship", "ship-1-again.csv", &ship.replace("9999", "9998"));
+    let v = ws.apply(
+        "east-ship",
+        "ship-1-again.csv",
+        &ship.replace("9999", "9998"),
+    );
     assert_eq!(v["outcome"], "applied", "{v}");
     assert!(v["warnings"].to_string().contains("applied before"), "{v}");
     assert_eq!(order(&orders_json(&ws), "1001")["lines"][0]["shipped"], 2);
@@ -349,14 +372,27 @@ fn the_order_loop_end_to_end_in_csv() {
                 1002,1,C,2,S5,P5,1Z005,UPSN,\n";
     let v = ws.ingest("east-ship", &ws.write("in/east-ship/over.csv", over), 1);
     assert_eq!(v["outcome"], "rejected", "{v}");
-    assert!(v["errors"][0].as_str().unwrap().contains("1 left to ship"), "{v}");
-    assert!(ws.path("var/quarantine/east-ship/over.csv.error.txt").is_file());
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("1 left to ship"),
+        "{v}"
+    );
+    assert!(
+        ws.path("var/quarantine/east-ship/over.csv.error.txt")
+            .is_file()
+    );
     assert_eq!(order(&orders_json(&ws), "1001")["lines"][1]["shipped"], 0);
     // A SKU the order does not hold rejects it too.
     let wrong = "Order,Line,SKU,Shipped,Shipment,Box,Tracking,Carrier,Status\n1002,,Z,1,S6,,,,\n";
-    let v = ws.ingest("east-ship", &ws.write("in/east-ship/wrong-sku.csv", wrong), 1);
+    let v = ws.ingest(
+        "east-ship",
+        &ws.write("in/east-ship/wrong-sku.csv", wrong),
+        1,
+    );
     assert_eq!(v["outcome"], "rejected", "{v}");
-    assert!(v["errors"][0].as_str().unwrap().contains("holds no SKU"), "{v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("holds no SKU"),
+        "{v}"
+    );
 
     // Confirmations out: one row per shipped line and package, once.
     let c = ws.sync("shop-confirms", &[], 0);
@@ -369,9 +405,15 @@ fn the_order_loop_end_to_end_in_csv() {
          1001,1,A,1,2,S1,P2,1Z002,UPSN\n\
          1002,1,C,2,3,S2,P3,,FDEG\n"
     );
-    assert_eq!(ws.sync("shop-confirms", &["--force"], 0)["reason"], "nothing new");
+    assert_eq!(
+        ws.sync("shop-confirms", &["--force"], 0)["reason"],
+        "nothing new"
+    );
     let o1 = order(&orders_json(&ws), "1001").clone();
-    assert_eq!(o1["shipments"][0]["confirmed_to"], serde_json::json!(["shop-confirms"]));
+    assert_eq!(
+        o1["shipments"][0]["confirmed_to"],
+        serde_json::json!(["shop-confirms"])
+    );
 
     // The rest ships: 1001 is shipped, then confirmed once delivered.
     let v = ws.apply(
@@ -384,7 +426,11 @@ fn the_order_loop_end_to_end_in_csv() {
     assert_eq!(ws.sync("shop-confirms", &[], 0)["shipments"], 1);
     assert_eq!(order(&orders_json(&ws), "1001")["status"], "confirmed");
     let st = ws.run_ok(&["orders", "--status", "confirmed"], 0);
-    assert!(st.stdout.contains("1001") && !st.stdout.contains("1002"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("1001") && !st.stdout.contains("1002"),
+        "{}",
+        st.stdout
+    );
 
     // Rule 26: an order changed after it was sent is flagged, not resent.
     let v = ws.apply(
@@ -394,7 +440,10 @@ fn the_order_loop_end_to_end_in_csv() {
          1002,1,C,4,EAST,,Bo Chan,2 Oak Ave,Portland,97201,US,,\n\
          1002,2,D,1,EAST,,Bo Chan,2 Oak Ave,Portland,97201,US,,\n",
     );
-    assert!(v["warnings"].to_string().contains("changed after sending"), "{v}");
+    assert!(
+        v["warnings"].to_string().contains("changed after sending"),
+        "{v}"
+    );
     let o2 = order(&orders_json(&ws), "1002").clone();
     assert_eq!(o2["changed_after_sending"], true);
     assert_eq!(ws.sync("east-orders", &[], 0)["reason"], "nothing new");
@@ -410,4 +459,198 @@ fn the_order_loop_end_to_end_in_csv() {
     assert_eq!(o2["lines"][0]["cancelled"], true, "{o2}");
     let h = ws.history("east-orders");
     assert_eq!(h.len(), 3, "{h:?}");
+}
+
+const EDI_940: &str = r#"format = "x12-940"
+version = "004010"
+sender_qualifier = "ZZ"
+sender_id = "ACMEGATE"
+receiver_qualifier = "ZZ"
+receiver_id = "EASTWHSE"
+usage = "P"
+item_ids = [ ["VN", "sku"] ]
+"#;
+
+const EDI_856: &str = r#"format = "x12-856"
+version = "005010"
+sender_qualifier = "ZZ"
+sender_id = "ACMEGATE"
+receiver_qualifier = "08"
+receiver_id = "925485US00"
+usage = "P"
+item_ids = [ ["VN", "sku"] ]
+"#;
+
+const PO_850: &str = "\
+ISA*00*          *00*          *ZZ*RETAILER       *ZZ*ACMEGATE       *261201*0930*U*00401*000000005*0*P*>~
+GS*PO*RETAILER*ACMEGATE*20261201*0930*5*X*004010~
+ST*850*0001~
+BEG*00*SA*PO-778**20261201~
+TD5**2*UPSN**UPS 2ND DAY~
+N1*ST*Ada Lovelace~
+N2*Analytical Ltd~
+N3*12 Engine St*Unit 3~
+N4*London*LN*N1 9GU*GB~
+PO1*1*3*EA*9.99**VN*SKU-1~
+PO1*2*1*EA*1.00**VN*SKU-2~
+CTT*2~
+SE*11*0001~
+GE*1*5~
+IEA*1*000000005~
+";
+
+fn ship_945(lines: &str, segments: usize, control: u32) -> String {
+    format!(
+        "ISA*00*          *00*          *ZZ*EASTWHSE       *ZZ*ACMEGATE       *261202*1600*U*00401*{control:09}*0*P*>~\
+GS*SW*EASTWHSE*ACMEGATE*20261202*1600*{control}*X*004010~\
+ST*945*0001~\
+W06*N*PO-778*20261202*SH-945**PO-778~\
+G62*11*20261202*8*1405~\
+W27*M*UPSN*UPS 2ND DAY~\
+{lines}\
+SE*{segments}*0001~\
+GE*1*{control}~\
+IEA*1*{control:09}~"
+    )
+}
+
+#[test]
+fn an_850_goes_out_as_a_940_and_its_945_comes_back_as_an_856() {
+    let ws = Workspace::new();
+    let cfg = format!(
+        "{}{}{}{}{}",
+        header(&["acme"]),
+        inbound(
+            "retail-850",
+            "acme",
+            "orders",
+            "in-850",
+            "warehouse = \"EAST\""
+        ),
+        inbound(
+            "east-945",
+            "acme",
+            "shipments",
+            "in-945",
+            "warehouse = \"EAST\"\nacknowledge = true\n[inbound.ack_transport]\ntype = \"dir\"\npath = \"out/acks\"\n"
+        ),
+        feed_section("order_feed", "east-940", "warehouse = \"EAST\"", "edi-940")
+            .replace("format = \"csv\"", "format = \"x12-940\""),
+        feed_section(
+            "confirm_feed",
+            "retail-856",
+            "orders_from = [\"retail-850\"]",
+            "edi-856"
+        )
+        .replace("format = \"csv\"", "format = \"x12-856\""),
+    );
+    ws.config(&cfg);
+    ws.mapping(
+        "in-850",
+        "format = \"x12\"\nrecord = \"orders\"\nsku_qualifier = \"VN\"\n",
+    );
+    ws.mapping(
+        "in-945",
+        "format = \"x12\"\nrecord = \"shipments\"\nsku_qualifier = \"VN\"\ncancelled = [\"CL\"]\n",
+    );
+    ws.mapping("edi-940", EDI_940);
+    ws.mapping("edi-856", EDI_856);
+    assert_eq!(
+        ws.apply("retail-850", "po.x12", PO_850)["outcome"],
+        "applied"
+    );
+    let o = order(&orders_json(&ws), "PO-778").clone();
+    assert_eq!(o["status"], "open");
+
+    // The 940: W05 order and PO, the 850's ship-to and TD5, LX/W01 lines.
+    let v = ws.sync("east-940", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["orders"], 1);
+    let f940 = std::path::PathBuf::from(v["file"].as_str().unwrap());
+    let body = std::fs::read_to_string(&f940).unwrap();
+    for seg in [
+        "ST*940*0001~",
+        "W05*N*PO-778*PO-778~",
+        "N1*ST*Ada Lovelace~",
+        "N2*Analytical Ltd~",
+        "N3*12 Engine St*Unit 3~",
+        "N4*London*LN*N1 9GU*GB~",
+        "W66*PP*M***UPS 2ND DAY~",
+        "LX*1~W01*3*EA**VN*SKU-1~",
+        "LX*2~W01*1*EA**VN*SKU-2~",
+        "W76*4~",
+    ] {
+        assert!(body.contains(seg), "no {seg} in {body}");
+    }
+    x12_validate(&[&f940]);
+    assert_eq!(order(&orders_json(&ws), "PO-778")["status"], "sent");
+
+    // An over-shipping 945 is rejected whole and answered with a 997 AK9*R.
+    let over = ship_945("LX*1~MAN*GM*P1~MAN*CP*1Z1~W12*CC*3*4**EA**VN*SKU-1~", 9, 40);
+    let v = ws.ingest("east-945", &ws.write("in/east-945/over.x12", &over), 1);
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("3 left to ship"),
+        "{v}"
+    );
+    let acks = ws.files_under("out/acks");
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert!(
+        ws.read(&format!("out/acks/{}", acks[0])).contains("AK9*R"),
+        "{acks:?}"
+    );
+
+    // The 945: two packages, the second line shipped in the second.
+    let good = ship_945(
+        "LX*1~MAN*GM*P1~MAN*CP*1Z1~W12*CC*3*3**EA**VN*SKU-1~LX*2~MAN*GM*P2~MAN*CP*1Z2~W12*CC*1*1**EA**VN*SKU-2~",
+        13,
+        41,
+    );
+    let v = ws.apply("east-945", "ship.x12", &good);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    let o = order(&orders_json(&ws), "PO-778").clone();
+    assert_eq!(o["status"], "shipped", "{o}");
+    assert_eq!(o["shipments"][0]["shipment_id"], "SH-945");
+    assert_eq!(o["shipments"][0]["carrier"], "UPSN");
+    assert_eq!(
+        o["shipments"][0]["packages"],
+        serde_json::json!([{"package": "P1", "tracking": "1Z1"}, {"package": "P2", "tracking": "1Z2"}])
+    );
+    // The same 945 again: a duplicate file, nothing changes.
+    let again = ws.ingest(
+        "east-945",
+        &ws.write("in/east-945/ship-again.x12", &good),
+        0,
+    );
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+
+    // The 856 (005010): shipment, order (PRF), a pack per package with its
+    // tracking, items with shipped and ordered quantities.
+    let v = ws.sync("retail-856", &[], 0);
+    assert_eq!(v["outcome"], "sent", "{v}");
+    assert_eq!(v["shipments"], 1);
+    let f856 = std::path::PathBuf::from(v["file"].as_str().unwrap());
+    let body = std::fs::read_to_string(&f856).unwrap();
+    for seg in [
+        "ST*856*0001",
+        "BSN*00*SH-945*",
+        "HL*1**S~",
+        "TD5**2*UPSN",
+        "HL*2*1*O~",
+        "PRF*PO-778~",
+        "MAN*GM*P1~",
+        "MAN*CP*1Z1~",
+        "MAN*CP*1Z2~",
+        "SN1**3*EA**3*EA~",
+        "SN1**1*EA**1*EA~",
+        "CTT*6~",
+    ] {
+        assert!(body.contains(seg), "no {seg} in {body}");
+    }
+    x12_validate(&[&f856]);
+    assert_eq!(order(&orders_json(&ws), "PO-778")["status"], "confirmed");
+    assert_eq!(
+        ws.sync("retail-856", &["--force"], 0)["reason"],
+        "nothing new"
+    );
 }

@@ -495,6 +495,24 @@ impl From<x12::X12Error> for X12Stop {
     }
 }
 
+/// Which shipment set an X12 file holds ("945" or "856"), from its first
+/// ST segment (the element separator is the ISA's fourth byte).
+fn shipment_set(path: &Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    let buf = &buf[..n];
+    let start = buf.windows(3).position(|w| w == b"ISA")?;
+    let sep = *buf.get(start + 3)?;
+    for set in ["856", "945"] {
+        let needle = [b"ST".as_slice(), &[sep], set.as_bytes(), &[sep]].concat();
+        if buf.windows(needle.len()).any(|w| w == needle.as_slice()) {
+            return Some(set);
+        }
+    }
+    None
+}
+
 /// X12 inbound: 846 LIN loops as inventory rows, 850 PO1 lines as order lines.
 /// `line` is the segment position, so errors point into the interchange.
 fn read_x12(
@@ -588,9 +606,41 @@ fn read_x12(
             ));
         }
         crate::mapping::RecordKind::Shipments => {
-            return Err(ReadError::Stopped(
-                "X12 shipments (945, 856) are not read yet".into(),
-            ));
+            let on_line = |l: x12::ShipLineIn| {
+                let mut r = RawRecord {
+                    line: l.position as u64,
+                    error: l.error.clone(),
+                    ..Default::default()
+                };
+                let mut put = |f: Field, v: String| {
+                    if !v.is_empty() {
+                        r.set(f, v);
+                    }
+                };
+                put(Field::OrderId, l.order_id);
+                put(Field::PoNumber, l.po_number);
+                put(Field::ShipmentId, l.shipment_id);
+                put(Field::Line, l.line);
+                put(Field::Quantity, l.quantity);
+                put(Field::Unit, l.unit);
+                put(Field::Status, l.status);
+                put(Field::Package, l.package);
+                put(Field::Tracking, l.tracking);
+                put(Field::Carrier, l.carrier);
+                put(Field::Service, l.service);
+                if let Some(t) = l.shipped_at {
+                    r.set(Field::ShippedAt, fmt(t, false));
+                }
+                if let Some(sku) = l.sku {
+                    r.set(Field::Sku, sku);
+                }
+                on(r).map_err(X12Stop::Stop)
+            };
+            match shipment_set(path) {
+                Some("856") => x12::read_856_with(input, sku_qualifiers, on_line),
+                _ => x12::read_945_with(input, sku_qualifiers, on_line),
+            }
+            .map(|s| s.lines)
         }
         crate::mapping::RecordKind::Orders => {
             x12::read_850_with(input, sku_qualifiers, |l: x12::OrderLine850| {
@@ -611,6 +661,30 @@ fn read_x12(
                 if let Some(t) = l.ordered_at {
                     // BEG05 is a date alone.
                     r.set(Field::OrderedAt, fmt(t, true));
+                }
+                // The order's own fields (CONTRACT §6): BEG03, TD5, N1*ST.
+                if !l.po_number.is_empty() {
+                    r.set(Field::PoNumber, l.po_number);
+                }
+                if !l.ship_method.is_empty() {
+                    r.set(Field::ShipMethod, l.ship_method);
+                }
+                let a = l.ship_to;
+                for (f, v) in crate::mapping::SHIP_TO.into_iter().zip([
+                    a.name,
+                    a.company,
+                    a.address1,
+                    a.address2,
+                    a.city,
+                    a.state,
+                    a.postal_code,
+                    a.country,
+                    a.phone,
+                    a.email,
+                ]) {
+                    if !v.is_empty() {
+                        r.set(f, v);
+                    }
                 }
                 on(r).map_err(X12Stop::Stop)
             })

@@ -241,6 +241,8 @@ pub struct ShipmentIn {
     pub ident: String,
     pub shipment_id: Option<String>,
     pub order_id: String,
+    /// The PO (a 945's W0606): the order, when `order_id` names none known.
+    pub po_number: Option<String>,
     pub shipped_at: Option<Millis>,
     pub carrier: Option<String>,
     pub service: Option<String>,
@@ -250,7 +252,9 @@ pub struct ShipmentIn {
 /// What one shipment did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShipOutcome {
-    Applied { lines: u64 },
+    Applied {
+        lines: u64,
+    },
     /// The same shipment was applied before (rule 27): nothing changed.
     Duplicate,
     /// No order source of the merchant holds the order (rule 28).
@@ -319,10 +323,22 @@ pub fn apply_shipment(
     if !dup.is_empty() {
         return Ok(ShipOutcome::Duplicate);
     }
-    let order_src = match order_source(tx, merchant, &s.order_id, warehouse)? {
+    let mut found = order_source(tx, merchant, &s.order_id, warehouse)?;
+    let mut order_id = s.order_id.clone();
+    if matches!(found, Ok(None))
+        && let Some(po) = s.po_number.as_ref().filter(|p| **p != s.order_id)
+    {
+        found = order_source(tx, merchant, po, warehouse)?;
+        order_id = po.clone();
+    }
+    let order_src = match found {
         Ok(Some(o)) => o,
         Ok(None) => return Ok(ShipOutcome::UnknownOrder),
         Err(reason) => return Ok(ShipOutcome::Rejected(vec![reason])),
+    };
+    let s = &ShipmentIn {
+        order_id,
+        ..s.clone()
     };
     let mut lines: Vec<OrderLineState> = tx
         .query(
@@ -390,13 +406,23 @@ pub fn apply_shipment(
             tx.exec(
                 "UPDATE order_lines SET cancelled = 1, updated_at = ?
                  WHERE source = ? AND order_id = ? AND line = ?",
-                vals![now, order_src.as_str(), s.order_id.as_str(), ol.line.as_str()],
+                vals![
+                    now,
+                    order_src.as_str(),
+                    s.order_id.as_str(),
+                    ol.line.as_str()
+                ],
             )?;
         } else {
             tx.exec(
                 "UPDATE order_lines SET shipped = shipped + ?
                  WHERE source = ? AND order_id = ? AND line = ?",
-                vals![qty, order_src.as_str(), s.order_id.as_str(), ol.line.as_str()],
+                vals![
+                    qty,
+                    order_src.as_str(),
+                    s.order_id.as_str(),
+                    ol.line.as_str()
+                ],
             )?;
         }
     }
@@ -416,9 +442,10 @@ fn match_line(
     let q = crate::util::quoted;
     let i = match &sl.line {
         Some(l) => {
-            let i = lines.iter().position(|o| &o.line == l).ok_or_else(|| {
-                format!("order {} has no line {}", q(order_id), q(l))
-            })?;
+            let i = lines
+                .iter()
+                .position(|o| &o.line == l)
+                .ok_or_else(|| format!("order {} has no line {}", q(order_id), q(l)))?;
             if lines[i].sku != sl.sku {
                 return Err(format!(
                     "line {} of order {} is SKU {}, not {}",
@@ -435,11 +462,7 @@ fn match_line(
                 .filter(|&i| lines[i].sku == sl.sku)
                 .collect();
             if of_sku.is_empty() {
-                return Err(format!(
-                    "order {} holds no SKU {}",
-                    q(order_id),
-                    q(&sl.sku)
-                ));
+                return Err(format!("order {} holds no SKU {}", q(order_id), q(&sl.sku)));
             }
             of_sku
                 .iter()
@@ -759,7 +782,6 @@ pub fn list_orders(
     }
     Ok(out)
 }
-
 
 impl Ledger {
     /// Portable SQL in one fenced write transaction (the order loop).

@@ -187,14 +187,16 @@ impl SqlTx for PgSql<'_> {
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64> {
         let st = self.statement(sql)?;
         let p = pg_params(params);
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            p.iter().map(|b| b.as_ref()).collect();
         Ok(self.c.execute(&st, &refs)?)
     }
     fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>> {
         use postgres::types::Type;
         let st = self.statement(sql)?;
         let p = pg_params(params);
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            p.iter().map(|b| b.as_ref()).collect();
         let rows = self.c.query(&st, &refs)?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

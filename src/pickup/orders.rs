@@ -91,6 +91,7 @@ impl Heads {
 struct ShipRec {
     at: String,
     order_id: String,
+    po_number: Option<String>,
     shipment_id: Option<String>,
     line: Option<String>,
     sku: String,
@@ -160,6 +161,7 @@ fn ship_row(src: &Inbound, rec: &RawRecord) -> Result<ShipRec, Vec<String>> {
     Ok(ShipRec {
         at: format!("{place} {}", rec.line),
         order_id,
+        po_number: clean(rec, Field::PoNumber),
         shipment_id: clean(rec, Field::ShipmentId),
         line: clean(rec, Field::Line),
         sku,
@@ -189,6 +191,7 @@ fn group(recs: Vec<ShipRec>, sha: &str) -> Vec<ShipmentIn> {
                 ident,
                 shipment_id: r.shipment_id.clone(),
                 order_id: r.order_id.clone(),
+                po_number: r.po_number.clone(),
                 ..Default::default()
             });
             out.len() - 1

@@ -30,7 +30,12 @@ pub enum DocMarks {
 }
 
 /// Moves the marks of a delivered file (sync `sync_id`).
-pub fn mark(ledger: &Ledger, feed: &str, sync_id: i64, marks: &DocMarks) -> Result<(), LedgerError> {
+pub fn mark(
+    ledger: &Ledger,
+    feed: &str,
+    sync_id: i64,
+    marks: &DocMarks,
+) -> Result<(), LedgerError> {
     ledger.sql_write(|tx| match marks {
         DocMarks::Lines(keys) => store::mark_sent(tx, feed, sync_id, keys),
         DocMarks::Shipments(ids) => store::mark_confirmed(tx, feed, sync_id, ids),
@@ -90,7 +95,10 @@ fn held_reason(doc: &DocMapping, o: &PendingOrder) -> Option<String> {
     let mut v = Values::new();
     ship_to_values(&mut v, &o.ship_to);
     v.insert("po_number".into(), o.po_number.clone().unwrap_or_default());
-    v.insert("ship_method".into(), o.ship_method.clone().unwrap_or_default());
+    v.insert(
+        "ship_method".into(),
+        o.ship_method.clone().unwrap_or_default(),
+    );
     let need: Vec<String> = match &doc.format {
         DocFormat::X12 { .. } => [
             "ship_to_name",
@@ -130,16 +138,16 @@ fn plan_orders(
     };
     let mut keys = vec![];
     for mut o in pending {
-        o.lines
-            .retain(|l| route(cfg, &cart.merchant, l.warehouse.as_deref()) == Some(cart.id.as_str()));
+        o.lines.retain(|l| {
+            route(cfg, &cart.merchant, l.warehouse.as_deref()) == Some(cart.id.as_str())
+        });
         if o.lines.is_empty() {
             continue;
         }
-        let held = held_reason(doc, &o);
+        let held = held_reason(doc, &o).or_else(|| super::x12docs::refused(doc, &o, &upcs, cart));
         if !dry_run {
-            let changed = ledger.sql_write(|tx| {
-                store::set_held(tx, &o.source, &o.order_id, held.as_deref())
-            })?;
+            let changed = ledger
+                .sql_write(|tx| store::set_held(tx, &o.source, &o.order_id, held.as_deref()))?;
             if changed && let Some(why) = &held {
                 tracing::warn!(feed = %cart.id, order = %escape(&o.order_id), reason = %why, "order held back");
             }
@@ -155,7 +163,10 @@ fn plan_orders(
             v.insert("quantity".into(), l.quantity.to_string());
             v.insert("ordered_at".into(), rfc3339(l.ordered_at));
             v.insert("po_number".into(), o.po_number.clone().unwrap_or_default());
-            v.insert("ship_method".into(), o.ship_method.clone().unwrap_or_default());
+            v.insert(
+                "ship_method".into(),
+                o.ship_method.clone().unwrap_or_default(),
+            );
             v.insert("source".into(), o.source.clone());
             v.insert("upc".into(), upcs.get(&l.sku).cloned().unwrap_or_default());
             ship_to_values(&mut v, &o.ship_to);
@@ -176,8 +187,8 @@ fn plan_confirms(
     orders_from: &[String],
     doc: &DocMapping,
 ) -> Result<Plan, SyncError> {
-    let pending =
-        ledger.sql_read(|tx| store::pending_shipments(tx, &cart.id, &cart.merchant, orders_from))?;
+    let pending = ledger
+        .sql_read(|tx| store::pending_shipments(tx, &cart.id, &cart.merchant, orders_from))?;
     let upcs = product_upcs(ledger, &cart.merchant, doc)?;
     let mut rows = vec![];
     for s in &pending {
@@ -188,7 +199,10 @@ fn plan_confirms(
             v.insert("sku".into(), l.sku.clone());
             v.insert("quantity".into(), l.quantity.to_string());
             v.insert("ordered".into(), l.ordered.to_string());
-            v.insert("shipment_id".into(), s.shipment_id.clone().unwrap_or_default());
+            v.insert(
+                "shipment_id".into(),
+                s.shipment_id.clone().unwrap_or_default(),
+            );
             v.insert("package".into(), l.package.clone().unwrap_or_default());
             v.insert("tracking".into(), l.tracking.clone().unwrap_or_default());
             v.insert("carrier".into(), s.carrier.clone().unwrap_or_default());
@@ -220,9 +234,10 @@ fn product_upcs(
     doc: &DocMapping,
 ) -> Result<HashMap<String, String>, SyncError> {
     let wants = match &doc.format {
-        DocFormat::Csv { columns, .. } | DocFormat::Xml { fields: columns, .. } => {
-            columns.iter().any(|c| c.field == DocField::Upc)
-        }
+        DocFormat::Csv { columns, .. }
+        | DocFormat::Xml {
+            fields: columns, ..
+        } => columns.iter().any(|c| c.field == DocField::Upc),
         DocFormat::X12 { item_ids, .. } => item_ids.iter().any(|(_, f)| *f == DocField::Upc),
     };
     if !wants {
@@ -233,7 +248,10 @@ fn product_upcs(
             "SELECT sku, upc FROM products WHERE merchant = ? AND upc IS NOT NULL",
             crate::vals![merchant],
         )?;
-        Ok(rows.into_iter().map(|r| (r[0].text(), r[1].text())).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r[0].text(), r[1].text()))
+            .collect())
     })?)
 }
 
@@ -246,7 +264,9 @@ pub(super) fn sync_doc(
     mut entry: SyncEntry,
 ) -> Result<SyncReport, SyncError> {
     let (plan, what) = match &cart.kind {
-        FeedKind::Orders { doc, .. } => (plan_orders(cfg, ledger, cart, doc, opts.dry_run)?, "orders"),
+        FeedKind::Orders { doc, .. } => {
+            (plan_orders(cfg, ledger, cart, doc, opts.dry_run)?, "orders")
+        }
         FeedKind::Confirms {
             orders_from, doc, ..
         } => (plan_confirms(ledger, cart, orders_from, doc)?, "shipments"),
@@ -254,12 +274,22 @@ pub(super) fn sync_doc(
     };
     let doc = cart.kind.doc().expect("a document feed");
     if plan.count == 0 {
-        let mut r = unsent(ledger, entry, SyncOutcome::Skipped, "nothing new".into(), opts.dry_run)?;
+        let mut r = unsent(
+            ledger,
+            entry,
+            SyncOutcome::Skipped,
+            "nothing new".into(),
+            opts.dry_run,
+        )?;
         set_count(&mut r, what, 0);
         return Ok(r);
     }
     let started = entry.started_at;
-    let seq = if opts.dry_run { 0 } else { ledger.next_seq(&cart.id)? };
+    let seq = if opts.dry_run {
+        0
+    } else {
+        ledger.next_seq(&cart.id)?
+    };
     let control = match &doc.format {
         DocFormat::X12 { envelope, .. } => {
             let n = if opts.dry_run {
@@ -299,7 +329,11 @@ pub(super) fn sync_doc(
         marks: Some(plan.marks),
     };
     let mut r = deliver_and_record(cfg, ledger, cart, opts, entry, out)?;
-    let n = if r.outcome == SyncOutcome::Sent { plan.count } else { 0 };
+    let n = if r.outcome == SyncOutcome::Sent {
+        plan.count
+    } else {
+        0
+    };
     set_count(&mut r, what, n);
     Ok(r)
 }
@@ -336,9 +370,20 @@ fn render(
             header,
             crlf,
             columns,
-        } => write_csv(&mut counting, *delimiter, *header, *crlf, columns, &plan.rows),
-        DocFormat::Xml { root, item, fields } => write_xml(&mut counting, root, item, fields, &plan.rows),
-        DocFormat::X12 { .. } => super::x12docs::write(&mut counting, doc, plan_x12(plan), control, now, cart),
+        } => write_csv(
+            &mut counting,
+            *delimiter,
+            *header,
+            *crlf,
+            columns,
+            &plan.rows,
+        ),
+        DocFormat::Xml { root, item, fields } => {
+            write_xml(&mut counting, root, item, fields, &plan.rows)
+        }
+        DocFormat::X12 { .. } => {
+            super::x12docs::write(&mut counting, doc, plan_x12(plan), control, now, cart)
+        }
     }?;
     counting
         .flush()
@@ -389,7 +434,8 @@ fn write_csv(
         .from_writer(w);
     let err = |e: csv::Error| format!("cannot write the feed: {e}");
     if header {
-        out.write_record(columns.iter().map(|c| c.name.as_str())).map_err(err)?;
+        out.write_record(columns.iter().map(|c| c.name.as_str()))
+            .map_err(err)?;
     }
     for r in rows {
         out.write_record(
@@ -399,7 +445,8 @@ fn write_csv(
         )
         .map_err(err)?;
     }
-    out.flush().map_err(|e| format!("cannot write the feed: {e}"))
+    out.flush()
+        .map_err(|e| format!("cannot write the feed: {e}"))
 }
 
 fn write_xml(
