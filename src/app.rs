@@ -1088,7 +1088,12 @@ fn print_file(f: &pickup::FileOutcome) {
 }
 
 fn print_sync(r: &SyncReport) {
-    let mut line = format!(" {}: {} items", r.cart, r.items);
+    let what = match (r.orders, r.shipments) {
+        (Some(_), _) => "orders",
+        (_, Some(_)) => "shipments",
+        _ => "items",
+    };
+    let mut line = format!(" {}: {} {what}", r.cart, r.items);
     if let Some(f) = &r.file {
         line.push_str(&format!(" -> {f}"));
     }

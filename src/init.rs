@@ -44,6 +44,12 @@ pub const PRESETS: &[Preset] = &[
         guide: "https://www.stedi.com/app/guides/view/qvc/commercehub-drop-ship-inventory-inquiryadvice/01HBCEDS9W1Z3M6JSS78AD3X6N",
         body: include_str!("../mappings/qvc-commercehub-846.toml"),
     },
+    Preset {
+        name: "qvc-commercehub-856",
+        title: "QVC drop ship 856 ship notice through CommerceHub, X12 004010 (a confirm feed)",
+        guide: "https://stedi.com/app/guides/view/qvc/856/01HBCEDAK6G4130H6481MS1QSM",
+        body: include_str!("../mappings/qvc-commercehub-856.toml"),
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

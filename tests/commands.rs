@@ -545,6 +545,8 @@ fn init_writes_every_preset_and_lists_them_with_their_guides() {
             "\n[[cart]]\nid = \"{preset}\"\nmerchant = \"acme\"\nformat = \"x12-846\"\nmapping = \"{preset}\"\nschedule = \"every 1h\"\n[cart.transport]\ntype = \"dir\"\npath = \"var/outbox/{preset}\"\n"
         ));
     }
+    // The 856 preset is a confirm feed's (issue 19).
+    extra.push_str("\n[[confirm_feed]]\nid = \"qvc-856\"\nmerchant = \"acme\"\norders_from = [\"acme-orders\"]\nformat = \"x12-856\"\nmapping = \"qvc-commercehub-856\"\nschedule = \"every 1h\"\n[confirm_feed.transport]\ntype = \"dir\"\npath = \"var/outbox/qvc-856\"\n");
     std::fs::write(d.join("stockgate.toml"), cfg + &extra).unwrap();
     let o = run_bin(
         &[
@@ -555,6 +557,13 @@ fn init_writes_every_preset_and_lists_them_with_their_guides() {
         ws.dir(),
     );
     assert_eq!(o.code, 0, "{o:?}");
+    let o = run_bin(&["init".into(), "--list-presets".into()], ws.dir());
+    assert!(
+        o.stdout
+            .contains("https://stedi.com/app/guides/view/qvc/856/01HBCEDAK6G4130H6481MS1QSM"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]

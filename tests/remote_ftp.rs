@@ -13,6 +13,11 @@ fn ftp_feed_round_trip() {
 }
 
 #[test]
+fn ftp_order_loop() {
+    order_loop(&Ftpd::start().remote());
+}
+
+#[test]
 fn ftps_feed_round_trip() {
     feed_round_trip(&Ftpd::start_tls().remote());
 }

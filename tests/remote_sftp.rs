@@ -16,6 +16,12 @@ macro_rules! server {
 }
 
 #[test]
+fn sftp_order_loop() {
+    let s = server!();
+    order_loop(&s.remote());
+}
+
+#[test]
 fn sftp_feed_round_trip() {
     let s = server!();
     feed_round_trip(&s.remote());

@@ -588,3 +588,110 @@ pub fn server_down_then_back<G>(
         b"SKU,Quantity\nA,10\n"
     );
 }
+
+/// The order loop over this server (CONTRACT §6): orders picked up from
+/// one folder, the order feed delivered to another, shipments picked up,
+/// confirmations delivered; each file once, exact bytes.
+pub fn order_loop(r: &Remote) {
+    let ws = Workspace::new();
+    let stable = "pattern = \"*.csv\"\nstable_for = \"0s\"\n";
+    let named = "file_name = \"{cart}-{seq}.csv\"\n";
+    ws.config(&format!(
+        r#"{}
+[[inbound]]
+id = "shop-orders"
+merchant = "m1"
+kind = "orders"
+mapping = "orders"
+warehouse = "EAST"
+[inbound.transport]
+{}
+[[inbound]]
+id = "east-ship"
+merchant = "m1"
+kind = "shipments"
+mapping = "ship"
+warehouse = "EAST"
+[inbound.transport]
+{}
+[[order_feed]]
+id = "east"
+merchant = "m1"
+warehouse = "EAST"
+format = "csv"
+mapping = "order-feed"
+schedule = "every 1m"
+[order_feed.transport]
+{}
+[[confirm_feed]]
+id = "confirms"
+merchant = "m1"
+orders_from = ["shop-orders"]
+format = "csv"
+mapping = "confirm-feed"
+schedule = "every 1m"
+[confirm_feed.transport]
+{}
+"#,
+        header(&["m1"]),
+        r.transport("orders-in", stable),
+        r.transport("ship-in", stable),
+        r.transport("orders-out", named),
+        r.transport("confirm-out", named),
+    ));
+    ws.mapping(
+        "orders",
+        "format = \"csv\"\nrecord = \"orders\"\n[columns]\norder_id = \"Order\"\nsku = \"SKU\"\nquantity = \"Qty\"\nship_to_name = \"Name\"\n",
+    );
+    ws.mapping(
+        "ship",
+        "format = \"csv\"\nrecord = \"shipments\"\n[columns]\norder_id = \"Order\"\nsku = \"SKU\"\nquantity = \"Qty\"\nshipment_id = \"Shipment\"\ntracking = \"Tracking\"\n",
+    );
+    ws.mapping(
+        "order-feed",
+        "format = \"csv\"\ncolumns = [ { header = \"Order\", field = \"order_id\" }, { header = \"SKU\", field = \"sku\" }, { header = \"Qty\", field = \"quantity\" }, { header = \"Name\", field = \"ship_to_name\", required = true } ]\n",
+    );
+    ws.mapping(
+        "confirm-feed",
+        "format = \"csv\"\ncolumns = [ { header = \"Order\", field = \"order_id\" }, { header = \"Tracking\", field = \"tracking\" }, { header = \"Qty\", field = \"quantity\" } ]\n",
+    );
+    let o = ws.run_env(&["check"], &r.env);
+    assert_eq!(o.code, 0, "check: {}\n{}", o.stdout, o.stderr);
+    r.put(
+        "orders-in/o1.csv",
+        "Order,SKU,Qty,Name\n7001,A,2,Ann\n7002,B,1,Bo\n",
+    );
+    run_once(&ws, r, 0);
+    assert_eq!(r.files("orders-out"), vec!["east-000001.csv"]);
+    assert_eq!(
+        std::fs::read_to_string(r.path("orders-out/east-000001.csv")).unwrap(),
+        "Order,SKU,Qty,Name\n7001,A,2,Ann\n7002,B,1,Bo\n"
+    );
+    assert!(
+        r.files("orders-in").is_empty(),
+        "{:?}",
+        r.files("orders-in")
+    );
+    r.put(
+        "ship-in/s1.csv",
+        "Order,SKU,Qty,Shipment,Tracking\n7001,A,2,S1,1Z1\n7002,B,1,S2,1Z2\n",
+    );
+    // Forced: the schedule of an order feed that just sent is not due yet.
+    let o = ws.run_env(&["run", "--once"], &r.env);
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    let (code, v) = sync_json(&ws, r, "confirms", &[]);
+    assert!(code == 0, "{v}");
+    let confirms = r.files("confirm-out");
+    assert_eq!(confirms, vec!["confirms-000001.csv"], "{v}");
+    assert_eq!(
+        std::fs::read_to_string(r.path("confirm-out/confirms-000001.csv")).unwrap(),
+        "Order,Tracking,Qty\n7001,1Z1,2\n7002,1Z2,1\n"
+    );
+    // Nothing is sent twice.
+    let (_, v) = sync_json(&ws, r, "east", &["--force"]);
+    assert_eq!(v["reason"], "nothing new", "{v}");
+    let (_, v) = sync_json(&ws, r, "confirms", &["--force"]);
+    assert_eq!(v["reason"], "nothing new", "{v}");
+    assert_eq!(r.files("orders-out"), vec!["east-000001.csv"]);
+    assert_eq!(r.files("confirm-out"), vec!["confirms-000001.csv"]);
+}
