@@ -806,6 +806,91 @@ fn error_page(state: &ServeState, err: &str) -> String {
     out
 }
 
+/// The order loop (CONTRACT §6): each order and confirm feed, what waits
+/// and since when, and the orders an operator must look at.
+fn order_loop(out: &mut String, st: &crate::inspect::Status) {
+    let feeds: Vec<(&str, &crate::inspect::CartStatus)> = st
+        .order_feeds
+        .iter()
+        .map(|c| ("orders", c))
+        .chain(st.confirm_feeds.iter().map(|c| ("confirmations", c)))
+        .collect();
+    if feeds.is_empty() && st.orders.is_none() {
+        return;
+    }
+    out.push_str("<h2>Order loop</h2>\n");
+    let rows: Vec<(bool, Vec<String>)> = feeds
+        .iter()
+        .map(|(kind, c)| {
+            let failing = c.last_outcome.as_deref() == Some("failed");
+            (
+                failing,
+                vec![
+                    cell(&c.cart),
+                    cell(kind),
+                    cell(&c.format),
+                    cell(&c.schedule),
+                    opt(&c.next_due),
+                    opt(&c.last_success),
+                    outcome(&c.last_outcome),
+                    c.pending.to_string(),
+                ],
+            )
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "Feed",
+            "Sends",
+            "Format",
+            "Schedule",
+            "Next due",
+            "Last success",
+            "Last outcome",
+            "Waiting",
+        ],
+        &rows,
+        "No order or confirm feeds configured.",
+    );
+    if let Some(o) = &st.orders {
+        let counts: Vec<String> = o
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {}", cell(k)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p>Orders: {}. Waiting to be sent: {} (oldest {}). Shipments waiting to be confirmed: {} (oldest {}).</p>",
+            if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.join(", ")
+            },
+            o.waiting_to_send,
+            opt(&o.oldest_waiting),
+            o.waiting_to_confirm,
+            opt(&o.oldest_unconfirmed),
+        );
+        for id in &o.changed_after_sending {
+            let _ = writeln!(
+                out,
+                "<p class=\"bad\">Order {} changed after it was sent: not resent; tell the warehouse.</p>",
+                cell(id)
+            );
+        }
+        for h in &o.held {
+            let _ = writeln!(
+                out,
+                "<p class=\"bad\">Order {} (source {}) held back: {}.</p>",
+                cell(&h.order_id),
+                cell(&h.source),
+                error_cell(&h.reason)
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,90 +985,5 @@ mod tests {
         let t = std::time::Instant::now();
         s.thread.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(2));
-    }
-}
-
-/// The order loop (CONTRACT §6): each order and confirm feed, what waits
-/// and since when, and the orders an operator must look at.
-fn order_loop(out: &mut String, st: &crate::inspect::Status) {
-    let feeds: Vec<(&str, &crate::inspect::CartStatus)> = st
-        .order_feeds
-        .iter()
-        .map(|c| ("orders", c))
-        .chain(st.confirm_feeds.iter().map(|c| ("confirmations", c)))
-        .collect();
-    if feeds.is_empty() && st.orders.is_none() {
-        return;
-    }
-    out.push_str("<h2>Order loop</h2>\n");
-    let rows: Vec<(bool, Vec<String>)> = feeds
-        .iter()
-        .map(|(kind, c)| {
-            let failing = c.last_outcome.as_deref() == Some("failed");
-            (
-                failing,
-                vec![
-                    cell(&c.cart),
-                    cell(kind),
-                    cell(&c.format),
-                    cell(&c.schedule),
-                    opt(&c.next_due),
-                    opt(&c.last_success),
-                    outcome(&c.last_outcome),
-                    c.pending.to_string(),
-                ],
-            )
-        })
-        .collect();
-    table(
-        out,
-        &[
-            "Feed",
-            "Sends",
-            "Format",
-            "Schedule",
-            "Next due",
-            "Last success",
-            "Last outcome",
-            "Waiting",
-        ],
-        &rows,
-        "No order or confirm feeds configured.",
-    );
-    if let Some(o) = &st.orders {
-        let counts: Vec<String> = o
-            .by_status
-            .iter()
-            .map(|(k, v)| format!("{v} {}", cell(k)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<p>Orders: {}. Waiting to be sent: {} (oldest {}). Shipments waiting to be confirmed: {} (oldest {}).</p>",
-            if counts.is_empty() {
-                "none".to_string()
-            } else {
-                counts.join(", ")
-            },
-            o.waiting_to_send,
-            opt(&o.oldest_waiting),
-            o.waiting_to_confirm,
-            opt(&o.oldest_unconfirmed),
-        );
-        for id in &o.changed_after_sending {
-            let _ = writeln!(
-                out,
-                "<p class=\"bad\">Order {} changed after it was sent: not resent; tell the warehouse.</p>",
-                cell(id)
-            );
-        }
-        for h in &o.held {
-            let _ = writeln!(
-                out,
-                "<p class=\"bad\">Order {} (source {}) held back: {}.</p>",
-                cell(&h.order_id),
-                cell(&h.source),
-                error_cell(&h.reason)
-            );
-        }
     }
 }

@@ -1670,3 +1670,88 @@ fn a_gateway_stopped_past_its_lease_finds_its_work_taken_and_writes_nothing_twic
     sent.dedup();
     assert_eq!(sent.len(), n, "a feed file marked sent twice");
 }
+
+/// Issue 19.5: the status page and /metrics show the order loop: each
+/// feed, what waits for it, orders by status, and an order held back.
+#[test]
+fn the_status_page_and_metrics_show_the_order_loop() {
+    let ws = Workspace::new();
+    let feed = |table: &str, id: &str, extra: &str, mapping: &str| {
+        format!(
+            "\n[[{table}]]\nid = \"{id}\"\nmerchant = \"m1\"\nformat = \"csv\"\nmapping = \"{mapping}\"\nschedule = \"every 1h\"\n{extra}\n[{table}.transport]\ntype = \"dir\"\npath = \"out/{id}\"\n"
+        )
+    };
+    ws.config(&format!(
+        "{}{}{}{}",
+        header(&["m1"]),
+        inbound(
+            "shop-orders",
+            "m1",
+            "orders",
+            "orders",
+            "warehouse = \"EAST\""
+        ),
+        feed(
+            "order_feed",
+            "east-orders",
+            "warehouse = \"EAST\"",
+            "order-feed"
+        ),
+        feed(
+            "confirm_feed",
+            "shop-confirms",
+            "orders_from = [\"shop-orders\"]",
+            "confirm-feed"
+        ),
+    ));
+    ws.mapping(
+        "orders",
+        "format = \"csv\"\nrecord = \"orders\"\n[columns]\norder_id = \"Order\"\nsku = \"SKU\"\nquantity = \"Qty\"\nship_to_name = \"Name\"\n",
+    );
+    ws.mapping(
+        "order-feed",
+        "format = \"csv\"\ncolumns = [ { header = \"Order\", field = \"order_id\" }, { header = \"Name\", field = \"ship_to_name\", required = true } ]\n",
+    );
+    ws.mapping(
+        "confirm-feed",
+        "format = \"csv\"\ncolumns = [ { header = \"Order\", field = \"order_id\" }, { header = \"Tracking\", field = \"tracking\" } ]\n",
+    );
+    ws.write(
+        "in/shop-orders/o.csv",
+        "Order,SKU,Qty,Name\n8001,A,1,Ann\n8002,B,2,\n",
+    );
+    let d = Daemon::start(
+        &ws,
+        &["--log-format", "json", "run", "--http", "127.0.0.1:0"],
+    );
+    let addr = http_addr(&d);
+    wait_for(
+        "the order feed's first sync",
+        Duration::from_secs(20),
+        || ws.files_under("out/east-orders").len() == 1,
+    );
+    let metrics = http_body(&addr, "/metrics");
+    for want in [
+        "stockgate_orders{status=\"sent\"} 1",
+        "stockgate_orders{status=\"open\"} 1",
+        "stockgate_feed_waiting{cart=\"east-orders\"} 0",
+        "stockgate_feed_waiting{cart=\"shop-confirms\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "no {want} in:\n{metrics}"
+        );
+    }
+    let page = http_body(&addr, "/");
+    assert!(page.contains("<h2>Order loop</h2>"), "{page}");
+    assert!(
+        page.contains("east-orders") && page.contains("shop-confirms"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Order 8002 (source shop-orders) held back"),
+        "{page}"
+    );
+    assert!(page.contains("missing ship_to_name"), "{page}");
+    d.term();
+}
