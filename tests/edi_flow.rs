@@ -654,3 +654,71 @@ fn an_850_goes_out_as_a_940_and_its_945_comes_back_as_an_856() {
         "nothing new"
     );
 }
+
+#[test]
+fn xml_shipments_in_and_xml_order_and_confirm_feeds_out() {
+    let ws = Workspace::new();
+    let cfg = format!(
+        "{}{}{}{}{}",
+        header(&["acme"]),
+        inbound("shop-orders", "acme", "orders", "loop-orders", ""),
+        inbound(
+            "east-ship",
+            "acme",
+            "shipments",
+            "xml-ship",
+            "warehouse = \"EAST\""
+        ),
+        feed_section(
+            "order_feed",
+            "east-xml",
+            "warehouse = \"EAST\"",
+            "xml-orders"
+        )
+        .replace("format = \"csv\"", "format = \"xml\""),
+        feed_section(
+            "confirm_feed",
+            "confirm-xml",
+            "orders_from = [\"shop-orders\"]",
+            "xml-confirms"
+        )
+        .replace("format = \"csv\"", "format = \"xml\""),
+    );
+    ws.config(&cfg);
+    ws.mapping("loop-orders", LOOP_ORDERS);
+    ws.mapping(
+        "xml-ship",
+        "format = \"xml\"\nrecord = \"shipments\"\nitem = \"Shipments/Shipment/Line\"\n[fields]\norder_id = \"Order\"\nsku = \"SKU\"\nquantity = \"@shipped\"\nshipment_id = \"Id\"\ntracking = \"Tracking\"\n",
+    );
+    ws.mapping(
+        "xml-orders",
+        "format = \"xml\"\nroot = \"Orders\"\nitem = \"OrderLine\"\nfields = [ { element = \"OrderId\", field = \"order_id\" }, { element = \"Sku\", field = \"sku\" }, { element = \"Qty\", field = \"quantity\" }, { element = \"ShipTo\", field = \"ship_to_name\" } ]\n",
+    );
+    ws.mapping(
+        "xml-confirms",
+        "format = \"xml\"\nroot = \"Confirmations\"\nitem = \"Shipped\"\nfields = [ { element = \"OrderId\", field = \"order_id\" }, { element = \"Qty\", field = \"quantity\" }, { element = \"Tracking\", field = \"tracking\" } ]\n",
+    );
+    ws.apply(
+        "shop-orders",
+        "o.csv",
+        "Order,Line,SKU,Qty,Whse,Status,Name,Street,City,Zip,Country,Method,PO\n\
+         9001,1,A,2,EAST,,Ann & Co <West>,1 Main St,Springfield,12345,US,,\n",
+    );
+    let v = ws.sync("east-xml", &[], 0);
+    assert_eq!(
+        std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Orders>\n  <OrderLine><OrderId>9001</OrderId><Sku>A</Sku><Qty>2</Qty><ShipTo>Ann &amp; Co &lt;West&gt;</ShipTo></OrderLine>\n</Orders>\n"
+    );
+    let v = ws.apply(
+        "east-ship",
+        "s.xml",
+        "<Shipments><Shipment><Line shipped=\"2\"><Order>9001</Order><SKU>A</SKU><Id>X1</Id><Tracking>1ZX</Tracking></Line></Shipment></Shipments>",
+    );
+    assert_eq!(v["rows"], 1, "{v}");
+    let v = ws.sync("confirm-xml", &[], 0);
+    assert_eq!(
+        std::fs::read_to_string(v["file"].as_str().unwrap()).unwrap(),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Confirmations>\n  <Shipped><OrderId>9001</OrderId><Qty>2</Qty><Tracking>1ZX</Tracking></Shipped>\n</Confirmations>\n"
+    );
+    assert_eq!(order(&orders_json(&ws), "9001")["status"], "confirmed");
+}
