@@ -17,6 +17,7 @@ pub const WAREHOUSE_XML: &str = include_str!("../mappings/warehouse-xml.toml");
 pub const ORDERS_850: &str = include_str!("../mappings/orders-850.toml");
 pub const SAMPLE_STOCK: &str = include_str!("../fixtures/demo/stock-20261120.csv");
 pub const SAMPLE_ORDERS: &str = include_str!("../fixtures/demo/orders-20261120.csv");
+pub const SHOP_ORDERS_CSV: &str = include_str!("../mappings/shop-orders-csv.toml");
 pub const SHIPMENTS_CSV: &str = include_str!("../mappings/shipments-csv.toml");
 pub const WAREHOUSE_ORDERS_CSV: &str = include_str!("../mappings/warehouse-orders-csv.toml");
 pub const SHOP_CONFIRMS_CSV: &str = include_str!("../mappings/shop-confirms-csv.toml");
@@ -69,7 +70,8 @@ pub fn init(dir: &Path) -> Result<PathBuf, InitError> {
     if config.exists() {
         return Err(InitError::Exists(config));
     }
-    let samples: [(String, &str); 12] = [
+    let samples: [(String, &str); 13] = [
+        ("mappings/shop-orders-csv.toml".into(), SHOP_ORDERS_CSV),
         ("mappings/shipments-csv.toml".into(), SHIPMENTS_CSV),
         (
             "mappings/warehouse-orders-csv.toml".into(),
