@@ -520,12 +520,19 @@ fn cmd_check(cfg_flag: Option<PathBuf>, connect: bool) -> anyhow::Result<i32> {
             for w in &cfg.warnings {
                 outln!("warning: {w}");
             }
+            let carts = cfg.carts.iter().filter(|c| c.is_inventory()).count();
+            let feeds = cfg.carts.len() - carts;
             outln!(
-                "ok: {} ({}, {}, {}, all mappings valid)",
+                "ok: {} ({}, {}, {}{}, all mappings valid)",
                 path.display(),
                 count(cfg.merchants.len(), "merchant"),
                 count(cfg.inbound.len(), "inbound source"),
-                count(cfg.carts.len(), "cart")
+                count(carts, "cart"),
+                if feeds > 0 {
+                    format!(", {}", count(feeds, "order/confirm feed"))
+                } else {
+                    String::new()
+                }
             );
             if !connect {
                 return Ok(OK);

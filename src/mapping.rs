@@ -2145,11 +2145,14 @@ mod tests {
                 // An order or confirm feed's mapping is the order loop's
                 // own (`docmap`), not a cart's.
                 load_outbound(&p).map(|_| ()).or_else(|e| {
-                    [crate::docmap::DocKind::Orders, crate::docmap::DocKind::Confirms]
-                        .into_iter()
-                        .find_map(|k| crate::docmap::load(&p, k).ok())
-                        .map(|_| ())
-                        .ok_or(e)
+                    [
+                        crate::docmap::DocKind::Orders,
+                        crate::docmap::DocKind::Confirms,
+                    ]
+                    .into_iter()
+                    .find_map(|k| crate::docmap::load(&p, k).ok())
+                    .map(|_| ())
+                    .ok_or(e)
                 })
             };
             assert!(r.is_ok(), "{}: {:?}", p.display(), r);
