@@ -102,32 +102,47 @@ pub fn receive_997(
 ) -> Result<(u64, u64), String> {
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let acks = x12::read_997(BufReader::new(f)).map_err(|e| e.to_string())?;
-    // The 997 comes from the retailer: its ISA sender is our 846's receiver.
-    let carts: Vec<String> = cfg
-        .carts
-        .iter()
-        .filter(|c| match &c.mapping.format {
-            OutFormat::X12_846(p) => {
-                p.receiver_id == peek.isa.sender_id() && p.sender_id == peek.isa.field(8)
-            }
-            _ => false,
-        })
-        .map(|c| c.id.clone())
-        .collect();
+    // The 997 comes from the partner: its ISA sender is our feed's
+    // receiver. Which feeds, by the group they acknowledge: an 846 (IB),
+    // a 940 (OW) or an 856 (SH) of the order loop.
+    let ours = |sender: &str, receiver: &str| {
+        receiver == peek.isa.sender_id() && sender == peek.isa.field(8)
+    };
+    let feeds_of = |set: &str| -> Vec<String> {
+        cfg.carts
+            .iter()
+            .filter(|c| match (&c.mapping.format, c.kind.doc()) {
+                (_, Some(d)) => match &d.format {
+                    crate::docmap::DocFormat::X12 { envelope: e, .. } => {
+                        d.kind.x12_format().ends_with(set) && ours(&e.sender_id, &e.receiver_id)
+                    }
+                    _ => false,
+                },
+                (OutFormat::X12_846(p), None) => set == "846" && ours(&p.sender_id, &p.receiver_id),
+                _ => false,
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    };
     let mut matched = 0;
     for a in &acks {
-        // Only an acknowledgment of an inventory group (IB) whose sets, when
-        // named, include an 846 can be about a feed we sent.
-        if a.functional_id != "IB"
-            || (!a.set_acks.is_empty() && !a.set_acks.iter().any(|s| s.id == "846"))
-        {
+        // Only an acknowledgment of a group we send (846 IB, 940 OW, 856
+        // SH) whose sets, when named, include that set can be about a feed.
+        let set = match a.functional_id.as_str() {
+            "IB" => "846",
+            "OW" => "940",
+            "SH" => "856",
+            _ => continue,
+        };
+        if !a.set_acks.is_empty() && !a.set_acks.iter().any(|s| s.id == set) {
             continue;
         }
+        let carts = feeds_of(set);
         let Ok(group) = a.group_control.trim().parse::<i64>() else {
             continue;
         };
         let mut codes: Vec<String> = vec![];
-        for s in a.set_acks.iter().filter(|s| s.id == "846") {
+        for s in a.set_acks.iter().filter(|s| s.id == set) {
             if s.status != 'A' || !s.codes.is_empty() {
                 let c: Vec<String> = s.codes.iter().map(u8::to_string).collect();
                 codes.push(

@@ -649,6 +649,16 @@ fn an_850_goes_out_as_a_940_and_its_945_comes_back_as_an_856() {
     }
     x12_validate(&[&f856]);
     assert_eq!(order(&orders_json(&ws), "PO-778")["status"], "confirmed");
+    // The retailer's 997 for our 856 (group SH) lands in the feed's history.
+    let g = v["group_control"].as_i64().unwrap();
+    let ack = format!(
+        "ISA*00*          *00*          *08*925485US00     *ZZ*ACMEGATE       *261202*1700*U*00501*{g:09}*0*P*>~\
+GS*FA*925485US00*ACMEGATE*20261202*1700*{g}*X*005010~\
+ST*997*0001~AK1*SH*{g}~AK2*856*0001~AK5*A~AK9*A*1*1*1~SE*6*0001~GE*1*{g}~IEA*1*{g:09}~"
+    );
+    let v = ws.ingest("retail-850", &ws.write("in/retail-850/997.x12", &ack), 0);
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(ws.history("retail-856")[0]["ack"], "accepted");
     assert_eq!(
         ws.sync("retail-856", &["--force"], 0)["reason"],
         "nothing new"
